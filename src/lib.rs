@@ -1,0 +1,10 @@
+//! ivrx: conversation-intelligent call transfers on Telnyx Call Control.
+//!
+//! The library holds everything; the `ivrx` binary is a thin clap front end.
+//!
+//! - [`telnyx`]: the Call Control protocol (events, signatures, commands, REST client)
+//! - [`sandbox`]: a built-in stand-in for Telnyx with scripted callers and agents
+
+pub mod sandbox;
+pub mod telnyx;
+pub mod tls;

@@ -1,0 +1,746 @@
+//! Call Control command bodies (`POST /v2/calls/{id}/actions/{action}` and
+//! `POST /v2/calls`), shared by the REST client, which sends them, and the
+//! sandbox carrier, which parses and validates them like Telnyx does.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Fields every action accepts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Common {
+    /// Base64 state echoed on later webhooks of the leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_state: Option<String>,
+    /// Idempotency key: a repeat on the same call within 60 s is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+}
+
+macro_rules! body {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        pub struct $name {
+            #[serde(flatten)]
+            pub common: Common,
+            $($(#[$fm])* #[serde(default, skip_serializing_if = "Option::is_none")] pub $field: Option<$ty>,)*
+            /// Fields this version does not model, sent and kept verbatim.
+            #[serde(flatten)]
+            pub extra: Map<String, Value>,
+        }
+    };
+}
+
+body!(
+    /// `answer`
+    Answer {
+        webhook_url: String,
+        stream_url: String,
+        stream_track: String,
+        /// Start transcription at answer time.
+        transcription: bool,
+        transcription_config: Value,
+    }
+);
+
+body!(
+    /// `speak`: text to speech on the leg.
+    Speak {
+        /// Required, at most 3000 characters.
+        payload: String,
+        /// Required: `male`, `female` or a provider voice such as `AWS.Polly.Joanna-Neural`.
+        voice: String,
+        language: String,
+        /// `text` or `ssml`.
+        payload_type: String,
+        /// `basic` or `premium`.
+        service_level: String,
+    }
+);
+
+body!(
+    /// `gather_using_speak`: play a prompt and collect DTMF digits.
+    GatherUsingSpeak {
+        payload: String,
+        voice: String,
+        language: String,
+        payload_type: String,
+        service_level: String,
+        invalid_payload: String,
+        valid_digits: String,
+        minimum_digits: u32,
+        maximum_digits: u32,
+        maximum_tries: u32,
+        terminating_digit: String,
+        timeout_millis: u64,
+        inter_digit_timeout_millis: u64,
+    }
+);
+
+body!(
+    /// `gather`: collect DTMF digits without a prompt.
+    Gather {
+        minimum_digits: u32,
+        maximum_digits: u32,
+        valid_digits: String,
+        terminating_digit: String,
+        timeout_millis: u64,
+        initial_timeout_millis: u64,
+        inter_digit_timeout_millis: u64,
+        gather_id: String,
+    }
+);
+
+body!(
+    /// `transcription_start`. Both the current body (`transcription_engine`,
+    /// `transcription_engine_config`, `transcription_tracks`) and the older flat
+    /// one (`language`, `interim_results`) are accepted.
+    TranscriptionStart {
+        transcription_engine: String,
+        transcription_engine_config: Value,
+        /// `inbound` (default), `outbound` or `both`.
+        transcription_tracks: String,
+        language: String,
+        interim_results: bool,
+    }
+);
+
+body!(
+    /// `transfer`: dial a new leg and bridge it to this one when it answers.
+    Transfer {
+        /// Required: the number or SIP URI to transfer to.
+        to: String,
+        from: String,
+        from_display_name: String,
+        /// 5–600, default 30.
+        timeout_secs: u32,
+        time_limit_secs: u32,
+        audio_url: String,
+        /// State for the new (B) leg's webhooks.
+        target_leg_client_state: String,
+        webhook_url: String,
+    }
+);
+
+body!(
+    /// `bridge`: connect this leg with another live leg.
+    Bridge {
+        /// Required: the other leg.
+        call_control_id: String,
+        park_after_unbridge: String,
+    }
+);
+
+body!(
+    /// `playback_start`: play audio (hold music) on the leg.
+    PlaybackStart {
+        audio_url: String,
+        media_name: String,
+        /// A count or `"infinity"`.
+        #[serde(rename = "loop")]
+        loop_: Value,
+        overlay: bool,
+        target_legs: String,
+    }
+);
+
+body!(
+    /// `streaming_start`: fork the media to a WebSocket.
+    StreamingStart {
+        stream_url: String,
+        /// `inbound_track`, `outbound_track` or `both_tracks`.
+        stream_track: String,
+        stream_codec: String,
+    }
+);
+
+body!(
+    /// `record_start`.
+    RecordStart {
+        /// Required: `wav` or `mp3`.
+        format: String,
+        /// Required: `single` or `dual`.
+        channels: String,
+    }
+);
+
+body!(
+    /// Actions with no fields of their own (`hangup`, `transcription_stop`, …).
+    Plain {}
+);
+
+/// `PUT /v2/calls/{id}/actions/client_state_update`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientStateUpdate {
+    /// Required: the new state.
+    pub client_state: String,
+}
+
+/// `POST /v2/calls`: place an outbound call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dial {
+    /// Required: the Call Control application id.
+    pub connection_id: String,
+    /// Required: the caller id number.
+    pub from: String,
+    /// Required: the number or SIP URI to call.
+    pub to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// Ring time before giving up, 5–600 (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_secs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcription: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcription_config: Option<Value>,
+    /// Fields this version does not model, sent and kept verbatim.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One Call Control action on an existing call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Answer(Answer),
+    Speak(Speak),
+    GatherUsingSpeak(GatherUsingSpeak),
+    Gather(Gather),
+    GatherStop(Plain),
+    TranscriptionStart(TranscriptionStart),
+    TranscriptionStop(Plain),
+    Transfer(Transfer),
+    Bridge(Bridge),
+    Hangup(Plain),
+    PlaybackStart(PlaybackStart),
+    PlaybackStop(Plain),
+    StreamingStart(StreamingStart),
+    StreamingStop(Plain),
+    RecordStart(RecordStart),
+    RecordStop(Plain),
+    ClientStateUpdate(ClientStateUpdate),
+}
+
+/// A command body that Telnyx would refuse with 422.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// Code 10004: a required parameter is absent.
+    #[error("missing required parameter {pointer}")]
+    Missing {
+        /// JSON pointer of the parameter, e.g. `/to`.
+        pointer: String,
+    },
+    /// Code 90012: a parameter has a value Telnyx does not accept.
+    #[error("invalid value for {pointer}: {detail}")]
+    Invalid {
+        /// JSON pointer of the parameter.
+        pointer: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// Code 10015 (bad request): the body is not a JSON object, or the action is unknown.
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// Every action name (the last path segment), in declaration order.
+pub const ACTION_NAMES: &[&str] = &[
+    "answer",
+    "speak",
+    "gather_using_speak",
+    "gather",
+    "gather_stop",
+    "transcription_start",
+    "transcription_stop",
+    "transfer",
+    "bridge",
+    "hangup",
+    "playback_start",
+    "playback_stop",
+    "streaming_start",
+    "streaming_stop",
+    "record_start",
+    "record_stop",
+    "client_state_update",
+];
+
+fn missing(pointer: &str) -> ValidationError {
+    ValidationError::Missing { pointer: format!("/{pointer}") }
+}
+
+fn invalid(pointer: &str, detail: impl Into<String>) -> ValidationError {
+    ValidationError::Invalid { pointer: format!("/{pointer}"), detail: detail.into() }
+}
+
+fn require(body: &Map<String, Value>, field: &str) -> Result<(), ValidationError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Err(missing(field)),
+        Some(Value::String(s)) if s.is_empty() => Err(missing(field)),
+        _ => Ok(()),
+    }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(body: Map<String, Value>) -> Result<T, ValidationError> {
+    serde_json::from_value(Value::Object(body)).map_err(|e| {
+        // serde names the field in its message ("invalid type: …, expected … at …").
+        ValidationError::Invalid { pointer: "/".into(), detail: e.to_string() }
+    })
+}
+
+/// True for the voices Telnyx accepts: `male`, `female`, or `Provider.Voice…`.
+pub fn is_valid_voice(voice: &str) -> bool {
+    matches!(voice, "male" | "female")
+        || voice.split_once('.').is_some_and(|(provider, rest)| {
+            !provider.is_empty() && !rest.is_empty() && provider.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+}
+
+fn check_speech(payload: Option<&String>, voice: Option<&String>) -> Result<(), ValidationError> {
+    if let Some(p) = payload {
+        if p.chars().count() > 3000 {
+            return Err(invalid("payload", "must be at most 3000 characters"));
+        }
+    }
+    if let Some(v) = voice {
+        if !is_valid_voice(v) {
+            return Err(invalid("voice", format!("{v:?} is not a supported voice")));
+        }
+    }
+    Ok(())
+}
+
+impl Action {
+    /// The action's path segment, e.g. `gather_using_speak`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Answer(_) => "answer",
+            Action::Speak(_) => "speak",
+            Action::GatherUsingSpeak(_) => "gather_using_speak",
+            Action::Gather(_) => "gather",
+            Action::GatherStop(_) => "gather_stop",
+            Action::TranscriptionStart(_) => "transcription_start",
+            Action::TranscriptionStop(_) => "transcription_stop",
+            Action::Transfer(_) => "transfer",
+            Action::Bridge(_) => "bridge",
+            Action::Hangup(_) => "hangup",
+            Action::PlaybackStart(_) => "playback_start",
+            Action::PlaybackStop(_) => "playback_stop",
+            Action::StreamingStart(_) => "streaming_start",
+            Action::StreamingStop(_) => "streaming_stop",
+            Action::RecordStart(_) => "record_start",
+            Action::RecordStop(_) => "record_stop",
+            Action::ClientStateUpdate(_) => "client_state_update",
+        }
+    }
+
+    /// True for the one action Telnyx takes as `PUT` rather than `POST`.
+    pub fn is_put(&self) -> bool {
+        matches!(self, Action::ClientStateUpdate(_))
+    }
+
+    fn common(&self) -> Option<&Common> {
+        Some(match self {
+            Action::Answer(b) => &b.common,
+            Action::Speak(b) => &b.common,
+            Action::GatherUsingSpeak(b) => &b.common,
+            Action::Gather(b) => &b.common,
+            Action::TranscriptionStart(b) => &b.common,
+            Action::Transfer(b) => &b.common,
+            Action::Bridge(b) => &b.common,
+            Action::PlaybackStart(b) => &b.common,
+            Action::StreamingStart(b) => &b.common,
+            Action::RecordStart(b) => &b.common,
+            Action::GatherStop(b)
+            | Action::TranscriptionStop(b)
+            | Action::Hangup(b)
+            | Action::PlaybackStop(b)
+            | Action::StreamingStop(b)
+            | Action::RecordStop(b) => &b.common,
+            Action::ClientStateUpdate(_) => return None,
+        })
+    }
+
+    fn common_mut(&mut self) -> Option<&mut Common> {
+        Some(match self {
+            Action::Answer(b) => &mut b.common,
+            Action::Speak(b) => &mut b.common,
+            Action::GatherUsingSpeak(b) => &mut b.common,
+            Action::Gather(b) => &mut b.common,
+            Action::TranscriptionStart(b) => &mut b.common,
+            Action::Transfer(b) => &mut b.common,
+            Action::Bridge(b) => &mut b.common,
+            Action::PlaybackStart(b) => &mut b.common,
+            Action::StreamingStart(b) => &mut b.common,
+            Action::RecordStart(b) => &mut b.common,
+            Action::GatherStop(b)
+            | Action::TranscriptionStop(b)
+            | Action::Hangup(b)
+            | Action::PlaybackStop(b)
+            | Action::StreamingStop(b)
+            | Action::RecordStop(b) => &mut b.common,
+            Action::ClientStateUpdate(_) => return None,
+        })
+    }
+
+    /// The `command_id`, if set.
+    pub fn command_id(&self) -> Option<&str> {
+        self.common()?.command_id.as_deref()
+    }
+
+    /// Sets the `command_id` (ignored by `client_state_update`, which has none).
+    pub fn set_command_id(&mut self, id: impl Into<String>) {
+        if let Some(c) = self.common_mut() {
+            c.command_id = Some(id.into());
+        }
+    }
+
+    /// The `client_state` the action sets on the leg, if any.
+    pub fn client_state(&self) -> Option<&str> {
+        match self {
+            Action::ClientStateUpdate(b) => Some(&b.client_state),
+            other => other.common()?.client_state.as_deref(),
+        }
+    }
+
+    /// Sets the `client_state` the action writes on the leg.
+    pub fn set_client_state(&mut self, state: impl Into<String>) {
+        match self {
+            Action::ClientStateUpdate(b) => b.client_state = state.into(),
+            other => {
+                if let Some(c) = other.common_mut() {
+                    c.client_state = Some(state.into());
+                }
+            }
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let r = match self {
+            Action::Answer(b) => serde_json::to_value(b),
+            Action::Speak(b) => serde_json::to_value(b),
+            Action::GatherUsingSpeak(b) => serde_json::to_value(b),
+            Action::Gather(b) => serde_json::to_value(b),
+            Action::TranscriptionStart(b) => serde_json::to_value(b),
+            Action::Transfer(b) => serde_json::to_value(b),
+            Action::Bridge(b) => serde_json::to_value(b),
+            Action::PlaybackStart(b) => serde_json::to_value(b),
+            Action::StreamingStart(b) => serde_json::to_value(b),
+            Action::RecordStart(b) => serde_json::to_value(b),
+            Action::GatherStop(b)
+            | Action::TranscriptionStop(b)
+            | Action::Hangup(b)
+            | Action::PlaybackStop(b)
+            | Action::StreamingStop(b)
+            | Action::RecordStop(b) => serde_json::to_value(b),
+            Action::ClientStateUpdate(b) => serde_json::to_value(b),
+        };
+        // Plain data with string keys always serialises.
+        r.unwrap_or(Value::Null)
+    }
+
+    /// Parses and validates a request body the way Telnyx does, for the action
+    /// named by the last path segment. Used by the sandbox carrier.
+    pub fn parse(name: &str, body: Value) -> Result<Action, ValidationError> {
+        let body = match body {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            _ => return Err(ValidationError::BadRequest("request body must be a JSON object".into())),
+        };
+        for key in ["client_state", "command_id"] {
+            if let Some(v) = body.get(key) {
+                if !v.is_string() && !v.is_null() {
+                    return Err(invalid(key, "must be a string"));
+                }
+            }
+        }
+        if let Some(Value::String(cs)) = body.get("client_state") {
+            use base64::Engine as _;
+            if base64::engine::general_purpose::STANDARD.decode(cs).is_err() {
+                return Err(invalid("client_state", "must be a valid Base-64 encoded string"));
+            }
+        }
+        let action = match name {
+            "answer" => Action::Answer(typed(body)?),
+            "speak" => {
+                require(&body, "payload")?;
+                require(&body, "voice")?;
+                let b: Speak = typed(body)?;
+                check_speech(b.payload.as_ref(), b.voice.as_ref())?;
+                Action::Speak(b)
+            }
+            "gather_using_speak" => {
+                require(&body, "payload")?;
+                require(&body, "voice")?;
+                let b: GatherUsingSpeak = typed(body)?;
+                check_speech(b.payload.as_ref(), b.voice.as_ref())?;
+                check_digit_bounds(b.minimum_digits, b.maximum_digits)?;
+                Action::GatherUsingSpeak(b)
+            }
+            "gather" => {
+                let b: Gather = typed(body)?;
+                check_digit_bounds(b.minimum_digits, b.maximum_digits)?;
+                Action::Gather(b)
+            }
+            "gather_stop" => Action::GatherStop(typed(body)?),
+            "transcription_start" => {
+                let b: TranscriptionStart = typed(body)?;
+                if let Some(t) = &b.transcription_tracks {
+                    if !matches!(t.as_str(), "inbound" | "outbound" | "both") {
+                        return Err(invalid("transcription_tracks", "must be inbound, outbound or both"));
+                    }
+                }
+                Action::TranscriptionStart(b)
+            }
+            "transcription_stop" => Action::TranscriptionStop(typed(body)?),
+            "transfer" => {
+                require(&body, "to")?;
+                let b: Transfer = typed(body)?;
+                if let Some(t) = b.timeout_secs {
+                    if !(5..=600).contains(&t) {
+                        return Err(invalid("timeout_secs", "must be between 5 and 600"));
+                    }
+                }
+                Action::Transfer(b)
+            }
+            "bridge" => {
+                require(&body, "call_control_id")?;
+                Action::Bridge(typed(body)?)
+            }
+            "hangup" => Action::Hangup(typed(body)?),
+            "playback_start" => {
+                if body.get("audio_url").is_none() && body.get("media_name").is_none() {
+                    return Err(missing("audio_url"));
+                }
+                Action::PlaybackStart(typed(body)?)
+            }
+            "playback_stop" => Action::PlaybackStop(typed(body)?),
+            "streaming_start" => Action::StreamingStart(typed(body)?),
+            "streaming_stop" => Action::StreamingStop(typed(body)?),
+            "record_start" => {
+                require(&body, "format")?;
+                require(&body, "channels")?;
+                let b: RecordStart = typed(body)?;
+                if !matches!(b.format.as_deref(), Some("wav" | "mp3")) {
+                    return Err(invalid("format", "must be wav or mp3"));
+                }
+                if !matches!(b.channels.as_deref(), Some("single" | "dual")) {
+                    return Err(invalid("channels", "must be single or dual"));
+                }
+                Action::RecordStart(b)
+            }
+            "record_stop" => Action::RecordStop(typed(body)?),
+            "client_state_update" => {
+                require(&body, "client_state")?;
+                Action::ClientStateUpdate(typed(body)?)
+            }
+            other => return Err(ValidationError::BadRequest(format!("unknown action {other:?}"))),
+        };
+        Ok(action)
+    }
+}
+
+fn check_digit_bounds(min: Option<u32>, max: Option<u32>) -> Result<(), ValidationError> {
+    if let Some(min) = min {
+        if !(1..=128).contains(&min) {
+            return Err(invalid("minimum_digits", "must be between 1 and 128"));
+        }
+    }
+    if let Some(max) = max {
+        if !(1..=128).contains(&max) {
+            return Err(invalid("maximum_digits", "must be between 1 and 128"));
+        }
+        if min.is_some_and(|min| min > max) {
+            return Err(invalid("minimum_digits", "must not exceed maximum_digits"));
+        }
+    }
+    Ok(())
+}
+
+impl Dial {
+    /// Validates a dial body the way Telnyx does.
+    pub fn parse(body: Value) -> Result<Dial, ValidationError> {
+        let Value::Object(body) = body else {
+            return Err(ValidationError::BadRequest("request body must be a JSON object".into()));
+        };
+        for f in ["connection_id", "to", "from"] {
+            require(&body, f)?;
+        }
+        let d: Dial = typed(body)?;
+        if let Some(t) = d.timeout_secs {
+            if !(5..=600).contains(&t) {
+                return Err(invalid("timeout_secs", "must be between 5 and 600"));
+            }
+        }
+        Ok(d)
+    }
+}
+
+/// `{"data": {…}}` answer of `POST /v2/calls` and `GET /v2/calls/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallResponse {
+    /// The call.
+    pub data: CallInfo,
+}
+
+/// A call as the API describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallInfo {
+    pub call_control_id: String,
+    pub call_leg_id: String,
+    pub call_session_id: String,
+    /// Always false in the dial answer (dialling is asynchronous).
+    pub is_alive: bool,
+    #[serde(default = "call_record_type")]
+    pub record_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_duration: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    /// Fields this version does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn call_record_type() -> String {
+    "call".into()
+}
+
+/// `{"data": {"result": "ok"}}`, the answer of every action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionResponse {
+    /// The result.
+    pub data: ActionResult,
+}
+
+/// The `data` of an action answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionResult {
+    /// `"ok"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Fields this version does not model (e.g. `recording_id`).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_cover_every_action_and_parse_back() {
+        for name in ACTION_NAMES {
+            let body = match *name {
+                "speak" | "gather_using_speak" => json!({"payload": "hi", "voice": "female"}),
+                "transfer" => json!({"to": "+15550001"}),
+                "bridge" => json!({"call_control_id": "v3:x"}),
+                "playback_start" => json!({"audio_url": "https://x/a.mp3", "loop": "infinity"}),
+                "record_start" => json!({"format": "mp3", "channels": "single"}),
+                "client_state_update" => json!({"client_state": "aGk="}),
+                _ => json!({}),
+            };
+            let a = Action::parse(name, body.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(a.name(), *name);
+            assert_eq!(a.body(), body, "{name} body must round-trip");
+        }
+    }
+
+    #[test]
+    fn missing_required_fields_name_the_pointer() {
+        let cases = [
+            ("speak", json!({"voice": "female"}), "/payload"),
+            ("speak", json!({"payload": "x"}), "/voice"),
+            ("gather_using_speak", json!({"voice": "male"}), "/payload"),
+            ("transfer", json!({}), "/to"),
+            ("transfer", json!({"to": ""}), "/to"),
+            ("bridge", json!({}), "/call_control_id"),
+            ("record_start", json!({"channels": "single"}), "/format"),
+            ("client_state_update", json!({}), "/client_state"),
+        ];
+        for (name, body, pointer) in cases {
+            assert_eq!(Action::parse(name, body), Err(ValidationError::Missing { pointer: pointer.into() }), "{name}");
+        }
+        assert_eq!(
+            Dial::parse(json!({"to": "+1", "from": "+2"})),
+            Err(ValidationError::Missing { pointer: "/connection_id".into() })
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let e = Action::parse("speak", json!({"payload": "x", "voice": "robot"})).unwrap_err();
+        assert!(matches!(e, ValidationError::Invalid { ref pointer, .. } if pointer == "/voice"));
+        let e = Action::parse("speak", json!({"payload": "x".repeat(3001), "voice": "female"})).unwrap_err();
+        assert!(matches!(e, ValidationError::Invalid { ref pointer, .. } if pointer == "/payload"));
+        let e = Action::parse("transfer", json!({"to": "+1", "timeout_secs": 2})).unwrap_err();
+        assert!(matches!(e, ValidationError::Invalid { ref pointer, .. } if pointer == "/timeout_secs"));
+        let e = Action::parse("answer", json!({"client_state": "%%%"})).unwrap_err();
+        assert!(matches!(e, ValidationError::Invalid { ref pointer, .. } if pointer == "/client_state"));
+        let e = Action::parse("speak", json!({"payload": 3, "voice": "female"})).unwrap_err();
+        assert!(matches!(e, ValidationError::Invalid { .. }));
+        assert!(matches!(Action::parse("teleport", json!({})), Err(ValidationError::BadRequest(_))));
+        assert!(matches!(Action::parse("hangup", json!([1])), Err(ValidationError::BadRequest(_))));
+        assert!(is_valid_voice("AWS.Polly.Joanna-Neural"));
+        assert!(is_valid_voice("Telnyx.KokoroTTS.af"));
+        assert!(!is_valid_voice(".x"));
+    }
+
+    #[test]
+    fn both_transcription_bodies_are_accepted() {
+        let new = Action::parse(
+            "transcription_start",
+            json!({"transcription_engine": "Google", "transcription_tracks": "inbound",
+                   "transcription_engine_config": {"language": "en", "interim_results": true}}),
+        )
+        .unwrap();
+        assert!(
+            matches!(new, Action::TranscriptionStart(ref t) if t.transcription_engine.as_deref() == Some("Google"))
+        );
+        let old = Action::parse("transcription_start", json!({"language": "en", "interim_results": true})).unwrap();
+        assert!(matches!(old, Action::TranscriptionStart(ref t) if t.interim_results == Some(true)));
+    }
+
+    #[test]
+    fn command_id_and_client_state_accessors() {
+        let mut a = Action::Hangup(Plain::default());
+        assert_eq!(a.command_id(), None);
+        a.set_command_id("c-1");
+        a.set_client_state("aGk=");
+        assert_eq!(a.command_id(), Some("c-1"));
+        assert_eq!(a.body(), json!({"command_id": "c-1", "client_state": "aGk="}));
+        let mut u = Action::ClientStateUpdate(ClientStateUpdate::default());
+        u.set_command_id("ignored");
+        assert!(u.is_put());
+        assert_eq!(u.command_id(), None);
+    }
+
+    #[test]
+    fn dial_and_call_info_shapes() {
+        let d = Dial::parse(json!({"connection_id": "1", "to": "+1", "from": "+2", "timeout_secs": 30, "custom": 1}))
+            .unwrap();
+        assert_eq!(d.extra["custom"], 1);
+        let info: CallResponse = serde_json::from_value(json!({"data": {
+            "call_control_id": "v3:x", "call_leg_id": "l", "call_session_id": "s",
+            "is_alive": false, "record_type": "call"}}))
+        .unwrap();
+        assert!(!info.data.is_alive);
+    }
+}
