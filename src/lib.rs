@@ -4,7 +4,13 @@
 //!
 //! - [`telnyx`]: the Call Control protocol (events, signatures, commands, REST client)
 //! - [`sandbox`]: a built-in stand-in for Telnyx with scripted callers and agents
+//! - [`intel`]: engines that score utterances, and trackers
+//! - [`policy`]: the escalation policy that decides when and where to transfer
+//! - [`cli`]: the command-line front end
 
+pub mod cli;
+pub mod intel;
+pub mod policy;
 pub mod sandbox;
 pub mod telnyx;
 pub mod tls;

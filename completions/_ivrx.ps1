@@ -1,0 +1,194 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'ivrx'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'ivrx' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the webhook server: IVR flow, live scoring, escalation, transfers, storage')
+            [CompletionResult]::new('dial', 'dial', [CompletionResultType]::ParameterValue, 'Place a call: a real one through Telnyx, or a simulated caller in the sandbox')
+            [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow a live conversation: transcript, sentiment trend, the transfer moment')
+            [CompletionResult]::new('transfer', 'transfer', [CompletionResultType]::ParameterValue, 'Transfer a call to an agent now (manual override, exactly once)')
+            [CompletionResult]::new('analyze', 'analyze', [CompletionResultType]::ParameterValue, 'Post-call analytics over stored conversations: tables, CSV, JSON, charts')
+            [CompletionResult]::new('score', 'score', [CompletionResultType]::ParameterValue, 'Score text with the configured engine (calibrate what the engine thinks)')
+            [CompletionResult]::new('sandbox', 'sandbox', [CompletionResultType]::ParameterValue, 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ivrx;serve' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address the webhook server listens on')
+            [CompletionResult]::new('--sandbox-listen', '--sandbox-listen', [CompletionResultType]::ParameterName, 'Address of the embedded sandbox carrier')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'SQLite database file [default: ivrx.db in the user''s data directory]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: ivrx.toml in the user''s config directory]')
+            [CompletionResult]::new('--time-scale', '--time-scale', [CompletionResultType]::ParameterName, 'Run the sandbox clock this many times faster than real time')
+            [CompletionResult]::new('--sandbox', '--sandbox', [CompletionResultType]::ParameterName, 'Use the embedded sandbox carrier even when Telnyx credentials are set')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Log as JSON lines instead of text')
+            [CompletionResult]::new('--print-config', '--print-config', [CompletionResultType]::ParameterName, 'Print the effective configuration (secrets masked) and exit')
+            [CompletionResult]::new('--demo', '--demo', [CompletionResultType]::ParameterName, 'Run a demo: bundled callers go through the IVR and the terminal shows each conversation')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ivrx;dial' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Number to call (live mode)')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Caller id to use (live mode) [default: the configured IVR number]')
+            [CompletionResult]::new('--sandbox-url', '--sandbox-url', [CompletionResultType]::ParameterName, 'Base URL of the sandbox carrier')
+            [CompletionResult]::new('--script', '--script', [CompletionResultType]::ParameterName, 'Caller script: say/press/pause/hangup, one step per line')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up waiting for the call to end after this many seconds (sandbox time)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (live mode)')
+            [CompletionResult]::new('--sandbox', '--sandbox', [CompletionResultType]::ParameterName, 'Place a simulated inbound call into a running `ivrx serve --sandbox`')
+            [CompletionResult]::new('--interactive', '--interactive', [CompletionResultType]::ParameterName, 'Type the caller''s lines yourself')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object (the last line of stdout) instead of the transcript')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ivrx;watch' {
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Base URL of the running `ivrx serve`')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin token of the server [default: read from the data directory]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Replay an ended conversation from this database, without a server')
+            [CompletionResult]::new('--latest', '--latest', [CompletionResultType]::ParameterName, 'Follow the newest active conversation')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print NDJSON events for scripts')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ivrx;transfer' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Transfer to this number')
+            [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'Transfer to this queue''s agents')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Base URL of the running `ivrx serve`')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin token of the server [default: read from the data directory]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as JSON')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ivrx;analyze' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'SQLite database file [default: ivrx.db in the user''s data directory]')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only calls that started before this time (RFC 3339 or YYYY-MM-DD)')
+            [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'Only calls transferred to this queue')
+            [CompletionResult]::new('--transferred', '--transferred', [CompletionResultType]::ParameterName, 'Only transferred calls (`--transferred=false`: only calls that were not)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--chart', '--chart', [CompletionResultType]::ParameterName, 'Write an SVG chart (sentiment timelines, time-to-transfer histogram)')
+            [CompletionResult]::new('--html', '--html', [CompletionResultType]::ParameterName, 'Write a self-contained HTML report')
+            [CompletionResult]::new('--replay-policy', '--replay-policy', [CompletionResultType]::ParameterName, 'Re-run the escalation policy with other thresholds and show what would change')
+            [CompletionResult]::new('--import', '--import', [CompletionResultType]::ParameterName, 'Import conversations (JSON lines or a Symbl messages export) and score them')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (engine and policy)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Same as --format json')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ivrx;score' {
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine to score with [default: the configured engine]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (trackers, engine)')
+            [CompletionResult]::new('--symbl-conf', '--symbl-conf', [CompletionResultType]::ParameterName, 'Symbl credentials file [default: ./symbl.conf, then the config and home directories]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print NDJSON: {"text", "score", "label", "trackers"}')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ivrx;sandbox' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address the sandbox API listens on')
+            [CompletionResult]::new('--webhook-url', '--webhook-url', [CompletionResultType]::ParameterName, 'Where webhooks are delivered')
+            [CompletionResult]::new('--failover-url', '--failover-url', [CompletionResultType]::ParameterName, 'Where webhooks go when the webhook URL fails')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key clients must send as `Authorization: Bearer KEY`')
+            [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]')
+            [CompletionResult]::new('--time-scale', '--time-scale', [CompletionResultType]::ParameterName, 'Run the sandbox clock this many times faster than real time')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy or no-answer (repeatable)')
+            [CompletionResult]::new('--duplicate-rate', '--duplicate-rate', [CompletionResultType]::ParameterName, 'Chaos: fraction of webhooks delivered twice (0..1)')
+            [CompletionResult]::new('--reorder-rate', '--reorder-rate', [CompletionResultType]::ParameterName, 'Chaos: fraction of webhooks delivered out of order (0..1)')
+            [CompletionResult]::new('--max-delay-ms', '--max-delay-ms', [CompletionResultType]::ParameterName, 'Chaos: up to this many milliseconds of added delivery delay')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed for the chaos knobs, for reproducible runs')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Log as JSON lines instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ivrx;completions' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ivrx;help' {
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the webhook server: IVR flow, live scoring, escalation, transfers, storage')
+            [CompletionResult]::new('dial', 'dial', [CompletionResultType]::ParameterValue, 'Place a call: a real one through Telnyx, or a simulated caller in the sandbox')
+            [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow a live conversation: transcript, sentiment trend, the transfer moment')
+            [CompletionResult]::new('transfer', 'transfer', [CompletionResultType]::ParameterValue, 'Transfer a call to an agent now (manual override, exactly once)')
+            [CompletionResult]::new('analyze', 'analyze', [CompletionResultType]::ParameterValue, 'Post-call analytics over stored conversations: tables, CSV, JSON, charts')
+            [CompletionResult]::new('score', 'score', [CompletionResultType]::ParameterValue, 'Score text with the configured engine (calibrate what the engine thinks)')
+            [CompletionResult]::new('sandbox', 'sandbox', [CompletionResultType]::ParameterValue, 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ivrx;help;serve' {
+            break
+        }
+        'ivrx;help;dial' {
+            break
+        }
+        'ivrx;help;watch' {
+            break
+        }
+        'ivrx;help;transfer' {
+            break
+        }
+        'ivrx;help;analyze' {
+            break
+        }
+        'ivrx;help;score' {
+            break
+        }
+        'ivrx;help;sandbox' {
+            break
+        }
+        'ivrx;help;completions' {
+            break
+        }
+        'ivrx;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,170 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[ivrx] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'ivrx'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'ivrx'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand serve 'Run the webhook server: IVR flow, live scoring, escalation, transfers, storage'
+            cand dial 'Place a call: a real one through Telnyx, or a simulated caller in the sandbox'
+            cand watch 'Follow a live conversation: transcript, sentiment trend, the transfer moment'
+            cand transfer 'Transfer a call to an agent now (manual override, exactly once)'
+            cand analyze 'Post-call analytics over stored conversations: tables, CSV, JSON, charts'
+            cand score 'Score text with the configured engine (calibrate what the engine thinks)'
+            cand sandbox 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ivrx;serve'= {
+            cand --listen 'Address the webhook server listens on'
+            cand --sandbox-listen 'Address of the embedded sandbox carrier'
+            cand --db 'SQLite database file [default: ivrx.db in the user''s data directory]'
+            cand --config 'Configuration file [default: ivrx.toml in the user''s config directory]'
+            cand --time-scale 'Run the sandbox clock this many times faster than real time'
+            cand --sandbox 'Use the embedded sandbox carrier even when Telnyx credentials are set'
+            cand --json 'Log as JSON lines instead of text'
+            cand --print-config 'Print the effective configuration (secrets masked) and exit'
+            cand --demo 'Run a demo: bundled callers go through the IVR and the terminal shows each conversation'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ivrx;dial'= {
+            cand --to 'Number to call (live mode)'
+            cand --from 'Caller id to use (live mode) [default: the configured IVR number]'
+            cand --sandbox-url 'Base URL of the sandbox carrier'
+            cand --script 'Caller script: say/press/pause/hangup, one step per line'
+            cand --timeout 'Give up waiting for the call to end after this many seconds (sandbox time)'
+            cand --config 'Configuration file (live mode)'
+            cand --sandbox 'Place a simulated inbound call into a running `ivrx serve --sandbox`'
+            cand --interactive 'Type the caller''s lines yourself'
+            cand --json 'Print one JSON object (the last line of stdout) instead of the transcript'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ivrx;watch'= {
+            cand --server 'Base URL of the running `ivrx serve`'
+            cand --token 'Admin token of the server [default: read from the data directory]'
+            cand --db 'Replay an ended conversation from this database, without a server'
+            cand --latest 'Follow the newest active conversation'
+            cand --json 'Print NDJSON events for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ivrx;transfer'= {
+            cand --to 'Transfer to this number'
+            cand --queue 'Transfer to this queue''s agents'
+            cand --server 'Base URL of the running `ivrx serve`'
+            cand --token 'Admin token of the server [default: read from the data directory]'
+            cand --json 'Print the result as JSON'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ivrx;analyze'= {
+            cand --db 'SQLite database file [default: ivrx.db in the user''s data directory]'
+            cand --since 'Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)'
+            cand --until 'Only calls that started before this time (RFC 3339 or YYYY-MM-DD)'
+            cand --queue 'Only calls transferred to this queue'
+            cand --transferred 'Only transferred calls (`--transferred=false`: only calls that were not)'
+            cand --format 'Output format'
+            cand --chart 'Write an SVG chart (sentiment timelines, time-to-transfer histogram)'
+            cand --html 'Write a self-contained HTML report'
+            cand --replay-policy 'Re-run the escalation policy with other thresholds and show what would change'
+            cand --import 'Import conversations (JSON lines or a Symbl messages export) and score them'
+            cand --config 'Configuration file (engine and policy)'
+            cand --json 'Same as --format json'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ivrx;score'= {
+            cand --engine 'Engine to score with [default: the configured engine]'
+            cand --config 'Configuration file (trackers, engine)'
+            cand --symbl-conf 'Symbl credentials file [default: ./symbl.conf, then the config and home directories]'
+            cand --json 'Print NDJSON: {"text", "score", "label", "trackers"}'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ivrx;sandbox'= {
+            cand --listen 'Address the sandbox API listens on'
+            cand --webhook-url 'Where webhooks are delivered'
+            cand --failover-url 'Where webhooks go when the webhook URL fails'
+            cand --api-key 'API key clients must send as `Authorization: Bearer KEY`'
+            cand --signing-key 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]'
+            cand --time-scale 'Run the sandbox clock this many times faster than real time'
+            cand --agent 'How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy or no-answer (repeatable)'
+            cand --duplicate-rate 'Chaos: fraction of webhooks delivered twice (0..1)'
+            cand --reorder-rate 'Chaos: fraction of webhooks delivered out of order (0..1)'
+            cand --max-delay-ms 'Chaos: up to this many milliseconds of added delivery delay'
+            cand --seed 'Seed for the chaos knobs, for reproducible runs'
+            cand --json 'Log as JSON lines instead of text'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ivrx;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ivrx;help'= {
+            cand serve 'Run the webhook server: IVR flow, live scoring, escalation, transfers, storage'
+            cand dial 'Place a call: a real one through Telnyx, or a simulated caller in the sandbox'
+            cand watch 'Follow a live conversation: transcript, sentiment trend, the transfer moment'
+            cand transfer 'Transfer a call to an agent now (manual override, exactly once)'
+            cand analyze 'Post-call analytics over stored conversations: tables, CSV, JSON, charts'
+            cand score 'Score text with the configured engine (calibrate what the engine thinks)'
+            cand sandbox 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ivrx;help;serve'= {
+        }
+        &'ivrx;help;dial'= {
+        }
+        &'ivrx;help;watch'= {
+        }
+        &'ivrx;help;transfer'= {
+        }
+        &'ivrx;help;analyze'= {
+        }
+        &'ivrx;help;score'= {
+        }
+        &'ivrx;help;sandbox'= {
+        }
+        &'ivrx;help;completions'= {
+        }
+        &'ivrx;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

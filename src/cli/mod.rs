@@ -1,0 +1,381 @@
+//! The command-line front end: clap definitions and one module per subcommand.
+//!
+//! The definitions live in the library so that completions and man pages are
+//! generated from them (see [`docs`]) and checked for staleness by a test.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub mod docs;
+mod output;
+mod sandbox;
+
+pub use output::Output;
+
+const ABOUT: &str = "Conversation-intelligent call transfers on Telnyx Call Control";
+
+const LONG_ABOUT: &str = "\
+ivrx answers phone calls through the Telnyx Call Control API as an IVR, scores every caller
+utterance for sentiment and escalation signals in real time, and transfers the caller to a live
+agent the moment the conversation turns. Afterwards it explains, per call and across calls,
+what happened.
+
+With no Telnyx credentials configured, everything runs against the built-in sandbox carrier: a
+local stand-in for Telnyx with scripted callers and agents, so the whole product works on a
+fresh machine with no account, no phone and no network.";
+
+const AFTER_HELP: &str = "\
+Quick start (sandbox, no account needed):
+  ivrx serve --demo                 run the IVR with bundled callers and watch the decisions
+  ivrx serve &                      run the IVR; then, in another terminal:
+  ivrx dial --sandbox --script examples/frustrated.ivrx
+  ivrx analyze                      tables over every stored conversation
+
+Environment: TELNYX_API_KEY, TELNYX_PUBLIC_KEY, TELNYX_CONNECTION_ID switch `serve` to live mode.
+NO_COLOR disables colour.";
+
+/// `ivrx`: the command line.
+#[derive(Debug, Parser)]
+#[command(name = "ivrx", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the webhook server: IVR flow, live scoring, escalation, transfers, storage
+    #[command(
+        long_about = "Run the webhook server.\n\nTelnyx (or the embedded sandbox carrier) posts signed webhooks to it; ivrx answers the call, runs the IVR menu, transcribes and scores every caller utterance, and transfers the caller to a live agent when the escalation policy says so. Every conversation is stored in SQLite.\n\nWith no TELNYX_API_KEY configured, serve runs in sandbox mode: the sandbox carrier is embedded in the same process and announced at start."
+    )]
+    Serve(ServeArgs),
+    /// Place a call: a real one through Telnyx, or a simulated caller in the sandbox
+    #[command(
+        long_about = "Place a call.\n\nLive: asks Telnyx (POST /v2/calls) to call a number; the running `ivrx serve` handles the call.\n\nSandbox: `ivrx dial --sandbox --script FILE` places a simulated inbound call into a running `ivrx serve --sandbox`, waits for it to end and prints the transcript with scores and the transfer with its reason."
+    )]
+    Dial(DialArgs),
+    /// Follow a live conversation: transcript, sentiment trend, the transfer moment
+    Watch(WatchArgs),
+    /// Transfer a call to an agent now (manual override, exactly once)
+    Transfer(TransferArgs),
+    /// Post-call analytics over stored conversations: tables, CSV, JSON, charts
+    Analyze(AnalyzeArgs),
+    /// Score text with the configured engine (calibrate what the engine thinks)
+    Score(ScoreArgs),
+    /// Run the sandbox carrier alone: a local Telnyx Call Control stand-in
+    #[command(
+        long_about = "Run the sandbox carrier alone.\n\nThe sandbox serves the Telnyx Call Control REST API under /v2 (same paths, bodies, answers and error codes), delivers Ed25519-signed webhooks in the real envelope and order, and simulates callers (scripts) and agents (answer, refuse, no answer). `ivrx serve --sandbox` embeds it; run it alone to test another Telnyx application against it."
+    )]
+    Sandbox(SandboxArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+/// Where output goes and how it looks.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Machine-readable output (JSON / NDJSON) for scripts
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// When to use colour
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when writing to a terminal and NO_COLOR is unset
+    Auto,
+    /// Always colour
+    Always,
+    /// Never colour
+    Never,
+}
+
+/// `ivrx serve`
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the webhook server listens on
+    #[arg(long, default_value = "127.0.0.1:8080", env = "IVRX_LISTEN")]
+    pub listen: String,
+    /// Use the embedded sandbox carrier even when Telnyx credentials are set
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Address of the embedded sandbox carrier
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub sandbox_listen: String,
+    /// SQLite database file [default: ivrx.db in the user's data directory]
+    #[arg(long, env = "IVRX_DB")]
+    pub db: Option<PathBuf>,
+    /// Configuration file [default: ivrx.toml in the user's config directory]
+    #[arg(long, env = "IVRX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Run the sandbox clock this many times faster than real time
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Log as JSON lines instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Print the effective configuration (secrets masked) and exit
+    #[arg(long)]
+    pub print_config: bool,
+    /// Run a demo: bundled callers go through the IVR and the terminal shows each conversation
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// `ivrx dial`
+#[derive(Debug, Clone, Args)]
+pub struct DialArgs {
+    /// Number to call (live mode)
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Caller id to use (live mode) [default: the configured IVR number]
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Place a simulated inbound call into a running `ivrx serve --sandbox`
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Base URL of the sandbox carrier
+    #[arg(long, default_value = "http://127.0.0.1:8090", env = "IVRX_SANDBOX_URL")]
+    pub sandbox_url: String,
+    /// Caller script: say/press/pause/hangup, one step per line
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// Type the caller's lines yourself
+    #[arg(long, conflicts_with = "script")]
+    pub interactive: bool,
+    /// Give up waiting for the call to end after this many seconds (sandbox time)
+    #[arg(long, default_value_t = 600.0)]
+    pub timeout: f64,
+    /// Print one JSON object (the last line of stdout) instead of the transcript
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration file (live mode)
+    #[arg(long, env = "IVRX_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `ivrx watch`
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Conversation to follow
+    #[arg(required_unless_present = "latest")]
+    pub conversation_id: Option<String>,
+    /// Follow the newest active conversation
+    #[arg(long)]
+    pub latest: bool,
+    /// Base URL of the running `ivrx serve`
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "IVRX_SERVER")]
+    pub server: String,
+    /// Admin token of the server [default: read from the data directory]
+    #[arg(long, env = "IVRX_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Replay an ended conversation from this database, without a server
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Print NDJSON events for scripts
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ivrx transfer`
+#[derive(Debug, Clone, Args)]
+pub struct TransferArgs {
+    /// The call: a conversation id or a call_control_id
+    pub call: String,
+    /// Transfer to this number
+    #[arg(long, conflicts_with = "queue")]
+    pub to: Option<String>,
+    /// Transfer to this queue's agents
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Base URL of the running `ivrx serve`
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "IVRX_SERVER")]
+    pub server: String,
+    /// Admin token of the server [default: read from the data directory]
+    #[arg(long, env = "IVRX_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output formats of `ivrx analyze`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnalyzeFormat {
+    /// Tables for people
+    Table,
+    /// CSV (one row per call) for spreadsheets and pandas
+    Csv,
+    /// One JSON document
+    Json,
+}
+
+/// `ivrx analyze`
+#[derive(Debug, Clone, Args)]
+pub struct AnalyzeArgs {
+    /// SQLite database file [default: ivrx.db in the user's data directory]
+    #[arg(long, env = "IVRX_DB")]
+    pub db: Option<PathBuf>,
+    /// Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only calls that started before this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only calls transferred to this queue
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only transferred calls (`--transferred=false`: only calls that were not)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub transferred: Option<bool>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = AnalyzeFormat::Table)]
+    pub format: AnalyzeFormat,
+    /// Same as --format json
+    #[arg(long)]
+    pub json: bool,
+    /// Write an SVG chart (sentiment timelines, time-to-transfer histogram)
+    #[arg(long, value_name = "FILE.svg")]
+    pub chart: Option<PathBuf>,
+    /// Write a self-contained HTML report
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
+    /// Re-run the escalation policy with other thresholds and show what would change
+    #[arg(long, value_name = "FILE.toml")]
+    pub replay_policy: Option<PathBuf>,
+    /// Import conversations (JSON lines or a Symbl messages export) and score them
+    #[arg(long, value_name = "FILE")]
+    pub import: Option<PathBuf>,
+    /// Configuration file (engine and policy)
+    #[arg(long, env = "IVRX_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Intelligence engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineChoice {
+    /// Offline lexicon and rule scorer with trackers (default)
+    Local,
+    /// Symbl.ai Conversation API
+    Symbl,
+}
+
+/// `ivrx score`
+#[derive(Debug, Clone, Args)]
+pub struct ScoreArgs {
+    /// Utterances to score; with none, one utterance per line of stdin
+    pub text: Vec<String>,
+    /// Engine to score with [default: the configured engine]
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineChoice>,
+    /// Print NDJSON: {"text", "score", "label", "trackers"}
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration file (trackers, engine)
+    #[arg(long, env = "IVRX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Symbl credentials file [default: ./symbl.conf, then the config and home directories]
+    #[arg(long, value_name = "FILE")]
+    pub symbl_conf: Option<PathBuf>,
+}
+
+/// `ivrx sandbox`
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Address the sandbox API listens on
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: String,
+    /// Where webhooks are delivered
+    #[arg(long)]
+    pub webhook_url: String,
+    /// Where webhooks go when the webhook URL fails
+    #[arg(long)]
+    pub failover_url: Option<String>,
+    /// API key clients must send as `Authorization: Bearer KEY`
+    #[arg(long, default_value = "sandbox", env = "IVRX_SANDBOX_API_KEY", hide_env_values = true)]
+    pub api_key: String,
+    /// Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+    /// Run the sandbox clock this many times faster than real time
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy or no-answer (repeatable)
+    #[arg(long = "agent", value_name = "NUMBER=BEHAVIOUR")]
+    pub agents: Vec<String>,
+    /// Chaos: fraction of webhooks delivered twice (0..1)
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate_rate: f64,
+    /// Chaos: fraction of webhooks delivered out of order (0..1)
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder_rate: f64,
+    /// Chaos: up to this many milliseconds of added delivery delay
+    #[arg(long, default_value_t = 0)]
+    pub max_delay_ms: u64,
+    /// Seed for the chaos knobs, for reproducible runs
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Log as JSON lines instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ivrx completions`
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Parses the command line and runs it. The binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Completions(args) => {
+            docs::write_completion(args.shell, &mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        other => anyhow::bail!("`{}` is not available in this build yet", subcommand_name(&other)),
+    }
+}
+
+fn subcommand_name(c: &Command) -> &'static str {
+    match c {
+        Command::Serve(_) => "serve",
+        Command::Dial(_) => "dial",
+        Command::Watch(_) => "watch",
+        Command::Transfer(_) => "transfer",
+        Command::Analyze(_) => "analyze",
+        Command::Score(_) => "score",
+        Command::Sandbox(_) => "sandbox",
+        Command::Completions(_) => "completions",
+    }
+}
