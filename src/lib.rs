@@ -9,8 +9,10 @@
 //! - [`cli`]: the command-line front end
 
 pub mod cli;
+pub mod config;
 pub mod intel;
 pub mod policy;
 pub mod sandbox;
+pub mod session;
 pub mod telnyx;
 pub mod tls;

@@ -1,0 +1,763 @@
+//! `ivrx.toml`: the IVR flow, queues, engine, policy thresholds and transfer
+//! behaviour, with environment overrides for credentials.
+//!
+//! Load order: built-in defaults, then the file (`--config`, else `ivrx.toml` in
+//! the user's config directory if it exists), then the environment
+//! (`TELNYX_API_KEY`, `TELNYX_PUBLIC_KEY`, `TELNYX_CONNECTION_ID`, `TELNYX_API_BASE`,
+//! `IVRX_NUMBER`, `IVRX_PUBLIC_URL`, `IVRX_ADMIN_TOKEN`). Bad values are refused
+//! at start with a message naming the key and the fix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::intel::TrackerConfig;
+use crate::policy::PolicyConfig;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Telnyx credentials and API settings.
+    pub telnyx: TelnyxConfig,
+    /// The webhook server.
+    pub server: ServerConfig,
+    /// The IVR flow.
+    pub ivr: IvrConfig,
+    /// Agent queues by name (`support`, `sales`, …).
+    pub queues: BTreeMap<String, QueueConfig>,
+    /// How transfers are made.
+    pub transfer: TransferConfig,
+    /// Which intelligence engine scores utterances.
+    pub engine: EngineConfig,
+    /// Escalation thresholds.
+    pub policy: PolicyConfig,
+    /// Extra or replacement trackers (defaults are built in).
+    pub trackers: Vec<TrackerConfig>,
+    /// Storage.
+    pub storage: StorageConfig,
+    /// The embedded sandbox carrier.
+    pub sandbox: SandboxSettings,
+}
+
+/// `[telnyx]`
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelnyxConfig {
+    /// API key (`TELNYX_API_KEY`). Its presence selects live mode.
+    pub api_key: Option<String>,
+    /// Base64 Ed25519 public key for webhook signatures (`TELNYX_PUBLIC_KEY`).
+    pub public_key: Option<String>,
+    /// Call Control application id (`TELNYX_CONNECTION_ID`).
+    pub connection_id: Option<String>,
+    /// API base URL (`TELNYX_API_BASE`).
+    pub api_base: String,
+    /// Largest accepted difference between a webhook's signed timestamp and now.
+    pub signature_tolerance_secs: u64,
+    /// Attempts per command (first try included).
+    pub max_attempts: u32,
+    /// Per-attempt timeout, milliseconds.
+    pub attempt_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for TelnyxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelnyxConfig")
+            .field("api_key", &self.api_key.as_deref().map(mask))
+            .field("public_key", &self.public_key)
+            .field("connection_id", &self.connection_id)
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TelnyxConfig {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            public_key: None,
+            connection_id: None,
+            api_base: crate::telnyx::DEFAULT_API_BASE.into(),
+            signature_tolerance_secs: 300,
+            max_attempts: 5,
+            attempt_timeout_ms: 3000,
+        }
+    }
+}
+
+/// `[server]`
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Public base URL Telnyx reaches the server at (e.g. an ngrok URL), `IVRX_PUBLIC_URL`.
+    pub public_url: Option<String>,
+    /// Path webhooks are posted to.
+    pub webhook_path: String,
+    /// Token for the admin and live-stream APIs (`IVRX_ADMIN_TOKEN`); generated if unset.
+    pub admin_token: Option<String>,
+    /// Largest webhook body accepted, bytes.
+    pub max_body_bytes: usize,
+    /// How long an ended call is kept in memory for late webhooks, seconds.
+    pub ended_call_grace_secs: u64,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("public_url", &self.public_url)
+            .field("webhook_path", &self.webhook_path)
+            .field("admin_token", &self.admin_token.as_deref().map(mask))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            webhook_path: "/webhooks/telnyx".into(),
+            admin_token: None,
+            max_body_bytes: 256 * 1024,
+            ended_call_grace_secs: 120,
+        }
+    }
+}
+
+/// `[ivr]`: what the caller hears and can press.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IvrConfig {
+    /// The IVR's phone number (`IVRX_NUMBER`), used as caller id for agent calls.
+    pub number: String,
+    /// Text-to-speech voice (`female`, `male`, or e.g. `AWS.Polly.Joanna-Neural`).
+    pub voice: String,
+    /// Language for speech and transcription.
+    pub language: String,
+    /// Said first.
+    pub greeting: String,
+    /// The menu, said after the greeting and when re-prompting.
+    pub menu_prompt: String,
+    /// The menu entries (0 is always the operator).
+    pub menu: Vec<MenuItem>,
+    /// Said after a caller utterance that needs no other answer (neutral or positive).
+    pub acknowledgement: String,
+    /// Said after a negative utterance that did not trigger a transfer.
+    pub empathy: String,
+    /// Said when the caller has been silent for `idle_timeout_secs`.
+    pub reprompt: String,
+    /// Said before hanging up.
+    pub goodbye: String,
+    /// Seconds of silence before a re-prompt.
+    pub idle_timeout_secs: u64,
+    /// Re-prompts before the call is ended politely.
+    pub max_reprompts: u32,
+    /// Phrases after which the IVR says goodbye and hangs up.
+    pub closing_phrases: Vec<String>,
+    /// Speech recognition engine for `transcription_start` (`Google`, `Telnyx`, `Deepgram`, …).
+    pub transcription_engine: String,
+}
+
+/// One menu entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MenuItem {
+    /// The key to press.
+    pub digit: String,
+    /// A short name ("billing").
+    pub label: String,
+    /// Spoken words that choose this entry.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// A self-service answer to say.
+    #[serde(default)]
+    pub say: Option<String>,
+    /// A queue to transfer to.
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+impl Default for IvrConfig {
+    fn default() -> Self {
+        Self {
+            number: "+18005550100".into(),
+            voice: "female".into(),
+            language: "en-US".into(),
+            greeting: "Thank you for calling Acme Communications.".into(),
+            menu_prompt: "For billing, press 1. For technical support, press 2. For sales, press 3. \
+                          For an operator, press 0. Or just tell me how I can help."
+                .into(),
+            menu: vec![
+                MenuItem {
+                    digit: "1".into(),
+                    label: "billing".into(),
+                    keywords: vec![
+                        "bill".into(),
+                        "billing".into(),
+                        "invoice".into(),
+                        "payment".into(),
+                        "charge".into(),
+                    ],
+                    say: Some(
+                        "Your latest bill is in the Acme app under Account, Billing. Payments made today \
+                         show within one business day. Is there anything else I can help with?"
+                            .into(),
+                    ),
+                    queue: None,
+                },
+                MenuItem {
+                    digit: "2".into(),
+                    label: "technical support".into(),
+                    keywords: vec![
+                        "internet".into(),
+                        "router".into(),
+                        "outage".into(),
+                        "wifi".into(),
+                        "connection".into(),
+                    ],
+                    say: Some(
+                        "Please restart your router by unplugging it for thirty seconds. If the light stays \
+                         red, there may be an outage in your area. Is there anything else I can help with?"
+                            .into(),
+                    ),
+                    queue: None,
+                },
+                MenuItem {
+                    digit: "3".into(),
+                    label: "sales".into(),
+                    keywords: vec![],
+                    say: None,
+                    queue: Some("sales".into()),
+                },
+            ],
+            acknowledgement: "Thanks. Could you tell me a little more?".into(),
+            empathy: "I'm sorry about that. Let me see what I can do. Could you tell me a little more?".into(),
+            reprompt: "Are you still there?".into(),
+            goodbye: "Thank you for calling Acme. Goodbye.".into(),
+            idle_timeout_secs: 20,
+            max_reprompts: 2,
+            closing_phrases: vec![
+                "goodbye".into(),
+                "bye".into(),
+                "thats all".into(),
+                "that is all".into(),
+                "nothing else".into(),
+                "no thats it".into(),
+            ],
+            transcription_engine: "Google".into(),
+        }
+    }
+}
+
+/// One queue of agents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Agent numbers (or SIP URIs), tried in order.
+    pub agents: Vec<String>,
+    /// Said to the caller while connecting (overrides `transfer.bridging_line`).
+    #[serde(default)]
+    pub bridging_line: Option<String>,
+}
+
+fn default_queues() -> BTreeMap<String, QueueConfig> {
+    let mut q = BTreeMap::new();
+    q.insert(
+        "support".into(),
+        QueueConfig { agents: vec!["+18005550201".into(), "+18005550202".into()], bridging_line: None },
+    );
+    q.insert("sales".into(), QueueConfig { agents: vec!["+18005550301".into()], bridging_line: None });
+    q
+}
+
+/// How a transfer is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferMode {
+    /// Dial the agent, brief them, then bridge the caller.
+    Warm,
+    /// Telnyx `transfer` command: the agent's phone rings with the caller attached.
+    Cold,
+}
+
+/// `[transfer]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferConfig {
+    /// `warm` (default) or `cold`.
+    pub mode: TransferMode,
+    /// Seconds an agent's phone rings before the next agent is tried (5–600).
+    pub ring_timeout_secs: u32,
+    /// Said to the caller when the transfer starts.
+    pub bridging_line: String,
+    /// Hold music played to the caller while an agent is reached (warm mode).
+    pub hold_music_url: String,
+    /// Said to the caller when no agent could be reached.
+    pub failure_line: String,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            mode: TransferMode::Warm,
+            ring_timeout_secs: 20,
+            bridging_line: "I'm connecting you with a member of our team now. Please hold.".into(),
+            hold_music_url: "https://assets.ivrx.dev/hold-music.mp3".into(),
+            failure_line: "I'm sorry, nobody is available right now. I'm still here to help.".into(),
+        }
+    }
+}
+
+/// Which engine scores utterances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// The offline lexicon and rule engine.
+    Local,
+    /// Symbl.ai.
+    Symbl,
+}
+
+/// How the Symbl engine listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SymblMode {
+    /// Telnyx transcribes; each final utterance is sent to Symbl's text API.
+    Text,
+    /// Symbl dials into a conference with the caller (the original demo).
+    Pstn,
+}
+
+/// `[engine]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// `local` (default) or `symbl`.
+    pub kind: EngineKind,
+    /// For `symbl`: `text` (default) or `pstn`.
+    pub symbl_mode: SymblMode,
+    /// For `symbl`: credentials file (default: search for symbl.conf).
+    pub symbl_conf: Option<PathBuf>,
+    /// For `symbl`: longest wait for one score before falling back to the local engine, ms.
+    pub symbl_timeout_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { kind: EngineKind::Local, symbl_mode: SymblMode::Text, symbl_conf: None, symbl_timeout_ms: 2500 }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// SQLite file (default: `ivrx.db` in the user's data directory).
+    pub db: Option<PathBuf>,
+    /// Redact card numbers, SSNs, e-mail addresses and phone numbers before storing text.
+    pub redact_pii: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { db: None, redact_pii: true }
+    }
+}
+
+/// `[sandbox]`: the embedded carrier used when no Telnyx key is configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// How numbers behave when called: `answer`, `answer:SECONDS`, `refuse`, `busy`, `no-answer`.
+    pub agents: BTreeMap<String, String>,
+    /// Connection id the sandbox reports.
+    pub connection_id: String,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        Self { agents: BTreeMap::new(), connection_id: "1684641123236054244".into() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            telnyx: TelnyxConfig::default(),
+            server: ServerConfig::default(),
+            ivr: IvrConfig::default(),
+            queues: default_queues(),
+            transfer: TransferConfig::default(),
+            engine: EngineConfig::default(),
+            policy: PolicyConfig::default(),
+            trackers: Vec::new(),
+            storage: StorageConfig::default(),
+            sandbox: SandboxSettings::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for ivrx.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the TOML parser said, with the line.
+        message: String,
+    },
+    /// A value is wrong.
+    #[error("config key `{key}`: {message}")]
+    Invalid {
+        /// Dotted key, e.g. `transfer.ring_timeout_secs`.
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+/// Whether the server talks to Telnyx or to the embedded sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Real Telnyx.
+    Live,
+    /// The embedded sandbox carrier.
+    Sandbox,
+}
+
+impl Config {
+    /// The default config file: `ivrx.toml` in the user's config directory.
+    pub fn default_path() -> Option<PathBuf> {
+        dirs::config_dir().map(|d| d.join("ivrx").join("ivrx.toml"))
+    }
+
+    /// Loads the file (an explicit path must exist; the default path may not),
+    /// then applies the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(p) => Self::from_file(p)?,
+            None => match Self::default_path().filter(|p| p.exists()) {
+                Some(p) => Self::from_file(&p)?,
+                None => Config::default(),
+            },
+        };
+        config.apply_env(|k| std::env::var(k).ok());
+        Ok(config)
+    }
+
+    /// Parses one file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse { path: path.display().to_string(), message })
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Applies environment overrides from `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        let nonempty = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        if let Some(v) = nonempty("TELNYX_API_KEY") {
+            self.telnyx.api_key = Some(v);
+        }
+        if let Some(v) = nonempty("TELNYX_PUBLIC_KEY") {
+            self.telnyx.public_key = Some(v);
+        }
+        if let Some(v) = nonempty("TELNYX_CONNECTION_ID") {
+            self.telnyx.connection_id = Some(v);
+        }
+        if let Some(v) = nonempty("TELNYX_API_BASE") {
+            self.telnyx.api_base = v;
+        }
+        if let Some(v) = nonempty("IVRX_NUMBER") {
+            self.ivr.number = v;
+        }
+        if let Some(v) = nonempty("IVRX_PUBLIC_URL") {
+            self.server.public_url = Some(v);
+        }
+        if let Some(v) = nonempty("IVRX_ADMIN_TOKEN") {
+            self.server.admin_token = Some(v);
+        }
+    }
+
+    /// Live when a Telnyx API key is configured and the sandbox was not asked for.
+    pub fn mode(&self, force_sandbox: bool) -> Mode {
+        if force_sandbox || self.telnyx.api_key.as_deref().is_none_or(str::is_empty) {
+            Mode::Sandbox
+        } else {
+            Mode::Live
+        }
+    }
+
+    /// Checks everything the server needs, for the given mode.
+    pub fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+        if mode == Mode::Live {
+            let public_key = self.telnyx.public_key.as_deref().unwrap_or("");
+            if public_key.is_empty() {
+                return Err(invalid(
+                    "telnyx.public_key",
+                    "required in live mode to verify webhook signatures: copy the public key from the Telnyx \
+                     portal (Keys & Credentials → Public Key) into [telnyx] public_key or TELNYX_PUBLIC_KEY",
+                ));
+            }
+            crate::telnyx::WebhookVerifier::from_base64(public_key).map_err(|e| {
+                invalid("telnyx.public_key", format!("{e}; paste the key exactly as the portal shows it"))
+            })?;
+            if self.telnyx.connection_id.as_deref().is_none_or(str::is_empty) {
+                return Err(invalid(
+                    "telnyx.connection_id",
+                    "required in live mode to dial agents: use the id of your Call Control application \
+                     ([telnyx] connection_id or TELNYX_CONNECTION_ID)",
+                ));
+            }
+        }
+        if !(self.telnyx.api_base.starts_with("http://") || self.telnyx.api_base.starts_with("https://")) {
+            return Err(invalid("telnyx.api_base", "must be an http:// or https:// URL"));
+        }
+        if self.telnyx.max_attempts == 0 || self.telnyx.max_attempts > 20 {
+            return Err(invalid("telnyx.max_attempts", "must be between 1 and 20"));
+        }
+        if !(50..=60_000).contains(&self.telnyx.attempt_timeout_ms) {
+            return Err(invalid("telnyx.attempt_timeout_ms", "must be between 50 and 60000"));
+        }
+        if !self.server.webhook_path.starts_with('/') {
+            return Err(invalid("server.webhook_path", "must start with '/', e.g. \"/webhooks/telnyx\""));
+        }
+        if let Some(url) = &self.server.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "server.public_url",
+                    "must be an http:// or https:// URL, e.g. https://abc.ngrok.io",
+                ));
+            }
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        if self.ivr.number.trim().is_empty() {
+            return Err(invalid("ivr.number", "set the IVR's phone number in E.164 form, e.g. \"+18005550100\""));
+        }
+        if !crate::telnyx::commands::is_valid_voice(&self.ivr.voice) {
+            return Err(invalid(
+                "ivr.voice",
+                format!(
+                    "{:?} is not a Telnyx voice: use \"female\", \"male\" or e.g. \"AWS.Polly.Joanna-Neural\"",
+                    self.ivr.voice
+                ),
+            ));
+        }
+        for (key, text) in [
+            ("ivr.greeting", &self.ivr.greeting),
+            ("ivr.menu_prompt", &self.ivr.menu_prompt),
+            ("ivr.goodbye", &self.ivr.goodbye),
+            ("transfer.bridging_line", &self.transfer.bridging_line),
+            ("transfer.failure_line", &self.transfer.failure_line),
+        ] {
+            if text.trim().is_empty() {
+                return Err(invalid(key, "must not be empty: it is what the caller hears"));
+            }
+            if text.chars().count() > 3000 {
+                return Err(invalid(key, "Telnyx speaks at most 3000 characters"));
+            }
+        }
+        if self.ivr.idle_timeout_secs == 0 || self.ivr.idle_timeout_secs > 600 {
+            return Err(invalid("ivr.idle_timeout_secs", "must be between 1 and 600"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, item) in self.ivr.menu.iter().enumerate() {
+            let key = format!("ivr.menu[{i}]");
+            let valid_digit =
+                item.digit.len() == 1 && item.digit.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#');
+            if !valid_digit {
+                return Err(invalid(format!("{key}.digit"), "must be one key: 1-9, * or #"));
+            }
+            if item.digit == "0" {
+                return Err(invalid(format!("{key}.digit"), "0 is reserved for the operator (the support queue)"));
+            }
+            if !seen.insert(item.digit.clone()) {
+                return Err(invalid(format!("{key}.digit"), format!("digit {} is used twice", item.digit)));
+            }
+            match (&item.say, &item.queue) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(invalid(
+                        key,
+                        "give either `say` (a self-service answer) or `queue` (a transfer), not both",
+                    ))
+                }
+                (None, Some(q)) if !self.queues.contains_key(q) => {
+                    return Err(invalid(format!("{key}.queue"), format!("no queue named {q:?} under [queues]")))
+                }
+                _ => {}
+            }
+        }
+        for (name, q) in &self.queues {
+            if q.agents.is_empty() {
+                return Err(invalid(format!("queues.{name}.agents"), "list at least one agent number"));
+            }
+        }
+        for q in [&self.policy.support_queue, &self.policy.sales_queue] {
+            if !self.queues.contains_key(q) {
+                return Err(invalid(
+                    "queues",
+                    format!("the policy routes to queue {q:?}: add [queues.{q}] with agents = [\"+1...\"]"),
+                ));
+            }
+        }
+        if !(5..=600).contains(&self.transfer.ring_timeout_secs) {
+            return Err(invalid("transfer.ring_timeout_secs", "must be between 5 and 600 (Telnyx's range)"));
+        }
+        if !(100..=60_000).contains(&self.engine.symbl_timeout_ms) {
+            return Err(invalid("engine.symbl_timeout_ms", "must be between 100 and 60000"));
+        }
+        self.policy.validate().map_err(|e| invalid(format!("policy.{}", e.key), e.message))?;
+        for (i, t) in self.trackers.iter().enumerate() {
+            if t.name.trim().is_empty() {
+                return Err(invalid(format!("trackers[{i}].name"), "must not be empty"));
+            }
+            if t.phrases.iter().all(|p| p.trim().is_empty()) {
+                return Err(invalid(format!("trackers[{i}].phrases"), "list at least one phrase"));
+            }
+        }
+        for (number, behaviour) in &self.sandbox.agents {
+            if !is_behaviour(behaviour) {
+                return Err(invalid(
+                    format!("sandbox.agents.{number:?}"),
+                    format!("{behaviour:?} is not a behaviour: use answer, answer:SECONDS, refuse, busy or no-answer"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with every secret masked (`--print-config`).
+    pub fn to_masked_toml(&self) -> String {
+        let mut c = self.clone();
+        c.telnyx.api_key = c.telnyx.api_key.as_deref().map(mask);
+        c.server.admin_token = c.server.admin_token.as_deref().map(mask);
+        toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+fn is_behaviour(s: &str) -> bool {
+    match s.split_once(':') {
+        Some(("answer", secs)) => secs.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0),
+        Some(_) => false,
+        None => matches!(s, "answer" | "refuse" | "busy" | "no-answer"),
+    }
+}
+
+/// Masks a secret, keeping only enough to recognise it.
+pub fn mask(secret: &str) -> String {
+    let n = secret.chars().count();
+    if n <= 8 {
+        "********".into()
+    } else {
+        let tail: String = secret.chars().skip(n - 4).collect();
+        format!("********{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(e: ConfigError) -> String {
+        match e {
+            ConfigError::Invalid { key, .. } => key,
+            other => panic!("expected Invalid, got {other}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_in_sandbox_mode() {
+        Config::default().validate(Mode::Sandbox).unwrap();
+        assert_eq!(Config::default().mode(false), Mode::Sandbox);
+    }
+
+    #[test]
+    fn the_example_config_parses_and_validates() {
+        let text = include_str!("../ivrx.example.toml");
+        let c = Config::from_toml(text).unwrap();
+        c.validate(Mode::Sandbox).unwrap();
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_selects_live_mode() {
+        let mut c = Config::default();
+        let env = |k: &str| match k {
+            "TELNYX_API_KEY" => Some("KEY0123456789".to_string()),
+            "TELNYX_CONNECTION_ID" => Some("42".to_string()),
+            "IVRX_NUMBER" => Some(" +15551234 ".to_string()),
+            "TELNYX_PUBLIC_KEY" => Some(String::new()),
+            _ => None,
+        };
+        c.apply_env(env);
+        assert_eq!(c.mode(false), Mode::Live);
+        assert_eq!(c.mode(true), Mode::Sandbox);
+        assert_eq!(c.ivr.number, "+15551234");
+        assert_eq!(c.telnyx.public_key, None, "empty variables are ignored");
+        assert_eq!(key_of(c.validate(Mode::Live).unwrap_err()), "telnyx.public_key");
+        c.telnyx.public_key = Some("not a key".into());
+        assert_eq!(key_of(c.validate(Mode::Live).unwrap_err()), "telnyx.public_key");
+        c.telnyx.public_key = Some(crate::telnyx::WebhookSigner::generate().public_key_base64());
+        c.validate(Mode::Live).unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases: Vec<(&str, &str)> = vec![
+            ("[transfer]\nring_timeout_secs = 2\n", "transfer.ring_timeout_secs"),
+            ("[ivr]\nvoice = \"robot\"\n", "ivr.voice"),
+            ("[ivr]\ngreeting = \" \"\n", "ivr.greeting"),
+            ("[server]\nwebhook_path = \"hooks\"\n", "server.webhook_path"),
+            ("[[ivr.menu]]\ndigit = \"0\"\nlabel = \"x\"\nsay = \"y\"\n", "ivr.menu[0].digit"),
+            ("[[ivr.menu]]\ndigit = \"4\"\nlabel = \"x\"\nqueue = \"nowhere\"\n", "ivr.menu[0].queue"),
+            ("[[ivr.menu]]\ndigit = \"4\"\nlabel = \"x\"\n", "ivr.menu[0]"),
+            ("[queues.support]\nagents = []\n", "queues.support.agents"),
+            ("[sandbox.agents]\n\"+1\" = \"dance\"\n", "sandbox.agents.\"+1\""),
+            ("[[trackers]]\nname = \"x\"\nphrases = []\n", "trackers[0].phrases"),
+        ];
+        for (text, key) in cases {
+            let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(key_of(c.validate(Mode::Sandbox).unwrap_err()), key, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_line() {
+        let e = Config::from_toml("[ivr]\ngreting = \"hi\"\n").unwrap_err();
+        assert!(e.contains("greting"), "{e}");
+        assert!(e.contains("line 2") || e.contains("2 |"), "{e}");
+    }
+
+    #[test]
+    fn print_config_masks_secrets() {
+        let mut c = Config::default();
+        c.telnyx.api_key = Some("KEY01234567890SECRET".into());
+        c.server.admin_token = Some("tok-abcdefghijklmnop".into());
+        let out = c.to_masked_toml();
+        assert!(!out.contains("KEY01234567890SECRET"));
+        assert!(!out.contains("tok-abcdefghijklmnop"));
+        assert!(out.contains("********CRET"));
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("KEY01234567890SECRET") && !dbg.contains("tok-abcdefghijklmnop"));
+    }
+}
