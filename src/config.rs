@@ -731,7 +731,8 @@ mod tests {
             ("[[ivr.menu]]\ndigit = \"0\"\nlabel = \"x\"\nsay = \"y\"\n", "ivr.menu[0].digit"),
             ("[[ivr.menu]]\ndigit = \"4\"\nlabel = \"x\"\nqueue = \"nowhere\"\n", "ivr.menu[0].queue"),
             ("[[ivr.menu]]\ndigit = \"4\"\nlabel = \"x\"\n", "ivr.menu[0]"),
-            ("[queues.support]\nagents = []\n", "queues.support.agents"),
+            ("[queues.support]\nagents = []\n[queues.sales]\nagents = [\"+1\"]\n", "queues.support.agents"),
+            ("[queues.support]\nagents = [\"+1\"]\n", "ivr.menu[2].queue"),
             ("[sandbox.agents]\n\"+1\" = \"dance\"\n", "sandbox.agents.\"+1\""),
             ("[[trackers]]\nname = \"x\"\nphrases = []\n", "trackers[0].phrases"),
         ];

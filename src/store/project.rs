@@ -1,0 +1,233 @@
+//! Turns write operations into rows: the domain event log plus the tables
+//! that make conversations easy to query. Every statement is idempotent, so a
+//! replayed event changes nothing.
+
+use rusqlite::{params, Connection, Transaction};
+
+use super::WriteOp;
+use crate::redact::redact;
+use crate::session::{DomainEvent, Recorded, TransferStatus};
+
+/// Commits a batch in one transaction.
+pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for op in batch {
+        match op {
+            WriteOp::Event(r) => apply_event(&tx, r, redact_pii)?,
+            WriteOp::Webhook(w) => {
+                let body = if redact_pii { redact(&w.body).into_owned() } else { w.body.clone() };
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO webhooks
+                     (event_id, received_at, event_type, call_control_id, conversation_id, attempt, outcome, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    w.event_id,
+                    w.received_at.to_rfc3339(),
+                    w.event_type,
+                    w.call_control_id,
+                    w.conversation_id,
+                    w.attempt,
+                    w.outcome,
+                    body
+                ])?;
+            }
+            WriteOp::Snapshot { conversation_id, state, ended } => {
+                tx.prepare_cached(
+                    "INSERT INTO sessions (conversation_id, state, ended, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(conversation_id) DO UPDATE SET state = excluded.state, ended = excluded.ended,
+                     updated_at = excluded.updated_at",
+                )?
+                .execute(params![
+                    conversation_id,
+                    state,
+                    *ended as i64,
+                    chrono::Utc::now().to_rfc3339()
+                ])?;
+            }
+            WriteOp::Flush(_) => {}
+        }
+    }
+    tx.commit()
+}
+
+fn apply_event(tx: &Transaction<'_>, r: &Recorded, redact_pii: bool) -> rusqlite::Result<()> {
+    if matches!(r.event, DomainEvent::Interim { .. }) {
+        return Ok(());
+    }
+    let clean = |s: &str| -> String {
+        if redact_pii {
+            redact(s).into_owned()
+        } else {
+            s.to_string()
+        }
+    };
+    let conv = &r.conversation_id;
+    let off = r.offset_ms as i64;
+    let mut stored = r.clone();
+    match &mut stored.event {
+        DomainEvent::Utterance { text, .. } | DomainEvent::IvrSaid { text } => *text = clean(text),
+        DomainEvent::Decision { decision, .. } => decision.trigger_text = clean(&decision.trigger_text),
+        _ => {}
+    }
+    let body = serde_json::to_string(&stored.event).unwrap_or_else(|_| "{}".into());
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events (conversation_id, n, kind, at, offset_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![conv, r.n as i64, r.event.kind(), r.at.to_rfc3339(), off, body])?;
+    if inserted == 0 {
+        return Ok(()); // already applied
+    }
+    match &stored.event {
+        DomainEvent::CallStarted { call_control_id, direction, from, to } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO conversations (id, started_at, direction, caller, callee, caller_call_control_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![conv, r.at.to_rfc3339(), direction, from, to, call_control_id])?;
+        }
+        DomainEvent::LegJoined { role, call_control_id, call_leg_id, call_session_id, from, to } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO legs (call_control_id, conversation_id, role, call_leg_id, call_session_id,
+                 from_number, to_number, joined_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                call_control_id,
+                conv,
+                role.as_str(),
+                call_leg_id,
+                call_session_id,
+                from,
+                to,
+                off
+            ])?;
+        }
+        DomainEvent::LegAnswered { call_control_id, .. } => {
+            tx.prepare_cached("UPDATE legs SET answered_ms = ?2 WHERE call_control_id = ?1 AND answered_ms IS NULL")?
+                .execute(params![call_control_id, off])?;
+        }
+        DomainEvent::LegEnded { call_control_id, cause, source, .. } => {
+            tx.prepare_cached(
+                "UPDATE legs SET ended_ms = ?2, hangup_cause = ?3, hangup_source = ?4
+                 WHERE call_control_id = ?1 AND ended_ms IS NULL",
+            )?
+            .execute(params![call_control_id, off, cause, source])?;
+        }
+        DomainEvent::Utterance { seq, speaker, text, confidence, caller_index } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO utterances (conversation_id, seq, speaker, caller_index, offset_ms, text, confidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![conv, seq, speaker.as_str(), caller_index, off, text, confidence])?;
+        }
+        DomainEvent::Scored { seq, score, label, trackers, engine, policy, .. } => {
+            let trackers = serde_json::to_string(trackers).unwrap_or_else(|_| "[]".into());
+            let policy = policy.as_ref().and_then(|p| serde_json::to_string(p).ok());
+            tx.prepare_cached(
+                "UPDATE utterances SET score = ?3, label = ?4, trackers = ?5, engine = ?6, policy = ?7
+                 WHERE conversation_id = ?1 AND seq = ?2",
+            )?
+            .execute(params![conv, seq, score, label.as_str(), trackers, engine, policy])?;
+        }
+        DomainEvent::Decision { source, decision } => {
+            let source = serde_json::to_value(source).ok().and_then(|v| v.as_str().map(str::to_string));
+            let numbers = serde_json::to_string(&decision.numbers).ok();
+            let trigger_index = (decision.trigger_index > 0).then_some(decision.trigger_index);
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO decisions (conversation_id, n, offset_ms, source, reason, queue, trigger_index,
+                 trigger_text, trigger_phrase, tracker, numbers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                conv,
+                r.n as i64,
+                off,
+                source,
+                decision.reason.as_str(),
+                decision.queue,
+                trigger_index,
+                decision.trigger_text,
+                decision.trigger_phrase,
+                decision.tracker,
+                numbers
+            ])?;
+            tx.prepare_cached(
+                "UPDATE conversations SET decision_reason = ?2, decision_source = ?3, queue = ?4, trigger_index = ?5,
+                 trigger_text = ?6, trigger_phrase = ?7, decision_ms = ?8, transfer_status = 'dialing'
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                conv,
+                decision.reason.as_str(),
+                source,
+                decision.queue,
+                trigger_index,
+                decision.trigger_text,
+                decision.trigger_phrase,
+                off
+            ])?;
+        }
+        DomainEvent::Transfer { attempt, queue, target, mode, status, detail, agent_call_control_id } => {
+            let decision_n: i64 = tx
+                .prepare_cached("SELECT COALESCE(max(n), 0) FROM decisions WHERE conversation_id = ?1")?
+                .query_row([conv], |row| row.get(0))?;
+            let mode = serde_json::to_value(mode).ok().and_then(|v| v.as_str().map(str::to_string));
+            let (answered, connected, ended) = match status {
+                TransferStatus::Answered => (Some(off), None, None),
+                TransferStatus::Connected => (None, Some(off), None),
+                TransferStatus::AttemptFailed | TransferStatus::Failed | TransferStatus::Abandoned => {
+                    (None, None, Some(off))
+                }
+                _ => (None, None, None),
+            };
+            tx.prepare_cached(
+                "INSERT INTO transfers (conversation_id, decision_n, attempt, queue, target, mode, status, detail,
+                 agent_call_control_id, requested_ms, answered_ms, connected_ms, ended_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT(conversation_id, decision_n, attempt) DO UPDATE SET
+                   status = CASE WHEN transfers.status = 'failed' AND excluded.status = 'attempt_failed'
+                                 THEN transfers.status ELSE excluded.status END,
+                   detail = COALESCE(excluded.detail, transfers.detail),
+                   agent_call_control_id = COALESCE(excluded.agent_call_control_id, transfers.agent_call_control_id),
+                   answered_ms = COALESCE(transfers.answered_ms, excluded.answered_ms),
+                   connected_ms = COALESCE(transfers.connected_ms, excluded.connected_ms),
+                   ended_ms = COALESCE(transfers.ended_ms, excluded.ended_ms)",
+            )?
+            .execute(params![
+                conv,
+                decision_n,
+                attempt,
+                queue,
+                target,
+                mode,
+                status.as_str(),
+                detail,
+                agent_call_control_id,
+                off,
+                answered,
+                connected,
+                ended
+            ])?;
+            let transferred = *status == TransferStatus::Connected;
+            tx.prepare_cached(
+                "UPDATE conversations SET transfer_status = ?2,
+                   transferred = MAX(transferred, ?3),
+                   connected_ms = COALESCE(connected_ms, ?4)
+                 WHERE id = ?1",
+            )?
+            .execute(params![conv, status.as_str(), transferred as i64, connected])?;
+        }
+        DomainEvent::CallEnded { reason } => {
+            tx.prepare_cached(
+                "UPDATE conversations SET status = 'ended', ended_at = ?2, end_reason = ?3, duration_ms = ?4
+                 WHERE id = ?1 AND status != 'ended'",
+            )?
+            .execute(params![conv, r.at.to_rfc3339(), reason, off])?;
+        }
+        DomainEvent::IvrSaid { .. }
+        | DomainEvent::Dtmf { .. }
+        | DomainEvent::Interim { .. }
+        | DomainEvent::CommandFailed { .. } => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,239 @@
+use chrono::{TimeZone, Utc};
+
+use super::*;
+use crate::config::TransferMode;
+use crate::intel::{Label, TrackerHit};
+use crate::policy::{Decision, PolicySnapshot, Reason};
+use crate::session::{DecisionSource, DomainEvent, Recorded, Role, Speaker, TransferStatus};
+
+fn rec(n: u64, offset_ms: u64, event: DomainEvent) -> Recorded {
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+    Recorded {
+        conversation_id: "c1".into(),
+        n,
+        at: t0 + chrono::Duration::milliseconds(offset_ms as i64),
+        offset_ms,
+        event,
+    }
+}
+
+fn call() -> Vec<Recorded> {
+    let decision = Decision {
+        reason: Reason::AskedForHuman,
+        queue: "support".into(),
+        trigger_index: 2,
+        trigger_text: "get me a real person my card is 4111 1111 1111 1111".into(),
+        trigger_phrase: Some("real person".into()),
+        tracker: Some("asks_for_human".into()),
+        numbers: PolicySnapshot::default(),
+    };
+    let transfer = |n, off, status| {
+        rec(
+            n,
+            off,
+            DomainEvent::Transfer {
+                attempt: 1,
+                queue: "support".into(),
+                target: "+1201".into(),
+                mode: TransferMode::Warm,
+                status,
+                detail: None,
+                agent_call_control_id: Some("v3:agent".into()),
+            },
+        )
+    };
+    vec![
+        rec(
+            1,
+            0,
+            DomainEvent::CallStarted {
+                call_control_id: "v3:a".into(),
+                direction: "incoming".into(),
+                from: Some("+1555".into()),
+                to: Some("+1800".into()),
+            },
+        ),
+        rec(
+            2,
+            0,
+            DomainEvent::LegJoined {
+                role: Role::Caller,
+                call_control_id: "v3:a".into(),
+                call_leg_id: None,
+                call_session_id: None,
+                from: None,
+                to: None,
+            },
+        ),
+        rec(
+            3,
+            4000,
+            DomainEvent::Utterance {
+                seq: 1,
+                speaker: Speaker::Caller,
+                text: "my bill is wrong".into(),
+                confidence: Some(0.9),
+                caller_index: Some(1),
+            },
+        ),
+        rec(
+            4,
+            4001,
+            DomainEvent::Scored {
+                seq: 1,
+                speaker: Speaker::Caller,
+                score: -0.4,
+                label: Label::Negative,
+                trackers: vec![],
+                engine: "local".into(),
+                policy: None,
+            },
+        ),
+        rec(
+            5,
+            9000,
+            DomainEvent::Utterance {
+                seq: 2,
+                speaker: Speaker::Caller,
+                text: "get me a real person my card is 4111 1111 1111 1111".into(),
+                confidence: Some(0.9),
+                caller_index: Some(2),
+            },
+        ),
+        rec(
+            6,
+            9001,
+            DomainEvent::Scored {
+                seq: 2,
+                speaker: Speaker::Caller,
+                score: -0.2,
+                label: Label::Neutral,
+                trackers: vec![TrackerHit { tracker: "asks_for_human".into(), phrase: "real person".into() }],
+                engine: "local".into(),
+                policy: None,
+            },
+        ),
+        rec(7, 9001, DomainEvent::Decision { source: DecisionSource::Policy, decision }),
+        transfer(8, 9001, TransferStatus::Dialing),
+        transfer(9, 12000, TransferStatus::Answered),
+        transfer(10, 15000, TransferStatus::Connected),
+        rec(
+            11,
+            16000,
+            DomainEvent::Utterance {
+                seq: 3,
+                speaker: Speaker::Agent,
+                text: "hi this is alex".into(),
+                confidence: None,
+                caller_index: None,
+            },
+        ),
+        rec(12, 60000, DomainEvent::CallEnded { reason: "completed_with_agent".into() }),
+    ]
+}
+
+async fn store_with(events: &[Recorded]) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("sub/ivrx.db"), StoreOptions::default()).unwrap();
+    for e in events {
+        store.write(WriteOp::Event(e.clone()));
+    }
+    store.flush().await.unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn a_call_becomes_a_report() {
+    let (_dir, store) = store_with(&call()).await;
+    let r = store.reader().report("c1").unwrap().unwrap();
+    assert!(r.transferred);
+    assert_eq!(r.queue.as_deref(), Some("support"));
+    assert_eq!(r.reason.as_deref(), Some("asked_for_human"));
+    assert_eq!(r.trigger_index, Some(2));
+    assert_eq!(r.transfer_status.as_deref(), Some("connected"));
+    assert_eq!(r.decision_ms, Some(9001));
+    assert_eq!(r.connected_ms, Some(15000));
+    assert_eq!(r.duration_ms, Some(60000));
+    let idx: Vec<_> = r.utterances.iter().map(|u| (u.speaker.as_str(), u.index)).collect();
+    assert_eq!(idx, vec![("caller", 1), ("caller", 2), ("agent", 1)]);
+    assert_eq!(r.utterances[1].trackers, vec!["asks_for_human".to_string()]);
+    assert_eq!(r.utterances[0].score, Some(-0.4));
+    assert_eq!(r.transfers.len(), 1);
+    assert_eq!(r.transfers[0].answered_ms, Some(12000));
+}
+
+#[tokio::test]
+async fn pii_is_redacted_before_storage() {
+    let (_dir, store) = store_with(&call()).await;
+    let r = store.reader().report("c1").unwrap().unwrap();
+    assert_eq!(r.utterances[1].text, "get me a real person my card is [card]");
+    let c = store.reader().conversation("c1").unwrap().unwrap();
+    assert!(!c.trigger_text.unwrap().contains("4111"));
+    let events = store.reader().events("c1", 0).unwrap();
+    let body = serde_json::to_string(&events).unwrap();
+    assert!(!body.contains("4111 1111"), "the event log is redacted too");
+}
+
+#[tokio::test]
+async fn replaying_events_changes_nothing() {
+    let mut twice = call();
+    twice.extend(call());
+    twice.reverse();
+    let (_d1, once) = store_with(&call()).await;
+    let (_d2, again) = store_with(&call()).await;
+    for e in twice {
+        again.write(WriteOp::Event(e));
+    }
+    again.flush().await.unwrap();
+    assert_eq!(once.reader().report("c1").unwrap(), again.reader().report("c1").unwrap());
+    assert_eq!(again.reader().events("c1", 0).unwrap().len(), 12);
+}
+
+#[tokio::test]
+async fn events_replay_in_order_after_a_point() {
+    let (_dir, store) = store_with(&call()).await;
+    let ev = store.reader().events("c1", 9).unwrap();
+    assert_eq!(ev.iter().map(|e| e.n).collect::<Vec<_>>(), vec![10, 11, 12]);
+    assert_eq!(store.reader().conversation_for_call("v3:a").unwrap().as_deref(), Some("c1"));
+    assert_eq!(store.reader().latest_conversation(false).unwrap().as_deref(), Some("c1"));
+    assert_eq!(store.reader().latest_conversation(true).unwrap(), None);
+    assert!(store.reader().report("nope").unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_locked_database_is_reported_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ivrx.db");
+    let options = StoreOptions { busy_timeout: std::time::Duration::from_millis(100), ..StoreOptions::default() };
+    let store = Store::open(&path, options).unwrap();
+    // Another process holds the write lock.
+    let blocker = connect(&path).unwrap();
+    blocker.busy_timeout(std::time::Duration::from_millis(1)).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for e in call() {
+        store.write(WriteOp::Event(e));
+    }
+    // The writer waits on the lock (busy timeout), fails, reports and retries.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !store.health().is_failing() {
+        assert!(std::time::Instant::now() < deadline, "the failure was never reported");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(store.health().last_error().unwrap().contains("locked"));
+    blocker.execute_batch("COMMIT").unwrap();
+    drop(blocker);
+    store.flush().await.unwrap();
+    assert!(!store.health().is_failing());
+    assert_eq!(store.reader().events("c1", 0).unwrap().len(), 12);
+}
+
+#[test]
+fn a_database_from_a_newer_ivrx_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ivrx.db");
+    drop(open_and_migrate(&path).unwrap());
+    let conn = connect(&path).unwrap();
+    conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 'x')", []).unwrap();
+    drop(conn);
+    assert!(matches!(open_and_migrate(&path), Err(StoreError::TooNew { found: 99, .. })));
+}
