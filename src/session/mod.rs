@@ -140,7 +140,7 @@ pub enum Input {
     /// A webhook event (already verified and de-duplicated).
     Webhook {
         /// The event.
-        event: Event,
+        event: Box<Event>,
         /// `occurred_at` of the event, when it had one.
         occurred_at: Option<DateTime<Utc>>,
         /// When the server received it.
@@ -521,6 +521,11 @@ impl Session {
         self.caller.as_ref().map(|l| l.call_control_id.as_str())
     }
 
+    /// The call_control_ids of the legs this session knows.
+    pub fn leg_ids(&self) -> Vec<String> {
+        self.caller.iter().chain(self.agent.iter()).map(|l| l.call_control_id.clone()).collect()
+    }
+
     /// The decision, if one was made.
     pub fn decision(&self) -> Option<&Decision> {
         self.decision.as_ref()
@@ -537,7 +542,7 @@ impl Session {
         match input {
             Input::Webhook { event, occurred_at, received_at } => {
                 let at = occurred_at.unwrap_or(received_at);
-                self.on_event(event, at, &mut out);
+                self.on_event(*event, at, &mut out);
             }
             Input::Scored { seq, score, at } => self.on_scored(seq, score, at, &mut out),
             Input::CommandFailed { action, role, call_gone, error, at, .. } => {

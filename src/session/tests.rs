@@ -34,7 +34,7 @@ impl Call {
     fn event(&mut self, event_type: &str, payload: Value) -> Vec<Effect> {
         self.t += Duration::milliseconds(500);
         let event = Event::from_parts(event_type, &payload).unwrap();
-        self.s.handle(Input::Webhook { event, occurred_at: Some(self.t), received_at: self.t })
+        self.s.handle(Input::Webhook { event: Box::new(event), occurred_at: Some(self.t), received_at: self.t })
     }
 
     fn caller_state(&self) -> String {

@@ -118,21 +118,33 @@ pub struct WebhookRecord {
     pub body: String,
 }
 
+/// A session's saved state.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The serialised session.
+    pub state: String,
+    /// True once the call has ended.
+    pub ended: bool,
+}
+
 /// What the writer thread does.
 #[derive(Debug)]
 pub enum WriteOp {
     /// Store a domain event and update the tables it touches.
     Event(Recorded),
-    /// Store a raw webhook.
-    Webhook(WebhookRecord),
-    /// Save a session's state so the call can resume after a restart.
-    Snapshot {
-        /// The conversation.
-        conversation_id: String,
-        /// The serialised session.
-        state: String,
-        /// True once the call has ended.
-        ended: bool,
+    /// Store a raw webhook; the sender, if any, is answered once it is committed.
+    Webhook(WebhookRecord, Option<oneshot::Sender<()>>),
+    /// What one worker batch produced, committed atomically: the domain events,
+    /// the session's new state, and the webhooks it has now processed.
+    Checkpoint {
+        /// Domain events.
+        events: Vec<Recorded>,
+        /// The session's state after them.
+        snapshot: Option<Snapshot>,
+        /// Event ids of the webhooks the batch processed.
+        processed: Vec<String>,
     },
     /// Answer once everything queued before it has been committed.
     Flush(oneshot::Sender<()>),
@@ -230,6 +242,13 @@ impl Store {
         }
     }
 
+    /// Queues a raw webhook; the receiver completes once it is committed.
+    pub fn write_webhook(&self, record: WebhookRecord) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.write(WriteOp::Webhook(record, Some(tx)));
+        rx
+    }
+
     /// Waits until everything queued so far is committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
@@ -303,6 +322,10 @@ fn writer_loop(
 fn push(op: WriteOp, batch: &mut Vec<WriteOp>, waiters: &mut Vec<oneshot::Sender<()>>) {
     match op {
         WriteOp::Flush(w) => waiters.push(w),
+        WriteOp::Webhook(record, Some(w)) => {
+            waiters.push(w);
+            batch.push(WriteOp::Webhook(record, None));
+        }
         other => batch.push(other),
     }
 }

@@ -14,7 +14,7 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool)
     for op in batch {
         match op {
             WriteOp::Event(r) => apply_event(&tx, r, redact_pii)?,
-            WriteOp::Webhook(w) => {
+            WriteOp::Webhook(w, _) => {
                 let body = if redact_pii { redact(&w.body).into_owned() } else { w.body.clone() };
                 tx.prepare_cached(
                     "INSERT OR IGNORE INTO webhooks
@@ -32,18 +32,26 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool)
                     body
                 ])?;
             }
-            WriteOp::Snapshot { conversation_id, state, ended } => {
-                tx.prepare_cached(
-                    "INSERT INTO sessions (conversation_id, state, ended, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(conversation_id) DO UPDATE SET state = excluded.state, ended = excluded.ended,
-                     updated_at = excluded.updated_at",
-                )?
-                .execute(params![
-                    conversation_id,
-                    state,
-                    *ended as i64,
-                    chrono::Utc::now().to_rfc3339()
-                ])?;
+            WriteOp::Checkpoint { events, snapshot, processed } => {
+                for r in events {
+                    apply_event(&tx, r, redact_pii)?;
+                }
+                if let Some(s) = snapshot {
+                    tx.prepare_cached(
+                        "INSERT INTO sessions (conversation_id, state, ended, updated_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(conversation_id) DO UPDATE SET state = excluded.state, ended = excluded.ended,
+                         updated_at = excluded.updated_at",
+                    )?
+                    .execute(params![
+                        s.conversation_id,
+                        s.state,
+                        s.ended as i64,
+                        chrono::Utc::now().to_rfc3339()
+                    ])?;
+                }
+                for id in processed {
+                    tx.prepare_cached("UPDATE webhooks SET processed = 1 WHERE event_id = ?1")?.execute([id])?;
+                }
             }
             WriteOp::Flush(_) => {}
         }

@@ -273,6 +273,46 @@ impl Reader {
         Ok(out)
     }
 
+    /// The saved state of one session.
+    pub fn snapshot(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.connection()?;
+        conn.query_row("SELECT state FROM sessions WHERE conversation_id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(sql(&self.path))
+    }
+
+    /// Conversations whose session has not ended, with their saved state.
+    pub fn active_snapshots(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.connection()?;
+        let mut stmt =
+            conn.prepare("SELECT conversation_id, state FROM sessions WHERE ended = 0").map_err(sql(&self.path))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(sql(&self.path))
+    }
+
+    /// Webhooks routed to a conversation but not yet processed by it, oldest first:
+    /// `(received_at, raw body)`.
+    pub fn unprocessed_webhooks(&self, id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.connection()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT received_at, body FROM webhooks WHERE conversation_id = ?1 AND processed = 0
+                 AND outcome = 'accepted' ORDER BY rowid",
+            )
+            .map_err(sql(&self.path))?;
+        let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(sql(&self.path))
+    }
+
+    /// Ids of webhooks received since `since` (RFC 3339), to refuse repeats after a restart.
+    pub fn recent_event_ids(&self, since: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.connection()?;
+        let mut stmt =
+            conn.prepare("SELECT event_id FROM webhooks WHERE received_at >= ?1").map_err(sql(&self.path))?;
+        let rows = stmt.query_map([since], |r| r.get(0)).map_err(sql(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(sql(&self.path))
+    }
+
     /// What happened in one call.
     pub fn report(&self, id: &str) -> Result<Option<CallReport>, StoreError> {
         let Some(c) = self.conversation(id)? else { return Ok(None) };

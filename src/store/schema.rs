@@ -126,9 +126,10 @@ CREATE TABLE webhooks (
     conversation_id  TEXT,
     attempt          INTEGER,
     outcome          TEXT NOT NULL,
+    processed        INTEGER NOT NULL DEFAULT 0,
     body             TEXT NOT NULL
 );
-CREATE INDEX webhooks_conversation ON webhooks(conversation_id);
+CREATE INDEX webhooks_conversation ON webhooks(conversation_id, processed);
 CREATE INDEX webhooks_received ON webhooks(received_at);
 "#,
     },

@@ -1,0 +1,280 @@
+//! The admin and live-stream API (token-protected), plus health and metrics.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/api/v1/conversations` | conversations in memory (active first) |
+//! | GET | `/api/v1/conversations/{id}` | the report of one conversation (stored) |
+//! | GET | `/api/v1/conversations/{id}/events` | SSE: the conversation so far, then live events until it ends |
+//! | POST | `/api/v1/conversations/{id}/transfer` | manual transfer `{"queue"}` or `{"to"}` (id may be a call_control_id) |
+//! | POST | `/api/v1/calls` | place an outbound call through the IVR `{"to", "from"?}` |
+//! | GET | `/api/v1/calls/{call_control_id}/report?wait_secs=N` | wait for the call to end, then its report |
+//! | GET | `/api/v1/stats` | latency percentiles, counts, store health |
+//! | GET | `/healthz`, `/readyz`, `/metrics` | liveness, readiness, Prometheus (no token) |
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header::AUTHORIZATION, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::calls::ManualError;
+use super::App;
+use crate::session::{DomainEvent, ManualTransfer, Recorded};
+
+fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({"error": message.to_string(), "code": code}))).into_response()
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Requires `Authorization: Bearer <admin token>`.
+pub async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(t) if same(t.as_bytes(), app.admin_token.as_bytes()) => next.run(req).await,
+        Some(_) => error(StatusCode::UNAUTHORIZED, "bad_token", "the admin token is wrong"),
+        None => error(StatusCode::UNAUTHORIZED, "no_token", "send the admin token as `Authorization: Bearer TOKEN`"),
+    }
+}
+
+/// `GET /healthz`
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: 503 while the store cannot write.
+pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let h = app.store.health();
+    if h.is_failing() {
+        let msg = h.last_error().unwrap_or_default();
+        return error(StatusCode::SERVICE_UNAVAILABLE, "store_failing", format!("store writes failing: {msg}"));
+    }
+    (StatusCode::OK, "ready\n").into_response()
+}
+
+/// `GET /metrics`
+pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let h = app.store.health();
+    let mut text = app.metrics.render();
+    text.push_str(&format!(
+        "# HELP ivrx_store_pending Store writes waiting.\n# TYPE ivrx_store_pending gauge\nivrx_store_pending {}\n\
+         # HELP ivrx_store_failing 1 while store writes fail.\n# TYPE ivrx_store_failing gauge\nivrx_store_failing {}\n",
+        h.pending.load(std::sync::atomic::Ordering::Relaxed),
+        h.is_failing() as u8
+    ));
+    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+/// `GET /api/v1/conversations`
+pub async fn list(State(app): State<Arc<App>>) -> Response {
+    Json(json!({ "conversations": app.live.list() })).into_response()
+}
+
+async fn report_of(app: &App, id: &str) -> Response {
+    let _ = app.store.flush().await;
+    let reader = app.store.reader();
+    let id2 = id.to_string();
+    match tokio::task::spawn_blocking(move || reader.report(&id2)).await {
+        Ok(Ok(Some(r))) => Json(r).into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id:?}")),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+    }
+}
+
+/// `GET /api/v1/conversations/{id}`
+pub async fn conversation(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    let id = app.calls.resolve(&id).unwrap_or(id);
+    report_of(&app, &id).await
+}
+
+/// A manual transfer request body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    /// Queue to transfer to.
+    pub queue: Option<String>,
+    /// Number to transfer to.
+    pub to: Option<String>,
+}
+
+/// `POST /api/v1/conversations/{id}/transfer`
+pub async fn transfer(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Option<Json<TransferBody>>,
+) -> Response {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let req = ManualTransfer { queue: body.queue, to: body.to };
+    match app.calls.manual_transfer(&id, req).await {
+        Ok(conv) => Json(json!({"conversation_id": conv, "status": "transferring"})).into_response(),
+        Err(ManualError::NotFound(id)) => {
+            error(StatusCode::NOT_FOUND, "not_found", format!("no conversation in progress with id {id:?}"))
+        }
+        Err(ManualError::Refused(r)) => error(StatusCode::CONFLICT, r.code(), r),
+        Err(ManualError::Gone) => error(StatusCode::CONFLICT, "ended", "the call has already ended"),
+    }
+}
+
+/// An outbound call request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialBody {
+    /// Number to call.
+    pub to: String,
+    /// Caller id (default: the IVR number).
+    pub from: Option<String>,
+}
+
+/// `POST /api/v1/calls`
+pub async fn dial(State(app): State<Arc<App>>, Json(body): Json<DialBody>) -> Response {
+    if body.to.trim().is_empty() {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "missing_to", "`to` is required");
+    }
+    let from = body.from.unwrap_or_else(|| app.calls.shared().settings.ivr.number.clone());
+    let conv = app.calls.dial_out(body.to, from);
+    (StatusCode::ACCEPTED, Json(json!({"conversation_id": conv}))).into_response()
+}
+
+/// `?wait_secs=N`
+#[derive(Debug, Default, Deserialize)]
+pub struct WaitQuery {
+    /// Longest wait for the call to end.
+    pub wait_secs: Option<f64>,
+}
+
+/// Waits (bounded) until a conversation has ended.
+pub async fn wait_ended(app: &App, conv: &str, wait: Duration) {
+    let Some(mut sub) = app.live.subscribe(conv) else { return };
+    if sub.ended {
+        return;
+    }
+    let _ = tokio::time::timeout(wait, async {
+        loop {
+            match sub.rx.recv().await {
+                Ok(r) if matches!(r.event, DomainEvent::CallEnded { .. }) => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+}
+
+/// `GET /api/v1/calls/{call_control_id}/report`
+pub async fn call_report(
+    State(app): State<Arc<App>>,
+    Path(ccid): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Response {
+    let wait = Duration::from_secs_f64(q.wait_secs.unwrap_or(0.0).clamp(0.0, 3600.0));
+    let conv = match app.calls.resolve(&ccid) {
+        Some(c) => c,
+        None => {
+            let reader = app.store.reader();
+            let c2 = ccid.clone();
+            match tokio::task::spawn_blocking(move || reader.conversation_for_call(&c2)).await {
+                Ok(Ok(Some(c))) => c,
+                _ => return error(StatusCode::NOT_FOUND, "not_found", format!("no conversation for call {ccid:?}")),
+            }
+        }
+    };
+    wait_ended(&app, &conv, wait).await;
+    report_of(&app, &conv).await
+}
+
+/// `GET /api/v1/stats`
+pub async fn stats(State(app): State<Arc<App>>) -> Response {
+    let h = app.store.health();
+    Json(json!({
+        "active_conversations": app.calls.active_count(),
+        "decision_latency": app.metrics.decision_samples.summary(),
+        "ack_latency": app.metrics.ack_samples.summary(),
+        "store": {
+            "failing": h.is_failing(),
+            "last_error": h.last_error(),
+            "pending": h.pending.load(std::sync::atomic::Ordering::Relaxed),
+            "written": h.written.load(std::sync::atomic::Ordering::Relaxed),
+        },
+        "memory": crate::sysinfo::memory(),
+    }))
+    .into_response()
+}
+
+fn sse_event(r: &Recorded) -> SseEvent {
+    let data = serde_json::to_string(r).unwrap_or_else(|_| "{}".into());
+    SseEvent::default().event(r.event.kind()).id(r.n.to_string()).data(data)
+}
+
+/// `GET /api/v1/conversations/{id}/events`: Server-Sent Events, one per domain
+/// event (`event:` is its type, `data:` the JSON), first the conversation so
+/// far, then live; the stream ends after `call_ended`.
+pub async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    let id = app.calls.resolve(&id).unwrap_or(id);
+    if let Some(sub) = app.live.subscribe(&id) {
+        let last = sub.history.last().map(|r| r.n).unwrap_or(0);
+        let done = sub.ended;
+        let history: Vec<Result<SseEvent, Infallible>> = sub.history.iter().map(|r| Ok(sse_event(r))).collect();
+        let live = stream::unfold((sub.rx, last, done), |(mut rx, last, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(r) if r.n <= last && !matches!(r.event, DomainEvent::Interim { .. }) => continue,
+                    Ok(r) => {
+                        let ended = matches!(r.event, DomainEvent::CallEnded { .. });
+                        let n = r.n.max(last);
+                        return Some((Ok(sse_event(&r)), (rx, n, ended)));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
+                        let e =
+                            SseEvent::default().event("error").data(format!("{{\"error\":\"lagged\",\"missed\":{k}}}"));
+                        return Some((Ok(e), (rx, last, true)));
+                    }
+                    Err(_) => return None,
+                }
+            }
+        });
+        let s = stream::iter(history).chain(live);
+        return sse(s);
+    }
+    // Not in memory: replay from the store.
+    let reader = app.store.reader();
+    let id2 = id.clone();
+    let stored = tokio::task::spawn_blocking(move || reader.events(&id2, 0)).await;
+    match stored {
+        Ok(Ok(events)) if !events.is_empty() => {
+            let items: Vec<Result<SseEvent, Infallible>> = events.iter().map(|r| Ok(sse_event(r))).collect();
+            sse(stream::iter(items))
+        }
+        Ok(Ok(_)) => error(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id:?}")),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+    }
+}
+
+fn sse<S>(s: S) -> Response
+where
+    S: Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
+{
+    Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))).into_response()
+}
+
+use futures_util::StreamExt as _;

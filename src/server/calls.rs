@@ -1,0 +1,488 @@
+//! Conversations in progress: routing webhooks to them, one worker task per
+//! conversation (so events of one call are handled in order while different
+//! calls run in parallel), and one ordered command sender per conversation.
+//!
+//! After each batch of inputs a worker checkpoints atomically: the domain
+//! events, the session's new state and the ids of the webhooks it processed.
+//! A worker started for a conversation that already has stored state (after a
+//! restart) restores the snapshot and replays the webhooks that were
+//! acknowledged but not yet processed; command ids are deterministic, so a
+//! command that had already gone out is ignored by Telnyx as a repeat.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use super::live::LiveHub;
+use super::metrics::Metrics;
+use crate::intel::Scorer;
+use crate::session::{
+    Command, DomainEvent, Effect, Input, LegTag, ManualTransfer, Recorded, Request, Session, SessionSettings,
+    TransferRefused,
+};
+use crate::store::{Snapshot, Store, WriteOp};
+use crate::telnyx::events::{Direction, Envelope, Event};
+use crate::telnyx::TelnyxClient;
+
+/// A message for a conversation's worker.
+#[derive(Debug)]
+pub enum WorkerMsg {
+    /// A verified, de-duplicated webhook.
+    Webhook {
+        /// The event.
+        event: Box<Event>,
+        /// `data.id`.
+        event_id: String,
+        /// `data.occurred_at`, parsed.
+        occurred_at: Option<DateTime<Utc>>,
+        /// When the server received it.
+        received_at: DateTime<Utc>,
+        /// When the server received it (monotonic, for latency).
+        received: Instant,
+    },
+    /// Another input (a failed command).
+    Input(Input),
+    /// A manual transfer request.
+    Manual { req: ManualTransfer, reply: oneshot::Sender<Result<(), TransferRefused>> },
+    /// Place an outbound call into the IVR.
+    DialOut { to: String, from: String },
+}
+
+/// Where a webhook goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// To this conversation.
+    To(String),
+    /// Nowhere: not a call ivrx knows.
+    Unrouted,
+}
+
+/// What the workers share.
+pub struct Shared {
+    /// Session settings.
+    pub settings: Arc<SessionSettings>,
+    /// The Telnyx (or sandbox) API client.
+    pub client: TelnyxClient,
+    /// The engine.
+    pub scorer: Arc<dyn Scorer>,
+    /// The store.
+    pub store: Store,
+    /// The live event hub.
+    pub live: Arc<LiveHub>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// How long an ended conversation's worker waits for late webhooks.
+    pub grace: Duration,
+}
+
+/// The registry of conversations in progress. Cheap to clone.
+#[derive(Clone)]
+pub struct Calls {
+    shared: Arc<Shared>,
+    workers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<WorkerMsg>>>>,
+    legs: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// Why a manual transfer could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ManualError {
+    /// No conversation in progress has that id or call_control_id.
+    #[error("no conversation in progress with id or call_control_id {0:?}")]
+    NotFound(String),
+    /// The session refused it.
+    #[error("{0}")]
+    Refused(#[from] TransferRefused),
+    /// The worker did not answer.
+    #[error("the conversation's worker is gone")]
+    Gone,
+}
+
+impl Calls {
+    /// An empty registry.
+    pub fn new(shared: Shared) -> Self {
+        Self { shared: Arc::new(shared), workers: Arc::default(), legs: Arc::default() }
+    }
+
+    /// What the workers share.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Conversations with a running worker.
+    pub fn active_count(&self) -> usize {
+        self.workers.lock().map(|g| g.len()).unwrap_or(0)
+    }
+
+    /// Decides which conversation an event belongs to, registering a new
+    /// conversation for a new inbound call.
+    pub fn route(&self, event: &Event) -> Route {
+        if let Some(tag) = LegTag::decode(event.client_state()) {
+            return Route::To(tag.conv);
+        }
+        let ccid = event.call_control_id();
+        let Ok(mut legs) = self.legs.lock() else { return Route::Unrouted };
+        if let Some(conv) = ccid.and_then(|c| legs.get(c)) {
+            return Route::To(conv.clone());
+        }
+        if let Event::CallInitiated(e) = event {
+            let incoming = e.direction.as_ref().is_none_or(|d| *d == Direction::Incoming);
+            if let (true, Some(ccid)) = (incoming, ccid) {
+                let conv = e.ids.call_session_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                legs.insert(ccid.to_string(), conv.clone());
+                return Route::To(conv);
+            }
+        }
+        Route::Unrouted
+    }
+
+    /// Sends a message to a conversation's worker, starting one if needed.
+    pub fn dispatch(&self, conv: &str, msg: WorkerMsg) {
+        let Ok(mut workers) = self.workers.lock() else { return };
+        let tx = match workers.get(conv) {
+            Some(tx) => tx.clone(),
+            None => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                workers.insert(conv.to_string(), tx.clone());
+                self.shared.metrics.set_active_calls(workers.len());
+                tokio::spawn(run_worker(self.clone(), conv.to_string(), tx.clone(), rx));
+                tx
+            }
+        };
+        // Sent under the lock: a worker removes itself under the same lock and
+        // then drains its queue, so nothing sent here is lost.
+        let _ = tx.send(msg);
+    }
+
+    /// Finds the conversation for an id or a call_control_id.
+    pub fn resolve(&self, id: &str) -> Option<String> {
+        if self.workers.lock().ok()?.contains_key(id) {
+            return Some(id.to_string());
+        }
+        self.legs.lock().ok()?.get(id).cloned()
+    }
+
+    /// Asks a conversation for a manual transfer.
+    pub async fn manual_transfer(&self, id: &str, req: ManualTransfer) -> Result<String, ManualError> {
+        let conv = self.resolve(id).ok_or_else(|| ManualError::NotFound(id.to_string()))?;
+        let (reply, rx) = oneshot::channel();
+        self.dispatch(&conv, WorkerMsg::Manual { req, reply });
+        rx.await.map_err(|_| ManualError::Gone)??;
+        Ok(conv)
+    }
+
+    /// Places an outbound call that goes through the IVR; returns the conversation id.
+    pub fn dial_out(&self, to: String, from: String) -> String {
+        let conv = uuid::Uuid::new_v4().to_string();
+        self.dispatch(&conv, WorkerMsg::DialOut { to, from });
+        conv
+    }
+
+    /// Starts workers for every stored conversation that had not ended (after a
+    /// restart). Returns how many.
+    pub async fn restore(&self) -> usize {
+        let reader = self.shared.store.reader();
+        let active = tokio::task::spawn_blocking(move || reader.active_snapshots()).await;
+        let active = match active {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read stored sessions; calls in progress are not resumed");
+                return 0;
+            }
+            Err(_) => return 0,
+        };
+        let n = active.len();
+        for (conv, _) in active {
+            let Ok(mut workers) = self.workers.lock() else { break };
+            if workers.contains_key(&conv) {
+                continue;
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            workers.insert(conv.clone(), tx.clone());
+            tokio::spawn(run_worker(self.clone(), conv, tx, rx));
+        }
+        if n > 0 {
+            tracing::info!(conversations = n, "resumed calls in progress from the store");
+        }
+        n
+    }
+
+    fn register_leg(&self, ccid: &str, conv: &str) {
+        if let Ok(mut legs) = self.legs.lock() {
+            legs.insert(ccid.to_string(), conv.to_string());
+        }
+    }
+
+    fn forget(&self, conv: &str, legs: &[String]) {
+        if let Ok(mut g) = self.legs.lock() {
+            for l in legs {
+                if g.get(l).map(String::as_str) == Some(conv) {
+                    g.remove(l);
+                }
+            }
+        }
+    }
+}
+
+/// One conversation's worker.
+struct Worker {
+    calls: Calls,
+    session: Session,
+    sender: mpsc::UnboundedSender<(Command, Option<Instant>)>,
+    pending: Vec<Recorded>,
+    processed: Vec<String>,
+    replayed: HashSet<String>,
+    legs: Vec<String>,
+    last_at: DateTime<Utc>,
+}
+
+async fn run_worker(
+    calls: Calls,
+    conv: String,
+    self_tx: mpsc::UnboundedSender<WorkerMsg>,
+    mut rx: mpsc::UnboundedReceiver<WorkerMsg>,
+) {
+    let shared = calls.shared.clone();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    tokio::spawn(run_sender(shared.clone(), cmd_rx, self_tx));
+    let mut w = Worker {
+        calls: calls.clone(),
+        session: Session::new(conv.clone(), shared.settings.clone()),
+        sender: cmd_tx,
+        pending: Vec::new(),
+        processed: Vec::new(),
+        replayed: HashSet::new(),
+        legs: Vec::new(),
+        last_at: Utc::now(),
+    };
+    w.restore().await;
+    loop {
+        let next = if w.session.is_ended() {
+            tokio::time::timeout(shared.grace, rx.recv()).await.unwrap_or_default()
+        } else {
+            rx.recv().await
+        };
+        let Some(msg) = next else { break };
+        w.handle(msg);
+        for _ in 0..64 {
+            match rx.try_recv() {
+                Ok(m) => w.handle(m),
+                Err(_) => break,
+            }
+        }
+        w.checkpoint();
+    }
+    // Leave the registry, then finish whatever was sent before we left.
+    if let Ok(mut workers) = calls.workers.lock() {
+        workers.remove(&conv);
+        shared.metrics.set_active_calls(workers.len());
+    }
+    while let Ok(m) = rx.try_recv() {
+        w.handle(m);
+    }
+    w.checkpoint();
+    shared.live.remove(&conv);
+    calls.forget(&conv, &w.legs);
+}
+
+impl Worker {
+    fn shared(&self) -> &Shared {
+        &self.calls.shared
+    }
+
+    /// Loads the stored state and replays webhooks not processed yet.
+    async fn restore(&mut self) {
+        let conv = self.session.id().to_string();
+        let reader = self.shared().store.reader();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let snapshot = reader.snapshot(&conv)?;
+            let unprocessed = reader.unprocessed_webhooks(&conv)?;
+            Ok::<_, crate::store::StoreError>((snapshot, unprocessed))
+        })
+        .await;
+        let (snapshot, unprocessed) = match loaded {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                tracing::warn!(conversation = self.session.id(), error = %e, "cannot read stored state; starting fresh");
+                return;
+            }
+            Err(_) => return,
+        };
+        if let Some(state) = snapshot {
+            match serde_json::from_str::<Session>(&state) {
+                Ok(s) => {
+                    self.session = s.with_settings(self.shared().settings.clone());
+                    for ccid in self.session.leg_ids() {
+                        self.calls.register_leg(&ccid, self.session.id());
+                        self.legs.push(ccid);
+                    }
+                }
+                Err(e) => tracing::error!(conversation = self.session.id(), error = %e, "stored session unreadable"),
+            }
+        }
+        for (received_at, body) in unprocessed {
+            let Ok(env) = Envelope::parse(body.as_bytes()) else { continue };
+            let Ok(event) = env.event() else { continue };
+            let received_at = DateTime::parse_from_rfc3339(&received_at)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(|_| Utc::now());
+            let occurred_at = parse_time(env.data.occurred_at.as_deref());
+            let id = env.data.id.clone();
+            self.webhook(Box::new(event), id.clone(), occurred_at, received_at, Instant::now());
+            self.replayed.insert(id);
+        }
+        if !self.processed.is_empty() {
+            tracing::info!(
+                conversation = self.session.id(),
+                replayed = self.processed.len(),
+                "replayed webhooks after restart"
+            );
+            self.checkpoint();
+        }
+    }
+
+    fn handle(&mut self, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Webhook { event, event_id, occurred_at, received_at, received } => {
+                if self.replayed.remove(&event_id) {
+                    return; // already replayed from the store when the worker started
+                }
+                self.webhook(event, event_id, occurred_at, received_at, received);
+            }
+            WorkerMsg::Input(mut input) => {
+                if let Input::CommandFailed { at, .. } = &mut input {
+                    *at = self.last_at; // keep the conversation's own clock
+                }
+                let fx = self.session.handle(input);
+                self.run(fx, None);
+            }
+            WorkerMsg::Manual { req, reply } => match self.session.request_transfer(req, self.last_at) {
+                Ok(fx) => {
+                    self.run(fx, None);
+                    let _ = reply.send(Ok(()));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            WorkerMsg::DialOut { to, from } => {
+                self.last_at = Utc::now();
+                let fx = self.session.dial_out(to, from, self.last_at);
+                self.run(fx, None);
+            }
+        }
+    }
+
+    fn webhook(
+        &mut self,
+        event: Box<Event>,
+        event_id: String,
+        occurred_at: Option<DateTime<Utc>>,
+        received_at: DateTime<Utc>,
+        received: Instant,
+    ) {
+        self.last_at = occurred_at.unwrap_or(received_at);
+        let fx = self.session.handle(Input::Webhook { event, occurred_at, received_at });
+        self.processed.push(event_id);
+        self.run(fx, Some(received));
+    }
+
+    /// Carries out effects: records are stored and streamed, utterances are
+    /// scored at once, commands go to the ordered sender.
+    fn run(&mut self, effects: Vec<Effect>, received: Option<Instant>) {
+        let mut queue: VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Record(r) => {
+                    match &r.event {
+                        DomainEvent::LegJoined { call_control_id, .. } => {
+                            self.calls.register_leg(call_control_id, &r.conversation_id);
+                            self.legs.push(call_control_id.clone());
+                        }
+                        DomainEvent::Decision { decision, .. } => {
+                            self.shared().metrics.decision(decision.reason.as_str())
+                        }
+                        _ => {}
+                    }
+                    self.shared().live.publish(&r);
+                    if !matches!(r.event, DomainEvent::Interim { .. }) {
+                        self.pending.push(r);
+                    }
+                }
+                Effect::Score(req) => {
+                    let score = self.shared().scorer.score(&req.text);
+                    queue.extend(self.session.handle(Input::Scored { seq: req.seq, score, at: self.last_at }));
+                }
+                Effect::Send(cmd) => {
+                    let started = if cmd.is_transfer_start() { received } else { None };
+                    let _ = self.sender.send((cmd, started));
+                }
+            }
+        }
+    }
+
+    fn checkpoint(&mut self) {
+        if self.pending.is_empty() && self.processed.is_empty() {
+            return;
+        }
+        let snapshot = serde_json::to_string(&self.session).ok().map(|state| Snapshot {
+            conversation_id: self.session.id().to_string(),
+            state,
+            ended: self.session.is_ended(),
+        });
+        let op = WriteOp::Checkpoint {
+            events: std::mem::take(&mut self.pending),
+            snapshot,
+            processed: std::mem::take(&mut self.processed),
+        };
+        self.shared().store.write(op);
+    }
+}
+
+fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s?).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// Sends one conversation's commands in order, reporting failures back.
+async fn run_sender(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<(Command, Option<Instant>)>,
+    worker: mpsc::UnboundedSender<WorkerMsg>,
+) {
+    while let Some((cmd, started)) = rx.recv().await {
+        if let Some(t) = started {
+            shared.metrics.decision_latency(t.elapsed());
+        }
+        let began = Instant::now();
+        let result = match &cmd.request {
+            Request::Action(a) => match &cmd.call_control_id {
+                Some(ccid) => shared.client.action(ccid, a).await.map(|_| ()),
+                None => continue,
+            },
+            Request::Dial(d) => shared.client.dial(d).await.map(|_| ()),
+        };
+        let action = cmd.action_name();
+        shared.metrics.command(action, began.elapsed(), result.as_ref().err().map(|e| e.kind()));
+        let Err(e) = result else { continue };
+        let expected =
+            e.is_call_gone() && matches!(action, "hangup" | "gather_stop" | "playback_stop" | "transcription_stop");
+        if expected {
+            continue;
+        }
+        if e.is_call_gone() {
+            tracing::debug!(action, command_id = cmd.command_id(), "call already ended");
+        } else {
+            tracing::warn!(action, command_id = cmd.command_id(), error = %e, "Telnyx command failed");
+        }
+        let _ = worker.send(WorkerMsg::Input(Input::CommandFailed {
+            command_id: cmd.command_id().to_string(),
+            action: action.to_string(),
+            role: cmd.role,
+            call_gone: e.is_call_gone(),
+            error: e.to_string(),
+            at: Utc::now(),
+        }));
+    }
+}

@@ -1,0 +1,109 @@
+//! The live event hub: every domain event of an active conversation is kept
+//! (for replay) and broadcast (for followers), so `ivrx watch` first sees the
+//! conversation so far and then follows it without a gap.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::session::{DomainEvent, Recorded, Speaker};
+
+/// One active conversation, as listed by the admin API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActiveConversation {
+    pub conversation_id: String,
+    pub started_at: Option<String>,
+    pub caller: Option<String>,
+    pub caller_call_control_id: Option<String>,
+    pub utterances: u32,
+    pub last_score: Option<f64>,
+    pub level: Option<f64>,
+    pub decision: Option<String>,
+    pub transfer_status: Option<String>,
+    pub ended: bool,
+}
+
+struct Entry {
+    tx: broadcast::Sender<Arc<Recorded>>,
+    history: Vec<Arc<Recorded>>,
+    summary: ActiveConversation,
+}
+
+/// The hub. Cheap to share.
+#[derive(Default)]
+pub struct LiveHub {
+    convs: Mutex<HashMap<String, Entry>>,
+}
+
+/// A follower: the conversation so far, then the stream.
+pub struct Subscription {
+    /// Everything up to now.
+    pub history: Vec<Arc<Recorded>>,
+    /// What comes next (events with `n` above the history's last).
+    pub rx: broadcast::Receiver<Arc<Recorded>>,
+    /// True when the conversation has already ended.
+    pub ended: bool,
+}
+
+impl LiveHub {
+    /// Publishes an event (and creates the conversation's entry on first use).
+    pub fn publish(&self, r: &Recorded) {
+        let Ok(mut g) = self.convs.lock() else { return };
+        let e = g.entry(r.conversation_id.clone()).or_insert_with(|| Entry {
+            tx: broadcast::channel(1024).0,
+            history: Vec::new(),
+            summary: ActiveConversation { conversation_id: r.conversation_id.clone(), ..Default::default() },
+        });
+        let s = &mut e.summary;
+        match &r.event {
+            DomainEvent::CallStarted { from, call_control_id, .. } => {
+                s.started_at = Some(r.at.to_rfc3339());
+                s.caller = from.clone();
+                s.caller_call_control_id = Some(call_control_id.clone());
+            }
+            DomainEvent::Utterance { speaker: Speaker::Caller, .. } => s.utterances += 1,
+            DomainEvent::Scored { speaker: Speaker::Caller, score, policy, .. } => {
+                s.last_score = Some(*score);
+                s.level = policy.as_ref().map(|p| p.level);
+            }
+            DomainEvent::Decision { decision, .. } => s.decision = Some(decision.reason.as_str().to_string()),
+            DomainEvent::Transfer { status, .. } => s.transfer_status = Some(status.as_str().to_string()),
+            DomainEvent::CallEnded { .. } => s.ended = true,
+            _ => {}
+        }
+        let r = Arc::new(r.clone());
+        if !matches!(r.event, DomainEvent::Interim { .. }) {
+            e.history.push(r.clone());
+        }
+        let _ = e.tx.send(r);
+    }
+
+    /// Follows a conversation, if it is in memory.
+    pub fn subscribe(&self, id: &str) -> Option<Subscription> {
+        let g = self.convs.lock().ok()?;
+        let e = g.get(id)?;
+        Some(Subscription { history: e.history.clone(), rx: e.tx.subscribe(), ended: e.summary.ended })
+    }
+
+    /// Forgets a conversation (its worker has finished).
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut g) = self.convs.lock() {
+            g.remove(id);
+        }
+    }
+
+    /// Conversations in memory, newest first.
+    pub fn list(&self) -> Vec<ActiveConversation> {
+        let Ok(g) = self.convs.lock() else { return Vec::new() };
+        let mut v: Vec<_> = g.values().map(|e| e.summary.clone()).collect();
+        v.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        v
+    }
+
+    /// The summary of one conversation in memory.
+    pub fn summary(&self, id: &str) -> Option<ActiveConversation> {
+        self.convs.lock().ok()?.get(id).map(|e| e.summary.clone())
+    }
+}

@@ -1,0 +1,244 @@
+//! Prometheus metrics (`/metrics`) and exact latency percentiles for the admin
+//! stats endpoint and load reports.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    event_type: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    action: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+/// Latency samples kept for exact percentiles (bounded).
+#[derive(Debug, Default)]
+pub struct LatencySamples {
+    micros: Mutex<Vec<u32>>,
+}
+
+/// Percentiles of a latency, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+const MAX_SAMPLES: usize = 2_000_000;
+
+impl LatencySamples {
+    /// Adds a sample.
+    pub fn record(&self, d: Duration) {
+        if let Ok(mut g) = self.micros.lock() {
+            if g.len() < MAX_SAMPLES {
+                g.push(d.as_micros().min(u32::MAX as u128) as u32);
+            }
+        }
+    }
+
+    /// Percentiles of everything recorded.
+    pub fn summary(&self) -> LatencySummary {
+        let Ok(g) = self.micros.lock() else { return LatencySummary::default() };
+        let mut v = g.clone();
+        drop(g);
+        summarize(&mut v)
+    }
+
+    /// Forgets every sample.
+    pub fn reset(&self) {
+        if let Ok(mut g) = self.micros.lock() {
+            g.clear();
+        }
+    }
+}
+
+/// Percentiles (nearest rank) of samples in microseconds.
+pub fn summarize(micros: &mut [u32]) -> LatencySummary {
+    if micros.is_empty() {
+        return LatencySummary::default();
+    }
+    micros.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((q * micros.len() as f64).ceil() as usize).clamp(1, micros.len());
+        micros[rank - 1] as f64 / 1000.0
+    };
+    LatencySummary {
+        count: micros.len(),
+        p50_ms: at(0.50),
+        p90_ms: at(0.90),
+        p99_ms: at(0.99),
+        max_ms: micros[micros.len() - 1] as f64 / 1000.0,
+    }
+}
+
+/// Every metric the server keeps.
+pub struct Metrics {
+    registry: Registry,
+    webhooks: Family<WebhookLabels, Counter>,
+    commands: Family<ActionLabels, Histogram>,
+    command_errors: Family<ErrorLabels, Counter>,
+    decisions: Family<ReasonLabels, Counter>,
+    active_calls: Gauge,
+    ack_latency: Histogram,
+    decision_latency: Histogram,
+    /// Exact decision latencies (final transcript received → transfer command sent).
+    pub decision_samples: LatencySamples,
+    /// Exact webhook handling latencies (request in → acknowledgement out).
+    pub ack_samples: LatencySamples,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ivrx");
+        let webhooks = Family::<WebhookLabels, Counter>::default();
+        registry.register("webhooks", "Webhooks received, by event type and outcome", webhooks.clone());
+        let commands = Family::<ActionLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+        });
+        registry.register("command_seconds", "Telnyx command latency (all attempts), by action", commands.clone());
+        let command_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "command_errors",
+            "Telnyx commands that failed for good, by action and kind",
+            command_errors.clone(),
+        );
+        let decisions = Family::<ReasonLabels, Counter>::default();
+        registry.register("decisions", "Transfer decisions, by reason", decisions.clone());
+        let active_calls = Gauge::default();
+        registry.register("active_calls", "Conversations in progress", active_calls.clone());
+        let ack_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register("webhook_ack_seconds", "Time from webhook request to acknowledgement", ack_latency.clone());
+        let decision_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "decision_seconds",
+            "Time from the final transcript webhook to the transfer command being sent",
+            decision_latency.clone(),
+        );
+        Self {
+            registry,
+            webhooks,
+            commands,
+            command_errors,
+            decisions,
+            active_calls,
+            ack_latency,
+            decision_latency,
+            decision_samples: LatencySamples::default(),
+            ack_samples: LatencySamples::default(),
+        }
+    }
+
+    /// Counts a webhook.
+    pub fn webhook(&self, event_type: &str, outcome: &str) {
+        self.webhooks.get_or_create(&WebhookLabels { event_type: event_type.into(), outcome: outcome.into() }).inc();
+    }
+
+    /// Records a command's latency, and its error kind if it failed.
+    pub fn command(&self, action: &str, elapsed: Duration, error_kind: Option<&str>) {
+        self.commands.get_or_create(&ActionLabels { action: action.into() }).observe(elapsed.as_secs_f64());
+        if let Some(kind) = error_kind {
+            self.command_errors.get_or_create(&ErrorLabels { action: action.into(), kind: kind.into() }).inc();
+        }
+    }
+
+    /// Counts a decision.
+    pub fn decision(&self, reason: &str) {
+        self.decisions.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
+    }
+
+    /// Sets the number of active conversations.
+    pub fn set_active_calls(&self, n: usize) {
+        self.active_calls.set(n as i64);
+    }
+
+    /// Records an acknowledgement latency.
+    pub fn ack(&self, d: Duration) {
+        self.ack_latency.observe(d.as_secs_f64());
+        self.ack_samples.record(d);
+    }
+
+    /// Records a decision latency.
+    pub fn decision_latency(&self, d: Duration) {
+        self.decision_latency.observe(d.as_secs_f64());
+        self.decision_samples.record(d);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let mut v: Vec<u32> = (1..=100).map(|i| i * 1000).collect();
+        let s = summarize(&mut v);
+        assert_eq!((s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms), (100, 50.0, 90.0, 99.0, 100.0));
+        assert_eq!(summarize(&mut []).count, 0);
+    }
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::new();
+        m.webhook("call.answered", "accepted");
+        m.command("speak", Duration::from_millis(2), None);
+        m.command("dial", Duration::from_millis(2), Some("server"));
+        m.decision("asked_for_human");
+        m.set_active_calls(3);
+        let text = m.render();
+        for needle in [
+            "ivrx_webhooks_total{event_type=\"call.answered\",outcome=\"accepted\"} 1",
+            "ivrx_command_errors_total{action=\"dial\",kind=\"server\"} 1",
+            "ivrx_decisions_total{reason=\"asked_for_human\"} 1",
+            "ivrx_active_calls 3",
+            "ivrx_command_seconds_bucket",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

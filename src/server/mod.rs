@@ -1,0 +1,174 @@
+//! `ivrx serve`: the axum webhook server.
+//!
+//! Webhooks are verified, de-duplicated, stored and acknowledged at once; each
+//! conversation has a worker that runs its [`Session`](crate::session::Session),
+//! scores utterances, sends commands in order and checkpoints to the store.
+
+pub mod api;
+pub mod calls;
+pub mod dedupe;
+pub mod live;
+pub mod metrics;
+pub mod token;
+mod webhook;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+
+use self::calls::{Calls, Shared};
+use self::dedupe::RecentSet;
+use self::live::LiveHub;
+use self::metrics::Metrics;
+use crate::intel::Scorer;
+use crate::session::SessionSettings;
+use crate::store::Store;
+use crate::telnyx::{TelnyxClient, WebhookVerifier};
+
+/// State shared by the handlers.
+pub struct App {
+    /// Verifies webhook signatures.
+    pub verifier: WebhookVerifier,
+    /// Signatures seen within the tolerance (replays are refused).
+    pub signatures: RecentSet,
+    /// Event ids seen recently (repeats are acknowledged and ignored).
+    pub seen: RecentSet,
+    /// Conversations in progress.
+    pub calls: Calls,
+    /// The store.
+    pub store: Store,
+    /// The live event hub.
+    pub live: Arc<LiveHub>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Token for the admin and live-stream APIs.
+    pub admin_token: String,
+    /// Longest wait for the raw webhook to be committed before acknowledging.
+    pub ack_wait: Duration,
+}
+
+/// Everything the server needs.
+pub struct ServerOptions {
+    /// Where to listen.
+    pub listener: TcpListener,
+    /// Path of the webhook endpoint.
+    pub webhook_path: String,
+    /// Webhook signature verifier (live key, or the sandbox's).
+    pub verifier: WebhookVerifier,
+    /// Command client (Telnyx, or the sandbox).
+    pub client: TelnyxClient,
+    /// The engine.
+    pub scorer: Arc<dyn Scorer>,
+    /// The store.
+    pub store: Store,
+    /// Session settings.
+    pub settings: Arc<SessionSettings>,
+    /// Admin token.
+    pub admin_token: String,
+    /// Largest accepted webhook body.
+    pub max_body_bytes: usize,
+    /// How long ended conversations wait for late webhooks.
+    pub grace: Duration,
+    /// The signature tolerance (how long a replayed signature is remembered).
+    pub signature_tolerance: Duration,
+}
+
+/// A running server.
+pub struct ServerHandle {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Shared state.
+    pub app: Arc<App>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Stops accepting requests and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops by itself.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Builds the router.
+pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize) -> Router {
+    let admin = Router::new()
+        .route("/api/v1/conversations", get(api::list))
+        .route("/api/v1/conversations/{id}", get(api::conversation))
+        .route("/api/v1/conversations/{id}/events", get(api::events))
+        .route("/api/v1/conversations/{id}/transfer", post(api::transfer))
+        .route("/api/v1/calls", post(api::dial))
+        .route("/api/v1/calls/{id}/report", get(api::call_report))
+        .route("/api/v1/stats", get(api::stats))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token));
+    Router::new()
+        .route(webhook_path, post(webhook::receive))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .merge(admin)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(app)
+}
+
+/// Starts the server and resumes calls that were in progress.
+pub async fn start(options: ServerOptions) -> std::io::Result<ServerHandle> {
+    let metrics = Arc::new(Metrics::new());
+    let live = Arc::new(LiveHub::default());
+    let calls = Calls::new(Shared {
+        settings: options.settings,
+        client: options.client,
+        scorer: options.scorer,
+        store: options.store.clone(),
+        live: live.clone(),
+        metrics: metrics.clone(),
+        grace: options.grace,
+    });
+    let seen = RecentSet::new(Duration::from_secs(3600), 1_000_000);
+    // Remember the webhooks of the last hour, so a retry after a restart is still a repeat.
+    let reader = options.store.reader();
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    if let Ok(Ok(ids)) = tokio::task::spawn_blocking(move || reader.recent_event_ids(&since)).await {
+        let now = std::time::Instant::now();
+        for id in ids {
+            seen.insert(&id, now);
+        }
+    }
+    let app = Arc::new(App {
+        verifier: options.verifier.with_tolerance(options.signature_tolerance),
+        signatures: RecentSet::new(options.signature_tolerance * 2, 1_000_000),
+        seen,
+        calls: calls.clone(),
+        store: options.store,
+        live,
+        metrics,
+        admin_token: options.admin_token,
+        ack_wait: Duration::from_millis(250),
+    });
+    calls.restore().await;
+    let router = router(app.clone(), &options.webhook_path, options.max_body_bytes);
+    let addr = options.listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(options.listener, router).with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "webhook server stopped");
+        }
+    });
+    Ok(ServerHandle { addr, app, shutdown: Some(tx), task })
+}

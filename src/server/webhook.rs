@@ -1,0 +1,126 @@
+//! `POST /webhooks/telnyx`: verify the signature over the raw bytes, parse,
+//! refuse replays, de-duplicate on the event id, route, store the raw webhook,
+//! hand it to the conversation's worker and acknowledge. The slow work (scoring,
+//! commands) happens after the acknowledgement.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::calls::{Route, WorkerMsg};
+use super::App;
+use crate::store::WebhookRecord;
+use crate::telnyx::events::{Envelope, Event};
+use crate::telnyx::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+
+fn reply(status: StatusCode, key: &str, value: impl Into<String>) -> Response {
+    (status, Json(json!({ key: value.into() }))).into_response()
+}
+
+/// The webhook endpoint.
+pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let t0 = Instant::now();
+    let response = handle(&app, &headers, &body, t0).await;
+    app.metrics.ack(t0.elapsed());
+    response
+}
+
+async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Response {
+    if let Some(ct) = headers.get(CONTENT_TYPE) {
+        let ok =
+            ct.to_str().map(|s| s.trim_start().to_ascii_lowercase().starts_with("application/json")).unwrap_or(false);
+        if !ok {
+            app.metrics.webhook("-", "bad_content_type");
+            return reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, "error", "webhooks must be application/json");
+        }
+    }
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let signature = header(SIGNATURE_HEADER);
+    let now = chrono::Utc::now().timestamp();
+    if let Err(e) = app.verifier.verify(signature, header(TIMESTAMP_HEADER), body, now) {
+        app.metrics.webhook("-", "bad_signature");
+        tracing::warn!(error = %e, "webhook refused: signature");
+        return reply(StatusCode::UNAUTHORIZED, "error", format!("signature refused: {e}"));
+    }
+    if let Some(sig) = signature {
+        if !app.signatures.insert(sig.trim(), t0) {
+            app.metrics.webhook("-", "replayed");
+            tracing::warn!("webhook refused: a signature seen before (replay)");
+            return reply(StatusCode::UNAUTHORIZED, "error", "signature refused: replayed");
+        }
+    }
+    let envelope = match Envelope::parse(body) {
+        Ok(e) => e,
+        Err(e) => {
+            app.metrics.webhook("-", "malformed");
+            return reply(StatusCode::BAD_REQUEST, "error", e.to_string());
+        }
+    };
+    let event = match envelope.event() {
+        Ok(e) => e,
+        Err(e) => {
+            app.metrics.webhook(&envelope.data.event_type, "malformed");
+            return reply(StatusCode::BAD_REQUEST, "error", e.to_string());
+        }
+    };
+    let event_id = envelope.data.id.clone();
+    if event_id.is_empty() || event_id.len() > 200 {
+        app.metrics.webhook(event.event_type(), "malformed");
+        return reply(StatusCode::BAD_REQUEST, "error", "data.id must be a non-empty event id");
+    }
+    if !app.seen.insert(&event_id, t0) {
+        app.metrics.webhook(event.event_type(), "duplicate");
+        return reply(StatusCode::OK, "status", "duplicate");
+    }
+    let route = app.calls.route(&event);
+    let unknown = matches!(event, Event::Unknown { .. });
+    let outcome = match (&route, unknown) {
+        (_, true) => "unknown_event",
+        (Route::Unrouted, _) => "unrouted",
+        (Route::To(_), false) => "accepted",
+    };
+    if unknown {
+        tracing::info!(event_type = event.event_type(), "unknown webhook event logged and ignored");
+    }
+    let conversation_id = match &route {
+        Route::To(c) => Some(c.clone()),
+        Route::Unrouted => None,
+    };
+    let received_at = chrono::Utc::now();
+    let committed = app.store.write_webhook(WebhookRecord {
+        event_id: event_id.clone(),
+        received_at,
+        event_type: event.event_type().to_string(),
+        call_control_id: event.call_control_id().map(str::to_string),
+        conversation_id: conversation_id.clone(),
+        attempt: envelope.meta.as_ref().map(|m| m.attempt),
+        outcome: outcome.to_string(),
+        body: String::from_utf8_lossy(body).into_owned(),
+    });
+    app.metrics.webhook(event.event_type(), outcome);
+    if let (Some(conv), "accepted") = (conversation_id, outcome) {
+        let occurred_at = envelope
+            .data
+            .occurred_at
+            .as_deref()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        app.calls.dispatch(
+            &conv,
+            WorkerMsg::Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 },
+        );
+    }
+    // Acknowledge once the raw webhook is on disk, so an accepted event survives
+    // a crash; when the store is failing, acknowledge anyway and keep it queued.
+    if !app.store.health().is_failing() {
+        let _ = tokio::time::timeout(app.ack_wait, committed).await;
+    }
+    reply(StatusCode::OK, "status", outcome)
+}

@@ -1,0 +1,262 @@
+//! The webhook endpoint and admin API against a recording stand-in for the
+//! command API: signatures, replays, malformed input, duplicates, tokens.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use ivrx::intel::LocalEngine;
+use ivrx::server::{self, ServerHandle, ServerOptions};
+use ivrx::session::SessionSettings;
+use ivrx::store::{Store, StoreOptions};
+use ivrx::telnyx::{ClientConfig, TelnyxClient, WebhookSigner};
+
+type Log = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+async fn fake_api() -> (String, Log) {
+    let log: Log = Arc::default();
+    async fn action(
+        State(log): State<Log>,
+        Path((id, action)): Path<(String, String)>,
+        Json(b): Json<Value>,
+    ) -> Json<Value> {
+        log.lock().unwrap().push((id, action, b));
+        Json(json!({"data": {"result": "ok"}}))
+    }
+    async fn dial(State(log): State<Log>, Json(b): Json<Value>) -> Json<Value> {
+        log.lock().unwrap().push((String::new(), "dial".into(), b));
+        Json(
+            json!({"data": {"call_control_id": "v3:agent", "call_leg_id": "l", "call_session_id": "s", "is_alive": false, "record_type": "call"}}),
+        )
+    }
+    let app = Router::new()
+        .route("/v2/calls/{id}/actions/{action}", post(action))
+        .route("/v2/calls", post(dial))
+        .with_state(log.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v2", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (base, log)
+}
+
+struct Fixture {
+    server: ServerHandle,
+    signer: WebhookSigner,
+    log: Log,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+async fn fixture() -> Fixture {
+    ivrx::tls::install_crypto_provider();
+    let (base, log) = fake_api().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ivrx.db"), StoreOptions::default()).unwrap();
+    let signer = WebhookSigner::generate();
+    let server = server::start(ServerOptions {
+        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        webhook_path: "/webhooks/telnyx".into(),
+        verifier: signer.verifier(),
+        client: TelnyxClient::new(ClientConfig::new(base, "KEY")).unwrap(),
+        scorer: Arc::new(LocalEngine::default()),
+        store,
+        settings: Arc::new(SessionSettings::default()),
+        admin_token: TOKEN.into(),
+        max_body_bytes: 16 * 1024,
+        grace: Duration::from_secs(5),
+        signature_tolerance: Duration::from_secs(300),
+    })
+    .await
+    .unwrap();
+    Fixture { server, signer, log, http: reqwest::Client::new(), _dir: dir }
+}
+
+fn envelope(id: &str, event_type: &str, payload: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "data": {"record_type": "event", "event_type": event_type, "id": id,
+                 "occurred_at": chrono::Utc::now().to_rfc3339(), "payload": payload},
+        "meta": {"attempt": 1, "delivered_to": "http://x/webhooks/telnyx"}
+    }))
+    .unwrap()
+}
+
+fn initiated(id: &str) -> Vec<u8> {
+    envelope(
+        id,
+        "call.initiated",
+        json!({"call_control_id": "v3:caller", "call_session_id": "sess-1",
+        "direction": "incoming", "from": "+1555", "to": "+1800", "state": "parked"}),
+    )
+}
+
+impl Fixture {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.server.addr, path)
+    }
+
+    async fn post_raw(&self, body: Vec<u8>, sig: Option<String>, ts: Option<String>, ct: &str) -> (u16, Value) {
+        let mut req = self.http.post(self.url("/webhooks/telnyx")).header("content-type", ct).body(body);
+        if let Some(s) = sig {
+            req = req.header("telnyx-signature-ed25519", s);
+        }
+        if let Some(t) = ts {
+            req = req.header("telnyx-timestamp", t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, body: Vec<u8>) -> (u16, Value) {
+        let ts = chrono::Utc::now().timestamp();
+        let sig = self.signer.sign(ts, &body);
+        self.post_raw(body, Some(sig), Some(ts.to_string()), "application/json").await
+    }
+
+    async fn actions(&self, n: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let got: Vec<String> = self.log.lock().unwrap().iter().map(|(_, a, _)| a.clone()).collect();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.log.lock().unwrap().iter().map(|(_, a, _)| a.clone()).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_signed_webhook_is_acknowledged_and_the_call_answered() {
+    let f = fixture().await;
+    let (status, body) = f.post(initiated("e1")).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("accepted")));
+    assert_eq!(f.actions(1).await, vec!["answer"]);
+    let log = f.log.lock().unwrap();
+    assert_eq!(log[0].0, "v3:caller");
+    assert!(log[0].2["command_id"].as_str().unwrap().starts_with("sess-1-"));
+}
+
+#[tokio::test]
+async fn duplicates_are_acknowledged_once_processed_once() {
+    let f = fixture().await;
+    f.post(initiated("e1")).await;
+    let (status, body) = f.post(initiated("e1")).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")));
+    // The next event's effects mark the point by which a second answer would have gone out.
+    let cs = f.actions(1).await;
+    assert_eq!(cs, vec!["answer"]);
+    let state = f.log.lock().unwrap()[0].2["client_state"].as_str().unwrap().to_string();
+    f.post(envelope("e2", "call.answered", json!({"call_control_id": "v3:caller", "client_state": state}))).await;
+    assert_eq!(f.actions(3).await, vec!["answer", "transcription_start", "gather_using_speak"]);
+}
+
+#[tokio::test]
+async fn forged_stale_missing_malformed_and_replayed_signatures_get_401() {
+    let f = fixture().await;
+    let body = initiated("e1");
+    let now = chrono::Utc::now().timestamp();
+    let other = WebhookSigner::generate();
+    let cases = [
+        (Some(other.sign(now, &body)), Some(now.to_string()), "forged"),
+        (Some(f.signer.sign(now - 600, &body)), Some((now - 600).to_string()), "stale"),
+        (None, Some(now.to_string()), "missing signature"),
+        (Some(f.signer.sign(now, &body)), None, "missing timestamp"),
+        (Some("not-base64!!".into()), Some(now.to_string()), "bad base64"),
+        (Some("AAAA".into()), Some(now.to_string()), "wrong length"),
+    ];
+    for (sig, ts, what) in cases {
+        let (status, err) = f.post_raw(body.clone(), sig, ts, "application/json").await;
+        assert_eq!(status, 401, "{what}: {err}");
+        assert!(err["error"].as_str().unwrap().starts_with("signature refused"), "{what}: {err}");
+    }
+    // A good one is accepted; the same bytes and signature again are a replay.
+    let sig = f.signer.sign(now, &body);
+    let (status, _) = f.post_raw(body.clone(), Some(sig.clone()), Some(now.to_string()), "application/json").await;
+    assert_eq!(status, 200);
+    let (status, err) = f.post_raw(body, Some(sig), Some(now.to_string()), "application/json").await;
+    assert_eq!(status, 401);
+    assert!(err["error"].as_str().unwrap().contains("replayed"));
+    assert_eq!(f.actions(1).await, vec!["answer"], "nothing forged got through");
+}
+
+#[tokio::test]
+async fn malformed_bodies_wrong_types_and_oversize_get_clean_4xx() {
+    let f = fixture().await;
+    let (s, e) = f.post(b"{not json".to_vec()).await;
+    assert_eq!(s, 400, "{e}");
+    let (s, _) =
+        f.post(br#"{"data": {"event_type": "call.dtmf.received", "id": "x", "payload": {"digit": 7}}}"#.to_vec()).await;
+    assert_eq!(s, 400);
+    let (s, _) = f.post(envelope("", "call.hangup", json!({}))).await;
+    assert_eq!(s, 400);
+    let body = initiated("e9");
+    let ts = chrono::Utc::now().timestamp();
+    let (s, _) = f.post_raw(body.clone(), Some(f.signer.sign(ts, &body)), Some(ts.to_string()), "text/plain").await;
+    assert_eq!(s, 415);
+    let big = envelope("e10", "call.hangup", json!({"padding": "x".repeat(20_000)}));
+    let (s, _) = f.post(big).await;
+    assert_eq!(s, 413);
+}
+
+#[tokio::test]
+async fn unknown_events_and_unknown_calls_are_logged_and_ignored() {
+    let f = fixture().await;
+    let (s, b) =
+        f.post(envelope("u1", "call.machine.premium.detection.ended", json!({"call_control_id": "v3:x"}))).await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("unknown_event")));
+    let (s, b) = f.post(envelope("u2", "call.hangup", json!({"call_control_id": "v3:nobody"}))).await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("unrouted")));
+    f.post(initiated("e3")).await;
+    assert_eq!(f.actions(1).await, vec!["answer"], "only the real call produced a command");
+}
+
+#[tokio::test]
+async fn the_admin_api_requires_the_token() {
+    let f = fixture().await;
+    let r = f.http.get(f.url("/api/v1/conversations")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = f.http.get(f.url("/api/v1/conversations")).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = f.http.get(f.url("/api/v1/conversations")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = f
+        .http
+        .post(f.url("/api/v1/conversations/nope/transfer"))
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(f.http.get(f.url(open)).send().await.unwrap().status(), 200, "{open}");
+    }
+}
+
+#[tokio::test]
+async fn a_manual_transfer_goes_through_the_guard() {
+    let f = fixture().await;
+    f.post(initiated("e1")).await;
+    let state = f.actions(1).await;
+    assert_eq!(state, vec!["answer"]);
+    let cs = f.log.lock().unwrap()[0].2["client_state"].as_str().unwrap().to_string();
+    let answered = envelope("e2", "call.answered", json!({"call_control_id": "v3:caller", "client_state": cs}));
+    f.post(answered).await;
+    f.actions(3).await;
+    let transfer =
+        |to: Value| f.http.post(f.url("/api/v1/conversations/v3:caller/transfer")).bearer_auth(TOKEN).json(&to).send();
+    let r = transfer(json!({"queue": "sales"})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = transfer(json!({"queue": "sales"})).await.unwrap();
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "in_progress");
+    let actions = f.actions(5).await;
+    assert_eq!(actions.iter().filter(|a| *a == "dial").count(), 1, "{actions:?}");
+}
