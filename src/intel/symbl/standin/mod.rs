@@ -18,7 +18,7 @@
 //! Every API route needs a valid token (`Authorization: Bearer` or `x-api-key`);
 //! unknown conversations, jobs and connections answer 404. Sentiment, topics and
 //! trackers are deterministic: see [`analysis`]. Fault knobs:
-//! [`SymblStandin::refuse_tokens`], [`SymblStandin::fail_next`],
+//! [`SymblStandin::refuse_tokens`], [`SymblStandin::revoke_tokens`], [`SymblStandin::fail_next`],
 //! [`SymblStandin::set_delay`], [`SymblStandin::fail_jobs`], [`SymblStandin::go_down`].
 
 pub mod analysis;
@@ -150,6 +150,12 @@ impl SymblStandin {
     /// Fault: delay every answer by `delay` (zero to stop).
     pub fn set_delay(&self, delay: Duration) {
         self.shared.lock().faults.delay = delay;
+    }
+
+    /// Fault: forget every issued token, as if Symbl revoked them (the next
+    /// API call answers 401 until a new token is fetched).
+    pub fn revoke_tokens(&self) {
+        self.shared.lock().tokens.clear();
     }
 
     /// Fault: jobs created from now on end `failed`.
