@@ -352,7 +352,8 @@ pub fn parse_credentials(text: &str) -> Result<(String, String), SearchOutcome> 
         let Some(sep) = line.find(['=', ':']) else { continue };
         let key = line[..sep].trim().to_ascii_lowercase();
         let value = unquote(line[sep + 1..].trim());
-        if value.is_empty() {
+        // Empty values and untouched `<placeholders>` (as in symbl.conf.example) count as missing.
+        if value.is_empty() || (value.starts_with('<') && value.ends_with('>')) {
             continue;
         }
         match key.as_str() {
@@ -430,6 +431,14 @@ mod tests {
         let text = "# Symbl\r\n; another comment\r\n[other]\r\napp_id = wrong\r\n\r\n[credentials]\r\n  app_id = abc123  \r\napp_secret:\"s3cr=t\"\r\n";
         assert_eq!(parse_credentials(text), Ok(("abc123".into(), "s3cr=t".into())));
         assert_eq!(parse_credentials("\u{feff}[Credentials]\napp_id=a\napp_secret=b"), Ok(("a".into(), "b".into())));
+    }
+
+    #[test]
+    fn the_example_file_is_valid_but_has_placeholders() {
+        let example = include_str!("../../../symbl.conf.example");
+        assert_eq!(parse_credentials(example), Err(SearchOutcome::MissingKeys(vec!["app_id", "app_secret"])));
+        let filled = example.replace("<your Symbl app id>", "id1").replace("<your Symbl app secret>", "s1");
+        assert_eq!(parse_credentials(&filled), Ok(("id1".into(), "s1".into())));
     }
 
     #[test]
