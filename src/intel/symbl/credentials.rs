@@ -136,6 +136,13 @@ pub enum SearchOutcome {
     MissingKeys(Vec<&'static str>),
 }
 
+impl SearchOutcome {
+    /// True when the place held something unusable (as opposed to nothing).
+    fn is_worth_a_warning(&self) -> bool {
+        !matches!(self, SearchOutcome::FileNotFound | SearchOutcome::NotSet | SearchOutcome::DirectoryUnknown)
+    }
+}
+
 impl fmt::Display for SearchOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -278,8 +285,7 @@ impl CredentialSearch {
                 Found::Credentials(id, secret) => {
                     let warnings = searched
                         .iter()
-                        .filter(|p| !matches!(p.outcome, SearchOutcome::FileNotFound | SearchOutcome::NotSet))
-                        .filter(|p| !matches!(p.outcome, SearchOutcome::DirectoryUnknown))
+                        .filter(|p| p.outcome.is_worth_a_warning())
                         .map(|p| CredentialsWarning::Skipped { place: p.place.clone(), outcome: p.outcome.to_string() })
                         .collect();
                     return Ok(loaded_from_file(&path, id, secret, warnings));
