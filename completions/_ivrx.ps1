@@ -112,10 +112,10 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             break
         }
         'ivrx;score' {
-            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine to score with [default: the configured engine]')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine to score with [default: local]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (trackers, engine)')
             [CompletionResult]::new('--symbl-conf', '--symbl-conf', [CompletionResultType]::ParameterName, 'Symbl credentials file [default: ./symbl.conf, then the config and home directories]')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print NDJSON: {"text", "score", "label", "trackers"}')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print NDJSON: {"text", "score", "label", "trackers": [{"tracker", "phrase"}]}')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

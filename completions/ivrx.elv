@@ -103,10 +103,10 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --version 'Print version'
         }
         &'ivrx;score'= {
-            cand --engine 'Engine to score with [default: the configured engine]'
+            cand --engine 'Engine to score with [default: local]'
             cand --config 'Configuration file (trackers, engine)'
             cand --symbl-conf 'Symbl credentials file [default: ./symbl.conf, then the config and home directories]'
-            cand --json 'Print NDJSON: {"text", "score", "label", "trackers"}'
+            cand --json 'Print NDJSON: {"text", "score", "label", "trackers": [{"tracker", "phrase"}]}'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

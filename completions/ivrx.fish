@@ -88,11 +88,11 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l config -d 'Configu
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l json -d 'Same as --format json'
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -s V -l version -d 'Print version'
-complete -c ivrx -n "__fish_ivrx_using_subcommand score" -l engine -d 'Engine to score with [default: the configured engine]' -r -f -a "local\t'Offline lexicon and rule scorer with trackers (default)'
+complete -c ivrx -n "__fish_ivrx_using_subcommand score" -l engine -d 'Engine to score with [default: local]' -r -f -a "local\t'Offline lexicon and rule scorer with trackers (default)'
 symbl\t'Symbl.ai Conversation API'"
 complete -c ivrx -n "__fish_ivrx_using_subcommand score" -l config -d 'Configuration file (trackers, engine)' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand score" -l symbl-conf -d 'Symbl credentials file [default: ./symbl.conf, then the config and home directories]' -r -F
-complete -c ivrx -n "__fish_ivrx_using_subcommand score" -l json -d 'Print NDJSON: {"text", "score", "label", "trackers"}'
+complete -c ivrx -n "__fish_ivrx_using_subcommand score" -l json -d 'Print NDJSON: {"text", "score", "label", "trackers": [{"tracker", "phrase"}]}'
 complete -c ivrx -n "__fish_ivrx_using_subcommand score" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand score" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l listen -d 'Address the sandbox API listens on' -r

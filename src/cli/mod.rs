@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub mod docs;
 mod output;
 mod sandbox;
+mod score;
 
 pub use output::Output;
 
@@ -273,10 +274,10 @@ pub enum EngineChoice {
 pub struct ScoreArgs {
     /// Utterances to score; with none, one utterance per line of stdin
     pub text: Vec<String>,
-    /// Engine to score with [default: the configured engine]
+    /// Engine to score with [default: local]
     #[arg(long, value_enum)]
     pub engine: Option<EngineChoice>,
-    /// Print NDJSON: {"text", "score", "label", "trackers"}
+    /// Print NDJSON: {"text", "score", "label", "trackers": [{"tracker", "phrase"}]}
     #[arg(long)]
     pub json: bool,
     /// Configuration file (trackers, engine)
@@ -359,6 +360,7 @@ pub fn main() -> ExitCode {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Score(args) => score::run(args).await,
         Command::Completions(args) => {
             docs::write_completion(args.shell, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)

@@ -3,6 +3,7 @@
 //! network client lives beside it and is driven by the server).
 
 pub mod local;
+pub mod symbl;
 pub mod trackers;
 
 use serde::{Deserialize, Serialize};
