@@ -53,12 +53,14 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             break
         }
         'ivrx;dial' {
-            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Number to call (live mode)')
-            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Caller id to use (live mode) [default: the configured IVR number]')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Number to call (live), or the IVR number the simulated caller dials (sandbox)')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Caller id (live) [default: the IVR number], or the simulated caller''s number (sandbox)')
             [CompletionResult]::new('--sandbox-url', '--sandbox-url', [CompletionResultType]::ParameterName, 'Base URL of the sandbox carrier')
+            [CompletionResult]::new('--sandbox-api-key', '--sandbox-api-key', [CompletionResultType]::ParameterName, 'API key of the sandbox carrier')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Base URL of the running `ivrx serve` (live mode)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin token of the server (live mode) [default: read from the data directory]')
             [CompletionResult]::new('--script', '--script', [CompletionResultType]::ParameterName, 'Caller script: say/press/pause/hangup, one step per line')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up waiting for the call to end after this many seconds (sandbox time)')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (live mode)')
             [CompletionResult]::new('--sandbox', '--sandbox', [CompletionResultType]::ParameterName, 'Place a simulated inbound call into a running `ivrx serve --sandbox`')
             [CompletionResult]::new('--interactive', '--interactive', [CompletionResultType]::ParameterName, 'Type the caller''s lines yourself')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object (the last line of stdout) instead of the transcript')

@@ -48,12 +48,14 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --version 'Print version'
         }
         &'ivrx;dial'= {
-            cand --to 'Number to call (live mode)'
-            cand --from 'Caller id to use (live mode) [default: the configured IVR number]'
+            cand --to 'Number to call (live), or the IVR number the simulated caller dials (sandbox)'
+            cand --from 'Caller id (live) [default: the IVR number], or the simulated caller''s number (sandbox)'
             cand --sandbox-url 'Base URL of the sandbox carrier'
+            cand --sandbox-api-key 'API key of the sandbox carrier'
+            cand --server 'Base URL of the running `ivrx serve` (live mode)'
+            cand --token 'Admin token of the server (live mode) [default: read from the data directory]'
             cand --script 'Caller script: say/press/pause/hangup, one step per line'
             cand --timeout 'Give up waiting for the call to end after this many seconds (sandbox time)'
-            cand --config 'Configuration file (live mode)'
             cand --sandbox 'Place a simulated inbound call into a running `ivrx serve --sandbox`'
             cand --interactive 'Type the caller''s lines yourself'
             cand --json 'Print one JSON object (the last line of stdout) instead of the transcript'

@@ -46,12 +46,14 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l print-config -d 'Pri
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l demo -d 'Run a demo: bundled callers go through the IVR and the terminal shows each conversation'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -s V -l version -d 'Print version'
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l to -d 'Number to call (live mode)' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l from -d 'Caller id to use (live mode) [default: the configured IVR number]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l to -d 'Number to call (live), or the IVR number the simulated caller dials (sandbox)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l from -d 'Caller id (live) [default: the IVR number], or the simulated caller\'s number (sandbox)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox-url -d 'Base URL of the sandbox carrier' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox-api-key -d 'API key of the sandbox carrier' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l server -d 'Base URL of the running `ivrx serve` (live mode)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token -d 'Admin token of the server (live mode) [default: read from the data directory]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script -d 'Caller script: say/press/pause/hangup, one step per line' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l timeout -d 'Give up waiting for the call to end after this many seconds (sandbox time)' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l config -d 'Configuration file (live mode)' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox -d 'Place a simulated inbound call into a running `ivrx serve --sandbox`'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l interactive -d 'Type the caller\'s lines yourself'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l json -d 'Print one JSON object (the last line of stdout) instead of the transcript'

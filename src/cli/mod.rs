@@ -8,10 +8,16 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod admin;
+mod dial;
 pub mod docs;
+pub mod exit;
 mod output;
 mod sandbox;
 mod score;
+mod transfer;
+pub mod view;
+mod watch;
 
 pub use output::Output;
 
@@ -134,10 +140,10 @@ pub struct ServeArgs {
 /// `ivrx dial`
 #[derive(Debug, Clone, Args)]
 pub struct DialArgs {
-    /// Number to call (live mode)
+    /// Number to call (live), or the IVR number the simulated caller dials (sandbox)
     #[arg(long)]
     pub to: Option<String>,
-    /// Caller id to use (live mode) [default: the configured IVR number]
+    /// Caller id (live) [default: the IVR number], or the simulated caller's number (sandbox)
     #[arg(long)]
     pub from: Option<String>,
     /// Place a simulated inbound call into a running `ivrx serve --sandbox`
@@ -146,6 +152,15 @@ pub struct DialArgs {
     /// Base URL of the sandbox carrier
     #[arg(long, default_value = "http://127.0.0.1:8090", env = "IVRX_SANDBOX_URL")]
     pub sandbox_url: String,
+    /// API key of the sandbox carrier
+    #[arg(long, default_value = "sandbox", env = "IVRX_SANDBOX_API_KEY", hide_env_values = true)]
+    pub sandbox_api_key: String,
+    /// Base URL of the running `ivrx serve` (live mode)
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "IVRX_SERVER")]
+    pub server: String,
+    /// Admin token of the server (live mode) [default: read from the data directory]
+    #[arg(long, env = "IVRX_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Caller script: say/press/pause/hangup, one step per line
     #[arg(long, value_name = "FILE")]
     pub script: Option<PathBuf>,
@@ -158,9 +173,6 @@ pub struct DialArgs {
     /// Print one JSON object (the last line of stdout) instead of the transcript
     #[arg(long)]
     pub json: bool,
-    /// Configuration file (live mode)
-    #[arg(long, env = "IVRX_CONFIG")]
-    pub config: Option<PathBuf>,
 }
 
 /// `ivrx watch`
@@ -361,6 +373,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Score(args) => score::run(args).await,
+        Command::Dial(args) => dial::run(args).await,
+        Command::Watch(args) => watch::run(args).await,
+        Command::Transfer(args) => transfer::run(args).await,
         Command::Completions(args) => {
             docs::write_completion(args.shell, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,127 @@
+//! A small client for the running server's admin API, used by `watch`,
+//! `transfer` and `dial` (live).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::exit;
+
+/// What went wrong talking to the server; each maps to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No answer.
+    #[error("cannot reach ivrx serve at {url}: {message} (is it running? see --server)")]
+    Unreachable { url: String, message: String },
+    /// The token was refused.
+    #[error("the server refused the admin token: pass --token or set IVRX_ADMIN_TOKEN (the server prints where its token file is)")]
+    Unauthorized,
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409.
+    #[error("{message}")]
+    Refused { code: String, message: String },
+    /// Anything else.
+    #[error("server answered {status}: {message}")]
+    Other { status: u16, message: String },
+}
+
+impl AdminError {
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AdminError::Unreachable { .. } => exit::UNREACHABLE,
+            AdminError::NotFound(_) => exit::NOT_FOUND,
+            AdminError::Refused { .. } => exit::REFUSED,
+            AdminError::Unauthorized | AdminError::Other { .. } => exit::ERROR,
+        }
+    }
+}
+
+/// Finds the admin token: the flag (or IVRX_ADMIN_TOKEN), else the token file
+/// beside the default database.
+pub fn resolve_token(given: Option<String>) -> Option<String> {
+    given.filter(|t| !t.trim().is_empty()).or_else(ivrx_token_file)
+}
+
+fn ivrx_token_file() -> Option<String> {
+    crate::server::token::read(&crate::server::token::default_token_path())
+}
+
+/// The client.
+pub struct AdminClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl AdminClient {
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str, token: Option<String>) -> anyhow::Result<Self> {
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
+        Ok(Self { http, base: base.trim_end_matches('/').to_string(), token: resolve_token(token) })
+    }
+
+    /// The full URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// Sends a request and returns the JSON answer, mapping errors.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, AdminError> {
+        let resp = self.auth(req).send().await.map_err(|e| self.unreachable(&e))?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let message = body["error"].as_str().unwrap_or("").to_string();
+        match status {
+            200..=299 => Ok(body),
+            401 => Err(AdminError::Unauthorized),
+            404 => Err(AdminError::NotFound(if message.is_empty() { "not found".into() } else { message })),
+            409 => Err(AdminError::Refused { code: body["code"].as_str().unwrap_or("").into(), message }),
+            _ => Err(AdminError::Other { status, message }),
+        }
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Result<Value, AdminError> {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, AdminError> {
+        self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    /// Opens a streaming `GET` (for SSE).
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response, AdminError> {
+        let resp = self.auth(self.http.get(self.url(path))).send().await.map_err(|e| self.unreachable(&e))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(resp),
+            401 => Err(AdminError::Unauthorized),
+            404 => {
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                Err(AdminError::NotFound(body["error"].as_str().unwrap_or("not found").to_string()))
+            }
+            status => Err(AdminError::Other { status, message: String::new() }),
+        }
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> AdminError {
+        let mut message = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            message = format!("{message}: {s}");
+            src = s.source();
+        }
+        AdminError::Unreachable { url: self.base.clone(), message }
+    }
+}

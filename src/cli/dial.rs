@@ -1,0 +1,208 @@
+//! `ivrx dial`: place a real outbound call through the running server, or a
+//! simulated inbound caller into the sandbox and report what happened.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::admin::{AdminClient, AdminError};
+use super::output::Output;
+use super::view::{bar, clock};
+use super::{exit, ColorChoice, DialArgs};
+use crate::sandbox::script::Script;
+use crate::store::read::CallReport;
+
+/// Runs `ivrx dial`.
+pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
+    if args.sandbox {
+        sandbox_call(args).await
+    } else {
+        live_call(args).await
+    }
+}
+
+async fn live_call(args: DialArgs) -> anyhow::Result<ExitCode> {
+    let Some(to) = args.to.clone() else {
+        anyhow::bail!("give the number to call with --to (or use --sandbox --script FILE for a simulated caller)");
+    };
+    let client = AdminClient::new(&args.server, args.token.clone())?;
+    match client.post("/api/v1/calls", &json!({"to": to, "from": args.from})).await {
+        Ok(v) => {
+            if args.json {
+                println!("{v}");
+            } else {
+                println!("dialling {to}: conversation {}", v["conversation_id"].as_str().unwrap_or("?"));
+                println!("follow it with: ivrx watch {}", v["conversation_id"].as_str().unwrap_or("?"));
+            }
+            Ok(exit::code(exit::OK))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(exit::code(e.exit_code()))
+        }
+    }
+}
+
+/// Talks to the sandbox carrier's control API.
+struct SandboxApi {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl SandboxApi {
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, AdminError> {
+        let resp = req.bearer_auth(&self.key).send().await.map_err(|e| AdminError::Unreachable {
+            url: self.base.clone(),
+            message: format!("{e} (is `ivrx serve` running in sandbox mode? see --sandbox-url)"),
+        })?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let detail =
+            body["errors"][0]["detail"].as_str().or(body["errors"][0]["title"].as_str()).unwrap_or("").to_string();
+        match status {
+            200..=299 => Ok(body),
+            401 => Err(AdminError::Other {
+                status,
+                message: "the sandbox refused the API key (see --sandbox-api-key)".into(),
+            }),
+            404 => Err(AdminError::NotFound(detail)),
+            _ => Err(AdminError::Other { status, message: detail }),
+        }
+    }
+}
+
+async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
+    let script_text = match (&args.script, args.interactive) {
+        (Some(path), _) => {
+            Script::load(path)?;
+            std::fs::read_to_string(path)?
+        }
+        (None, true) => String::new(),
+        (None, false) => anyhow::bail!(
+            "give a caller script with --script FILE (see examples/), or type the caller's lines with --interactive"
+        ),
+    };
+    crate::tls::install_crypto_provider();
+    let api = SandboxApi {
+        http: reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?,
+        base: args.sandbox_url.trim_end_matches('/').to_string(),
+        key: args.sandbox_api_key.clone(),
+    };
+    let body = json!({"from": args.from, "to": args.to, "script": script_text, "live": args.interactive});
+    let placed = match api.send(api.http.post(format!("{}/sandbox/v1/calls", api.base)).json(&body)).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::code(e.exit_code()));
+        }
+    };
+    let Some(ccid) = placed["data"]["call_control_id"].as_str().map(str::to_string) else {
+        anyhow::bail!("the sandbox answered without a call_control_id: {placed}");
+    };
+    if !args.json {
+        eprintln!("placed simulated call {ccid}");
+    }
+    if args.interactive {
+        feed_stdin(&api, &ccid).await;
+    }
+    let wait_url = format!("{}/sandbox/v1/calls/{}/wait?timeout_secs={}", api.base, ccid, args.timeout);
+    let waited = api.send(api.http.get(wait_url).timeout(Duration::from_secs(3600))).await;
+    match waited {
+        Ok(v) if v["timed_out"].as_bool() == Some(true) => {
+            eprintln!("error: the call did not end within {} s (sandbox time)", args.timeout);
+            return Ok(exit::code(exit::TIMEOUT));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::code(e.exit_code()));
+        }
+    }
+    let report_url = format!("{}/sandbox/v1/calls/{}/report", api.base, ccid);
+    let report = match api.send(api.http.get(report_url).timeout(Duration::from_secs(120))).await {
+        Ok(v) => v,
+        Err(AdminError::NotFound(m)) => {
+            eprintln!("the call ended; no report is available ({m}): is this sandbox embedded in `ivrx serve`?");
+            return Ok(exit::code(exit::NOT_FOUND));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::code(e.exit_code()));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(exit::code(exit::OK));
+    }
+    let report: CallReport = serde_json::from_value(report)?;
+    print_report(&report, Output::detect(ColorChoice::Auto).color);
+    Ok(exit::code(exit::OK))
+}
+
+/// Sends each line typed on stdin as a caller step; end of input hangs up.
+async fn feed_stdin(api: &SandboxApi, ccid: &str) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        eprintln!("type what the caller says (or `press 1`, `pause 2`, `hangup`); end with Ctrl-D");
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send("hangup".into());
+    });
+    let url = format!("{}/sandbox/v1/calls/{}/steps", api.base, ccid);
+    while let Some(line) = rx.recv().await {
+        let line = line.trim().to_string();
+        if line.is_empty() {
+            continue;
+        }
+        let verb = line.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        let step = if matches!(verb.as_str(), "say" | "press" | "pause" | "hangup") {
+            line.clone()
+        } else {
+            format!("say {line}")
+        };
+        match api.send(api.http.post(&url).json(&json!({"step": step}))).await {
+            Ok(_) if verb == "hangup" => break,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("(not sent: {e})");
+                break;
+            }
+        }
+        let _ = std::io::stderr().flush();
+    }
+}
+
+fn print_report(r: &CallReport, color: bool) {
+    let view_style = |s: console::Style| s.force_styling(color);
+    println!("conversation {}", r.conversation_id);
+    for u in &r.utterances {
+        let score = u.score.map(|s| format!("{s:+.2} {}", bar(s))).unwrap_or_else(|| "      unscored".into());
+        let tags = if u.trackers.is_empty() { String::new() } else { format!("  #{}", u.trackers.join(" #")) };
+        println!("{} {:<6}  {score}  {}{tags}", clock(u.offset_ms.max(0) as u64), u.speaker, u.text);
+    }
+    match (&r.queue, &r.reason) {
+        (Some(q), Some(reason)) => {
+            let at = match r.trigger_index {
+                Some(i) => format!(" at caller utterance {i}"),
+                None => String::new(),
+            };
+            let line = format!(">>> transfer to {q} ({reason}){at}: {}", r.transfer_status.as_deref().unwrap_or("?"));
+            println!("{}", view_style(console::Style::new().bold()).apply_to(line));
+            if let (Some(d), Some(c)) = (r.decision_ms, r.connected_ms) {
+                println!("    decided at {:.1} s, agent connected at {:.1} s", d as f64 / 1000.0, c as f64 / 1000.0);
+            }
+        }
+        _ => println!("not transferred"),
+    }
+    if let Some(reason) = &r.end_reason {
+        println!("call ended: {reason}");
+    }
+}
