@@ -1,0 +1,575 @@
+//! The simulation driven directly, without HTTP: a tiny in-test "application"
+//! reacts to webhooks at exact virtual times, so every assertion about order
+//! and timing is exact.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::world::{CommandError, Emitted, Executed, Now, World, WorldConfig};
+use super::{LegState, PartyBehavior, PlaceCall, Script, TimingModel};
+use crate::telnyx::commands::{Action, Dial};
+
+struct Sim {
+    w: World,
+    v: Duration,
+    real: Instant,
+    epoch: DateTime<Utc>,
+    log: Vec<(f64, Emitted)>,
+}
+
+fn epoch() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+impl Sim {
+    fn new(parties: &[(&str, PartyBehavior)]) -> Self {
+        let cfg = WorldConfig {
+            timing: TimingModel::default(),
+            connection_id: "1234567890123456789".into(),
+            webhook_url: Arc::from("http://127.0.0.1:9/hook"),
+            parties: parties.iter().map(|(n, b)| (n.to_string(), b.clone())).collect::<HashMap<_, _>>(),
+            default_agent: PartyBehavior::default_agent(),
+            epoch: epoch(),
+            recording_base: "http://127.0.0.1:9/sandbox/v1/recordings".into(),
+        };
+        Self { w: World::new(cfg), v: Duration::ZERO, real: Instant::now(), epoch: epoch(), log: Vec::new() }
+    }
+
+    fn now(&self) -> Now {
+        Now { v: self.v, real: self.real }
+    }
+
+    fn drain(&mut self) {
+        for e in self.w.take_outbox() {
+            let t = DateTime::parse_from_rfc3339(&e.occurred_at).unwrap().with_timezone(&Utc) - self.epoch;
+            self.log.push((t.num_microseconds().unwrap() as f64 / 1e6, e));
+        }
+    }
+
+    /// Advances virtual time to `secs`.
+    fn to(&mut self, secs: f64) {
+        self.v = Duration::from_secs_f64(secs);
+        let now = self.now();
+        self.w.advance(now);
+        self.drain();
+    }
+
+    /// Advances in 10 ms steps until an event matches (or `limit` seconds).
+    fn until(&mut self, ccid: &str, event_type: &str, limit: f64) -> (f64, Value) {
+        let start = self.log.len();
+        loop {
+            if let Some((t, e)) =
+                self.log[start..].iter().find(|(_, e)| &*e.call_control_id == ccid && e.event_type == event_type)
+            {
+                return (*t, e.payload.clone());
+            }
+            assert!(self.v.as_secs_f64() < limit, "no {event_type} for {ccid} by {limit}s: {:?}", self.types(ccid));
+            let next = self.v + Duration::from_millis(10);
+            self.to(next.as_secs_f64());
+        }
+    }
+
+    fn place(&mut self, script: &str) -> String {
+        let now = self.now();
+        let info = self.w.place_inbound(now, PlaceCall::new(Script::parse(script).unwrap()));
+        self.drain();
+        info.call_control_id
+    }
+
+    fn cmd(&mut self, ccid: &str, name: &str, body: Value) -> Result<Executed, CommandError> {
+        let action = Action::parse(name, body).unwrap();
+        let now = self.now();
+        let r = self.w.command(now, ccid, action);
+        self.drain();
+        r
+    }
+
+    fn ok(&mut self, ccid: &str, name: &str, body: Value) {
+        assert_eq!(self.cmd(ccid, name, body), Ok(Executed::Done), "{name}");
+    }
+
+    fn types(&self, ccid: &str) -> Vec<&'static str> {
+        self.log.iter().filter(|(_, e)| &*e.call_control_id == ccid).map(|(_, e)| e.event_type).collect()
+    }
+
+    fn events(&self, ccid: &str, event_type: &str) -> Vec<(f64, Value)> {
+        self.log
+            .iter()
+            .filter(|(_, e)| &*e.call_control_id == ccid && e.event_type == event_type)
+            .map(|(t, e)| (*t, e.payload.clone()))
+            .collect()
+    }
+
+    fn transcripts(&self, ccid: &str) -> Vec<(f64, String, bool, String)> {
+        self.events(ccid, "call.transcription")
+            .into_iter()
+            .map(|(t, p)| {
+                let d = &p["transcription_data"];
+                (
+                    t,
+                    d["transcript"].as_str().unwrap().to_string(),
+                    d["is_final"].as_bool().unwrap(),
+                    d["transcription_track"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn state(&self, ccid: &str) -> LegState {
+        self.w.status(ccid).unwrap().state
+    }
+
+    /// The other legs (transfer/dial legs) of the simulation, in creation order.
+    fn legs_other_than(&self, ccid: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        for (_, e) in &self.log {
+            let c = e.call_control_id.to_string();
+            if c != ccid && !seen.contains(&c) {
+                seen.push(c);
+            }
+        }
+        seen
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 0.011
+}
+
+#[test]
+fn silent_ivr_caller_listens_five_seconds_then_speaks_and_hangs_up() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("say hello there\nhangup");
+    assert_eq!(s.types(&a), ["call.initiated"]);
+    let init = &s.events(&a, "call.initiated")[0].1;
+    assert_eq!(init["direction"], "incoming");
+    assert_eq!(init["state"], "parked");
+    assert_eq!(init["from"], super::DEFAULT_CALLER);
+    assert_eq!(s.state(&a), LegState::Parked);
+    s.ok(&a, "answer", json!({}));
+    s.ok(&a, "transcription_start", json!({"language": "en", "interim_results": true}));
+    let (t, _) = s.until(&a, "call.hangup", 20.0);
+    // 5 s listening, 0.8 s speaking, 4 s waiting for a reply.
+    assert!(close(t, 9.8), "{t}");
+    let tr = s.transcripts(&a);
+    assert_eq!(tr.len(), 1, "a two-word line has no interim: {tr:?}");
+    assert!(close(tr[0].0, 6.2) && tr[0].1 == "hello there" && tr[0].2 && tr[0].3 == "inbound", "{tr:?}");
+    let h = &s.events(&a, "call.hangup")[0].1;
+    assert_eq!((h["hangup_cause"].as_str(), h["hangup_source"].as_str()), (Some("normal_clearing"), Some("caller")));
+    assert_eq!(s.types(&a), ["call.initiated", "call.answered", "call.transcription", "call.hangup"]);
+    assert_eq!(s.state(&a), LegState::HungUp);
+}
+
+#[test]
+fn caller_waits_for_the_first_prompt_then_interims_then_final() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("say i would like to check my balance please\nhangup");
+    s.ok(&a, "answer", json!({}));
+    s.ok(&a, "transcription_start", json!({"transcription_engine": "Google", "transcription_tracks": "both"}));
+    // Five words: 2 s of IVR speech.
+    s.ok(&a, "speak", json!({"payload": "welcome how can i help", "voice": "female"}));
+    let (t_end, p) = s.until(&a, "call.speak.ended", 5.0);
+    assert!(close(t_end, 2.0), "{t_end}");
+    assert_eq!(p["status"], "completed");
+    s.to(8.0);
+    let tr = s.transcripts(&a);
+    let inbound: Vec<_> = tr.iter().filter(|t| t.3 == "inbound").collect();
+    // 8 words from t=2.0: interims after words 2, 4, 6; the final 0.4 s after the last word.
+    let expect = [
+        (2.8, "i would", false),
+        (3.6, "i would like to", false),
+        (4.4, "i would like to check my", false),
+        (5.6, "i would like to check my balance please", true),
+    ];
+    assert_eq!(inbound.len(), expect.len(), "{inbound:?}");
+    for (got, want) in inbound.iter().zip(expect) {
+        assert!(close(got.0, want.0) && got.1 == want.1 && got.2 == want.2, "{got:?} vs {want:?}");
+    }
+    let outbound: Vec<_> = tr.iter().filter(|t| t.3 == "outbound").map(|t| (t.1.as_str(), t.2)).collect();
+    assert_eq!(
+        outbound,
+        [("welcome how", false), ("welcome how can i", false), ("welcome how can i help", true)],
+        "the IVR's own speech is the outbound track"
+    );
+    let conf = |t: &str| crate::sandbox::timing::confidence(t);
+    let finals = s.events(&a, "call.transcription");
+    let last = finals.iter().find(|(_, p)| p["transcription_data"]["is_final"] == true).unwrap();
+    assert!(last.1["transcription_data"]["confidence"].as_f64().unwrap() >= 0.8);
+    assert_eq!(last.1["transcription_data"]["confidence"].as_f64().unwrap(), conf("welcome how can i help"));
+}
+
+#[test]
+fn speech_before_transcription_start_is_not_transcribed() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("say first line here\nsay second line here\nhangup");
+    s.ok(&a, "answer", json!({}));
+    // Caller speaks 5.0–6.2; transcription starts in the middle of it.
+    s.to(5.5);
+    s.ok(&a, "transcription_start", json!({}));
+    s.until(&a, "call.hangup", 30.0);
+    let texts: Vec<_> = s.transcripts(&a).into_iter().filter(|t| t.2).map(|t| t.1).collect();
+    assert_eq!(texts, ["second line here"]);
+}
+
+#[test]
+fn speaks_queue_and_play_one_after_another() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("");
+    s.ok(&a, "answer", json!({}));
+    s.ok(&a, "speak", json!({"payload": "one two three four five", "voice": "male"}));
+    s.ok(&a, "speak", json!({"payload": "six", "voice": "male"}));
+    s.to(5.0);
+    let times: Vec<_> = s
+        .log
+        .iter()
+        .filter(|(_, e)| e.event_type.starts_with("call.speak"))
+        .map(|(t, e)| (e.event_type, (t * 10.0).round() / 10.0))
+        .collect();
+    assert_eq!(
+        times,
+        [
+            ("call.speak.started", 0.0),
+            ("call.speak.ended", 2.0),
+            ("call.speak.started", 2.0),
+            ("call.speak.ended", 2.6)
+        ]
+    );
+}
+
+#[test]
+fn gather_using_speak_with_press_stops_the_prompt() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("press 2\nhangup");
+    s.ok(&a, "answer", json!({}));
+    s.ok(&a, "speak", json!({"payload": "welcome", "voice": "female"}));
+    s.until(&a, "call.speak.ended", 2.0);
+    let menu = "press one for billing two for technical support three for sales or zero for an operator";
+    s.ok(
+        &a,
+        "gather_using_speak",
+        json!({"payload": menu, "voice": "female", "valid_digits": "0123", "maximum_digits": 1}),
+    );
+    let (t, g) = s.until(&a, "call.gather.ended", 10.0);
+    assert_eq!((g["digits"].as_str(), g["status"].as_str()), (Some("2"), Some("valid")));
+    // The prompt started at 0.6 s; the caller reacts 1 s later, long before its 6 s end.
+    assert!(close(t, 1.6), "{t}");
+    let d = s.events(&a, "call.dtmf.received");
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].1["digit"], "2");
+    assert_eq!(
+        s.types(&a),
+        [
+            "call.initiated",
+            "call.answered",
+            "call.speak.started",
+            "call.speak.ended",
+            "call.dtmf.received",
+            "call.gather.ended"
+        ]
+    );
+    s.until(&a, "call.hangup", 10.0);
+}
+
+#[test]
+fn gather_retries_after_invalid_input_then_ends_invalid() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("press 9\npress 8\nhangup");
+    s.ok(&a, "answer", json!({}));
+    s.ok(
+        &a,
+        "gather_using_speak",
+        json!({"payload": "press one or two", "voice": "female", "valid_digits": "12", "maximum_digits": 1,
+               "maximum_tries": 2, "invalid_payload": "sorry that is not a valid choice"}),
+    );
+    let (_, g) = s.until(&a, "call.gather.ended", 30.0);
+    assert_eq!((g["digits"].as_str(), g["status"].as_str()), (Some("8"), Some("invalid")));
+    assert_eq!(s.events(&a, "call.dtmf.received").len(), 2);
+}
+
+#[test]
+fn gather_times_out_without_input() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("");
+    s.ok(&a, "answer", json!({}));
+    s.ok(&a, "gather", json!({"initial_timeout_millis": 2000}));
+    let (t, g) = s.until(&a, "call.gather.ended", 10.0);
+    assert!(close(t, 2.0), "{t}");
+    assert_eq!((g["digits"].as_str(), g["status"].as_str()), (Some(""), Some("timeout")));
+    s.ok(&a, "gather", json!({}));
+    s.ok(&a, "gather_stop", json!({}));
+    let ended = s.events(&a, "call.gather.ended");
+    assert_eq!(ended.last().unwrap().1["status"], "cancelled");
+}
+
+#[test]
+fn transfer_to_an_answering_agent_bridges_and_they_take_turns() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("say i want to talk to a real person\nsay my router keeps dropping\nhangup");
+    s.ok(&a, "answer", json!({"client_state": "YQ=="}));
+    s.ok(&a, "transcription_start", json!({"transcription_tracks": "both"}));
+    s.ok(&a, "speak", json!({"payload": "how can i help", "voice": "female"}));
+    let (t_final, _) = loop {
+        let (t, p) = s.until(&a, "call.transcription", 20.0);
+        if p["transcription_data"]["is_final"] == true && p["transcription_data"]["transcription_track"] == "inbound" {
+            break (t, p);
+        }
+    };
+    assert!(close(t_final, 1.6 + 3.2 + 0.4), "{t_final}");
+    s.ok(&a, "transfer", json!({"to": "+15550002000", "target_leg_client_state": "Yg==", "timeout_secs": 20}));
+    let b = s.legs_other_than(&a)[0].clone();
+    let init = &s.events(&b, "call.initiated")[0].1;
+    assert_eq!(init["direction"], "outgoing");
+    assert_eq!(init["state"], "bridging");
+    assert_eq!(init["client_state"], "Yg==");
+    assert_eq!(init["call_session_id"], s.events(&a, "call.initiated")[0].1["call_session_id"]);
+    assert_eq!(s.state(&b), LegState::Ringing);
+    let (t_bridge, _) = s.until(&b, "call.answered", 20.0);
+    assert!(close(t_bridge, t_final + 3.0), "default agent rings 3 s: {t_bridge}");
+    // One session: A bridged, B bridged, B answered, in that order.
+    let order: Vec<_> = s
+        .log
+        .iter()
+        .filter(|(t, _)| close(*t, t_bridge))
+        .map(|(_, e)| (e.call_control_id.to_string(), e.event_type))
+        .collect();
+    assert_eq!(&order[..3], [(a.clone(), "call.bridged"), (b.clone(), "call.bridged"), (b.clone(), "call.answered")]);
+    assert_eq!(s.events(&a, "call.bridged")[0].1["client_state"], "YQ==");
+    assert_eq!(s.events(&b, "call.bridged")[0].1["client_state"], "Yg==");
+    assert_eq!(s.state(&a), LegState::Bridged);
+    s.until(&a, "call.hangup", 60.0);
+    s.to(s.v.as_secs_f64() + 1.0);
+    // The agent spoke first; the caller answered after; both transcribed on A.
+    let finals: Vec<_> = s.transcripts(&a).into_iter().filter(|t| t.2).map(|t| (t.1, t.3)).collect();
+    let agent_first = finals.iter().position(|(t, _)| t.starts_with("hi this is alex")).unwrap();
+    let caller_next = finals.iter().position(|(t, _)| t == "my router keeps dropping").unwrap();
+    assert!(agent_first < caller_next, "{finals:?}");
+    assert_eq!(finals[agent_first].1, "outbound");
+    assert_eq!(finals[caller_next].1, "inbound");
+    // The caller hung up: both legs end, B follows A.
+    let ha = &s.events(&a, "call.hangup")[0].1;
+    let hb = &s.events(&b, "call.hangup")[0].1;
+    assert_eq!((ha["hangup_source"].as_str(), hb["hangup_cause"].as_str()), (Some("caller"), Some("normal_clearing")));
+    // No speech overlapped: every party line started after the other side's ended.
+    assert_eq!(s.state(&b), LegState::HungUp);
+}
+
+#[test]
+fn failed_transfers_hang_up_only_the_b_leg() {
+    let mut s = Sim::new(&[
+        ("+1refuse", PartyBehavior::Refuse),
+        ("+1busy", PartyBehavior::Busy),
+        ("+1none", PartyBehavior::NoAnswer),
+    ]);
+    let a = s.place("");
+    s.ok(&a, "answer", json!({}));
+    let cases = [("+1refuse", "call_rejected", 3.0), ("+1busy", "user_busy", 1.0), ("+1none", "timeout", 5.0)];
+    for (i, (to, cause, ring)) in cases.into_iter().enumerate() {
+        let t0 = s.v.as_secs_f64();
+        s.ok(&a, "transfer", json!({"to": to, "timeout_secs": 5}));
+        let b = s.legs_other_than(&a)[i].clone();
+        let (t, h) = s.until(&b, "call.hangup", 100.0);
+        assert_eq!(h["hangup_cause"], cause);
+        assert_eq!(h["hangup_source"], "callee");
+        assert!(close(t - t0, ring), "{to}: {}", t - t0);
+        assert_eq!(s.types(&b), ["call.initiated", "call.hangup"]);
+        assert_eq!(s.state(&a), LegState::Answered, "A stays up");
+    }
+    s.ok(&a, "speak", json!({"payload": "sorry nobody is available", "voice": "female"}));
+    s.ok(&a, "hangup", json!({}));
+    assert_eq!(s.events(&a, "call.hangup")[0].1["hangup_source"], "callee");
+}
+
+#[test]
+fn caller_hanging_up_during_a_transfer_cancels_the_b_leg() {
+    let mut s = Sim::new(&[("+1slow", PartyBehavior::Answer { after_secs: 10.0, script: None })]);
+    let a = s.place("pause 1\nhangup");
+    s.ok(&a, "answer", json!({}));
+    s.ok(&a, "transfer", json!({"to": "+1slow"}));
+    let b = s.legs_other_than(&a)[0].clone();
+    s.until(&a, "call.hangup", 20.0);
+    let hb = &s.events(&b, "call.hangup")[0].1;
+    assert_eq!(hb["hangup_cause"], "originator_cancel");
+    s.to(30.0);
+    assert!(s.events(&b, "call.answered").is_empty());
+}
+
+#[test]
+fn unanswered_inbound_call_gives_up_after_thirty_seconds() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("say hello");
+    let (t, h) = s.until(&a, "call.hangup", 40.0);
+    assert!(close(t, 30.0), "{t}");
+    assert_eq!((h["hangup_cause"].as_str(), h["hangup_source"].as_str()), (Some("originator_cancel"), Some("caller")));
+    assert_eq!(s.cmd(&a, "answer", json!({})), Err(CommandError::CallEnded));
+}
+
+#[test]
+fn commands_are_refused_where_telnyx_refuses_them() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("");
+    for name in ["speak", "gather_using_speak"] {
+        assert_eq!(s.cmd(&a, name, json!({"payload": "x", "voice": "male"})), Err(CommandError::NotAnswered));
+    }
+    assert_eq!(s.cmd(&a, "transfer", json!({"to": "+1"})), Err(CommandError::NotAnswered));
+    assert_eq!(s.cmd(&a, "transcription_start", json!({})), Err(CommandError::NotAnswered));
+    assert_eq!(s.cmd("v3:nope", "hangup", json!({})), Err(CommandError::NotFound));
+    s.ok(&a, "answer", json!({}));
+    s.ok(&a, "answer", json!({}));
+    assert_eq!(s.types(&a).iter().filter(|t| **t == "call.answered").count(), 1, "answering twice is a no-op");
+    s.ok(&a, "hangup", json!({}));
+    for name in ["hangup", "answer", "gather_stop", "client_state_update"] {
+        let body = if name == "client_state_update" { json!({"client_state": "YQ=="}) } else { json!({}) };
+        assert_eq!(s.cmd(&a, name, body), Err(CommandError::CallEnded), "{name}");
+    }
+}
+
+#[test]
+fn a_repeated_command_id_is_not_executed_twice() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("");
+    s.ok(&a, "answer", json!({"command_id": "c1"}));
+    let speak = json!({"payload": "hi", "voice": "male", "command_id": "c2"});
+    assert_eq!(s.cmd(&a, "speak", speak.clone()), Ok(Executed::Done));
+    assert_eq!(s.cmd(&a, "speak", speak), Ok(Executed::Duplicate));
+    s.to(3.0);
+    assert_eq!(s.events(&a, "call.speak.started").len(), 1);
+    // A retried hangup after the call ended still answers ok.
+    s.ok(&a, "hangup", json!({"command_id": "c3"}));
+    assert_eq!(s.cmd(&a, "hangup", json!({"command_id": "c3"})), Ok(Executed::Duplicate));
+    // Dial: the same command_id returns the same call.
+    let d: Dial =
+        serde_json::from_value(json!({"connection_id": "1", "from": "+1", "to": "+2", "command_id": "d1"})).unwrap();
+    let now = s.now();
+    let first = s.w.dial(now, d.clone()).unwrap();
+    let second = s.w.dial(now, d).unwrap();
+    assert_eq!(first.call_control_id, second.call_control_id);
+    s.drain();
+    assert_eq!(s.events(&first.call_control_id, "call.initiated").len(), 1);
+}
+
+#[test]
+fn dial_answers_after_two_seconds_and_bridge_parks_after_unbridge() {
+    let mut s = Sim::new(&[
+        ("+1cust", PartyBehavior::Answer { after_secs: 2.0, script: Some(Script::default()) }),
+        ("+1quiet", PartyBehavior::Answer { after_secs: 1.0, script: Some(Script::default()) }),
+    ]);
+    let a = s.place("");
+    s.ok(&a, "answer", json!({}));
+    let dial = |to: &str| -> Dial {
+        serde_json::from_value(json!({"connection_id": "1", "from": "+1ivr", "to": to, "client_state": "ZA=="}))
+            .unwrap()
+    };
+    let now = s.now();
+    let c = s.w.dial(now, dial("+1cust")).unwrap().call_control_id;
+    s.drain();
+    assert_eq!(s.events(&c, "call.initiated")[0].1["client_state"], "ZA==");
+    let (t, _) = s.until(&c, "call.answered", 5.0);
+    assert!(close(t, 2.0), "{t}");
+    s.ok(&a, "bridge", json!({"call_control_id": c, "park_after_unbridge": "self"}));
+    assert_eq!(s.events(&a, "call.bridged").len(), 1);
+    assert_eq!(s.events(&c, "call.bridged").len(), 1);
+    assert_eq!(
+        s.cmd(&a, "bridge", json!({"call_control_id": "v3:none"})).unwrap_err(),
+        CommandError::Invalid {
+            pointer: "/call_control_id".into(),
+            detail: "no call with this call_control_id".into()
+        }
+    );
+    s.ok(&c, "hangup", json!({}));
+    assert_eq!(s.state(&a), LegState::Answered, "A parks after the unbridge");
+    // Without park_after_unbridge the other leg follows.
+    let now = s.now();
+    let q = s.w.dial(now, dial("+1quiet")).unwrap().call_control_id;
+    s.drain();
+    s.until(&q, "call.answered", 5.0);
+    s.ok(&q, "bridge", json!({"call_control_id": a}));
+    s.ok(&q, "hangup", json!({}));
+    assert_eq!(s.state(&a), LegState::HungUp);
+    assert_eq!(s.events(&a, "call.hangup")[0].1["hangup_cause"], "normal_clearing");
+}
+
+#[test]
+fn hangup_ends_media_first_then_saves_the_recording() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("");
+    s.ok(&a, "answer", json!({}));
+    s.ok(&a, "record_start", json!({"format": "mp3", "channels": "single"}));
+    s.ok(&a, "playback_start", json!({"audio_url": "http://x/hold.mp3", "loop": "infinity"}));
+    s.to(60.0);
+    assert!(s.events(&a, "call.playback.ended").is_empty(), "infinity plays on");
+    s.ok(&a, "speak", json!({"payload": "a rather long sentence that will not finish", "voice": "male"}));
+    s.to(61.0);
+    s.ok(&a, "hangup", json!({}));
+    let tail: Vec<_> = s.types(&a).into_iter().skip(2).collect();
+    assert_eq!(
+        tail,
+        [
+            "call.playback.started",
+            "call.speak.started",
+            "call.speak.ended",
+            "call.playback.ended",
+            "call.hangup",
+            "call.recording.saved"
+        ]
+    );
+    assert_eq!(s.events(&a, "call.speak.ended")[0].1["status"], "call_hangup");
+    assert_eq!(s.events(&a, "call.playback.ended")[0].1["status"], "call_hangup");
+    let rec = &s.events(&a, "call.recording.saved")[0].1;
+    assert!(rec["recording_urls"]["mp3"].as_str().unwrap().ends_with(".mp3"));
+    assert_eq!(rec["channels"], "single");
+}
+
+#[test]
+fn playback_loops_and_stops() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("");
+    s.ok(&a, "answer", json!({}));
+    s.ok(&a, "playback_start", json!({"audio_url": "http://x/a.mp3", "loop": 2}));
+    let (t, p) = s.until(&a, "call.playback.ended", 20.0);
+    assert!(close(t, 10.0), "{t}");
+    assert_eq!(p["status"], "completed");
+    s.ok(&a, "playback_start", json!({"media_name": "hold", "loop": "infinity"}));
+    s.ok(&a, "playback_stop", json!({}));
+    assert_eq!(s.events(&a, "call.playback.ended").last().unwrap().1["status"], "cancelled");
+    s.ok(&a, "streaming_start", json!({"stream_url": "wss://x/stream"}));
+    s.ok(&a, "streaming_stop", json!({}));
+    assert_eq!(s.events(&a, "streaming.started").len(), 1);
+    assert_eq!(s.events(&a, "streaming.stopped").len(), 1);
+}
+
+#[test]
+fn client_state_applies_to_later_webhooks() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("");
+    assert_eq!(s.events(&a, "call.initiated")[0].1["client_state"], Value::Null);
+    s.ok(&a, "answer", json!({"client_state": "b25l"}));
+    assert_eq!(s.events(&a, "call.answered")[0].1["client_state"], "b25l");
+    assert_eq!(s.cmd(&a, "client_state_update", json!({"client_state": "dHdv"})), Ok(Executed::Done));
+    s.ok(&a, "speak", json!({"payload": "hi", "voice": "male"}));
+    assert_eq!(s.events(&a, "call.speak.started")[0].1["client_state"], "dHdv");
+}
+
+#[test]
+fn live_calls_take_new_steps() {
+    let mut s = Sim::new(&[]);
+    let now = s.now();
+    let mut call = PlaceCall::new(Script::default());
+    call.live = true;
+    let a = s.w.place_inbound(now, call).call_control_id;
+    s.ok(&a, "answer", json!({}));
+    s.ok(&a, "transcription_start", json!({}));
+    s.to(10.0);
+    let steps = Script::parse("say are you there").unwrap().steps;
+    let now = s.now();
+    s.w.append_steps(now, &a, steps).unwrap();
+    s.to(12.0);
+    let finals: Vec<_> = s.transcripts(&a).into_iter().filter(|t| t.2).map(|t| t.1).collect();
+    assert_eq!(finals, ["are you there"]);
+    let other = s.place("");
+    let now = s.now();
+    assert!(s.w.append_steps(now, &other, vec![]).is_err(), "only live calls take steps");
+}
