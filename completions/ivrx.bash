@@ -433,7 +433,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__serve)
-            opts="-h -V --listen --sandbox --sandbox-listen --db --config --time-scale --json --print-config --demo --help --version"
+            opts="-h -V --listen --sandbox --sandbox-listen --db --config --time-scale --json --log --print-config --demo --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -456,6 +456,10 @@ _ivrx() {
                     return 0
                     ;;
                 --time-scale)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -39,7 +39,8 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l listen -d 'Address t
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l sandbox-listen -d 'Address of the embedded sandbox carrier' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l db -d 'SQLite database file [default: ivrx.db in the user\'s data directory]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l config -d 'Configuration file [default: ivrx.toml in the user\'s config directory]' -r -F
-complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l time-scale -d 'Run the sandbox clock this many times faster than real time' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l time-scale -d 'Run the sandbox clock this many times faster than real time [default: 1, 5 with --demo]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l log -d 'Log level filter, e.g. `info`, `ivrx=debug` (RUST_LOG works too)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l sandbox -d 'Use the embedded sandbox carrier even when Telnyx credentials are set'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l json -d 'Log as JSON lines instead of text'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l print-config -d 'Print the effective configuration (secrets masked) and exit'

@@ -9,12 +9,14 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod admin;
+mod demo;
 mod dial;
 pub mod docs;
 pub mod exit;
 mod output;
 mod sandbox;
 mod score;
+pub mod serve;
 mod transfer;
 pub mod view;
 mod watch;
@@ -123,12 +125,15 @@ pub struct ServeArgs {
     /// Configuration file [default: ivrx.toml in the user's config directory]
     #[arg(long, env = "IVRX_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Run the sandbox clock this many times faster than real time
-    #[arg(long, default_value_t = 1.0)]
-    pub time_scale: f64,
+    /// Run the sandbox clock this many times faster than real time [default: 1, 5 with --demo]
+    #[arg(long)]
+    pub time_scale: Option<f64>,
     /// Log as JSON lines instead of text
     #[arg(long)]
     pub json: bool,
+    /// Log level filter, e.g. `info`, `ivrx=debug` (RUST_LOG works too)
+    #[arg(long, default_value = "info", env = "IVRX_LOG")]
+    pub log: String,
     /// Print the effective configuration (secrets masked) and exit
     #[arg(long)]
     pub print_config: bool,
@@ -373,6 +378,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Score(args) => score::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
         Command::Dial(args) => dial::run(args).await,
         Command::Watch(args) => watch::run(args).await,
         Command::Transfer(args) => transfer::run(args).await,

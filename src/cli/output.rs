@@ -27,3 +27,10 @@ impl Output {
         Self { color, tty }
     }
 }
+
+impl Output {
+    /// Whether logs on stderr may use colour.
+    pub fn stderr_color() -> bool {
+        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    }
+}

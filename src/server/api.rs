@@ -177,6 +177,34 @@ pub async fn wait_ended(app: &App, conv: &str, wait: Duration) {
     .await;
 }
 
+/// Finds the conversation of a call: in memory, else in the store. A call that
+/// has just started may not be routed yet, so this retries briefly.
+async fn conversation_of_call(app: &App, ccid: &str) -> Option<String> {
+    for _ in 0..40 {
+        if let Some(c) = app.calls.resolve(ccid) {
+            return Some(c);
+        }
+        let _ = app.store.flush().await;
+        let reader = app.store.reader();
+        let c2 = ccid.to_string();
+        if let Ok(Ok(Some(c))) = tokio::task::spawn_blocking(move || reader.conversation_for_call(&c2)).await {
+            return Some(c);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// The report of the conversation a call belongs to, once it has ended
+/// (waiting at most `wait`). Used by the sandbox's `/report` too.
+pub async fn report_for_call(app: &App, ccid: &str, wait: Duration) -> Option<crate::store::read::CallReport> {
+    let conv = conversation_of_call(app, ccid).await?;
+    wait_ended(app, &conv, wait).await;
+    let _ = app.store.flush().await;
+    let reader = app.store.reader();
+    tokio::task::spawn_blocking(move || reader.report(&conv)).await.ok()?.ok()?
+}
+
 /// `GET /api/v1/calls/{call_control_id}/report`
 pub async fn call_report(
     State(app): State<Arc<App>>,
@@ -184,19 +212,10 @@ pub async fn call_report(
     Query(q): Query<WaitQuery>,
 ) -> Response {
     let wait = Duration::from_secs_f64(q.wait_secs.unwrap_or(0.0).clamp(0.0, 3600.0));
-    let conv = match app.calls.resolve(&ccid) {
-        Some(c) => c,
-        None => {
-            let reader = app.store.reader();
-            let c2 = ccid.clone();
-            match tokio::task::spawn_blocking(move || reader.conversation_for_call(&c2)).await {
-                Ok(Ok(Some(c))) => c,
-                _ => return error(StatusCode::NOT_FOUND, "not_found", format!("no conversation for call {ccid:?}")),
-            }
-        }
-    };
-    wait_ended(&app, &conv, wait).await;
-    report_of(&app, &conv).await
+    match report_for_call(&app, &ccid, wait).await {
+        Some(r) => Json(r).into_response(),
+        None => error(StatusCode::NOT_FOUND, "not_found", format!("no conversation for call {ccid:?}")),
+    }
 }
 
 /// `GET /api/v1/stats`

@@ -310,6 +310,7 @@ impl Worker {
             }
             Err(_) => return,
         };
+        let resumed = snapshot.is_some();
         if let Some(state) = snapshot {
             match serde_json::from_str::<Session>(&state) {
                 Ok(s) => {

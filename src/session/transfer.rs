@@ -304,6 +304,8 @@ impl Session {
         match self.settings.transfer.mode {
             TransferMode::Warm => {
                 self.record_transfer(TransferStatus::Answered, None, at, out);
+                // Listen from the start: the agent may speak as soon as the caller is bridged in.
+                self.start_transcription(Role::Agent, out);
                 let text = match &self.decision {
                     Some(d) => briefing(d, self.topic.as_deref()),
                     None => "Incoming call. Connecting you now.".into(),

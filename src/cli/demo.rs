@@ -1,0 +1,129 @@
+//! `ivrx serve --demo`: bundled callers go through the IVR on the embedded
+//! sandbox while the terminal shows each conversation live, then a summary.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use console::Style;
+
+use super::exit;
+use super::serve::Running;
+use super::view::ConversationView;
+use crate::sandbox::{PlaceCall, Script};
+use crate::session::DomainEvent;
+
+/// The callers of the demo, from `examples/`.
+pub const DEMO_CALLERS: [&str; 4] = ["calm", "frustrated", "asks_for_human", "interested_buyer"];
+
+fn examples_dir() -> Option<PathBuf> {
+    [PathBuf::from("examples"), Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")]
+        .into_iter()
+        .find(|p| p.join("calm.ivrx").exists())
+}
+
+/// Runs the demo against a started sandbox-mode server.
+pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
+    let Some(sandbox) = running.sandbox.clone() else {
+        anyhow::bail!("--demo runs on the embedded sandbox; unset TELNYX_API_KEY or add --sandbox");
+    };
+    let Some(dir) = examples_dir() else {
+        anyhow::bail!("the demo callers are in examples/: run `ivrx serve --demo` from the ivrx source directory");
+    };
+    let color = super::Output::detect(super::ColorChoice::Auto).color;
+    println!(
+        "ivrx demo: {} simulated callers ring the IVR on the embedded sandbox carrier (clock ×{}).\n",
+        DEMO_CALLERS.len(),
+        sandbox.clock().time_scale()
+    );
+    let styles = [Style::new().green(), Style::new().red(), Style::new().yellow(), Style::new().blue()];
+    let mut tasks = Vec::new();
+    for (i, name) in DEMO_CALLERS.iter().enumerate() {
+        let script = Script::load(&dir.join(format!("{name}.ivrx")))?;
+        let mut call = PlaceCall::new(script);
+        call.from = format!("+1555010{:04}", 1000 + i);
+        let info = sandbox.place_call(call)?;
+        let app = running.server.app.clone();
+        let label = styles[i % styles.len()].clone().force_styling(color).apply_to(format!("[{name:<16}]")).to_string();
+        tasks.push(tokio::spawn(async move {
+            // Wait until the server has routed the call, then follow it.
+            let conv = loop {
+                if let Some(c) = app.calls.resolve(&info.call_control_id) {
+                    if let Some(sub) = app.live.subscribe(&c) {
+                        break (c, sub);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            let (conv, mut sub) = conv;
+            let mut view = ConversationView::new(color);
+            let mut last = 0;
+            let print = |r: &crate::session::Recorded, view: &mut ConversationView| {
+                for line in view.push(r) {
+                    println!("{label} {line}");
+                }
+            };
+            for r in &sub.history {
+                last = r.n;
+                print(r, &mut view);
+            }
+            while !view.is_ended() {
+                match sub.rx.recv().await {
+                    Ok(r) if r.n > last && !matches!(r.event, DomainEvent::Interim { .. }) => {
+                        last = r.n;
+                        print(&r, &mut view);
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+            conv
+        }));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let mut convs = Vec::new();
+    for t in tasks {
+        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(600), t).await {
+            convs.push(c);
+        }
+    }
+    running.store.flush().await?;
+    let reader = running.store.reader();
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    table.set_header(["caller", "outcome", "reason", "trigger", "decided", "agent joined"]);
+    for (name, conv) in DEMO_CALLERS.iter().zip(&convs) {
+        let Some(r) = reader.report(conv)? else { continue };
+        let secs = |ms: Option<i64>| ms.map(|m| format!("{:.1} s", m as f64 / 1000.0)).unwrap_or_else(|| "-".into());
+        let trigger = match r.trigger_index {
+            Some(i) => r
+                .utterances
+                .iter()
+                .find(|u| u.speaker == "caller" && u.index == i)
+                .map(|u| format!("#{i} \"{}\"", u.text))
+                .unwrap_or_default(),
+            None => "-".into(),
+        };
+        let outcome = match (&r.queue, r.transferred) {
+            (Some(q), true) => format!("transferred to {q}"),
+            (Some(q), false) => format!("{q}: {}", r.transfer_status.as_deref().unwrap_or("?")),
+            (None, _) => "stayed with the IVR".into(),
+        };
+        table.add_row(vec![
+            name.to_string(),
+            outcome,
+            r.reason.clone().unwrap_or_else(|| "-".into()),
+            trigger,
+            secs(r.decision_ms),
+            secs(r.connected_ms),
+        ]);
+    }
+    println!("\n{table}");
+    println!(
+        "\nEvery conversation is stored in {}.\nNext: ivrx analyze --db {}",
+        running.db.display(),
+        running.db.display()
+    );
+    Ok(exit::code(if convs.len() == DEMO_CALLERS.len() { exit::OK } else { exit::TIMEOUT }))
+}

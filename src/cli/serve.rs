@@ -1,0 +1,231 @@
+//! `ivrx serve`: the webhook server, in live mode (Telnyx) or sandbox mode (the
+//! embedded sandbox carrier, the default when no Telnyx API key is configured).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use super::{exit, ServeArgs};
+use crate::config::{Config, EngineKind, Mode};
+use crate::intel::{LocalEngine, Scorer, TrackerSet};
+use crate::sandbox::{CallReporter, Sandbox, SandboxConfig, SandboxHandle};
+use crate::server::{self, App, ServerHandle, ServerOptions};
+use crate::session::SessionSettings;
+use crate::store::{Store, StoreOptions};
+use crate::telnyx::{ClientConfig, RetryPolicy, TelnyxClient, WebhookSigner, WebhookVerifier};
+
+/// The API key of the embedded sandbox (loopback only), so `ivrx dial --sandbox` works without flags.
+pub const EMBEDDED_SANDBOX_KEY: &str = "sandbox";
+
+/// A running `serve`: the server and, in sandbox mode, the carrier.
+pub struct Running {
+    /// The webhook server.
+    pub server: ServerHandle,
+    /// The embedded sandbox, in sandbox mode.
+    pub sandbox: Option<SandboxHandle>,
+    /// The store.
+    pub store: Store,
+    /// The database file.
+    pub db: PathBuf,
+    /// Live or sandbox.
+    pub mode: Mode,
+}
+
+fn init_tracing(json: bool, filter: &str) {
+    let filter = std::env::var("RUST_LOG").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| filter.to_string());
+    let env =
+        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(env).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.with_ansi(super::Output::stderr_color()).try_init() };
+}
+
+/// The default trackers, with configured ones replacing same-named defaults and adding new ones.
+pub fn trackers_from(config: &Config) -> TrackerSet {
+    let mut list = TrackerSet::default().configs().to_vec();
+    for t in &config.trackers {
+        match list.iter_mut().find(|d| d.name == t.name) {
+            Some(d) => *d = t.clone(),
+            None => list.push(t.clone()),
+        }
+    }
+    TrackerSet::new(list)
+}
+
+/// The engine the configuration asks for.
+pub fn build_scorer(config: &Config) -> anyhow::Result<Arc<dyn Scorer>> {
+    let trackers = trackers_from(config);
+    match config.engine.kind {
+        EngineKind::Local => Ok(Arc::new(LocalEngine::new(trackers))),
+        EngineKind::Symbl => anyhow::bail!("engine.kind = \"symbl\" is not wired into serve yet; use \"local\""),
+    }
+}
+
+async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the {what}: pick another address with {flag}"))
+}
+
+/// Starts everything `serve` runs (without waiting), so the demo and tests can drive it.
+pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Result<Running> {
+    let db = config.storage.db.clone().unwrap_or_else(crate::store::default_path);
+    let store = Store::open(&db, StoreOptions { redact_pii: config.storage.redact_pii, ..StoreOptions::default() })
+        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    let admin_token = match &config.server.admin_token {
+        Some(t) => t.clone(),
+        None => {
+            let path = crate::server::token::token_path(&db);
+            crate::server::token::load_or_create(&path)
+                .with_context(|| format!("cannot create the admin token file {}", path.display()))?
+        }
+    };
+    let listener = bind(&args.listen, "webhook server", "--listen").await?;
+    let addr = listener.local_addr()?;
+    let scorer = build_scorer(&config)?;
+    let retry = RetryPolicy {
+        max_attempts: config.telnyx.max_attempts,
+        attempt_timeout: Duration::from_millis(config.telnyx.attempt_timeout_ms),
+        ..RetryPolicy::default()
+    };
+    let options = |client, verifier, settings| ServerOptions {
+        listener,
+        webhook_path: config.server.webhook_path.clone(),
+        verifier,
+        client,
+        scorer,
+        store: store.clone(),
+        settings,
+        admin_token,
+        max_body_bytes: config.server.max_body_bytes,
+        grace: Duration::from_secs(config.server.ended_call_grace_secs),
+        signature_tolerance: Duration::from_secs(config.telnyx.signature_tolerance_secs),
+    };
+    match mode {
+        Mode::Live => {
+            let key = config.telnyx.api_key.clone().unwrap_or_default();
+            let verifier = WebhookVerifier::from_base64(config.telnyx.public_key.as_deref().unwrap_or(""))?;
+            let client =
+                TelnyxClient::new(ClientConfig { base_url: config.telnyx.api_base.clone(), api_key: key, retry })?;
+            let webhook_url = config
+                .server
+                .public_url
+                .as_ref()
+                .map(|u| format!("{}{}", u.trim_end_matches('/'), config.server.webhook_path));
+            let connection_id = config.telnyx.connection_id.clone().unwrap_or_default();
+            let settings = Arc::new(SessionSettings::from_config(&config, connection_id, webhook_url));
+            let server = server::start(options(client, verifier, settings)).await?;
+            Ok(Running { server, sandbox: None, store, db, mode })
+        }
+        Mode::Sandbox => {
+            let time_scale = args.time_scale.unwrap_or(if args.demo { 5.0 } else { 1.0 });
+            let sandbox_listener = bind(&args.sandbox_listen, "sandbox carrier", "--sandbox-listen").await?;
+            let sandbox_addr = sandbox_listener.local_addr()?;
+            let webhook_url = format!("http://{addr}{}", config.server.webhook_path);
+            let signer = WebhookSigner::generate();
+            let client = TelnyxClient::new(ClientConfig {
+                base_url: format!("http://{sandbox_addr}/v2"),
+                api_key: EMBEDDED_SANDBOX_KEY.into(),
+                retry,
+            })?;
+            let settings = Arc::new(SessionSettings::from_config(&config, config.sandbox.connection_id.clone(), None));
+            let server = server::start(options(client, signer.verifier(), settings)).await?;
+            let mut sc = SandboxConfig::new(webhook_url);
+            sc.api_key = EMBEDDED_SANDBOX_KEY.into();
+            sc.signer = signer;
+            sc.time_scale = time_scale;
+            sc.connection_id = config.sandbox.connection_id.clone();
+            sc.record_log = false;
+            for (number, behaviour) in &config.sandbox.agents {
+                let (n, b) = crate::sandbox::parse_agent_spec(&format!("{number}={behaviour}"))
+                    .map_err(|e| anyhow::anyhow!("config key `sandbox.agents`: {}", e.0))?;
+                sc.agents.push((n, b));
+            }
+            sc.reporter = Some(reporter(server.app.clone()));
+            sc.validate().map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
+            let sandbox = Sandbox::start(sc, sandbox_listener).await?;
+            Ok(Running { server, sandbox: Some(sandbox), store, db, mode })
+        }
+    }
+}
+
+/// Answers the sandbox's `/report` from the server's store.
+fn reporter(app: Arc<App>) -> CallReporter {
+    Arc::new(move |ccid: String| {
+        let app = app.clone();
+        Box::pin(async move {
+            let r = server::api::report_for_call(&app, &ccid, Duration::from_secs(60)).await?;
+            serde_json::to_value(r).ok()
+        })
+    })
+}
+
+/// Runs `ivrx serve`.
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(db) = &args.db {
+        config.storage.db = Some(db.clone());
+    }
+    let mode = config.mode(args.sandbox || args.demo);
+    config.validate(mode)?;
+    if args.print_config {
+        print!("{}", config.to_masked_toml());
+        return Ok(exit::code(exit::OK));
+    }
+    if !args.demo {
+        init_tracing(args.json, &args.log);
+    }
+    let running = start(&args, config, mode).await?;
+    if args.demo {
+        let code = super::demo::run(&running).await?;
+        shutdown(running).await;
+        return Ok(code);
+    }
+    announce(&running);
+    tokio::signal::ctrl_c().await.ok();
+    eprintln!("shutting down…");
+    shutdown(running).await;
+    Ok(exit::code(exit::OK))
+}
+
+async fn shutdown(running: Running) {
+    if let Some(s) = &running.sandbox {
+        s.shutdown();
+    }
+    running.server.shutdown().await;
+    let _ = running.store.flush().await;
+}
+
+fn announce(r: &Running) {
+    let addr = r.server.addr;
+    let token_file = crate::server::token::token_path(&r.db);
+    match (&r.sandbox, r.mode) {
+        (Some(s), _) => {
+            tracing::info!(
+                webhook = %format!("http://{addr}/webhooks/telnyx"),
+                sandbox = %s.base_url(),
+                public_key = %s.public_key_base64(),
+                "SANDBOX MODE: no TELNYX_API_KEY configured (or --sandbox); calls come from the embedded sandbox carrier"
+            );
+            eprintln!(
+                "\nivrx is serving in SANDBOX mode.\n  webhook server  http://{addr}\n  sandbox carrier {}\n  database        {}\n  admin token     {}\n\nTry: ivrx dial --sandbox --sandbox-url {} --script examples/frustrated.ivrx\n",
+                s.base_url(),
+                r.db.display(),
+                token_file.display(),
+                s.base_url()
+            );
+        }
+        (None, _) => {
+            tracing::info!(listen = %addr, "LIVE MODE: webhooks from Telnyx, commands to the Telnyx API");
+            eprintln!(
+                "\nivrx is serving in LIVE mode on http://{addr} (expose it, e.g. `ngrok http {}`,\nand set the Call Control application's webhook URL to https://<public host>/webhooks/telnyx).\n  database     {}\n  admin token  {}\n",
+                addr.port(),
+                r.db.display(),
+                token_file.display()
+            );
+        }
+    }
+}
