@@ -334,14 +334,10 @@ impl Worker {
             self.webhook(Box::new(event), id.clone(), occurred_at, received_at, Instant::now());
             self.replayed.insert(id);
         }
-        if !self.processed.is_empty() {
-            tracing::info!(
-                conversation = self.session.id(),
-                replayed = self.processed.len(),
-                "replayed webhooks after restart"
-            );
-            self.checkpoint();
+        if resumed {
+            tracing::info!(conversation = self.session.id(), replayed = self.processed.len(), "resumed a stored call");
         }
+        self.checkpoint();
     }
 
     fn handle(&mut self, msg: WorkerMsg) {
