@@ -64,7 +64,7 @@ async fn fixture() -> Fixture {
         webhook_path: "/webhooks/telnyx".into(),
         verifier: signer.verifier(),
         client: TelnyxClient::new(ClientConfig::new(base, "KEY")).unwrap(),
-        scorer: Arc::new(LocalEngine::default()),
+        engine: ivrx::server::calls::Engine::Local(Arc::new(LocalEngine::default())),
         store,
         settings: Arc::new(SessionSettings::default()),
         admin_token: TOKEN.into(),

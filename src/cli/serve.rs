@@ -10,9 +10,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use super::{exit, ServeArgs};
-use crate::config::{Config, EngineKind, Mode};
+use crate::config::{Config, EngineKind, Mode, SymblMode};
+use crate::intel::symbl::{CredentialSearch, SymblClient, SymblConfig, SymblEngine, SymblEngineOptions};
 use crate::intel::{LocalEngine, Scorer, TrackerSet};
 use crate::sandbox::{CallReporter, Sandbox, SandboxConfig, SandboxHandle};
+use crate::server::calls::Engine;
 use crate::server::{self, App, ServerHandle, ServerOptions};
 use crate::session::SessionSettings;
 use crate::store::{Store, StoreOptions};
@@ -55,13 +57,42 @@ pub fn trackers_from(config: &Config) -> TrackerSet {
     TrackerSet::new(list)
 }
 
-/// The engine the configuration asks for.
-pub fn build_scorer(config: &Config) -> anyhow::Result<Arc<dyn Scorer>> {
-    let trackers = trackers_from(config);
-    match config.engine.kind {
-        EngineKind::Local => Ok(Arc::new(LocalEngine::new(trackers))),
-        EngineKind::Symbl => anyhow::bail!("engine.kind = \"symbl\" is not wired into serve yet; use \"local\""),
+/// The engine the configuration asks for. For Symbl, the credentials must be
+/// found (else serve refuses to start, naming every place searched); whether
+/// Symbl accepts them is checked and said plainly, and calls fall back to the
+/// local engine while it does not.
+pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
+    let local: Arc<dyn Scorer> = Arc::new(LocalEngine::new(trackers_from(config)));
+    if config.engine.kind == EngineKind::Local {
+        return Ok(Engine::Local(local));
     }
+    if config.engine.symbl_mode == SymblMode::Pstn {
+        anyhow::bail!("config key `engine.symbl_mode`: \"pstn\" is not available in this build; use \"text\"");
+    }
+    let loaded = CredentialSearch::from_system(config.engine.symbl_conf.clone()).load()?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let symbl_config = SymblConfig::from_env();
+    let base = symbl_config.base_url.clone();
+    let client = SymblClient::new(loaded.credentials, symbl_config)?;
+    match tokio::time::timeout(Duration::from_secs(5), client.access_token()).await {
+        Ok(Ok(_)) => tracing::info!(api = %base, "Symbl is usable: the credentials were accepted"),
+        Ok(Err(e)) => tracing::error!(
+            api = %base, error = %e,
+            "Symbl is NOT usable; every call falls back to the local engine until it is"
+        ),
+        Err(_) => tracing::error!(
+            api = %base,
+            "Symbl is NOT usable: no answer within 5 s; every call falls back to the local engine until it is"
+        ),
+    }
+    let options = SymblEngineOptions { trackers: trackers_from(config).configs().to_vec(), ..Default::default() };
+    Ok(Engine::Symbl {
+        symbl: SymblEngine::new(client, options),
+        local,
+        deadline: Duration::from_millis(config.engine.symbl_timeout_ms),
+    })
 }
 
 async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
@@ -85,7 +116,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
     };
     let listener = bind(&args.listen, "webhook server", "--listen").await?;
     let addr = listener.local_addr()?;
-    let scorer = build_scorer(&config)?;
+    let engine = build_engine(&config).await?;
     let retry = RetryPolicy {
         max_attempts: config.telnyx.max_attempts,
         attempt_timeout: Duration::from_millis(config.telnyx.attempt_timeout_ms),
@@ -96,7 +127,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         webhook_path: config.server.webhook_path.clone(),
         verifier,
         client,
-        scorer,
+        engine,
         store: store.clone(),
         settings,
         admin_token,

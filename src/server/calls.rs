@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::live::LiveHub;
 use super::metrics::Metrics;
-use crate::intel::Scorer;
+use crate::intel::symbl::{SymblCall, SymblEngine};
+use crate::intel::{Score, Scorer};
 use crate::session::{
     Command, DomainEvent, Effect, Input, LegTag, ManualTransfer, Recorded, Request, Session, SessionSettings,
     TransferRefused,
@@ -49,6 +50,36 @@ pub enum WorkerMsg {
     Manual { req: ManualTransfer, reply: oneshot::Sender<Result<(), TransferRefused>> },
     /// Place an outbound call into the IVR.
     DialOut { to: String, from: String },
+    /// An external engine scored an utterance.
+    Scored { seq: u32, score: Score },
+    /// An external engine could not score an utterance; the call falls back.
+    ScoreFailed { seq: u32, text: String, error: String },
+}
+
+/// How utterances are scored.
+#[derive(Clone)]
+pub enum Engine {
+    /// A synchronous engine with no I/O (the local engine): scored inline.
+    Local(Arc<dyn Scorer>),
+    /// Symbl (text mode): one conversation per call, scored in order with a
+    /// deadline; on any failure the call falls back to `local` for good.
+    Symbl {
+        /// The Symbl engine.
+        symbl: SymblEngine,
+        /// The fallback.
+        local: Arc<dyn Scorer>,
+        /// Longest wait for one score.
+        deadline: Duration,
+    },
+}
+
+impl Engine {
+    fn local(&self) -> &Arc<dyn Scorer> {
+        match self {
+            Engine::Local(l) => l,
+            Engine::Symbl { local, .. } => local,
+        }
+    }
 }
 
 /// Where a webhook goes.
@@ -67,7 +98,7 @@ pub struct Shared {
     /// The Telnyx (or sandbox) API client.
     pub client: TelnyxClient,
     /// The engine.
-    pub scorer: Arc<dyn Scorer>,
+    pub engine: Engine,
     /// The store.
     pub store: Store,
     /// The live event hub.
@@ -236,6 +267,12 @@ struct Worker {
     replayed: HashSet<String>,
     legs: Vec<String>,
     last_at: DateTime<Utc>,
+    self_tx: mpsc::UnboundedSender<WorkerMsg>,
+    /// The external engine's queue for this call, once started.
+    external: Option<mpsc::UnboundedSender<(u32, String)>>,
+    symbl_call: Option<SymblCall>,
+    /// True once the external engine failed for this call (or while replaying).
+    local_only: bool,
 }
 
 async fn run_worker(
@@ -246,7 +283,7 @@ async fn run_worker(
 ) {
     let shared = calls.shared.clone();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    tokio::spawn(run_sender(shared.clone(), cmd_rx, self_tx));
+    tokio::spawn(run_sender(shared.clone(), cmd_rx, self_tx.clone()));
     let mut w = Worker {
         calls: calls.clone(),
         session: Session::new(conv.clone(), shared.settings.clone()),
@@ -256,6 +293,10 @@ async fn run_worker(
         replayed: HashSet::new(),
         legs: Vec::new(),
         last_at: Utc::now(),
+        self_tx,
+        external: None,
+        symbl_call: None,
+        local_only: false,
     };
     w.restore().await;
     loop {
@@ -323,6 +364,8 @@ impl Worker {
                 Err(e) => tracing::error!(conversation = self.session.id(), error = %e, "stored session unreadable"),
             }
         }
+        // Replayed utterances are scored locally: the call must not wait on the network.
+        let was_local = std::mem::replace(&mut self.local_only, true);
         for (received_at, body) in unprocessed {
             let Ok(env) = Envelope::parse(body.as_bytes()) else { continue };
             let Ok(event) = env.event() else { continue };
@@ -334,6 +377,7 @@ impl Worker {
             self.webhook(Box::new(event), id.clone(), occurred_at, received_at, Instant::now());
             self.replayed.insert(id);
         }
+        self.local_only = was_local;
         if resumed {
             tracing::info!(conversation = self.session.id(), replayed = self.processed.len(), "resumed a stored call");
         }
@@ -369,7 +413,73 @@ impl Worker {
                 let fx = self.session.dial_out(to, from, self.last_at);
                 self.run(fx, None);
             }
+            WorkerMsg::Scored { seq, score } => {
+                let fx = self.session.handle(Input::Scored { seq, score, at: self.last_at });
+                self.run(fx, None);
+            }
+            WorkerMsg::ScoreFailed { seq, text, error } => {
+                if !self.local_only {
+                    self.local_only = true;
+                    tracing::error!(
+                        conversation = self.session.id(),
+                        error = %error,
+                        "Symbl could not score this call; it continues on the local engine"
+                    );
+                    let fx = self.session.note(
+                        self.last_at,
+                        DomainEvent::EngineFallback { from: "symbl".into(), to: "local".into(), reason: error },
+                    );
+                    self.run(fx, None);
+                }
+                let score = self.shared().engine.local().score(&text);
+                let fx = self.session.handle(Input::Scored { seq, score, at: self.last_at });
+                self.run(fx, None);
+            }
         }
+    }
+
+    /// Scores an utterance: inline with the local engine, or queued for the
+    /// external engine (answered later with `Scored` / `ScoreFailed`).
+    fn score(&mut self, seq: u32, text: String) -> Option<Score> {
+        let Engine::Symbl { symbl, deadline, .. } = &self.calls.shared.engine else {
+            return Some(self.shared().engine.local().score(&text));
+        };
+        if self.local_only {
+            return Some(self.shared().engine.local().score(&text));
+        }
+        if self.external.is_none() {
+            let call = SymblCall::new();
+            self.symbl_call = Some(call.clone());
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(run_symbl_scorer(symbl.clone(), call, *deadline, rx, self.self_tx.clone()));
+            self.external = Some(tx);
+        }
+        if let Some(q) = &self.external {
+            let _ = q.send((seq, text));
+        }
+        None
+    }
+
+    /// Stores what the external engine made of the whole call, in the background.
+    fn finish_external(&mut self) {
+        let Engine::Symbl { symbl, deadline, .. } = &self.calls.shared.engine else { return };
+        let Some(call) = self.symbl_call.take() else { return };
+        if self.local_only || call.conversation_id().is_none() {
+            return;
+        }
+        let (symbl, store, conv, deadline) =
+            (symbl.clone(), self.shared().store.clone(), self.session.id().to_string(), *deadline * 4);
+        tokio::spawn(async move {
+            match tokio::time::timeout(deadline, symbl.finish(&call)).await {
+                Ok(Ok(summary)) => store.write(WriteOp::Insights {
+                    conversation_id: conv,
+                    source: "symbl".into(),
+                    insights: serde_json::to_value(summary).unwrap_or_default(),
+                }),
+                Ok(Err(e)) => tracing::warn!(conversation = %conv, error = %e, "Symbl topics and trackers unavailable"),
+                Err(_) => tracing::warn!(conversation = %conv, "Symbl topics and trackers: no answer in time"),
+            }
+        });
     }
 
     fn webhook(
@@ -401,6 +511,7 @@ impl Worker {
                         DomainEvent::Decision { decision, .. } => {
                             self.shared().metrics.decision(decision.reason.as_str())
                         }
+                        DomainEvent::CallEnded { .. } => self.finish_external(),
                         _ => {}
                     }
                     self.shared().live.publish(&r);
@@ -409,8 +520,9 @@ impl Worker {
                     }
                 }
                 Effect::Score(req) => {
-                    let score = self.shared().scorer.score(&req.text);
-                    queue.extend(self.session.handle(Input::Scored { seq: req.seq, score, at: self.last_at }));
+                    if let Some(score) = self.score(req.seq, req.text) {
+                        queue.extend(self.session.handle(Input::Scored { seq: req.seq, score, at: self.last_at }));
+                    }
                 }
                 Effect::Send(cmd) => {
                     let started = if cmd.is_transfer_start() { received } else { None };
@@ -481,5 +593,34 @@ async fn run_sender(
             error: e.to_string(),
             at: Utc::now(),
         }));
+    }
+}
+
+/// Scores one call's utterances with Symbl, one at a time and in order. After
+/// the first failure every remaining utterance is handed back at once, so the
+/// call is never held up twice.
+async fn run_symbl_scorer(
+    symbl: SymblEngine,
+    call: SymblCall,
+    deadline: Duration,
+    mut rx: mpsc::UnboundedReceiver<(u32, String)>,
+    worker: mpsc::UnboundedSender<WorkerMsg>,
+) {
+    let mut failed: Option<String> = None;
+    while let Some((seq, text)) = rx.recv().await {
+        if let Some(error) = &failed {
+            let _ = worker.send(WorkerMsg::ScoreFailed { seq, text, error: error.clone() });
+            continue;
+        }
+        match symbl.score_utterance_within(&call, &text, deadline).await {
+            Ok(score) => {
+                let _ = worker.send(WorkerMsg::Scored { seq, score });
+            }
+            Err(e) => {
+                let error = format!("{} ({})", e, e.kind());
+                failed = Some(error.clone());
+                let _ = worker.send(WorkerMsg::ScoreFailed { seq, text, error });
+            }
+        }
     }
 }

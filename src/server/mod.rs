@@ -21,11 +21,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
-use self::calls::{Calls, Shared};
+use self::calls::{Calls, Engine, Shared};
 use self::dedupe::RecentSet;
 use self::live::LiveHub;
 use self::metrics::Metrics;
-use crate::intel::Scorer;
 use crate::session::SessionSettings;
 use crate::store::Store;
 use crate::telnyx::{TelnyxClient, WebhookVerifier};
@@ -63,7 +62,7 @@ pub struct ServerOptions {
     /// Command client (Telnyx, or the sandbox).
     pub client: TelnyxClient,
     /// The engine.
-    pub scorer: Arc<dyn Scorer>,
+    pub engine: Engine,
     /// The store.
     pub store: Store,
     /// Session settings.
@@ -131,7 +130,7 @@ pub async fn start(options: ServerOptions) -> std::io::Result<ServerHandle> {
     let calls = Calls::new(Shared {
         settings: options.settings,
         client: options.client,
-        scorer: options.scorer,
+        engine: options.engine,
         store: options.store.clone(),
         live: live.clone(),
         metrics: metrics.clone(),

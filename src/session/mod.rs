@@ -361,6 +361,8 @@ pub enum DomainEvent {
     },
     /// A command failed for good.
     CommandFailed { action: String, role: Role, call_gone: bool, error: String },
+    /// The configured engine failed for this call; the rest is scored by `to`.
+    EngineFallback { from: String, to: String, reason: String },
     /// The conversation ended.
     CallEnded { reason: String },
 }
@@ -381,6 +383,7 @@ impl DomainEvent {
             DomainEvent::Decision { .. } => "decision",
             DomainEvent::Transfer { .. } => "transfer",
             DomainEvent::CommandFailed { .. } => "command_failed",
+            DomainEvent::EngineFallback { .. } => "engine_fallback",
             DomainEvent::CallEnded { .. } => "call_ended",
         }
     }
@@ -534,6 +537,13 @@ impl Session {
     /// The policy's running state.
     pub fn policy_state(&self) -> &PolicyState {
         &self.policy
+    }
+
+    /// Records a fact observed outside the session (e.g. an engine fallback).
+    pub fn note(&mut self, at: DateTime<Utc>, event: DomainEvent) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.record(at, event, &mut out);
+        out
     }
 
     /// Handles one input.

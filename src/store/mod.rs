@@ -146,6 +146,15 @@ pub enum WriteOp {
         /// Event ids of the webhooks the batch processed.
         processed: Vec<String>,
     },
+    /// What an external engine made of a whole conversation (topics, trackers).
+    Insights {
+        /// The conversation.
+        conversation_id: String,
+        /// Which engine, e.g. `symbl`.
+        source: String,
+        /// The engine's summary as JSON.
+        insights: serde_json::Value,
+    },
     /// Answer once everything queued before it has been committed.
     Flush(oneshot::Sender<()>),
 }

@@ -53,6 +53,13 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool)
                     tx.prepare_cached("UPDATE webhooks SET processed = 1 WHERE event_id = ?1")?.execute([id])?;
                 }
             }
+            WriteOp::Insights { conversation_id, source, insights } => {
+                tx.prepare_cached(
+                    "INSERT INTO insights (conversation_id, source, body, created_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(conversation_id, source) DO UPDATE SET body = excluded.body, created_at = excluded.created_at",
+                )?
+                .execute(params![conversation_id, source, insights.to_string(), chrono::Utc::now().to_rfc3339()])?;
+            }
             WriteOp::Flush(_) => {}
         }
     }
@@ -235,7 +242,8 @@ fn apply_event(tx: &Transaction<'_>, r: &Recorded, redact_pii: bool) -> rusqlite
         DomainEvent::IvrSaid { .. }
         | DomainEvent::Dtmf { .. }
         | DomainEvent::Interim { .. }
-        | DomainEvent::CommandFailed { .. } => {}
+        | DomainEvent::CommandFailed { .. }
+        | DomainEvent::EngineFallback { .. } => {}
     }
     Ok(())
 }

@@ -81,6 +81,8 @@ pub struct ReportUtterance {
     pub score: Option<f64>,
     pub offset_ms: i64,
     pub trackers: Vec<String>,
+    /// Which engine scored it (`local`, `symbl`).
+    pub engine: Option<String>,
 }
 
 /// What happened in one call: the object `ivrx dial --json` prints.
@@ -108,6 +110,9 @@ pub struct CallReport {
     pub duration_ms: Option<i64>,
     pub utterances: Vec<ReportUtterance>,
     pub transfers: Vec<TransferRow>,
+    /// What external engines made of the call (e.g. Symbl topics and trackers), by engine.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub insights: serde_json::Map<String, serde_json::Value>,
 }
 
 fn sql(path: &std::path::Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -273,6 +278,22 @@ impl Reader {
         Ok(out)
     }
 
+    /// Insights stored for a conversation, by source (e.g. `symbl`).
+    pub fn insights(&self, id: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let conn = self.connection()?;
+        let mut stmt = conn
+            .prepare("SELECT source, body FROM insights WHERE conversation_id = ?1 ORDER BY source")
+            .map_err(sql(&self.path))?;
+        let rows =
+            stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(sql(&self.path))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (source, body) = row.map_err(sql(&self.path))?;
+            out.push((source, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)));
+        }
+        Ok(out)
+    }
+
     /// The saved state of one session.
     pub fn snapshot(&self, id: &str) -> Result<Option<String>, StoreError> {
         let conn = self.connection()?;
@@ -330,6 +351,7 @@ impl Reader {
                     score: u.score,
                     offset_ms: u.offset_ms,
                     trackers: u.trackers,
+                    engine: u.engine,
                 }
             })
             .collect();
@@ -347,6 +369,7 @@ impl Reader {
             duration_ms: c.duration_ms,
             utterances,
             transfers: self.transfers(id)?,
+            insights: self.insights(id)?.into_iter().collect(),
         }))
     }
 }

@@ -145,6 +145,19 @@ CREATE TABLE sessions (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        name: "insights from external engines (Symbl topics and trackers)",
+        sql: r#"
+CREATE TABLE insights (
+    conversation_id  TEXT NOT NULL,
+    source           TEXT NOT NULL,
+    body             TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, source)
+);
+"#,
+    },
 ];
 
 /// Applies every migration not applied yet. Returns the versions applied.
@@ -184,7 +197,7 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_in_order() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), vec![1, 2]);
+        assert_eq!(migrate(&mut conn).unwrap(), vec![1, 2, 3]);
         assert!(migrate(&mut conn).unwrap().is_empty());
         let v: i64 = conn.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0)).unwrap();
         assert_eq!(v, latest_version());
