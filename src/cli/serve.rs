@@ -170,6 +170,17 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
             sc.time_scale = time_scale;
             sc.connection_id = config.sandbox.connection_id.clone();
             sc.record_log = false;
+            let c = &config.sandbox.chaos;
+            sc.chaos = crate::sandbox::Chaos {
+                duplicate_rate: c.duplicate_rate,
+                reorder_rate: c.reorder_rate,
+                max_delay_ms: c.max_delay_ms,
+                seed: c.seed,
+                api_error_rate: c.api_error_rate,
+                api_rate_limit_rate: c.api_rate_limit_rate,
+                api_timeout_rate: c.api_timeout_rate,
+                api_late_ms: c.api_late_ms.unwrap_or(sc.chaos.api_late_ms),
+            };
             for (number, behaviour) in &config.sandbox.agents {
                 let (n, b) = crate::sandbox::parse_agent_spec(&format!("{number}={behaviour}"))
                     .map_err(|e| anyhow::anyhow!("config key `sandbox.agents`: {}", e.0))?;
@@ -215,7 +226,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         shutdown(running).await;
         return Ok(code);
     }
-    announce(&running);
+    announce(&running, args.json);
     tokio::signal::ctrl_c().await.ok();
     eprintln!("shutting down…");
     shutdown(running).await;
@@ -230,17 +241,22 @@ async fn shutdown(running: Running) {
     let _ = running.store.flush().await;
 }
 
-fn announce(r: &Running) {
+fn announce(r: &Running, json_logs: bool) {
     let addr = r.server.addr;
     let token_file = crate::server::token::token_path(&r.db);
     match (&r.sandbox, r.mode) {
         (Some(s), _) => {
             tracing::info!(
-                webhook = %format!("http://{addr}/webhooks/telnyx"),
+                server = %format!("http://{addr}"),
                 sandbox = %s.base_url(),
                 public_key = %s.public_key_base64(),
+                db = %r.db.display(),
+                admin_token_file = %token_file.display(),
                 "SANDBOX MODE: no TELNYX_API_KEY configured (or --sandbox); calls come from the embedded sandbox carrier"
             );
+            if json_logs {
+                return;
+            }
             eprintln!(
                 "\nivrx is serving in SANDBOX mode.\n  webhook server  http://{addr}\n  sandbox carrier {}\n  database        {}\n  admin token     {}\n\nTry: ivrx dial --sandbox --sandbox-url {} --script examples/frustrated.ivrx\n",
                 s.base_url(),
@@ -250,7 +266,15 @@ fn announce(r: &Running) {
             );
         }
         (None, _) => {
-            tracing::info!(listen = %addr, "LIVE MODE: webhooks from Telnyx, commands to the Telnyx API");
+            tracing::info!(
+                server = %format!("http://{addr}"),
+                db = %r.db.display(),
+                admin_token_file = %token_file.display(),
+                "LIVE MODE: webhooks from Telnyx, commands to the Telnyx API"
+            );
+            if json_logs {
+                return;
+            }
             eprintln!(
                 "\nivrx is serving in LIVE mode on http://{addr} (expose it, e.g. `ngrok http {}`,\nand set the Call Control application's webhook URL to https://<public host>/webhooks/telnyx).\n  database     {}\n  admin token  {}\n",
                 addr.port(),

@@ -167,7 +167,6 @@ impl Session {
             },
             out,
         );
-        self.on_caller_gone(at, out);
         let reason = match (&self.end_reason, self.phase) {
             (Some(r), _) => r.clone(),
             (None, Phase::WithAgent) => "completed_with_agent".into(),
@@ -178,7 +177,20 @@ impl Session {
             (None, Phase::Transferring) => "caller_hangup_during_transfer".into(),
             (None, _) => "caller_hangup".into(),
         };
+        self.end_reason = Some(reason);
+        self.on_caller_gone(at, out);
         self.phase = Phase::Ended;
+        self.maybe_end(at, out);
+    }
+
+    /// Records the end of the conversation once no leg is left.
+    pub(super) fn maybe_end(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        let agent_up = self.agent.as_ref().is_some_and(|l| !l.ended);
+        if self.phase != Phase::Ended || agent_up || self.end_recorded {
+            return;
+        }
+        self.end_recorded = true;
+        let reason = self.end_reason.clone().unwrap_or_else(|| "caller_hangup".into());
         self.record(at, DomainEvent::CallEnded { reason }, out);
     }
 

@@ -465,6 +465,9 @@ pub struct Session {
     /// The menu topic the caller's problem matched, for the agent's briefing.
     topic: Option<String>,
     last_snapshot: Option<PolicySnapshot>,
+    /// True once `CallEnded` was recorded (the caller's and any agent's legs are down).
+    #[serde(default)]
+    end_recorded: bool,
 }
 
 impl Session {
@@ -495,6 +498,7 @@ impl Session {
             end_reason: None,
             topic: None,
             last_snapshot: None,
+            end_recorded: false,
         }
     }
 

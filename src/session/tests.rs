@@ -310,9 +310,28 @@ fn warm_transfer_dials_briefs_and_bridges() {
     );
     assert!(events(&fx).iter().any(|e| matches!(e, DomainEvent::Utterance { speaker: Speaker::Agent, .. })));
     let fx = c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing", "hangup_source": "caller"}));
+    assert_eq!(names(&fx), vec!["hangup"], "the agent leg is released");
+    assert!(!events(&fx).iter().any(|e| matches!(e, DomainEvent::CallEnded { .. })), "not over while the agent is up");
+    let fx = c.on_agent(&agent, 1, "call.hangup", json!({"hangup_cause": "normal_clearing"}));
     assert!(events(&fx)
         .iter()
         .any(|e| matches!(e, DomainEvent::CallEnded { reason } if reason == "completed_with_agent")));
+}
+
+#[test]
+fn a_call_gone_answer_to_releasing_the_agent_still_ends_the_call() {
+    let mut c = Call::answered();
+    warm_transfer_to_connected(&mut c);
+    c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing"}));
+    let fx = c.s.handle(Input::CommandFailed {
+        command_id: "x".into(),
+        action: "hangup".into(),
+        role: Role::Agent,
+        call_gone: true,
+        error: "call has already ended (90018)".into(),
+        at: c.t,
+    });
+    assert!(matches!(events(&fx)[..], [DomainEvent::CallEnded { .. }]), "{fx:?}");
 }
 
 #[test]
@@ -374,13 +393,14 @@ fn a_caller_who_hangs_up_mid_transfer_leaves_a_consistent_record() {
         })
         .collect();
     assert_eq!(hangups, vec!["v3:a1".to_string()], "the agent is released");
-    assert!(events(&fx)
-        .iter()
-        .any(|e| matches!(e, DomainEvent::CallEnded { reason } if reason == "caller_hangup_during_transfer")));
-    // The agent's briefing ending and its hangup afterwards issue nothing.
+    assert!(!events(&fx).iter().any(|e| matches!(e, DomainEvent::CallEnded { .. })));
+    // The agent's briefing ending and its hangup afterwards issue nothing; the hangup ends the record.
     assert!(names(&c.speak_ended("v3:a1")).is_empty());
     let fx = c.on_agent("v3:a1", 1, "call.hangup", json!({"hangup_cause": "normal_clearing"}));
     assert!(names(&fx).is_empty());
+    assert!(events(&fx)
+        .iter()
+        .any(|e| matches!(e, DomainEvent::CallEnded { reason } if reason == "caller_hangup_during_transfer")));
     assert_eq!(c.s.request_transfer(ManualTransfer::default(), c.t), Err(TransferRefused::Ended));
 }
 

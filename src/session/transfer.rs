@@ -411,6 +411,7 @@ impl Session {
             self.record_transfer(TransferStatus::AttemptFailed, Some(hangup_detail(cause.as_deref())), at, out);
             self.next_attempt(at, out);
         }
+        self.maybe_end(at, out);
     }
 
     fn next_attempt(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
@@ -442,10 +443,9 @@ impl Session {
 
     /// The caller hung up: abandon any transfer and release the agent leg.
     pub(super) fn on_caller_gone(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
-        if self.phase != Phase::Transferring {
-            return;
+        if self.phase == Phase::Transferring {
+            self.record_transfer(TransferStatus::Abandoned, Some("caller hung up".into()), at, out);
         }
-        self.record_transfer(TransferStatus::Abandoned, Some("caller hung up".into()), at, out);
         if self.agent.as_ref().is_some_and(|l| !l.ended) {
             self.send(Role::Agent, Action::Hangup(Plain::default()), out);
         }

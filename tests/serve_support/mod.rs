@@ -1,0 +1,193 @@
+//! Starts the real `ivrx serve` binary with the embedded sandbox carrier on
+//! loopback ports, in a private directory, and drives it with the real `ivrx`
+//! commands.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The time scale e2e tests run the sandbox clock at.
+pub const TIME_SCALE: &str = "20";
+
+pub struct Serve {
+    child: Option<Child>,
+    pub server: String,
+    pub sandbox: String,
+    pub dir: tempfile::TempDir,
+    pub log: Arc<Mutex<Vec<String>>>,
+    config: String,
+    extra: Vec<String>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ivrx")
+}
+
+/// A command for the binary with a clean environment rooted in `home`.
+pub fn ivrx(home: &Path) -> Command {
+    let mut c = Command::new(bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TELNYX_") || k.starts_with("IVRX_") || k.starts_with("SYMBL_") || k == "RUST_LOG" {
+            c.env_remove(k);
+        }
+    }
+    c.env("HOME", home).env("XDG_CONFIG_HOME", home.join("config")).env("XDG_DATA_HOME", home.join("data"));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+impl Serve {
+    /// Starts `ivrx serve --sandbox` with this configuration (TOML) and extra flags.
+    pub fn start(config: &str, extra: &[&str]) -> Serve {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Serve {
+            child: None,
+            server: String::new(),
+            sandbox: String::new(),
+            dir,
+            log: Arc::default(),
+            config: config.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        s.spawn("127.0.0.1:0");
+        s
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("ivrx.db")
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("admin-token")).expect("admin token file").trim().to_string()
+    }
+
+    fn spawn(&mut self, sandbox_listen: &str) {
+        let cfg = self.dir.path().join("ivrx.toml");
+        std::fs::write(&cfg, &self.config).unwrap();
+        let mut cmd = ivrx(self.dir.path());
+        cmd.args(["serve", "--sandbox", "--json", "--listen", "127.0.0.1:0", "--sandbox-listen", sandbox_listen]);
+        cmd.arg("--db").arg(self.db()).arg("--config").arg(&cfg).args(["--time-scale", TIME_SCALE]);
+        cmd.args(&self.extra);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start ivrx serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if let (Some(server), Some(sandbox)) =
+                        (v["fields"]["server"].as_str(), v["fields"]["sandbox"].as_str())
+                    {
+                        let _ = tx.send((server.to_string(), sandbox.to_string()));
+                    }
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+        let (server, sandbox) = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(x) => x,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("ivrx serve did not start:\n{}", self.log.lock().unwrap().join("\n"));
+            }
+        };
+        self.server = server;
+        self.sandbox = sandbox;
+        self.child = Some(child);
+    }
+
+    /// Kills the server with SIGKILL (no clean shutdown).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same database, sandbox on the same port.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let port = self.sandbox.rsplit(':').next().unwrap().to_string();
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpListener::bind(&addr).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.spawn(&addr);
+    }
+
+    /// Runs `ivrx ARGS` against this server.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut c = ivrx(self.dir.path());
+        c.args(args).env("IVRX_SERVER", &self.server).env("IVRX_SANDBOX_URL", &self.sandbox);
+        c.env("IVRX_ADMIN_TOKEN", self.token());
+        c.output().expect("run ivrx")
+    }
+
+    /// Writes a caller script and returns its path.
+    pub fn script(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(format!("{name}.ivrx"));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Places a simulated call with `ivrx dial --sandbox --json` and returns its report.
+    pub fn dial(&self, script_text: &str) -> Value {
+        let name = format!("call-{}", rand_suffix());
+        let path = self.script(&name, script_text);
+        let out = self.run(&["dial", "--sandbox", "--json", "--script", path.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "ivrx dial failed ({}): {}\n{}\nserver log:\n{}",
+            out.status,
+            stdout,
+            String::from_utf8_lossy(&out.stderr),
+            self.log.lock().unwrap().join("\n")
+        );
+        let last = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"))
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The caller utterances of a report, in order.
+pub fn caller_lines(report: &Value) -> Vec<String> {
+    report["utterances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|u| u["speaker"] == "caller")
+        .map(|u| u["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The transfer attempts of a report as (target, status).
+pub fn attempts(report: &Value) -> Vec<(String, String)> {
+    report["transfers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            (t["target"].as_str().unwrap_or_default().to_string(), t["status"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
