@@ -460,6 +460,18 @@ impl Session {
         at: DateTime<Utc>,
         out: &mut Vec<Effect>,
     ) {
+        if call_gone && action == "hangup" {
+            // The leg had already gone: exactly what the hangup wanted.
+            let leg = match role {
+                Role::Caller => self.caller.as_mut(),
+                Role::Agent => self.agent.as_mut(),
+            };
+            if let Some(l) = leg {
+                l.ended = true;
+            }
+            self.maybe_end(at, out);
+            return;
+        }
         self.record(
             at,
             DomainEvent::CommandFailed { action: action.to_string(), role, call_gone, error: error.clone() },
