@@ -274,7 +274,7 @@ impl World {
     pub(crate) fn party_poll(&mut self, id: u64, at: VTime) {
         let audible = self.audible(id);
         let gathering = self.legs.get(&id).is_some_and(|l| l.media.gathering());
-        let press_delay = self.cfg.timing.press_delay;
+        let (press_delay, turn_gap) = (self.cfg.timing.press_delay, self.cfg.timing.turn_gap);
         let Some(p) = self.party_mut(id) else { return };
         let then = match &mut p.state {
             PartyState::Listening { heard } => {
@@ -293,7 +293,13 @@ impl World {
         };
         match then {
             Then::Nothing => {}
-            Then::Next => self.party_next(id, at),
+            Then::Next => {
+                // The reply is over: a short pause, then the next step.
+                if let Some(p) = self.party_mut(id) {
+                    p.state = PartyState::Pausing;
+                }
+                self.set_timer(id, Slot::Party, at + turn_gap);
+            }
             Then::Speak(text) => self.party_speak(id, at, text),
             Then::Press(keys) => {
                 if let Some(p) = self.party_mut(id) {

@@ -178,12 +178,13 @@ fn caller_waits_for_the_first_prompt_then_interims_then_final() {
     s.to(8.0);
     let tr = s.transcripts(&a);
     let inbound: Vec<_> = tr.iter().filter(|t| t.3 == "inbound").collect();
-    // 8 words from t=2.0: interims after words 2, 4, 6; the final 0.4 s after the last word.
+    // 8 words from t=2.5 (the prompt ended at 2.0, then the 0.5 s turn gap):
+    // interims after words 2, 4, 6; the final 0.4 s after the last word.
     let expect = [
-        (2.8, "i would", false),
-        (3.6, "i would like to", false),
-        (4.4, "i would like to check my", false),
-        (5.6, "i would like to check my balance please", true),
+        (3.3, "i would", false),
+        (4.1, "i would like to", false),
+        (4.9, "i would like to check my", false),
+        (6.1, "i would like to check my balance please", true),
     ];
     assert_eq!(inbound.len(), expect.len(), "{inbound:?}");
     for (got, want) in inbound.iter().zip(expect) {
@@ -255,8 +256,9 @@ fn gather_using_speak_with_press_stops_the_prompt() {
     );
     let (t, g) = s.until(&a, "call.gather.ended", 10.0);
     assert_eq!((g["digits"].as_str(), g["status"].as_str()), (Some("2"), Some("valid")));
-    // The prompt started at 0.6 s; the caller reacts 1 s later, long before its 6 s end.
-    assert!(close(t, 1.6), "{t}");
+    // The welcome ended at 0.6 s and the menu started; after the 0.5 s turn gap
+    // the caller sees the gather and presses 1 s later, long before the menu's end.
+    assert!(close(t, 2.1), "{t}");
     let d = s.events(&a, "call.dtmf.received");
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].1["digit"], "2");
@@ -318,7 +320,7 @@ fn transfer_to_an_answering_agent_bridges_and_they_take_turns() {
             break (t, p);
         }
     };
-    assert!(close(t_final, 1.6 + 3.2 + 0.4), "{t_final}");
+    assert!(close(t_final, 1.6 + 0.5 + 3.2 + 0.4), "{t_final}");
     s.ok(&a, "transfer", json!({"to": "+15550002000", "target_leg_client_state": "Yg==", "timeout_secs": 20}));
     let b = s.legs_other_than(&a)[0].clone();
     let init = &s.events(&b, "call.initiated")[0].1;
