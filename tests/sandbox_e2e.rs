@@ -116,7 +116,7 @@ async fn transfer_to_an_answering_agent_bridges_and_the_agent_talks() {
         c.agents.push(("+15550002000".into(), agent(1.0, "say hi this is sam from support")));
     })
     .await;
-    let a = h.place("say i want to speak to a real person\nhangup");
+    let a = h.place("say i want to speak to a real person\npause 1\nsay thanks\nhangup");
     answer(&h, &a).await;
     h.client
         .transcription_start(&a, TranscriptionStart { transcription_tracks: Some("both".into()), ..Default::default() })
@@ -133,8 +133,12 @@ async fn transfer_to_an_answering_agent_bridges_and_the_agent_talks() {
     assert_eq!(b_init.payload()["client_state"], "YWdlbnQ=");
     assert_eq!(b_init.payload()["call_session_id"], h.hooks.events(&a)[0].payload()["call_session_id"]);
 
-    // The agent speaks first; its words are the outbound track on A.
-    h.hooks.wait_final(&a, "outbound", "hi this is sam").await;
+    // The agent speaks first; its words are the outbound track on A. The
+    // caller waits for silence and the turn gap before answering.
+    let agent_said = h.hooks.wait_final(&a, "outbound", "hi this is sam").await;
+    let caller_said = h.hooks.wait_final(&a, "inbound", "thanks").await;
+    let pos = |r: &support::Received| h.hooks.accepted().iter().position(|x| x.envelope.data.id == r.envelope.data.id);
+    assert!(pos(&agent_said) < pos(&caller_said));
     h.hooks.wait_for(&a, "call.hangup").await;
     let b_hangup = h.hooks.wait_for(&b, "call.hangup").await;
     assert_eq!(b_hangup.payload()["hangup_cause"], "normal_clearing");

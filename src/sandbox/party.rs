@@ -152,8 +152,8 @@ enum PartyState {
     NotStarted,
     /// Waiting for the other side to speak and finish (timer: give up).
     Listening { heard: bool },
-    /// Has a line to say and waits for silence.
-    WantsToSpeak(Arc<str>),
+    /// Its next line (the step before `next`) waits for silence.
+    WantsToSpeak,
     /// Saying a line (timer: its end).
     Speaking,
     /// Has keys to press and waits for a gather (timer: press anyway).
@@ -214,7 +214,6 @@ impl Party {
 enum Then {
     Nothing,
     Next,
-    Speak(Arc<str>),
     Press(Arc<str>),
 }
 
@@ -270,6 +269,17 @@ impl World {
         self.party_poll(id, at);
     }
 
+    /// A transfer started on the party's leg: the party hears ringback, which
+    /// ends a wait for a reply.
+    pub(crate) fn party_hears_ringback(&mut self, id: u64, at: VTime) {
+        let turn_gap = self.cfg.timing.turn_gap;
+        let Some(p) = self.party_mut(id) else { return };
+        if matches!(p.state, PartyState::Listening { .. }) {
+            p.state = PartyState::Pausing;
+            self.set_timer(id, Slot::Party, at + turn_gap);
+        }
+    }
+
     /// Re-checks a party's waiting condition after something changed.
     pub(crate) fn party_poll(&mut self, id: u64, at: VTime) {
         let audible = self.audible(id);
@@ -287,20 +297,24 @@ impl World {
                     Then::Nothing
                 }
             }
-            PartyState::WantsToSpeak(text) if !audible => Then::Speak(text.clone()),
+            // Silence at last: after the turn gap, the `say` step runs again.
+            PartyState::WantsToSpeak if !audible => Then::Next,
             PartyState::AwaitingGather(keys) if gathering => Then::Press(keys.clone()),
             _ => Then::Nothing,
         };
         match then {
             Then::Nothing => {}
             Then::Next => {
-                // The reply is over: a short pause, then the next step.
+                // The other side is done: a short pause, then the next step
+                // (a `say` that was waiting for silence is retried).
                 if let Some(p) = self.party_mut(id) {
+                    if matches!(p.state, PartyState::WantsToSpeak) {
+                        p.next = p.next.saturating_sub(1);
+                    }
                     p.state = PartyState::Pausing;
                 }
                 self.set_timer(id, Slot::Party, at + turn_gap);
             }
-            Then::Speak(text) => self.party_speak(id, at, text),
             Then::Press(keys) => {
                 if let Some(p) = self.party_mut(id) {
                     p.state = PartyState::PressDelay(keys);
@@ -333,7 +347,7 @@ impl World {
             Some(Step::Say(text)) => {
                 let text: Arc<str> = Arc::from(text);
                 if audible {
-                    p.state = PartyState::WantsToSpeak(text);
+                    p.state = PartyState::WantsToSpeak;
                     self.cancel_timer(id, Slot::Party);
                 } else {
                     self.party_speak(id, at, text);
@@ -403,7 +417,7 @@ impl World {
             }
             PartyState::Listening { heard: true }
             | PartyState::NotStarted
-            | PartyState::WantsToSpeak(_)
+            | PartyState::WantsToSpeak
             | PartyState::Gone => {}
         }
     }

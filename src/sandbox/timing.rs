@@ -48,7 +48,7 @@
 //!    nothing, before its first step.
 //! 2. **One voice at a time.** A party starts a `say` only when nothing is
 //!    audible to it: no IVR speech on its leg and, when bridged, no speech from
-//!    the other party. Otherwise it waits for silence.
+//!    the other party. Otherwise it waits for silence, then the turn gap.
 //! 3. **Wait for a reply.** After each `say` (and each `press`), the party
 //!    waits until the other side (the IVR on its leg, or the bridged party) has
 //!    started *and* finished speaking, or until
@@ -56,7 +56,9 @@
 //!    A reply already under way when the party stops counts. Once the reply
 //!    has ended the party takes [`turn_gap`](TimingModel::turn_gap) (0.5 s)
 //!    before its next step, so the final transcript of what it heard (0.4 s)
-//!    always arrives before it speaks, presses or hangs up.
+//!    always arrives before it speaks, presses or hangs up. A transfer
+//!    starting on the party's leg also ends the wait (the caller hears
+//!    ringback).
 //! 4. **Pressing keys.** A `press` waits until the IVR collects digits on the
 //!    leg (a `gather` or `gather_using_speak` is running, at most
 //!    [`reply_timeout`](TimingModel::reply_timeout)), then, after

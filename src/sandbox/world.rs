@@ -1028,6 +1028,7 @@ impl World {
         }
         self.emit_initiated(bid, at);
         self.schedule_ring(bid, at, &behavior, timeout);
+        self.party_hears_ringback(a, at);
     }
 
     /// Adds steps to a live call's script.
