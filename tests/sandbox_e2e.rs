@@ -574,3 +574,71 @@ async fn reporter_answers_the_report_endpoint() {
     h.sandbox.shutdown();
     assert!(h.sandbox.place_call(ivrx::sandbox::PlaceCall::new(Script::default())).is_err());
 }
+
+#[tokio::test]
+async fn retries_go_to_the_failover_url() {
+    let (h, failover) = Harness::start_with_failover(|c| c.delivery.attempts = 3).await;
+    h.hooks.fail_next("call.initiated", 5);
+    let a = h.place("");
+    let got = failover.wait_for(&a, "call.initiated").await;
+    assert_eq!(got.attempt(), 2);
+    assert_eq!(got.envelope.meta.as_ref().unwrap().delivered_to.as_deref(), Some(failover.url.as_str()));
+    let primary: Vec<_> = h.hooks.all().into_iter().filter(|r| r.event_type() == "call.initiated").collect();
+    assert_eq!(primary.len(), 1, "only the first attempt goes to the primary URL");
+}
+
+#[tokio::test]
+async fn chaos_reordering_swaps_neighbours_and_loses_nothing() {
+    let h = Harness::start_with(|c| {
+        c.chaos.reorder_rate = 1.0;
+        c.chaos.seed = Some(3);
+    })
+    .await;
+    let a = h.place("");
+    h.hooks.wait_for(&a, "call.initiated").await;
+    h.client.answer(&a, Answer::default()).await.unwrap();
+    h.hooks.wait_for(&a, "call.answered").await;
+    // A burst: speak.started, then at hangup speak.ended, playback.ended, call.hangup, recording.saved.
+    h.client
+        .record_start(
+            &a,
+            ivrx::telnyx::commands::RecordStart {
+                format: Some("mp3".into()),
+                channels: Some("single".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let hold = ivrx::telnyx::commands::PlaybackStart {
+        audio_url: Some("http://127.0.0.1:9/hold.mp3".into()),
+        ..Default::default()
+    };
+    h.client.playback_start(&a, hold).await.unwrap();
+    h.client.speak(&a, speak("this sentence is long enough to still be playing at the hangup")).await.unwrap();
+    h.client.hangup(&a, Plain::default()).await.unwrap();
+    h.hooks.wait_for(&a, "call.recording.saved").await;
+    h.hooks.wait_for(&a, "call.hangup").await;
+    let got = h.hooks.types(&a);
+    let mut sorted = got.clone();
+    let mut canonical = vec![
+        "call.initiated",
+        "call.answered",
+        "call.playback.started",
+        "call.speak.started",
+        "call.speak.ended",
+        "call.playback.ended",
+        "call.hangup",
+        "call.recording.saved",
+    ];
+    sorted.sort();
+    canonical.sort();
+    assert_eq!(sorted, canonical, "every webhook arrives exactly once");
+    let pos = |t: &str| got.iter().position(|g| g == t).unwrap();
+    assert!(
+        pos("call.hangup") > pos("call.recording.saved")
+            || pos("call.speak.ended") > pos("call.playback.ended")
+            || pos("call.speak.started") < pos("call.playback.started"),
+        "reordering at rate 1 swapped nothing: {got:?}"
+    );
+}

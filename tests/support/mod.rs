@@ -242,19 +242,35 @@ impl Harness {
 
     /// A sandbox at ×20, adjusted by `configure` (the webhook URL is set after).
     pub async fn start_with(configure: impl FnOnce(&mut SandboxConfig)) -> Self {
+        Self::start_inner(configure, false).await.0
+    }
+
+    async fn start_inner(configure: impl FnOnce(&mut SandboxConfig), with_failover: bool) -> (Self, Option<Receiver>) {
         let mut config = SandboxConfig::new("http://127.0.0.1:9/unset");
         config.time_scale = 20.0;
         config.record_log = true;
         config.delivery.backoff = Duration::from_millis(50);
         configure(&mut config);
-        let hooks = Receiver::start(&config.signer.public_key_base64()).await;
+        let key = config.signer.public_key_base64();
+        let hooks = Receiver::start(&key).await;
         config.webhook_url = hooks.url.clone();
+        let failover = if with_failover { Some(Receiver::start(&key).await) } else { None };
+        if let Some(f) = &failover {
+            config.failover_url = Some(f.url.clone());
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sandbox");
         let sandbox = Sandbox::start(config, listener).await.expect("start sandbox");
         let mut cc = ClientConfig::new(sandbox.api_base(), sandbox.api_key());
         cc.retry = RetryPolicy { base_backoff: Duration::from_millis(20), ..RetryPolicy::default() };
         let client = TelnyxClient::new(cc).expect("client");
-        Self { sandbox, client, hooks }
+        (Self { sandbox, client, hooks }, failover)
+    }
+
+    /// Like [`start_with`](Self::start_with), with a second receiver as the
+    /// failover URL.
+    pub async fn start_with_failover(configure: impl FnOnce(&mut SandboxConfig)) -> (Self, Receiver) {
+        let (h, failover) = Self::start_inner(configure, true).await;
+        (h, failover.expect("failover receiver"))
     }
 
     /// Places a simulated inbound call with `script`; returns its call_control_id.
