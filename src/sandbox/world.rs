@@ -347,7 +347,7 @@ pub(crate) struct World {
     outbox: Vec<Emitted>,
     dial_ids: HashMap<String, (Instant, CallInfo)>,
     ended: VecDeque<(Instant, u64)>,
-    hangups: u64,
+    hung_up: Vec<Arc<str>>,
 }
 
 impl World {
@@ -363,7 +363,7 @@ impl World {
             outbox: Vec::new(),
             dial_ids: HashMap::new(),
             ended: VecDeque::new(),
-            hangups: 0,
+            hung_up: Vec::new(),
         }
     }
 
@@ -388,9 +388,9 @@ impl World {
         std::mem::take(&mut self.outbox)
     }
 
-    /// Legs hung up so far (a counter that waiters watch).
-    pub fn hangup_count(&self) -> u64 {
-        self.hangups
+    /// The legs that hung up since the last call (for hangup waiters).
+    pub fn take_hung_up(&mut self) -> Vec<Arc<str>> {
+        std::mem::take(&mut self.hung_up)
     }
 
     /// Virtual wall-clock time, formatted.
@@ -842,7 +842,9 @@ impl World {
         if let Some(r) = recording {
             self.emit_recording_saved(id, at, &r);
         }
-        self.hangups += 1;
+        if let Some(leg) = self.legs.get(&id) {
+            self.hung_up.push(leg.ccid.clone());
+        }
         self.ended.push_back((Instant::now(), id));
         if let Origin::Transfer { a } = origin {
             if let Some(a_leg) = self.legs.get_mut(&a) {
