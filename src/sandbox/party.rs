@@ -246,7 +246,7 @@ impl World {
             return;
         }
         p.state = PartyState::Listening { heard: false };
-        self.set_timer(id, Slot::Party, at + wait);
+        self.set_timer(id, Slot::Party, at.saturating_add(wait));
         self.party_poll(id, at);
     }
 
@@ -264,7 +264,7 @@ impl World {
         }
         if matches!(p.state, PartyState::NotStarted | PartyState::Listening { .. }) {
             p.state = PartyState::Listening { heard: false };
-            self.set_timer(id, Slot::Party, at + wait);
+            self.set_timer(id, Slot::Party, at.saturating_add(wait));
         }
         self.party_poll(id, at);
     }
@@ -276,7 +276,7 @@ impl World {
         let Some(p) = self.party_mut(id) else { return };
         if matches!(p.state, PartyState::Listening { .. }) {
             p.state = PartyState::Pausing;
-            self.set_timer(id, Slot::Party, at + turn_gap);
+            self.set_timer(id, Slot::Party, at.saturating_add(turn_gap));
         }
     }
 
@@ -313,13 +313,13 @@ impl World {
                     }
                     p.state = PartyState::Pausing;
                 }
-                self.set_timer(id, Slot::Party, at + turn_gap);
+                self.set_timer(id, Slot::Party, at.saturating_add(turn_gap));
             }
             Then::Press(keys) => {
                 if let Some(p) = self.party_mut(id) {
                     p.state = PartyState::PressDelay(keys);
                 }
-                self.set_timer(id, Slot::Party, at + press_delay);
+                self.set_timer(id, Slot::Party, at.saturating_add(press_delay));
             }
         }
     }
@@ -342,7 +342,7 @@ impl World {
         match step {
             None => {
                 p.state = PartyState::Holding;
-                self.set_timer(id, Slot::Party, at + hold_cap);
+                self.set_timer(id, Slot::Party, at.saturating_add(hold_cap));
             }
             Some(Step::Say(text)) => {
                 let text: Arc<str> = Arc::from(text);
@@ -357,15 +357,15 @@ impl World {
                 let keys: Arc<str> = Arc::from(keys);
                 if gathering {
                     p.state = PartyState::PressDelay(keys);
-                    self.set_timer(id, Slot::Party, at + press_delay);
+                    self.set_timer(id, Slot::Party, at.saturating_add(press_delay));
                 } else {
                     p.state = PartyState::AwaitingGather(keys);
-                    self.set_timer(id, Slot::Party, at + reply_timeout);
+                    self.set_timer(id, Slot::Party, at.saturating_add(reply_timeout));
                 }
             }
             Some(Step::Pause(s)) => {
                 p.state = PartyState::Pausing;
-                self.set_timer(id, Slot::Party, at + secs(s));
+                self.set_timer(id, Slot::Party, at.saturating_add(secs(s)));
             }
             Some(Step::Hangup) => {
                 p.state = PartyState::Gone;
@@ -381,7 +381,7 @@ impl World {
         let Some(p) = self.party_mut(id) else { return };
         p.speech = Some(speech);
         p.state = PartyState::Speaking;
-        self.set_timer(id, Slot::Party, at + duration);
+        self.set_timer(id, Slot::Party, at.saturating_add(duration));
         if let Some(peer) = self.bridged_peer(id) {
             self.party_poll(peer, at);
         }
@@ -397,7 +397,7 @@ impl World {
             PartyState::Speaking => {
                 let speech = p.speech.take();
                 p.state = PartyState::Listening { heard: false };
-                self.set_timer(id, Slot::Party, at + reply_timeout);
+                self.set_timer(id, Slot::Party, at.saturating_add(reply_timeout));
                 if let Some(s) = speech {
                     self.schedule_final(id, Source::Party, &s, at);
                 }
@@ -439,10 +439,10 @@ impl World {
             if let Some(p) = self.party_mut(id) {
                 p.state = PartyState::Listening { heard: false };
             }
-            self.set_timer(id, Slot::Party, at + reply_timeout);
+            self.set_timer(id, Slot::Party, at.saturating_add(reply_timeout));
             self.party_poll(id, at);
         } else {
-            self.set_timer(id, Slot::Party, at + interval);
+            self.set_timer(id, Slot::Party, at.saturating_add(interval));
         }
     }
 }

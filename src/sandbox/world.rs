@@ -641,7 +641,7 @@ impl World {
             at,
         );
         self.emit_initiated(id, at);
-        let deadline = at + self.cfg.timing.answer_deadline;
+        let deadline = at.saturating_add(self.cfg.timing.answer_deadline);
         self.set_timer(id, Slot::Ring, deadline);
         let mut info = self.info(id).unwrap_or_else(unreachable_info);
         info.is_alive = true;
@@ -717,7 +717,7 @@ impl World {
         if let Some(leg) = self.legs.get_mut(&id) {
             leg.ring_outcome = outcome;
         }
-        self.set_timer(id, Slot::Ring, at + after);
+        self.set_timer(id, Slot::Ring, at.saturating_add(after));
     }
 
     fn ring_due(&mut self, id: u64, at: VTime) {
