@@ -642,3 +642,48 @@ async fn chaos_reordering_swaps_neighbours_and_loses_nothing() {
         "reordering at rate 1 swapped nothing: {got:?}"
     );
 }
+
+#[tokio::test]
+async fn hostile_requests_get_clean_errors_and_the_sandbox_stays_up() {
+    let h = Harness::start().await;
+    let a = h.place("");
+    answer(&h, &a).await;
+    let http = h.http();
+    let base = h.sandbox.api_base();
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let huge = format!("{{\"payload\": \"{}\", \"voice\": \"female\"}}", "a".repeat(100_000));
+    let bodies: Vec<Vec<u8>> = vec![
+        b"\xff\xfe\x00garbage".to_vec(),
+        deep.into_bytes(),
+        huge.into_bytes(),
+        br#"{"client_state": 5}"#.to_vec(),
+        br#"{"payload": null, "voice": null}"#.to_vec(),
+        br#"{"payload": "x", "voice": "female", "command_id": {"nested": true}}"#.to_vec(),
+        br#""just a string""#.to_vec(),
+        br#"{"to": ["+1", "+2"]}"#.to_vec(),
+    ];
+    for (i, body) in bodies.into_iter().enumerate() {
+        for path in [format!("/calls/{a}/actions/speak"), format!("/calls/{a}/actions/transfer"), "/calls".to_string()]
+        {
+            let r = http
+                .post(format!("{base}{path}"))
+                .bearer_auth(h.sandbox.api_key())
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            assert!((400..500).contains(&status), "body {i} on {path}: {status}");
+            let json: Value = r.json().await.unwrap_or_else(|e| panic!("body {i} on {path}: not JSON: {e}"));
+            assert!(json["errors"][0]["code"].is_string(), "body {i} on {path}: {json}");
+        }
+    }
+    for id in ["%00", "v3:%2F..%2F", &"x".repeat(5000)] {
+        let r = http.get(format!("{base}/calls/{id}")).bearer_auth(h.sandbox.api_key()).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{id}");
+    }
+    // Still serving, and the call is untouched.
+    h.client.speak(&a, speak("still here")).await.unwrap();
+    h.hooks.wait_for(&a, "call.speak.ended").await;
+}
