@@ -355,6 +355,7 @@ fn transfer_to_an_answering_agent_bridges_and_they_take_turns() {
     let ha = &s.events(&a, "call.hangup")[0].1;
     let hb = &s.events(&b, "call.hangup")[0].1;
     assert_eq!((ha["hangup_source"].as_str(), hb["hangup_cause"].as_str()), (Some("caller"), Some("normal_clearing")));
+    assert_eq!(hb["hangup_source"], "caller", "for B, the hangup came from its calling side");
     // No speech overlapped: every party line started after the other side's ended.
     assert_eq!(s.state(&b), LegState::HungUp);
 }
@@ -491,7 +492,8 @@ fn dial_answers_after_two_seconds_and_bridge_parks_after_unbridge() {
     s.ok(&q, "bridge", json!({"call_control_id": a}));
     s.ok(&q, "hangup", json!({}));
     assert_eq!(s.state(&a), LegState::HungUp);
-    assert_eq!(s.events(&a, "call.hangup")[0].1["hangup_cause"], "normal_clearing");
+    let h = &s.events(&a, "call.hangup")[0].1;
+    assert_eq!((h["hangup_cause"].as_str(), h["hangup_source"].as_str()), (Some("normal_clearing"), Some("callee")));
 }
 
 #[test]

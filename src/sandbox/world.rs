@@ -800,7 +800,8 @@ impl World {
 
     /// Ends a leg: media and gathers end with `call_hangup`, then `call.hangup`,
     /// then `call.recording.saved` when recording. A bridged peer hangs up too
-    /// unless it parks after unbridge; ringing transfer legs are cancelled.
+    /// (`normal_clearing`, from the carrier's side of the peer) unless it parks
+    /// after unbridge; ringing transfer legs are cancelled (`originator_cancel`).
     pub(crate) fn hangup_leg(&mut self, id: u64, at: VTime, cause: &'static str, source: &'static str) {
         if !self.legs.get(&id).is_some_and(Leg::alive) {
             return;
@@ -860,7 +861,10 @@ impl World {
             if parks {
                 self.party_poll(link.peer, at);
             } else {
-                self.hangup_leg(link.peer, at, "normal_clearing", source);
+                // Seen from the peer, the hangup comes from the carrier's side
+                // of its own leg, whoever started it.
+                let side = self.legs.get(&link.peer).map_or("unknown", Leg::app_side);
+                self.hangup_leg(link.peer, at, "normal_clearing", side);
             }
         }
     }
