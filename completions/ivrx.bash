@@ -349,7 +349,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__sandbox)
-            opts="-h -V --listen --webhook-url --failover-url --api-key --signing-key --time-scale --agent --duplicate-rate --reorder-rate --max-delay-ms --seed --json --help --version"
+            opts="-h -V --listen --webhook-url --failover-url --api-key --signing-key --time-scale --agent --duplicate-rate --reorder-rate --max-delay-ms --api-error-rate --api-rate-limit-rate --api-timeout-rate --seed --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -392,6 +392,18 @@ _ivrx() {
                     return 0
                     ;;
                 --max-delay-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-error-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-rate-limit-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-timeout-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

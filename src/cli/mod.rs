@@ -338,6 +338,15 @@ pub struct SandboxArgs {
     /// Chaos: up to this many milliseconds of added delivery delay
     #[arg(long, default_value_t = 0)]
     pub max_delay_ms: u64,
+    /// Chaos: fraction of REST requests answered 500 without being executed (0..1)
+    #[arg(long, default_value_t = 0.0)]
+    pub api_error_rate: f64,
+    /// Chaos: fraction of REST requests answered 429 with Retry-After (0..1)
+    #[arg(long, default_value_t = 0.0)]
+    pub api_rate_limit_rate: f64,
+    /// Chaos: fraction of REST requests executed but answered late, as if timed out (0..1)
+    #[arg(long, default_value_t = 0.0)]
+    pub api_timeout_rate: f64,
     /// Seed for the chaos knobs, for reproducible runs
     #[arg(long)]
     pub seed: Option<u64>,

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -136,7 +136,13 @@ struct WireMeta<'a> {
 
 struct SessionQueue {
     items: VecDeque<Emitted>,
-    rng: ChaosRng,
+    /// Only with chaos on: kept between bursts so a seeded run draws one
+    /// continuous stream of decisions per session.
+    rng: Option<ChaosRng>,
+    /// A worker task is delivering this queue.
+    running: bool,
+    /// When the queue last went idle (for pruning).
+    idle_since: Option<Instant>,
 }
 
 /// The delivery service shared by every call.
@@ -150,6 +156,7 @@ pub(crate) struct Delivery {
     log: Option<Mutex<Ring<DeliveryRecord>>>,
     runtime: tokio::runtime::Handle,
     stopped: AtomicBool,
+    last_sweep: Mutex<Instant>,
 }
 
 /// How long a reordered webhook waits for a next one to swap with (real).
@@ -180,6 +187,7 @@ impl Delivery {
             log: log_capacity.map(|c| Mutex::new(Ring::new(c))),
             runtime: tokio::runtime::Handle::current(),
             stopped: AtomicBool::new(false),
+            last_sweep: Mutex::new(Instant::now()),
         }))
     }
 
@@ -190,16 +198,33 @@ impl Delivery {
         }
         let session = e.session;
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(q) = queues.get_mut(&session) {
-            q.items.push_back(e);
+        let q = queues.entry(session).or_insert_with(|| SessionQueue {
+            items: VecDeque::with_capacity(4),
+            rng: (!self.chaos.delivery_is_calm()).then(|| ChaosRng::new(self.chaos.seed, session)),
+            running: false,
+            idle_since: None,
+        });
+        q.items.push_back(e);
+        if q.running {
             return;
         }
-        let mut items = VecDeque::with_capacity(4);
-        items.push_back(e);
-        queues.insert(session, SessionQueue { items, rng: ChaosRng::new(self.chaos.seed, session) });
+        q.running = true;
+        q.idle_since = None;
+        self.sweep(&mut queues);
         drop(queues);
         let me = Arc::clone(self);
         self.runtime.spawn(me.run(session));
+    }
+
+    /// Forgets sessions idle for a long time (their chaos generators).
+    fn sweep(&self, queues: &mut HashMap<u64, SessionQueue>) {
+        const IDLE: Duration = Duration::from_secs(15 * 60);
+        let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+        if queues.len() < 1024 || last.elapsed() < Duration::from_secs(60) {
+            return;
+        }
+        *last = Instant::now();
+        queues.retain(|_, q| q.running || q.idle_since.is_none_or(|t| t.elapsed() < IDLE));
     }
 
     /// Stops delivering (webhooks still queued are dropped).
@@ -220,8 +245,13 @@ impl Delivery {
         let q = queues.get_mut(&session)?;
         match q.items.pop_front() {
             Some(e) => {
-                let plan = q.rng.delivery(&self.chaos);
+                let plan = q.rng.as_mut().map(|r| r.delivery(&self.chaos)).unwrap_or_default();
                 Some((e, plan))
+            }
+            None if q.rng.is_some() => {
+                q.running = false;
+                q.idle_since = Some(Instant::now());
+                None
             }
             None => {
                 queues.remove(&session);
@@ -238,7 +268,7 @@ impl Delivery {
                 let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
                 let q = queues.get_mut(&session)?;
                 if let Some(e) = q.items.pop_front() {
-                    let mut plan = q.rng.delivery(&self.chaos);
+                    let mut plan = q.rng.as_mut().map(|r| r.delivery(&self.chaos)).unwrap_or_default();
                     plan.reorder = false;
                     return Some((e, plan));
                 }

@@ -130,9 +130,9 @@ impl World {
         let first = spec.first_timeout;
         let overall = spec.overall_timeout;
         self.install_gather(id, at, GatherState::new(spec), false);
-        self.set_timer(id, Slot::Gather, at + first);
+        self.set_timer(id, Slot::Gather, at.saturating_add(first));
         if let Some(o) = overall {
-            self.set_timer(id, Slot::GatherOverall, at + o);
+            self.set_timer(id, Slot::GatherOverall, at.saturating_add(o));
         }
         self.party_poll(id, at);
     }
@@ -202,7 +202,7 @@ impl World {
             if !prompt {
                 self.emit(id, at, "call.speak.started", false, json!({}));
             }
-            self.set_timer(id, Slot::Media, at + duration);
+            self.set_timer(id, Slot::Media, at.saturating_add(duration));
             self.party_poll(id, at);
             return;
         }
@@ -218,7 +218,7 @@ impl World {
                 g.state.spec.first_timeout
             });
             if let Some(first) = first {
-                self.set_timer(id, Slot::Gather, at + first);
+                self.set_timer(id, Slot::Gather, at.saturating_add(first));
             }
         } else {
             self.emit(id, at, "call.speak.ended", false, json!({ "status": "completed" }));
@@ -267,7 +267,7 @@ impl World {
             GatherStep::Continue => {
                 let wait = self.media(id).and_then(|m| m.gather.as_ref()).map(|g| g.state.spec.inter_digit_timeout);
                 if let Some(wait) = wait {
-                    self.set_timer(id, Slot::Gather, at + wait);
+                    self.set_timer(id, Slot::Gather, at.saturating_add(wait));
                 }
             }
             GatherStep::Retry { prompt } => {
@@ -334,7 +334,7 @@ impl World {
         match loops {
             Some(n) => {
                 let length = self.cfg.timing.audio_file.saturating_mul(u32::try_from(n).unwrap_or(1));
-                self.set_timer(id, Slot::Playback, at + length);
+                self.set_timer(id, Slot::Playback, at.saturating_add(length));
             }
             None => self.cancel_timer(id, Slot::Playback),
         }
@@ -411,7 +411,7 @@ impl World {
     pub(crate) fn schedule_interims(&mut self, id: u64, source: Source, speech: &Speech) {
         let counts: Vec<usize> = self.cfg.timing.interim_word_counts(speech.words).collect();
         for k in counts {
-            let at = speech.start + self.cfg.timing.word_offset(k);
+            let at = speech.start.saturating_add(self.cfg.timing.word_offset(k));
             let tick = Tick {
                 source,
                 seq: speech.seq,
@@ -434,7 +434,7 @@ impl World {
             is_final: true,
             start: speech.start,
         };
-        self.push_tick(id, ended + self.cfg.timing.final_delay, tick);
+        self.push_tick(id, ended.saturating_add(self.cfg.timing.final_delay), tick);
     }
 
     /// Sends a due transcript to every leg that transcribes the speech.

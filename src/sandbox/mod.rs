@@ -53,6 +53,7 @@ mod party;
 pub mod timing;
 mod world;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
@@ -61,7 +62,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
 use crate::telnyx::commands::CallInfo;
 use crate::telnyx::WebhookSigner;
@@ -315,7 +316,7 @@ pub(crate) struct Shared {
     base_url: String,
     local_addr: SocketAddr,
     wake: Notify,
-    hangups: watch::Sender<u64>,
+    hangup_waiters: Mutex<HashMap<Arc<str>, Vec<oneshot::Sender<()>>>>,
     commands: Option<Mutex<Ring<CommandRecord>>>,
     chaos: Chaos,
     api_rng: Mutex<ChaosRng>,
@@ -338,10 +339,16 @@ impl Shared {
         let mut w = self.lock();
         let now = self.now();
         w.advance(now);
+        let before = w.next_deadline();
         let r = f(&mut w, now);
+        let after = w.next_deadline();
         self.flush(&mut w);
         drop(w);
-        self.wake.notify_one();
+        // The scheduler sleeps until the earliest deadline it saw; wake it only
+        // when something now falls due earlier.
+        if after.is_some() && (before.is_none() || after < before) {
+            self.wake.notify_one();
+        }
         r
     }
 
@@ -357,12 +364,15 @@ impl Shared {
         for e in w.take_outbox() {
             self.delivery.push(e);
         }
-        let n = w.hangup_count();
-        self.hangups.send_if_modified(|v| {
-            let changed = *v != n;
-            *v = n;
-            changed
-        });
+        let hung_up = w.take_hung_up();
+        if !hung_up.is_empty() {
+            let mut waiters = self.hangup_waiters.lock().unwrap_or_else(|p| p.into_inner());
+            for ccid in hung_up {
+                for tx in waiters.remove(&ccid).unwrap_or_default() {
+                    let _ = tx.send(());
+                }
+            }
+        }
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
@@ -390,19 +400,30 @@ impl Shared {
     /// `Some((status, timed_out))` otherwise.
     pub(crate) async fn wait_hangup(&self, ccid: &str, real_timeout: Duration) -> Option<(LegStatus, bool)> {
         let deadline = tokio::time::Instant::now() + real_timeout.min(Duration::from_secs(3600));
-        let mut hangups = self.hangups.subscribe();
-        let mut stop = self.shutdown.subscribe();
-        loop {
-            let status = self.status(ccid)?;
-            if status.state == LegState::HungUp {
-                return Some((status, false));
-            }
-            tokio::select! {
-                changed = hangups.changed() => if changed.is_err() { return Some((status, true)) },
-                _ = tokio::time::sleep_until(deadline) => return Some((status, true)),
-                _ = stop.changed() => return Some((status, true)),
-            }
+        let (tx, rx) = oneshot::channel();
+        {
+            // Registered before the status check, so a hangup in between is not missed.
+            let mut waiters = self.hangup_waiters.lock().unwrap_or_else(|p| p.into_inner());
+            let list = waiters.entry(Arc::from(ccid)).or_default();
+            list.retain(|t| !t.is_closed());
+            list.push(tx);
         }
+        let Some(status) = self.status(ccid) else {
+            self.hangup_waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(ccid);
+            return None;
+        };
+        if status.state == LegState::HungUp {
+            return Some((status, false));
+        }
+        let mut stop = self.shutdown.subscribe();
+        tokio::select! {
+            _ = rx => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = stop.changed() => {}
+        }
+        let status = self.status(ccid)?;
+        let timed_out = status.state != LegState::HungUp;
+        Some((status, timed_out))
     }
 }
 
@@ -471,7 +492,7 @@ impl Sandbox {
             base_url,
             local_addr,
             wake: Notify::new(),
-            hangups: watch::channel(0).0,
+            hangup_waiters: Mutex::new(HashMap::new()),
             commands: log_capacity.map(|c| Mutex::new(Ring::new(c))),
             api_rng: Mutex::new(ChaosRng::new(config.chaos.seed, 0)),
             chaos: config.chaos.clone(),

@@ -152,8 +152,8 @@ enum PartyState {
     NotStarted,
     /// Waiting for the other side to speak and finish (timer: give up).
     Listening { heard: bool },
-    /// Has a line to say and waits for silence.
-    WantsToSpeak(Arc<str>),
+    /// Its next line (the step before `next`) waits for silence.
+    WantsToSpeak,
     /// Saying a line (timer: its end).
     Speaking,
     /// Has keys to press and waits for a gather (timer: press anyway).
@@ -214,7 +214,6 @@ impl Party {
 enum Then {
     Nothing,
     Next,
-    Speak(Arc<str>),
     Press(Arc<str>),
 }
 
@@ -247,7 +246,7 @@ impl World {
             return;
         }
         p.state = PartyState::Listening { heard: false };
-        self.set_timer(id, Slot::Party, at + wait);
+        self.set_timer(id, Slot::Party, at.saturating_add(wait));
         self.party_poll(id, at);
     }
 
@@ -265,16 +264,27 @@ impl World {
         }
         if matches!(p.state, PartyState::NotStarted | PartyState::Listening { .. }) {
             p.state = PartyState::Listening { heard: false };
-            self.set_timer(id, Slot::Party, at + wait);
+            self.set_timer(id, Slot::Party, at.saturating_add(wait));
         }
         self.party_poll(id, at);
+    }
+
+    /// A transfer started on the party's leg: the party hears ringback, which
+    /// ends a wait for a reply.
+    pub(crate) fn party_hears_ringback(&mut self, id: u64, at: VTime) {
+        let turn_gap = self.cfg.timing.turn_gap;
+        let Some(p) = self.party_mut(id) else { return };
+        if matches!(p.state, PartyState::Listening { .. }) {
+            p.state = PartyState::Pausing;
+            self.set_timer(id, Slot::Party, at.saturating_add(turn_gap));
+        }
     }
 
     /// Re-checks a party's waiting condition after something changed.
     pub(crate) fn party_poll(&mut self, id: u64, at: VTime) {
         let audible = self.audible(id);
         let gathering = self.legs.get(&id).is_some_and(|l| l.media.gathering());
-        let press_delay = self.cfg.timing.press_delay;
+        let (press_delay, turn_gap) = (self.cfg.timing.press_delay, self.cfg.timing.turn_gap);
         let Some(p) = self.party_mut(id) else { return };
         let then = match &mut p.state {
             PartyState::Listening { heard } => {
@@ -287,19 +297,29 @@ impl World {
                     Then::Nothing
                 }
             }
-            PartyState::WantsToSpeak(text) if !audible => Then::Speak(text.clone()),
+            // Silence at last: after the turn gap, the `say` step runs again.
+            PartyState::WantsToSpeak if !audible => Then::Next,
             PartyState::AwaitingGather(keys) if gathering => Then::Press(keys.clone()),
             _ => Then::Nothing,
         };
         match then {
             Then::Nothing => {}
-            Then::Next => self.party_next(id, at),
-            Then::Speak(text) => self.party_speak(id, at, text),
+            Then::Next => {
+                // The other side is done: a short pause, then the next step
+                // (a `say` that was waiting for silence is retried).
+                if let Some(p) = self.party_mut(id) {
+                    if matches!(p.state, PartyState::WantsToSpeak) {
+                        p.next = p.next.saturating_sub(1);
+                    }
+                    p.state = PartyState::Pausing;
+                }
+                self.set_timer(id, Slot::Party, at.saturating_add(turn_gap));
+            }
             Then::Press(keys) => {
                 if let Some(p) = self.party_mut(id) {
                     p.state = PartyState::PressDelay(keys);
                 }
-                self.set_timer(id, Slot::Party, at + press_delay);
+                self.set_timer(id, Slot::Party, at.saturating_add(press_delay));
             }
         }
     }
@@ -322,12 +342,12 @@ impl World {
         match step {
             None => {
                 p.state = PartyState::Holding;
-                self.set_timer(id, Slot::Party, at + hold_cap);
+                self.set_timer(id, Slot::Party, at.saturating_add(hold_cap));
             }
             Some(Step::Say(text)) => {
                 let text: Arc<str> = Arc::from(text);
                 if audible {
-                    p.state = PartyState::WantsToSpeak(text);
+                    p.state = PartyState::WantsToSpeak;
                     self.cancel_timer(id, Slot::Party);
                 } else {
                     self.party_speak(id, at, text);
@@ -337,15 +357,15 @@ impl World {
                 let keys: Arc<str> = Arc::from(keys);
                 if gathering {
                     p.state = PartyState::PressDelay(keys);
-                    self.set_timer(id, Slot::Party, at + press_delay);
+                    self.set_timer(id, Slot::Party, at.saturating_add(press_delay));
                 } else {
                     p.state = PartyState::AwaitingGather(keys);
-                    self.set_timer(id, Slot::Party, at + reply_timeout);
+                    self.set_timer(id, Slot::Party, at.saturating_add(reply_timeout));
                 }
             }
             Some(Step::Pause(s)) => {
                 p.state = PartyState::Pausing;
-                self.set_timer(id, Slot::Party, at + secs(s));
+                self.set_timer(id, Slot::Party, at.saturating_add(secs(s)));
             }
             Some(Step::Hangup) => {
                 p.state = PartyState::Gone;
@@ -361,7 +381,7 @@ impl World {
         let Some(p) = self.party_mut(id) else { return };
         p.speech = Some(speech);
         p.state = PartyState::Speaking;
-        self.set_timer(id, Slot::Party, at + duration);
+        self.set_timer(id, Slot::Party, at.saturating_add(duration));
         if let Some(peer) = self.bridged_peer(id) {
             self.party_poll(peer, at);
         }
@@ -377,7 +397,7 @@ impl World {
             PartyState::Speaking => {
                 let speech = p.speech.take();
                 p.state = PartyState::Listening { heard: false };
-                self.set_timer(id, Slot::Party, at + reply_timeout);
+                self.set_timer(id, Slot::Party, at.saturating_add(reply_timeout));
                 if let Some(s) = speech {
                     self.schedule_final(id, Source::Party, &s, at);
                 }
@@ -397,7 +417,7 @@ impl World {
             }
             PartyState::Listening { heard: true }
             | PartyState::NotStarted
-            | PartyState::WantsToSpeak(_)
+            | PartyState::WantsToSpeak
             | PartyState::Gone => {}
         }
     }
@@ -419,10 +439,10 @@ impl World {
             if let Some(p) = self.party_mut(id) {
                 p.state = PartyState::Listening { heard: false };
             }
-            self.set_timer(id, Slot::Party, at + reply_timeout);
+            self.set_timer(id, Slot::Party, at.saturating_add(reply_timeout));
             self.party_poll(id, at);
         } else {
-            self.set_timer(id, Slot::Party, at + interval);
+            self.set_timer(id, Slot::Party, at.saturating_add(interval));
         }
     }
 }

@@ -178,12 +178,13 @@ fn caller_waits_for_the_first_prompt_then_interims_then_final() {
     s.to(8.0);
     let tr = s.transcripts(&a);
     let inbound: Vec<_> = tr.iter().filter(|t| t.3 == "inbound").collect();
-    // 8 words from t=2.0: interims after words 2, 4, 6; the final 0.4 s after the last word.
+    // 8 words from t=2.5 (the prompt ended at 2.0, then the 0.5 s turn gap):
+    // interims after words 2, 4, 6; the final 0.4 s after the last word.
     let expect = [
-        (2.8, "i would", false),
-        (3.6, "i would like to", false),
-        (4.4, "i would like to check my", false),
-        (5.6, "i would like to check my balance please", true),
+        (3.3, "i would", false),
+        (4.1, "i would like to", false),
+        (4.9, "i would like to check my", false),
+        (6.1, "i would like to check my balance please", true),
     ];
     assert_eq!(inbound.len(), expect.len(), "{inbound:?}");
     for (got, want) in inbound.iter().zip(expect) {
@@ -255,8 +256,9 @@ fn gather_using_speak_with_press_stops_the_prompt() {
     );
     let (t, g) = s.until(&a, "call.gather.ended", 10.0);
     assert_eq!((g["digits"].as_str(), g["status"].as_str()), (Some("2"), Some("valid")));
-    // The prompt started at 0.6 s; the caller reacts 1 s later, long before its 6 s end.
-    assert!(close(t, 1.6), "{t}");
+    // The welcome ended at 0.6 s and the menu started; after the 0.5 s turn gap
+    // the caller sees the gather and presses 1 s later, long before the menu's end.
+    assert!(close(t, 2.1), "{t}");
     let d = s.events(&a, "call.dtmf.received");
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].1["digit"], "2");
@@ -308,7 +310,7 @@ fn gather_times_out_without_input() {
 #[test]
 fn transfer_to_an_answering_agent_bridges_and_they_take_turns() {
     let mut s = Sim::new(&[]);
-    let a = s.place("say i want to talk to a real person\nsay my router keeps dropping\nhangup");
+    let a = s.place("say i want to talk to a real person\npause 5\nsay my router keeps dropping\nhangup");
     s.ok(&a, "answer", json!({"client_state": "YQ=="}));
     s.ok(&a, "transcription_start", json!({"transcription_tracks": "both"}));
     s.ok(&a, "speak", json!({"payload": "how can i help", "voice": "female"}));
@@ -318,7 +320,7 @@ fn transfer_to_an_answering_agent_bridges_and_they_take_turns() {
             break (t, p);
         }
     };
-    assert!(close(t_final, 1.6 + 3.2 + 0.4), "{t_final}");
+    assert!(close(t_final, 1.6 + 0.5 + 3.2 + 0.4), "{t_final}");
     s.ok(&a, "transfer", json!({"to": "+15550002000", "target_leg_client_state": "Yg==", "timeout_secs": 20}));
     let b = s.legs_other_than(&a)[0].clone();
     let init = &s.events(&b, "call.initiated")[0].1;
@@ -353,6 +355,7 @@ fn transfer_to_an_answering_agent_bridges_and_they_take_turns() {
     let ha = &s.events(&a, "call.hangup")[0].1;
     let hb = &s.events(&b, "call.hangup")[0].1;
     assert_eq!((ha["hangup_source"].as_str(), hb["hangup_cause"].as_str()), (Some("caller"), Some("normal_clearing")));
+    assert_eq!(hb["hangup_source"], "caller", "for B, the hangup came from its calling side");
     // No speech overlapped: every party line started after the other side's ended.
     assert_eq!(s.state(&b), LegState::HungUp);
 }
@@ -489,7 +492,8 @@ fn dial_answers_after_two_seconds_and_bridge_parks_after_unbridge() {
     s.ok(&q, "bridge", json!({"call_control_id": a}));
     s.ok(&q, "hangup", json!({}));
     assert_eq!(s.state(&a), LegState::HungUp);
-    assert_eq!(s.events(&a, "call.hangup")[0].1["hangup_cause"], "normal_clearing");
+    let h = &s.events(&a, "call.hangup")[0].1;
+    assert_eq!((h["hangup_cause"].as_str(), h["hangup_source"].as_str()), (Some("normal_clearing"), Some("callee")));
 }
 
 #[test]
@@ -572,4 +576,150 @@ fn live_calls_take_new_steps() {
     let other = s.place("");
     let now = s.now();
     assert!(s.w.append_steps(now, &other, vec![]).is_err(), "only live calls take steps");
+}
+
+#[test]
+fn ringback_ends_the_wait_so_a_caller_can_hang_up_during_the_transfer() {
+    let mut s = Sim::new(&[]);
+    let a = s.place("say i need a real person right now\npause 0.5\nhangup");
+    s.ok(&a, "answer", json!({}));
+    s.ok(&a, "transcription_start", json!({}));
+    loop {
+        let (_, p) = s.until(&a, "call.transcription", 20.0);
+        if p["transcription_data"]["is_final"] == true {
+            break;
+        }
+    }
+    let t0 = s.v.as_secs_f64();
+    s.ok(&a, "transfer", json!({"to": "+15550002000"}));
+    let b = s.legs_other_than(&a)[0].clone();
+    let (t, h) = s.until(&a, "call.hangup", 20.0);
+    // Ringback ends the reply wait: 0.5 s turn gap + 0.5 s pause, inside the 3 s ring.
+    assert!(close(t - t0, 1.0), "{}", t - t0);
+    assert_eq!(h["hangup_source"], "caller");
+    assert_eq!(s.types(&b), ["call.initiated", "call.hangup"]);
+    assert_eq!(s.events(&b, "call.hangup")[0].1["hangup_cause"], "originator_cancel");
+}
+
+/// The bundled example callers, played against a tiny keyword IVR: greeting,
+/// DTMF menu (1 billing, 2 support, 3 sales, 0 operator), transcription, and
+/// a transfer on "person"/"ridiculous" (support) or "upgrade" (sales). This
+/// checks the scripts' mechanics (each line reaches the IVR as one final
+/// transcript, presses land in the menu, hang-ups happen where intended), not
+/// the product's escalation policy.
+mod examples {
+    use super::*;
+
+    const EXAMPLES: &[(&str, &str)] = &[
+        ("calm", include_str!("../../examples/calm.ivrx")),
+        ("frustrated", include_str!("../../examples/frustrated.ivrx")),
+        ("asks_for_human", include_str!("../../examples/asks_for_human.ivrx")),
+        ("dtmf", include_str!("../../examples/dtmf.ivrx")),
+        ("hangs_up_during_transfer", include_str!("../../examples/hangs_up_during_transfer.ivrx")),
+        ("interested_buyer", include_str!("../../examples/interested_buyer.ivrx")),
+    ];
+
+    /// (queue, trigger) where trigger is `Some(n)` for the n-th utterance or `None` for DTMF.
+    type Expect = Option<(String, Option<usize>)>;
+
+    fn parse_expect(v: &str) -> Expect {
+        let words: Vec<&str> = v.split_whitespace().collect();
+        match words.as_slice() {
+            ["no-transfer"] => None,
+            ["transfer", queue, "at", n] => Some((queue.to_string(), Some(n.parse().expect("n")))),
+            ["transfer", queue, "by", "dtmf"] => Some((queue.to_string(), None)),
+            _ => panic!("bad expect directive {v:?}"),
+        }
+    }
+
+    fn queue_number(queue: &str) -> &'static str {
+        match queue {
+            "billing" => "+15550001001",
+            "support" => "+15550001002",
+            "sales" => "+15550001003",
+            _ => panic!("unknown queue {queue}"),
+        }
+    }
+
+    #[test]
+    fn examples_are_well_formed() {
+        for (name, text) in EXAMPLES {
+            let first = text.lines().next().unwrap();
+            assert!(first.starts_with("# ") && !first.contains(':'), "{name}: first line describes the caller");
+            let script = Script::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let expects: Vec<_> = script.directives.iter().filter(|(k, _)| k == "expect").collect();
+            assert_eq!(expects.len(), 1, "{name}");
+            if let Some((_, Some(n))) = parse_expect(&expects[0].1) {
+                assert!((1..=script.utterances().count()).contains(&n), "{name}: at {n}");
+            }
+            for u in script.utterances() {
+                assert!(
+                    u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == ' ' || c == '\''),
+                    "{name}: {u:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn examples_play_out_against_a_keyword_ivr() {
+        for (name, text) in EXAMPLES {
+            let script = Script::parse(text).unwrap();
+            let expect = parse_expect(script.directive("expect").unwrap());
+            let mut s = Sim::new(&[]);
+            let a = s.place(text);
+            let (mut seen, mut finals, mut decided): (usize, usize, Option<(String, Option<usize>)>) = (0, 0, None);
+            while s.state(&a) != LegState::HungUp {
+                assert!(s.v < Duration::from_secs(600), "{name}: the call never ended");
+                let next = s.v + Duration::from_millis(10);
+                s.to(next.as_secs_f64());
+                let new: Vec<_> = s.log[seen..].iter().map(|(_, e)| e.clone()).collect();
+                seen = s.log.len();
+                for e in new.into_iter().filter(|e| *e.call_control_id == *a) {
+                    let p = &e.payload;
+                    let mut transfer_to = None;
+                    match e.event_type {
+                        "call.initiated" => {
+                            s.ok(&a, "answer", json!({}));
+                            s.ok(&a, "transcription_start", json!({}));
+                            s.ok(&a, "speak", json!({"payload": "thanks for calling ivrx", "voice": "female"}));
+                            s.ok(&a, "gather_using_speak", json!({"voice": "female", "valid_digits": "0123", "maximum_digits": 1,
+                                "payload": "press 1 for billing 2 for technical support 3 for sales or 0 for an operator"}));
+                        }
+                        "call.gather.ended" if p["status"] == "valid" && decided.is_none() => {
+                            let queue = match p["digits"].as_str().unwrap() {
+                                "1" => "billing",
+                                "3" => "sales",
+                                _ => "support",
+                            };
+                            transfer_to = Some((queue.to_string(), None));
+                        }
+                        "call.transcription" if p["transcription_data"]["is_final"] == true => {
+                            finals += 1;
+                            let t = p["transcription_data"]["transcript"].as_str().unwrap();
+                            if decided.is_none() {
+                                if t.contains("person") || t.contains("ridiculous") {
+                                    transfer_to = Some(("support".into(), Some(finals)));
+                                } else if t.contains("upgrade") {
+                                    transfer_to = Some(("sales".into(), Some(finals)));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    if let Some(d) = transfer_to {
+                        s.ok(&a, "speak", json!({"payload": "connecting you now", "voice": "female"}));
+                        s.ok(&a, "transfer", json!({"to": queue_number(&d.0)}));
+                        decided = Some(d);
+                    }
+                }
+            }
+            assert_eq!(decided, expect, "{name}");
+            assert_eq!(finals, script.utterances().count(), "{name}: every line is one final transcript");
+            if *name == "hangs_up_during_transfer" {
+                let b = s.legs_other_than(&a)[0].clone();
+                assert_eq!(s.types(&b), ["call.initiated", "call.hangup"], "{name}: B never answered");
+            }
+        }
+    }
 }

@@ -48,12 +48,17 @@
 //!    nothing, before its first step.
 //! 2. **One voice at a time.** A party starts a `say` only when nothing is
 //!    audible to it: no IVR speech on its leg and, when bridged, no speech from
-//!    the other party. Otherwise it waits for silence.
+//!    the other party. Otherwise it waits for silence, then the turn gap.
 //! 3. **Wait for a reply.** After each `say` (and each `press`), the party
 //!    waits until the other side (the IVR on its leg, or the bridged party) has
 //!    started *and* finished speaking, or until
 //!    [`reply_timeout`](TimingModel::reply_timeout) (4 s) passes with no speech.
-//!    A reply already under way when the party stops counts.
+//!    A reply already under way when the party stops counts. Once the reply
+//!    has ended the party takes [`turn_gap`](TimingModel::turn_gap) (0.5 s)
+//!    before its next step, so the final transcript of what it heard (0.4 s)
+//!    always arrives before it speaks, presses or hangs up. A transfer
+//!    starting on the party's leg also ends the wait (the caller hears
+//!    ringback).
 //! 4. **Pressing keys.** A `press` waits until the IVR collects digits on the
 //!    leg (a `gather` or `gather_using_speak` is running, at most
 //!    [`reply_timeout`](TimingModel::reply_timeout)), then, after
@@ -99,6 +104,8 @@ pub struct TimingModel {
     pub first_prompt_wait: Duration,
     /// How long a party waits for a reply after speaking or pressing (4 s).
     pub reply_timeout: Duration,
+    /// Pause between hearing the end of a reply and the next step (0.5 s).
+    pub turn_gap: Duration,
     /// Reaction time before pressing keys once a gather is running (1 s).
     pub press_delay: Duration,
     /// Time between two keys of one `press` (0.3 s).
@@ -124,6 +131,7 @@ impl Default for TimingModel {
             answer_deadline: Duration::from_secs(30),
             first_prompt_wait: Duration::from_secs(5),
             reply_timeout: Duration::from_secs(4),
+            turn_gap: Duration::from_millis(500),
             press_delay: Duration::from_secs(1),
             dtmf_interval: Duration::from_millis(300),
             audio_file: Duration::from_secs(5),

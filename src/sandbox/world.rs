@@ -347,7 +347,7 @@ pub(crate) struct World {
     outbox: Vec<Emitted>,
     dial_ids: HashMap<String, (Instant, CallInfo)>,
     ended: VecDeque<(Instant, u64)>,
-    hangups: u64,
+    hung_up: Vec<Arc<str>>,
 }
 
 impl World {
@@ -363,7 +363,7 @@ impl World {
             outbox: Vec::new(),
             dial_ids: HashMap::new(),
             ended: VecDeque::new(),
-            hangups: 0,
+            hung_up: Vec::new(),
         }
     }
 
@@ -388,9 +388,9 @@ impl World {
         std::mem::take(&mut self.outbox)
     }
 
-    /// Legs hung up so far (a counter that waiters watch).
-    pub fn hangup_count(&self) -> u64 {
-        self.hangups
+    /// The legs that hung up since the last call (for hangup waiters).
+    pub fn take_hung_up(&mut self) -> Vec<Arc<str>> {
+        std::mem::take(&mut self.hung_up)
     }
 
     /// Virtual wall-clock time, formatted.
@@ -641,7 +641,7 @@ impl World {
             at,
         );
         self.emit_initiated(id, at);
-        let deadline = at + self.cfg.timing.answer_deadline;
+        let deadline = at.saturating_add(self.cfg.timing.answer_deadline);
         self.set_timer(id, Slot::Ring, deadline);
         let mut info = self.info(id).unwrap_or_else(unreachable_info);
         info.is_alive = true;
@@ -717,7 +717,7 @@ impl World {
         if let Some(leg) = self.legs.get_mut(&id) {
             leg.ring_outcome = outcome;
         }
-        self.set_timer(id, Slot::Ring, at + after);
+        self.set_timer(id, Slot::Ring, at.saturating_add(after));
     }
 
     fn ring_due(&mut self, id: u64, at: VTime) {
@@ -800,7 +800,8 @@ impl World {
 
     /// Ends a leg: media and gathers end with `call_hangup`, then `call.hangup`,
     /// then `call.recording.saved` when recording. A bridged peer hangs up too
-    /// unless it parks after unbridge; ringing transfer legs are cancelled.
+    /// (`normal_clearing`, from the carrier's side of the peer) unless it parks
+    /// after unbridge; ringing transfer legs are cancelled (`originator_cancel`).
     pub(crate) fn hangup_leg(&mut self, id: u64, at: VTime, cause: &'static str, source: &'static str) {
         if !self.legs.get(&id).is_some_and(Leg::alive) {
             return;
@@ -842,7 +843,9 @@ impl World {
         if let Some(r) = recording {
             self.emit_recording_saved(id, at, &r);
         }
-        self.hangups += 1;
+        if let Some(leg) = self.legs.get(&id) {
+            self.hung_up.push(leg.ccid.clone());
+        }
         self.ended.push_back((Instant::now(), id));
         if let Origin::Transfer { a } = origin {
             if let Some(a_leg) = self.legs.get_mut(&a) {
@@ -858,7 +861,10 @@ impl World {
             if parks {
                 self.party_poll(link.peer, at);
             } else {
-                self.hangup_leg(link.peer, at, "normal_clearing", source);
+                // Seen from the peer, the hangup comes from the carrier's side
+                // of its own leg, whoever started it.
+                let side = self.legs.get(&link.peer).map_or("unknown", Leg::app_side);
+                self.hangup_leg(link.peer, at, "normal_clearing", side);
             }
         }
     }
@@ -1028,6 +1034,7 @@ impl World {
         }
         self.emit_initiated(bid, at);
         self.schedule_ring(bid, at, &behavior, timeout);
+        self.party_hears_ringback(a, at);
     }
 
     /// Adds steps to a live call's script.
