@@ -283,7 +283,8 @@ mod tests {
 
     #[test]
     fn validation_names_the_key_and_the_fix() {
-        let cases: Vec<(fn(&mut PolicyConfig), &str, &str)> = vec![
+        type Case = (fn(&mut PolicyConfig), &'static str, &'static str);
+        let cases: Vec<Case> = vec![
             (|c| c.floor = 0.4, "floor", "must be between -1 and 0, got 0.4"),
             (|c| c.floor = f64::NAN, "floor", "got NaN"),
             (|c| c.smoothing = 0.0, "smoothing", "above 0"),
