@@ -393,7 +393,9 @@ fn judge(expected: &Expectation, actual: Option<&Transfer>) -> (Verdict, Option<
         (Expectation::Transfer { .. }, None) => (Verdict::Missed, None),
         (Expectation::Transfer { queue, at }, Some(t)) => {
             let lateness = match (at, t.at) {
-                (Trigger::Utterance { index: e }, Trigger::Utterance { index: a }) => Some(i64::from(a) - i64::from(*e)),
+                (Trigger::Utterance { index: e }, Trigger::Utterance { index: a }) => {
+                    Some(i64::from(a) - i64::from(*e))
+                }
                 _ => None,
             };
             let verdict = if &t.queue != queue {

@@ -27,7 +27,8 @@ pub struct PolicyState {
     /// The levels before the current one, oldest first, at most
     /// `drop_window` of them.
     pub recent_levels: Vec<f64>,
-    /// Negative utterances in a row, up to the latest.
+    /// Negative utterances in a row, up to the latest (mildly negative ones
+    /// in between neither count nor break the run).
     pub consecutive_negatives: u32,
     /// The decision, once made.
     pub decision: Option<Decision>,
@@ -55,7 +56,8 @@ pub struct PolicySnapshot {
     pub level: f64,
     /// Drop of the level over the recent window (positive = worse).
     pub drop: f64,
-    /// Consecutive negative utterances, this one included.
+    /// Consecutive negative utterances, this one included (mildly negative
+    /// ones in between neither count nor break the run).
     pub consecutive_negatives: u32,
     /// How far each threshold is (positive = not reached yet).
     pub distance_to_floor: f64,
@@ -231,7 +233,7 @@ fn update(config: &PolicyConfig, state: &mut PolicyState, score: f64) -> PolicyS
     state.utterances = state.utterances.saturating_add(1);
     if score <= config.negative_score {
         state.consecutive_negatives = state.consecutive_negatives.saturating_add(1);
-    } else {
+    } else if score >= config.negatives_reset_at {
         state.consecutive_negatives = 0;
     }
     numbers(config, state, score)

@@ -12,15 +12,24 @@ fn report() -> EvalReport {
     evaluate_dir(&dir, &LocalEngine::default(), &PolicyConfig::default()).expect("the corpus loads")
 }
 
+/// The floors sit a little under what the engine achieves, so a regression
+/// fails the build. The corpus keeps about a fifth of hard cases, several of
+/// which are still missed (see the report).
 #[test]
 fn corpus_meets_the_floors() {
     let r = report();
     println!("{r}");
     let m = &r.overall;
-    assert!(r.cases.len() >= 60);
-    assert!(m.precision.unwrap() >= 0.0, "precision {:?}", m.precision);
-    assert!(m.recall.unwrap() >= 0.0, "recall {:?}", m.recall);
-    assert!(m.false_transfer_rate.unwrap() <= 1.0, "false-transfer rate {:?}", m.false_transfer_rate);
+    assert!(r.cases.len() >= 60, "{} scripts", r.cases.len());
+    assert!(m.precision.unwrap() >= 0.95, "precision {:?}", m.precision);
+    assert!(m.recall.unwrap() >= 0.85, "recall {:?}", m.recall);
+    assert!(m.false_transfer_rate.unwrap() <= 0.05, "false-transfer rate {:?}", m.false_transfer_rate);
+    assert!(m.queue_accuracy.unwrap() >= 0.95, "queue accuracy {:?}", m.queue_accuracy);
+    assert!(m.exact_trigger_rate.unwrap() >= 0.8, "exact trigger {:?}", m.exact_trigger_rate);
+    assert!(m.mean_lateness.unwrap().abs() <= 0.5, "mean lateness {:?}", m.mean_lateness);
+    assert!(r.regular.recall.unwrap() >= 0.95, "regular recall {:?}", r.regular.recall);
+    let hard = r.cases.iter().filter(|c| c.hard).count() as f64 / r.cases.len() as f64;
+    assert!(hard >= 0.15, "hard share {hard}");
 }
 
 /// `IVRX_EVAL_TRACE=1 cargo test --test eval -- --nocapture` prints the

@@ -47,6 +47,11 @@ pub fn negated_before(text: &Normalized, start: usize) -> bool {
         if CLAUSE_BREAKS.contains(&w) {
             return false;
         }
+        // "no" negates only the word right after it ("no help"); further
+        // away it is an answer ("no its still not working").
+        if w == "no" && j + 1 != start {
+            continue;
+        }
         if is_negator(w) {
             return !QUESTION_SUBJECTS.contains(&text.word(j + 1));
         }
@@ -634,6 +639,8 @@ mod tests {
         assert!(!at("not that i need one but an agent", "agent"));
         assert!(!at("never mind the bill and the long story agent", "agent"));
         assert!(!at("agent", "agent"));
+        assert!(at("no agent", "agent"));
+        assert!(!at("no its still not working", "still"));
     }
 
     #[test]

@@ -358,6 +358,27 @@ mod tests {
     }
 
     #[test]
+    fn answers_and_durations_are_not_negated() {
+        assert!(score("no its still not working") < -0.4);
+        assert!(score("ive been without internet for three days now") < -0.2);
+        assert!(score("still nothing") < -0.3);
+    }
+
+    #[test]
+    fn idioms_kept_from_vader_and_added() {
+        assert!(score("yeah right it still isnt working") < -0.5);
+        assert!(score("fine whatever i give up") < -0.5);
+        assert!(score("you dont understand what im saying") < -0.3);
+        assert!(score("yes") > 0.0 && score("yes") < 0.3, "an answer is not praise");
+    }
+
+    #[test]
+    fn praise_opening_a_complaint_is_sarcasm() {
+        assert!(score("wonderful so youre telling me to wait another week") < -0.5);
+        assert!(score("great thanks bye") > 0.5);
+    }
+
+    #[test]
     fn negated_upset_is_calm() {
         let s = score("im not angry just confused");
         assert!(s > -0.4 && s < 0.2, "{s}");

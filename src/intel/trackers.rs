@@ -257,7 +257,7 @@ const DEFAULT_TRACKERS: &[(&str, &[&str])] = &[
             "transfer me",
             "connect me to|with",
             "get me someone|somebody, get me a person|human",
-            "someone|somebody who knows|understands",
+            "someone|somebody who knows|understands, someone|somebody who actually knows|understands",
             "someone|somebody who can help",
             // Narrative mentions, identifiers and products, not requests.
             "-agent|representative|operator|advisor|adviser|manager|supervisor i spoke|talked|dealt|had",
@@ -369,6 +369,7 @@ const DEFAULT_TRACKERS: &[(&str, &[&str])] = &[
             "bundle|bundles",
             // Billing talk that mentions money without wanting to buy.
             "-price|prices rise|rises|increase|increases|hike|hikes|change|changes",
+            "-same|current|my|usual|normal|old|monthly price|prices, price i|we pay, price i am paying",
             "-how much is my, how much is the bill, how much is left, how much is it going to cost to fix",
             "-how much do i owe",
             "-how much have|did i, how much was it",
@@ -522,6 +523,8 @@ mod tests {
             "how much is my bill",
             "how much do i owe",
             "how much data have i got left",
+            "so it carries on at the same price",
+            "my current price is fine",
             "im not interested in any offers",
         ] {
             assert!(!tracker(BUYING_SIGNAL, t), "{t}");

@@ -48,6 +48,10 @@ pub struct PolicyConfig {
     /// The call escalates after this many negative utterances in a row; 0
     /// turns the rule off. Default 3.
     pub consecutive_negatives: u32,
+    /// An utterance scoring at or above this ends a run of negatives; one
+    /// between this and `negative_score` (mildly negative) neither ends nor
+    /// extends it. Default 0.0.
+    pub negatives_reset_at: f64,
     /// The sentiment rules (floor, rapid decline, consecutive negatives) wait
     /// for this many utterances: one plainly stated problem is not a trend.
     /// Default 2. Tracker rules act from the first utterance.
@@ -80,12 +84,13 @@ impl Default for PolicyConfig {
             support_queue: "support".into(),
             sales_queue: "sales".into(),
             smoothing: 0.5,
-            floor: -0.5,
+            floor: -0.35,
             drop_window: 3,
             rapid_drop: 0.5,
             rapid_drop_level: -0.2,
             negative_score: -0.35,
             consecutive_negatives: 3,
+            negatives_reset_at: 0.0,
             min_utterances: 2,
             agree_negative_score: -0.05,
             agree_negative_level: -0.25,
@@ -235,6 +240,13 @@ impl PolicyConfig {
                 format!("must be between 0 (off) and 50, got {}", self.consecutive_negatives),
             ));
         }
+        in_range("negatives_reset_at", self.negatives_reset_at, -1.0, 1.0)?;
+        if self.negatives_reset_at <= self.negative_score {
+            return Err(err(
+                "negatives_reset_at",
+                format!("must be above negative_score ({}), got {}", self.negative_score, self.negatives_reset_at),
+            ));
+        }
         if self.min_utterances == 0 || self.min_utterances > 50 {
             return Err(err("min_utterances", format!("must be between 1 and 50, got {}", self.min_utterances)));
         }
@@ -293,6 +305,7 @@ mod tests {
             (|c| c.negative_score = 0.2, "negative_score", "between -1 and 0"),
             (|c| c.consecutive_negatives = 99, "consecutive_negatives", "0 (off)"),
             (|c| c.min_utterances = 0, "min_utterances", "between 1 and 50"),
+            (|c| c.negatives_reset_at = -0.5, "negatives_reset_at", "above negative_score"),
             (|c| c.support_queue = " ".into(), "support_queue", "must name a queue"),
             (|c| c.operator_digit = "00".into(), "operator_digit", "one DTMF key"),
             (|c| c.sales_digit = "0".into(), "sales_digit", "differ"),

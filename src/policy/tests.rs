@@ -55,9 +55,27 @@ fn a_rapid_decline_from_a_good_start() {
 
 #[test]
 fn a_gradual_decline_is_caught() {
+    assert!(decide(&[0.1, -0.1, -0.2, -0.4]).is_none());
     let d = decide(&[0.1, -0.1, -0.2, -0.4, -0.4, -0.45]).unwrap();
-    assert_eq!(d.reason, Reason::ConsecutiveNegatives);
-    assert_eq!(d.trigger_index, 6);
+    assert_eq!((d.reason, d.trigger_index), (Reason::SentimentFloor, 6));
+}
+
+#[test]
+fn consecutive_negatives() {
+    let c = PolicyConfig { floor: -1.0, ..PolicyConfig::default() };
+    let (d, _) = run(&c, &[score(-0.4), score(-0.4), score(-0.4)]);
+    let d = d.unwrap();
+    assert_eq!((d.reason, d.trigger_index, d.numbers.consecutive_negatives), (Reason::ConsecutiveNegatives, 3, 3));
+    let off = PolicyConfig { consecutive_negatives: 0, ..c };
+    assert!(run(&off, &[score(-0.4), score(-0.4), score(-0.4)]).0.is_none());
+}
+
+#[test]
+fn mildly_negative_asides_do_not_break_a_run() {
+    let c = PolicyConfig { floor: -1.0, ..PolicyConfig::default() };
+    let d = run(&c, &[score(-0.4), score(-0.4), score(-0.1), score(-0.4)]).0.unwrap();
+    assert_eq!((d.reason, d.trigger_index), (Reason::ConsecutiveNegatives, 4));
+    assert!(run(&c, &[score(-0.4), score(-0.4), score(0.1), score(-0.4)]).0.is_none());
 }
 
 #[test]
