@@ -4,6 +4,21 @@
 //! A plain function of its inputs: [`observe`] takes the configuration, the
 //! running state and the next utterance, and returns the updated numbers and,
 //! at most once per call, a [`Decision`] with its reason and the numbers behind it.
+//!
+//! The rules, with their defaults (all in [`PolicyConfig`]):
+//!
+//! | rule | fires when | reason | queue |
+//! |---|---|---|---|
+//! | tracker `asks_for_human`, `abuse`, `churn_risk` | any hit | its own | support |
+//! | tracker `bot_frustration` | a hit, and the utterance ≤ -0.05 or the level ≤ -0.25 | `bot_frustration` | support |
+//! | tracker `buying_signal` | a hit, the utterance ≥ 0 and the level ≥ -0.3 | `buying_signal` | sales |
+//! | rapid decline | the level fell ≥ 0.5 below its peak over the last 3 utterances and is ≤ -0.2 | `rapid_decline` | support |
+//! | floor | the level (EWMA, weight 0.5, from neutral) ≤ -0.35 | `sentiment_floor` | support |
+//! | consecutive negatives | 3 utterances ≤ -0.35 in a row (mildly negative ones between them neither count nor break the run; one ≥ 0 breaks it) | `consecutive_negatives` | support |
+//! | DTMF | `0` / `3` pressed | `operator` / `menu_choice` | support / sales |
+//!
+//! The sentiment rules wait for 2 utterances: one plainly stated problem is not
+//! a trend. Tracker rules act at once.
 
 mod config;
 

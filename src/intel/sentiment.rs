@@ -331,6 +331,7 @@ mod tests {
             "you are not listening",
             "i already told you that",
             "are you kidding me",
+            "ive never been treated like this",
         ] {
             let s = score(t);
             assert!(s < -0.3, "{t}: {s}");

@@ -256,12 +256,13 @@ const DEFAULT_TRACKERS: &[(&str, &[&str])] = &[
             "put me through",
             "transfer me",
             "connect me to|with",
-            "get me someone|somebody, get me a person|human",
+            "get|give me someone|somebody, get|give me a person|human",
             "someone|somebody who knows|understands, someone|somebody who actually knows|understands",
             "someone|somebody who can help",
             // Narrative mentions, identifiers and products, not requests.
             "-agent|representative|operator|advisor|adviser|manager|supervisor i spoke|talked|dealt|had",
-            "-agent|representative|operator|advisor|adviser|manager|supervisor told|said|promised|gave|was|were|did|had|has|never|already",
+            "-agent|representative|operator|advisor|adviser|manager|supervisor told|said|promised|gave|was|were|did|had|has|never|already|asked|wants|sent",
+            "-my manager|supervisor",
             "-agent|representative|operator|advisor|adviser|manager|supervisor who|that told|said|promised|was|dealt|spoke",
             "-agent id|number|code|portal|login|app|account|reference|name|details|number",
             "-estate|travel|letting|insurance|secret|double|free agent",
@@ -427,6 +428,8 @@ mod tests {
             "is there an actual person i can talk to",
             "dont you have any real people",
             "no no i want an agent",
+            "just give me a person",
+            "i need to speak to my account manager",
         ] {
             assert!(tracker(ASKS_FOR_HUMAN, t), "{t}");
         }
@@ -445,6 +448,7 @@ mod tests {
             "my estate agent needs a letter",
             "is there anybody there",
             "the representative told me it was fixed",
+            "my manager asked me to call",
         ] {
             assert!(!tracker(ASKS_FOR_HUMAN, t), "{t}");
         }
