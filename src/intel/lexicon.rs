@@ -181,7 +181,7 @@ pub const DOMAIN_LEXICON: &[DomainEntry] = &[
     fixed("have to keep", -1.2),
     fixed("you do not know, you have no idea", -1.0),
     plain("so you are telling me", -1.0),
-    plain("treated like this|dirt, treat me|us|your customers like this, is how you treat", -1.8),
+    fixed("treated like this|dirt, treat me|us|your customers like this, is how you treat", -1.8),
     plain("fine whatever, fine then whatever", -1.6),
     plain("whatever", -0.4),
     plain("just fix|sort it, sort it out", -0.8),
