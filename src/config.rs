@@ -614,8 +614,14 @@ impl Config {
             if !valid_digit {
                 return Err(invalid(format!("{key}.digit"), "must be one key: 1-9, * or #"));
             }
-            if item.digit == "0" {
-                return Err(invalid(format!("{key}.digit"), "0 is reserved for the operator (the support queue)"));
+            if item.digit == self.policy.operator_digit {
+                return Err(invalid(
+                    format!("{key}.digit"),
+                    format!(
+                        "{} is the operator digit (policy.operator_digit), reserved for the support queue",
+                        item.digit
+                    ),
+                ));
             }
             if !seen.insert(item.digit.clone()) {
                 return Err(invalid(format!("{key}.digit"), format!("digit {} is used twice", item.digit)));
@@ -660,6 +666,18 @@ impl Config {
             if t.phrases.iter().all(|p| p.trim().is_empty()) {
                 return Err(invalid(format!("trackers[{i}].phrases"), "list at least one phrase"));
             }
+        }
+        crate::intel::TrackerSet::with_overrides(self.trackers.clone())
+            .map_err(|e| invalid("trackers", format!("{e}")))?;
+        let operator = &self.policy.operator_digit;
+        if let Some(item) = self.ivr.menu.iter().find(|m| &m.digit == operator) {
+            return Err(invalid(
+                "ivr.menu",
+                format!(
+                    "digit {} ({}) is the operator digit (policy.operator_digit); pick another",
+                    item.digit, item.label
+                ),
+            ));
         }
         let c = &self.sandbox.chaos;
         for (key, v) in [

@@ -6,10 +6,12 @@
 //! - [`sandbox`]: a built-in stand-in for Telnyx with scripted callers and agents
 //! - [`intel`]: engines that score utterances, and trackers
 //! - [`policy`]: the escalation policy that decides when and where to transfer
+//! - [`eval`]: offline evaluation of engine and policy against labelled caller scripts
 //! - [`cli`]: the command-line front end
 
 pub mod cli;
 pub mod config;
+pub mod eval;
 pub mod intel;
 pub mod policy;
 pub mod redact;

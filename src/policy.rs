@@ -4,52 +4,49 @@
 //! A plain function of its inputs: [`observe`] takes the configuration, the
 //! running state and the next utterance, and returns the updated numbers and,
 //! at most once per call, a [`Decision`] with its reason and the numbers behind it.
+//!
+//! The rules, with their defaults (all in [`PolicyConfig`]):
+//!
+//! | rule | fires when | reason | queue |
+//! |---|---|---|---|
+//! | tracker `asks_for_human`, `abuse`, `churn_risk` | any hit | its own | support |
+//! | tracker `bot_frustration` | a hit, and the utterance ≤ -0.05 or the level ≤ -0.25 | `bot_frustration` | support |
+//! | tracker `buying_signal` | a hit, the utterance ≥ 0 and the level ≥ -0.3 | `buying_signal` | sales |
+//! | rapid decline | the level fell ≥ 0.5 below its peak over the last 3 utterances and is ≤ -0.2 | `rapid_decline` | support |
+//! | floor | the level (EWMA, weight 0.5, from neutral) ≤ -0.35 | `sentiment_floor` | support |
+//! | consecutive negatives | 3 utterances ≤ -0.35 in a row (mildly negative ones between them neither count nor break the run; one ≥ 0 breaks it) | `consecutive_negatives` | support |
+//! | DTMF | `0` / `3` pressed | `operator` / `menu_choice` | support / sales |
+//!
+//! The sentiment rules wait for 2 utterances: one plainly stated problem is not
+//! a trend. Tracker rules act at once.
+
+mod config;
 
 use serde::{Deserialize, Serialize};
 
-use crate::intel::Score;
+pub use config::{builtin_reason, default_tracker_rules, PolicyConfig, PolicyConfigError, TrackerAction, TrackerRule};
 
-/// Thresholds and rules, from the `[policy]` table of ivrx.toml.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PolicyConfig {
-    /// Queue for escalations (frustration, requests for a human).
-    pub support_queue: String,
-    /// Queue for buying signals.
-    pub sales_queue: String,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        Self { support_queue: "support".into(), sales_queue: "sales".into() }
-    }
-}
-
-/// A configuration value that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("policy.{key}: {message}")]
-pub struct PolicyConfigError {
-    /// The offending key under `[policy]`.
-    pub key: String,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-impl PolicyConfig {
-    /// Checks that the values make sense together.
-    pub fn validate(&self) -> Result<(), PolicyConfigError> {
-        Ok(())
-    }
-}
+use crate::intel::{Score, TrackerHit};
 
 /// The running state of the policy for one call. Serialisable, so a call can
 /// be resumed after a restart.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PolicyState {
     /// Caller utterances observed.
     pub utterances: u32,
     /// True once a decision was made: the policy decides once per call.
     pub decided: bool,
+    /// The smoothed sentiment level (starts neutral).
+    pub level: f64,
+    /// The levels before the current one, oldest first, at most
+    /// `drop_window` of them.
+    pub recent_levels: Vec<f64>,
+    /// Negative utterances in a row, up to the latest (mildly negative ones
+    /// in between neither count nor break the run).
+    pub consecutive_negatives: u32,
+    /// The decision, once made.
+    pub decision: Option<Decision>,
 }
 
 /// One scored caller utterance, as the policy sees it.
@@ -74,12 +71,19 @@ pub struct PolicySnapshot {
     pub level: f64,
     /// Drop of the level over the recent window (positive = worse).
     pub drop: f64,
-    /// Consecutive negative utterances, this one included.
+    /// Consecutive negative utterances, this one included (mildly negative
+    /// ones in between neither count nor break the run).
     pub consecutive_negatives: u32,
     /// How far each threshold is (positive = not reached yet).
     pub distance_to_floor: f64,
     /// How far the rapid-decline threshold is.
     pub distance_to_drop: f64,
+    /// The highest level in the window, which the drop is measured from.
+    #[serde(default)]
+    pub peak: f64,
+    /// Caller utterances observed so far, this one included.
+    #[serde(default)]
+    pub utterances: u32,
 }
 
 /// Why a call is transferred.
@@ -174,13 +178,173 @@ pub struct Observation {
     pub decision: Option<Decision>,
 }
 
-/// Feeds one caller utterance to the policy.
+/// Feeds one caller utterance to the policy: updates the numbers and, if the
+/// call has not been decided yet, applies the tracker rules (in order:
+/// immediate transfers, then rules that need negative sentiment, then rules
+/// that need non-negative sentiment) and the sentiment rules (rapid decline,
+/// floor, consecutive negatives; only from `min_utterances` on).
 pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utterance<'_>) -> Observation {
-    // PLACEHOLDER until the policy lands: never decides.
-    let _ = config;
-    state.utterances += 1;
-    Observation {
-        snapshot: PolicySnapshot { score: utterance.score.score, ..PolicySnapshot::default() },
-        decision: None,
+    let snapshot = update(config, state, utterance.score.score);
+    let decision = if state.decided {
+        None
+    } else {
+        let found = tracker_decision(config, state, utterance, &snapshot)
+            .or_else(|| sentiment_decision(config, state, utterance, &snapshot));
+        found.and_then(|d| claim(state, d))
+    };
+    Observation { snapshot, decision }
+}
+
+/// Feeds a DTMF press to the policy: the operator key transfers to support,
+/// the sales key to sales, at most once per call. `digits` is one `press`
+/// (several keys are an account number or similar, not a menu choice).
+pub fn observe_dtmf(config: &PolicyConfig, state: &mut PolicyState, digits: &str) -> Option<Decision> {
+    let digits = digits.trim();
+    let (reason, queue) = if digits.eq_ignore_ascii_case(&config.operator_digit) {
+        (Reason::Operator, &config.support_queue)
+    } else if digits.eq_ignore_ascii_case(&config.sales_digit) {
+        (Reason::MenuChoice, &config.sales_queue)
+    } else {
+        return None;
+    };
+    let decision = Decision {
+        reason,
+        queue: queue.clone(),
+        trigger_index: state.utterances,
+        trigger_text: format!("pressed {digits}"),
+        trigger_phrase: Some(digits.to_string()),
+        tracker: None,
+        numbers: numbers(config, state, state.level),
+    };
+    claim(state, decision)
+}
+
+/// Records `decision` unless the call was already decided; returns it when it
+/// was recorded. Automatic, DTMF and manual (`ivrx transfer`) decisions all go
+/// through here, so a call is transferred exactly once.
+pub fn claim(state: &mut PolicyState, decision: Decision) -> Option<Decision> {
+    if state.decided {
+        return None;
+    }
+    state.decided = true;
+    state.decision = Some(decision.clone());
+    Some(decision)
+}
+
+/// Updates level, window and run of negatives with a new score.
+fn update(config: &PolicyConfig, state: &mut PolicyState, score: f64) -> PolicySnapshot {
+    let score = if score.is_finite() { score.clamp(-1.0, 1.0) } else { 0.0 };
+    let window = config.drop_window.max(1) as usize;
+    // The window holds levels the caller actually reached (not the neutral start).
+    if state.utterances > 0 {
+        state.recent_levels.push(state.level);
+    }
+    if state.recent_levels.len() > window {
+        let excess = state.recent_levels.len() - window;
+        state.recent_levels.drain(..excess);
+    }
+    let alpha = config.smoothing.clamp(f64::MIN_POSITIVE, 1.0);
+    state.level = alpha * score + (1.0 - alpha) * state.level;
+    state.utterances = state.utterances.saturating_add(1);
+    if score <= config.negative_score {
+        state.consecutive_negatives = state.consecutive_negatives.saturating_add(1);
+    } else if score >= config.negatives_reset_at {
+        state.consecutive_negatives = 0;
+    }
+    numbers(config, state, score)
+}
+
+fn numbers(config: &PolicyConfig, state: &PolicyState, score: f64) -> PolicySnapshot {
+    let peak = state.recent_levels.iter().copied().fold(state.level, f64::max);
+    let drop = (peak - state.level).max(0.0);
+    PolicySnapshot {
+        score,
+        level: state.level,
+        drop,
+        consecutive_negatives: state.consecutive_negatives,
+        distance_to_floor: state.level - config.floor,
+        distance_to_drop: config.rapid_drop - drop,
+        peak,
+        utterances: state.utterances,
     }
 }
+
+fn decision_for(
+    reason: Reason,
+    queue: &str,
+    utterance: &Utterance<'_>,
+    hit: Option<&TrackerHit>,
+    snapshot: &PolicySnapshot,
+) -> Decision {
+    Decision {
+        reason,
+        queue: queue.to_string(),
+        trigger_index: utterance.index,
+        trigger_text: utterance.text.to_string(),
+        trigger_phrase: hit.map(|h| h.phrase.clone()),
+        tracker: hit.map(|h| h.tracker.clone()),
+        numbers: snapshot.clone(),
+    }
+}
+
+fn tracker_decision(
+    config: &PolicyConfig,
+    state: &PolicyState,
+    utterance: &Utterance<'_>,
+    snapshot: &PolicySnapshot,
+) -> Option<Decision> {
+    let score = snapshot.score;
+    // The lower of the level before and after this utterance: the mood of the call so far.
+    let before = state.recent_levels.last().copied().unwrap_or(0.0);
+    let low = before.min(state.level);
+    let negative = score <= config.agree_negative_score || low <= config.agree_negative_level;
+    let not_negative = score >= config.sales_min_score && low >= config.sales_min_level;
+    for action in [TrackerAction::Transfer, TrackerAction::WhenNegative, TrackerAction::WhenNotNegative] {
+        let agrees = match action {
+            TrackerAction::Transfer => true,
+            TrackerAction::WhenNegative => negative,
+            TrackerAction::WhenNotNegative => not_negative,
+            TrackerAction::Ignore => false,
+        };
+        if !agrees {
+            continue;
+        }
+        for hit in &utterance.score.trackers {
+            let Some(rule) = config.tracker_rule(&hit.tracker).filter(|r| r.action == action) else {
+                continue;
+            };
+            let Some(reason) = rule.reason.or_else(|| builtin_reason(&hit.tracker)) else {
+                continue;
+            };
+            let default_queue =
+                if reason == Reason::BuyingSignal { &config.sales_queue } else { &config.support_queue };
+            let queue = rule.queue.as_deref().unwrap_or(default_queue);
+            return Some(decision_for(reason, queue, utterance, Some(hit), snapshot));
+        }
+    }
+    None
+}
+
+fn sentiment_decision(
+    config: &PolicyConfig,
+    state: &PolicyState,
+    utterance: &Utterance<'_>,
+    snapshot: &PolicySnapshot,
+) -> Option<Decision> {
+    if state.utterances < config.min_utterances {
+        return None;
+    }
+    let reason = if snapshot.drop >= config.rapid_drop && snapshot.level <= config.rapid_drop_level {
+        Reason::RapidDecline
+    } else if snapshot.level <= config.floor {
+        Reason::SentimentFloor
+    } else if config.consecutive_negatives > 0 && snapshot.consecutive_negatives >= config.consecutive_negatives {
+        Reason::ConsecutiveNegatives
+    } else {
+        return None;
+    };
+    Some(decision_for(reason, &config.support_queue, utterance, None, snapshot))
+}
+
+#[cfg(test)]
+mod tests;

@@ -47,14 +47,8 @@ fn init_tracing(json: bool, filter: &str) {
 
 /// The default trackers, with configured ones replacing same-named defaults and adding new ones.
 pub fn trackers_from(config: &Config) -> TrackerSet {
-    let mut list = TrackerSet::default().configs().to_vec();
-    for t in &config.trackers {
-        match list.iter_mut().find(|d| d.name == t.name) {
-            Some(d) => *d = t.clone(),
-            None => list.push(t.clone()),
-        }
-    }
-    TrackerSet::new(list)
+    // `Config::validate` has already compiled these, so this cannot fail here.
+    TrackerSet::with_overrides(config.trackers.clone()).unwrap_or_default()
 }
 
 /// The engine the configuration asks for. For Symbl, the credentials must be

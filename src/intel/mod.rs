@@ -2,14 +2,20 @@
 //! spot named phrase sets. Plain library code with no I/O (the Symbl engine's
 //! network client lives beside it and is driven by the server).
 
+pub mod lexicon;
 pub mod local;
+pub mod normalize;
+pub mod phrases;
+pub mod sentiment;
 pub mod symbl;
 pub mod trackers;
 
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalEngine;
-pub use trackers::{TrackerConfig, TrackerHit, TrackerSet};
+pub use normalize::Normalized;
+pub use sentiment::{SentimentDetail, SentimentScorer};
+pub use trackers::{TrackerConfig, TrackerError, TrackerHit, TrackerSet};
 
 /// Scores at or below this are labelled negative (Symbl's boundary).
 pub const NEGATIVE_BELOW: f64 = -0.3;

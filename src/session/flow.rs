@@ -231,11 +231,12 @@ impl Session {
 
     fn on_digits(&mut self, digits: &str, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         let key = digits.chars().next().map(String::from).unwrap_or_default();
+        let operator = key == self.settings.policy.operator_digit;
         let item = self.settings.ivr.menu.iter().find(|m| m.digit == key).cloned();
-        let choice = if key == "0" { Some("operator".to_string()) } else { item.as_ref().map(|m| m.label.clone()) };
+        let choice = if operator { Some("operator".to_string()) } else { item.as_ref().map(|m| m.label.clone()) };
         self.record(at, DomainEvent::Dtmf { digits: digits.to_string(), choice: choice.clone() }, out);
         self.reprompts = 0;
-        if key == "0" {
+        if operator {
             let queue = self.settings.policy.support_queue.clone();
             self.decide_by_menu(Reason::Operator, queue, None, at, out);
             return;
@@ -282,7 +283,7 @@ impl Session {
 
     fn menu_digits(&self) -> String {
         let mut d: String = self.settings.ivr.menu.iter().map(|m| m.digit.as_str()).collect();
-        d.push('0');
+        d.push_str(&self.settings.policy.operator_digit);
         d
     }
 

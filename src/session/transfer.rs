@@ -127,6 +127,9 @@ impl Session {
     ) {
         let targets =
             targets.or_else(|| self.settings.queues.get(&decision.queue).map(|q| q.agents.clone())).unwrap_or_default();
+        // The policy's own record of the decision (the session's guard already
+        // allowed this one: a first decision, or a new ask after a failed transfer).
+        let _ = crate::policy::claim(&mut self.policy, decision.clone());
         self.policy.decided = true;
         let queue = decision.queue.clone();
         self.decision = Some(decision.clone());

@@ -1,0 +1,149 @@
+//! Speed of the local engine against raw VADER, over the evaluation corpus.
+//!
+//! `cargo bench --bench scorer` prints criterion's figures per group and, at
+//! the end, the overhead ratios of the engine's parts against `vader_parity`
+//! alone, measured in the same run.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use ivrx::eval::load_corpus;
+use ivrx::intel::{LocalEngine, Normalized, Score, Scorer, SentimentScorer, TrackerSet};
+use ivrx::policy::{observe, PolicyConfig, PolicyState, Utterance};
+use vader_parity::SentimentIntensityAnalyzer;
+
+fn corpus_lines() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/corpus");
+    let scripts = load_corpus(&dir).expect("the corpus loads");
+    scripts.iter().flat_map(|s| s.script.utterances().map(str::to_string).collect::<Vec<_>>()).collect()
+}
+
+struct Subjects {
+    lines: Vec<String>,
+    vader: SentimentIntensityAnalyzer,
+    sentiment: SentimentScorer,
+    trackers: TrackerSet,
+    engine: LocalEngine,
+    scores: Vec<Score>,
+    config: PolicyConfig,
+}
+
+impl Subjects {
+    fn new() -> Self {
+        let lines = corpus_lines();
+        let engine = LocalEngine::default();
+        let scores = lines.iter().map(|l| engine.score(l)).collect();
+        Subjects {
+            lines,
+            vader: SentimentIntensityAnalyzer::new(),
+            sentiment: SentimentScorer::new(),
+            trackers: TrackerSet::default(),
+            engine,
+            scores,
+            config: PolicyConfig::default(),
+        }
+    }
+
+    fn vader(&self) {
+        for l in &self.lines {
+            black_box(self.vader.polarity_scores(black_box(l)));
+        }
+    }
+
+    fn normalize(&self) {
+        for l in &self.lines {
+            black_box(Normalized::new(black_box(l)));
+        }
+    }
+
+    fn sentiment(&self) {
+        for l in &self.lines {
+            black_box(self.sentiment.score(l, &Normalized::new(black_box(l))));
+        }
+    }
+
+    fn trackers(&self) {
+        for l in &self.lines {
+            black_box(self.trackers.detect(black_box(l)));
+        }
+    }
+
+    fn engine(&self) {
+        for l in &self.lines {
+            black_box(self.engine.score(black_box(l)));
+        }
+    }
+
+    fn observe(&self) {
+        let mut state = PolicyState::default();
+        for (i, (l, s)) in self.lines.iter().zip(&self.scores).enumerate() {
+            // A fresh call every eight utterances, like short IVR calls.
+            if i % 8 == 0 {
+                state = PolicyState::default();
+            }
+            let u = Utterance { index: (i % 8) as u32 + 1, text: l, score: s, offset_ms: 0 };
+            black_box(observe(&self.config, &mut state, black_box(&u)));
+        }
+    }
+}
+
+fn benches(c: &mut Criterion, s: &Subjects) {
+    let mut g = c.benchmark_group("per_utterance");
+    g.throughput(Throughput::Elements(s.lines.len() as u64));
+    g.bench_function("vader_parity", |b| b.iter(|| s.vader()));
+    g.bench_function("normalize", |b| b.iter(|| s.normalize()));
+    g.bench_function("local_sentiment", |b| b.iter(|| s.sentiment()));
+    g.bench_function("trackers", |b| b.iter(|| s.trackers()));
+    g.bench_function("local_engine", |b| b.iter(|| s.engine()));
+    g.bench_function("observe", |b| b.iter(|| s.observe()));
+    g.finish();
+}
+
+/// Mean time per corpus pass over `budget`, after a warm-up.
+fn time(budget: Duration, f: impl Fn()) -> Duration {
+    f();
+    let start = Instant::now();
+    let mut passes = 0u32;
+    while start.elapsed() < budget {
+        f();
+        passes += 1;
+    }
+    start.elapsed() / passes.max(1)
+}
+
+fn ratios(s: &Subjects) {
+    let budget = Duration::from_millis(1500);
+    let n = s.lines.len() as f64;
+    let vader = time(budget, || s.vader());
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / n;
+    let rows = [
+        ("vader_parity alone", vader),
+        ("normalize", time(budget, || s.normalize())),
+        ("local sentiment (normalize + lexicon + VADER)", time(budget, || s.sentiment())),
+        ("trackers (normalize + match)", time(budget, || s.trackers())),
+        ("local engine (sentiment + trackers)", time(budget, || s.engine())),
+        ("policy observe", time(budget, || s.observe())),
+    ];
+    println!("\n{} corpus utterances; per utterance, and relative to vader_parity alone:", s.lines.len());
+    for (name, d) in rows {
+        println!(
+            "  {name:<48} {:>8.2} µs  {:>10.0} utterances/s  {:>6.2}× vader",
+            per(d),
+            1e6 / per(d),
+            d.as_secs_f64() / vader.as_secs_f64()
+        );
+    }
+}
+
+fn main() {
+    let subjects = Subjects::new();
+    let mut c = Criterion::default().configure_from_args();
+    benches(&mut c, &subjects);
+    c.final_summary();
+    // `cargo test --benches` runs each benchmark once; skip the timing table.
+    if !std::env::args().any(|a| a == "--test") {
+        ratios(&subjects);
+    }
+}
