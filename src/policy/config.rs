@@ -11,7 +11,7 @@ use crate::intel::trackers::{ABUSE, ASKS_FOR_HUMAN, BOT_FRUSTRATION, BUYING_SIGN
 ///
 /// ```toml
 /// [policy]
-/// floor = -0.5                 # smoothed level that escalates
+/// floor = -0.4                 # smoothed level that escalates (default -0.35)
 /// rapid_drop = 0.5             # fall of the level over `drop_window` utterances
 ///
 /// [policy.trackers.buying_signal]
@@ -33,7 +33,7 @@ pub struct PolicyConfig {
     /// no smoothing.
     pub smoothing: f64,
     /// The call escalates when the smoothed level is at or below this.
-    /// Default -0.5.
+    /// Default -0.35.
     pub floor: f64,
     /// How many earlier utterances the drop looks back over. Default 3.
     pub drop_window: u32,
