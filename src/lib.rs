@@ -6,8 +6,10 @@
 //! - [`sandbox`]: a built-in stand-in for Telnyx with scripted callers and agents
 //! - [`intel`]: engines that score utterances, and trackers
 //! - [`policy`]: the escalation policy that decides when and where to transfer
+//! - [`analyze`]: post-call analytics and reports
 //! - [`cli`]: the command-line front end
 
+pub mod analyze;
 pub mod cli;
 pub mod config;
 pub mod intel;
