@@ -130,7 +130,7 @@ pub struct Aggregates {
     pub trackers: Vec<TrackerRow>,
     /// Topics near the decline.
     pub topics: Topics,
-    /// Sampled timelines (half escalated calls, half others when available).
+    /// Sampled timelines (half escalated calls, half others, when there are enough of each).
     pub samples: Vec<CallSample>,
     /// The most recent calls (the last ones streamed).
     pub recent_calls: Vec<CallMetrics>,
@@ -205,7 +205,6 @@ pub struct Aggregator {
 impl Aggregator {
     /// An empty accumulator.
     pub fn new(options: AggregateOptions) -> Self {
-        let half = options.samples / 2;
         Self {
             options,
             calls: 0,
@@ -223,8 +222,8 @@ impl Aggregator {
             trackers: BTreeMap::new(),
             topics: TopicCounter::new(options.window),
             rng: Rng::new(0x1b7a_5eed),
-            escalated: Reservoir { cap: half, seen: 0, items: Vec::new() },
-            others: Reservoir { cap: options.samples - half, seen: 0, items: Vec::new() },
+            escalated: Reservoir { cap: options.samples, seen: 0, items: Vec::new() },
+            others: Reservoir { cap: options.samples, seen: 0, items: Vec::new() },
             recent: VecDeque::new(),
         }
     }
@@ -322,9 +321,8 @@ impl Aggregator {
         trackers.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.tracker.cmp(&b.tracker)));
         let mean = |(sum, n): (f64, u64)| (n > 0).then(|| sum / n as f64);
         let rate = |x: u64| (self.calls > 0).then(|| x as f64 / self.calls as f64);
-        let mut both: Vec<f64> = self.decision_ms.iter().chain(&self.connected_ms).copied().collect();
+        let both: Vec<f64> = self.decision_ms.iter().chain(&self.connected_ms).copied().collect();
         let bins = histogram_seconds(&both, HISTOGRAM_BINS);
-        both.clear();
         let fill = |values: &[f64]| -> Vec<Bin> {
             let mut out = bins.clone();
             for b in &mut out {
@@ -345,8 +343,15 @@ impl Aggregator {
             decision: Distribution::of(&mut self.decision_ms),
             connected: Distribution::of(&mut self.connected_ms),
         };
+        // Half escalated calls and half others, the rest from the other group
+        // when one is short. A prefix of a reservoir is a uniform sample too.
+        let n = self.options.samples;
+        let (esc, oth) = (self.escalated.items.len(), self.others.items.len());
+        let take_escalated = esc.min((n / 2).max(n.saturating_sub(oth)));
+        let take_others = oth.min(n - take_escalated);
         let mut samples = std::mem::take(&mut self.escalated.items);
-        samples.append(&mut self.others.items);
+        samples.truncate(take_escalated);
+        samples.extend(std::mem::take(&mut self.others.items).into_iter().take(take_others));
         Aggregates {
             summary: Summary {
                 calls: self.calls,
@@ -458,7 +463,7 @@ mod tests {
         assert_eq!(a.trackers.len(), 1);
         assert_eq!((a.trackers[0].utterances, a.trackers[0].calls), (4, 4));
         assert_eq!(a.recent_calls.iter().map(|m| m.conversation_id.as_str()).collect::<Vec<_>>(), ["c30", "c40"]);
-        assert_eq!(a.samples.len(), 3, "two escalated and the one other call");
+        assert_eq!(a.samples.len(), 4, "three escalated calls fill the place the one other call leaves");
         assert_eq!(a.sources.get("policy"), Some(&3));
     }
 
