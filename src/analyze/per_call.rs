@@ -82,7 +82,7 @@ pub fn hour_of(started_at: &str) -> Option<u8> {
     DateTime::parse_from_rfc3339(started_at).ok().map(|t| t.with_timezone(&chrono::Utc).hour() as u8)
 }
 
-/// Computes a call's metrics and finds its decline (`window` utterances).
+/// Computes a call's metrics; `decline` is where its decline is (see [`find_decline`]).
 pub fn metrics(call: &StoredCall, decline: Option<&Decline>) -> CallMetrics {
     let points = caller_points(call);
     let scores: Vec<f64> = points.iter().map(|p| p.1).collect();

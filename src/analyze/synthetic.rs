@@ -6,9 +6,10 @@
 //! stored is what ivrx would have decided. Transfers ring agents from the
 //! configured queues, who answer, do not answer, or lose the caller.
 //!
-//! Deterministic: call `i` depends only on the seed and `i`, so the same seed
-//! gives the same calls whatever N is. Ids are `syn-<seed>-<i>`: generating
-//! again with the same seed adds nothing new.
+//! Calls are stored in the order they started, as in a live store. What
+//! call `i` says and how its transfer goes depend only on the seed and `i`;
+//! start times depend on the seed and N. The same seed and N give the same
+//! calls; ids are `syn-<seed>-<i>`, so generating them again adds nothing.
 
 use std::collections::BTreeMap;
 
@@ -190,6 +191,7 @@ fn weighted<T: Copy>(rng: &mut Rng, items: impl Iterator<Item = (T, u64)> + Clon
 /// Generates one conversation's events.
 fn conversation(
     i: u64,
+    started: DateTime<Utc>,
     options: &SyntheticOptions,
     scorer: &dyn Scorer,
     policy: &PolicyConfig,
@@ -197,10 +199,6 @@ fn conversation(
 ) -> (Vec<crate::session::Recorded>, Generated) {
     let mut rng = Rng::new(options.seed ^ i.wrapping_mul(0xA24B_AED4_963E_E407));
     let persona = weighted(&mut rng, PERSONAS.iter().copied()).unwrap_or(Persona::CalmBilling);
-    let day = rng.range(0, u64::from(options.days.max(1)));
-    let hour = weighted(&mut rng, HOUR_WEIGHTS.iter().enumerate().map(|(h, w)| (h as u64, *w))).unwrap_or(12);
-    let second = rng.range(0, 3600);
-    let started = options.start + Duration::seconds((day * 86_400 + hour * 3600 + second) as i64);
     let id = format!("syn-{}-{i:06}", options.seed);
     let from = format!("+1555{:07}", rng.range(0, 10_000_000));
     let mut rec =
@@ -331,7 +329,23 @@ fn agent_ended(leg: &str) -> DomainEvent {
     }
 }
 
-/// Generates `options.calls` conversations into the store.
+/// Start times of `options.calls` calls, oldest first: a uniform day, an hour
+/// weighted like a contact centre's day (UTC), a uniform second.
+fn start_times(options: &SyntheticOptions) -> Vec<DateTime<Utc>> {
+    let mut rng = Rng::new(options.seed.rotate_left(17) ^ 0x5717_7135);
+    let mut offsets: Vec<u64> = (0..options.calls)
+        .map(|_| {
+            let day = rng.range(0, u64::from(options.days.max(1)));
+            let hour = weighted(&mut rng, HOUR_WEIGHTS.iter().enumerate().map(|(h, w)| (h as u64, *w))).unwrap_or(12);
+            day * 86_400 + hour * 3600 + rng.range(0, 3600)
+        })
+        .collect();
+    offsets.sort_unstable();
+    offsets.into_iter().map(|s| options.start + Duration::seconds(s as i64)).collect()
+}
+
+/// Generates `options.calls` conversations into the store, in the order
+/// they started (as a live store fills up).
 pub async fn generate(
     store: &Store,
     options: &SyntheticOptions,
@@ -341,8 +355,9 @@ pub async fn generate(
     tick: &mut dyn FnMut(),
 ) -> Result<Generated, AnalyzeError> {
     let mut total = Generated::default();
-    for i in 0..options.calls {
-        let (events, g) = conversation(i, options, scorer, policy, queues);
+    for (i, started) in start_times(options).into_iter().enumerate() {
+        let i = i as u64;
+        let (events, g) = conversation(i, started, options, scorer, policy, queues);
         total.calls += g.calls;
         total.decided += g.decided;
         total.transferred += g.transferred;
@@ -365,20 +380,31 @@ mod tests {
     use crate::session::DomainEvent;
 
     #[test]
-    fn calls_are_deterministic_and_independent_of_the_count() {
+    fn calls_are_deterministic_and_in_time_order() {
         let config = Config::default();
         let engine = LocalEngine::default();
-        let a = SyntheticOptions { calls: 10, ..SyntheticOptions::default() };
-        let b = SyntheticOptions { calls: 500, ..SyntheticOptions::default() };
+        let options = SyntheticOptions { calls: 200, ..SyntheticOptions::default() };
+        let times = start_times(&options);
+        assert_eq!(times, start_times(&options));
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        assert!(times.iter().all(|t| *t >= options.start && *t < options.start + Duration::days(28)));
+        let t0 = options.start;
         for i in [0, 3, 9] {
-            let x = conversation(i, &a, &engine, &config.policy, &config.queues);
-            let y = conversation(i, &b, &engine, &config.policy, &config.queues);
-            assert_eq!(x, y);
+            let x = conversation(i, t0, &options, &engine, &config.policy, &config.queues);
+            let y = conversation(
+                i,
+                t0,
+                &SyntheticOptions { calls: 5, ..options.clone() },
+                &engine,
+                &config.policy,
+                &config.queues,
+            );
+            assert_eq!(x, y, "content depends on the seed and i only");
         }
-        let other = SyntheticOptions { seed: 8, ..a.clone() };
+        let other = SyntheticOptions { seed: 8, ..options.clone() };
         assert_ne!(
-            conversation(0, &a, &engine, &config.policy, &config.queues).0,
-            conversation(0, &other, &engine, &config.policy, &config.queues).0
+            conversation(0, t0, &options, &engine, &config.policy, &config.queues).0,
+            conversation(0, t0, &other, &engine, &config.policy, &config.queues).0
         );
     }
 
@@ -389,13 +415,11 @@ mod tests {
         let options = SyntheticOptions::default();
         let mut personas_with_agents = 0;
         for i in 0..300 {
-            let (events, g) = conversation(i, &options, &engine, &config.policy, &config.queues);
+            let (events, g) = conversation(i, options.start, &options, &engine, &config.policy, &config.queues);
             assert!(matches!(events.first().map(|e| &e.event), Some(DomainEvent::CallStarted { .. })));
             assert!(matches!(events.last().map(|e| &e.event), Some(DomainEvent::CallEnded { .. })));
             assert!(events.windows(2).all(|w| w[0].offset_ms <= w[1].offset_ms && w[0].n + 1 == w[1].n));
             assert!(events.iter().any(|e| matches!(e.event, DomainEvent::Utterance { .. })));
-            let h = events[0].at.format("%H").to_string();
-            assert!(h.len() == 2);
             personas_with_agents += g.transferred;
             assert!(g.transferred <= g.decided);
         }
