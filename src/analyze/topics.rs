@@ -33,7 +33,8 @@
 //! listed, and `|z| ≥ 1.96` is flagged as significant. The counts are shown
 //! beside every number.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -318,35 +319,78 @@ const NEGATIONS: &[&str] = &[
     "wasnt", "arent", "werent", "wont", "wouldnt", "couldnt", "shouldnt", "havent", "hasnt", "hadnt",
 ];
 
-fn is_stopword(t: &str) -> bool {
-    STOPWORDS.contains(&t) || NEGATIONS.contains(&t)
+fn word_set(
+    words: &'static [&'static str],
+    cell: &'static OnceLock<HashSet<&'static str>>,
+) -> &'static HashSet<&'static str> {
+    cell.get_or_init(|| words.iter().copied().collect())
 }
 
+fn is_negation(t: &str) -> bool {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    word_set(NEGATIONS, &SET).contains(t)
+}
+
+/// More than one character, not a number, not a stopword or negation.
 fn is_content(t: &str) -> bool {
-    t.chars().count() > 1 && !t.chars().all(|c| c.is_ascii_digit()) && !is_stopword(t)
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    t.chars().nth(1).is_some()
+        && !t.bytes().all(|b| b.is_ascii_digit())
+        && !word_set(STOPWORDS, &SET).contains(t)
+        && !is_negation(t)
+}
+
+/// Reusable buffers for [`for_each_term`].
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    terms: String,
+    spans: Vec<(usize, usize)>,
+}
+
+/// Calls `f` with each distinct term of one utterance, in order of first
+/// appearance, without allocating per term.
+fn for_each_term(text: &str, scratch: &mut Scratch, mut f: impl FnMut(&str)) {
+    let norm = normalize(text);
+    let tokens: Vec<&str> = norm.split(' ').filter(|t| !t.is_empty()).collect();
+    let Scratch { terms, spans } = scratch;
+    terms.clear();
+    spans.clear();
+    let mut add = |parts: &[&str]| {
+        let start = terms.len();
+        for (k, p) in parts.iter().enumerate() {
+            if k > 0 {
+                terms.push(' ');
+            }
+            terms.push_str(p);
+        }
+        let len = terms.len() - start;
+        if spans.iter().any(|&(a, b)| b - a == len && terms[a..b] == terms[start..]) {
+            terms.truncate(start);
+        } else {
+            spans.push((start, terms.len()));
+        }
+    };
+    for (i, t) in tokens.iter().enumerate() {
+        let content = is_content(t);
+        if content {
+            add(&[t]);
+        }
+        if let Some(next) = tokens.get(i + 1) {
+            if is_content(next) && (content || is_negation(t)) {
+                add(&[t, next]);
+            }
+        }
+    }
+    for &(a, b) in spans.iter() {
+        f(&terms[a..b]);
+    }
 }
 
 /// The distinct terms (unigrams and bigrams) of one utterance, in order of
 /// first appearance.
 pub fn terms(text: &str) -> Vec<String> {
-    let norm = normalize(text);
-    let tokens: Vec<&str> = norm.split(' ').filter(|t| !t.is_empty()).collect();
-    let mut out: Vec<String> = Vec::new();
-    let mut push = |t: String| {
-        if !out.contains(&t) {
-            out.push(t);
-        }
-    };
-    for (i, t) in tokens.iter().enumerate() {
-        if is_content(t) {
-            push((*t).to_string());
-        }
-        if let Some(next) = tokens.get(i + 1) {
-            if is_content(next) && (is_content(t) || NEGATIONS.contains(t)) {
-                push(format!("{t} {next}"));
-            }
-        }
-    }
+    let mut out = Vec::new();
+    for_each_term(text, &mut Scratch::default(), |t| out.push(t.to_string()));
     out
 }
 
@@ -361,6 +405,7 @@ pub struct TopicCounter {
     by_trigger: u64,
     by_drop: u64,
     prune_floor: u32,
+    scratch: Scratch,
 }
 
 impl TopicCounter {
@@ -375,6 +420,7 @@ impl TopicCounter {
             by_trigger: 0,
             by_drop: 0,
             prune_floor: 0,
+            scratch: Scratch::default(),
         }
     }
 
@@ -390,10 +436,18 @@ impl TopicCounter {
         for (pos, u) in call.caller_utterances().enumerate() {
             let group = usize::from(!(first..=d.position).contains(&pos));
             self.utterances[group] += 1;
-            for term in terms(&u.text) {
-                self.totals[group] += 1;
-                self.counts.entry(term.into_boxed_str()).or_default()[group] += 1;
-            }
+            let (counts, totals) = (&mut self.counts, &mut self.totals);
+            for_each_term(&u.text, &mut self.scratch, |term| {
+                totals[group] += 1;
+                match counts.get_mut(term) {
+                    Some(c) => c[group] += 1,
+                    None => {
+                        let mut c = [0; 2];
+                        c[group] = 1;
+                        counts.insert(term.into(), c);
+                    }
+                }
+            });
         }
         if self.counts.len() > MAX_TERMS {
             self.prune();
