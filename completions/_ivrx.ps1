@@ -105,7 +105,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--import', '--import', [CompletionResultType]::ParameterName, 'Import conversations (JSON lines or a Symbl messages export) and score them')
             [CompletionResult]::new('--synthetic', '--synthetic', [CompletionResultType]::ParameterName, 'Generate this many synthetic conversations into the database first (for demos and benchmarks)')
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed for --synthetic (the same seed gives the same calls)')
-            [CompletionResult]::new('--top', '--top', [CompletionResultType]::ParameterName, 'Rows in the lists of the table and HTML outputs (recent calls, topics, trackers, replay changes)')
+            [CompletionResult]::new('--top', '--top', [CompletionResultType]::ParameterName, 'Topics listed (every format), and rows of the other lists in the table and HTML outputs (recent calls, trackers, replay changes)')
             [CompletionResult]::new('--decline-window', '--decline-window', [CompletionResultType]::ParameterName, 'Caller utterances in the window that ends at each call''s decline (topics near the decline)')
             [CompletionResult]::new('--min-count', '--min-count', [CompletionResultType]::ParameterName, 'Least window utterances a topic must appear in to be listed')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (engine and policy)')

@@ -97,7 +97,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --import 'Import conversations (JSON lines or a Symbl messages export) and score them'
             cand --synthetic 'Generate this many synthetic conversations into the database first (for demos and benchmarks)'
             cand --seed 'Seed for --synthetic (the same seed gives the same calls)'
-            cand --top 'Rows in the lists of the table and HTML outputs (recent calls, topics, trackers, replay changes)'
+            cand --top 'Topics listed (every format), and rows of the other lists in the table and HTML outputs (recent calls, trackers, replay changes)'
             cand --decline-window 'Caller utterances in the window that ends at each call''s decline (topics near the decline)'
             cand --min-count 'Least window utterances a topic must appear in to be listed'
             cand --config 'Configuration file (engine and policy)'

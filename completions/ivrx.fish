@@ -86,7 +86,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l replay-policy -d '
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l import -d 'Import conversations (JSON lines or a Symbl messages export) and score them' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l synthetic -d 'Generate this many synthetic conversations into the database first (for demos and benchmarks)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l seed -d 'Seed for --synthetic (the same seed gives the same calls)' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l top -d 'Rows in the lists of the table and HTML outputs (recent calls, topics, trackers, replay changes)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l top -d 'Topics listed (every format), and rows of the other lists in the table and HTML outputs (recent calls, trackers, replay changes)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l decline-window -d 'Caller utterances in the window that ends at each call\'s decline (topics near the decline)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l min-count -d 'Least window utterances a topic must appear in to be listed' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l config -d 'Configuration file (engine and policy)' -r -F

@@ -1,8 +1,8 @@
 //! Across calls: counts, transfer rate, reasons, time to transfer, calls by
 //! hour, trackers, sentiment, topics near the decline, and bounded samples
 //! for the charts. Everything here is a fixed-size accumulator, except the
-//! decision and connection times (8 bytes per transferred call) that exact
-//! percentiles need.
+//! decision and connection times that exact percentiles need (8 bytes per
+//! connected call, 16 per decided call: overall and per reason).
 
 use std::collections::{BTreeMap, VecDeque};
 

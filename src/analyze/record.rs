@@ -92,11 +92,6 @@ impl<'a> CallRecorder<'a> {
         self.decision.as_ref()
     }
 
-    /// The caller leg's id.
-    pub fn caller_leg(&self) -> &str {
-        &self.caller_leg
-    }
-
     /// Records an utterance and its score; for the caller, runs the policy and
     /// records its decision (the first only), `score_latency_ms` after the
     /// utterance. Returns the decision when this utterance made it.

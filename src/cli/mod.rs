@@ -264,7 +264,7 @@ pub struct AnalyzeArgs {
     /// Seed for --synthetic (the same seed gives the same calls)
     #[arg(long, default_value_t = 7, requires = "synthetic")]
     pub seed: u64,
-    /// Rows in the lists of the table and HTML outputs (recent calls, topics, trackers, replay changes)
+    /// Topics listed (every format), and rows of the other lists in the table and HTML outputs (recent calls, trackers, replay changes)
     #[arg(long, value_name = "N", default_value_t = 15)]
     pub top: usize,
     /// Caller utterances in the window that ends at each call's decline (topics near the decline)

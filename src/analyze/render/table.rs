@@ -233,7 +233,8 @@ fn recent(out: &mut String, style: TableStyle, calls: &[CallMetrics], total: u64
     );
     for m in calls {
         let agent = match (m.transferred, m.transfer_status.as_deref()) {
-            (true, _) => Cell::new("yes").fg(if style.color { Color::Green } else { Color::Reset }),
+            (true, _) if style.color => Cell::new("yes").fg(Color::Green),
+            (true, _) => Cell::new("yes"),
             (false, Some(s)) => Cell::new(s),
             (false, None) => Cell::new("-"),
         };
