@@ -66,7 +66,7 @@ fn timelines(area: &DrawingArea<SVGBackend<'_>, Shift>, samples: &[CallSample]) 
             .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
         if let Some(at) = s.decision_min {
-            let y = s.points.iter().take_while(|p| p.0 <= at + 1e-9).last().or(s.points.first()).map_or(0.0, |p| p.1);
+            let y = value_at(&s.points, at);
             chart.draw_series(std::iter::once(Cross::new((at, y), 7, MARKER.stroke_width(3)))).map_err(err)?;
         }
     }
@@ -102,7 +102,15 @@ fn histogram(
         .y_label_area_size(48)
         .build_cartesian_2d(0f64..max_x, 0f64..max_y)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("seconds").y_desc("calls").draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("calls")
+        .light_line_style(WHITE.mix(0.0))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()
+        .map_err(err)?;
     for (bins, color, left, name) in
         [(decision, DECISION, true, "transfer decided"), (connected, CONNECTED, false, "agent connected")]
     {
@@ -126,4 +134,36 @@ fn histogram(
         .draw()
         .map_err(err)?;
     Ok(())
+}
+
+/// The timeline's value at `x`: linear between the points around it, the
+/// nearest end outside them.
+fn value_at(points: &[(f64, f64)], x: f64) -> f64 {
+    match points.iter().position(|p| p.0 >= x) {
+        None => points.last().map_or(0.0, |p| p.1),
+        Some(0) => points[0].1,
+        Some(i) => {
+            let ((x0, y0), (x1, y1)) = (points[i - 1], points[i]);
+            if x1 - x0 <= f64::EPSILON {
+                y1
+            } else {
+                y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_sit_on_the_line() {
+        let line = [(1.0, 0.0), (2.0, -1.0), (4.0, 1.0)];
+        assert_eq!(value_at(&line, 1.5), -0.5);
+        assert_eq!(value_at(&line, 3.0), 0.0);
+        assert_eq!(value_at(&line, 0.5), 0.0);
+        assert_eq!(value_at(&line, 9.0), 1.0);
+        assert_eq!(value_at(&[], 1.0), 0.0);
+    }
 }
