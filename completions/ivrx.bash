@@ -91,7 +91,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__analyze)
-            opts="-h -V --db --since --until --queue --transferred --format --json --chart --html --replay-policy --import --config --help --version"
+            opts="-h -V --db --since --until --queue --transferred --format --json --chart --html --replay-policy --import --synthetic --seed --top --decline-window --min-count --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -134,6 +134,26 @@ _ivrx() {
                     return 0
                     ;;
                 --import)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --synthetic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --decline-window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-count)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

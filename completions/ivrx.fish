@@ -76,7 +76,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -s h -l help -d 'Pri
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l db -d 'SQLite database file [default: ivrx.db in the user\'s data directory]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l since -d 'Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l until -d 'Only calls that started before this time (RFC 3339 or YYYY-MM-DD)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l until -d 'Only calls that started before this time (RFC 3339, or YYYY-MM-DD to include that whole day)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l queue -d 'Only calls transferred to this queue' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l transferred -d 'Only transferred calls (`--transferred=false`: only calls that were not)' -r -f -a "true\t''
 false\t''"
@@ -87,6 +87,11 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l chart -d 'Write an
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l html -d 'Write a self-contained HTML report' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l replay-policy -d 'Re-run the escalation policy with other thresholds and show what would change' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l import -d 'Import conversations (JSON lines or a Symbl messages export) and score them' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l synthetic -d 'Generate this many synthetic conversations into the database first (for demos and benchmarks)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l seed -d 'Seed for --synthetic (the same seed gives the same calls)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l top -d 'Topics listed (every format), and rows of the other lists in the table and HTML outputs (recent calls, trackers, replay changes)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l decline-window -d 'Caller utterances in the window that ends at each call\'s decline (topics near the decline)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l min-count -d 'Least window utterances a topic must appear in to be listed' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l config -d 'Configuration file (engine and policy)' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l json -d 'Same as --format json'
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -7,8 +7,10 @@
 //! - [`intel`]: engines that score utterances, and trackers
 //! - [`policy`]: the escalation policy that decides when and where to transfer
 //! - [`eval`]: offline evaluation of engine and policy against labelled caller scripts
+//! - [`analyze`]: post-call analytics and reports
 //! - [`cli`]: the command-line front end
 
+pub mod analyze;
 pub mod cli;
 pub mod config;
 pub mod eval;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod admin;
+mod analyze;
 mod demo;
 mod dial;
 pub mod docs;
@@ -73,6 +74,9 @@ pub enum Command {
     /// Transfer a call to an agent now (manual override, exactly once)
     Transfer(TransferArgs),
     /// Post-call analytics over stored conversations: tables, CSV, JSON, charts
+    #[command(
+        long_about = "Post-call analytics over stored conversations.\n\nPer call: duration, caller sentiment (min, mean, final, slope per minute), the transfer decision, its reason and trigger, and the time to the decision and to the agent. Across calls: transfer rate, reasons, time-to-transfer median, p90 and histogram, calls by hour (UTC), trackers, and topics near the decline: words and phrases over-represented in the caller utterances just before each call's decline (the policy's trigger, or the steepest drop of a call the policy did not escalate), ranked by a log-odds ratio with an informative Dirichlet prior, with the counts.\n\n--replay-policy re-runs the escalation policy over the stored scores with other thresholds and shows the decisions gained and lost. --import stores conversations recorded elsewhere (JSON lines or a Symbl messages export) after scoring them. Rows are streamed: memory stays bounded on large databases."
+    )]
     Analyze(AnalyzeArgs),
     /// Score text with the configured engine (calibrate what the engine thinks)
     Score(ScoreArgs),
@@ -245,7 +249,7 @@ pub struct AnalyzeArgs {
     /// Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)
     #[arg(long)]
     pub since: Option<String>,
-    /// Only calls that started before this time (RFC 3339 or YYYY-MM-DD)
+    /// Only calls that started before this time (RFC 3339, or YYYY-MM-DD to include that whole day)
     #[arg(long)]
     pub until: Option<String>,
     /// Only calls transferred to this queue
@@ -272,6 +276,21 @@ pub struct AnalyzeArgs {
     /// Import conversations (JSON lines or a Symbl messages export) and score them
     #[arg(long, value_name = "FILE")]
     pub import: Option<PathBuf>,
+    /// Generate this many synthetic conversations into the database first (for demos and benchmarks)
+    #[arg(long, value_name = "N")]
+    pub synthetic: Option<u64>,
+    /// Seed for --synthetic (the same seed gives the same calls)
+    #[arg(long, default_value_t = 7, requires = "synthetic")]
+    pub seed: u64,
+    /// Topics listed (every format), and rows of the other lists in the table and HTML outputs (recent calls, trackers, replay changes)
+    #[arg(long, value_name = "N", default_value_t = 15)]
+    pub top: usize,
+    /// Caller utterances in the window that ends at each call's decline (topics near the decline)
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub decline_window: u32,
+    /// Least window utterances a topic must appear in to be listed
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub min_count: u32,
     /// Configuration file (engine and policy)
     #[arg(long, env = "IVRX_CONFIG")]
     pub config: Option<PathBuf>,
@@ -391,23 +410,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dial(args) => dial::run(args).await,
         Command::Watch(args) => watch::run(args).await,
         Command::Transfer(args) => transfer::run(args).await,
+        Command::Analyze(args) => analyze::run(args).await,
         Command::Completions(args) => {
             docs::write_completion(args.shell, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-        other => anyhow::bail!("`{}` is not available in this build yet", subcommand_name(&other)),
-    }
-}
-
-fn subcommand_name(c: &Command) -> &'static str {
-    match c {
-        Command::Serve(_) => "serve",
-        Command::Dial(_) => "dial",
-        Command::Watch(_) => "watch",
-        Command::Transfer(_) => "transfer",
-        Command::Analyze(_) => "analyze",
-        Command::Score(_) => "score",
-        Command::Sandbox(_) => "sandbox",
-        Command::Completions(_) => "completions",
     }
 }

@@ -10,7 +10,7 @@
 //! id stays the same when the agent joins.
 
 mod flow;
-mod text;
+pub(crate) mod text;
 mod transfer;
 
 use std::collections::{BTreeMap, VecDeque};

@@ -300,14 +300,15 @@ fn writer_loop(
                 health.pending.fetch_sub(n, Ordering::Relaxed);
                 health.written.fetch_add(n, Ordering::Relaxed);
                 batch.clear();
-                for w in waiters.drain(..) {
-                    let _ = w.send(());
-                }
+                // Recovered before anyone waiting on a flush hears of it.
                 if health.failing.swap(false, Ordering::Relaxed) {
                     tracing::warn!(db = %path.display(), "store writes recovered");
                     if let Ok(mut g) = health.last_error.lock() {
                         *g = None;
                     }
+                }
+                for w in waiters.drain(..) {
+                    let _ = w.send(());
                 }
                 backoff = Duration::from_millis(50);
             }
