@@ -144,6 +144,8 @@ pub struct IvrConfig {
     pub acknowledgement: String,
     /// Said after a negative utterance that did not trigger a transfer.
     pub empathy: String,
+    /// Said after a positive utterance.
+    pub positive_reply: String,
     /// Said when the caller has been silent for `idle_timeout_secs`.
     pub reprompt: String,
     /// Said before hanging up.
@@ -232,18 +234,26 @@ impl Default for IvrConfig {
             ],
             acknowledgement: "Thanks. Could you tell me a little more?".into(),
             empathy: "I'm sorry about that. Let me see what I can do. Could you tell me a little more?".into(),
+            positive_reply: "Great. Is there anything else I can help you with?".into(),
             reprompt: "Are you still there?".into(),
             goodbye: "Thank you for calling Acme. Goodbye.".into(),
             idle_timeout_secs: 20,
             max_reprompts: 2,
-            closing_phrases: vec![
-                "goodbye".into(),
-                "bye".into(),
-                "thats all".into(),
-                "that is all".into(),
-                "nothing else".into(),
-                "no thats it".into(),
-            ],
+            closing_phrases: [
+                "goodbye",
+                "bye",
+                "thats all",
+                "that is all",
+                "thats everything",
+                "that is everything",
+                "nothing else",
+                "no thats it",
+                "im all set",
+                "have a nice day",
+                "have a good day",
+            ]
+            .map(String::from)
+            .to_vec(),
             transcription_engine: "Google".into(),
         }
     }

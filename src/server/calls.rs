@@ -87,6 +87,8 @@ impl Engine {
 pub enum Route {
     /// To this conversation.
     To(String),
+    /// To a conversation this webhook starts (a new inbound call).
+    New(String),
     /// Nowhere: not a call ivrx knows.
     Unrouted,
 }
@@ -163,14 +165,25 @@ impl Calls {
             if let (true, Some(ccid)) = (incoming, ccid) {
                 let conv = e.ids.call_session_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                 legs.insert(ccid.to_string(), conv.clone());
-                return Route::To(conv);
+                return Route::New(conv);
             }
         }
         Route::Unrouted
     }
 
-    /// Sends a message to a conversation's worker, starting one if needed.
+    /// Sends a message to a conversation's worker, starting one if needed. A
+    /// worker for a conversation that may have stored state (after a restart)
+    /// restores it; `fresh` says the conversation has just begun.
     pub fn dispatch(&self, conv: &str, msg: WorkerMsg) {
+        self.dispatch_to(conv, msg, false)
+    }
+
+    /// Like [`Calls::dispatch`], for a conversation that starts with `msg`.
+    pub fn dispatch_new(&self, conv: &str, msg: WorkerMsg) {
+        self.dispatch_to(conv, msg, true)
+    }
+
+    fn dispatch_to(&self, conv: &str, msg: WorkerMsg, fresh: bool) {
         let Ok(mut workers) = self.workers.lock() else { return };
         let tx = match workers.get(conv) {
             Some(tx) => tx.clone(),
@@ -178,7 +191,7 @@ impl Calls {
                 let (tx, rx) = mpsc::unbounded_channel();
                 workers.insert(conv.to_string(), tx.clone());
                 self.shared.metrics.set_active_calls(workers.len());
-                tokio::spawn(run_worker(self.clone(), conv.to_string(), tx.clone(), rx));
+                tokio::spawn(run_worker(self.clone(), conv.to_string(), tx.clone(), rx, fresh));
                 tx
             }
         };
@@ -207,7 +220,7 @@ impl Calls {
     /// Places an outbound call that goes through the IVR; returns the conversation id.
     pub fn dial_out(&self, to: String, from: String) -> String {
         let conv = uuid::Uuid::new_v4().to_string();
-        self.dispatch(&conv, WorkerMsg::DialOut { to, from });
+        self.dispatch_new(&conv, WorkerMsg::DialOut { to, from });
         conv
     }
 
@@ -232,7 +245,7 @@ impl Calls {
             }
             let (tx, rx) = mpsc::unbounded_channel();
             workers.insert(conv.clone(), tx.clone());
-            tokio::spawn(run_worker(self.clone(), conv, tx, rx));
+            tokio::spawn(run_worker(self.clone(), conv, tx, rx, false));
         }
         if n > 0 {
             tracing::info!(conversations = n, "resumed calls in progress from the store");
@@ -280,6 +293,7 @@ async fn run_worker(
     conv: String,
     self_tx: mpsc::UnboundedSender<WorkerMsg>,
     mut rx: mpsc::UnboundedReceiver<WorkerMsg>,
+    fresh: bool,
 ) {
     let shared = calls.shared.clone();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -298,7 +312,9 @@ async fn run_worker(
         symbl_call: None,
         local_only: false,
     };
-    w.restore().await;
+    if !fresh {
+        w.restore().await;
+    }
     loop {
         let next = if w.session.is_ended() {
             tokio::time::timeout(shared.grace, rx.recv()).await.unwrap_or_default()

@@ -84,13 +84,13 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     let outcome = match (&route, unknown) {
         (_, true) => "unknown_event",
         (Route::Unrouted, _) => "unrouted",
-        (Route::To(_), false) => "accepted",
+        (Route::To(_) | Route::New(_), false) => "accepted",
     };
     if unknown {
         tracing::info!(event_type = event.event_type(), "unknown webhook event logged and ignored");
     }
     let conversation_id = match &route {
-        Route::To(c) => Some(c.clone()),
+        Route::To(c) | Route::New(c) => Some(c.clone()),
         Route::Unrouted => None,
     };
     let received_at = chrono::Utc::now();
@@ -112,10 +112,11 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
             .as_deref()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&chrono::Utc));
-        app.calls.dispatch(
-            &conv,
-            WorkerMsg::Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 },
-        );
+        let msg = WorkerMsg::Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 };
+        match route {
+            Route::New(_) => app.calls.dispatch_new(&conv, msg),
+            _ => app.calls.dispatch(&conv, msg),
+        }
     }
     // Acknowledge once the raw webhook is on disk, so an accepted event survives
     // a crash; when the store is failing, acknowledge anyway and keep it queued.

@@ -203,7 +203,6 @@ impl Session {
     /// What to do once a speak has finished (or failed).
     pub(super) fn after_speak(&mut self, purpose: SpeakPurpose, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         match purpose {
-            SpeakPurpose::Reply => {}
             SpeakPurpose::Goodbye => {
                 if self.phase == Phase::Closing {
                     self.send(Role::Caller, Action::Hangup(Plain::default()), out);
@@ -247,8 +246,7 @@ impl Session {
                     self.decide_by_menu(Reason::MenuChoice, q, None, at, out);
                 } else if let Some(answer) = m.say {
                     self.topic = Some(m.label.clone());
-                    self.say(Role::Caller, answer, SpeakPurpose::Reply, at, out);
-                    self.rearm_gather(out);
+                    self.gather_with_prompt(answer, at, out);
                 }
             }
             None => {
@@ -377,6 +375,7 @@ impl Session {
         let caller_index = if speaker == Speaker::Caller {
             self.caller_utterances += 1;
             self.spoke_since_gather = true;
+            self.reprompts = 0;
             Some(self.caller_utterances)
         } else {
             None
@@ -454,8 +453,15 @@ impl Session {
     }
 
     /// The IVR's answer to a caller utterance that did not trigger a transfer.
+    /// Replies are prompts of a new gather, so the caller can still press a key
+    /// and the silence timeout only starts once the IVR has finished speaking.
     fn reply(&mut self, text: &str, score: &Score, caller_index: u32, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         let norm = normalize(text);
+        let closing = self.settings.ivr.closing_phrases.iter().any(|p| contains_phrase(&norm, p));
+        if closing && score.label != Label::Negative {
+            self.close("caller_done", at, out);
+            return;
+        }
         let menu = self.settings.ivr.menu.clone();
         let chosen = menu.iter().find(|m| m.keywords.iter().any(|k| contains_phrase(&norm, k)));
         if let Some(item) = chosen {
@@ -466,21 +472,16 @@ impl Session {
             }
             self.topic = Some(item.label.clone());
             if let Some(answer) = &item.say {
-                self.say(Role::Caller, answer.clone(), SpeakPurpose::Reply, at, out);
+                self.gather_with_prompt(answer.clone(), at, out);
                 return;
             }
         }
-        if self.settings.ivr.closing_phrases.iter().any(|p| contains_phrase(&norm, p)) && score.label != Label::Negative
-        {
-            self.close("caller_done", at, out);
-            return;
-        }
-        let line = if score.label == Label::Negative {
-            self.settings.ivr.empathy.clone()
-        } else {
-            self.settings.ivr.acknowledgement.clone()
+        let line = match score.label {
+            Label::Negative => self.settings.ivr.empathy.clone(),
+            Label::Positive => self.settings.ivr.positive_reply.clone(),
+            Label::Neutral => self.settings.ivr.acknowledgement.clone(),
         };
-        self.say(Role::Caller, line, SpeakPurpose::Reply, at, out);
+        self.gather_with_prompt(line, at, out);
     }
 
     /// A transfer the caller chose (keypad 0, a menu queue, or a spoken menu choice).

@@ -420,7 +420,6 @@ struct Leg {
 /// Speaks on one leg play in order, so a FIFO per leg matches them up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum SpeakPurpose {
-    Reply,
     Bridging,
     Briefing,
     Goodbye,

@@ -194,25 +194,32 @@ fn duplicate_events_do_not_repeat_commands() {
     assert!(names(&fx).is_empty());
 }
 
+/// The prompt of the reply gather an utterance got.
+fn reply_prompt(fx: &[Effect]) -> String {
+    let a = actions(fx);
+    match a.last() {
+        Some(Action::GatherUsingSpeak(g)) => g.payload.clone().unwrap_or_default(),
+        other => panic!("expected a reply prompt, got {other:?} in {a:?}"),
+    }
+}
+
 #[test]
-fn a_neutral_utterance_gets_an_acknowledgement_and_a_negative_one_empathy() {
+fn replies_fit_the_sentiment_and_keep_listening_for_keys() {
     let mut c = Call::answered();
     let fx = c.say("i have a question", 0.0, &[]);
-    let a = actions(&fx);
-    assert_eq!(a.len(), 1);
-    let Action::Speak(s) = &a[0] else { panic!("{a:?}") };
-    assert_eq!(s.payload.as_deref(), Some(c.s.settings.ivr.acknowledgement.as_str()));
+    assert_eq!(names(&fx), vec!["gather_stop", "gather_using_speak"], "the greeting's gather is replaced");
+    assert_eq!(reply_prompt(&fx), c.s.settings.ivr.acknowledgement);
     let fx = c.say("that is really annoying", -0.6, &[]);
-    let Action::Speak(s) = &actions(&fx)[0] else { panic!() };
-    assert_eq!(s.payload.as_deref(), Some(c.s.settings.ivr.empathy.as_str()));
+    assert_eq!(reply_prompt(&fx), c.s.settings.ivr.empathy);
+    let fx = c.say("oh that is great news", 0.7, &[]);
+    assert_eq!(reply_prompt(&fx), c.s.settings.ivr.positive_reply);
 }
 
 #[test]
 fn a_spoken_menu_keyword_gets_the_self_service_answer() {
     let mut c = Call::answered();
     let fx = c.say("my internet keeps dropping", -0.2, &[]);
-    let Action::Speak(s) = &actions(&fx)[0] else { panic!() };
-    assert!(s.payload.as_deref().unwrap().contains("restart your router"));
+    assert!(reply_prompt(&fx).contains("restart your router"));
 }
 
 #[test]
@@ -459,11 +466,25 @@ fn silence_is_reprompted_then_the_call_ends_politely() {
 }
 
 #[test]
-fn a_gather_timeout_after_speech_just_listens_again() {
+fn a_gather_timeout_while_an_utterance_awaits_its_score_just_listens_again() {
     let mut c = Call::answered();
-    c.say("i am calling about something", 0.0, &[]);
+    let fx = c.on_caller(
+        "call.transcription",
+        json!({"transcription_data": {"transcript": "i am calling about", "is_final": true}}),
+    );
+    assert!(fx.iter().any(|e| matches!(e, Effect::Score(_))));
     let fx = c.on_caller("call.gather.ended", json!({"status": "timeout"}));
     assert_eq!(names(&fx), vec!["gather"]);
+}
+
+#[test]
+fn speaking_resets_the_reprompt_count() {
+    let mut c = Call::answered();
+    c.on_caller("call.gather.ended", json!({"status": "timeout"}));
+    c.on_caller("call.gather.ended", json!({"status": "timeout"}));
+    c.say("sorry i am here", 0.0, &[]);
+    let fx = c.on_caller("call.gather.ended", json!({"status": "timeout"}));
+    assert_eq!(names(&fx), vec!["gather_using_speak"], "a fresh re-prompt, not goodbye");
 }
 
 #[test]
@@ -480,7 +501,8 @@ fn a_caller_who_is_done_hears_goodbye() {
 fn menu_digits_answer_or_transfer() {
     let mut c = Call::answered();
     let fx = c.press("1");
-    assert_eq!(names(&fx), vec!["speak", "gather"]);
+    assert_eq!(names(&fx), vec!["gather_using_speak"]);
+    assert!(reply_prompt(&fx).starts_with("Your latest bill"));
     let fx = c.press("3");
     assert_eq!(dials(&fx)[0].to, "+18005550301");
     let mut c = Call::answered();

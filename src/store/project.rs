@@ -15,7 +15,7 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool)
         match op {
             WriteOp::Event(r) => apply_event(&tx, r, redact_pii)?,
             WriteOp::Webhook(w, _) => {
-                let body = if redact_pii { redact(&w.body).into_owned() } else { w.body.clone() };
+                let body = if redact_pii { redact_transcript(&w.body) } else { w.body.clone() };
                 tx.prepare_cached(
                     "INSERT OR IGNORE INTO webhooks
                      (event_id, received_at, event_type, call_control_id, conversation_id, attempt, outcome, body)
@@ -64,6 +64,21 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool)
         }
     }
     tx.commit()
+}
+
+/// Redacts the transcript inside a raw webhook body (the only free text a
+/// webhook carries); other fields, such as phone numbers, are call metadata.
+fn redact_transcript(body: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(body) else { return redact(body).into_owned() };
+    let Some(t) = v.pointer_mut("/data/payload/transcription_data/transcript") else { return body.to_string() };
+    let Some(text) = t.as_str() else { return body.to_string() };
+    match redact(text) {
+        std::borrow::Cow::Borrowed(_) => body.to_string(),
+        std::borrow::Cow::Owned(clean) => {
+            *t = serde_json::Value::String(clean);
+            v.to_string()
+        }
+    }
 }
 
 fn apply_event(tx: &Transaction<'_>, r: &Recorded, redact_pii: bool) -> rusqlite::Result<()> {

@@ -237,3 +237,27 @@ fn a_database_from_a_newer_ivrx_is_refused() {
     drop(conn);
     assert!(matches!(open_and_migrate(&path), Err(StoreError::TooNew { found: 99, .. })));
 }
+
+#[tokio::test]
+async fn stored_webhooks_keep_call_metadata_and_lose_spoken_pii() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ivrx.db"), StoreOptions::default()).unwrap();
+    let body = serde_json::json!({"data": {"event_type": "call.transcription", "id": "w1", "payload": {
+        "call_control_id": "v3:a", "from": "+15551234567",
+        "transcription_data": {"transcript": "my card is 4111 1111 1111 1111", "is_final": true}}}});
+    let record = |id: &str, body: String| WebhookRecord {
+        event_id: id.into(),
+        received_at: chrono::Utc::now(),
+        event_type: "call.transcription".into(),
+        call_control_id: Some("v3:a".into()),
+        conversation_id: Some("c1".into()),
+        attempt: Some(1),
+        outcome: "accepted".into(),
+        body,
+    };
+    store.write_webhook(record("w1", body.to_string())).await.unwrap();
+    let stored = store.reader().unprocessed_webhooks("c1").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stored[0].1).unwrap();
+    assert_eq!(v["data"]["payload"]["from"], "+15551234567", "metadata is kept");
+    assert_eq!(v["data"]["payload"]["transcription_data"]["transcript"], "my card is [card]");
+}
