@@ -281,7 +281,7 @@ fn decision_for(
         queue: queue.to_string(),
         trigger_index: utterance.index,
         trigger_text: utterance.text.to_string(),
-        trigger_phrase: hit.map(|h| h.phrase.clone()),
+        trigger_phrase: hit.map(|h| h.said().to_string()),
         tracker: hit.map(|h| h.tracker.clone()),
         numbers: snapshot.clone(),
     }

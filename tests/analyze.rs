@@ -72,8 +72,7 @@ impl Call {
             offset_s * 1000,
             DomainEvent::Utterance { seq, speaker, text: text.into(), confidence: None, caller_index },
         );
-        let trackers =
-            trackers.iter().map(|(t, p)| TrackerHit { tracker: t.to_string(), phrase: p.to_string() }).collect();
+        let trackers = trackers.iter().map(|(t, p)| TrackerHit::new(t.to_string(), p.to_string())).collect();
         self.push(
             offset_s * 1000 + 5,
             DomainEvent::Scored {

@@ -186,7 +186,7 @@ async fn the_engine_keeps_one_conversation_per_call_and_scores_each_utterance() 
     let second = e.score_utterance(&call, "This is terrible. Get me an agent!").await.unwrap();
     assert_eq!(second.score, -0.4, "mean of the two sentences (-0.8 and 0.0)");
     assert_eq!(second.label, Label::Negative);
-    assert_eq!(second.trackers, vec![TrackerHit { tracker: "asks_for_human".into(), phrase: "agent".into() }]);
+    assert_eq!(second.trackers, vec![TrackerHit::new("asks_for_human", "agent")]);
     assert_eq!(call.conversation_id(), Some(conversation.clone()));
 
     let third = e.score_utterance_within(&call, "thanks, that was great", Duration::from_secs(2)).await.unwrap();
@@ -221,7 +221,7 @@ async fn score_texts_returns_one_score_per_line_in_order() {
         got,
         vec![(0.7, Label::Positive), (-0.8, Label::Negative), (-0.2, Label::Neutral), (0.0, Label::Neutral)]
     );
-    assert_eq!(scores[2].trackers, vec![TrackerHit { tracker: "asks_for_human".into(), phrase: "real person".into() }]);
+    assert_eq!(scores[2].trackers, vec![TrackerHit::new("asks_for_human", "real person")]);
     assert!(scores.iter().all(|s| s.engine == "symbl"));
     assert_eq!(s.count_requests("/v1/process/text"), 1, "all lines go in one conversation");
     assert!(e.score_texts(&[]).await.unwrap().is_empty());

@@ -424,8 +424,8 @@ mod tests {
                 score: Some(-0.5),
                 label: None,
                 trackers: vec![
-                    TrackerHit { tracker: "asks_for_human".into(), phrase: "real person".into() },
-                    TrackerHit { tracker: "asks_for_human".into(), phrase: "person".into() },
+                    TrackerHit::new("asks_for_human", "real person"),
+                    TrackerHit::new("asks_for_human", "person"),
                 ],
             }],
             ..StoredCall::default()

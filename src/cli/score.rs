@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn json_lines_have_the_documented_shape() {
-        let hit = TrackerHit { tracker: "asks_for_human".into(), phrase: "agent".into() };
+        let hit = TrackerHit::new("asks_for_human", "agent");
         let line = json_line("get me an agent", &score(-0.5, vec![hit]));
         assert_eq!(
             line,
@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn the_table_has_no_colour_when_colour_is_off() {
         let out = Output { color: false, tty: false };
-        let hit = TrackerHit { tracker: "churn_risk".into(), phrase: "cancel".into() };
+        let hit = TrackerHit::new("churn_risk", "cancel");
         let t = table(&["I will cancel".into()], &[score(-0.4, vec![hit])], out).to_string();
         assert!(t.contains("I will cancel") && t.contains("-0.400") && t.contains("churn_risk (cancel)"), "{t}");
         assert!(!t.contains('\u{1b}'), "{t:?}");

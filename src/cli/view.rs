@@ -321,7 +321,7 @@ mod tests {
                     speaker: Speaker::Caller,
                     score: -0.2,
                     label: Label::Neutral,
-                    trackers: vec![TrackerHit { tracker: "asks_for_human".into(), phrase: "real person".into() }],
+                    trackers: vec![TrackerHit::new("asks_for_human", "real person")],
                     engine: "local".into(),
                     policy: snap(-0.3),
                 },

@@ -45,6 +45,25 @@ pub struct TrackerHit {
     pub tracker: String,
     /// The phrase that matched, as configured.
     pub phrase: String,
+    /// The words of the utterance that matched it (empty when not known).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub matched: String,
+}
+
+impl TrackerHit {
+    /// A hit of `phrase` for `tracker` (the matched words unknown).
+    pub fn new(tracker: impl Into<String>, phrase: impl Into<String>) -> Self {
+        Self { tracker: tracker.into(), phrase: phrase.into(), matched: String::new() }
+    }
+
+    /// What the caller said that matched: the matched words, else the phrase.
+    pub fn said(&self) -> &str {
+        if self.matched.is_empty() {
+            &self.phrase
+        } else {
+            &self.matched
+        }
+    }
 }
 
 /// The default tracker that spots requests for a person.
@@ -180,7 +199,8 @@ impl TrackerSet {
             let config = &self.trackers[r.tracker as usize];
             let phrase = &config.phrases[r.phrase as usize];
             if !hits.iter().any(|h| h.tracker == config.name && &h.phrase == phrase) {
-                hits.push(TrackerHit { tracker: config.name.clone(), phrase: phrase.clone() });
+                let matched = (start..end).map(|i| text.word(i)).collect::<Vec<_>>().join(" ");
+                hits.push(TrackerHit { tracker: config.name.clone(), phrase: phrase.clone(), matched });
             }
         }
         hits

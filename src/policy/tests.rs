@@ -6,7 +6,7 @@ fn score(s: f64) -> Score {
 }
 
 fn with_hit(s: f64, tracker: &str, phrase: &str) -> Score {
-    Score { trackers: vec![TrackerHit { tracker: tracker.into(), phrase: phrase.into() }], ..score(s) }
+    Score { trackers: vec![TrackerHit::new(tracker, phrase)], ..score(s) }
 }
 
 /// Runs scores through the policy; returns the first decision and the state.
@@ -135,10 +135,7 @@ fn a_positive_buying_signal_routes_to_sales() {
 #[test]
 fn immediate_rules_win_over_conditional_ones() {
     let s = Score {
-        trackers: vec![
-            TrackerHit { tracker: "buying_signal".into(), phrase: "upgrade".into() },
-            TrackerHit { tracker: "asks_for_human".into(), phrase: "agent".into() },
-        ],
+        trackers: vec![TrackerHit::new("buying_signal", "upgrade"), TrackerHit::new("asks_for_human", "agent")],
         ..score(0.2)
     };
     let (d, _) = run(&PolicyConfig::default(), &[s]);

@@ -85,7 +85,7 @@ impl Call {
         let score = Score {
             score,
             label: Label::from_score(score),
-            trackers: trackers.iter().map(|t| TrackerHit { tracker: t.to_string(), phrase: t.to_string() }).collect(),
+            trackers: trackers.iter().map(|t| TrackerHit::new(t.to_string(), t.to_string())).collect(),
             engine: "test".into(),
         };
         let seq = req.seq;

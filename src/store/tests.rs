@@ -108,7 +108,7 @@ fn call() -> Vec<Recorded> {
                 speaker: Speaker::Caller,
                 score: -0.2,
                 label: Label::Neutral,
-                trackers: vec![TrackerHit { tracker: "asks_for_human".into(), phrase: "real person".into() }],
+                trackers: vec![TrackerHit::new("asks_for_human", "real person")],
                 engine: "local".into(),
                 policy: None,
             },

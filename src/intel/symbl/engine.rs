@@ -439,7 +439,7 @@ fn tracker_hits(trackers: &[DetectedTracker], message_ids: &HashSet<&str>) -> Ve
     for t in trackers {
         for m in &t.matches {
             if m.message_refs.iter().any(|r| message_ids.contains(r.id.as_str())) {
-                let hit = TrackerHit { tracker: t.name.clone(), phrase: m.value.clone() };
+                let hit = TrackerHit::new(t.name.clone(), m.value.clone());
                 if !hits.contains(&hit) {
                     hits.push(hit);
                 }
@@ -523,7 +523,7 @@ mod tests {
         assert_eq!(s.score, -0.8);
         assert_eq!(s.label, Label::Negative);
         assert_eq!(s.engine, "symbl");
-        assert_eq!(s.trackers, vec![TrackerHit { tracker: "asks_for_human".into(), phrase: "agent".into() }]);
+        assert_eq!(s.trackers, vec![TrackerHit::new("asks_for_human", "agent")]);
     }
 
     #[test]
