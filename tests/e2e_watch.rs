@@ -1,0 +1,141 @@
+//! `ivrx watch` against a real `ivrx serve`: live and replayed, for people and
+//! for scripts, and its behaviour when the id does not exist or the server goes.
+
+mod serve_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use serve_support::{ivrx, Serve};
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{name}.ivrx")))
+        .unwrap()
+}
+
+fn watch_cmd(s: &Serve, args: &[&str]) -> Command {
+    let mut c = ivrx(s.dir.path());
+    c.arg("watch").args(args).env("IVRX_SERVER", &s.server).env("IVRX_ADMIN_TOKEN", s.token());
+    c
+}
+
+#[test]
+fn watch_latest_follows_a_live_call_as_ndjson_until_it_ends() {
+    let s = Serve::start("", &[]);
+    let watcher = watch_cmd(&s, &["--latest", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let report = s.dial(&example("frustrated"));
+    let out = watcher.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let events: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("NDJSON line")).collect();
+    assert!(events.iter().all(|e| e["conversation_id"] == report["conversation_id"]));
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for k in ["call_started", "utterance", "scored", "decision", "transfer", "call_ended"] {
+        assert!(kinds.contains(&k), "missing {k} in {kinds:?}");
+    }
+    assert_eq!(kinds.last(), Some(&"call_ended"));
+    let pos = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
+    assert!(pos("call_started") < pos("decision") && pos("decision") < pos("call_ended"));
+    // Sequence numbers only grow (no event shown twice, the replay joins the live stream without a gap).
+    let ns: Vec<u64> = events.iter().filter(|e| e["type"] != "interim").map(|e| e["n"].as_u64().unwrap()).collect();
+    assert!(ns.windows(2).all(|w| w[0] < w[1]), "{ns:?}");
+    let scored = events.iter().find(|e| e["type"] == "scored" && e["speaker"] == "caller").unwrap();
+    assert!(scored["policy"]["level"].is_number(), "the policy state rides along: {scored}");
+}
+
+#[test]
+fn watch_shows_people_the_transcript_the_trend_and_the_transfer() {
+    let s = Serve::start("", &[]);
+    let watcher = watch_cmd(&s, &["--latest"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    s.dial(&example("asks_for_human"));
+    let out = watcher.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(">>> TRANSFER to support"), "{text}");
+    assert!(text.contains("the caller asked for a person"), "{text}");
+    assert!(text.contains("trigger: caller utterance 2"), "{text}");
+    assert!(text.contains("trend "), "{text}");
+    assert!(text.contains("--- call ended"), "{text}");
+    assert!(text.contains("transfer to support (asked_for_human) decided at"), "{text}");
+    assert!(!text.contains('\u{1b}'), "no colour when not a terminal");
+}
+
+#[test]
+fn ended_conversations_replay_from_the_server_and_from_the_database() {
+    let s = Serve::start("", &[]);
+    let r = s.dial(&example("calm"));
+    let conv = r["conversation_id"].as_str().unwrap();
+    let from_server = watch_cmd(&s, &[conv, "--json"]).output().unwrap();
+    assert_eq!(from_server.status.code(), Some(0), "{}", String::from_utf8_lossy(&from_server.stderr));
+    let n = String::from_utf8_lossy(&from_server.stdout).lines().count();
+    assert!(n > 5, "{n} events");
+    // Without a server, straight from the database file.
+    let db = s.db();
+    let from_db = ivrx(s.dir.path()).args(["watch", conv, "--db", db.to_str().unwrap()]).output().unwrap();
+    assert_eq!(from_db.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&from_db.stdout);
+    assert!(text.contains("not transferred"), "{text}");
+    assert!(text.contains("--- call ended"), "{text}");
+    let json = ivrx(s.dir.path()).args(["watch", conv, "--db", db.to_str().unwrap(), "--json"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&json.stdout).lines().count(), n, "the same events either way");
+}
+
+#[test]
+fn a_missing_conversation_is_a_clear_error() {
+    let s = Serve::start("", &[]);
+    let out = watch_cmd(&s, &["no-such-conversation"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no conversation"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.dial("say hello\nhangup\n");
+    let db = s.db();
+    let out = ivrx(s.dir.path()).args(["watch", "nope", "--db", db.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = ivrx(s.dir.path()).args(["watch", "x", "--db", "/nonexistent/ivrx.db"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn an_unreachable_or_vanishing_server_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        ivrx(dir.path()).args(["watch", "abc", "--server", "http://127.0.0.1:9", "--token", "t"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach ivrx serve"));
+
+    // The server dies while a call is being followed.
+    let mut s = Serve::start("", &[]);
+    let script = s.script("long", "say hello there\npause 600\nhangup\n");
+    let mut dial = ivrx(s.dir.path())
+        .args(["dial", "--sandbox", "--sandbox-url", &s.sandbox, "--script", script.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut watcher =
+        watch_cmd(&s, &["--latest", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Wait until the watcher has shown the caller's first words, then pull the plug.
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = lines.next().expect("watch output").unwrap();
+        if line.contains("\"type\":\"utterance\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+    }
+    s.kill9();
+    let status = watcher.wait().unwrap();
+    assert_eq!(status.code(), Some(5));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut watcher.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("went away"), "{err}");
+    let _ = dial.kill();
+    let _ = dial.wait();
+}
