@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod eval;
 pub mod intel;
+pub mod latency;
 pub mod policy;
 pub mod redact;
 pub mod sandbox;

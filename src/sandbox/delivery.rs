@@ -19,6 +19,7 @@ use crate::telnyx::events::Envelope;
 use crate::telnyx::{WebhookSigner, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 use super::chaos::{Chaos, ChaosRng, DeliveryPlan};
+use super::stats::DeliveryStats;
 use super::world::Emitted;
 
 /// How webhooks are retried.
@@ -154,6 +155,10 @@ pub(crate) struct Delivery {
     chaos: Chaos,
     queues: Mutex<HashMap<u64, SessionQueue>>,
     log: Option<Mutex<Ring<DeliveryRecord>>>,
+    /// The logs are kept only while this is set (and `log` exists).
+    log_on: AtomicBool,
+    /// Counters, and ids and latencies while a load run tracks them.
+    pub stats: DeliveryStats,
     runtime: tokio::runtime::Handle,
     stopped: AtomicBool,
     last_sweep: Mutex<Instant>,
@@ -184,7 +189,9 @@ impl Delivery {
             failover: failover.filter(|f| !f.is_empty()).map(Arc::from),
             chaos,
             queues: Mutex::new(HashMap::new()),
+            log_on: AtomicBool::new(log_capacity.is_some()),
             log: log_capacity.map(|c| Mutex::new(Ring::new(c))),
+            stats: DeliveryStats::default(),
             runtime: tokio::runtime::Handle::current(),
             stopped: AtomicBool::new(false),
             last_sweep: Mutex::new(Instant::now()),
@@ -205,6 +212,7 @@ impl Delivery {
             idle_since: None,
         });
         q.items.push_back(e);
+        self.stats.queued();
         if q.running {
             return;
         }
@@ -230,7 +238,23 @@ impl Delivery {
     /// Stops delivering (webhooks still queued are dropped).
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
-        self.queues.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        self.stats.dropped(queues.values().map(|q| q.items.len() as u64).sum());
+        queues.clear();
+    }
+
+    /// Pauses (`false`) or resumes the webhook and command logs; they exist
+    /// only when the sandbox was started with `record_log`. Returns whether
+    /// logs are now kept.
+    pub fn set_logging(&self, on: bool) -> bool {
+        let on = on && self.log.is_some();
+        self.log_on.store(on, Ordering::Relaxed);
+        on
+    }
+
+    /// True while the logs are kept.
+    pub fn logging(&self) -> bool {
+        self.log_on.load(Ordering::Relaxed)
     }
 
     /// The delivery log (empty when logging is off).
@@ -299,6 +323,7 @@ impl Delivery {
                 if plan.duplicate {
                     self.deliver(&e, true).await;
                 }
+                self.stats.done();
             }
         }
     }
@@ -332,7 +357,9 @@ impl Delivery {
             };
             let timestamp = chrono::Utc::now().timestamp();
             let signature = self.signer.sign(timestamp, &body);
-            let logged_body = self.log.as_ref().map(|_| serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null));
+            let log = self.log.as_ref().filter(|_| self.logging());
+            let logged_body = log.map(|_| serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null));
+            let sent_at = Instant::now();
             let sent = self
                 .http
                 .post(url)
@@ -353,8 +380,9 @@ impl Delivery {
                 Err(err) => (None, Some(error_chain(&err))),
             };
             let ok = status.is_some_and(|s| (200..300).contains(&s));
+            self.stats.attempt(&e.id, ok.then(|| sent_at.elapsed()), duplicate);
             tracing::debug!(event_type = e.event_type, id = %e.id, attempt, ?status, ?error, "webhook delivery");
-            if let (Some(log), Some(body)) = (&self.log, logged_body) {
+            if let (Some(log), Some(body)) = (log, logged_body) {
                 let record = DeliveryRecord {
                     event_id: e.id.clone(),
                     event_type: e.event_type.to_string(),
@@ -376,6 +404,7 @@ impl Delivery {
                 tokio::time::sleep(self.cfg.backoff_after(attempt)).await;
             }
         }
+        self.stats.gave_up();
         tracing::warn!(event_type = e.event_type, id = %e.id, attempts, "webhook not delivered; giving up");
     }
 }

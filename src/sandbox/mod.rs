@@ -36,6 +36,9 @@
 //! | `GET /sandbox/v1/calls/{id}/report` | what the configured [`CallReporter`] says about the call |
 //! | `POST /sandbox/v1/parties` `{number, behavior, script?}` | how a number behaves when dialled |
 //! | `GET /sandbox/v1/webhooks`, `GET /sandbox/v1/commands` | the logs (when `record_log`) |
+//! | `GET /sandbox/v1/deliveries` | delivery counters and acknowledgement latency ([`DeliverySummary`]) |
+//! | `POST /sandbox/v1/deliveries/reset` `{track?, record_log?}` | opens a new statistics window; `track` keeps acknowledged ids and latencies, `record_log` pauses or resumes the logs |
+//! | `GET /sandbox/v1/deliveries/ids?offset=N&limit=M` | acknowledged event ids of the window, paged → `{data, total, next_offset}` |
 //! | `GET /sandbox/v1/public-key` | `{"public_key": "<base64>"}` |
 
 pub mod script;
@@ -50,6 +53,7 @@ mod ids;
 pub mod legs;
 mod media;
 mod party;
+pub mod stats;
 pub mod timing;
 mod world;
 
@@ -73,6 +77,7 @@ pub use delivery::{DeliveryConfig, DeliveryRecord};
 pub use legs::LegState;
 pub use party::{default_agent_script, parse_agent_spec, BehaviorError, PartyBehavior, DEFAULT_AGENT_SCRIPT};
 pub use script::{Script, Step};
+pub use stats::DeliverySummary;
 pub use timing::TimingModel;
 pub use world::LegStatus;
 
@@ -380,7 +385,7 @@ impl Shared {
     }
 
     pub(crate) fn log_command(&self, r: CommandRecord) {
-        if let Some(log) = &self.commands {
+        if let Some(log) = self.commands.as_ref().filter(|_| self.delivery.logging()) {
             log.lock().unwrap_or_else(|p| p.into_inner()).push(r);
         }
     }
@@ -598,6 +603,17 @@ impl SandboxHandle {
     /// Every webhook delivery attempt so far (the newest `log_capacity`).
     pub fn webhook_log(&self) -> Vec<DeliveryRecord> {
         self.shared.delivery.log()
+    }
+
+    /// Delivery counters and, in a tracking window, acknowledgement latency.
+    pub fn delivery_stats(&self) -> DeliverySummary {
+        DeliverySummary { logging: self.shared.delivery.logging(), ..self.shared.delivery.stats.summary() }
+    }
+
+    /// Opens a new statistics window (see [`stats`]); `track` keeps the ids
+    /// and latencies of acknowledged webhooks.
+    pub fn reset_delivery_stats(&self, track: bool) {
+        self.shared.delivery.stats.reset(track);
     }
 
     /// Every REST request so far (the newest `log_capacity`).

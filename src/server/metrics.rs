@@ -4,13 +4,13 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub use crate::latency::{summarize, LatencySummary};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WebhookLabels {
@@ -40,16 +40,6 @@ pub struct LatencySamples {
     micros: Mutex<Vec<u32>>,
 }
 
-/// Percentiles of a latency, in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencySummary {
-    pub count: usize,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-}
-
 const MAX_SAMPLES: usize = 2_000_000;
 
 impl LatencySamples {
@@ -75,25 +65,6 @@ impl LatencySamples {
         if let Ok(mut g) = self.micros.lock() {
             g.clear();
         }
-    }
-}
-
-/// Percentiles (nearest rank) of samples in microseconds.
-pub fn summarize(micros: &mut [u32]) -> LatencySummary {
-    if micros.is_empty() {
-        return LatencySummary::default();
-    }
-    micros.sort_unstable();
-    let at = |q: f64| {
-        let rank = ((q * micros.len() as f64).ceil() as usize).clamp(1, micros.len());
-        micros[rank - 1] as f64 / 1000.0
-    };
-    LatencySummary {
-        count: micros.len(),
-        p50_ms: at(0.50),
-        p90_ms: at(0.90),
-        p99_ms: at(0.99),
-        max_ms: micros[micros.len() - 1] as f64 / 1000.0,
     }
 }
 
@@ -213,14 +184,6 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_use_nearest_rank() {
-        let mut v: Vec<u32> = (1..=100).map(|i| i * 1000).collect();
-        let s = summarize(&mut v);
-        assert_eq!((s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms), (100, 50.0, 90.0, 99.0, 100.0));
-        assert_eq!(summarize(&mut []).count, 0);
-    }
 
     #[test]
     fn renders_prometheus_text() {
