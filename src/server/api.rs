@@ -8,7 +8,8 @@
 //! | POST | `/api/v1/conversations/{id}/transfer` | manual transfer `{"queue"}` or `{"to"}` (id may be a call_control_id) |
 //! | POST | `/api/v1/calls` | place an outbound call through the IVR `{"to", "from"?}` |
 //! | GET | `/api/v1/calls/{call_control_id}/report?wait_secs=N` | wait for the call to end, then its report |
-//! | GET | `/api/v1/stats` | latency percentiles, counts, store health |
+//! | GET | `/api/v1/stats` | latency percentiles, counts, store health, memory (`?latency=false`: without percentiles, cheap) |
+//! | POST | `/api/v1/stats/reset`, `/api/v1/audit/…` | see [`audit`](super::audit) |
 //! | GET | `/healthz`, `/readyz`, `/metrics` | liveness, readiness, Prometheus (no token) |
 
 use std::convert::Infallible;
@@ -218,13 +219,22 @@ pub async fn call_report(
     }
 }
 
+/// `?latency=false`
+#[derive(Debug, Default, Deserialize)]
+pub struct StatsQuery {
+    /// Include the latency percentiles (sorting every sample); default true.
+    pub latency: Option<bool>,
+}
+
 /// `GET /api/v1/stats`
-pub async fn stats(State(app): State<Arc<App>>) -> Response {
+pub async fn stats(State(app): State<Arc<App>>, Query(q): Query<StatsQuery>) -> Response {
     let h = app.store.health();
+    let latency = q.latency.unwrap_or(true);
+    let summary = |s: &super::metrics::LatencySamples| latency.then(|| s.summary());
     Json(json!({
         "active_conversations": app.calls.active_count(),
-        "decision_latency": app.metrics.decision_samples.summary(),
-        "ack_latency": app.metrics.ack_samples.summary(),
+        "decision_latency": summary(&app.metrics.decision_samples),
+        "ack_latency": summary(&app.metrics.ack_samples),
         "store": {
             "failing": h.is_failing(),
             "last_error": h.last_error(),

@@ -5,6 +5,7 @@
 //! scores utterances, sends commands in order and checkpoints to the store.
 
 pub mod api;
+pub mod audit;
 pub mod calls;
 pub mod dedupe;
 pub mod live;
@@ -112,6 +113,9 @@ pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize) -> Route
         .route("/api/v1/calls", post(api::dial))
         .route("/api/v1/calls/{id}/report", get(api::call_report))
         .route("/api/v1/stats", get(api::stats))
+        .route("/api/v1/stats/reset", post(audit::reset_stats))
+        .route("/api/v1/audit/webhooks", post(audit::webhooks))
+        .route("/api/v1/audit/calls", post(audit::calls))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token));
     Router::new()
         .route(webhook_path, post(webhook::receive))

@@ -7,6 +7,7 @@
 //! the failure is logged loudly and reported by [`StoreHealth`]: accepted
 //! events are not lost while the process runs.
 
+pub mod audit;
 mod project;
 pub mod read;
 pub mod schema;

@@ -125,6 +125,11 @@ impl Reader {
         Self { path }
     }
 
+    /// The database file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Opens the database read-only; a missing file is an error.
     pub fn connection(&self) -> Result<Connection, StoreError> {
         let conn =
