@@ -8,6 +8,7 @@
 //! - [`policy`]: the escalation policy that decides when and where to transfer
 //! - [`eval`]: offline evaluation of engine and policy against labelled caller scripts
 //! - [`analyze`]: post-call analytics and reports
+//! - [`load`]: load runs against a running server (mix of caller scripts, the report)
 //! - [`cli`]: the command-line front end
 
 pub mod analyze;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod eval;
 pub mod intel;
 pub mod latency;
+pub mod load;
 pub mod policy;
 pub mod redact;
 pub mod sandbox;

@@ -16,7 +16,9 @@ use crate::store::read::CallReport;
 
 /// Runs `ivrx dial`.
 pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
-    if args.sandbox {
+    if args.load {
+        super::load::run(args).await
+    } else if args.sandbox {
         sandbox_call(args).await
     } else {
         live_call(args).await

@@ -14,6 +14,7 @@ mod demo;
 mod dial;
 pub mod docs;
 pub mod exit;
+mod load;
 mod output;
 mod sandbox;
 mod score;
@@ -66,7 +67,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Place a call: a real one through Telnyx, or a simulated caller in the sandbox
     #[command(
-        long_about = "Place a call.\n\nLive: asks Telnyx (POST /v2/calls) to call a number; the running `ivrx serve` handles the call.\n\nSandbox: `ivrx dial --sandbox --script FILE` places a simulated inbound call into a running `ivrx serve --sandbox`, waits for it to end and prints the transcript with scores and the transfer with its reason."
+        long_about = "Place a call.\n\nLive: asks Telnyx (POST /v2/calls) to call a number; the running `ivrx serve` handles the call.\n\nSandbox: `ivrx dial --sandbox --script FILE` places a simulated inbound call into a running `ivrx serve --sandbox`, waits for it to end and prints the transcript with scores and the transfer with its reason.\n\nLoad test: `ivrx dial --sandbox --load --calls N --concurrency C` keeps C simulated calls in flight until N have been played (the bundled example callers in --mix proportions, or the scripts of --script-dir), then checks the server's store and reports: calls completed, webhooks per second, webhook acknowledgement latency measured by the sandbox (p50, p99, max), the server's decision latency from final transcript to transfer command (p50, p99), transfers expected (each script's `# expect:` line) and issued, lost events (webhooks acknowledged but not stored), double transfers, and the server's memory (peak RSS, per active call). Exits 1 when a check fails. The sandbox's logs are switched off for the run; only event ids (16 bytes each) and latencies are kept."
     )]
     Dial(DialArgs),
     /// Follow a live conversation: transcript, sentiment trend, the transfer moment
@@ -164,10 +165,10 @@ pub struct DialArgs {
     /// API key of the sandbox carrier
     #[arg(long, default_value = "sandbox", env = "IVRX_SANDBOX_API_KEY", hide_env_values = true)]
     pub sandbox_api_key: String,
-    /// Base URL of the running `ivrx serve` (live mode)
+    /// Base URL of the running `ivrx serve` (live mode and load tests)
     #[arg(long, default_value = "http://127.0.0.1:8080", env = "IVRX_SERVER")]
     pub server: String,
-    /// Admin token of the server (live mode) [default: read from the data directory]
+    /// Admin token of the server (live mode and load tests) [default: read from the data directory]
     #[arg(long, env = "IVRX_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Caller script: say/press/pause/hangup, one step per line
@@ -182,6 +183,26 @@ pub struct DialArgs {
     /// Print one JSON object (the last line of stdout) instead of the transcript
     #[arg(long)]
     pub json: bool,
+    /// Load test: keep --concurrency simulated calls in flight until --calls have been played
+    #[arg(long, requires = "sandbox", conflicts_with_all = ["script", "interactive"], help_heading = "Load testing")]
+    pub load: bool,
+    /// Calls to play in a load test
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "load", help_heading = "Load testing",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub calls: u64,
+    /// Calls in flight at once in a load test
+    #[arg(long, value_name = "C", default_value_t = 20, requires = "load", help_heading = "Load testing",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub concurrency: u64,
+    /// Scripts and weights, NAME=WEIGHT,… [default: calm=40,frustrated=30,asks_for_human=15,interested_buyer=15 over the bundled callers; every script of --script-dir equally]
+    #[arg(long, value_name = "SPEC", requires = "load", help_heading = "Load testing")]
+    pub mix: Option<String>,
+    /// Play the *.ivrx scripts of this directory (named by file stem) instead of the bundled callers
+    #[arg(long, value_name = "DIR", requires = "load", help_heading = "Load testing")]
+    pub script_dir: Option<PathBuf>,
+    /// Spread the start of the first --concurrency calls over this many seconds (real time)
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, requires = "load", help_heading = "Load testing")]
+    pub ramp: f64,
 }
 
 /// `ivrx watch`
