@@ -8,6 +8,7 @@
 //! events are not lost while the process runs.
 
 pub mod audit;
+mod checkpoint;
 mod project;
 pub mod read;
 pub mod schema;
@@ -220,15 +221,28 @@ impl Store {
     /// Opens the database, applies migrations and starts the writer thread.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
         let conn = open_and_migrate(path)?;
-        conn.busy_timeout(options.busy_timeout)
-            .map_err(|source| StoreError::Sqlite { path: path.display().to_string(), source })?;
+        let err = |source| StoreError::Sqlite { path: path.display().to_string(), source };
+        conn.busy_timeout(options.busy_timeout).map_err(err)?;
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_SAFETY_PAGES).map_err(err)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let health = Arc::new(StoreHealth::default());
         let h = health.clone();
         let p = path.to_path_buf();
+        let (checkpoints, stop) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new().name("ivrx-checkpoint".into()).spawn({
+            let p = p.clone();
+            move || checkpoint::run(p, stop)
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "WAL checkpoints stay on the commit path");
+            conn.pragma_update(None, "wal_autocheckpoint", 1000).map_err(err)?;
+        }
         std::thread::Builder::new()
             .name("ivrx-store".into())
-            .spawn(move || writer_loop(conn, rx, h, options, p))
+            .spawn(move || {
+                writer_loop(conn, rx, h, options, p);
+                drop(checkpoints);
+            })
             .map_err(|source| StoreError::Io { path: path.display().to_string(), source })?;
         Ok(Self { path: Arc::new(path.to_path_buf()), tx, health })
     }
