@@ -2,32 +2,86 @@
 //! time to live: Telnyx retries a webhook with the same `data.id`, and a replayed
 //! signature must be refused.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// A key as kept: 128 bits of a keyed hash of the string (random keys per
+/// set), so an entry costs the same whatever the key's length, and the
+/// table never reallocates or copies strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key(u64, u64);
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+/// Most entries allocated up front; beyond this the table grows on demand.
+const PREALLOCATE: usize = 1 << 20;
+
 /// Remembers keys for `ttl`, at most `capacity` of them (oldest forgotten first).
+///
+/// The table is sized for `capacity` (up to a million) when created, so it
+/// never rehashes while webhooks wait on its lock; untouched buckets cost
+/// address space, not memory.
 #[derive(Debug)]
 pub struct RecentSet {
     inner: Mutex<Inner>,
     ttl: Duration,
     capacity: usize,
+    keys: [RandomState; 2],
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    seen: HashMap<String, Instant>,
-    order: VecDeque<(Instant, String)>,
+    seen: HashMap<Key, Instant, BuildHasherDefault<FirstWord>>,
+    order: VecDeque<(Instant, Key)>,
+}
+
+/// Keys are already keyed hashes: the table uses their first word as is.
+#[derive(Debug, Default)]
+struct FirstWord(u64);
+
+impl Hasher for FirstWord {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `Key` is hashed here, through `write_u64`; anything else still works.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl RecentSet {
     /// A set that remembers keys for `ttl`, at most `capacity` keys.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { inner: Mutex::new(Inner::default()), ttl, capacity: capacity.max(1) }
+        let capacity = capacity.max(1);
+        let room = capacity.min(PREALLOCATE);
+        let inner = Inner {
+            seen: HashMap::with_capacity_and_hasher(room, BuildHasherDefault::default()),
+            order: VecDeque::with_capacity(room),
+        };
+        Self { inner: Mutex::new(inner), ttl, capacity, keys: [RandomState::new(), RandomState::new()] }
+    }
+
+    fn key(&self, s: &str) -> Key {
+        Key(self.keys[0].hash_one(s), self.keys[1].hash_one(s))
     }
 
     /// Inserts `key`; returns false when it was already there (a repeat).
     pub fn insert(&self, key: &str, now: Instant) -> bool {
+        let key = self.key(key);
         let Ok(mut g) = self.inner.lock() else { return true };
         while let Some((t, _)) = g.order.front() {
             if now.duration_since(*t) < self.ttl && g.order.len() < self.capacity {
@@ -39,18 +93,19 @@ impl RecentSet {
                 }
             }
         }
-        if g.seen.contains_key(key) {
+        if g.seen.contains_key(&key) {
             return false;
         }
-        g.seen.insert(key.to_string(), now);
-        g.order.push_back((now, key.to_string()));
+        g.seen.insert(key, now);
+        g.order.push_back((now, key));
         true
     }
 
     /// Forgets `key` (a webhook that could not be handled may be retried).
     pub fn remove(&self, key: &str) {
+        let key = self.key(key);
         if let Ok(mut g) = self.inner.lock() {
-            g.seen.remove(key);
+            g.seen.remove(&key);
         }
     }
 
@@ -89,5 +144,21 @@ mod tests {
         assert!(s.insert("a", t), "the oldest key was forgotten");
         s.remove("d");
         assert!(s.insert("d", t));
+    }
+
+    #[test]
+    fn keys_of_any_length_are_told_apart() {
+        let s = RecentSet::new(Duration::from_secs(60), 100_000);
+        let t = Instant::now();
+        let long = "x".repeat(10_000);
+        for k in ["", "a", "b", "ab", "ba", long.as_str()] {
+            assert!(s.insert(k, t), "{k:?}");
+        }
+        for i in 0..50_000 {
+            assert!(s.insert(&format!("0ccc7b54-4df3-4bca-a65a-{i:012}"), t));
+        }
+        assert!(!s.insert("ab", t) && !s.insert(&long, t));
+        assert!(!s.insert("0ccc7b54-4df3-4bca-a65a-000000049999", t));
+        assert_eq!(s.len(), 50_006);
     }
 }

@@ -25,8 +25,13 @@ pub struct ActiveConversation {
     pub ended: bool,
 }
 
+/// Events a lagging follower may fall behind by.
+const FOLLOW_BUFFER: usize = 1024;
+
 struct Entry {
-    tx: broadcast::Sender<Arc<Recorded>>,
+    /// Created by the first follower: most conversations are never followed,
+    /// and the channel's buffer is allocated in full up front.
+    tx: Option<broadcast::Sender<Arc<Recorded>>>,
     history: Vec<Arc<Recorded>>,
     summary: ActiveConversation,
 }
@@ -52,7 +57,7 @@ impl LiveHub {
     pub fn publish(&self, r: &Recorded) {
         let Ok(mut g) = self.convs.lock() else { return };
         let e = g.entry(r.conversation_id.clone()).or_insert_with(|| Entry {
-            tx: broadcast::channel(1024).0,
+            tx: None,
             history: Vec::new(),
             summary: ActiveConversation { conversation_id: r.conversation_id.clone(), ..Default::default() },
         });
@@ -73,18 +78,25 @@ impl LiveHub {
             DomainEvent::CallEnded { .. } => s.ended = true,
             _ => {}
         }
+        let interim = matches!(r.event, DomainEvent::Interim { .. });
+        if interim && e.tx.is_none() {
+            return;
+        }
         let r = Arc::new(r.clone());
-        if !matches!(r.event, DomainEvent::Interim { .. }) {
+        if !interim {
             e.history.push(r.clone());
         }
-        let _ = e.tx.send(r);
+        if let Some(tx) = &e.tx {
+            let _ = tx.send(r);
+        }
     }
 
     /// Follows a conversation, if it is in memory.
     pub fn subscribe(&self, id: &str) -> Option<Subscription> {
-        let g = self.convs.lock().ok()?;
-        let e = g.get(id)?;
-        Some(Subscription { history: e.history.clone(), rx: e.tx.subscribe(), ended: e.summary.ended })
+        let mut g = self.convs.lock().ok()?;
+        let e = g.get_mut(id)?;
+        let rx = e.tx.get_or_insert_with(|| broadcast::channel(FOLLOW_BUFFER).0).subscribe();
+        Some(Subscription { history: e.history.clone(), rx, ended: e.summary.ended })
     }
 
     /// Forgets a conversation (its worker has finished).
