@@ -185,7 +185,7 @@ impl Session {
 
     /// Records the end of the conversation once no leg is left.
     pub(super) fn maybe_end(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
-        let agent_up = self.agent.as_ref().is_some_and(|l| !l.ended);
+        let agent_up = self.agent.as_ref().is_some_and(|l| !l.ended && !l.gone);
         if self.phase != Phase::Ended || agent_up || self.end_recorded {
             return;
         }

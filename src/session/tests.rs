@@ -326,6 +326,26 @@ fn warm_transfer_dials_briefs_and_bridges() {
 }
 
 #[test]
+fn a_goodbye_hangup_racing_the_callers_own_hangup_still_records_the_end() {
+    let mut c = Call::answered();
+    c.say("thats all thanks bye", 0.5, &[]);
+    assert_eq!(names(&c.speak_ended(CALLER)), vec!["hangup"]);
+    // The caller hung up first: our hangup is answered 90018, then the caller's webhook arrives.
+    let fx = c.s.handle(Input::CommandFailed {
+        command_id: "x".into(),
+        action: "hangup".into(),
+        role: Role::Caller,
+        call_gone: true,
+        error: "call has already ended (90018)".into(),
+        at: c.t,
+    });
+    assert!(fx.is_empty(), "{fx:?}");
+    let fx = c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing", "hangup_source": "caller"}));
+    let kinds: Vec<_> = events(&fx).iter().map(|e| e.kind()).collect();
+    assert_eq!(kinds, vec!["leg_ended", "call_ended"]);
+}
+
+#[test]
 fn a_call_gone_answer_to_releasing_the_agent_still_ends_the_call() {
     let mut c = Call::answered();
     warm_transfer_to_connected(&mut c);

@@ -464,13 +464,14 @@ impl Session {
         out: &mut Vec<Effect>,
     ) {
         if call_gone && action == "hangup" {
-            // The leg had already gone: exactly what the hangup wanted.
+            // The leg had already gone: exactly what the hangup wanted. Its own
+            // `call.hangup` still records how it ended when it comes.
             let leg = match role {
                 Role::Caller => self.caller.as_mut(),
                 Role::Agent => self.agent.as_mut(),
             };
             if let Some(l) = leg {
-                l.ended = true;
+                l.gone = true;
             }
             self.maybe_end(at, out);
             return;

@@ -153,7 +153,10 @@ impl Serve {
             self.log.lock().unwrap().join("\n")
         );
         let last = stdout.lines().last().unwrap_or_default();
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"))
+        let report: Value =
+            serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"));
+        assert!(report["end_reason"].is_string(), "the server recorded the end of the call: {report}");
+        report
     }
 }
 
