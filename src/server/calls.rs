@@ -339,6 +339,7 @@ async fn run_worker(
     while let Ok(m) = rx.try_recv() {
         w.handle(m);
     }
+    w.score_leftovers();
     w.checkpoint();
     shared.live.remove(&conv);
     calls.forget(&conv, &w.legs);
@@ -474,6 +475,16 @@ impl Worker {
             let _ = q.send((seq, text));
         }
         None
+    }
+
+    /// Scores locally what an external engine never answered for (the worker
+    /// is leaving), so the conversation's record can end.
+    fn score_leftovers(&mut self) {
+        for req in self.session.unscored() {
+            let score = self.shared().engine.local().score(&req.text);
+            let fx = self.session.handle(Input::Scored { seq: req.seq, score, at: self.last_at });
+            self.run(fx, None);
+        }
     }
 
     /// Stores what the external engine made of the whole call, in the background.

@@ -183,10 +183,12 @@ impl Session {
         self.maybe_end(at, out);
     }
 
-    /// Records the end of the conversation once no leg is left.
+    /// Records the end of the conversation once no leg is left and every
+    /// utterance has its score (an external engine answers, or fails, within
+    /// its deadline), so the record is complete when it says the call ended.
     pub(super) fn maybe_end(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         let agent_up = self.agent.as_ref().is_some_and(|l| !l.ended);
-        if self.phase != Phase::Ended || agent_up || self.end_recorded {
+        if self.phase != Phase::Ended || agent_up || self.end_recorded || !self.pending.is_empty() {
             return;
         }
         self.end_recorded = true;
@@ -402,6 +404,7 @@ impl Session {
             self.scored_up_to = next;
             self.apply_score(next, utterance, score, at, out);
         }
+        self.maybe_end(at, out);
     }
 
     fn apply_score(&mut self, seq: u32, u: PendingUtterance, score: Score, at: DateTime<Utc>, out: &mut Vec<Effect>) {

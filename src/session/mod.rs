@@ -542,6 +542,12 @@ impl Session {
         &self.policy
     }
 
+    /// Utterances still waiting for their score, in order (a worker that must
+    /// stop scores them with what it has, so the conversation can end).
+    pub fn unscored(&self) -> Vec<ScoreRequest> {
+        self.pending.iter().map(|(&seq, u)| ScoreRequest { seq, speaker: u.speaker, text: u.text.clone() }).collect()
+    }
+
     /// Records a fact observed outside the session (e.g. an engine fallback).
     pub fn note(&mut self, at: DateTime<Utc>, event: DomainEvent) -> Vec<Effect> {
         let mut out = Vec::new();
