@@ -31,6 +31,7 @@ pub(super) struct Faults {
     pub retry_after: Option<String>,
     pub delay: Duration,
     pub fail_jobs: bool,
+    pub refuse_connections: Option<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +78,8 @@ pub(super) struct State {
     pub connections: HashMap<String, LiveConnection>,
     pub log: Vec<RecordedRequest>,
     pub faults: Faults,
+    /// Telephony connections started: (connection id, number, dtmf).
+    pub dialled: Vec<(String, String, Option<String>)>,
 }
 
 /// Why an operation failed, as an HTTP status and message.
@@ -313,6 +316,17 @@ impl State {
             }
             _ => Err((404, format!("connection {connection_id} not found or already stopped"))),
         }
+    }
+
+    /// Stops every active connection (the stand-in goes down); returns their ids.
+    pub fn stop_all_connections(&mut self) -> Vec<String> {
+        let mut stopped = Vec::new();
+        for (id, c) in self.connections.iter_mut().filter(|(_, c)| c.active) {
+            c.active = false;
+            c.subscribers.clear();
+            stopped.push(id.clone());
+        }
+        stopped
     }
 
     /// Adds a subscriber to an active connection.
