@@ -60,9 +60,6 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
     if config.engine.kind == EngineKind::Local {
         return Ok(Engine::Local(local));
     }
-    if config.engine.symbl_mode == SymblMode::Pstn {
-        anyhow::bail!("config key `engine.symbl_mode`: \"pstn\" is not available in this build; use \"text\"");
-    }
     let loaded = CredentialSearch::from_system(config.engine.symbl_conf.clone()).load()?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
@@ -82,11 +79,14 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
         ),
     }
     let options = SymblEngineOptions { trackers: trackers_from(config).configs().to_vec(), ..Default::default() };
-    Ok(Engine::Symbl {
-        symbl: SymblEngine::new(client, options),
-        local,
-        deadline: Duration::from_millis(config.engine.symbl_timeout_ms),
-    })
+    let symbl = SymblEngine::new(client, options);
+    let deadline = Duration::from_millis(config.engine.symbl_timeout_ms);
+    if config.engine.symbl_mode == SymblMode::Pstn {
+        let dial_in = config.engine.dial_in_number();
+        tracing::info!(dial_in = %dial_in, "Symbl PSTN mode: Symbl dials into each call's conference on this number");
+        return Ok(Engine::SymblPstn { symbl, local, deadline, dial_in });
+    }
+    Ok(Engine::Symbl { symbl, local, deadline })
 }
 
 async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener> {

@@ -116,8 +116,18 @@ impl SpeechSink {
     /// `speaker` said `text` on the call (see [`SymblStandin::push_speech`]).
     /// False once the connection stopped or the stand-in is gone.
     pub fn heard(&self, speaker: &str, text: &str) -> bool {
+        self.heard_at(speaker, text, None)
+    }
+
+    /// Like [`SpeechSink::heard`], said from `start` to `end` (the messages carry these times).
+    pub fn heard_at(
+        &self,
+        speaker: &str,
+        text: &str,
+        when: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+    ) -> bool {
         let Some(shared) = self.shared.upgrade() else { return false };
-        let pushed = shared.lock().speak(&self.connection_id, speaker, text).is_some();
+        let pushed = shared.lock().speak(&self.connection_id, speaker, text, when).is_some();
         pushed
     }
 
@@ -274,7 +284,7 @@ impl SymblStandin {
     /// `insight_response` for questions and a `topic_response` when there are
     /// topics. Returns the new message ids; `None` for an unknown or stopped connection.
     pub fn push_speech(&self, connection_id: &str, speaker: &str, text: &str) -> Option<Vec<String>> {
-        self.shared.lock().speak(connection_id, speaker, text)
+        self.shared.lock().speak(connection_id, speaker, text, None)
     }
 
     /// The trackers a conversation was given, by name (to check what a client sent).

@@ -342,7 +342,13 @@ impl State {
 
     /// Someone spoke on a connection: store the sentences as messages (visible
     /// at once) and push transcript, message, insight and topic responses.
-    pub fn speak(&mut self, connection_id: &str, speaker: &str, text: &str) -> Option<Vec<String>> {
+    pub fn speak(
+        &mut self,
+        connection_id: &str,
+        speaker: &str,
+        text: &str,
+        when: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Option<Vec<String>> {
         let conversation_id = match self.connections.get(connection_id) {
             Some(c) if c.active => c.conversation_id.clone(),
             _ => return None,
@@ -355,6 +361,9 @@ impl State {
             Speaker { name: Some(speaker.to_string()), user_id: Some(format!("{}@standin.invalid", slug(speaker))) };
         let mut message = TextMessage::new(speaker, text);
         message.from = from.clone();
+        if let Some((start, end)) = when {
+            message = message.with_duration(ts(start), ts(end));
+        }
         let stored = self.split_into_messages(std::slice::from_ref(&message), clock);
         let ids: Vec<String> = stored.iter().map(|m| m.id.clone()).collect();
 

@@ -160,7 +160,10 @@ impl Inner {
             while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=end).collect();
                 let Ok(h) = serde_json::from_slice::<Heard>(&line) else { continue };
-                if !dial.speech.heard(&h.speaker_number, &h.text) {
+                let time =
+                    |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc));
+                let when = time(&h.started_at).zip(time(&h.ended_at));
+                if !dial.speech.heard_at(&h.speaker_number, &h.text, when) {
                     // The connection stopped: Symbl leaves the call.
                     self.hang_up(&ccid).await;
                     return Ok(());
