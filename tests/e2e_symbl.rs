@@ -3,6 +3,9 @@
 //! (`SYMBL_API_BASE`, `[engine] symbl_conf`), and whole calls go through.
 //!
 //! Text mode: Telnyx (the sandbox) transcribes, Symbl scores each utterance.
+//! PSTN mode: the stand-in's dialer places Symbl's call into the server's
+//! embedded sandbox (through its control API) and relays what that call hears
+//! in the conference to the stand-in's real-time socket.
 //! Every failure case shows the call flowing on the local engine, with the
 //! fallback in the record.
 
@@ -309,4 +312,77 @@ async fn text_mode_slow_symbl_answers_fall_back_after_the_deadline() {
     let held = (dialled - heard).num_milliseconds();
     assert!(held >= deadline_ms as i64 - 50, "waited for Symbl first: {held} ms");
     assert!(held < deadline_ms as i64 + 1500, "not held up much longer than the deadline: {held} ms");
+}
+
+// ------------------------------------------------------------------ PSTN mode
+
+/// A stand-in whose phone calls go into the server's embedded sandbox, and a
+/// server in PSTN mode using it.
+async fn pstn_rig() -> Rig {
+    let r = rig(5000, "symbl_mode = \"pstn\"\n").await;
+    let dialer = ivrx::intel::symbl::standin::telephony::SandboxDialer::new(r.serve.sandbox.clone(), SANDBOX_KEY);
+    r.standin.set_dialer(std::sync::Arc::new(dialer));
+    r
+}
+
+const FRUSTRATED_PSTN: &str = "\
+say my internet has been down since yesterday
+say this is ridiculous and terrible i want to talk to a real person
+pause 20
+say thanks for picking up
+hangup
+";
+
+fn roles_joined(events: &[Value]) -> Vec<String> {
+    of_type(events, "leg_joined").iter().map(|e| e["role"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pstn_mode_symbl_listens_in_a_conference_and_the_agent_joins_the_same_call() {
+    let r = pstn_rig().await;
+    assert!(log_has(&r.serve, "Symbl is usable"));
+    let report = blocking(|| r.serve.dial(FRUSTRATED_PSTN));
+    let conv = conv(&report);
+    let ev = events(&r.serve.db(), &conv);
+    assert_transferred_once(&report, &ev);
+    assert!(of_type(&ev, "engine_fallback").is_empty(), "no fallback: {ev:#?}");
+    // One conversation: the caller, Symbl's leg and the agent's all in it.
+    assert_eq!(roles_joined(&ev), ["caller", "symbl", "agent"], "{ev:#?}");
+    // Symbl dialled the dial-in number (digits only) with the call's code.
+    let connections = r.standin.connections();
+    assert_eq!(connections.len(), 1, "{connections:?}");
+    let (_, number, dtmf) = &connections[0];
+    assert_eq!(number, "15555550198");
+    let dtmf = dtmf.as_deref().unwrap_or_default();
+    assert!(dtmf.ends_with('#') && dtmf.len() == 11 && dtmf[..10].chars().all(|c| c.is_ascii_digit()), "{dtmf}");
+    // What the caller said before the agent joined came from Symbl and was scored by it.
+    let caller: Vec<&Value> =
+        report["utterances"].as_array().unwrap().iter().filter(|u| u["speaker"] == "caller").collect();
+    assert_eq!(caller[0]["text"], "my internet has been down since yesterday", "{report:#}");
+    assert!(caller[..2].iter().all(|u| u["engine"] == "symbl"), "{report:#}");
+    assert_eq!(report["trigger_index"], 2);
+    assert!(caller[1]["trackers"].as_array().unwrap().iter().any(|t| t == "asks_for_human"), "{report:#}");
+    assert!(caller[1]["score"].as_f64().unwrap() < -0.5, "Symbl's sentiment: {report:#}");
+    // The agent's speech is stored in the same conversation.
+    assert!(report["utterances"].as_array().unwrap().iter().any(|u| u["speaker"] == "agent"), "{report:#}");
+    assert_eq!(report["end_reason"], "completed_with_agent");
+    // Symbl left at the end; its topics are stored.
+    let stored = insights(&r.serve.db(), &conv, "symbl").await;
+    assert!(!stored["topics"].as_array().unwrap().is_empty(), "{stored:#}");
+    assert!(stored["trackers"].is_array(), "{stored:#}");
+    assert!(r.standin.count_requests("/v1/endpoint:connect") >= 2, "started and stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pstn_mode_symbl_refusing_to_connect_falls_back_to_telnyx_transcription() {
+    let r = pstn_rig().await;
+    r.standin.refuse_connections(Some(400));
+    let report = blocking(|| r.serve.dial(FRUSTRATED_PSTN));
+    let ev = events(&r.serve.db(), &conv(&report));
+    assert_fell_back(&ev, "Symbl could not dial in");
+    assert_transferred_once(&report, &ev);
+    assert_eq!(roles_joined(&ev), ["caller", "agent"], "no Symbl leg: {ev:#?}");
+    let engines = caller_engines(&report);
+    assert!(!engines.is_empty() && engines.iter().all(|e| e == "local"), "{engines:?}");
+    assert!(r.serve.log.lock().unwrap().iter().any(|l| l.contains("Symbl failed for this call")), "one clear error");
 }

@@ -99,7 +99,8 @@ impl DialIn {
                     maximum_digits: Some(MAX_CODE_LEN + 1),
                     valid_digits: Some("0123456789#".into()),
                     terminating_digit: Some("#".into()),
-                    timeout_millis: Some(CODE_TIMEOUT_MS),
+                    initial_timeout_millis: Some(CODE_TIMEOUT_MS),
+                    timeout_millis: Some(CODE_TIMEOUT_MS * 2),
                     inter_digit_timeout_millis: Some(5_000),
                     ..Default::default()
                 };
