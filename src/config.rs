@@ -811,6 +811,26 @@ mod tests {
     }
 
     #[test]
+    fn symbl_pstn_needs_its_own_dial_in_number_live() {
+        let mut c = Config::default();
+        c.engine.kind = EngineKind::Symbl;
+        c.engine.symbl_mode = SymblMode::Pstn;
+        c.validate(Mode::Sandbox).unwrap();
+        assert_eq!(c.engine.dial_in_number(), SANDBOX_SYMBL_DIAL_IN, "the sandbox has one");
+        c.telnyx.public_key = Some(crate::telnyx::WebhookSigner::generate().public_key_base64());
+        c.telnyx.connection_id = Some("42".into());
+        let e = c.validate(Mode::Live).unwrap_err().to_string();
+        assert!(e.contains("engine.symbl_dial_in") && e.contains("required"), "{e}");
+        c.engine.symbl_dial_in = Some(c.ivr.number.clone());
+        let e = c.validate(Mode::Live).unwrap_err().to_string();
+        assert!(e.contains("must differ from ivr.number"), "{e}");
+        c.engine.symbl_dial_in = Some("555-0199".into());
+        assert!(c.validate(Mode::Sandbox).unwrap_err().to_string().contains("E.164"));
+        c.engine.symbl_dial_in = Some("+18005550199".into());
+        c.validate(Mode::Live).unwrap();
+    }
+
+    #[test]
     fn the_example_config_parses_and_validates() {
         let text = include_str!("../ivrx.example.toml");
         let c = Config::from_toml(text).unwrap();
