@@ -386,3 +386,41 @@ async fn pstn_mode_symbl_refusing_to_connect_falls_back_to_telnyx_transcription(
     assert!(!engines.is_empty() && engines.iter().all(|e| e == "local"), "{engines:?}");
     assert!(r.serve.log.lock().unwrap().iter().any(|l| l.contains("Symbl failed for this call")), "one clear error");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pstn_mode_symbl_dying_mid_call_falls_back_and_the_call_goes_on() {
+    let r = pstn_rig().await;
+    let control = Control::new(&r.serve);
+    let ccid = control.place_live("say my internet has been down since yesterday").await;
+    let reader = Reader::new(r.serve.db());
+    let conv = eventually("the conversation", || reader.conversation_for_call(&ccid).ok().flatten()).await;
+    eventually("the first utterance heard and scored by Symbl", || {
+        let u = reader.utterances(&conv).ok()?;
+        u.iter().any(|u| u.speaker == "caller" && u.engine.as_deref() == Some("symbl")).then_some(())
+    })
+    .await;
+    r.standin.go_down().await;
+    eventually("the fallback", || {
+        let ev = reader.events(&conv, 0).ok()?;
+        ev.iter().any(|e| e.event.kind() == "engine_fallback").then_some(())
+    })
+    .await;
+    control.step(&ccid, "say this is ridiculous i want to talk to a real person").await;
+    control.step(&ccid, "pause 20").await;
+    control.step(&ccid, "say thanks for picking up").await;
+    control.step(&ccid, "hangup").await;
+    let report = control.report(&ccid).await;
+    let ev = events(&r.serve.db(), &conv);
+    assert_fell_back(&ev, "Symbl");
+    assert_transferred_once(&report, &ev);
+    assert_eq!(roles_joined(&ev), ["caller", "symbl", "agent"], "the agent still joins the caller's conference");
+    let engines = caller_engines(&report);
+    assert_eq!(engines[0], "symbl", "{engines:?}");
+    assert!(engines[1..].iter().all(|e| e == "local"), "Telnyx transcription and the local engine: {engines:?}");
+    assert_eq!(caller_lines_after_fallback(&report), 2, "{report:#}");
+}
+
+/// Caller utterances after the first (the ones Telnyx transcribed after the fallback).
+fn caller_lines_after_fallback(report: &Value) -> usize {
+    serve_support::caller_lines(report).len().saturating_sub(1)
+}
