@@ -521,8 +521,14 @@ impl Worker {
                     }
                     SymblEvent::Failed { reason } => SymblInput::Failed { reason, at: self.last_at },
                 };
+                let failed = matches!(input, SymblInput::Failed { .. });
                 let fx = self.session.handle(Input::Symbl(input));
                 self.run(fx, None);
+                if failed {
+                    // No score comes from Symbl after a failure, even after the call ended.
+                    self.local_only = true;
+                    self.score_leftovers();
+                }
             }
             WorkerMsg::ScoreFailed { seq, text, error } => {
                 if !self.local_only {

@@ -7,7 +7,9 @@
 //! directly and a stored session can be resumed after a restart.
 //!
 //! One conversation spans the caller's leg and any agent leg: the conversation
-//! id stays the same when the agent joins.
+//! id stays the same when the agent joins. With Symbl in PSTN mode the caller
+//! is put in a conference that Symbl's phone leg and later the agent join
+//! (see [`SymblInput`]); Symbl's dial-in leg is identified by [`dial_in`].
 
 pub mod dial_in;
 mod flow;

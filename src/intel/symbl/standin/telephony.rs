@@ -7,7 +7,7 @@
 //!    takes digits only), whose script presses the DTMF (`,` = `pause 1`);
 //! 2. `GET /sandbox/v1/calls/{id}/heard`: every line the call hears (in a
 //!    conference: the other participants) goes to the connection's
-//!    [`SpeechSink`], labelled with the speaker's number;
+//!    [`SpeechSink`](super::SpeechSink), labelled with the speaker's number;
 //! 3. on stop, `POST /sandbox/v1/calls/{id}/steps` with `hangup`.
 
 use std::collections::{HashMap, HashSet};
