@@ -146,6 +146,14 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
             Ok(Running { server, sandbox: None, store, db, mode })
         }
         Mode::Sandbox => {
+            if config.engine.is_symbl_pstn()
+                && SymblConfig::from_env().base_url == crate::intel::symbl::DEFAULT_API_BASE
+            {
+                tracing::warn!(
+                    "Symbl PSTN mode with the sandbox carrier: Symbl's service cannot call the sandbox's numbers, \
+                     so calls fall back to the local engine once Symbl has not called in"
+                );
+            }
             let time_scale = args.time_scale.unwrap_or(if args.demo { 5.0 } else { 1.0 });
             let sandbox_listener = bind(&args.sandbox_listen, "sandbox carrier", "--sandbox-listen").await?;
             let sandbox_addr = sandbox_listener.local_addr()?;
