@@ -324,6 +324,7 @@ impl Session {
         self.send(Role::Caller, Action::GatherUsingSpeak(body), out);
         self.gather_active = true;
         self.spoke_since_gather = false;
+        self.note_ivr_speech(&prompt);
         self.record(at, DomainEvent::IvrSaid { text: prompt }, out);
     }
 
@@ -369,6 +370,7 @@ impl Session {
         if out.len() > before {
             self.speaks.push_back((role, purpose));
             if role == Role::Caller {
+                self.note_ivr_speech(&text);
                 self.record(at, DomainEvent::IvrSaid { text }, out);
             }
         }

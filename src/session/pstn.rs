@@ -19,6 +19,11 @@
 //! 5. When the caller hangs up Symbl is asked to leave ([`Effect::StopSymbl`])
 //!    and its topics and trackers are stored.
 //!
+//! The IVR speaks on the caller's leg only. Should the carrier also mix that
+//! speech into the conference, Symbl would transcribe the IVR: a settled
+//! message of four words or more that is part of one of the IVR's last
+//! prompts is taken for such an echo and dropped.
+//!
 //! If Symbl cannot dial in, its connection dies, its leg hangs up or a
 //! conference command fails, the session falls back for the rest of the call
 //! ([`SymblInput::Failed`]): one `engine_fallback` record, Telnyx transcription
@@ -28,6 +33,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::text::normalize;
 use super::{Command, DomainEvent, Effect, Leg, Phase, Request, Role, Session, Speaker, TransferStatus};
 use crate::telnyx::commands::{Action, Plain};
 use crate::telnyx::conferences::{ConferenceCommand, ConferenceCreate, ConferenceJoin};
@@ -92,7 +98,15 @@ pub(super) struct PstnState {
     pub symbl_in: bool,
     /// The agent was asked to join.
     pub agent_joining: bool,
+    /// The IVR's last few prompts, normalised (to recognise an echo).
+    #[serde(default)]
+    pub ivr_said: std::collections::VecDeque<String>,
 }
+
+/// Prompts remembered for echo detection.
+const ECHO_PROMPTS: usize = 3;
+/// Shorter messages are never taken for an echo.
+const ECHO_MIN_WORDS: usize = 4;
 
 impl Session {
     /// True while Symbl is (meant to be) the caller's ears.
@@ -109,6 +123,24 @@ impl Session {
     /// (a worker resuming a stored call has none: it reports Symbl as failed).
     pub fn awaits_symbl(&self) -> bool {
         self.settings.symbl_pstn && self.pstn.requested && !self.pstn.stopped && !self.is_ended()
+    }
+
+    /// Remembers what the IVR said (PSTN mode), to recognise it if Symbl hears it.
+    pub(super) fn note_ivr_speech(&mut self, text: &str) {
+        if !self.settings.symbl_pstn {
+            return;
+        }
+        if self.pstn.ivr_said.len() == ECHO_PROMPTS {
+            self.pstn.ivr_said.pop_front();
+        }
+        self.pstn.ivr_said.push_back(normalize(text));
+    }
+
+    /// True when Symbl's text is the IVR's own speech coming back.
+    fn is_echo(&self, text: &str) -> bool {
+        let heard = normalize(text);
+        heard.split(' ').count() >= ECHO_MIN_WORDS
+            && self.pstn.ivr_said.iter().any(|said| format!(" {said} ").contains(&format!(" {heard} ")))
     }
 
     /// Asks Symbl to dial in, once.
@@ -129,7 +161,7 @@ impl Session {
                 // Once an agent is on the line Symbl hears both voices; each
                 // leg's own transcription takes over (Symbl stays for the summary).
                 let listening = matches!(self.phase, Phase::Ivr | Phase::Transferring | Phase::Closing);
-                if self.symbl_listens() && !self.pstn.stopped && listening {
+                if self.symbl_listens() && !self.pstn.stopped && listening && !self.is_echo(&text) {
                     self.heard(Speaker::Caller, &text, is_final, None, message_ids, at, out);
                 }
             }

@@ -316,3 +316,14 @@ fn pstn_state_survives_a_restart() {
     assert!(restored.awaits_symbl(), "a resumed worker knows its link to Symbl is gone");
     assert_eq!(restored.leg_ids(), c.s.leg_ids());
 }
+
+#[test]
+fn the_ivrs_own_prompts_heard_by_symbl_are_not_caller_utterances() {
+    let mut c = Call::in_conference(TransferMode::Warm);
+    let greeting = c.s.settings.ivr.greeting.clone();
+    let at = c.tick();
+    let echo = SymblInput::Heard { text: greeting.to_uppercase(), is_final: true, message_ids: vec!["e".into()], at };
+    assert!(c.symbl(echo).is_empty(), "the greeting coming back through the conference");
+    let fx = c.heard("yes", 0.2, &[]);
+    assert!(kinds(&fx).contains(&"scored"), "short answers are never taken for an echo");
+}
