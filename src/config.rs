@@ -350,11 +350,36 @@ pub struct EngineConfig {
     pub symbl_conf: Option<PathBuf>,
     /// For `symbl`: longest wait for one score before falling back to the local engine, ms.
     pub symbl_timeout_ms: u64,
+    /// For `symbl` in `pstn` mode: the number Symbl dials into calls, reserved
+    /// for it (a second number on the Call Control application). Required in
+    /// live mode; the sandbox uses [`SANDBOX_SYMBL_DIAL_IN`].
+    pub symbl_dial_in: Option<String>,
 }
+
+/// The Symbl dial-in number in sandbox mode when none is configured.
+pub const SANDBOX_SYMBL_DIAL_IN: &str = "+15555550198";
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { kind: EngineKind::Local, symbl_mode: SymblMode::Text, symbl_conf: None, symbl_timeout_ms: 2500 }
+        Self {
+            kind: EngineKind::Local,
+            symbl_mode: SymblMode::Text,
+            symbl_conf: None,
+            symbl_timeout_ms: 2500,
+            symbl_dial_in: None,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// True for Symbl in PSTN mode.
+    pub fn is_symbl_pstn(&self) -> bool {
+        self.kind == EngineKind::Symbl && self.symbl_mode == SymblMode::Pstn
+    }
+
+    /// The number Symbl dials in PSTN mode (the sandbox's when none is set).
+    pub fn dial_in_number(&self) -> String {
+        self.symbl_dial_in.clone().unwrap_or_else(|| SANDBOX_SYMBL_DIAL_IN.to_string())
     }
 }
 
@@ -668,6 +693,9 @@ impl Config {
         if !(100..=60_000).contains(&self.engine.symbl_timeout_ms) {
             return Err(invalid("engine.symbl_timeout_ms", "must be between 100 and 60000"));
         }
+        if self.engine.is_symbl_pstn() {
+            self.validate_dial_in(mode)?;
+        }
         self.policy.validate().map_err(|e| invalid(format!("policy.{}", e.key), e.message))?;
         for (i, t) in self.trackers.iter().enumerate() {
             if t.name.trim().is_empty() {
@@ -708,6 +736,31 @@ impl Config {
                     format!("{behaviour:?} is not a behaviour: use answer, answer:SECONDS, refuse, busy or no-answer"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_dial_in(&self, mode: Mode) -> Result<(), ConfigError> {
+        let key = "engine.symbl_dial_in";
+        let Some(number) = &self.engine.symbl_dial_in else {
+            if mode == Mode::Live {
+                return Err(invalid(
+                    key,
+                    "required with symbl_mode = \"pstn\": a second number on your Call Control application, \
+                     reserved for Symbl to dial into calls (ivrx tells Symbl's call from callers by the number it dials)",
+                ));
+            }
+            return Ok(());
+        };
+        let digits = number.strip_prefix('+').unwrap_or("");
+        if !(8..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(invalid(key, format!("{number:?} is not a number in E.164 form, e.g. \"+18005550123\"")));
+        }
+        if number == &self.ivr.number {
+            return Err(invalid(
+                key,
+                "must differ from ivr.number: every call to the dial-in number is taken for Symbl's, never greeted",
+            ));
         }
         Ok(())
     }
@@ -755,6 +808,26 @@ mod tests {
     fn defaults_are_valid_in_sandbox_mode() {
         Config::default().validate(Mode::Sandbox).unwrap();
         assert_eq!(Config::default().mode(false), Mode::Sandbox);
+    }
+
+    #[test]
+    fn symbl_pstn_needs_its_own_dial_in_number_live() {
+        let mut c = Config::default();
+        c.engine.kind = EngineKind::Symbl;
+        c.engine.symbl_mode = SymblMode::Pstn;
+        c.validate(Mode::Sandbox).unwrap();
+        assert_eq!(c.engine.dial_in_number(), SANDBOX_SYMBL_DIAL_IN, "the sandbox has one");
+        c.telnyx.public_key = Some(crate::telnyx::WebhookSigner::generate().public_key_base64());
+        c.telnyx.connection_id = Some("42".into());
+        let e = c.validate(Mode::Live).unwrap_err().to_string();
+        assert!(e.contains("engine.symbl_dial_in") && e.contains("required"), "{e}");
+        c.engine.symbl_dial_in = Some(c.ivr.number.clone());
+        let e = c.validate(Mode::Live).unwrap_err().to_string();
+        assert!(e.contains("must differ from ivr.number"), "{e}");
+        c.engine.symbl_dial_in = Some("555-0199".into());
+        assert!(c.validate(Mode::Sandbox).unwrap_err().to_string().contains("E.164"));
+        c.engine.symbl_dial_in = Some("+18005550199".into());
+        c.validate(Mode::Live).unwrap();
     }
 
     #[test]

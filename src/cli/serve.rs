@@ -60,9 +60,6 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
     if config.engine.kind == EngineKind::Local {
         return Ok(Engine::Local(local));
     }
-    if config.engine.symbl_mode == SymblMode::Pstn {
-        anyhow::bail!("config key `engine.symbl_mode`: \"pstn\" is not available in this build; use \"text\"");
-    }
     let loaded = CredentialSearch::from_system(config.engine.symbl_conf.clone()).load()?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
@@ -82,11 +79,14 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
         ),
     }
     let options = SymblEngineOptions { trackers: trackers_from(config).configs().to_vec(), ..Default::default() };
-    Ok(Engine::Symbl {
-        symbl: SymblEngine::new(client, options),
-        local,
-        deadline: Duration::from_millis(config.engine.symbl_timeout_ms),
-    })
+    let symbl = SymblEngine::new(client, options);
+    let deadline = Duration::from_millis(config.engine.symbl_timeout_ms);
+    if config.engine.symbl_mode == SymblMode::Pstn {
+        let dial_in = config.engine.dial_in_number();
+        tracing::info!(dial_in = %dial_in, "Symbl PSTN mode: Symbl dials into each call's conference on this number");
+        return Ok(Engine::SymblPstn { symbl, local, deadline, dial_in });
+    }
+    Ok(Engine::Symbl { symbl, local, deadline })
 }
 
 async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
@@ -146,6 +146,14 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
             Ok(Running { server, sandbox: None, store, db, mode })
         }
         Mode::Sandbox => {
+            if config.engine.is_symbl_pstn()
+                && SymblConfig::from_env().base_url == crate::intel::symbl::DEFAULT_API_BASE
+            {
+                tracing::warn!(
+                    "Symbl PSTN mode with the sandbox carrier: Symbl's service cannot call the sandbox's numbers, \
+                     so calls fall back to the local engine once Symbl has not called in"
+                );
+            }
             let time_scale = args.time_scale.unwrap_or(if args.demo { 5.0 } else { 1.0 });
             let sandbox_listener = bind(&args.sandbox_listen, "sandbox carrier", "--sandbox-listen").await?;
             let sandbox_addr = sandbox_listener.local_addr()?;

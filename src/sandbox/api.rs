@@ -14,9 +14,11 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::telnyx::commands::{Action, Dial, ValidationError, ACTION_NAMES};
+use crate::telnyx::conferences::{ConferenceCreate, ConferenceJoin, ConferenceLeave};
 use crate::telnyx::errors::{codes, ApiErrorBody, ApiErrorItem};
 
 use super::chaos::ApiFault;
+use super::conference::{ConfAction, ConfError};
 use super::world::{CommandError, Executed};
 use super::{CommandRecord, Shared};
 
@@ -225,6 +227,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/v2/calls", post(dial).fallback(method_not_allowed))
         .route("/v2/calls/{id}", get(retrieve).fallback(method_not_allowed))
         .route("/v2/calls/{id}/actions/{action}", post(action).put(action).fallback(method_not_allowed))
+        .route("/v2/conferences", post(create_conference).fallback(method_not_allowed))
+        .route("/v2/conferences/{id}", get(retrieve_conference).fallback(method_not_allowed))
+        .route("/v2/conferences/{id}/actions/{action}", post(conference_action).fallback(method_not_allowed))
         .layer(middleware::from_fn_with_state(shared.clone(), api_chaos))
         .layer(middleware::from_fn_with_state(shared, require_api_key))
 }
@@ -309,4 +314,81 @@ fn run_action(
         }
         Err(e) => Err(command_error(e, id)),
     }
+}
+
+fn conference_error(e: ConfError, id: &str) -> ApiError {
+    match e {
+        ConfError::NoConference => ApiError::not_found(format!("Conference {id} was not found.")),
+        ConfError::Ended => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::BAD_REQUEST,
+            "Conference has ended",
+            "This conference is no longer active and can't take participants.",
+        ),
+        ConfError::Call(e) => command_error(e, ""),
+    }
+}
+
+async fn create_conference(State(s): State<Arc<Shared>>, method: Method, body: Bytes) -> Response {
+    let mut rec = record(&method, "/v2/conferences");
+    rec.action = Some("conference_create".into());
+    let outcome = (|| {
+        let v = parse_json(&body)?;
+        rec.body = v.clone();
+        let b = ConferenceCreate::parse(v).map_err(validation_error)?;
+        rec.command_id = b.command_id.clone();
+        rec.call_control_id = Some(b.call_control_id.clone());
+        let info = s.with_world(|w, now| w.create_conference(now, b)).map_err(|e| conference_error(e, ""))?;
+        Ok(json!({ "data": info }))
+    })();
+    finish(&s, rec, outcome)
+}
+
+async fn retrieve_conference(State(s): State<Arc<Shared>>, method: Method, Path(id): Path<String>) -> Response {
+    let mut rec = record(&method, &format!("/v2/conferences/{id}"));
+    rec.action = Some("conference_retrieve".into());
+    let outcome = match s.with_world(|w, _| w.conference_info(&id)) {
+        Some(info) => Ok(json!({ "data": info })),
+        None => Err(ApiError::not_found(format!("Conference {id} was not found."))),
+    };
+    finish(&s, rec, outcome)
+}
+
+async fn conference_action(
+    State(s): State<Arc<Shared>>,
+    method: Method,
+    Path((id, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let mut rec = record(&method, &format!("/v2/conferences/{id}/actions/{name}"));
+    rec.action = Some(format!("conference_{}", name.chars().take(40).collect::<String>()));
+    let outcome = (|| {
+        let v = parse_json(&body)?;
+        rec.body = v.clone();
+        let action = match name.as_str() {
+            "join" => ConfAction::Join(ConferenceJoin::parse(v).map_err(validation_error)?),
+            "leave" => ConfAction::Leave(ConferenceLeave::parse(v).map_err(validation_error)?),
+            other => {
+                return Err(ApiError::not_found(format!(
+                    "Unknown conference action '{}' (the sandbox runs join and leave).",
+                    other.chars().take(60).collect::<String>()
+                )))
+            }
+        };
+        let (ccid, cid) = match &action {
+            ConfAction::Join(b) => (b.call_control_id.clone(), b.command_id.clone()),
+            ConfAction::Leave(b) => (b.call_control_id.clone(), b.command_id.clone()),
+        };
+        rec.call_control_id = Some(ccid);
+        rec.command_id = cid;
+        match s.with_world(|w, now| w.conference_action(now, &id, action)) {
+            Ok(Executed::Done) => Ok(json!({ "data": { "result": "ok" } })),
+            Ok(Executed::Duplicate) => {
+                rec.duplicate = true;
+                Ok(json!({ "data": { "result": "ok" } }))
+            }
+            Err(e) => Err(conference_error(e, &id)),
+        }
+    })();
+    finish(&s, rec, outcome)
 }

@@ -9,6 +9,7 @@ pub mod calls;
 pub mod dedupe;
 pub mod live;
 pub mod metrics;
+pub mod pstn;
 pub mod token;
 mod webhook;
 

@@ -84,14 +84,14 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     let outcome = match (&route, unknown) {
         (_, true) => "unknown_event",
         (Route::Unrouted, _) => "unrouted",
-        (Route::To(_) | Route::New(_), false) => "accepted",
+        (Route::To(_) | Route::New(_) | Route::DialIn, false) => "accepted",
     };
     if unknown {
         tracing::info!(event_type = event.event_type(), "unknown webhook event logged and ignored");
     }
     let conversation_id = match &route {
         Route::To(c) | Route::New(c) => Some(c.clone()),
-        Route::Unrouted => None,
+        Route::DialIn | Route::Unrouted => None,
     };
     let received_at = chrono::Utc::now();
     let committed = app.store.write_webhook(WebhookRecord {
@@ -105,6 +105,9 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         body: String::from_utf8_lossy(body).into_owned(),
     });
     app.metrics.webhook(event.event_type(), outcome);
+    if let (Route::DialIn, "accepted") = (&route, outcome) {
+        app.calls.dial_in(&event);
+    }
     if let (Some(conv), "accepted") = (conversation_id, outcome) {
         let occurred_at = envelope
             .data

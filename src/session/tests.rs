@@ -316,6 +316,9 @@ fn warm_transfer_dials_briefs_and_bridges() {
         json!({"transcription_data": {"transcript": "hi how can i help", "is_final": true}}),
     );
     assert!(events(&fx).iter().any(|e| matches!(e, DomainEvent::Utterance { speaker: Speaker::Agent, .. })));
+    let Some(Effect::Score(req)) = fx.iter().find(|e| matches!(e, Effect::Score(_))) else { panic!("{fx:?}") };
+    let score = Score { score: 0.3, label: Label::Neutral, trackers: vec![], engine: "test".into() };
+    c.s.handle(Input::Scored { seq: req.seq, score, at: c.t });
     let fx = c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing", "hangup_source": "caller"}));
     assert_eq!(names(&fx), vec!["hangup"], "the agent leg is released");
     assert!(!events(&fx).iter().any(|e| matches!(e, DomainEvent::CallEnded { .. })), "not over while the agent is up");
@@ -607,4 +610,24 @@ fn events_of_unknown_legs_or_foreign_state_are_ignored() {
     let mut c = Call::answered();
     let fx = c.event("call.hangup", json!({"call_control_id": "v3:stranger", "client_state": "aGVsbG8="}));
     assert!(fx.is_empty());
+}
+
+#[test]
+fn the_call_ends_in_the_record_only_once_every_utterance_is_scored() {
+    let mut c = Call::answered();
+    let fx = c.on_caller(
+        "call.transcription",
+        json!({"transcription_data": {"transcript": "thanks bye", "is_final": true, "transcription_track": "inbound"}}),
+    );
+    let Some(Effect::Score(req)) = fx.iter().find(|e| matches!(e, Effect::Score(_))) else { panic!("{fx:?}") };
+    let seq = req.seq;
+    let fx = c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing", "hangup_source": "caller"}));
+    assert!(!events(&fx).iter().any(|e| e.kind() == "call_ended"), "a score is still due");
+    assert!(c.s.is_ended());
+    assert_eq!(c.s.unscored().len(), 1);
+    let score = Score { score: 0.2, label: Label::Neutral, trackers: vec![], engine: "symbl".into() };
+    let fx = c.s.handle(Input::Scored { seq, score, at: c.t });
+    let kinds: Vec<_> = events(&fx).iter().map(|e| e.kind()).collect();
+    assert_eq!(kinds, vec!["scored", "call_ended"]);
+    assert!(c.s.unscored().is_empty());
 }

@@ -166,7 +166,7 @@ impl Session {
         self.say(Role::Caller, line, SpeakPurpose::Bridging, at, out);
     }
 
-    fn record_transfer(
+    pub(super) fn record_transfer(
         &mut self,
         status: TransferStatus,
         detail: Option<String>,
@@ -195,7 +195,10 @@ impl Session {
         self.record_transfer(TransferStatus::Dialing, None, at, out);
         let tag = self.tag(Role::Agent, Some(t.attempt));
         let ring = self.settings.transfer.ring_timeout_secs;
-        match t.mode {
+        // A caller in a conference is never transferred away: the agent is
+        // dialled and joins the conference, whatever the mode.
+        let mode = if self.in_conference() { TransferMode::Warm } else { t.mode };
+        match mode {
             TransferMode::Warm => {
                 let dial = Dial {
                     connection_id: self.settings.connection_id.clone(),
@@ -304,6 +307,13 @@ impl Session {
         if self.phase != Phase::Transferring {
             return;
         }
+        if self.in_conference() && self.settings.transfer.mode == TransferMode::Cold {
+            // Cold in a conference: no briefing, straight in.
+            self.record_transfer(TransferStatus::Answered, None, at, out);
+            self.start_transcription(Role::Agent, out);
+            self.join_agent(at, out);
+            return;
+        }
         match self.settings.transfer.mode {
             TransferMode::Warm => {
                 self.record_transfer(TransferStatus::Answered, None, at, out);
@@ -327,6 +337,10 @@ impl Session {
         let caller_up = self.caller.as_ref().is_some_and(|l| !l.ended);
         let Some(agent) = self.agent.as_ref().filter(|l| !l.ended && caller_up) else { return };
         let agent_ccid = agent.call_control_id.clone();
+        if self.in_conference() {
+            self.join_agent(at, out);
+            return;
+        }
         if self.hold_music {
             self.send(Role::Caller, Action::PlaybackStop(Plain::default()), out);
             self.hold_music = false;
@@ -339,7 +353,7 @@ impl Session {
     /// The bridging line has been said: play hold music until an agent is bridged in.
     pub(super) fn on_bridging_line_done(&mut self, out: &mut Vec<Effect>) {
         let waiting = self.phase == Phase::Transferring
-            && self.settings.transfer.mode == TransferMode::Warm
+            && (self.settings.transfer.mode == TransferMode::Warm || self.in_conference())
             && self.transfer.as_ref().is_some_and(|t| {
                 matches!(t.status, TransferStatus::Dialing | TransferStatus::Ringing | TransferStatus::Answered)
             });
@@ -370,7 +384,7 @@ impl Session {
         }
     }
 
-    fn connected(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+    pub(super) fn connected(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         if self.phase != Phase::Transferring {
             return;
         }
@@ -417,7 +431,7 @@ impl Session {
         self.maybe_end(at, out);
     }
 
-    fn next_attempt(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+    pub(super) fn next_attempt(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         let Some(t) = self.transfer.as_mut() else { return };
         if (t.attempt as usize) < t.targets.len() {
             t.attempt += 1;
@@ -466,11 +480,7 @@ impl Session {
         if call_gone && action == "hangup" {
             // The leg had already gone: exactly what the hangup wanted. Its own
             // `call.hangup` still records how it ended when it comes.
-            let leg = match role {
-                Role::Caller => self.caller.as_mut(),
-                Role::Agent => self.agent.as_mut(),
-            };
-            if let Some(l) = leg {
+            if let Some(l) = self.leg_mut(role) {
                 l.gone = true;
             }
             self.maybe_end(at, out);
@@ -504,6 +514,7 @@ impl Session {
                 }
             }
             "gather_using_speak" | "gather" => self.gather_active = false,
+            "conference_create" | "conference_join" => self.on_conference_failed(action, role, call_gone, at, out),
             "playback_start" => self.hold_music = false,
             _ => {}
         }

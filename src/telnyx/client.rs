@@ -18,6 +18,9 @@ use super::commands::{
     Action, ActionResponse, ActionResult, Answer, Bridge, CallInfo, CallResponse, ClientStateUpdate, Dial, Gather,
     GatherUsingSpeak, Plain, PlaybackStart, RecordStart, Speak, StreamingStart, TranscriptionStart, Transfer,
 };
+use super::conferences::{
+    Conference, ConferenceCommand, ConferenceCreate, ConferenceJoin, ConferenceLeave, ConferenceResponse,
+};
 use super::errors::TelnyxError;
 
 /// How failed requests are retried.
@@ -245,6 +248,68 @@ impl TelnyxClient {
     /// `client_state_update` (a `PUT`).
     pub async fn client_state_update(&self, ccid: &str, client_state: String) -> Result<ActionResult, TelnyxError> {
         self.action(ccid, &Action::ClientStateUpdate(ClientStateUpdate { client_state })).await
+    }
+
+    /// `POST /conferences`: creates a conference from an answered call, which
+    /// joins it. The answer has the conference `id` that joins need.
+    pub async fn create_conference(&self, body: &ConferenceCreate) -> Result<Conference, TelnyxError> {
+        let mut body = body.clone();
+        let command_id = body.command_id.get_or_insert_with(new_command_id).clone();
+        let json = serde_json::to_value(&body).map_err(|e| TelnyxError::Decode { message: e.to_string() })?;
+        let url = format!("{}/conferences", self.base_url);
+        let r: ConferenceResponse =
+            self.send("conference_create", &command_id, reqwest::Method::POST, &url, Some(&json)).await?;
+        Ok(r.data)
+    }
+
+    /// `POST /conferences/{id}/actions/join`: adds a call to a conference.
+    pub async fn join_conference(
+        &self,
+        conference_id: &str,
+        body: &ConferenceJoin,
+    ) -> Result<ActionResult, TelnyxError> {
+        let mut body = body.clone();
+        let command_id = body.command_id.get_or_insert_with(new_command_id).clone();
+        let json = serde_json::to_value(&body).map_err(|e| TelnyxError::Decode { message: e.to_string() })?;
+        let url = format!("{}/conferences/{}/actions/join", self.base_url, encode_path(conference_id));
+        let r: ActionResponse =
+            self.send("conference_join", &command_id, reqwest::Method::POST, &url, Some(&json)).await?;
+        Ok(r.data)
+    }
+
+    /// `POST /conferences/{id}/actions/leave`: takes a call out of a conference.
+    pub async fn leave_conference(
+        &self,
+        conference_id: &str,
+        body: &ConferenceLeave,
+    ) -> Result<ActionResult, TelnyxError> {
+        let mut body = body.clone();
+        let command_id = body.command_id.get_or_insert_with(new_command_id).clone();
+        let json = serde_json::to_value(&body).map_err(|e| TelnyxError::Decode { message: e.to_string() })?;
+        let url = format!("{}/conferences/{}/actions/leave", self.base_url, encode_path(conference_id));
+        let r: ActionResponse =
+            self.send("conference_leave", &command_id, reqwest::Method::POST, &url, Some(&json)).await?;
+        Ok(r.data)
+    }
+
+    /// `GET /conferences/{id}`.
+    pub async fn retrieve_conference(&self, conference_id: &str) -> Result<Conference, TelnyxError> {
+        let url = format!("{}/conferences/{}", self.base_url, encode_path(conference_id));
+        let r: ConferenceResponse = self.send("conference_retrieve", "", reqwest::Method::GET, &url, None).await?;
+        Ok(r.data)
+    }
+
+    /// Sends a conference command; a create answers with the conference.
+    pub async fn conference(&self, command: &ConferenceCommand) -> Result<Option<Conference>, TelnyxError> {
+        match command {
+            ConferenceCommand::Create(b) => self.create_conference(b).await.map(Some),
+            ConferenceCommand::Join { conference_id, body } => {
+                self.join_conference(conference_id, body).await.map(|_| None)
+            }
+            ConferenceCommand::Leave { conference_id, body } => {
+                self.leave_conference(conference_id, body).await.map(|_| None)
+            }
+        }
     }
 
     async fn send<T: DeserializeOwned>(
