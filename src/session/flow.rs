@@ -511,8 +511,9 @@ impl Session {
                 self.decide_by_menu(Reason::MenuChoice, q.clone(), trigger, at, out);
                 return;
             }
+            let repeated = self.topic.as_deref() == Some(item.label.as_str());
             self.topic = Some(item.label.clone());
-            if let Some(answer) = &item.say {
+            if let (Some(answer), false) = (&item.say, repeated) {
                 self.gather_with_prompt(answer.clone(), at, out);
                 return;
             }

@@ -216,10 +216,12 @@ fn replies_fit_the_sentiment_and_keep_listening_for_keys() {
 }
 
 #[test]
-fn a_spoken_menu_keyword_gets_the_self_service_answer() {
+fn a_spoken_menu_keyword_gets_the_self_service_answer_once() {
     let mut c = Call::answered();
     let fx = c.say("my internet keeps dropping", -0.2, &[]);
     assert!(reply_prompt(&fx).contains("restart your router"));
+    let fx = c.say("i already restarted the router and my internet still drops", -0.4, &[]);
+    assert_eq!(reply_prompt(&fx), c.s.settings.ivr.empathy, "the same answer is not read twice");
 }
 
 #[test]
