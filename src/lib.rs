@@ -13,6 +13,7 @@
 pub mod analyze;
 pub mod cli;
 pub mod config;
+pub mod error_chain;
 pub mod eval;
 pub mod intel;
 pub mod policy;

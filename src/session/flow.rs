@@ -170,22 +170,9 @@ impl Session {
     }
 
     fn on_caller_hangup(&mut self, e: &CallHangup, at: DateTime<Utc>, out: &mut Vec<Effect>) {
-        let Some(leg) = self.caller.as_mut() else { return };
-        if leg.ended {
+        if !self.end_leg(Role::Caller, e, at, out) {
             return;
         }
-        leg.ended = true;
-        let ccid = leg.call_control_id.clone();
-        self.record(
-            at,
-            DomainEvent::LegEnded {
-                role: Role::Caller,
-                call_control_id: ccid,
-                cause: e.hangup_cause.as_ref().map(|c| c.as_str().to_string()),
-                source: e.hangup_source.as_ref().map(|s| s.as_str().to_string()),
-            },
-            out,
-        );
         let reason = match (&self.end_reason, self.phase) {
             (Some(r), _) => r.clone(),
             (None, Phase::WithAgent) => "completed_with_agent".into(),

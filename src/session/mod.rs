@@ -668,6 +668,23 @@ impl Session {
         }
     }
 
+    /// Marks a leg ended and records how; false when the leg is unknown or had already ended.
+    fn end_leg(
+        &mut self,
+        role: Role,
+        e: &crate::telnyx::events::CallHangup,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(leg) = self.leg_mut(role).filter(|l| !l.ended) else { return false };
+        leg.ended = true;
+        let call_control_id = leg.call_control_id.clone();
+        let cause = e.hangup_cause.as_ref().map(|c| c.as_str().to_string());
+        let source = e.hangup_source.as_ref().map(|s| s.as_str().to_string());
+        self.record(at, DomainEvent::LegEnded { role, call_control_id, cause, source }, out);
+        true
+    }
+
     fn leg_mut(&mut self, role: Role) -> Option<&mut Leg> {
         match role {
             Role::Caller => self.caller.as_mut(),

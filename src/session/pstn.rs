@@ -340,22 +340,9 @@ impl Session {
     }
 
     pub(super) fn on_symbl_hangup(&mut self, e: &CallHangup, at: DateTime<Utc>, out: &mut Vec<Effect>) {
-        let Some(leg) = self.pstn.symbl.as_mut() else { return };
-        if leg.ended {
+        if !self.end_leg(Role::Symbl, e, at, out) {
             return;
         }
-        leg.ended = true;
-        let ccid = leg.call_control_id.clone();
-        self.record(
-            at,
-            DomainEvent::LegEnded {
-                role: Role::Symbl,
-                call_control_id: ccid,
-                cause: e.hangup_cause.as_ref().map(|c| c.as_str().to_string()),
-                source: e.hangup_source.as_ref().map(|s| s.as_str().to_string()),
-            },
-            out,
-        );
         if self.phase != Phase::Ended {
             self.fall_back("Symbl's phone leg hung up".into(), at, out);
         }

@@ -407,25 +407,12 @@ impl Session {
         if !is_current {
             return; // a leg of an earlier attempt, already accounted for
         }
-        let Some(leg) = self.agent.as_mut() else { return };
-        if leg.ended {
+        if !self.end_leg(Role::Agent, e, at, out) {
             return;
         }
-        leg.ended = true;
-        let ccid = leg.call_control_id.clone();
-        let cause = e.hangup_cause.as_ref().map(|c| c.as_str().to_string());
-        self.record(
-            at,
-            DomainEvent::LegEnded {
-                role: Role::Agent,
-                call_control_id: ccid,
-                cause: cause.clone(),
-                source: e.hangup_source.as_ref().map(|s| s.as_str().to_string()),
-            },
-            out,
-        );
         if self.phase == Phase::Transferring {
-            self.record_transfer(TransferStatus::AttemptFailed, Some(hangup_detail(cause.as_deref())), at, out);
+            let cause = e.hangup_cause.as_ref().map(|c| c.as_str());
+            self.record_transfer(TransferStatus::AttemptFailed, Some(hangup_detail(cause)), at, out);
             self.next_attempt(at, out);
         }
         self.maybe_end(at, out);

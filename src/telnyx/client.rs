@@ -6,6 +6,7 @@
 //! sandbox) ignores a command that did arrive the first time. A 429 waits for
 //! `Retry-After` before trying again. Error bodies become [`TelnyxError`]s.
 
+use crate::error_chain::error_chain;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -329,9 +330,15 @@ impl TelnyxClient {
                 req = req.json(b);
             }
             let last = attempts >= self.retry.max_attempts;
-            let outcome = req.send().await;
-            let resp = match outcome {
-                Ok(r) => r,
+            // The answer's head and body: either may fail or time out, and both are retried alike.
+            let fetched = async {
+                let resp = req.send().await?;
+                let status = resp.status();
+                let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));
+                Ok::<_, reqwest::Error>((status, retry_after, resp.bytes().await?))
+            };
+            let (status, retry_after, bytes) = match fetched.await {
+                Ok(x) => x,
                 Err(e) => {
                     let err = if e.is_timeout() {
                         TelnyxError::Timeout { attempts }
@@ -342,23 +349,6 @@ impl TelnyxClient {
                         break Err(err);
                     }
                     tracing::debug!(action, command_id, attempts, error = %err, "retrying Telnyx command");
-                    tokio::time::sleep(self.retry.backoff(attempts)).await;
-                    continue;
-                }
-            };
-            let status = resp.status();
-            let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));
-            let bytes = match resp.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    let err = if e.is_timeout() {
-                        TelnyxError::Timeout { attempts }
-                    } else {
-                        TelnyxError::Connection { attempts, message: error_chain(&e) }
-                    };
-                    if last {
-                        break Err(err);
-                    }
                     tokio::time::sleep(self.retry.backoff(attempts)).await;
                     continue;
                 }
@@ -412,17 +402,6 @@ fn parse_retry_after(v: Option<&HeaderValue>) -> Option<Duration> {
     let when = chrono::DateTime::parse_from_rfc2822(s).ok()?;
     let delta = when.signed_duration_since(chrono::Utc::now());
     Some(delta.to_std().unwrap_or(Duration::ZERO))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Call control ids are `v3:` plus URL-safe base64: only `:` needs care, and it is
