@@ -100,6 +100,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long an ended call is kept in memory for late webhooks, seconds.
     pub ended_call_grace_secs: u64,
+    /// Longest wait for a request's headers, milliseconds; an idle connection is closed after it too.
+    pub header_timeout_ms: u64,
+    /// Longest wait for a request's whole body, milliseconds.
+    pub body_timeout_ms: u64,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -120,6 +124,8 @@ impl Default for ServerConfig {
             admin_token: None,
             max_body_bytes: 256 * 1024,
             ended_call_grace_secs: 120,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
         }
     }
 }
@@ -413,6 +419,10 @@ pub struct ChaosSettings {
     pub api_timeout_rate: f64,
     /// How late a late answer is, milliseconds (default 4000).
     pub api_late_ms: Option<u64>,
+    /// API requests whose connection is dropped before the command runs.
+    pub api_drop_rate: f64,
+    /// API requests that run, then their connection is dropped before the answer.
+    pub api_drop_after_rate: f64,
 }
 
 impl Default for Config {
@@ -587,6 +597,14 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
+        for (key, ms) in [
+            ("server.header_timeout_ms", self.server.header_timeout_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+        ] {
+            if !(100..=600_000).contains(&ms) {
+                return Err(invalid(key, "must be between 100 and 600000 milliseconds"));
+            }
+        }
         if self.ivr.number.trim().is_empty() {
             return Err(invalid("ivr.number", "set the IVR's phone number in E.164 form, e.g. \"+18005550100\""));
         }
@@ -696,6 +714,8 @@ impl Config {
             ("api_error_rate", c.api_error_rate),
             ("api_rate_limit_rate", c.api_rate_limit_rate),
             ("api_timeout_rate", c.api_timeout_rate),
+            ("api_drop_rate", c.api_drop_rate),
+            ("api_drop_after_rate", c.api_drop_after_rate),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(invalid(format!("sandbox.chaos.{key}"), "must be a probability between 0 and 1"));

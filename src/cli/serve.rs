@@ -116,6 +116,10 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         attempt_timeout: Duration::from_millis(config.telnyx.attempt_timeout_ms),
         ..RetryPolicy::default()
     };
+    let limits = server::Limits {
+        header_timeout: Duration::from_millis(config.server.header_timeout_ms),
+        body_timeout: Duration::from_millis(config.server.body_timeout_ms),
+    };
     let options = |client, verifier, settings| ServerOptions {
         listener,
         webhook_path: config.server.webhook_path.clone(),
@@ -142,7 +146,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 .map(|u| format!("{}{}", u.trim_end_matches('/'), config.server.webhook_path));
             let connection_id = config.telnyx.connection_id.clone().unwrap_or_default();
             let settings = Arc::new(SessionSettings::from_config(&config, connection_id, webhook_url));
-            let server = server::start(options(client, verifier, settings)).await?;
+            let server = server::start_with(options(client, verifier, settings), limits).await?;
             Ok(Running { server, sandbox: None, store, db, mode })
         }
         Mode::Sandbox => {
@@ -157,7 +161,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 retry,
             })?;
             let settings = Arc::new(SessionSettings::from_config(&config, config.sandbox.connection_id.clone(), None));
-            let server = server::start(options(client, signer.verifier(), settings)).await?;
+            let server = server::start_with(options(client, signer.verifier(), settings), limits).await?;
             let mut sc = SandboxConfig::new(webhook_url);
             sc.api_key = EMBEDDED_SANDBOX_KEY.into();
             sc.signer = signer;
@@ -174,6 +178,8 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 api_rate_limit_rate: c.api_rate_limit_rate,
                 api_timeout_rate: c.api_timeout_rate,
                 api_late_ms: c.api_late_ms.unwrap_or(sc.chaos.api_late_ms),
+                api_drop_rate: c.api_drop_rate,
+                api_drop_after_rate: c.api_drop_after_rate,
             };
             for (number, behaviour) in &config.sandbox.agents {
                 let (n, b) = crate::sandbox::parse_agent_spec(&format!("{number}={behaviour}"))
