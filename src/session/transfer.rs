@@ -464,15 +464,20 @@ impl Session {
         out: &mut Vec<Effect>,
     ) {
         if call_gone && action == "hangup" {
-            // The leg had already gone: exactly what the hangup wanted.
-            let leg = match role {
-                Role::Caller => self.caller.as_mut(),
-                Role::Agent => self.agent.as_mut(),
-            };
-            if let Some(l) = leg {
-                l.ended = true;
+            // The leg had already gone: exactly what the hangup wanted. Its
+            // `call.hangup` may come later (then it is ignored) or never.
+            match role {
+                Role::Caller => self.caller_ended(None, None, at, out),
+                Role::Agent => {
+                    if let Some(l) = self.agent.as_mut().filter(|l| !l.ended) {
+                        l.ended = true;
+                        let call_control_id = l.call_control_id.clone();
+                        let ended = DomainEvent::LegEnded { role, call_control_id, cause: None, source: None };
+                        self.record(at, ended, out);
+                    }
+                    self.maybe_end(at, out);
+                }
             }
-            self.maybe_end(at, out);
             return;
         }
         self.record(
