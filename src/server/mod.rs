@@ -9,6 +9,7 @@ pub mod calls;
 pub mod dedupe;
 pub mod live;
 pub mod metrics;
+pub mod outbox;
 pub mod token;
 mod webhook;
 
