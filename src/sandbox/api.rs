@@ -291,7 +291,13 @@ fn run_dial(s: &Shared, body: &[u8], rec: &mut CommandRecord) -> Result<Value, A
     rec.body = v.clone();
     let d = Dial::parse(v).map_err(validation_error)?;
     rec.command_id = d.command_id.clone();
-    let info = s.with_world(|w, now| w.dial(now, d)).map_err(|e| command_error(e, ""))?;
+    let (info, repeat) = s
+        .with_world(|w, now| {
+            let repeat = d.command_id.as_deref().is_some_and(|id| w.is_repeat_dial(id, now));
+            w.dial(now, d).map(|info| (info, repeat))
+        })
+        .map_err(|e| command_error(e, ""))?;
+    rec.duplicate = repeat;
     rec.call_control_id = Some(info.call_control_id.clone());
     Ok(json!({ "data": info }))
 }
