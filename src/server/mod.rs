@@ -51,6 +51,9 @@ pub struct App {
     pub admin_token: String,
     /// Longest wait for the raw webhook to be committed before acknowledging.
     pub ack_wait: Duration,
+    /// Held while a webhook is queued for storage and handed to its worker,
+    /// so both see webhooks in the same order.
+    pub dispatch_order: std::sync::Mutex<()>,
 }
 
 /// Everything the server needs.
@@ -166,6 +169,7 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         metrics,
         admin_token: options.admin_token,
         ack_wait: Duration::from_millis(250),
+        dispatch_order: std::sync::Mutex::new(()),
     });
     calls.restore().await;
     let router = router(app.clone(), &options.webhook_path, options.max_body_bytes, limits);
