@@ -1,0 +1,240 @@
+//! Faults survived: the real `ivrx serve` (live mode) against a sandbox carrier
+//! that injects API faults, drops connections, duplicates and reorders
+//! webhooks, and outlives the server when it is killed with SIGKILL.
+
+mod carrier;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use carrier::{attempts, by_command_id, caller_lines, count, executed, wait_for, Carrier, LiveServe};
+use serde_json::Value;
+
+const FRUSTRATED: &str = include_str!("../examples/frustrated.ivrx");
+const CALM: &str = include_str!("../examples/calm.ivrx");
+const BUYER: &str = include_str!("../examples/interested_buyer.ivrx");
+const OPERATOR: &str = "\
+say hi i need some help with my account
+press 0
+pause 20
+say thanks for picking up
+hangup
+";
+
+/// Commands are retried fast, and a late answer is given up on quickly.
+const FAST_RETRIES: &str = "[telnyx]\nmax_attempts = 10\nattempt_timeout_ms = 400\n";
+
+/// What must not differ between two runs of the same caller.
+fn outcome(r: &Value) -> Value {
+    serde_json::json!({
+        "transferred": r["transferred"], "queue": r["queue"], "reason": r["reason"],
+        "trigger_index": r["trigger_index"], "transfer_status": r["transfer_status"],
+        "end_reason": r["end_reason"], "callers": caller_lines(r), "attempts": attempts(r),
+    })
+}
+
+/// Runs the callers at once and returns their call_control_ids in order.
+fn place_all(c: &Carrier, scripts: &[&str]) -> Vec<String> {
+    scripts.iter().map(|s| c.call(s)).collect()
+}
+
+/// Every conversation ended once, with at most one decision and one connected transfer.
+fn assert_consistent_store(db: &std::path::Path, calls: usize) {
+    assert_eq!(count(db, "SELECT count(*) FROM conversations"), calls as i64);
+    assert_eq!(count(db, "SELECT count(*) FROM conversations WHERE status != 'ended'"), 0, "a call never ended");
+    // A session closes once its last commands (releasing legs) are answered.
+    wait_for("every session to close", Duration::from_secs(30), || {
+        (count(db, "SELECT count(*) FROM sessions WHERE ended = 0") == 0).then_some(())
+    });
+    let twice =
+        "SELECT count(*) FROM (SELECT conversation_id FROM decisions GROUP BY conversation_id HAVING count(*) > 1)";
+    assert_eq!(count(db, twice), 0, "a conversation decided twice");
+    let connected = "SELECT count(*) FROM (SELECT conversation_id FROM transfers WHERE status = 'connected'
+                     GROUP BY conversation_id HAVING count(*) > 1)";
+    assert_eq!(count(db, connected), 0, "a caller was connected to two agents");
+    let ended_twice = "SELECT count(*) FROM (SELECT conversation_id FROM events WHERE kind = 'call_ended'
+                       GROUP BY conversation_id HAVING count(*) > 1)";
+    assert_eq!(count(db, ended_twice), 0);
+    let repeats = "SELECT count(*) FROM (SELECT event_id FROM webhooks GROUP BY event_id HAVING count(*) > 1)";
+    assert_eq!(count(db, repeats), 0, "a webhook stored twice");
+    assert_eq!(
+        count(db, "SELECT count(*) FROM webhooks WHERE outcome = 'accepted' AND processed = 0"),
+        0,
+        "an accepted webhook was never processed"
+    );
+}
+
+#[test]
+fn api_faults_on_every_command_are_retried_with_the_same_command_id_and_run_once() {
+    let c = Carrier::start(10.0, |s| {
+        s.chaos.api_error_rate = 0.06;
+        s.chaos.api_rate_limit_rate = 0.04;
+        s.chaos.api_timeout_rate = 0.06;
+        s.chaos.api_late_ms = 600;
+        s.chaos.api_drop_rate = 0.06;
+        s.chaos.api_drop_after_rate = 0.06;
+        s.chaos.seed = Some(11);
+    });
+    let s = LiveServe::start(&c, FAST_RETRIES);
+    let scripts = [OPERATOR, FRUSTRATED, BUYER, CALM];
+    let calls = place_all(&c, &scripts);
+    for ccid in &calls {
+        c.wait_hangup(ccid, 600);
+    }
+    let reports: Vec<Value> = calls.iter().map(|ccid| s.report(ccid)).collect();
+    let expected = [("support", true), ("support", true), ("sales", true)];
+    for (r, (queue, transferred)) in reports.iter().zip(expected) {
+        assert_eq!((r["queue"].as_str(), r["transferred"].as_bool()), (Some(queue), Some(transferred)), "{r}");
+        assert_eq!(attempts(r).len(), 1, "one agent, reached once: {r}");
+    }
+    assert_eq!(reports[3]["transferred"], false);
+    for (r, script) in reports.iter().zip(scripts) {
+        let said: Vec<String> = script.lines().filter_map(|l| l.strip_prefix("say ")).map(str::to_string).collect();
+        assert_eq!(caller_lines(r), said, "every caller line was heard: {r}");
+    }
+
+    let log = c.commands();
+    let groups = by_command_id(&log);
+    let mut kinds = BTreeMap::<&str, usize>::new();
+    for (id, reqs) in &groups {
+        let first = &reqs[0];
+        for r in reqs {
+            // (A dial's log names the leg it created, so only bodies are compared.)
+            assert_eq!((&r.action, &r.body), (&first.action, &first.body), "retries of {id} are identical");
+        }
+        let runs = reqs.iter().filter(|r| executed(r)).count();
+        assert!(runs <= 1, "{id} ran {runs} times: {reqs:#?}");
+        if reqs.len() > 1 {
+            for r in &reqs[..reqs.len() - 1] {
+                let kind = match (r.status, r.dropped, r.duplicate) {
+                    (500, ..) => "server_error",
+                    (429, ..) => "rate_limited",
+                    (0, true, _) => "dropped_before_running",
+                    (200, true, _) => "dropped_after_running",
+                    (200, false, false) => "answered_late",
+                    _ => "other",
+                };
+                *kinds.entry(kind).or_default() += 1;
+            }
+        }
+    }
+    // One agent dialled per transfer, each once.
+    let dials: Vec<_> = log.iter().filter(|r| r.action.as_deref() == Some("dial") && executed(r)).collect();
+    assert_eq!(dials.len(), 3, "{dials:#?}");
+    for d in dials {
+        let leg = d.call_control_id.as_deref().expect("dialled leg");
+        c.wait_hangup(leg, 120);
+    }
+    for kind in ["server_error", "rate_limited", "dropped_before_running", "dropped_after_running", "answered_late"] {
+        assert!(kinds.get(kind).copied().unwrap_or(0) > 0, "no command was retried after {kind}: {kinds:?}");
+    }
+    assert_consistent_store(&s.db(), scripts.len());
+}
+
+#[test]
+fn duplicated_reordered_and_delayed_webhooks_across_concurrent_calls_change_nothing() {
+    let scripts = [OPERATOR, FRUSTRATED, BUYER, CALM];
+    let calm = Carrier::start(10.0, |_| {});
+    let chaotic = Carrier::start(10.0, |s| {
+        s.chaos.duplicate_rate = 0.2;
+        s.chaos.reorder_rate = 0.2;
+        s.chaos.max_delay_ms = 40;
+        s.chaos.seed = Some(5);
+    });
+    let a = LiveServe::start(&calm, "");
+    let b = LiveServe::start(&chaotic, "");
+    let calm_calls = place_all(&calm, &scripts);
+    let chaotic_calls = place_all(&chaotic, &scripts);
+    for (c, calls) in [(&calm, &calm_calls), (&chaotic, &chaotic_calls)] {
+        for ccid in calls {
+            c.wait_hangup(ccid, 600);
+        }
+    }
+    for (x, y) in calm_calls.iter().zip(&chaotic_calls) {
+        let (rx, ry) = (a.report(x), b.report(y));
+        assert_eq!(outcome(&rx), outcome(&ry), "calm vs chaos:\n{rx}\n{ry}");
+    }
+    assert_consistent_store(&b.db(), scripts.len());
+    // Chaos did happen, and the server saw it.
+    let log = chaotic.sandbox.webhook_log();
+    let mut ids = std::collections::HashMap::<&str, usize>::new();
+    for d in &log {
+        *ids.entry(d.event_id.as_str()).or_default() += 1;
+    }
+    assert!(ids.values().any(|n| *n > 1), "no webhook was delivered twice");
+    let (_, metrics) = b.get("/metrics");
+    let duplicates: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("ivrx_webhooks_total{") && l.contains("outcome=\"duplicate\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(duplicates > 0.0, "{metrics}");
+}
+
+#[test]
+fn a_command_decided_before_a_crash_but_never_sent_is_sent_after_the_restart() {
+    // The carrier's API is unreachable (requests hang) when the call comes in:
+    // the server decides to answer, checkpoints, and is killed while the
+    // answer is still being retried. After the restart the answer must go out.
+    let c = Carrier::start(5.0, |_| {});
+    let mut s = LiveServe::start(&c, "[telnyx]\nattempt_timeout_ms = 1000\nmax_attempts = 20\n");
+    c.relay.hold();
+    let call = c.call("say hi i need some help with my account\npress 0\npause 8\nsay thanks for picking up\nhangup\n");
+    let db = s.db();
+    wait_for("the first webhook to be processed", Duration::from_secs(20), || {
+        (count(&db, "SELECT count(*) FROM webhooks WHERE processed = 1") > 0
+            && count(&db, "SELECT count(*) FROM sessions") > 0)
+            .then_some(())
+    });
+    assert_eq!(c.commands().len(), 0, "nothing reached the carrier yet");
+    s.kill9();
+    c.relay.release();
+    s.restart();
+    c.wait_hangup(&call, 600);
+    let r = s.report(&call);
+    assert_eq!(r["transferred"], true, "{r}\n{}", s.log_text());
+    assert_eq!(caller_lines(&r), ["hi i need some help with my account", "thanks for picking up"]);
+    let answers = c.commands().into_iter().filter(|r| r.action.as_deref() == Some("answer") && executed(r)).count();
+    assert_eq!(answers, 1);
+    assert_consistent_store(&s.db(), 1);
+}
+
+#[test]
+fn kill_9_mid_calls_then_restart_every_call_completes_once() {
+    let c = Carrier::start(10.0, |_| {});
+    let mut s = LiveServe::start(&c, "");
+    let scripts = [OPERATOR, FRUSTRATED, BUYER, CALM];
+    let calls = place_all(&c, &scripts);
+    let db = s.db();
+    // Kill while a transfer is under way (an agent being dialled, ringing or briefed).
+    wait_for("a call mid-transfer", Duration::from_secs(60), || {
+        let mid = "SELECT count(*) FROM conversations WHERE transfer_status IN ('dialing', 'ringing', 'answered')";
+        (count(&db, mid) > 0).then_some(())
+    });
+    let active = count(&db, "SELECT count(*) FROM conversations WHERE status = 'active'");
+    assert!(active >= 3, "several calls in flight: {active}");
+    s.kill9();
+    s.restart();
+    for ccid in &calls {
+        c.wait_hangup(ccid, 600);
+    }
+    let reports: Vec<Value> = calls.iter().map(|ccid| s.report(ccid)).collect();
+    for (r, (queue, transferred)) in reports.iter().zip([("support", true), ("support", true), ("sales", true)]) {
+        assert_eq!((r["queue"].as_str(), r["transferred"].as_bool()), (Some(queue), Some(transferred)), "{r}");
+        assert_eq!(attempts(r).len(), 1, "{r}");
+    }
+    assert_eq!(reports[3]["transferred"], false);
+    for (r, script) in reports.iter().zip(scripts) {
+        let said: Vec<String> = script.lines().filter_map(|l| l.strip_prefix("say ")).map(str::to_string).collect();
+        assert_eq!(caller_lines(r), said, "{r}");
+    }
+    let log = c.commands();
+    let dials = log.iter().filter(|r| r.action.as_deref() == Some("dial") && executed(r)).count();
+    let dial_log: Vec<_> = log.iter().filter(|r| r.action.as_deref() == Some("dial")).collect();
+    assert_eq!(dials, 3, "nobody was transferred twice: {dial_log:#?}\n{}", s.log_text());
+    for (id, reqs) in by_command_id(&log) {
+        assert!(reqs.iter().filter(|r| executed(r)).count() <= 1, "{id} ran twice: {reqs:#?}");
+    }
+    assert!(s.log_text().contains("resumed calls in progress from the store"), "{}", s.log_text());
+    assert_consistent_store(&db, scripts.len());
+}
