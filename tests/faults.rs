@@ -238,3 +238,178 @@ fn kill_9_mid_calls_then_restart_every_call_completes_once() {
     assert!(s.log_text().contains("resumed calls in progress from the store"), "{}", s.log_text());
     assert_consistent_store(&db, scripts.len());
 }
+
+// ----- hang-ups: every stage ends in a consistent record, and 90018 is no error
+
+/// The transfer statuses a conversation went through, in order.
+fn transfer_history(db: &std::path::Path, conv: &str) -> Vec<String> {
+    ivrx::store::Reader::new(db.to_path_buf())
+        .events(conv, 0)
+        .expect("events")
+        .into_iter()
+        .filter_map(|r| match r.event {
+            ivrx::session::DomainEvent::Transfer { status, .. } => Some(status.as_str().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The call ended once, every leg's end is recorded, every failed command
+/// failed because the call was gone, and the server logged no warning or error.
+fn assert_clean_end(s: &LiveServe, r: &Value, end_reason: &str) -> String {
+    let db = s.db();
+    let conv = r["conversation_id"].as_str().expect("conversation id").to_string();
+    assert_eq!(r["end_reason"], end_reason, "{r}");
+    let q = |sql: &str| count(&db, &sql.replace("CONV", &conv));
+    assert_eq!(q("SELECT count(*) FROM events WHERE conversation_id = 'CONV' AND kind = 'call_ended'"), 1);
+    assert_eq!(
+        q("SELECT count(*) FROM legs WHERE conversation_id = 'CONV' AND ended_ms IS NULL"),
+        0,
+        "a leg never ended"
+    );
+    let failed = ivrx::store::Reader::new(db.clone()).events(&conv, 0).expect("events");
+    for e in &failed {
+        if let ivrx::session::DomainEvent::CommandFailed { call_gone, error, .. } = &e.event {
+            assert!(call_gone, "a command failed for another reason than the call being gone: {error}");
+        }
+    }
+    wait_for("the session to close", Duration::from_secs(20), || {
+        (q("SELECT count(*) FROM sessions WHERE conversation_id = 'CONV' AND ended = 1") == 1).then_some(())
+    });
+    let noisy: Vec<String> = s
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
+        .cloned()
+        .collect();
+    assert!(noisy.is_empty(), "warnings or errors logged:\n{}", noisy.join("\n"));
+    conv
+}
+
+/// The commands that Telnyx (the sandbox) answered 90018 for this call.
+fn call_gone_answers(c: &Carrier) -> Vec<String> {
+    c.commands().into_iter().filter(|r| r.error_code.as_deref() == Some("90018")).filter_map(|r| r.action).collect()
+}
+
+#[test]
+fn the_caller_hangs_up_during_the_greeting() {
+    // The caller does not wait for the greeting to end.
+    let c = Carrier::start(10.0, |s| s.timing.first_prompt_wait = Duration::ZERO);
+    let s = LiveServe::start(&c, "");
+    let call = c.call("pause 2\nhangup\n");
+    c.wait_hangup(&call, 120);
+    let r = s.report(&call);
+    assert_clean_end(&s, &r, "caller_hangup");
+    assert!(caller_lines(&r).is_empty());
+    let ev: Vec<String> = c.sandbox.webhook_log().into_iter().map(|d| d.event_type).collect();
+    assert!(ev.contains(&"call.gather.ended".to_string()), "the greeting was cut short: {ev:?}");
+    let prompts = c.commands().iter().filter(|r| r.action.as_deref() == Some("gather_using_speak")).count();
+    assert_eq!(prompts, 1, "a caller who hung up is not prompted again");
+}
+
+#[test]
+fn the_caller_hangs_up_while_the_reply_is_being_decided() {
+    // The reply cannot reach the carrier until the caller has gone: it is
+    // answered 90018, a final state.
+    let c = Carrier::start(10.0, |_| {});
+    let s = LiveServe::start(&c, "[telnyx]\nattempt_timeout_ms = 300\nmax_attempts = 20\n");
+    let call = c.call("say i have a question about the charge on my bill\nhangup\n");
+    wait_for("the greeting to be sent", Duration::from_secs(20), || {
+        c.commands().iter().any(|r| r.action.as_deref() == Some("gather_using_speak")).then_some(())
+    });
+    c.relay.hold();
+    c.wait_hangup(&call, 120);
+    c.relay.release();
+    let r = s.report(&call);
+    let conv = assert_clean_end(&s, &r, "caller_hangup");
+    assert_eq!(caller_lines(&r), ["i have a question about the charge on my bill"], "scored before the hangup");
+    assert!(r["utterances"][0]["score"].is_number(), "{r}");
+    assert!(!call_gone_answers(&c).is_empty(), "the reply was answered 90018");
+    assert!(transfer_history(&s.db(), &conv).is_empty());
+}
+
+/// A warm transfer to an agent who answers after `ring` seconds; the caller
+/// hangs up `pause` seconds after hearing the bridging line.
+fn hang_up_mid_transfer(ring: f64, pause: &str, stage: &str) {
+    let c = Carrier::start(10.0, |s| {
+        s.agents.push(("+18005550201".into(), ivrx::sandbox::PartyBehavior::Answer { after_secs: ring, script: None }));
+    });
+    let s = LiveServe::start(&c, "");
+    let call = c.call(&format!("say hello i need help\npress 0\npause {pause}\nhangup\n"));
+    c.wait_hangup(&call, 120);
+    assert_abandoned_while(&c, &s, &call, stage);
+}
+
+fn assert_abandoned_while(c: &Carrier, s: &LiveServe, call: &str, stage: &str) {
+    let r = s.report(call);
+    let conv = assert_clean_end(s, &r, "caller_hangup_during_transfer");
+    assert_eq!(r["transferred"], false);
+    let history = transfer_history(&s.db(), &conv);
+    assert_eq!(history.last().map(String::as_str), Some("abandoned"), "{history:?}");
+    assert_eq!(history.iter().rev().nth(1).map(String::as_str), Some(stage), "hung up while {stage}: {history:?}");
+    // The agent's leg was released, and nobody was dialled twice.
+    let dials: Vec<_> =
+        c.commands().into_iter().filter(|r| r.action.as_deref() == Some("dial") && executed(r)).collect();
+    assert_eq!(dials.len(), 1);
+    c.wait_hangup(dials[0].call_control_id.as_deref().expect("leg"), 60);
+}
+
+#[test]
+fn the_caller_hangs_up_while_the_agent_rings() {
+    hang_up_mid_transfer(20.0, "1", "ringing");
+}
+
+#[test]
+fn the_caller_hangs_up_while_the_agent_is_briefed() {
+    hang_up_mid_transfer(3.0, "1", "answered");
+}
+
+#[test]
+fn the_caller_hangs_up_while_being_bridged() {
+    // The bridge is decided once the agent has been briefed; the carrier's API
+    // is held from the briefing on, so the bridge is still in flight when the
+    // caller hangs up, and is answered 90018 once it gets through.
+    let c = Carrier::start(5.0, |_| {});
+    let s = LiveServe::start(&c, "[telnyx]\nattempt_timeout_ms = 300\nmax_attempts = 20\n");
+    let call = c.call("say hello i need help\npress 0\npause 15\nhangup\n");
+    let db = s.db();
+    let status = |want: &'static str| {
+        let db = db.clone();
+        move || {
+            (count(&db, &format!("SELECT count(*) FROM conversations WHERE transfer_status = '{want}'")) == 1)
+                .then_some(())
+        }
+    };
+    wait_for("the agent to be briefed", Duration::from_secs(60), status("answered"));
+    c.relay.hold();
+    wait_for("the bridge to be decided", Duration::from_secs(60), status("bridging"));
+    c.wait_hangup(&call, 120);
+    c.relay.release();
+    assert_abandoned_while(&c, &s, &call, "bridging");
+    assert!(call_gone_answers(&c).contains(&"bridge".to_string()), "{:?}", call_gone_answers(&c));
+}
+
+#[test]
+fn the_agent_hangs_up_first() {
+    let c = Carrier::start(10.0, |s| {
+        let script = ivrx::sandbox::Script::parse("say hi this is alex i have to go sorry\nhangup").expect("script");
+        s.agents.push((
+            "+18005550201".into(),
+            ivrx::sandbox::PartyBehavior::Answer { after_secs: 2.0, script: Some(script) },
+        ));
+    });
+    let s = LiveServe::start(&c, "");
+    let call = c.call("say hello i need help\npress 0\npause 60\nsay are you still there\nhangup\n");
+    c.wait_hangup(&call, 300);
+    let r = s.report(&call);
+    let conv = assert_clean_end(&s, &r, "completed_with_agent");
+    assert_eq!(r["transferred"], true);
+    assert_eq!(transfer_history(&s.db(), &conv).last().map(String::as_str), Some("connected"));
+    // The agent's hangup took the caller down too: the caller never got to their next line.
+    assert_eq!(caller_lines(&r), ["hello i need help"], "{r}");
+    let agent_legs =
+        count(&s.db(), &format!("SELECT count(*) FROM legs WHERE conversation_id = '{conv}' AND role = 'agent'"));
+    assert_eq!(agent_legs, 1);
+}
