@@ -372,11 +372,13 @@ pub struct StorageConfig {
     pub db: Option<PathBuf>,
     /// Redact card numbers, SSNs, e-mail addresses and phone numbers before storing text.
     pub redact_pii: bool,
+    /// How long a write waits for a lock held by another process before it fails (and is retried), milliseconds.
+    pub busy_timeout_ms: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { db: None, redact_pii: true }
+        Self { db: None, redact_pii: true, busy_timeout_ms: 5000 }
     }
 }
 
@@ -604,6 +606,9 @@ impl Config {
             if !(100..=600_000).contains(&ms) {
                 return Err(invalid(key, "must be between 100 and 600000 milliseconds"));
             }
+        }
+        if !(10..=600_000).contains(&self.storage.busy_timeout_ms) {
+            return Err(invalid("storage.busy_timeout_ms", "must be between 10 and 600000 milliseconds"));
         }
         if self.ivr.number.trim().is_empty() {
             return Err(invalid("ivr.number", "set the IVR's phone number in E.164 form, e.g. \"+18005550100\""));

@@ -413,3 +413,83 @@ fn the_agent_hangs_up_first() {
         count(&s.db(), &format!("SELECT count(*) FROM legs WHERE conversation_id = '{conv}' AND role = 'agent'"));
     assert_eq!(agent_legs, 1);
 }
+
+// ----- the store fails: the calls go on, the failure is loud, nothing accepted is lost
+
+/// Runs a call while `break_store` makes every write fail, checks that the
+/// server keeps acknowledging and says so loudly, then `repair`s the store and
+/// checks that every acknowledged webhook and the whole conversation were kept.
+fn calls_survive_a_failing_store(config: &str, break_store: impl FnOnce(&LiveServe), repair: impl FnOnce(&LiveServe)) {
+    let c = Carrier::start(10.0, |_| {});
+    let s = LiveServe::start(&c, config);
+    let before = c.call(CALM);
+    c.wait_hangup(&before, 600);
+    s.report(&before);
+    break_store(&s);
+    let during = c.call(OPERATOR);
+    wait_for("/readyz to report the failing store", Duration::from_secs(30), || {
+        let (status, body) = s.get("/readyz");
+        (status == 503 && body.contains("store_failing")).then_some(())
+    });
+    let (_, metrics) = s.get("/metrics");
+    assert!(metrics.contains("ivrx_store_failing 1"), "{metrics}");
+    assert!(s.log_text().contains("STORE WRITE FAILED"), "{}", s.log_text());
+    // The call goes on: the carrier got its answers, the agent was reached.
+    c.wait_hangup(&during, 600);
+    let dials = c.commands().iter().filter(|r| r.action.as_deref() == Some("dial") && executed(r)).count();
+    assert_eq!(dials, 1, "the transfer went ahead while the store was failing");
+    let refused: Vec<_> = c.sandbox.webhook_log().into_iter().filter(|d| !d.ok()).collect();
+    assert!(refused.is_empty(), "every webhook was acknowledged: {refused:#?}");
+    repair(&s);
+    wait_for("/readyz to recover", Duration::from_secs(30), || (s.get("/readyz").0 == 200).then_some(()));
+    assert!(s.log_text().contains("store writes recovered"));
+    let r = s.report(&during);
+    assert_eq!(r["transferred"], true, "{r}");
+    assert_eq!(caller_lines(&r), ["hi i need some help with my account", "thanks for picking up"]);
+    // Every webhook the server acknowledged is in the store.
+    let db = s.db();
+    for d in c.sandbox.webhook_log().iter().filter(|d| d.ok()) {
+        let n = count(&db, &format!("SELECT count(*) FROM webhooks WHERE event_id = '{}'", d.event_id));
+        assert_eq!(n, 1, "acknowledged webhook {} ({}) was lost", d.event_id, d.event_type);
+    }
+    assert_consistent_store(&db, 2);
+}
+
+#[test]
+fn a_locked_database_delays_writes_but_loses_nothing() {
+    let locker = std::sync::Mutex::new(None::<rusqlite::Connection>);
+    calls_survive_a_failing_store(
+        "[storage]\nbusy_timeout_ms = 100\n",
+        |s| {
+            // Another process takes the write lock and keeps it.
+            let conn = rusqlite::Connection::open(s.db()).expect("open");
+            conn.execute_batch("BEGIN IMMEDIATE").expect("lock");
+            *locker.lock().unwrap() = Some(conn);
+        },
+        |_| {
+            let conn = locker.lock().unwrap().take().expect("locked");
+            conn.execute_batch("ROLLBACK").expect("unlock");
+        },
+    );
+}
+
+/// Sets the server process's file size limit (RLIMIT_FSIZE): writes past it
+/// fail as on a full disk.
+fn limit_file_size(pid: u32, bytes: u64) {
+    let limit = libc::rlimit { rlim_cur: bytes, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: prlimit only reads `limit`; a null old-limit pointer is allowed.
+    let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_full_disk_delays_writes_but_loses_nothing() {
+    // A full disk, simulated deterministically: the server process may not
+    // write past the first byte of any file (its SIGXFSZ is ignored, so the
+    // writes fail with EFBIG as they would with ENOSPC), then the limit is lifted.
+    calls_survive_a_failing_store(
+        "",
+        |s| limit_file_size(s.pid(), 1),
+        |s| limit_file_size(s.pid(), libc::RLIM_INFINITY),
+    );
+}

@@ -98,8 +98,13 @@ async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener>
 /// Starts everything `serve` runs (without waiting), so the demo and tests can drive it.
 pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Result<Running> {
     let db = config.storage.db.clone().unwrap_or_else(crate::store::default_path);
-    let store = Store::open(&db, StoreOptions { redact_pii: config.storage.redact_pii, ..StoreOptions::default() })
-        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    let store_options = StoreOptions {
+        redact_pii: config.storage.redact_pii,
+        busy_timeout: Duration::from_millis(config.storage.busy_timeout_ms),
+        ..StoreOptions::default()
+    };
+    let store =
+        Store::open(&db, store_options).with_context(|| format!("cannot open the database {}", db.display()))?;
     let admin_token = match &config.server.admin_token {
         Some(t) => t.clone(),
         None => {

@@ -234,6 +234,14 @@ impl LiveServe {
             cmd.env(k, v);
         }
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        // A file size limit (the tests' full disk) then fails writes instead of killing the process.
+        // SAFETY: only an async-signal-safe call between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut child = loop {
             let mut child = cmd.spawn().expect("start ivrx serve");
