@@ -783,6 +783,29 @@ mod tests {
     }
 
     #[test]
+    fn pii_redaction_is_on_unless_turned_off() {
+        assert!(Config::default().storage.redact_pii);
+        assert!(Config::from_toml("[storage]\ndb = \"x.db\"\n").unwrap().storage.redact_pii);
+        let off = Config::from_toml("[storage]\nredact_pii = false\n").unwrap();
+        assert!(!off.storage.redact_pii);
+        off.validate(Mode::Sandbox).unwrap();
+        assert!(off.to_masked_toml().contains("redact_pii = false"));
+    }
+
+    #[test]
+    fn request_deadlines_and_lock_waits_are_bounded() {
+        for (toml, key) in [
+            ("[server]\nheader_timeout_ms = 0\n", "server.header_timeout_ms"),
+            ("[server]\nbody_timeout_ms = 9999999\n", "server.body_timeout_ms"),
+            ("[storage]\nbusy_timeout_ms = 1\n", "storage.busy_timeout_ms"),
+            ("[sandbox.chaos]\napi_drop_rate = 1.5\n", "sandbox.chaos.api_drop_rate"),
+        ] {
+            let c = Config::from_toml(toml).unwrap();
+            assert_eq!(key_of(c.validate(Mode::Sandbox).unwrap_err()), key);
+        }
+    }
+
+    #[test]
     fn the_example_config_parses_and_validates() {
         let text = include_str!("../ivrx.example.toml");
         let c = Config::from_toml(text).unwrap();

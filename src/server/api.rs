@@ -218,7 +218,8 @@ pub async fn call_report(
     Path(ccid): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> Response {
-    let wait = Duration::from_secs_f64(q.wait_secs.unwrap_or(0.0).clamp(0.0, 3600.0));
+    let secs = q.wait_secs.filter(|s| s.is_finite()).unwrap_or(0.0);
+    let wait = Duration::from_secs_f64(secs.clamp(0.0, 3600.0));
     match report_for_call(&app, &ccid, wait).await {
         Some(r) => Json(r).into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", format!("no conversation for call {ccid:?}")),

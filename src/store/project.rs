@@ -54,6 +54,7 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool)
                 }
             }
             WriteOp::Insights { conversation_id, source, insights } => {
+                let insights = if redact_pii { redact_strings(insights.clone()) } else { insights.clone() };
                 tx.prepare_cached(
                     "INSERT INTO insights (conversation_id, source, body, created_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT(conversation_id, source) DO UPDATE SET body = excluded.body, created_at = excluded.created_at",
@@ -64,6 +65,17 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool)
         }
     }
     tx.commit()
+}
+
+/// Redacts every string in a JSON value (an engine's topics and trackers quote the caller).
+fn redact_strings(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(redact(&s).into_owned()),
+        Value::Array(a) => Value::Array(a.into_iter().map(redact_strings).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, redact_strings(v))).collect()),
+        other => other,
+    }
 }
 
 /// Redacts the transcript inside a raw webhook body (the only free text a
@@ -97,7 +109,15 @@ fn apply_event(tx: &Transaction<'_>, r: &Recorded, redact_pii: bool) -> rusqlite
     let mut stored = r.clone();
     match &mut stored.event {
         DomainEvent::Utterance { text, .. } | DomainEvent::IvrSaid { text } => *text = clean(text),
-        DomainEvent::Decision { decision, .. } => decision.trigger_text = clean(&decision.trigger_text),
+        DomainEvent::Decision { decision, .. } => {
+            decision.trigger_text = clean(&decision.trigger_text);
+            decision.trigger_phrase = decision.trigger_phrase.as_deref().map(clean);
+        }
+        DomainEvent::Scored { trackers, .. } => {
+            for hit in trackers {
+                hit.matched = clean(&hit.matched);
+            }
+        }
         _ => {}
     }
     let body = serde_json::to_string(&stored.event).unwrap_or_else(|_| "{}".into());
