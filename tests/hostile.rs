@@ -47,7 +47,9 @@ fn envelope(id: &str) -> Vec<u8> {
     .unwrap()
 }
 
-fn signed(signer: &WebhookSigner, ts: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+type Headers = Vec<(&'static str, String)>;
+
+fn signed(signer: &WebhookSigner, ts: i64, body: &[u8]) -> Headers {
     vec![
         ("content-type", "application/json".into()),
         ("telnyx-signature-ed25519", signer.sign(ts, body)),
@@ -69,7 +71,7 @@ fn live_mode_refuses_bad_signatures_and_bad_bodies_with_clean_4xx() {
         h.push(("telnyx-signature-ed25519", sig.to_string()));
         h
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>)> = vec![
+    let cases: Vec<(&str, Headers, Vec<u8>)> = vec![
         ("forged", signed(&other, now, &body), body.clone()),
         ("stale", good(now - 600), body.clone()),
         ("from the future", good(now + 600), body.clone()),
@@ -351,4 +353,215 @@ fn s_get(base: &str, path: &str) -> (u16, String) {
         let r = reqwest::get(url).await.expect("request");
         (r.status().as_u16(), r.text().await.unwrap_or_default())
     })
+}
+
+// ----- security and privacy
+
+const API_KEY: &str = "KEYsecret-telnyx-api-key-0123456789abcdef";
+const ADMIN_TOKEN: &str = "admin-secret-token-fedcba9876543210";
+const SYMBL_SECRET: &str = "symbl-app-secret-abcdefghij0123456789";
+
+/// Every text stored in the database, as one string.
+fn everything_stored(db: &std::path::Path) -> String {
+    let conn = ivrx::store::Reader::new(db.to_path_buf()).connection().expect("open");
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = String::new();
+    for t in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..n {
+                if let Ok(v) = row.get::<_, String>(i) {
+                    out.push_str(&v);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn secrets_never_appear_in_debug_logs_the_printed_config_or_the_store() {
+    ivrx::tls::install_crypto_provider();
+    let standin = rt()
+        .block_on(ivrx::intel::symbl::standin::SymblStandin::start(ivrx::intel::symbl::standin::StandinConfig {
+            app_id: "symbl-app-id".into(),
+            app_secret: SYMBL_SECRET.into(),
+            ..Default::default()
+        }))
+        .expect("symbl stand-in");
+    let c = Carrier::start(10.0, |s| s.api_key = API_KEY.into());
+    let config = "[engine]\nkind = \"symbl\"\n";
+    let symbl_base = standin.base_url();
+    let env = [
+        ("IVRX_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("SYMBL_APP_ID", "symbl-app-id"),
+        ("SYMBL_APP_SECRET", SYMBL_SECRET),
+        ("SYMBL_API_BASE", symbl_base.as_str()),
+    ];
+    let s = LiveServe::start_with(&c, config, &env, &["--log", "debug"]);
+    assert!(s.log_text().contains("Symbl is usable"), "the engine really logged in:\n{}", s.log_text());
+    let call =
+        c.call("say my card is 4111 1111 1111 1111 and it was charged twice\npress 0\npause 30\nsay thanks\nhangup\n");
+    c.wait_hangup(&call, 600);
+    let r = s.report(&call);
+    assert_eq!(r["transferred"], true, "{r}");
+    assert!(r["utterances"].as_array().unwrap().iter().any(|u| u["engine"] == "symbl"), "scored by Symbl: {r}");
+    let secrets = [API_KEY, ADMIN_TOKEN, SYMBL_SECRET];
+    let log = s.log_text();
+    assert!(log.lines().count() > 50, "debug logging was on");
+    let stored = everything_stored(&s.db());
+    for secret in secrets {
+        assert!(!log.contains(secret), "a secret is in the log");
+        assert!(!stored.contains(secret), "a secret is in the database");
+    }
+    // --print-config with the same environment masks them too.
+    let mut cmd = carrier::ivrx(s.dir.path());
+    cmd.args(["serve", "--print-config", "--config"]).arg(s.dir.path().join("ivrx.toml"));
+    cmd.env("TELNYX_API_KEY", API_KEY).env("TELNYX_PUBLIC_KEY", c.sandbox.public_key_base64());
+    cmd.env("TELNYX_CONNECTION_ID", "1").envs(env);
+    let out = cmd.output().expect("print-config");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && printed.contains("[telnyx]"), "{printed}");
+    for secret in secrets {
+        assert!(!printed.contains(secret), "a secret is in --print-config:\n{printed}");
+    }
+    assert!(printed.contains("********"), "secrets are shown masked:\n{printed}");
+}
+
+#[test]
+fn the_admin_and_live_stream_apis_need_the_generated_token() {
+    ivrx::tls::install_crypto_provider();
+    let s = serve_support::Serve::start("", &[]);
+    let file = s.dir.path().join("admin-token");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).expect("token file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the generated token is readable by its owner only");
+    let token = s.token();
+    assert!(token.len() >= 40);
+    let r = s.dial("say hello i need help\nhangup\n");
+    let conv = r["conversation_id"].as_str().unwrap().to_string();
+    let get = |path: &str, auth: Option<&str>| {
+        let mut req = reqwest::Client::new().get(format!("{}{path}", s.server));
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        rt().block_on(async move {
+            let r = req.send().await.expect("request");
+            let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            (r.status().as_u16(), ct, r.text().await.unwrap_or_default())
+        })
+    };
+    for path in [
+        "/api/v1/conversations".to_string(),
+        format!("/api/v1/conversations/{conv}"),
+        format!("/api/v1/conversations/{conv}/events"),
+        "/api/v1/stats".into(),
+    ] {
+        assert_eq!(get(&path, None).0, 401, "{path} without a token");
+        assert_eq!(get(&path, Some("not-the-token")).0, 401, "{path} with a wrong token");
+        assert_eq!(get(&path, Some(&token)).0, 200, "{path} with the token");
+    }
+    let (_, ct, body) = get(&format!("/api/v1/conversations/{conv}/events"), Some(&token));
+    assert!(ct.starts_with("text/event-stream"), "{ct}");
+    assert!(body.contains("event: call_ended"), "{body}");
+}
+
+#[test]
+fn pii_is_redacted_before_storage_unless_turned_off() {
+    ivrx::tls::install_crypto_provider();
+    let script =
+        "say this is ridiculous my card 4111 1111 1111 1111 was charged twice get me a real person\npause 40\nhangup\n";
+    let on = serve_support::Serve::start("", &[]);
+    let off = serve_support::Serve::start("[storage]\nredact_pii = false\n", &[]);
+    let r = on.dial(script);
+    let r_off = off.dial(script);
+    assert_eq!(r["transferred"], true, "{r}");
+    let stored = everything_stored(&on.db());
+    // (Ids may contain "4111"; the card's groups together may not.)
+    let leaks: Vec<&str> = stored.lines().filter(|l| l.contains("4111 1111") || l.contains("card 4111")).collect();
+    assert!(leaks.is_empty(), "a card number was stored: {leaks:?}");
+    for (table, sql) in [
+        ("utterances", "SELECT count(*) FROM utterances WHERE text LIKE '%[card]%'"),
+        ("decisions", "SELECT count(*) FROM decisions WHERE trigger_text LIKE '%[card]%'"),
+        ("webhooks", "SELECT count(*) FROM webhooks WHERE body LIKE '%[card]%'"),
+        ("events", "SELECT count(*) FROM events WHERE body LIKE '%[card]%'"),
+    ] {
+        assert!(count(&on.db(), sql) > 0, "{table} keeps the redacted text");
+    }
+    assert_eq!(r_off["transferred"], true);
+    let stored = everything_stored(&off.db());
+    assert!(stored.contains("4111 1111 1111 1111"), "with redact_pii = false the words are kept");
+    assert!(!stored.contains("[card]"));
+}
+
+// ----- observability
+
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn health_readiness_and_metrics_after_real_calls() {
+    // One API request in ten fails, and commands are not retried, so some fail for good.
+    let c = Carrier::start(10.0, |s| {
+        s.chaos.api_error_rate = 0.1;
+        s.chaos.seed = Some(3);
+    });
+    let s = LiveServe::start(&c, "[telnyx]\nmax_attempts = 1\n[server]\nended_call_grace_secs = 1\n");
+    assert_eq!(s.get("/healthz"), (200, "ok\n".into()));
+    assert_eq!(s.get("/readyz"), (200, "ready\n".into()));
+    let calls = [
+        c.call("say hi i need help\npress 0\npause 20\nhangup\n"),
+        c.call(include_str!("../examples/frustrated.ivrx")),
+    ];
+    let db = s.db();
+    wait_for("two calls in progress", Duration::from_secs(30), || {
+        (count(&db, "SELECT count(*) FROM conversations WHERE status = 'active'") == 2).then_some(())
+    });
+    let (_, m) = s.get("/metrics");
+    assert_eq!(metric(&m, "ivrx_active_calls", &[]), 2.0, "{m}");
+    for call in &calls {
+        c.wait_hangup(call, 600);
+        s.report(call);
+    }
+    let m = wait_for("the calls to leave memory", Duration::from_secs(20), || {
+        let (_, m) = s.get("/metrics");
+        (metric(&m, "ivrx_active_calls", &[]) == 0.0).then_some(m)
+    });
+    // Two callers, and the agent legs dialled for them.
+    let initiated = metric(&m, "ivrx_webhooks_total", &[("event_type", "call.initiated"), ("outcome", "accepted")]);
+    assert!(initiated >= 3.0, "{m}");
+    assert!(metric(&m, "ivrx_webhooks_total", &[("event_type", "call.transcription"), ("outcome", "accepted")]) > 4.0);
+    assert!(metric(&m, "ivrx_command_seconds_count", &[("action", "answer")]) >= 2.0, "{m}");
+    assert!(metric(&m, "ivrx_command_seconds_count", &[("action", "dial")]) >= 1.0, "{m}");
+    let errors = metric(&m, "ivrx_command_errors_total", &[("kind", "server")]);
+    let failed = count(&db, "SELECT count(*) FROM events WHERE kind = 'command_failed'");
+    assert!(errors >= 1.0, "commands that failed for good are counted by action and kind:\n{m}");
+    assert_eq!(errors as i64, failed, "one error per failed command");
+    // Decisions by reason, as stored.
+    let conn = ivrx::store::Reader::new(db.clone()).connection().unwrap();
+    let mut stmt = conn.prepare("SELECT reason, count(*) FROM decisions GROUP BY reason").unwrap();
+    let by_reason: Vec<(String, i64)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    assert!(!by_reason.is_empty(), "a call was transferred");
+    for (reason, n) in &by_reason {
+        assert_eq!(metric(&m, "ivrx_decisions_total", &[("reason", reason)]), *n as f64, "{reason}:\n{m}");
+    }
+    assert_eq!(metric(&m, "ivrx_decisions_total", &[]) as i64, by_reason.iter().map(|(_, n)| n).sum::<i64>());
+    assert!(metric(&m, "ivrx_webhook_ack_seconds_count", &[]) > 10.0);
+    assert_eq!(metric(&m, "ivrx_store_failing", &[]), 0.0);
+    assert_eq!(s.get("/readyz").0, 200);
 }

@@ -215,8 +215,11 @@ impl LiveServe {
         self.dir.path().join("ivrx.db")
     }
 
-    /// The admin token (generated beside the database).
+    /// The admin token (configured, or generated beside the database).
     pub fn token(&self) -> String {
+        if let Some((_, t)) = self.env.iter().find(|(k, _)| k == "IVRX_ADMIN_TOKEN") {
+            return t.clone();
+        }
         std::fs::read_to_string(self.dir.path().join("admin-token")).expect("admin token file").trim().to_string()
     }
 
