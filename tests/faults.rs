@@ -21,6 +21,15 @@ say thanks for picking up
 hangup
 ";
 
+/// The bundled callers and the operator caller, each staying on the line a
+/// minute after their last step. Retries wait in real time (a 429's
+/// Retry-After, a restart) while the sandbox clock runs ten times faster: a
+/// caller who hangs up right after their last line could otherwise be gone
+/// before a delayed transfer completes, and runs would differ by timing.
+fn patient_callers() -> [String; 4] {
+    [OPERATOR, FRUSTRATED, BUYER, CALM].map(|s| s.replace("\nhangup", "\npause 60\nhangup"))
+}
+
 /// Commands are retried fast, and a late answer is given up on quickly.
 const FAST_RETRIES: &str = "[telnyx]\nmax_attempts = 10\nattempt_timeout_ms = 400\n";
 
@@ -34,7 +43,7 @@ fn outcome(r: &Value) -> Value {
 }
 
 /// Runs the callers at once and returns their call_control_ids in order.
-fn place_all(c: &Carrier, scripts: &[&str]) -> Vec<String> {
+fn place_all(c: &Carrier, scripts: &[String]) -> Vec<String> {
     scripts.iter().map(|s| c.call(s)).collect()
 }
 
@@ -76,7 +85,7 @@ fn api_faults_on_every_command_are_retried_with_the_same_command_id_and_run_once
         s.chaos.seed = Some(11);
     });
     let s = LiveServe::start(&c, FAST_RETRIES);
-    let scripts = [OPERATOR, FRUSTRATED, BUYER, CALM];
+    let scripts = patient_callers();
     let calls = place_all(&c, &scripts);
     for ccid in &calls {
         c.wait_hangup(ccid, 600);
@@ -88,7 +97,7 @@ fn api_faults_on_every_command_are_retried_with_the_same_command_id_and_run_once
         assert_eq!(attempts(r).len(), 1, "one agent, reached once: {r}");
     }
     assert_eq!(reports[3]["transferred"], false);
-    for (r, script) in reports.iter().zip(scripts) {
+    for (r, script) in reports.iter().zip(&scripts) {
         let said: Vec<String> = script.lines().filter_map(|l| l.strip_prefix("say ")).map(str::to_string).collect();
         assert_eq!(caller_lines(r), said, "every caller line was heard: {r}");
     }
@@ -133,7 +142,7 @@ fn api_faults_on_every_command_are_retried_with_the_same_command_id_and_run_once
 
 #[test]
 fn duplicated_reordered_and_delayed_webhooks_across_concurrent_calls_change_nothing() {
-    let scripts = [OPERATOR, FRUSTRATED, BUYER, CALM];
+    let scripts = patient_callers();
     let calm = Carrier::start(10.0, |_| {});
     let chaotic = Carrier::start(10.0, |s| {
         s.chaos.duplicate_rate = 0.2;
@@ -203,7 +212,7 @@ fn a_command_decided_before_a_crash_but_never_sent_is_sent_after_the_restart() {
 fn kill_9_mid_calls_then_restart_every_call_completes_once() {
     let c = Carrier::start(10.0, |_| {});
     let mut s = LiveServe::start(&c, "");
-    let scripts = [OPERATOR, FRUSTRATED, BUYER, CALM];
+    let scripts = patient_callers();
     let calls = place_all(&c, &scripts);
     let db = s.db();
     // Kill while a transfer is under way (an agent being dialled, ringing or briefed).
@@ -224,7 +233,7 @@ fn kill_9_mid_calls_then_restart_every_call_completes_once() {
         assert_eq!(attempts(r).len(), 1, "{r}");
     }
     assert_eq!(reports[3]["transferred"], false);
-    for (r, script) in reports.iter().zip(scripts) {
+    for (r, script) in reports.iter().zip(&scripts) {
         let said: Vec<String> = script.lines().filter_map(|l| l.strip_prefix("say ")).map(str::to_string).collect();
         assert_eq!(caller_lines(r), said, "{r}");
     }
@@ -331,9 +340,10 @@ fn the_caller_hangs_up_while_the_reply_is_being_decided() {
 }
 
 /// A warm transfer to an agent who answers after `ring` seconds; the caller
-/// hangs up `pause` seconds after hearing the bridging line.
+/// hangs up `pause` seconds after hearing the bridging line. (At ×5 the
+/// stages are a few hundred milliseconds of real time apart.)
 fn hang_up_mid_transfer(ring: f64, pause: &str, stage: &str) {
-    let c = Carrier::start(10.0, |s| {
+    let c = Carrier::start(5.0, |s| {
         s.agents.push(("+18005550201".into(), ivrx::sandbox::PartyBehavior::Answer { after_secs: ring, script: None }));
     });
     let s = LiveServe::start(&c, "");
@@ -371,9 +381,15 @@ fn the_caller_hangs_up_while_being_bridged() {
     // The bridge is decided once the agent has been briefed; the carrier's API
     // is held from the briefing on, so the bridge is still in flight when the
     // caller hangs up, and is answered 90018 once it gets through.
-    let c = Carrier::start(5.0, |_| {});
+    let c = Carrier::start(3.0, |_| {});
     let s = LiveServe::start(&c, "[telnyx]\nattempt_timeout_ms = 300\nmax_attempts = 20\n");
     let call = c.call("say hello i need help\npress 0\npause 15\nhangup\n");
+    let briefing_sent = || {
+        c.commands()
+            .iter()
+            .any(|r| r.action.as_deref() == Some("speak") && r.call_control_id.as_deref() != Some(&call) && executed(r))
+            .then_some(())
+    };
     let db = s.db();
     let status = |want: &'static str| {
         let db = db.clone();
@@ -382,7 +398,7 @@ fn the_caller_hangs_up_while_being_bridged() {
                 .then_some(())
         }
     };
-    wait_for("the agent to be briefed", Duration::from_secs(60), status("answered"));
+    wait_for("the agent's briefing to reach the carrier", Duration::from_secs(60), briefing_sent);
     c.relay.hold();
     wait_for("the bridge to be decided", Duration::from_secs(60), status("bridging"));
     c.wait_hangup(&call, 120);
