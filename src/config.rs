@@ -100,6 +100,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long an ended call is kept in memory for late webhooks, seconds.
     pub ended_call_grace_secs: u64,
+    /// Longest wait for a request's headers, milliseconds; an idle connection is closed after it too.
+    pub header_timeout_ms: u64,
+    /// Longest wait for a request's whole body, milliseconds.
+    pub body_timeout_ms: u64,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -120,6 +124,8 @@ impl Default for ServerConfig {
             admin_token: None,
             max_body_bytes: 256 * 1024,
             ended_call_grace_secs: 120,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
         }
     }
 }
@@ -391,11 +397,13 @@ pub struct StorageConfig {
     pub db: Option<PathBuf>,
     /// Redact card numbers, SSNs, e-mail addresses and phone numbers before storing text.
     pub redact_pii: bool,
+    /// How long a write waits for a lock held by another process before it fails (and is retried), milliseconds.
+    pub busy_timeout_ms: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { db: None, redact_pii: true }
+        Self { db: None, redact_pii: true, busy_timeout_ms: 5000 }
     }
 }
 
@@ -438,6 +446,10 @@ pub struct ChaosSettings {
     pub api_timeout_rate: f64,
     /// How late a late answer is, milliseconds (default 4000).
     pub api_late_ms: Option<u64>,
+    /// API requests whose connection is dropped before the command runs.
+    pub api_drop_rate: f64,
+    /// API requests that run, then their connection is dropped before the answer.
+    pub api_drop_after_rate: f64,
 }
 
 impl Default for Config {
@@ -612,6 +624,17 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
+        for (key, ms) in [
+            ("server.header_timeout_ms", self.server.header_timeout_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+        ] {
+            if !(100..=600_000).contains(&ms) {
+                return Err(invalid(key, "must be between 100 and 600000 milliseconds"));
+            }
+        }
+        if !(10..=600_000).contains(&self.storage.busy_timeout_ms) {
+            return Err(invalid("storage.busy_timeout_ms", "must be between 10 and 600000 milliseconds"));
+        }
         if self.ivr.number.trim().is_empty() {
             return Err(invalid("ivr.number", "set the IVR's phone number in E.164 form, e.g. \"+18005550100\""));
         }
@@ -724,6 +747,8 @@ impl Config {
             ("api_error_rate", c.api_error_rate),
             ("api_rate_limit_rate", c.api_rate_limit_rate),
             ("api_timeout_rate", c.api_timeout_rate),
+            ("api_drop_rate", c.api_drop_rate),
+            ("api_drop_after_rate", c.api_drop_after_rate),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(invalid(format!("sandbox.chaos.{key}"), "must be a probability between 0 and 1"));
@@ -828,6 +853,29 @@ mod tests {
         assert!(c.validate(Mode::Sandbox).unwrap_err().to_string().contains("E.164"));
         c.engine.symbl_dial_in = Some("+18005550199".into());
         c.validate(Mode::Live).unwrap();
+    }
+
+    #[test]
+    fn pii_redaction_is_on_unless_turned_off() {
+        assert!(Config::default().storage.redact_pii);
+        assert!(Config::from_toml("[storage]\ndb = \"x.db\"\n").unwrap().storage.redact_pii);
+        let off = Config::from_toml("[storage]\nredact_pii = false\n").unwrap();
+        assert!(!off.storage.redact_pii);
+        off.validate(Mode::Sandbox).unwrap();
+        assert!(off.to_masked_toml().contains("redact_pii = false"));
+    }
+
+    #[test]
+    fn request_deadlines_and_lock_waits_are_bounded() {
+        for (toml, key) in [
+            ("[server]\nheader_timeout_ms = 0\n", "server.header_timeout_ms"),
+            ("[server]\nbody_timeout_ms = 9999999\n", "server.body_timeout_ms"),
+            ("[storage]\nbusy_timeout_ms = 1\n", "storage.busy_timeout_ms"),
+            ("[sandbox.chaos]\napi_drop_rate = 1.5\n", "sandbox.chaos.api_drop_rate"),
+        ] {
+            let c = Config::from_toml(toml).unwrap();
+            assert_eq!(key_of(c.validate(Mode::Sandbox).unwrap_err()), key);
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`policy`]: the escalation policy that decides when and where to transfer
 //! - [`eval`]: offline evaluation of engine and policy against labelled caller scripts
 //! - [`analyze`]: post-call analytics and reports
+//! - [`http`]: serving with request deadlines and droppable connections
 //! - [`cli`]: the command-line front end
 
 pub mod analyze;
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod error_chain;
 pub mod eval;
+pub mod http;
 pub mod intel;
 pub mod policy;
 pub mod redact;

@@ -277,6 +277,11 @@ pub struct CommandRecord {
     pub error_code: Option<String>,
     /// A repeat of an executed `command_id`: answered ok, not executed.
     pub duplicate: bool,
+    /// Chaos dropped the connection: the client got no answer. With status
+    /// 0 the command did not run; with a status it ran (that was the answer
+    /// it never got).
+    #[serde(default)]
+    pub dropped: bool,
     /// The request body.
     pub body: Value,
 }
@@ -546,16 +551,10 @@ impl Sandbox {
             .fallback(api::not_found)
             .with_state(shared.clone());
         let mut stop = shared.shutdown.subscribe();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "sandbox server stopped");
-            }
-        });
+        let stopped = async move {
+            let _ = stop.changed().await;
+        };
+        tokio::spawn(crate::http::serve(listener, app, crate::http::Limits::default(), stopped));
         tokio::spawn(scheduler(shared.clone()));
         tracing::info!(base_url = %shared.base_url, public_key = %shared.public_key, "sandbox carrier started");
         Ok(SandboxHandle { shared })

@@ -447,7 +447,9 @@ fn a_repeated_command_id_is_not_executed_twice() {
     let d: Dial =
         serde_json::from_value(json!({"connection_id": "1", "from": "+1", "to": "+2", "command_id": "d1"})).unwrap();
     let now = s.now();
+    assert!(!s.w.is_repeat_dial("d1", now));
     let first = s.w.dial(now, d.clone()).unwrap();
+    assert!(s.w.is_repeat_dial("d1", now), "the command log marks the repeat");
     let second = s.w.dial(now, d).unwrap();
     assert_eq!(first.call_control_id, second.call_control_id);
     s.drain();

@@ -679,6 +679,12 @@ impl World {
         info
     }
 
+    /// True when a dial with this `command_id` ran within the repeat window
+    /// (a new dial with it is answered with the same call, not placed again).
+    pub fn is_repeat_dial(&self, command_id: &str, now: Now) -> bool {
+        self.dial_ids.get(command_id).is_some_and(|(t, _)| now.real.saturating_duration_since(*t) < legs::DEDUPE_WINDOW)
+    }
+
     /// `POST /v2/calls`.
     pub fn dial(&mut self, now: Now, d: Dial) -> Result<CallInfo, CommandError> {
         self.dial_ids.retain(|_, (t, _)| now.real.saturating_duration_since(*t) < legs::DEDUPE_WINDOW);

@@ -5,9 +5,11 @@
 //! After each batch of inputs a worker checkpoints atomically: the domain
 //! events, the session's new state and the ids of the webhooks it processed.
 //! A worker started for a conversation that already has stored state (after a
-//! restart) restores the snapshot and replays the webhooks that were
-//! acknowledged but not yet processed; command ids are deterministic, so a
-//! command that had already gone out is ignored by Telnyx as a repeat.
+//! restart) restores the snapshot, sends again the commands it had decided on
+//! that Telnyx had not answered (see [`outbox`](super::outbox)), and replays
+//! the webhooks that were acknowledged but not yet processed; command ids are
+//! deterministic, so a command that had already gone out is ignored by Telnyx
+//! as a repeat.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::live::LiveHub;
 use super::metrics::Metrics;
+use super::outbox::{self, Outbox};
 use super::pstn::{DialIns, LinkContext, PstnLink, SymblEvent};
 use crate::intel::symbl::{SymblCall, SymblEngine};
 use crate::intel::{Score, Scorer};
@@ -57,6 +60,8 @@ pub enum WorkerMsg {
     ScoreFailed { seq: u32, text: String, error: String },
     /// Symbl in PSTN mode: its side of the call.
     Symbl(SymblEvent),
+    /// Telnyx answered a command (or it failed for good): it leaves the outbox.
+    Answered { command_id: String },
 }
 
 /// How utterances are scored.
@@ -340,6 +345,8 @@ struct Worker {
     sender: mpsc::UnboundedSender<(Command, Option<Instant>)>,
     pending: Vec<Recorded>,
     processed: Vec<String>,
+    /// Commands sent but not answered yet (saved with each checkpoint).
+    outbox: Outbox,
     replayed: HashSet<String>,
     legs: Vec<String>,
     last_at: DateTime<Utc>,
@@ -369,6 +376,7 @@ async fn run_worker(
         sender: cmd_tx,
         pending: Vec::new(),
         processed: Vec::new(),
+        outbox: Outbox::default(),
         replayed: HashSet::new(),
         legs: Vec::new(),
         last_at: Utc::now(),
@@ -436,12 +444,22 @@ impl Worker {
         };
         let resumed = snapshot.is_some();
         if let Some(state) = snapshot {
-            match serde_json::from_str::<Session>(&state) {
-                Ok(s) => {
+            match outbox::decode(&state) {
+                Ok((s, unanswered)) => {
                     self.session = s.with_settings(self.shared().settings.clone());
                     for ccid in self.session.leg_ids() {
                         self.calls.register_leg(&ccid, self.session.id());
                         self.legs.push(ccid);
+                    }
+                    if !unanswered.is_empty() {
+                        tracing::info!(
+                            conversation = self.session.id(),
+                            commands = unanswered.len(),
+                            "sending again the commands Telnyx had not answered"
+                        );
+                    }
+                    for cmd in unanswered {
+                        self.send(cmd, None);
                     }
                 }
                 Err(e) => tracing::error!(conversation = self.session.id(), error = %e, "stored session unreadable"),
@@ -548,7 +566,14 @@ impl Worker {
                 let fx = self.session.handle(Input::Scored { seq, score, at: self.last_at });
                 self.run(fx, None);
             }
+            WorkerMsg::Answered { command_id } => self.outbox.done(&command_id),
         }
+    }
+
+    /// Hands a command to the ordered sender, keeping it in the outbox until answered.
+    fn send(&mut self, cmd: Command, started: Option<Instant>) {
+        self.outbox.push(&cmd);
+        let _ = self.sender.send((cmd, started));
     }
 
     /// Scores an utterance: inline with the local engine, or queued for the
@@ -664,7 +689,7 @@ impl Worker {
                 }
                 Effect::Send(cmd) => {
                     let started = if cmd.is_transfer_start() { received } else { None };
-                    let _ = self.sender.send((cmd, started));
+                    self.send(cmd, started);
                 }
                 Effect::StartSymbl => self.start_symbl(&mut queue),
                 Effect::StopSymbl { fallback } => {
@@ -706,13 +731,15 @@ impl Worker {
     }
 
     fn checkpoint(&mut self) {
-        if self.pending.is_empty() && self.processed.is_empty() {
+        let outbox_changed = self.outbox.take_changed();
+        if self.pending.is_empty() && self.processed.is_empty() && !outbox_changed {
             return;
         }
-        let snapshot = serde_json::to_string(&self.session).ok().map(|state| Snapshot {
+        let snapshot = outbox::encode(&self.session, &self.outbox).ok().map(|state| Snapshot {
             conversation_id: self.session.id().to_string(),
             state,
-            ended: self.session.is_ended(),
+            // Not over while a command (such as releasing the agent) is unanswered.
+            ended: self.session.is_ended() && self.outbox.pending().is_empty(),
         });
         let op = WriteOp::Checkpoint {
             events: std::mem::take(&mut self.pending),
@@ -741,7 +768,7 @@ async fn run_sender(
         let result = match &cmd.request {
             Request::Action(a) => match &cmd.call_control_id {
                 Some(ccid) => shared.client.action(ccid, a).await.map(|_| ()),
-                None => continue,
+                None => Ok(()),
             },
             Request::Dial(d) => shared.client.dial(d).await.map(|_| ()),
             Request::Conference(c) => match shared.client.conference(c).await {
@@ -754,6 +781,7 @@ async fn run_sender(
                 Err(e) => Err(e),
             },
         };
+        let _ = worker.send(WorkerMsg::Answered { command_id: cmd.command_id().to_string() });
         let action = cmd.action_name();
         shared.metrics.command(action, began.elapsed(), result.as_ref().err().map(|e| e.kind()));
         let Err(e) = result else { continue };

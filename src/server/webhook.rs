@@ -94,6 +94,10 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         Route::DialIn | Route::Unrouted => None,
     };
     let received_at = chrono::Utc::now();
+    // Stored in the order the worker will see it: a replay after a crash then
+    // processes webhooks exactly as they were first processed, so the
+    // commands it decides again carry the same command_ids.
+    let order = app.dispatch_order.lock().unwrap_or_else(|p| p.into_inner());
     let committed = app.store.write_webhook(WebhookRecord {
         event_id: event_id.clone(),
         received_at,
@@ -121,6 +125,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
             _ => app.calls.dispatch(&conv, msg),
         }
     }
+    drop(order);
     // Acknowledge once the raw webhook is on disk, so an accepted event survives
     // a crash; when the store is failing, acknowledge anyway and keep it queued.
     if !app.store.health().is_failing() {

@@ -170,13 +170,32 @@ impl Session {
     }
 
     fn on_caller_hangup(&mut self, e: &CallHangup, at: DateTime<Utc>, out: &mut Vec<Effect>) {
-        if !self.end_leg(Role::Caller, e, at, out) {
+        let cause = e.hangup_cause.as_ref().map(|c| c.as_str().to_string());
+        let source = e.hangup_source.as_ref().map(|s| s.as_str().to_string());
+        self.caller_ended(cause, source, at, out);
+    }
+
+    /// The caller's leg is gone (its `call.hangup`, or a hangup answered with
+    /// 90018): record it once and end the conversation.
+    pub(super) fn caller_ended(
+        &mut self,
+        cause: Option<String>,
+        source: Option<String>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(leg) = self.caller.as_mut() else { return };
+        if leg.ended {
             return;
         }
+        leg.ended = true;
+        let ccid = leg.call_control_id.clone();
+        let ringing_cause = cause.clone();
+        self.record(at, DomainEvent::LegEnded { role: Role::Caller, call_control_id: ccid, cause, source }, out);
         let reason = match (&self.end_reason, self.phase) {
             (Some(r), _) => r.clone(),
             (None, Phase::WithAgent) => "completed_with_agent".into(),
-            (None, Phase::Ringing) => match e.hangup_cause.as_ref().map(|c| c.as_str()) {
+            (None, Phase::Ringing) => match ringing_cause.as_deref() {
                 Some("timeout" | "no_answer") => "not_answered".into(),
                 _ => "caller_hangup_before_answer".into(),
             },
@@ -194,7 +213,7 @@ impl Session {
     /// utterance has its score (an external engine answers, or fails, within
     /// its deadline), so the record is complete when it says the call ended.
     pub(super) fn maybe_end(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
-        let agent_up = self.agent.as_ref().is_some_and(|l| !l.ended && !l.gone);
+        let agent_up = self.agent.as_ref().is_some_and(|l| !l.ended);
         if self.phase != Phase::Ended || agent_up || self.end_recorded || !self.pending.is_empty() {
             return;
         }

@@ -454,9 +454,6 @@ struct Leg {
     call_control_id: String,
     answered: bool,
     ended: bool,
-    /// Telnyx answered 90018 to a hangup: the leg is gone, its `call.hangup` may follow.
-    #[serde(default)]
-    gone: bool,
     transcribing: bool,
 }
 

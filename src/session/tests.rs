@@ -344,10 +344,10 @@ fn a_goodbye_hangup_racing_the_callers_own_hangup_still_records_the_end() {
         error: "call has already ended (90018)".into(),
         at: c.t,
     });
-    assert!(fx.is_empty(), "{fx:?}");
-    let fx = c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing", "hangup_source": "caller"}));
     let kinds: Vec<_> = events(&fx).iter().map(|e| e.kind()).collect();
-    assert_eq!(kinds, vec!["leg_ended", "call_ended"]);
+    assert_eq!(kinds, vec!["leg_ended", "call_ended"], "the call is over even if no webhook follows");
+    let fx = c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing", "hangup_source": "caller"}));
+    assert!(fx.is_empty(), "the late webhook changes nothing: {fx:?}");
 }
 
 #[test]
@@ -363,7 +363,38 @@ fn a_call_gone_answer_to_releasing_the_agent_still_ends_the_call() {
         error: "call has already ended (90018)".into(),
         at: c.t,
     });
-    assert!(matches!(events(&fx)[..], [DomainEvent::CallEnded { .. }]), "{fx:?}");
+    assert!(
+        matches!(events(&fx)[..], [DomainEvent::LegEnded { role: Role::Agent, .. }, DomainEvent::CallEnded { .. }]),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn a_goodbye_to_a_caller_already_gone_still_ends_the_call() {
+    // The caller hangs up while the IVR says goodbye; the goodbye and the
+    // hangup are both answered 90018 before the caller's call.hangup arrives.
+    let mut c = Call::answered();
+    c.say("thats all thank you bye", 0.6, &[]);
+    let gone = |action: &str, c: &Call| Input::CommandFailed {
+        command_id: "x".into(),
+        action: action.into(),
+        role: Role::Caller,
+        call_gone: true,
+        error: "call has already ended (90018)".into(),
+        at: c.t,
+    };
+    let fx = c.s.handle(gone("speak", &c));
+    assert_eq!(names(&fx), vec!["hangup"]);
+    let fx = c.s.handle(gone("hangup", &c));
+    assert!(
+        matches!(events(&fx)[..], [DomainEvent::LegEnded { role: Role::Caller, .. }, DomainEvent::CallEnded { .. }]),
+        "{fx:?}"
+    );
+    assert!(c.s.is_ended());
+    assert!(events(&fx).iter().any(|e| matches!(e, DomainEvent::CallEnded { reason } if reason == "caller_done")));
+    // The late call.hangup changes nothing.
+    let fx = c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing"}));
+    assert!(fx.is_empty(), "{fx:?}");
 }
 
 #[test]

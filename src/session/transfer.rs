@@ -465,12 +465,20 @@ impl Session {
         out: &mut Vec<Effect>,
     ) {
         if call_gone && action == "hangup" {
-            // The leg had already gone: exactly what the hangup wanted. Its own
-            // `call.hangup` still records how it ended when it comes.
-            if let Some(l) = self.leg_mut(role) {
-                l.gone = true;
+            // The leg had already gone: exactly what the hangup wanted. Its
+            // `call.hangup` may come later (then it is ignored) or never.
+            match role {
+                Role::Caller => self.caller_ended(None, None, at, out),
+                Role::Agent | Role::Symbl => {
+                    if let Some(l) = self.leg_mut(role).filter(|l| !l.ended) {
+                        l.ended = true;
+                        let call_control_id = l.call_control_id.clone();
+                        let ended = DomainEvent::LegEnded { role, call_control_id, cause: None, source: None };
+                        self.record(at, ended, out);
+                    }
+                    self.maybe_end(at, out);
+                }
             }
-            self.maybe_end(at, out);
             return;
         }
         self.record(

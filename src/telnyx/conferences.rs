@@ -145,7 +145,8 @@ pub struct ConferenceResponse {
 }
 
 /// A conference command, as the session asks for it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum ConferenceCommand {
     /// `POST /conferences`.
     Create(ConferenceCreate),
