@@ -144,6 +144,8 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--api-error-rate', '--api-error-rate', [CompletionResultType]::ParameterName, 'Chaos: fraction of REST requests answered 500 without being executed (0..1)')
             [CompletionResult]::new('--api-rate-limit-rate', '--api-rate-limit-rate', [CompletionResultType]::ParameterName, 'Chaos: fraction of REST requests answered 429 with Retry-After (0..1)')
             [CompletionResult]::new('--api-timeout-rate', '--api-timeout-rate', [CompletionResultType]::ParameterName, 'Chaos: fraction of REST requests executed but answered late, as if timed out (0..1)')
+            [CompletionResult]::new('--api-drop-rate', '--api-drop-rate', [CompletionResultType]::ParameterName, 'Chaos: fraction of REST requests whose connection is dropped before they run, with no answer (0..1)')
+            [CompletionResult]::new('--api-drop-after-rate', '--api-drop-after-rate', [CompletionResultType]::ParameterName, 'Chaos: fraction of REST requests that run, then their connection is dropped with no answer (0..1)')
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed for the chaos knobs, for reproducible runs')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Log as JSON lines instead of text')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -369,7 +369,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__sandbox)
-            opts="-h -V --listen --webhook-url --failover-url --api-key --signing-key --time-scale --agent --duplicate-rate --reorder-rate --max-delay-ms --api-error-rate --api-rate-limit-rate --api-timeout-rate --seed --json --help --version"
+            opts="-h -V --listen --webhook-url --failover-url --api-key --signing-key --time-scale --agent --duplicate-rate --reorder-rate --max-delay-ms --api-error-rate --api-rate-limit-rate --api-timeout-rate --api-drop-rate --api-drop-after-rate --seed --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -424,6 +424,14 @@ _ivrx() {
                     return 0
                     ;;
                 --api-timeout-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-drop-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-drop-after-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -134,6 +134,8 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --api-error-rate 'Chaos: fraction of REST requests answered 500 without being executed (0..1)'
             cand --api-rate-limit-rate 'Chaos: fraction of REST requests answered 429 with Retry-After (0..1)'
             cand --api-timeout-rate 'Chaos: fraction of REST requests executed but answered late, as if timed out (0..1)'
+            cand --api-drop-rate 'Chaos: fraction of REST requests whose connection is dropped before they run, with no answer (0..1)'
+            cand --api-drop-after-rate 'Chaos: fraction of REST requests that run, then their connection is dropped with no answer (0..1)'
             cand --seed 'Seed for the chaos knobs, for reproducible runs'
             cand --json 'Log as JSON lines instead of text'
             cand -h 'Print help (see more with ''--help'')'

@@ -116,6 +116,8 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l max-delay-ms -d 'C
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-error-rate -d 'Chaos: fraction of REST requests answered 500 without being executed (0..1)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-rate-limit-rate -d 'Chaos: fraction of REST requests answered 429 with Retry-After (0..1)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-timeout-rate -d 'Chaos: fraction of REST requests executed but answered late, as if timed out (0..1)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-drop-rate -d 'Chaos: fraction of REST requests whose connection is dropped before they run, with no answer (0..1)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-drop-after-rate -d 'Chaos: fraction of REST requests that run, then their connection is dropped with no answer (0..1)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l seed -d 'Seed for the chaos knobs, for reproducible runs' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l json -d 'Log as JSON lines instead of text'
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -s h -l help -d 'Print help (see more with \'--help\')'

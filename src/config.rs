@@ -100,6 +100,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long an ended call is kept in memory for late webhooks, seconds.
     pub ended_call_grace_secs: u64,
+    /// Longest wait for a request's headers, milliseconds; an idle connection is closed after it too.
+    pub header_timeout_ms: u64,
+    /// Longest wait for a request's whole body, milliseconds.
+    pub body_timeout_ms: u64,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -120,6 +124,8 @@ impl Default for ServerConfig {
             admin_token: None,
             max_body_bytes: 256 * 1024,
             ended_call_grace_secs: 120,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
         }
     }
 }
@@ -350,11 +356,36 @@ pub struct EngineConfig {
     pub symbl_conf: Option<PathBuf>,
     /// For `symbl`: longest wait for one score before falling back to the local engine, ms.
     pub symbl_timeout_ms: u64,
+    /// For `symbl` in `pstn` mode: the number Symbl dials into calls, reserved
+    /// for it (a second number on the Call Control application). Required in
+    /// live mode; the sandbox uses [`SANDBOX_SYMBL_DIAL_IN`].
+    pub symbl_dial_in: Option<String>,
 }
+
+/// The Symbl dial-in number in sandbox mode when none is configured.
+pub const SANDBOX_SYMBL_DIAL_IN: &str = "+15555550198";
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { kind: EngineKind::Local, symbl_mode: SymblMode::Text, symbl_conf: None, symbl_timeout_ms: 2500 }
+        Self {
+            kind: EngineKind::Local,
+            symbl_mode: SymblMode::Text,
+            symbl_conf: None,
+            symbl_timeout_ms: 2500,
+            symbl_dial_in: None,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// True for Symbl in PSTN mode.
+    pub fn is_symbl_pstn(&self) -> bool {
+        self.kind == EngineKind::Symbl && self.symbl_mode == SymblMode::Pstn
+    }
+
+    /// The number Symbl dials in PSTN mode (the sandbox's when none is set).
+    pub fn dial_in_number(&self) -> String {
+        self.symbl_dial_in.clone().unwrap_or_else(|| SANDBOX_SYMBL_DIAL_IN.to_string())
     }
 }
 
@@ -366,11 +397,13 @@ pub struct StorageConfig {
     pub db: Option<PathBuf>,
     /// Redact card numbers, SSNs, e-mail addresses and phone numbers before storing text.
     pub redact_pii: bool,
+    /// How long a write waits for a lock held by another process before it fails (and is retried), milliseconds.
+    pub busy_timeout_ms: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { db: None, redact_pii: true }
+        Self { db: None, redact_pii: true, busy_timeout_ms: 5000 }
     }
 }
 
@@ -413,6 +446,10 @@ pub struct ChaosSettings {
     pub api_timeout_rate: f64,
     /// How late a late answer is, milliseconds (default 4000).
     pub api_late_ms: Option<u64>,
+    /// API requests whose connection is dropped before the command runs.
+    pub api_drop_rate: f64,
+    /// API requests that run, then their connection is dropped before the answer.
+    pub api_drop_after_rate: f64,
 }
 
 impl Default for Config {
@@ -587,6 +624,17 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
+        for (key, ms) in [
+            ("server.header_timeout_ms", self.server.header_timeout_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+        ] {
+            if !(100..=600_000).contains(&ms) {
+                return Err(invalid(key, "must be between 100 and 600000 milliseconds"));
+            }
+        }
+        if !(10..=600_000).contains(&self.storage.busy_timeout_ms) {
+            return Err(invalid("storage.busy_timeout_ms", "must be between 10 and 600000 milliseconds"));
+        }
         if self.ivr.number.trim().is_empty() {
             return Err(invalid("ivr.number", "set the IVR's phone number in E.164 form, e.g. \"+18005550100\""));
         }
@@ -668,6 +716,9 @@ impl Config {
         if !(100..=60_000).contains(&self.engine.symbl_timeout_ms) {
             return Err(invalid("engine.symbl_timeout_ms", "must be between 100 and 60000"));
         }
+        if self.engine.is_symbl_pstn() {
+            self.validate_dial_in(mode)?;
+        }
         self.policy.validate().map_err(|e| invalid(format!("policy.{}", e.key), e.message))?;
         for (i, t) in self.trackers.iter().enumerate() {
             if t.name.trim().is_empty() {
@@ -696,6 +747,8 @@ impl Config {
             ("api_error_rate", c.api_error_rate),
             ("api_rate_limit_rate", c.api_rate_limit_rate),
             ("api_timeout_rate", c.api_timeout_rate),
+            ("api_drop_rate", c.api_drop_rate),
+            ("api_drop_after_rate", c.api_drop_after_rate),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(invalid(format!("sandbox.chaos.{key}"), "must be a probability between 0 and 1"));
@@ -708,6 +761,31 @@ impl Config {
                     format!("{behaviour:?} is not a behaviour: use answer, answer:SECONDS, refuse, busy or no-answer"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_dial_in(&self, mode: Mode) -> Result<(), ConfigError> {
+        let key = "engine.symbl_dial_in";
+        let Some(number) = &self.engine.symbl_dial_in else {
+            if mode == Mode::Live {
+                return Err(invalid(
+                    key,
+                    "required with symbl_mode = \"pstn\": a second number on your Call Control application, \
+                     reserved for Symbl to dial into calls (ivrx tells Symbl's call from callers by the number it dials)",
+                ));
+            }
+            return Ok(());
+        };
+        let digits = number.strip_prefix('+').unwrap_or("");
+        if !(8..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(invalid(key, format!("{number:?} is not a number in E.164 form, e.g. \"+18005550123\"")));
+        }
+        if number == &self.ivr.number {
+            return Err(invalid(
+                key,
+                "must differ from ivr.number: every call to the dial-in number is taken for Symbl's, never greeted",
+            ));
         }
         Ok(())
     }
@@ -755,6 +833,49 @@ mod tests {
     fn defaults_are_valid_in_sandbox_mode() {
         Config::default().validate(Mode::Sandbox).unwrap();
         assert_eq!(Config::default().mode(false), Mode::Sandbox);
+    }
+
+    #[test]
+    fn symbl_pstn_needs_its_own_dial_in_number_live() {
+        let mut c = Config::default();
+        c.engine.kind = EngineKind::Symbl;
+        c.engine.symbl_mode = SymblMode::Pstn;
+        c.validate(Mode::Sandbox).unwrap();
+        assert_eq!(c.engine.dial_in_number(), SANDBOX_SYMBL_DIAL_IN, "the sandbox has one");
+        c.telnyx.public_key = Some(crate::telnyx::WebhookSigner::generate().public_key_base64());
+        c.telnyx.connection_id = Some("42".into());
+        let e = c.validate(Mode::Live).unwrap_err().to_string();
+        assert!(e.contains("engine.symbl_dial_in") && e.contains("required"), "{e}");
+        c.engine.symbl_dial_in = Some(c.ivr.number.clone());
+        let e = c.validate(Mode::Live).unwrap_err().to_string();
+        assert!(e.contains("must differ from ivr.number"), "{e}");
+        c.engine.symbl_dial_in = Some("555-0199".into());
+        assert!(c.validate(Mode::Sandbox).unwrap_err().to_string().contains("E.164"));
+        c.engine.symbl_dial_in = Some("+18005550199".into());
+        c.validate(Mode::Live).unwrap();
+    }
+
+    #[test]
+    fn pii_redaction_is_on_unless_turned_off() {
+        assert!(Config::default().storage.redact_pii);
+        assert!(Config::from_toml("[storage]\ndb = \"x.db\"\n").unwrap().storage.redact_pii);
+        let off = Config::from_toml("[storage]\nredact_pii = false\n").unwrap();
+        assert!(!off.storage.redact_pii);
+        off.validate(Mode::Sandbox).unwrap();
+        assert!(off.to_masked_toml().contains("redact_pii = false"));
+    }
+
+    #[test]
+    fn request_deadlines_and_lock_waits_are_bounded() {
+        for (toml, key) in [
+            ("[server]\nheader_timeout_ms = 0\n", "server.header_timeout_ms"),
+            ("[server]\nbody_timeout_ms = 9999999\n", "server.body_timeout_ms"),
+            ("[storage]\nbusy_timeout_ms = 1\n", "storage.busy_timeout_ms"),
+            ("[sandbox.chaos]\napi_drop_rate = 1.5\n", "sandbox.chaos.api_drop_rate"),
+        ] {
+            let c = Config::from_toml(toml).unwrap();
+            assert_eq!(key_of(c.validate(Mode::Sandbox).unwrap_err()), key);
+        }
     }
 
     #[test]

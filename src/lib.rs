@@ -8,13 +8,16 @@
 //! - [`policy`]: the escalation policy that decides when and where to transfer
 //! - [`eval`]: offline evaluation of engine and policy against labelled caller scripts
 //! - [`analyze`]: post-call analytics and reports
+//! - [`http`]: serving with request deadlines and droppable connections
 //! - [`load`]: load runs against a running server (mix of caller scripts, the report)
 //! - [`cli`]: the command-line front end
 
 pub mod analyze;
 pub mod cli;
 pub mod config;
+pub mod error_chain;
 pub mod eval;
+pub mod http;
 pub mod intel;
 pub mod latency;
 pub mod load;

@@ -108,6 +108,11 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
         eprintln!("placed simulated call {ccid}");
     }
     if args.interactive {
+        tokio::spawn(print_heard(
+            api.http.clone(),
+            format!("{}/sandbox/v1/calls/{}/heard", api.base, ccid),
+            api.key.clone(),
+        ));
         feed_stdin(&api, &ccid).await;
     }
     let wait_url = format!("{}/sandbox/v1/calls/{}/wait?timeout_secs={}", api.base, ccid, args.timeout);
@@ -142,6 +147,25 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
     let report: CallReport = serde_json::from_value(report)?;
     print_report(&report, Output::detect(ColorChoice::Auto).color);
     Ok(exit::code(exit::OK))
+}
+
+/// Prints what the simulated caller hears (the IVR's prompts, the agent) while
+/// a person types the caller's lines.
+async fn print_heard(http: reqwest::Client, url: String, key: String) {
+    let Ok(mut resp) = http.get(url).bearer_auth(key).send().await else { return };
+    if !resp.status().is_success() {
+        return;
+    }
+    let mut buf = String::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(i) = buf.find('\n') {
+            let line: String = buf.drain(..=i).collect();
+            let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+            let who = if v["source"] == "ivr" { "ivr" } else { "other party" };
+            eprintln!("  {who}: {}", v["text"].as_str().unwrap_or(""));
+        }
+    }
 }
 
 /// Sends each line typed on stdin as a caller step; end of input hangs up.

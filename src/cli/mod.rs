@@ -387,6 +387,12 @@ pub struct SandboxArgs {
     /// Chaos: fraction of REST requests executed but answered late, as if timed out (0..1)
     #[arg(long, default_value_t = 0.0)]
     pub api_timeout_rate: f64,
+    /// Chaos: fraction of REST requests whose connection is dropped before they run, with no answer (0..1)
+    #[arg(long, default_value_t = 0.0)]
+    pub api_drop_rate: f64,
+    /// Chaos: fraction of REST requests that run, then their connection is dropped with no answer (0..1)
+    #[arg(long, default_value_t = 0.0)]
+    pub api_drop_after_rate: f64,
     /// Seed for the chaos knobs, for reproducible runs
     #[arg(long)]
     pub seed: Option<u64>,

@@ -111,6 +111,8 @@ pub fn config_from_args(args: &SandboxArgs) -> anyhow::Result<SandboxConfig> {
         api_error_rate: rate("--api-error-rate", args.api_error_rate)?,
         api_rate_limit_rate: rate("--api-rate-limit-rate", args.api_rate_limit_rate)?,
         api_timeout_rate: rate("--api-timeout-rate", args.api_timeout_rate)?,
+        api_drop_rate: rate("--api-drop-rate", args.api_drop_rate)?,
+        api_drop_after_rate: rate("--api-drop-after-rate", args.api_drop_after_rate)?,
         ..Chaos::default()
     };
     config.validate().map_err(|e| {

@@ -60,9 +60,6 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
     if config.engine.kind == EngineKind::Local {
         return Ok(Engine::Local(local));
     }
-    if config.engine.symbl_mode == SymblMode::Pstn {
-        anyhow::bail!("config key `engine.symbl_mode`: \"pstn\" is not available in this build; use \"text\"");
-    }
     let loaded = CredentialSearch::from_system(config.engine.symbl_conf.clone()).load()?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
@@ -82,11 +79,14 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
         ),
     }
     let options = SymblEngineOptions { trackers: trackers_from(config).configs().to_vec(), ..Default::default() };
-    Ok(Engine::Symbl {
-        symbl: SymblEngine::new(client, options),
-        local,
-        deadline: Duration::from_millis(config.engine.symbl_timeout_ms),
-    })
+    let symbl = SymblEngine::new(client, options);
+    let deadline = Duration::from_millis(config.engine.symbl_timeout_ms);
+    if config.engine.symbl_mode == SymblMode::Pstn {
+        let dial_in = config.engine.dial_in_number();
+        tracing::info!(dial_in = %dial_in, "Symbl PSTN mode: Symbl dials into each call's conference on this number");
+        return Ok(Engine::SymblPstn { symbl, local, deadline, dial_in });
+    }
+    Ok(Engine::Symbl { symbl, local, deadline })
 }
 
 async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
@@ -98,8 +98,13 @@ async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener>
 /// Starts everything `serve` runs (without waiting), so the demo and tests can drive it.
 pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Result<Running> {
     let db = config.storage.db.clone().unwrap_or_else(crate::store::default_path);
-    let store = Store::open(&db, StoreOptions { redact_pii: config.storage.redact_pii, ..StoreOptions::default() })
-        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    let store_options = StoreOptions {
+        redact_pii: config.storage.redact_pii,
+        busy_timeout: Duration::from_millis(config.storage.busy_timeout_ms),
+        ..StoreOptions::default()
+    };
+    let store =
+        Store::open(&db, store_options).with_context(|| format!("cannot open the database {}", db.display()))?;
     let admin_token = match &config.server.admin_token {
         Some(t) => t.clone(),
         None => {
@@ -115,6 +120,10 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         max_attempts: config.telnyx.max_attempts,
         attempt_timeout: Duration::from_millis(config.telnyx.attempt_timeout_ms),
         ..RetryPolicy::default()
+    };
+    let limits = server::Limits {
+        header_timeout: Duration::from_millis(config.server.header_timeout_ms),
+        body_timeout: Duration::from_millis(config.server.body_timeout_ms),
     };
     let options = |client, verifier, settings| ServerOptions {
         listener,
@@ -142,10 +151,18 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 .map(|u| format!("{}{}", u.trim_end_matches('/'), config.server.webhook_path));
             let connection_id = config.telnyx.connection_id.clone().unwrap_or_default();
             let settings = Arc::new(SessionSettings::from_config(&config, connection_id, webhook_url));
-            let server = server::start(options(client, verifier, settings)).await?;
+            let server = server::start_with(options(client, verifier, settings), limits).await?;
             Ok(Running { server, sandbox: None, store, db, mode })
         }
         Mode::Sandbox => {
+            if config.engine.is_symbl_pstn()
+                && SymblConfig::from_env().base_url == crate::intel::symbl::DEFAULT_API_BASE
+            {
+                tracing::warn!(
+                    "Symbl PSTN mode with the sandbox carrier: Symbl's service cannot call the sandbox's numbers, \
+                     so calls fall back to the local engine once Symbl has not called in"
+                );
+            }
             let time_scale = args.time_scale.unwrap_or(if args.demo { 5.0 } else { 1.0 });
             let sandbox_listener = bind(&args.sandbox_listen, "sandbox carrier", "--sandbox-listen").await?;
             let sandbox_addr = sandbox_listener.local_addr()?;
@@ -157,7 +174,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 retry,
             })?;
             let settings = Arc::new(SessionSettings::from_config(&config, config.sandbox.connection_id.clone(), None));
-            let server = server::start(options(client, signer.verifier(), settings)).await?;
+            let server = server::start_with(options(client, signer.verifier(), settings), limits).await?;
             let mut sc = SandboxConfig::new(webhook_url);
             sc.api_key = EMBEDDED_SANDBOX_KEY.into();
             sc.signer = signer;
@@ -174,6 +191,8 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 api_rate_limit_rate: c.api_rate_limit_rate,
                 api_timeout_rate: c.api_timeout_rate,
                 api_late_ms: c.api_late_ms.unwrap_or(sc.chaos.api_late_ms),
+                api_drop_rate: c.api_drop_rate,
+                api_drop_after_rate: c.api_drop_after_rate,
             };
             for (number, behaviour) in &config.sandbox.agents {
                 let (n, b) = crate::sandbox::parse_agent_spec(&format!("{number}={behaviour}"))

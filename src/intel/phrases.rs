@@ -188,6 +188,31 @@ fn entry_matches(e: &Entry, text: &Normalized, i: usize) -> bool {
     })
 }
 
+/// The plain phrases a pattern stands for, for services that take literal
+/// vocabulary (Symbl trackers): alternatives expanded, anchors dropped, words
+/// normalised. Exclusions (`-…`), patterns with `*` and patterns that do not
+/// compile give none.
+pub fn literal_phrases(pattern: &str) -> Vec<String> {
+    if pattern.trim_start().starts_with('-') {
+        return Vec::new();
+    }
+    let Ok(variants) = compile(pattern) else { return Vec::new() };
+    variants
+        .into_iter()
+        .filter_map(|v| {
+            let words: Option<Vec<&str>> = v
+                .words
+                .iter()
+                .map(|s| match s {
+                    Slot::Word(w) => Some(&**w),
+                    Slot::Any => None,
+                })
+                .collect();
+            words.map(|w| w.join(" "))
+        })
+        .collect()
+}
+
 struct Variant {
     words: Vec<Slot>,
     at_start: bool,
@@ -265,6 +290,19 @@ fn compile_part(pattern: &str, part: &str, out: &mut Vec<Variant>) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_phrases_expand_alternatives_and_skip_what_has_no_literal_form() {
+        assert_eq!(
+            literal_phrases("real|actual person|human"),
+            ["real person", "real human", "actual person", "actual human"]
+        );
+        assert_eq!(literal_phrases("fed up, ^sick of$"), ["fed up", "sick of"]);
+        assert_eq!(literal_phrases("Don't"), ["do not"]);
+        assert!(literal_phrases("-agent id").is_empty());
+        assert!(literal_phrases("talk to * now").is_empty());
+        assert!(literal_phrases("| |").is_empty());
+    }
 
     fn all(m: &PhraseMatcher, text: &str) -> Vec<(usize, usize, u32)> {
         let n = Normalized::new(text);

@@ -10,13 +10,16 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::telnyx::commands::{Action, Dial, ValidationError, ACTION_NAMES};
+use crate::telnyx::conferences::{ConferenceCreate, ConferenceJoin, ConferenceLeave};
 use crate::telnyx::errors::{codes, ApiErrorBody, ApiErrorItem};
 
 use super::chaos::ApiFault;
+use super::conference::{ConfAction, ConfError};
 use super::world::{CommandError, Executed};
 use super::{CommandRecord, Shared};
 
@@ -141,9 +144,16 @@ fn record(method: &Method, path: &str) -> CommandRecord {
         status: 0,
         error_code: None,
         duplicate: false,
+        dropped: false,
         body: Value::Null,
     }
 }
+
+/// Marks a request whose command runs but whose answer is dropped (chaos).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AnswerDropped;
+
+type Dropped = Option<Extension<AnswerDropped>>;
 
 /// Logs a request's outcome and turns it into the answer.
 fn finish(s: &Shared, mut rec: CommandRecord, outcome: Result<Value, ApiError>) -> Response {
@@ -174,7 +184,7 @@ async fn api_chaos(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Re
     match s.api_fault() {
         None => next.run(req).await,
         Some(ApiFault::ServerError) => {
-            let rec = record(req.method(), req.uri().path());
+            let rec = refused_record(req).await;
             let e = ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "10007",
@@ -184,7 +194,7 @@ async fn api_chaos(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Re
             finish(&s, rec, Err(e))
         }
         Some(ApiFault::RateLimited) => {
-            let rec = record(req.method(), req.uri().path());
+            let rec = refused_record(req).await;
             let e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 codes::RATE_LIMITED,
@@ -200,7 +210,45 @@ async fn api_chaos(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Re
             tokio::time::sleep(Duration::from_millis(s.chaos.api_late_ms)).await;
             resp
         }
+        Some(ApiFault::Dropped { executed }) => {
+            let Some(conn) = req.extensions().get::<crate::http::Connection>().cloned() else {
+                // Served without a droppable connection: nothing to drop, answer normally.
+                return next.run(req).await;
+            };
+            let resp = if executed {
+                let mut req = req;
+                req.extensions_mut().insert(AnswerDropped);
+                next.run(req).await
+            } else {
+                let mut rec = refused_record(req).await;
+                rec.dropped = true;
+                s.log_command(rec);
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            };
+            conn.abort();
+            resp
+        }
     }
+}
+
+/// The log record of a request chaos refuses before it runs: what it was
+/// for (action, call, `command_id`), read from its path and body.
+async fn refused_record(req: Request) -> CommandRecord {
+    let mut rec = record(req.method(), req.uri().path());
+    let rest = req.uri().path().strip_prefix("/v2/calls").unwrap_or_default().to_string();
+    let parts: Vec<&str> = rest.split('/').skip(1).collect();
+    match parts.as_slice() {
+        [] => rec.action = Some("dial".into()),
+        [id] => (rec.action, rec.call_control_id) = (Some("retrieve".into()), Some((*id).into())),
+        [id, "actions", name] => (rec.action, rec.call_control_id) = (Some((*name).into()), Some((*id).into())),
+        _ => {}
+    }
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+        rec.command_id = v.get("command_id").and_then(Value::as_str).map(str::to_string);
+        rec.body = v;
+    }
+    rec
 }
 
 /// Any request that matches no route.
@@ -225,12 +273,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/v2/calls", post(dial).fallback(method_not_allowed))
         .route("/v2/calls/{id}", get(retrieve).fallback(method_not_allowed))
         .route("/v2/calls/{id}/actions/{action}", post(action).put(action).fallback(method_not_allowed))
+        .route("/v2/conferences", post(create_conference).fallback(method_not_allowed))
+        .route("/v2/conferences/{id}", get(retrieve_conference).fallback(method_not_allowed))
+        .route("/v2/conferences/{id}/actions/{action}", post(conference_action).fallback(method_not_allowed))
         .layer(middleware::from_fn_with_state(shared.clone(), api_chaos))
         .layer(middleware::from_fn_with_state(shared, require_api_key))
 }
 
-async fn dial(State(s): State<Arc<Shared>>, method: Method, body: Bytes) -> Response {
+async fn dial(State(s): State<Arc<Shared>>, dropped: Dropped, method: Method, body: Bytes) -> Response {
     let mut rec = record(&method, "/v2/calls");
+    rec.dropped = dropped.is_some();
     rec.action = Some("dial".into());
     let outcome = run_dial(&s, &body, &mut rec);
     finish(&s, rec, outcome)
@@ -244,13 +296,20 @@ fn run_dial(s: &Shared, body: &[u8], rec: &mut CommandRecord) -> Result<Value, A
     rec.body = v.clone();
     let d = Dial::parse(v).map_err(validation_error)?;
     rec.command_id = d.command_id.clone();
-    let info = s.with_world(|w, now| w.dial(now, d)).map_err(|e| command_error(e, ""))?;
+    let (info, repeat) = s
+        .with_world(|w, now| {
+            let repeat = d.command_id.as_deref().is_some_and(|id| w.is_repeat_dial(id, now));
+            w.dial(now, d).map(|info| (info, repeat))
+        })
+        .map_err(|e| command_error(e, ""))?;
+    rec.duplicate = repeat;
     rec.call_control_id = Some(info.call_control_id.clone());
     Ok(json!({ "data": info }))
 }
 
-async fn retrieve(State(s): State<Arc<Shared>>, method: Method, Path(id): Path<String>) -> Response {
+async fn retrieve(State(s): State<Arc<Shared>>, dropped: Dropped, method: Method, Path(id): Path<String>) -> Response {
     let mut rec = record(&method, &format!("/v2/calls/{id}"));
+    rec.dropped = dropped.is_some();
     rec.action = Some("retrieve".into());
     rec.call_control_id = Some(id.clone());
     let info = s.with_world(|w, now| w.call_info(&id, now.v));
@@ -263,11 +322,13 @@ async fn retrieve(State(s): State<Arc<Shared>>, method: Method, Path(id): Path<S
 
 async fn action(
     State(s): State<Arc<Shared>>,
+    dropped: Dropped,
     method: Method,
     Path((id, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
     let mut rec = record(&method, &format!("/v2/calls/{id}/actions/{name}"));
+    rec.dropped = dropped.is_some();
     rec.action = Some(name.clone());
     rec.call_control_id = Some(id.clone());
     let outcome = run_action(&s, &method, &id, &name, &body, &mut rec);
@@ -309,4 +370,81 @@ fn run_action(
         }
         Err(e) => Err(command_error(e, id)),
     }
+}
+
+fn conference_error(e: ConfError, id: &str) -> ApiError {
+    match e {
+        ConfError::NoConference => ApiError::not_found(format!("Conference {id} was not found.")),
+        ConfError::Ended => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::BAD_REQUEST,
+            "Conference has ended",
+            "This conference is no longer active and can't take participants.",
+        ),
+        ConfError::Call(e) => command_error(e, ""),
+    }
+}
+
+async fn create_conference(State(s): State<Arc<Shared>>, method: Method, body: Bytes) -> Response {
+    let mut rec = record(&method, "/v2/conferences");
+    rec.action = Some("conference_create".into());
+    let outcome = (|| {
+        let v = parse_json(&body)?;
+        rec.body = v.clone();
+        let b = ConferenceCreate::parse(v).map_err(validation_error)?;
+        rec.command_id = b.command_id.clone();
+        rec.call_control_id = Some(b.call_control_id.clone());
+        let info = s.with_world(|w, now| w.create_conference(now, b)).map_err(|e| conference_error(e, ""))?;
+        Ok(json!({ "data": info }))
+    })();
+    finish(&s, rec, outcome)
+}
+
+async fn retrieve_conference(State(s): State<Arc<Shared>>, method: Method, Path(id): Path<String>) -> Response {
+    let mut rec = record(&method, &format!("/v2/conferences/{id}"));
+    rec.action = Some("conference_retrieve".into());
+    let outcome = match s.with_world(|w, _| w.conference_info(&id)) {
+        Some(info) => Ok(json!({ "data": info })),
+        None => Err(ApiError::not_found(format!("Conference {id} was not found."))),
+    };
+    finish(&s, rec, outcome)
+}
+
+async fn conference_action(
+    State(s): State<Arc<Shared>>,
+    method: Method,
+    Path((id, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let mut rec = record(&method, &format!("/v2/conferences/{id}/actions/{name}"));
+    rec.action = Some(format!("conference_{}", name.chars().take(40).collect::<String>()));
+    let outcome = (|| {
+        let v = parse_json(&body)?;
+        rec.body = v.clone();
+        let action = match name.as_str() {
+            "join" => ConfAction::Join(ConferenceJoin::parse(v).map_err(validation_error)?),
+            "leave" => ConfAction::Leave(ConferenceLeave::parse(v).map_err(validation_error)?),
+            other => {
+                return Err(ApiError::not_found(format!(
+                    "Unknown conference action '{}' (the sandbox runs join and leave).",
+                    other.chars().take(60).collect::<String>()
+                )))
+            }
+        };
+        let (ccid, cid) = match &action {
+            ConfAction::Join(b) => (b.call_control_id.clone(), b.command_id.clone()),
+            ConfAction::Leave(b) => (b.call_control_id.clone(), b.command_id.clone()),
+        };
+        rec.call_control_id = Some(ccid);
+        rec.command_id = cid;
+        match s.with_world(|w, now| w.conference_action(now, &id, action)) {
+            Ok(Executed::Done) => Ok(json!({ "data": { "result": "ok" } })),
+            Ok(Executed::Duplicate) => {
+                rec.duplicate = true;
+                Ok(json!({ "data": { "result": "ok" } }))
+            }
+            Err(e) => Err(conference_error(e, &id)),
+        }
+    })();
+    finish(&s, rec, outcome)
 }

@@ -1,5 +1,6 @@
 //! Fault injection: webhooks duplicated, reordered and delayed, and REST
-//! answers that fail (500), throttle (429) or come late. Every decision comes
+//! answers that fail (500), throttle (429), come late, or never come (the
+//! connection is dropped, before or after the command ran). Every decision comes
 //! from a seeded random generator so a run can be reproduced; delivery uses one
 //! generator per call session, so one call's faults do not depend on how other
 //! calls interleave.
@@ -26,6 +27,10 @@ pub struct Chaos {
     pub api_timeout_rate: f64,
     /// How late a late answer is, in real milliseconds (4000: past a 3 s client timeout).
     pub api_late_ms: u64,
+    /// Fraction of REST requests whose connection is dropped before the command runs (no answer).
+    pub api_drop_rate: f64,
+    /// Fraction of REST requests whose command runs, then the connection is dropped (no answer).
+    pub api_drop_after_rate: f64,
 }
 
 impl Default for Chaos {
@@ -39,6 +44,8 @@ impl Default for Chaos {
             api_rate_limit_rate: 0.0,
             api_timeout_rate: 0.0,
             api_late_ms: 4000,
+            api_drop_rate: 0.0,
+            api_drop_after_rate: 0.0,
         }
     }
 }
@@ -62,6 +69,8 @@ impl Chaos {
             ("api_error_rate", self.api_error_rate),
             ("api_rate_limit_rate", self.api_rate_limit_rate),
             ("api_timeout_rate", self.api_timeout_rate),
+            ("api_drop_rate", self.api_drop_rate),
+            ("api_drop_after_rate", self.api_drop_after_rate),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(ChaosError { field, value: v.to_string() });
@@ -77,7 +86,11 @@ impl Chaos {
 
     /// True when the REST API needs no random decisions.
     pub(crate) fn api_is_calm(&self) -> bool {
-        self.api_error_rate == 0.0 && self.api_rate_limit_rate == 0.0 && self.api_timeout_rate == 0.0
+        self.api_error_rate == 0.0
+            && self.api_rate_limit_rate == 0.0
+            && self.api_timeout_rate == 0.0
+            && self.api_drop_rate == 0.0
+            && self.api_drop_after_rate == 0.0
     }
 }
 
@@ -95,6 +108,11 @@ pub(crate) enum ApiFault {
     ServerError,
     RateLimited,
     Late,
+    /// The connection is closed without an answer; `executed` says whether
+    /// the command ran first.
+    Dropped {
+        executed: bool,
+    },
 }
 
 /// A seeded generator of chaos decisions.
@@ -138,6 +156,10 @@ impl ChaosRng {
             Some(ApiFault::RateLimited)
         } else if self.hit(c.api_timeout_rate) {
             Some(ApiFault::Late)
+        } else if self.hit(c.api_drop_rate) {
+            Some(ApiFault::Dropped { executed: false })
+        } else if self.hit(c.api_drop_after_rate) {
+            Some(ApiFault::Dropped { executed: true })
         } else {
             None
         }
@@ -181,6 +203,10 @@ mod tests {
         assert!(plans(1, 1, &c).iter().all(|p| p.duplicate && !p.reorder));
         let mut r = ChaosRng::new(Some(1), 0);
         assert_eq!(r.api(&c), Some(ApiFault::RateLimited));
+        let drop = Chaos { api_drop_rate: 1.0, ..Chaos::default() };
+        assert_eq!(r.api(&drop), Some(ApiFault::Dropped { executed: false }));
+        let after = Chaos { api_drop_after_rate: 1.0, ..Chaos::default() };
+        assert_eq!(r.api(&after), Some(ApiFault::Dropped { executed: true }));
     }
 
     #[test]
@@ -190,5 +216,6 @@ mod tests {
         assert_eq!(e.field, "reorder_rate");
         assert!(Chaos { api_error_rate: f64::NAN, ..Chaos::default() }.validate().is_err());
         assert!(Chaos { duplicate_rate: -0.1, ..Chaos::default() }.validate().is_err());
+        assert_eq!(Chaos { api_drop_rate: 2.0, ..Chaos::default() }.validate().unwrap_err().field, "api_drop_rate");
     }
 }

@@ -34,6 +34,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/sandbox/v1/calls/{id}/steps", post(steps))
         .route("/sandbox/v1/calls/{id}/wait", get(wait))
         .route("/sandbox/v1/calls/{id}/report", get(report))
+        .route("/sandbox/v1/calls/{id}/heard", get(heard))
         .route("/sandbox/v1/parties", post(set_party))
         .route("/sandbox/v1/webhooks", get(webhooks))
         .route("/sandbox/v1/commands", get(commands))
@@ -168,6 +169,33 @@ async fn report(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respons
         Some(v) => (StatusCode::OK, Json(v)).into_response(),
         None => ApiError::not_found(format!("No report for call {id}.")).into_response(),
     }
+}
+
+/// `GET /sandbox/v1/calls/{id}/heard`: what the party on the leg hears, as
+/// newline-delimited JSON ([`super::Heard`], one object per line), until the
+/// leg hangs up.
+async fn heard(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let rx = match s.listen(&id) {
+        Ok(rx) => rx,
+        Err(super::SandboxError::CallEnded(_)) => {
+            return ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "90018",
+                "Call has already ended",
+                "This call is no longer active: it hears nothing.",
+            )
+            .into_response()
+        }
+        Err(_) => return ApiError::not_found(format!("Call {id} was not found.")).into_response(),
+    };
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        let heard = rx.recv().await?;
+        let mut line = serde_json::to_vec(&heard).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), rx))
+    });
+    (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(lines))
+        .into_response()
 }
 
 #[derive(Deserialize)]

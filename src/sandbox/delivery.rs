@@ -7,6 +7,7 @@
 //! `meta.attempt` incremented, a fresh signature and timestamp, and backoff;
 //! retries go to the failover URL when one is configured.
 
+use crate::error_chain::error_chain;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -407,17 +408,6 @@ impl Delivery {
         self.stats.gave_up();
         tracing::warn!(event_type = e.event_type, id = %e.id, attempts, "webhook not delivered; giving up");
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

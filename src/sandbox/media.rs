@@ -457,10 +457,11 @@ impl World {
             Source::Ivr => targets.push((id, false)),
             Source::Party => {
                 targets.push((id, true));
-                if let Some(link) = leg.bridge {
-                    targets.push((link.peer, false));
-                }
+                targets.extend(self.hearers_of(id).into_iter().map(|peer| (peer, false)));
             }
+        }
+        if tick.is_final {
+            self.note_heard(id, at, &tick);
         }
         let transcript = if tick.is_final { tick.text.to_string() } else { word_prefix(&tick.text, tick.words) };
         let conf = confidence(&transcript);

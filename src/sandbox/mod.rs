@@ -20,6 +20,10 @@
 //! # let _ = call; Ok(()) }
 //! ```
 //!
+//! Conferences (`POST /v2/conferences`, `…/actions/join`, `…/actions/leave`)
+//! work as on Telnyx, with their webhooks; participants hear each other (see
+//! the `conference` module).
+//!
 //! Timing and turn-taking are documented in [`timing`]; the control API under
 //! `/sandbox/v1` in [`control`](self#control-api).
 //!
@@ -34,6 +38,7 @@
 //! | `GET /sandbox/v1/calls/{id}` | the leg's status ([`LegStatus`]) |
 //! | `GET /sandbox/v1/calls/{id}/wait?timeout_secs=N` | waits (virtual seconds) until the leg hangs up → status, `timed_out` |
 //! | `GET /sandbox/v1/calls/{id}/report` | what the configured [`CallReporter`] says about the call |
+//! | `GET /sandbox/v1/calls/{id}/heard` | what the party on the leg hears, as newline-delimited [`Heard`] JSON, until it hangs up |
 //! | `POST /sandbox/v1/parties` `{number, behavior, script?}` | how a number behaves when dialled |
 //! | `GET /sandbox/v1/webhooks`, `GET /sandbox/v1/commands` | the logs (when `record_log`) |
 //! | `GET /sandbox/v1/deliveries` | delivery counters and acknowledgement latency ([`DeliverySummary`]) |
@@ -46,6 +51,7 @@ pub mod script;
 mod api;
 mod chaos;
 pub mod clock;
+mod conference;
 mod control;
 mod delivery;
 pub mod gather;
@@ -66,13 +72,14 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::telnyx::commands::CallInfo;
 use crate::telnyx::WebhookSigner;
 
 pub use chaos::{Chaos, ChaosError};
 pub use clock::SandboxClock;
+pub use conference::Heard;
 pub use delivery::{DeliveryConfig, DeliveryRecord};
 pub use legs::LegState;
 pub use party::{default_agent_script, parse_agent_spec, BehaviorError, PartyBehavior, DEFAULT_AGENT_SCRIPT};
@@ -275,6 +282,11 @@ pub struct CommandRecord {
     pub error_code: Option<String>,
     /// A repeat of an executed `command_id`: answered ok, not executed.
     pub duplicate: bool,
+    /// Chaos dropped the connection: the client got no answer. With status
+    /// 0 the command did not run; with a status it ran (that was the answer
+    /// it never got).
+    #[serde(default)]
+    pub dropped: bool,
     /// The request body.
     pub body: Value,
 }
@@ -322,6 +334,7 @@ pub(crate) struct Shared {
     local_addr: SocketAddr,
     wake: Notify,
     hangup_waiters: Mutex<HashMap<Arc<str>, Vec<oneshot::Sender<()>>>>,
+    listeners: Mutex<HashMap<Arc<str>, Vec<mpsc::UnboundedSender<Heard>>>>,
     commands: Option<Mutex<Ring<CommandRecord>>>,
     chaos: Chaos,
     api_rng: Mutex<ChaosRng>,
@@ -369,7 +382,20 @@ impl Shared {
         for e in w.take_outbox() {
             self.delivery.push(e);
         }
+        let heard = w.take_heard();
         let hung_up = w.take_hung_up();
+        if !heard.is_empty() || !hung_up.is_empty() {
+            let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+            for h in heard {
+                if let Some(list) = listeners.get_mut(h.call_control_id.as_str()) {
+                    list.retain(|tx| tx.send(h.clone()).is_ok());
+                }
+            }
+            // A leg that hung up hears nothing more: its streams end.
+            for ccid in &hung_up {
+                listeners.remove(ccid);
+            }
+        }
         if !hung_up.is_empty() {
             let mut waiters = self.hangup_waiters.lock().unwrap_or_else(|p| p.into_inner());
             for ccid in hung_up {
@@ -378,6 +404,26 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// See [`SandboxHandle::listen`].
+    pub(crate) fn listen(&self, ccid: &str) -> Result<mpsc::UnboundedReceiver<Heard>, SandboxError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Registered under the world's lock, so no line said after this is missed.
+        let mut w = self.lock();
+        let Some(id) = w.listen(ccid) else {
+            let ended = w.leg_id(ccid).is_some();
+            drop(w);
+            return Err(if ended {
+                SandboxError::CallEnded(ccid.to_string())
+            } else {
+                SandboxError::UnknownCall(ccid.to_string())
+            });
+        };
+        let key: Arc<str> = w.legs.get(&id).map(|l| l.ccid.clone()).unwrap_or_else(|| Arc::from(ccid));
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().push(tx);
+        drop(w);
+        Ok(rx)
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
@@ -498,6 +544,7 @@ impl Sandbox {
             local_addr,
             wake: Notify::new(),
             hangup_waiters: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(HashMap::new()),
             commands: log_capacity.map(|c| Mutex::new(Ring::new(c))),
             api_rng: Mutex::new(ChaosRng::new(config.chaos.seed, 0)),
             chaos: config.chaos.clone(),
@@ -509,16 +556,10 @@ impl Sandbox {
             .fallback(api::not_found)
             .with_state(shared.clone());
         let mut stop = shared.shutdown.subscribe();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "sandbox server stopped");
-            }
-        });
+        let stopped = async move {
+            let _ = stop.changed().await;
+        };
+        tokio::spawn(crate::http::serve(listener, app, crate::http::Limits::default(), stopped));
         tokio::spawn(scheduler(shared.clone()));
         tracing::info!(base_url = %shared.base_url, public_key = %shared.public_key, "sandbox carrier started");
         Ok(SandboxHandle { shared })
@@ -577,6 +618,13 @@ impl SandboxHandle {
             AppendError::Ended => SandboxError::CallEnded(call_control_id.to_string()),
             AppendError::NotLive => SandboxError::NotLive(call_control_id.to_string()),
         })
+    }
+
+    /// What the party on a leg hears from now on, line by line once each line
+    /// has been said: the IVR on its leg, a bridged peer, conference peers
+    /// (see the conference module). The stream ends when the leg hangs up.
+    pub fn listen(&self, call_control_id: &str) -> Result<mpsc::UnboundedReceiver<Heard>, SandboxError> {
+        self.shared.listen(call_control_id)
     }
 
     /// Sets how a number behaves when dialled or transferred to.

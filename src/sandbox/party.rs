@@ -226,16 +226,10 @@ impl World {
     /// the bridged party speaking.
     pub(crate) fn audible(&self, id: u64) -> bool {
         let Some(leg) = self.legs.get(&id) else { return false };
+        let speaking = |peer: u64| self.legs.get(&peer).and_then(|p| p.party.as_ref()).is_some_and(|p| p.speaking());
         leg.media.speaking()
-            || leg
-                .bridge
-                .and_then(|b| self.legs.get(&b.peer))
-                .and_then(|p| p.party.as_ref())
-                .is_some_and(|p| p.speaking())
-    }
-
-    fn bridged_peer(&self, id: u64) -> Option<u64> {
-        self.legs.get(&id)?.bridge.map(|b| b.peer)
+            || leg.bridge.is_some_and(|b| speaking(b.peer))
+            || self.conference_peers(id).into_iter().any(speaking)
     }
 
     /// The leg was answered: the party listens for the first prompt.
@@ -382,7 +376,7 @@ impl World {
         p.speech = Some(speech);
         p.state = PartyState::Speaking;
         self.set_timer(id, Slot::Party, at.saturating_add(duration));
-        if let Some(peer) = self.bridged_peer(id) {
+        for peer in self.hearers_of(id) {
             self.party_poll(peer, at);
         }
     }
@@ -401,7 +395,7 @@ impl World {
                 if let Some(s) = speech {
                     self.schedule_final(id, Source::Party, &s, at);
                 }
-                if let Some(peer) = self.bridged_peer(id) {
+                for peer in self.hearers_of(id) {
                     self.party_poll(peer, at);
                 }
                 self.party_poll(id, at);

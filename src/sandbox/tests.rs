@@ -447,7 +447,9 @@ fn a_repeated_command_id_is_not_executed_twice() {
     let d: Dial =
         serde_json::from_value(json!({"connection_id": "1", "from": "+1", "to": "+2", "command_id": "d1"})).unwrap();
     let now = s.now();
+    assert!(!s.w.is_repeat_dial("d1", now));
     let first = s.w.dial(now, d.clone()).unwrap();
+    assert!(s.w.is_repeat_dial("d1", now), "the command log marks the repeat");
     let second = s.w.dial(now, d).unwrap();
     assert_eq!(first.call_control_id, second.call_control_id);
     s.drain();
@@ -722,4 +724,143 @@ mod examples {
             }
         }
     }
+}
+
+// ------------------------------------------------------------------ conferences
+
+impl Sim {
+    fn create_conference(&mut self, ccid: &str, state: &str) -> String {
+        let body = json!({"call_control_id": ccid, "name": "conf", "client_state": state, "command_id": "create-1"});
+        let b = crate::telnyx::conferences::ConferenceCreate::parse(body).unwrap();
+        let now = self.now();
+        let info = self.w.create_conference(now, b).unwrap();
+        self.drain();
+        info.id
+    }
+
+    fn join(&mut self, conf: &str, body: Value) -> Result<Executed, super::conference::ConfError> {
+        let b = crate::telnyx::conferences::ConferenceJoin::parse(body).unwrap();
+        let now = self.now();
+        let r = self.w.conference_action(now, conf, super::conference::ConfAction::Join(b));
+        self.drain();
+        r
+    }
+
+    /// Conference events, as (event type, participant call_control_id, payload).
+    fn conference_events(&self) -> Vec<(&'static str, String, Value)> {
+        self.log
+            .iter()
+            .filter(|(_, e)| e.event_type.starts_with("conference."))
+            .map(|(_, e)| (e.event_type, e.call_control_id.to_string(), e.payload.clone()))
+            .collect()
+    }
+}
+
+#[test]
+fn conference_participants_hear_each_other_and_it_ends_when_the_last_leaves() {
+    let mut s = Sim::new(&[]);
+    let caller = s.place("say hello is anybody there\nhangup");
+    let listener = s.place("");
+    s.ok(&caller, "answer", json!({}));
+    s.ok(&listener, "answer", json!({}));
+    let conf = s.create_conference(&caller, "Y29uZg==");
+    assert_eq!(s.join(&conf, json!({"call_control_id": listener, "client_state": "bGlzdGVu"})), Ok(Executed::Done));
+    assert!(s.w.listen(&listener).is_some());
+    s.ok(&listener, "transcription_start", json!({"transcription_tracks": "both"}));
+    assert_eq!(s.w.status(&caller).unwrap().conference_id.as_deref(), Some(conf.as_str()));
+
+    s.until(&caller, "call.hangup", 30.0);
+    // The listener heard the caller (its party speaking in the conference),
+    // and its leg transcribed the caller as the outbound track.
+    let heard = s.w.take_heard();
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!((heard[0].text.as_str(), heard[0].source.as_str()), ("hello is anybody there", "party"));
+    assert_eq!(heard[0].speaker_call_control_id, caller);
+    assert_eq!(heard[0].speaker_number, super::DEFAULT_CALLER);
+    let finals: Vec<_> = s.transcripts(&listener).into_iter().filter(|t| t.2).collect();
+    assert_eq!(finals.len(), 1);
+    assert_eq!((finals[0].1.as_str(), finals[0].3.as_str()), ("hello is anybody there", "outbound"));
+
+    s.ok(&listener, "hangup", json!({}));
+    let ev = s.conference_events();
+    let kinds: Vec<_> = ev.iter().map(|(k, c, _)| (*k, c.clone())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("conference.created", caller.clone()),
+            ("conference.participant.joined", caller.clone()),
+            ("conference.participant.joined", listener.clone()),
+            ("conference.participant.left", caller.clone()),
+            ("conference.participant.left", listener.clone()),
+            ("conference.ended", caller.clone()),
+        ]
+    );
+    for (_, _, p) in &ev {
+        assert_eq!(p["conference_id"], conf.as_str());
+        assert_eq!(p["client_state"], "Y29uZg==", "conference webhooks carry the conference's state");
+    }
+    assert_eq!(ev[5].2["reason"], "all_left");
+    assert_eq!(s.w.conference_info(&conf).unwrap().status.as_deref(), Some("completed"));
+    // The listener's own call events carry the state it joined with.
+    assert_eq!(s.events(&listener, "call.hangup")[0].1["client_state"], "bGlzdGVu");
+}
+
+#[test]
+fn an_agent_joining_speaks_first_and_ending_on_exit_hangs_everyone_up() {
+    let mut s = Sim::new(&[]);
+    let caller = s.place("pause 30\nsay i need help with my bill\nhangup");
+    s.ok(&caller, "answer", json!({}));
+    let conf = s.create_conference(&caller, "YQ==");
+    let now = s.now();
+    let dial =
+        Dial { connection_id: "1".into(), from: "+1800".into(), to: "+15550002000".into(), ..Default::default() };
+    let agent = s.w.dial(now, dial).unwrap().call_control_id;
+    s.drain();
+    s.until(&agent, "call.answered", 10.0);
+    assert_eq!(
+        s.join(&conf, json!({"call_control_id": agent, "end_conference_on_exit": true})),
+        Ok(Executed::Done),
+        "agents join once answered"
+    );
+    s.w.listen(&caller);
+    s.to(s.v.as_secs_f64() + 8.0);
+    let heard = s.w.take_heard();
+    assert!(heard.first().is_some_and(|h| h.text.starts_with("hi this is alex")), "the agent speaks first: {heard:?}");
+    assert_eq!(heard[0].speaker_number, "+15550002000");
+    s.ok(&agent, "hangup", json!({}));
+    assert_eq!(s.state(&caller), LegState::HungUp, "end_conference_on_exit hangs the others up");
+    let ended: Vec<_> = s.conference_events().into_iter().filter(|(k, _, _)| *k == "conference.ended").collect();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].2["reason"], "host_left");
+}
+
+#[test]
+fn conference_commands_are_checked_like_telnyx() {
+    use super::conference::ConfError;
+    let mut s = Sim::new(&[]);
+    let a = s.place("");
+    let b = s.place("");
+    s.ok(&a, "answer", json!({}));
+    // Not answered yet: 90034; unknown conference: 404.
+    assert_eq!(s.join("nope", json!({"call_control_id": b})), Err(ConfError::NoConference));
+    let conf = s.create_conference(&a, "YQ==");
+    assert_eq!(s.create_conference(&a, "YQ=="), conf, "a repeated command_id is the same conference");
+    assert_eq!(s.join(&conf, json!({"call_control_id": b})), Err(ConfError::Call(CommandError::NotAnswered)));
+    s.ok(&b, "answer", json!({}));
+    assert_eq!(s.join(&conf, json!({"call_control_id": b, "command_id": "j1"})), Ok(Executed::Done));
+    assert_eq!(s.join(&conf, json!({"call_control_id": b, "command_id": "j1"})), Ok(Executed::Duplicate));
+    assert!(matches!(
+        s.join(&conf, json!({"call_control_id": b})),
+        Err(ConfError::Call(CommandError::Unprocessable(_)))
+    ));
+    assert!(matches!(s.cmd(&a, "bridge", json!({"call_control_id": b})), Err(CommandError::Unprocessable(_))));
+    assert!(matches!(
+        s.join(&conf, json!({"call_control_id": "v3:nobody"})),
+        Err(ConfError::Call(CommandError::Invalid { .. }))
+    ));
+    s.ok(&a, "hangup", json!({}));
+    s.ok(&b, "hangup", json!({}));
+    let c = s.place("");
+    s.ok(&c, "answer", json!({}));
+    assert_eq!(s.join(&conf, json!({"call_control_id": c})), Err(ConfError::Ended));
 }

@@ -137,6 +137,9 @@ pub struct LegStatus {
     pub script_finished: bool,
     /// The call takes more steps (`POST /sandbox/v1/calls/{id}/steps`).
     pub live: bool,
+    /// The conference the leg is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conference_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,6 +281,10 @@ pub(crate) struct Leg {
     gens: [u32; 6],
     pub speech_seq: u32,
     pub live: bool,
+    /// The conference the leg is in.
+    pub conference: Option<Arc<str>>,
+    /// Leaving ends the conference and hangs up everyone else (`end_conference_on_exit`).
+    pub end_conference_on_exit: bool,
 }
 
 impl Leg {
@@ -348,6 +355,14 @@ pub(crate) struct World {
     dial_ids: HashMap<String, (Instant, CallInfo)>,
     ended: VecDeque<(Instant, u64)>,
     hung_up: Vec<Arc<str>>,
+    /// Conferences by id, and the order they ended in (for retention).
+    pub(crate) confs: HashMap<Arc<str>, super::conference::Conf>,
+    pub(crate) confs_ended: VecDeque<(Instant, Arc<str>)>,
+    /// `command_id`s of conference creations, with the conference they made.
+    pub(crate) conf_create_ids: HashMap<String, (Instant, Arc<str>)>,
+    /// Legs someone listens to ([`super::SandboxHandle::listen`]), and what they heard since the last call.
+    pub(crate) listened: std::collections::HashSet<u64>,
+    pub(crate) heard: Vec<super::conference::Heard>,
 }
 
 impl World {
@@ -364,6 +379,11 @@ impl World {
             dial_ids: HashMap::new(),
             ended: VecDeque::new(),
             hung_up: Vec::new(),
+            confs: HashMap::new(),
+            confs_ended: VecDeque::new(),
+            conf_create_ids: HashMap::new(),
+            listened: std::collections::HashSet::new(),
+            heard: Vec::new(),
         }
     }
 
@@ -447,6 +467,7 @@ impl World {
     }
 
     fn prune(&mut self, real: Instant) {
+        self.prune_conferences(real);
         while let Some(&(t, id)) = self.ended.front() {
             if real.saturating_duration_since(t) < ENDED_RETENTION && self.ended.len() <= MAX_ENDED {
                 break;
@@ -477,15 +498,22 @@ impl World {
         if let Value::Object(m) = fields {
             p.extend(m);
         }
-        let e = Emitted {
-            session: leg.session,
-            call_control_id: leg.ccid.clone(),
-            url: leg.url.clone(),
-            event_type,
-            id: ids::uuid(),
-            occurred_at: self.time(at),
-            payload: Value::Object(p),
-        };
+        let (session, ccid, url) = (leg.session, leg.ccid.clone(), leg.url.clone());
+        self.push_emitted(session, ccid, url, event_type, at, Value::Object(p));
+    }
+
+    /// Queues a built webhook payload for delivery.
+    pub(crate) fn push_emitted(
+        &mut self,
+        session: u64,
+        call_control_id: Arc<str>,
+        url: Arc<str>,
+        event_type: &'static str,
+        at: VTime,
+        payload: Value,
+    ) {
+        let e =
+            Emitted { session, call_control_id, url, event_type, id: ids::uuid(), occurred_at: self.time(at), payload };
         self.outbox.push(e);
     }
 
@@ -534,6 +562,7 @@ impl World {
             client_state: leg.client_state.as_deref().map(str::to_string),
             script_finished: leg.party.as_ref().is_some_and(|p| p.finished()),
             live: leg.live,
+            conference_id: leg.conference.as_deref().map(str::to_string),
         })
     }
 
@@ -584,6 +613,8 @@ impl World {
             gens: [0; 6],
             speech_seq: 0,
             live: n.live,
+            conference: None,
+            end_conference_on_exit: false,
         };
         self.legs.insert(id, leg);
         self.by_ccid.insert(ccid, id);
@@ -646,6 +677,12 @@ impl World {
         let mut info = self.info(id).unwrap_or_else(unreachable_info);
         info.is_alive = true;
         info
+    }
+
+    /// True when a dial with this `command_id` ran within the repeat window
+    /// (a new dial with it is answered with the same call, not placed again).
+    pub fn is_repeat_dial(&self, command_id: &str, now: Now) -> bool {
+        self.dial_ids.get(command_id).is_some_and(|(t, _)| now.real.saturating_duration_since(*t) < legs::DEDUPE_WINDOW)
     }
 
     /// `POST /v2/calls`.
@@ -847,6 +884,8 @@ impl World {
             self.hung_up.push(leg.ccid.clone());
         }
         self.ended.push_back((Instant::now(), id));
+        self.listened.remove(&id);
+        self.leave_conference(id, at);
         if let Origin::Transfer { a } = origin {
             if let Some(a_leg) = self.legs.get_mut(&a) {
                 a_leg.transfers.retain(|&b| b != id);
@@ -984,6 +1023,9 @@ impl World {
         let p = self.legs.get(&peer).ok_or(CommandError::NotFound)?;
         legs::check_command(p.state(), "bridge")?;
         let me = self.legs.get(&id).ok_or(CommandError::NotFound)?;
+        if me.conference.is_some() || p.conference.is_some() {
+            return Err(CommandError::Unprocessable("one of the calls is in a conference".into()));
+        }
         if me.bridge.is_some() || p.bridge.is_some() {
             return Err(CommandError::Unprocessable("one of the calls is already bridged".into()));
         }

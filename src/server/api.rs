@@ -87,8 +87,15 @@ pub async fn list(State(app): State<Arc<App>>) -> Response {
     Json(json!({ "conversations": app.live.list() })).into_response()
 }
 
+/// Waits for queued writes before a read, but not for long: while the store
+/// is failing the read answers from what is already on disk.
+async fn flush_briefly(app: &App) {
+    let wait = if app.store.health().is_failing() { Duration::from_millis(100) } else { Duration::from_secs(5) };
+    let _ = tokio::time::timeout(wait, app.store.flush()).await;
+}
+
 async fn report_of(app: &App, id: &str) -> Response {
-    let _ = app.store.flush().await;
+    flush_briefly(app).await;
     let reader = app.store.reader();
     let id2 = id.to_string();
     match tokio::task::spawn_blocking(move || reader.report(&id2)).await {
@@ -185,7 +192,7 @@ async fn conversation_of_call(app: &App, ccid: &str) -> Option<String> {
         if let Some(c) = app.calls.resolve(ccid) {
             return Some(c);
         }
-        let _ = app.store.flush().await;
+        flush_briefly(app).await;
         let reader = app.store.reader();
         let c2 = ccid.to_string();
         if let Ok(Ok(Some(c))) = tokio::task::spawn_blocking(move || reader.conversation_for_call(&c2)).await {
@@ -201,7 +208,7 @@ async fn conversation_of_call(app: &App, ccid: &str) -> Option<String> {
 pub async fn report_for_call(app: &App, ccid: &str, wait: Duration) -> Option<crate::store::read::CallReport> {
     let conv = conversation_of_call(app, ccid).await?;
     wait_ended(app, &conv, wait).await;
-    let _ = app.store.flush().await;
+    flush_briefly(app).await;
     let reader = app.store.reader();
     tokio::task::spawn_blocking(move || reader.report(&conv)).await.ok()?.ok()?
 }
@@ -212,7 +219,8 @@ pub async fn call_report(
     Path(ccid): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> Response {
-    let wait = Duration::from_secs_f64(q.wait_secs.unwrap_or(0.0).clamp(0.0, 3600.0));
+    let secs = q.wait_secs.filter(|s| s.is_finite()).unwrap_or(0.0);
+    let wait = Duration::from_secs_f64(secs.clamp(0.0, 3600.0));
     match report_for_call(&app, &ccid, wait).await {
         Some(r) => Json(r).into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", format!("no conversation for call {ccid:?}")),

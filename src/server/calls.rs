@@ -5,9 +5,11 @@
 //! After each batch of inputs a worker checkpoints atomically: the domain
 //! events, the session's new state and the ids of the webhooks it processed.
 //! A worker started for a conversation that already has stored state (after a
-//! restart) restores the snapshot and replays the webhooks that were
-//! acknowledged but not yet processed; command ids are deterministic, so a
-//! command that had already gone out is ignored by Telnyx as a repeat.
+//! restart) restores the snapshot, sends again the commands it had decided on
+//! that Telnyx had not answered (see [`outbox`](super::outbox)), and replays
+//! the webhooks that were acknowledged but not yet processed; command ids are
+//! deterministic, so a command that had already gone out is ignored by Telnyx
+//! as a repeat.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -18,11 +20,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::live::LiveHub;
 use super::metrics::Metrics;
+use super::outbox::{self, Outbox};
+use super::pstn::{DialIns, LinkContext, PstnLink, SymblEvent};
 use crate::intel::symbl::{SymblCall, SymblEngine};
 use crate::intel::{Score, Scorer};
 use crate::session::{
     Command, DomainEvent, Effect, Input, LegTag, ManualTransfer, Recorded, Request, Session, SessionSettings,
-    TransferRefused,
+    SymblInput, TransferRefused,
 };
 use crate::store::{Snapshot, Store, WriteOp};
 use crate::telnyx::events::{Direction, Envelope, Event};
@@ -54,6 +58,10 @@ pub enum WorkerMsg {
     Scored { seq: u32, score: Score },
     /// An external engine could not score an utterance; the call falls back.
     ScoreFailed { seq: u32, text: String, error: String },
+    /// Symbl in PSTN mode: its side of the call.
+    Symbl(SymblEvent),
+    /// Telnyx answered a command (or it failed for good): it leaves the outbox.
+    Answered { command_id: String },
 }
 
 /// How utterances are scored.
@@ -71,13 +79,34 @@ pub enum Engine {
         /// Longest wait for one score.
         deadline: Duration,
     },
+    /// Symbl (PSTN mode): Symbl dials into a conference with the caller and
+    /// its transcripts are the caller's utterances (see [`super::pstn`]); on
+    /// failure the call falls back to Telnyx transcription and `local`.
+    SymblPstn {
+        /// The Symbl engine.
+        symbl: SymblEngine,
+        /// The fallback, and the trackers run on Symbl's transcripts.
+        local: Arc<dyn Scorer>,
+        /// Longest wait for one score.
+        deadline: Duration,
+        /// The number Symbl dials (reserved for it).
+        dial_in: String,
+    },
 }
 
 impl Engine {
     fn local(&self) -> &Arc<dyn Scorer> {
         match self {
             Engine::Local(l) => l,
-            Engine::Symbl { local, .. } => local,
+            Engine::Symbl { local, .. } | Engine::SymblPstn { local, .. } => local,
+        }
+    }
+
+    /// The number Symbl dials, in PSTN mode.
+    pub fn dial_in(&self) -> Option<&str> {
+        match self {
+            Engine::SymblPstn { dial_in, .. } => Some(dial_in),
+            _ => None,
         }
     }
 }
@@ -89,6 +118,9 @@ pub enum Route {
     To(String),
     /// To a conversation this webhook starts (a new inbound call).
     New(String),
+    /// To the Symbl dial-in handling: a call to the Symbl dial-in number that
+    /// has not said which conversation it belongs to yet.
+    DialIn,
     /// Nowhere: not a call ivrx knows.
     Unrouted,
 }
@@ -117,6 +149,7 @@ pub struct Calls {
     shared: Arc<Shared>,
     workers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<WorkerMsg>>>>,
     legs: Arc<Mutex<HashMap<String, String>>>,
+    dial_ins: Arc<DialIns>,
 }
 
 /// Why a manual transfer could not be made.
@@ -136,7 +169,8 @@ pub enum ManualError {
 impl Calls {
     /// An empty registry.
     pub fn new(shared: Shared) -> Self {
-        Self { shared: Arc::new(shared), workers: Arc::default(), legs: Arc::default() }
+        let dial_ins = Arc::new(DialIns::new(shared.engine.dial_in().map(str::to_string)));
+        Self { shared: Arc::new(shared), workers: Arc::default(), legs: Arc::default(), dial_ins }
     }
 
     /// What the workers share.
@@ -159,6 +193,9 @@ impl Calls {
         let Ok(mut legs) = self.legs.lock() else { return Route::Unrouted };
         if let Some(conv) = ccid.and_then(|c| legs.get(c)) {
             return Route::To(conv.clone());
+        }
+        if self.dial_ins.claims(event) {
+            return Route::DialIn;
         }
         if let Event::CallInitiated(e) = event {
             let incoming = e.direction.as_ref().is_none_or(|d| *d == Direction::Incoming);
@@ -198,6 +235,37 @@ impl Calls {
         // Sent under the lock: a worker removes itself under the same lock and
         // then drains its queue, so nothing sent here is lost.
         let _ = tx.send(msg);
+    }
+
+    /// Handles an event of a call to the Symbl dial-in number: answers it,
+    /// reads its code, and hands it to its conversation (or hangs it up).
+    pub fn dial_in(&self, event: &Event) {
+        let step = self.dial_ins.handle(event);
+        if !step.commands.is_empty() {
+            let client = self.shared.client.clone();
+            tokio::spawn(async move {
+                for cmd in step.commands {
+                    let (Request::Action(action), Some(ccid)) = (&cmd.request, &cmd.call_control_id) else { continue };
+                    if let Err(e) = client.action(ccid, action).await {
+                        if !e.is_call_gone() {
+                            tracing::warn!(action = action.name(), error = %e, "command to Symbl's dial-in leg failed");
+                        }
+                    }
+                }
+            });
+        }
+        if let Some((leg, conv)) = step.identified {
+            self.register_leg(&leg.call_control_id, &conv);
+            let arrived = SymblInput::LegArrived {
+                call_control_id: leg.call_control_id,
+                call_leg_id: leg.call_leg_id,
+                call_session_id: leg.call_session_id,
+                from: leg.from,
+                to: leg.to,
+                at: Utc::now(),
+            };
+            self.dispatch(&conv, WorkerMsg::Input(Input::Symbl(arrived)));
+        }
     }
 
     /// Finds the conversation for an id or a call_control_id.
@@ -277,6 +345,8 @@ struct Worker {
     sender: mpsc::UnboundedSender<(Command, Option<Instant>)>,
     pending: Vec<Recorded>,
     processed: Vec<String>,
+    /// Commands sent but not answered yet (saved with each checkpoint).
+    outbox: Outbox,
     replayed: HashSet<String>,
     legs: Vec<String>,
     last_at: DateTime<Utc>,
@@ -286,6 +356,8 @@ struct Worker {
     symbl_call: Option<SymblCall>,
     /// True once the external engine failed for this call (or while replaying).
     local_only: bool,
+    /// PSTN mode: the call's link to Symbl.
+    pstn: Option<PstnLink>,
 }
 
 async fn run_worker(
@@ -304,6 +376,7 @@ async fn run_worker(
         sender: cmd_tx,
         pending: Vec::new(),
         processed: Vec::new(),
+        outbox: Outbox::default(),
         replayed: HashSet::new(),
         legs: Vec::new(),
         last_at: Utc::now(),
@@ -311,6 +384,7 @@ async fn run_worker(
         external: None,
         symbl_call: None,
         local_only: false,
+        pstn: None,
     };
     if !fresh {
         w.restore().await;
@@ -339,6 +413,7 @@ async fn run_worker(
     while let Ok(m) = rx.try_recv() {
         w.handle(m);
     }
+    w.score_leftovers();
     w.checkpoint();
     shared.live.remove(&conv);
     calls.forget(&conv, &w.legs);
@@ -369,12 +444,22 @@ impl Worker {
         };
         let resumed = snapshot.is_some();
         if let Some(state) = snapshot {
-            match serde_json::from_str::<Session>(&state) {
-                Ok(s) => {
+            match outbox::decode(&state) {
+                Ok((s, unanswered)) => {
                     self.session = s.with_settings(self.shared().settings.clone());
                     for ccid in self.session.leg_ids() {
                         self.calls.register_leg(&ccid, self.session.id());
                         self.legs.push(ccid);
+                    }
+                    if !unanswered.is_empty() {
+                        tracing::info!(
+                            conversation = self.session.id(),
+                            commands = unanswered.len(),
+                            "sending again the commands Telnyx had not answered"
+                        );
+                    }
+                    for cmd in unanswered {
+                        self.send(cmd, None);
                     }
                 }
                 Err(e) => tracing::error!(conversation = self.session.id(), error = %e, "stored session unreadable"),
@@ -394,6 +479,13 @@ impl Worker {
             self.replayed.insert(id);
         }
         self.local_only = was_local;
+        if self.session.awaits_symbl() {
+            // The link to Symbl did not survive the restart.
+            let failed =
+                SymblInput::Failed { reason: "ivrx restarted; Symbl's connection was lost".into(), at: self.last_at };
+            let fx = self.session.handle(Input::Symbl(failed));
+            self.run(fx, None);
+        }
         if resumed {
             tracing::info!(conversation = self.session.id(), replayed = self.processed.len(), "resumed a stored call");
         }
@@ -409,8 +501,12 @@ impl Worker {
                 self.webhook(event, event_id, occurred_at, received_at, received);
             }
             WorkerMsg::Input(mut input) => {
-                if let Input::CommandFailed { at, .. } = &mut input {
-                    *at = self.last_at; // keep the conversation's own clock
+                match &mut input {
+                    // Keep the conversation's own clock.
+                    Input::CommandFailed { at, .. }
+                    | Input::ConferenceReady { at, .. }
+                    | Input::Symbl(SymblInput::LegArrived { at, .. }) => *at = self.last_at,
+                    _ => {}
                 }
                 let fx = self.session.handle(input);
                 self.run(fx, None);
@@ -433,6 +529,25 @@ impl Worker {
                 let fx = self.session.handle(Input::Scored { seq, score, at: self.last_at });
                 self.run(fx, None);
             }
+            WorkerMsg::Symbl(event) => {
+                let input = match event {
+                    SymblEvent::Heard { text, is_final, message_ids, at } => {
+                        // Symbl's clock says when it was said; never before what came earlier.
+                        let at = at.map_or(self.last_at, |t| t.max(self.last_at));
+                        self.last_at = at;
+                        SymblInput::Heard { text, is_final, message_ids, at }
+                    }
+                    SymblEvent::Failed { reason } => SymblInput::Failed { reason, at: self.last_at },
+                };
+                let failed = matches!(input, SymblInput::Failed { .. });
+                let fx = self.session.handle(Input::Symbl(input));
+                self.run(fx, None);
+                if failed {
+                    // No score comes from Symbl after a failure, even after the call ended.
+                    self.local_only = true;
+                    self.score_leftovers();
+                }
+            }
             WorkerMsg::ScoreFailed { seq, text, error } => {
                 if !self.local_only {
                     self.local_only = true;
@@ -451,12 +566,23 @@ impl Worker {
                 let fx = self.session.handle(Input::Scored { seq, score, at: self.last_at });
                 self.run(fx, None);
             }
+            WorkerMsg::Answered { command_id } => self.outbox.done(&command_id),
         }
+    }
+
+    /// Hands a command to the ordered sender, keeping it in the outbox until answered.
+    fn send(&mut self, cmd: Command, started: Option<Instant>) {
+        self.outbox.push(&cmd);
+        let _ = self.sender.send((cmd, started));
     }
 
     /// Scores an utterance: inline with the local engine, or queued for the
     /// external engine (answered later with `Scored` / `ScoreFailed`).
-    fn score(&mut self, seq: u32, text: String) -> Option<Score> {
+    fn score(&mut self, seq: u32, text: String, refs: Vec<String>) -> Option<Score> {
+        if let (Some(link), false, false) = (&self.pstn, refs.is_empty(), self.local_only) {
+            link.score(seq, text, refs);
+            return None;
+        }
         let Engine::Symbl { symbl, deadline, .. } = &self.calls.shared.engine else {
             return Some(self.shared().engine.local().score(&text));
         };
@@ -474,6 +600,16 @@ impl Worker {
             let _ = q.send((seq, text));
         }
         None
+    }
+
+    /// Scores locally what an external engine never answered for (the worker
+    /// is leaving), so the conversation's record can end.
+    fn score_leftovers(&mut self) {
+        for req in self.session.unscored() {
+            let score = self.shared().engine.local().score(&req.text);
+            let fx = self.session.handle(Input::Scored { seq: req.seq, score, at: self.last_at });
+            self.run(fx, None);
+        }
     }
 
     /// Stores what the external engine made of the whole call, in the background.
@@ -528,7 +664,18 @@ impl Worker {
                             self.shared().metrics.decision(decision.reason.as_str())
                         }
                         DomainEvent::CallEnded { .. } => self.finish_external(),
+                        DomainEvent::EngineFallback { reason, .. } if self.shared().engine.dial_in().is_some() => {
+                            tracing::error!(
+                                conversation = %r.conversation_id, %reason,
+                                "Symbl failed for this call; it continues on Telnyx transcription and the local engine"
+                            );
+                        }
                         _ => {}
+                    }
+                    if let DomainEvent::LegJoined { role: crate::session::Role::Symbl, .. } = &r.event {
+                        if let Some(link) = &self.pstn {
+                            link.arrived();
+                        }
                     }
                     self.shared().live.publish(&r);
                     if !matches!(r.event, DomainEvent::Interim { .. }) {
@@ -536,26 +683,63 @@ impl Worker {
                     }
                 }
                 Effect::Score(req) => {
-                    if let Some(score) = self.score(req.seq, req.text) {
+                    if let Some(score) = self.score(req.seq, req.text, req.refs) {
                         queue.extend(self.session.handle(Input::Scored { seq: req.seq, score, at: self.last_at }));
                     }
                 }
                 Effect::Send(cmd) => {
                     let started = if cmd.is_transfer_start() { received } else { None };
-                    let _ = self.sender.send((cmd, started));
+                    self.send(cmd, started);
+                }
+                Effect::StartSymbl => self.start_symbl(&mut queue),
+                Effect::StopSymbl { fallback } => {
+                    if let Some(link) = self.pstn.take() {
+                        link.stop(!fallback);
+                    }
+                    if fallback {
+                        self.local_only = true;
+                        // Whatever still waits for Symbl is scored here and now.
+                        for req in self.session.unscored() {
+                            let score = self.shared().engine.local().score(&req.text);
+                            queue.extend(self.session.handle(Input::Scored { seq: req.seq, score, at: self.last_at }));
+                        }
+                    }
                 }
             }
         }
     }
 
-    fn checkpoint(&mut self) {
-        if self.pending.is_empty() && self.processed.is_empty() {
+    /// Asks Symbl to dial into this call (PSTN mode).
+    fn start_symbl(&mut self, queue: &mut VecDeque<Effect>) {
+        if self.pstn.is_some() {
             return;
         }
-        let snapshot = serde_json::to_string(&self.session).ok().map(|state| Snapshot {
+        let Engine::SymblPstn { symbl, local, deadline, dial_in } = &self.calls.shared.engine else {
+            let failed = SymblInput::Failed { reason: "Symbl is not configured".into(), at: self.last_at };
+            queue.extend(self.session.handle(Input::Symbl(failed)));
+            return;
+        };
+        let ctx = LinkContext {
+            symbl: symbl.clone(),
+            local: local.clone(),
+            deadline: *deadline,
+            dial_in: dial_in.clone(),
+            dial_ins: self.calls.dial_ins.clone(),
+            store: self.shared().store.clone(),
+        };
+        self.pstn = Some(PstnLink::start(ctx, self.session.id().to_string(), self.self_tx.clone()));
+    }
+
+    fn checkpoint(&mut self) {
+        let outbox_changed = self.outbox.take_changed();
+        if self.pending.is_empty() && self.processed.is_empty() && !outbox_changed {
+            return;
+        }
+        let snapshot = outbox::encode(&self.session, &self.outbox).ok().map(|state| Snapshot {
             conversation_id: self.session.id().to_string(),
             state,
-            ended: self.session.is_ended(),
+            // Not over while a command (such as releasing the agent) is unanswered.
+            ended: self.session.is_ended() && self.outbox.pending().is_empty(),
         });
         let op = WriteOp::Checkpoint {
             events: std::mem::take(&mut self.pending),
@@ -584,10 +768,20 @@ async fn run_sender(
         let result = match &cmd.request {
             Request::Action(a) => match &cmd.call_control_id {
                 Some(ccid) => shared.client.action(ccid, a).await.map(|_| ()),
-                None => continue,
+                None => Ok(()),
             },
             Request::Dial(d) => shared.client.dial(d).await.map(|_| ()),
+            Request::Conference(c) => match shared.client.conference(c).await {
+                Ok(Some(conference)) => {
+                    let ready = Input::ConferenceReady { conference_id: conference.id, at: Utc::now() };
+                    let _ = worker.send(WorkerMsg::Input(ready));
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            },
         };
+        let _ = worker.send(WorkerMsg::Answered { command_id: cmd.command_id().to_string() });
         let action = cmd.action_name();
         shared.metrics.command(action, began.elapsed(), result.as_ref().err().map(|e| e.kind()));
         let Err(e) = result else { continue };

@@ -10,6 +10,8 @@ pub mod calls;
 pub mod dedupe;
 pub mod live;
 pub mod metrics;
+pub mod outbox;
+pub mod pstn;
 pub mod token;
 mod webhook;
 
@@ -26,6 +28,7 @@ use self::calls::{Calls, Engine, Shared};
 use self::dedupe::RecentSet;
 use self::live::LiveHub;
 use self::metrics::Metrics;
+pub use crate::http::Limits;
 use crate::session::SessionSettings;
 use crate::store::Store;
 use crate::telnyx::{TelnyxClient, WebhookVerifier};
@@ -50,6 +53,9 @@ pub struct App {
     pub admin_token: String,
     /// Longest wait for the raw webhook to be committed before acknowledging.
     pub ack_wait: Duration,
+    /// Held while a webhook is queued for storage and handed to its worker,
+    /// so both see webhooks in the same order.
+    pub dispatch_order: std::sync::Mutex<()>,
 }
 
 /// Everything the server needs.
@@ -103,8 +109,9 @@ impl ServerHandle {
     }
 }
 
-/// Builds the router.
-pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize) -> Router {
+/// Builds the router. Request bodies are read within `limits.body_timeout`
+/// and at most `max_body_bytes` long.
+pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize, limits: Limits) -> Router {
     let admin = Router::new()
         .route("/api/v1/conversations", get(api::list))
         .route("/api/v1/conversations/{id}", get(api::conversation))
@@ -124,11 +131,18 @@ pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize) -> Route
         .route("/metrics", get(api::metrics))
         .merge(admin)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state((limits, max_body_bytes), crate::http::read_body_within))
         .with_state(app)
 }
 
-/// Starts the server and resumes calls that were in progress.
+/// Starts the server with the default request deadlines.
 pub async fn start(options: ServerOptions) -> std::io::Result<ServerHandle> {
+    start_with(options, Limits::default()).await
+}
+
+/// Starts the server and resumes calls that were in progress. Clients must
+/// send a request's headers and body within `limits`.
+pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Result<ServerHandle> {
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(LiveHub::default());
     let calls = Calls::new(Shared {
@@ -160,18 +174,15 @@ pub async fn start(options: ServerOptions) -> std::io::Result<ServerHandle> {
         metrics,
         admin_token: options.admin_token,
         ack_wait: Duration::from_millis(250),
+        dispatch_order: std::sync::Mutex::new(()),
     });
     calls.restore().await;
-    let router = router(app.clone(), &options.webhook_path, options.max_body_bytes);
+    let router = router(app.clone(), &options.webhook_path, options.max_body_bytes, limits);
     let addr = options.listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let served = axum::serve(options.listener, router).with_graceful_shutdown(async {
-            let _ = rx.await;
-        });
-        if let Err(e) = served.await {
-            tracing::error!(error = %e, "webhook server stopped");
-        }
-    });
+    let stopped = async {
+        let _ = rx.await;
+    };
+    let task = tokio::spawn(crate::http::serve(options.listener, router, limits, stopped));
     Ok(ServerHandle { addr, app, shutdown: Some(tx), task })
 }

@@ -84,16 +84,20 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     let outcome = match (&route, unknown) {
         (_, true) => "unknown_event",
         (Route::Unrouted, _) => "unrouted",
-        (Route::To(_) | Route::New(_), false) => "accepted",
+        (Route::To(_) | Route::New(_) | Route::DialIn, false) => "accepted",
     };
     if unknown {
         tracing::info!(event_type = event.event_type(), "unknown webhook event logged and ignored");
     }
     let conversation_id = match &route {
         Route::To(c) | Route::New(c) => Some(c.clone()),
-        Route::Unrouted => None,
+        Route::DialIn | Route::Unrouted => None,
     };
     let received_at = chrono::Utc::now();
+    // Stored in the order the worker will see it: a replay after a crash then
+    // processes webhooks exactly as they were first processed, so the
+    // commands it decides again carry the same command_ids.
+    let order = app.dispatch_order.lock().unwrap_or_else(|p| p.into_inner());
     let committed = app.store.write_webhook(WebhookRecord {
         event_id: event_id.clone(),
         received_at,
@@ -105,6 +109,9 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         body: String::from_utf8_lossy(body).into_owned(),
     });
     app.metrics.webhook(event.event_type(), outcome);
+    if let (Route::DialIn, "accepted") = (&route, outcome) {
+        app.calls.dial_in(&event);
+    }
     if let (Some(conv), "accepted") = (conversation_id, outcome) {
         let occurred_at = envelope
             .data
@@ -118,6 +125,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
             _ => app.calls.dispatch(&conv, msg),
         }
     }
+    drop(order);
     // Acknowledge once the raw webhook is on disk, so an accepted event survives
     // a crash; when the store is failing, acknowledge anyway and keep it queued.
     if !app.store.health().is_failing() {

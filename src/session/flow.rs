@@ -23,18 +23,22 @@ impl Session {
         match event {
             Event::CallInitiated(e) => match tag.as_ref().map(|t| t.role) {
                 Some(Role::Agent) => self.on_agent_initiated(&e, tag.as_ref(), at, out),
+                Some(Role::Symbl) => {} // Symbl's leg arrives identified (SymblInput::LegArrived)
                 _ => self.on_caller_initiated(&e, tag.is_some(), at, out),
             },
             Event::CallAnswered(e) => match role {
                 Some(Role::Caller) => self.on_caller_answered(&e, at, out),
                 Some(Role::Agent) => self.on_agent_answered(&e, tag.as_ref(), at, out),
-                None => {}
+                Some(Role::Symbl) | None => {}
             },
             Event::CallHangup(e) => match role {
                 Some(Role::Caller) => self.on_caller_hangup(&e, at, out),
                 Some(Role::Agent) => self.on_agent_hangup(&e, tag.as_ref(), at, out),
+                Some(Role::Symbl) => self.on_symbl_hangup(&e, at, out),
                 None => {}
             },
+            Event::ConferenceCreated(e) => self.on_conference_created(&e, at, out),
+            Event::ConferenceParticipantJoined(e) => self.on_participant_joined(&e, at, out),
             Event::SpeakEnded(_) => {
                 if let Some(role) = role {
                     self.on_speak_ended(role, at, out);
@@ -67,6 +71,9 @@ impl Session {
             }
             if self.agent.as_ref().is_some_and(|l| l.call_control_id == ccid) {
                 return Some(Role::Agent);
+            }
+            if self.pstn.symbl.as_ref().is_some_and(|l| l.call_control_id == ccid) {
+                return Some(Role::Symbl);
             }
         }
         tag.map(|t| t.role)
@@ -103,15 +110,25 @@ impl Session {
         );
         let incoming = e.direction.as_ref().is_none_or(|d| *d == Direction::Incoming);
         if incoming && !tagged {
-            let answer = crate::telnyx::commands::Answer {
-                common: crate::telnyx::commands::Common {
-                    client_state: Some(self.tag(Role::Caller, None)),
-                    command_id: None,
-                },
-                ..Default::default()
-            };
-            self.send(Role::Caller, Action::Answer(answer), out);
+            if self.settings.symbl_pstn {
+                // The caller hears ringing until Symbl is on the line (or failed).
+                self.request_symbl(out);
+            } else {
+                self.answer_caller(out);
+            }
         }
+    }
+
+    /// Answers the caller's (inbound) leg, tagging it with the conversation.
+    pub(super) fn answer_caller(&mut self, out: &mut Vec<Effect>) {
+        let answer = crate::telnyx::commands::Answer {
+            common: crate::telnyx::commands::Common {
+                client_state: Some(self.tag(Role::Caller, None)),
+                command_id: None,
+            },
+            ..Default::default()
+        };
+        self.send(Role::Caller, Action::Answer(answer), out);
     }
 
     fn on_caller_answered(&mut self, _e: &CallAnswered, at: DateTime<Utc>, out: &mut Vec<Effect>) {
@@ -126,17 +143,19 @@ impl Session {
             return;
         }
         self.phase = Phase::Ivr;
-        self.start_transcription(Role::Caller, out);
+        if self.symbl_listens() {
+            // Symbl is the caller's ears: into the conference it dials into.
+            self.request_symbl(out);
+            self.create_conference(out);
+        } else {
+            self.start_transcription(Role::Caller, out);
+        }
         let prompt = format!("{} {}", self.settings.ivr.greeting, self.settings.ivr.menu_prompt);
         self.gather_with_prompt(prompt, at, out);
     }
 
     pub(super) fn start_transcription(&mut self, role: Role, out: &mut Vec<Effect>) {
-        let leg = match role {
-            Role::Caller => self.caller.as_mut(),
-            Role::Agent => self.agent.as_mut(),
-        };
-        let Some(leg) = leg.filter(|l| !l.transcribing) else { return };
+        let Some(leg) = self.leg_mut(role).filter(|l| !l.transcribing) else { return };
         leg.transcribing = true;
         let body = TranscriptionStart {
             transcription_engine: Some(self.settings.ivr.transcription_engine.clone()),
@@ -151,26 +170,32 @@ impl Session {
     }
 
     fn on_caller_hangup(&mut self, e: &CallHangup, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        let cause = e.hangup_cause.as_ref().map(|c| c.as_str().to_string());
+        let source = e.hangup_source.as_ref().map(|s| s.as_str().to_string());
+        self.caller_ended(cause, source, at, out);
+    }
+
+    /// The caller's leg is gone (its `call.hangup`, or a hangup answered with
+    /// 90018): record it once and end the conversation.
+    pub(super) fn caller_ended(
+        &mut self,
+        cause: Option<String>,
+        source: Option<String>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
         let Some(leg) = self.caller.as_mut() else { return };
         if leg.ended {
             return;
         }
         leg.ended = true;
         let ccid = leg.call_control_id.clone();
-        self.record(
-            at,
-            DomainEvent::LegEnded {
-                role: Role::Caller,
-                call_control_id: ccid,
-                cause: e.hangup_cause.as_ref().map(|c| c.as_str().to_string()),
-                source: e.hangup_source.as_ref().map(|s| s.as_str().to_string()),
-            },
-            out,
-        );
+        let ringing_cause = cause.clone();
+        self.record(at, DomainEvent::LegEnded { role: Role::Caller, call_control_id: ccid, cause, source }, out);
         let reason = match (&self.end_reason, self.phase) {
             (Some(r), _) => r.clone(),
             (None, Phase::WithAgent) => "completed_with_agent".into(),
-            (None, Phase::Ringing) => match e.hangup_cause.as_ref().map(|c| c.as_str()) {
+            (None, Phase::Ringing) => match ringing_cause.as_deref() {
                 Some("timeout" | "no_answer") => "not_answered".into(),
                 _ => "caller_hangup_before_answer".into(),
             },
@@ -179,14 +204,17 @@ impl Session {
         };
         self.end_reason = Some(reason);
         self.on_caller_gone(at, out);
+        self.symbl_done(out);
         self.phase = Phase::Ended;
         self.maybe_end(at, out);
     }
 
-    /// Records the end of the conversation once no leg is left.
+    /// Records the end of the conversation once no leg is left and every
+    /// utterance has its score (an external engine answers, or fails, within
+    /// its deadline), so the record is complete when it says the call ended.
     pub(super) fn maybe_end(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         let agent_up = self.agent.as_ref().is_some_and(|l| !l.ended);
-        if self.phase != Phase::Ended || agent_up || self.end_recorded {
+        if self.phase != Phase::Ended || agent_up || self.end_recorded || !self.pending.is_empty() {
             return;
         }
         self.end_recorded = true;
@@ -302,6 +330,7 @@ impl Session {
         self.send(Role::Caller, Action::GatherUsingSpeak(body), out);
         self.gather_active = true;
         self.spoke_since_gather = false;
+        self.note_ivr_speech(&prompt);
         self.record(at, DomainEvent::IvrSaid { text: prompt }, out);
     }
 
@@ -347,6 +376,7 @@ impl Session {
         if out.len() > before {
             self.speaks.push_back((role, purpose));
             if role == Role::Caller {
+                self.note_ivr_speech(&text);
                 self.record(at, DomainEvent::IvrSaid { text }, out);
             }
         }
@@ -356,17 +386,37 @@ impl Session {
         let data = &t.transcription_data;
         let inbound = data.transcription_track.as_ref().is_none_or(|tr| *tr == TranscriptionTrack::Inbound);
         let speaker = match (role, inbound) {
+            // In a conference the outbound track mixes everyone: each leg's own
+            // inbound track is what counts.
+            (Role::Caller, false) if self.pstn.conference.is_some() => return,
             (Role::Caller, true) => Speaker::Caller,
             (Role::Caller, false) if self.phase == Phase::WithAgent => Speaker::Agent,
             (Role::Caller, false) => Speaker::Ivr,
             (Role::Agent, true) => Speaker::Agent,
             (Role::Agent, false) => return, // the caller, already transcribed on their own leg
+            (Role::Symbl, _) => return,
         };
-        let text = data.transcript.split_whitespace().collect::<Vec<_>>().join(" ");
+        self.heard(speaker, &data.transcript, data.is_final, data.confidence, Vec::new(), at, out);
+    }
+
+    /// Something was said (transcribed by Telnyx, or by Symbl in PSTN mode):
+    /// interim text is streamed; a final utterance is recorded and scored.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn heard(
+        &mut self,
+        speaker: Speaker,
+        transcript: &str,
+        is_final: bool,
+        confidence: Option<f64>,
+        refs: Vec<String>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
+        let text = transcript.split_whitespace().collect::<Vec<_>>().join(" ");
         if text.is_empty() {
             return;
         }
-        if !data.is_final {
+        if !is_final {
             self.record(at, DomainEvent::Interim { speaker, text }, out);
             return;
         }
@@ -381,13 +431,9 @@ impl Session {
             None
         };
         let offset_ms = self.offset(at);
-        self.record(
-            at,
-            DomainEvent::Utterance { seq, speaker, text: text.clone(), confidence: data.confidence, caller_index },
-            out,
-        );
+        self.record(at, DomainEvent::Utterance { seq, speaker, text: text.clone(), confidence, caller_index }, out);
         self.pending.insert(seq, PendingUtterance { speaker, text: text.clone(), caller_index, offset_ms });
-        out.push(Effect::Score(ScoreRequest { seq, speaker, text }));
+        out.push(Effect::Score(ScoreRequest { seq, speaker, text, refs }));
     }
 
     pub(super) fn on_scored(&mut self, seq: u32, score: Score, at: DateTime<Utc>, out: &mut Vec<Effect>) {
@@ -402,6 +448,7 @@ impl Session {
             self.scored_up_to = next;
             self.apply_score(next, utterance, score, at, out);
         }
+        self.maybe_end(at, out);
     }
 
     fn apply_score(&mut self, seq: u32, u: PendingUtterance, score: Score, at: DateTime<Utc>, out: &mut Vec<Effect>) {
@@ -470,8 +517,9 @@ impl Session {
                 self.decide_by_menu(Reason::MenuChoice, q.clone(), trigger, at, out);
                 return;
             }
+            let repeated = self.topic.as_deref() == Some(item.label.as_str());
             self.topic = Some(item.label.clone());
-            if let Some(answer) = &item.say {
+            if let (Some(answer), false) = (&item.say, repeated) {
                 self.gather_with_prompt(answer.clone(), at, out);
                 return;
             }

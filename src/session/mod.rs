@@ -7,9 +7,13 @@
 //! directly and a stored session can be resumed after a restart.
 //!
 //! One conversation spans the caller's leg and any agent leg: the conversation
-//! id stays the same when the agent joins.
+//! id stays the same when the agent joins. With Symbl in PSTN mode the caller
+//! is put in a conference that Symbl's phone leg and later the agent join
+//! (see [`SymblInput`]); Symbl's dial-in leg is identified by [`dial_in`].
 
+pub mod dial_in;
 mod flow;
+mod pstn;
 pub(crate) mod text;
 mod transfer;
 
@@ -23,8 +27,10 @@ use crate::config::{Config, IvrConfig, QueueConfig, TransferConfig, TransferMode
 use crate::intel::{Label, Score, TrackerHit};
 use crate::policy::{Decision, PolicyConfig, PolicySnapshot, PolicyState};
 use crate::telnyx::commands::{Action, Dial};
+use crate::telnyx::conferences::ConferenceCommand;
 use crate::telnyx::events::Event;
 
+pub use pstn::SymblInput;
 pub use transfer::{ManualTransfer, TransferRefused};
 
 /// What ivrx writes into a leg's `client_state`: which conversation the leg
@@ -62,14 +68,17 @@ pub enum Role {
     Caller,
     /// An agent's leg.
     Agent,
+    /// Symbl's phone leg (PSTN mode): it listens in the conference.
+    Symbl,
 }
 
 impl Role {
-    /// `caller` or `agent`.
+    /// `caller`, `agent` or `symbl`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Caller => "caller",
             Role::Agent => "agent",
+            Role::Symbl => "symbl",
         }
     }
 }
@@ -112,6 +121,9 @@ pub struct SessionSettings {
     pub connection_id: String,
     /// Webhook URL to give dialled legs (`None`: the application's default).
     pub webhook_url: Option<String>,
+    /// Symbl in PSTN mode: the caller goes into a conference that Symbl dials
+    /// into, and Symbl's transcripts are the caller's utterances.
+    pub symbl_pstn: bool,
 }
 
 impl SessionSettings {
@@ -124,6 +136,7 @@ impl SessionSettings {
             policy: config.policy.clone(),
             connection_id,
             webhook_url,
+            symbl_pstn: config.engine.is_symbl_pstn(),
         }
     }
 }
@@ -153,6 +166,16 @@ pub enum Input {
         /// The score.
         score: Score,
         /// When the score became available.
+        at: DateTime<Utc>,
+    },
+    /// PSTN mode: what happened on Symbl's side of the call.
+    Symbl(SymblInput),
+    /// The conference the caller is in was created (the answer to the create
+    /// command; `conference.created` says the same).
+    ConferenceReady {
+        /// The conference id.
+        conference_id: String,
+        /// When the answer came.
         at: DateTime<Utc>,
     },
     /// A command the session asked for failed for good (after retries).
@@ -189,14 +212,16 @@ impl Command {
         match &self.request {
             Request::Action(a) => a.command_id().unwrap_or_default(),
             Request::Dial(d) => d.command_id.as_deref().unwrap_or_default(),
+            Request::Conference(c) => c.command_id().unwrap_or_default(),
         }
     }
 
-    /// The action name (`dial` for a dial).
+    /// The action name (`dial` for a dial, `conference_join` …).
     pub fn action_name(&self) -> &'static str {
         match &self.request {
             Request::Action(a) => a.name(),
             Request::Dial(_) => "dial",
+            Request::Conference(c) => c.name(),
         }
     }
 
@@ -213,6 +238,8 @@ pub enum Request {
     Action(Action),
     /// `POST /calls`.
     Dial(Dial),
+    /// `POST /conferences` and the conference actions.
+    Conference(ConferenceCommand),
 }
 
 /// An utterance to score; the driver answers with [`Input::Scored`].
@@ -224,6 +251,9 @@ pub struct ScoreRequest {
     pub speaker: Speaker,
     /// What was said.
     pub text: String,
+    /// The external engine's ids for it (Symbl's message ids in PSTN mode):
+    /// its score is theirs. Empty: score the text.
+    pub refs: Vec<String>,
 }
 
 /// What the session asks the world to do.
@@ -235,6 +265,17 @@ pub enum Effect {
     Score(ScoreRequest),
     /// Store and stream a domain event.
     Record(Recorded),
+    /// PSTN mode: ask Symbl to dial into the call. The driver picks the DTMF
+    /// code Symbl presses, and answers with [`SymblInput`]s.
+    StartSymbl,
+    /// PSTN mode: Symbl leaves the call. `fallback`: Symbl failed, so every
+    /// utterance from now on (and any still waiting) is scored locally and no
+    /// summary is fetched; otherwise the call ended: fetch and store Symbl's
+    /// topics and trackers.
+    StopSymbl {
+        /// Symbl failed for this call.
+        fallback: bool,
+    },
 }
 
 /// A domain event with its place in the conversation.
@@ -467,6 +508,9 @@ pub struct Session {
     /// True once `CallEnded` was recorded (the caller's and any agent's legs are down).
     #[serde(default)]
     end_recorded: bool,
+    /// PSTN mode: the conference and Symbl's leg.
+    #[serde(default)]
+    pstn: pstn::PstnState,
 }
 
 impl Session {
@@ -498,6 +542,7 @@ impl Session {
             topic: None,
             last_snapshot: None,
             end_recorded: false,
+            pstn: pstn::PstnState::default(),
         }
     }
 
@@ -529,7 +574,12 @@ impl Session {
 
     /// The call_control_ids of the legs this session knows.
     pub fn leg_ids(&self) -> Vec<String> {
-        self.caller.iter().chain(self.agent.iter()).map(|l| l.call_control_id.clone()).collect()
+        self.caller
+            .iter()
+            .chain(self.agent.iter())
+            .chain(self.pstn.symbl.iter())
+            .map(|l| l.call_control_id.clone())
+            .collect()
     }
 
     /// The decision, if one was made.
@@ -540,6 +590,15 @@ impl Session {
     /// The policy's running state.
     pub fn policy_state(&self) -> &PolicyState {
         &self.policy
+    }
+
+    /// Utterances still waiting for their score, in order (a worker that must
+    /// stop scores them with what it has, so the conversation can end).
+    pub fn unscored(&self) -> Vec<ScoreRequest> {
+        self.pending
+            .iter()
+            .map(|(&seq, u)| ScoreRequest { seq, speaker: u.speaker, text: u.text.clone(), refs: Vec::new() })
+            .collect()
     }
 
     /// Records a fact observed outside the session (e.g. an engine fallback).
@@ -558,6 +617,8 @@ impl Session {
                 self.on_event(*event, at, &mut out);
             }
             Input::Scored { seq, score, at } => self.on_scored(seq, score, at, &mut out),
+            Input::Symbl(input) => self.on_symbl(input, &mut out),
+            Input::ConferenceReady { conference_id, at } => self.on_conference_ready(conference_id, at, &mut out),
             Input::CommandFailed { action, role, call_gone, error, at, .. } => {
                 self.on_command_failed(&action, role, call_gone, error, at, &mut out)
             }
@@ -590,14 +651,43 @@ impl Session {
 
     /// Sends an action to a leg, with a fresh deterministic command id.
     fn send(&mut self, role: Role, mut action: Action, out: &mut Vec<Effect>) {
-        let leg = match role {
-            Role::Caller => self.caller.as_ref(),
-            Role::Agent => self.agent.as_ref(),
-        };
-        let Some(leg) = leg.filter(|l| !l.ended) else { return };
+        let Some(leg) = self.leg(role).filter(|l| !l.ended) else { return };
         let ccid = leg.call_control_id.clone();
         action.set_command_id(self.next_command_id());
         out.push(Effect::Send(Command { call_control_id: Some(ccid), role, request: Request::Action(action) }));
+    }
+
+    fn leg(&self, role: Role) -> Option<&Leg> {
+        match role {
+            Role::Caller => self.caller.as_ref(),
+            Role::Agent => self.agent.as_ref(),
+            Role::Symbl => self.pstn.symbl.as_ref(),
+        }
+    }
+
+    /// Marks a leg ended and records how; false when the leg is unknown or had already ended.
+    fn end_leg(
+        &mut self,
+        role: Role,
+        e: &crate::telnyx::events::CallHangup,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(leg) = self.leg_mut(role).filter(|l| !l.ended) else { return false };
+        leg.ended = true;
+        let call_control_id = leg.call_control_id.clone();
+        let cause = e.hangup_cause.as_ref().map(|c| c.as_str().to_string());
+        let source = e.hangup_source.as_ref().map(|s| s.as_str().to_string());
+        self.record(at, DomainEvent::LegEnded { role, call_control_id, cause, source }, out);
+        true
+    }
+
+    fn leg_mut(&mut self, role: Role) -> Option<&mut Leg> {
+        match role {
+            Role::Caller => self.caller.as_mut(),
+            Role::Agent => self.agent.as_mut(),
+            Role::Symbl => self.pstn.symbl.as_mut(),
+        }
     }
 
     fn tag(&self, role: Role, attempt: Option<u32>) -> String {

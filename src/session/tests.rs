@@ -216,10 +216,12 @@ fn replies_fit_the_sentiment_and_keep_listening_for_keys() {
 }
 
 #[test]
-fn a_spoken_menu_keyword_gets_the_self_service_answer() {
+fn a_spoken_menu_keyword_gets_the_self_service_answer_once() {
     let mut c = Call::answered();
     let fx = c.say("my internet keeps dropping", -0.2, &[]);
     assert!(reply_prompt(&fx).contains("restart your router"));
+    let fx = c.say("i already restarted the router and my internet still drops", -0.4, &[]);
+    assert_eq!(reply_prompt(&fx), c.s.settings.ivr.empathy, "the same answer is not read twice");
 }
 
 #[test]
@@ -316,6 +318,9 @@ fn warm_transfer_dials_briefs_and_bridges() {
         json!({"transcription_data": {"transcript": "hi how can i help", "is_final": true}}),
     );
     assert!(events(&fx).iter().any(|e| matches!(e, DomainEvent::Utterance { speaker: Speaker::Agent, .. })));
+    let Some(Effect::Score(req)) = fx.iter().find(|e| matches!(e, Effect::Score(_))) else { panic!("{fx:?}") };
+    let score = Score { score: 0.3, label: Label::Neutral, trackers: vec![], engine: "test".into() };
+    c.s.handle(Input::Scored { seq: req.seq, score, at: c.t });
     let fx = c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing", "hangup_source": "caller"}));
     assert_eq!(names(&fx), vec!["hangup"], "the agent leg is released");
     assert!(!events(&fx).iter().any(|e| matches!(e, DomainEvent::CallEnded { .. })), "not over while the agent is up");
@@ -323,6 +328,26 @@ fn warm_transfer_dials_briefs_and_bridges() {
     assert!(events(&fx)
         .iter()
         .any(|e| matches!(e, DomainEvent::CallEnded { reason } if reason == "completed_with_agent")));
+}
+
+#[test]
+fn a_goodbye_hangup_racing_the_callers_own_hangup_still_records_the_end() {
+    let mut c = Call::answered();
+    c.say("thats all thanks bye", 0.5, &[]);
+    assert_eq!(names(&c.speak_ended(CALLER)), vec!["hangup"]);
+    // The caller hung up first: our hangup is answered 90018, then the caller's webhook arrives.
+    let fx = c.s.handle(Input::CommandFailed {
+        command_id: "x".into(),
+        action: "hangup".into(),
+        role: Role::Caller,
+        call_gone: true,
+        error: "call has already ended (90018)".into(),
+        at: c.t,
+    });
+    let kinds: Vec<_> = events(&fx).iter().map(|e| e.kind()).collect();
+    assert_eq!(kinds, vec!["leg_ended", "call_ended"], "the call is over even if no webhook follows");
+    let fx = c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing", "hangup_source": "caller"}));
+    assert!(fx.is_empty(), "the late webhook changes nothing: {fx:?}");
 }
 
 #[test]
@@ -338,7 +363,38 @@ fn a_call_gone_answer_to_releasing_the_agent_still_ends_the_call() {
         error: "call has already ended (90018)".into(),
         at: c.t,
     });
-    assert!(matches!(events(&fx)[..], [DomainEvent::CallEnded { .. }]), "{fx:?}");
+    assert!(
+        matches!(events(&fx)[..], [DomainEvent::LegEnded { role: Role::Agent, .. }, DomainEvent::CallEnded { .. }]),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn a_goodbye_to_a_caller_already_gone_still_ends_the_call() {
+    // The caller hangs up while the IVR says goodbye; the goodbye and the
+    // hangup are both answered 90018 before the caller's call.hangup arrives.
+    let mut c = Call::answered();
+    c.say("thats all thank you bye", 0.6, &[]);
+    let gone = |action: &str, c: &Call| Input::CommandFailed {
+        command_id: "x".into(),
+        action: action.into(),
+        role: Role::Caller,
+        call_gone: true,
+        error: "call has already ended (90018)".into(),
+        at: c.t,
+    };
+    let fx = c.s.handle(gone("speak", &c));
+    assert_eq!(names(&fx), vec!["hangup"]);
+    let fx = c.s.handle(gone("hangup", &c));
+    assert!(
+        matches!(events(&fx)[..], [DomainEvent::LegEnded { role: Role::Caller, .. }, DomainEvent::CallEnded { .. }]),
+        "{fx:?}"
+    );
+    assert!(c.s.is_ended());
+    assert!(events(&fx).iter().any(|e| matches!(e, DomainEvent::CallEnded { reason } if reason == "caller_done")));
+    // The late call.hangup changes nothing.
+    let fx = c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing"}));
+    assert!(fx.is_empty(), "{fx:?}");
 }
 
 #[test]
@@ -587,4 +643,24 @@ fn events_of_unknown_legs_or_foreign_state_are_ignored() {
     let mut c = Call::answered();
     let fx = c.event("call.hangup", json!({"call_control_id": "v3:stranger", "client_state": "aGVsbG8="}));
     assert!(fx.is_empty());
+}
+
+#[test]
+fn the_call_ends_in_the_record_only_once_every_utterance_is_scored() {
+    let mut c = Call::answered();
+    let fx = c.on_caller(
+        "call.transcription",
+        json!({"transcription_data": {"transcript": "thanks bye", "is_final": true, "transcription_track": "inbound"}}),
+    );
+    let Some(Effect::Score(req)) = fx.iter().find(|e| matches!(e, Effect::Score(_))) else { panic!("{fx:?}") };
+    let seq = req.seq;
+    let fx = c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing", "hangup_source": "caller"}));
+    assert!(!events(&fx).iter().any(|e| e.kind() == "call_ended"), "a score is still due");
+    assert!(c.s.is_ended());
+    assert_eq!(c.s.unscored().len(), 1);
+    let score = Score { score: 0.2, label: Label::Neutral, trackers: vec![], engine: "symbl".into() };
+    let fx = c.s.handle(Input::Scored { seq, score, at: c.t });
+    let kinds: Vec<_> = events(&fx).iter().map(|e| e.kind()).collect();
+    assert_eq!(kinds, vec!["scored", "call_ended"]);
+    assert!(c.s.unscored().is_empty());
 }

@@ -166,7 +166,7 @@ impl Session {
         self.say(Role::Caller, line, SpeakPurpose::Bridging, at, out);
     }
 
-    fn record_transfer(
+    pub(super) fn record_transfer(
         &mut self,
         status: TransferStatus,
         detail: Option<String>,
@@ -195,7 +195,10 @@ impl Session {
         self.record_transfer(TransferStatus::Dialing, None, at, out);
         let tag = self.tag(Role::Agent, Some(t.attempt));
         let ring = self.settings.transfer.ring_timeout_secs;
-        match t.mode {
+        // A caller in a conference is never transferred away: the agent is
+        // dialled and joins the conference, whatever the mode.
+        let mode = if self.in_conference() { TransferMode::Warm } else { t.mode };
+        match mode {
             TransferMode::Warm => {
                 let dial = Dial {
                     connection_id: self.settings.connection_id.clone(),
@@ -304,6 +307,13 @@ impl Session {
         if self.phase != Phase::Transferring {
             return;
         }
+        if self.in_conference() && self.settings.transfer.mode == TransferMode::Cold {
+            // Cold in a conference: no briefing, straight in.
+            self.record_transfer(TransferStatus::Answered, None, at, out);
+            self.start_transcription(Role::Agent, out);
+            self.join_agent(at, out);
+            return;
+        }
         match self.settings.transfer.mode {
             TransferMode::Warm => {
                 self.record_transfer(TransferStatus::Answered, None, at, out);
@@ -327,6 +337,10 @@ impl Session {
         let caller_up = self.caller.as_ref().is_some_and(|l| !l.ended);
         let Some(agent) = self.agent.as_ref().filter(|l| !l.ended && caller_up) else { return };
         let agent_ccid = agent.call_control_id.clone();
+        if self.in_conference() {
+            self.join_agent(at, out);
+            return;
+        }
         if self.hold_music {
             self.send(Role::Caller, Action::PlaybackStop(Plain::default()), out);
             self.hold_music = false;
@@ -339,7 +353,7 @@ impl Session {
     /// The bridging line has been said: play hold music until an agent is bridged in.
     pub(super) fn on_bridging_line_done(&mut self, out: &mut Vec<Effect>) {
         let waiting = self.phase == Phase::Transferring
-            && self.settings.transfer.mode == TransferMode::Warm
+            && (self.settings.transfer.mode == TransferMode::Warm || self.in_conference())
             && self.transfer.as_ref().is_some_and(|t| {
                 matches!(t.status, TransferStatus::Dialing | TransferStatus::Ringing | TransferStatus::Answered)
             });
@@ -370,7 +384,7 @@ impl Session {
         }
     }
 
-    fn connected(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+    pub(super) fn connected(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         if self.phase != Phase::Transferring {
             return;
         }
@@ -393,31 +407,18 @@ impl Session {
         if !is_current {
             return; // a leg of an earlier attempt, already accounted for
         }
-        let Some(leg) = self.agent.as_mut() else { return };
-        if leg.ended {
+        if !self.end_leg(Role::Agent, e, at, out) {
             return;
         }
-        leg.ended = true;
-        let ccid = leg.call_control_id.clone();
-        let cause = e.hangup_cause.as_ref().map(|c| c.as_str().to_string());
-        self.record(
-            at,
-            DomainEvent::LegEnded {
-                role: Role::Agent,
-                call_control_id: ccid,
-                cause: cause.clone(),
-                source: e.hangup_source.as_ref().map(|s| s.as_str().to_string()),
-            },
-            out,
-        );
         if self.phase == Phase::Transferring {
-            self.record_transfer(TransferStatus::AttemptFailed, Some(hangup_detail(cause.as_deref())), at, out);
+            let cause = e.hangup_cause.as_ref().map(|c| c.as_str());
+            self.record_transfer(TransferStatus::AttemptFailed, Some(hangup_detail(cause)), at, out);
             self.next_attempt(at, out);
         }
         self.maybe_end(at, out);
     }
 
-    fn next_attempt(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+    pub(super) fn next_attempt(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         let Some(t) = self.transfer.as_mut() else { return };
         if (t.attempt as usize) < t.targets.len() {
             t.attempt += 1;
@@ -464,15 +465,20 @@ impl Session {
         out: &mut Vec<Effect>,
     ) {
         if call_gone && action == "hangup" {
-            // The leg had already gone: exactly what the hangup wanted.
-            let leg = match role {
-                Role::Caller => self.caller.as_mut(),
-                Role::Agent => self.agent.as_mut(),
-            };
-            if let Some(l) = leg {
-                l.ended = true;
+            // The leg had already gone: exactly what the hangup wanted. Its
+            // `call.hangup` may come later (then it is ignored) or never.
+            match role {
+                Role::Caller => self.caller_ended(None, None, at, out),
+                Role::Agent | Role::Symbl => {
+                    if let Some(l) = self.leg_mut(role).filter(|l| !l.ended) {
+                        l.ended = true;
+                        let call_control_id = l.call_control_id.clone();
+                        let ended = DomainEvent::LegEnded { role, call_control_id, cause: None, source: None };
+                        self.record(at, ended, out);
+                    }
+                    self.maybe_end(at, out);
+                }
             }
-            self.maybe_end(at, out);
             return;
         }
         self.record(
@@ -503,6 +509,7 @@ impl Session {
                 }
             }
             "gather_using_speak" | "gather" => self.gather_active = false,
+            "conference_create" | "conference_join" => self.on_conference_failed(action, role, call_gone, at, out),
             "playback_start" => self.hold_music = false,
             _ => {}
         }

@@ -37,6 +37,7 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool)
                     apply_event(&tx, r, redact_pii)?;
                 }
                 if let Some(s) = snapshot {
+                    let state = if redact_pii { redact_speech(&s.state) } else { s.state.clone() };
                     tx.prepare_cached(
                         "INSERT INTO sessions (conversation_id, state, ended, updated_at) VALUES (?1, ?2, ?3, ?4)
                          ON CONFLICT(conversation_id) DO UPDATE SET state = excluded.state, ended = excluded.ended,
@@ -44,7 +45,7 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool)
                     )?
                     .execute(params![
                         s.conversation_id,
-                        s.state,
+                        state,
                         s.ended as i64,
                         chrono::Utc::now().to_rfc3339()
                     ])?;
@@ -54,6 +55,7 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool)
                 }
             }
             WriteOp::Insights { conversation_id, source, insights } => {
+                let insights = if redact_pii { redact_strings(insights.clone()) } else { insights.clone() };
                 tx.prepare_cached(
                     "INSERT INTO insights (conversation_id, source, body, created_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT(conversation_id, source) DO UPDATE SET body = excluded.body, created_at = excluded.created_at",
@@ -66,12 +68,70 @@ pub(super) fn commit(conn: &mut Connection, batch: &[WriteOp], redact_pii: bool)
     tx.commit()
 }
 
+/// What a stored interim transcript says instead of its text.
+const INTERIM: &str = "[interim]";
+
+/// Fields of a saved session that quote what someone said: the caller's
+/// utterances, the decision's trigger, tracker matches, and speak payloads of
+/// unanswered commands (the agent's briefing repeats the trigger).
+const SPEECH_FIELDS: &[&str] = &["text", "trigger_text", "trigger_phrase", "matched", "payload"];
+
+/// Redacts the speech in a saved session (ids and numbers elsewhere are kept).
+fn redact_speech(state: &str) -> String {
+    use serde_json::Value;
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    match v {
+                        Value::String(s) if SPEECH_FIELDS.contains(&k.as_str()) => {
+                            if let std::borrow::Cow::Owned(clean) = redact(s) {
+                                *s = clean;
+                            }
+                        }
+                        _ => walk(v),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<Value>(state) {
+        Ok(mut v) => {
+            walk(&mut v);
+            v.to_string()
+        }
+        Err(_) => state.to_string(),
+    }
+}
+
+/// Redacts every string in a JSON value (an engine's topics and trackers quote the caller).
+fn redact_strings(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(redact(&s).into_owned()),
+        Value::Array(a) => Value::Array(a.into_iter().map(redact_strings).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, redact_strings(v))).collect()),
+        other => other,
+    }
+}
+
 /// Redacts the transcript inside a raw webhook body (the only free text a
 /// webhook carries); other fields, such as phone numbers, are call metadata.
+///
+/// An interim transcript (`is_final: false`) is a partial copy of the final
+/// one, and a number cut in the middle escapes the rules ("my card 4111"): its
+/// text is not kept at all.
 fn redact_transcript(body: &str) -> String {
     let Ok(mut v) = serde_json::from_str::<serde_json::Value>(body) else { return redact(body).into_owned() };
+    let interim = v.pointer("/data/payload/transcription_data/is_final") == Some(&serde_json::Value::Bool(false));
     let Some(t) = v.pointer_mut("/data/payload/transcription_data/transcript") else { return body.to_string() };
     let Some(text) = t.as_str() else { return body.to_string() };
+    if interim {
+        *t = serde_json::Value::String(INTERIM.into());
+        return v.to_string();
+    }
     match redact(text) {
         std::borrow::Cow::Borrowed(_) => body.to_string(),
         std::borrow::Cow::Owned(clean) => {
@@ -97,7 +157,15 @@ fn apply_event(tx: &Transaction<'_>, r: &Recorded, redact_pii: bool) -> rusqlite
     let mut stored = r.clone();
     match &mut stored.event {
         DomainEvent::Utterance { text, .. } | DomainEvent::IvrSaid { text } => *text = clean(text),
-        DomainEvent::Decision { decision, .. } => decision.trigger_text = clean(&decision.trigger_text),
+        DomainEvent::Decision { decision, .. } => {
+            decision.trigger_text = clean(&decision.trigger_text);
+            decision.trigger_phrase = decision.trigger_phrase.as_deref().map(clean);
+        }
+        DomainEvent::Scored { trackers, .. } => {
+            for hit in trackers {
+                hit.matched = clean(&hit.matched);
+            }
+        }
         _ => {}
     }
     let body = serde_json::to_string(&stored.event).unwrap_or_else(|_| "{}".into());

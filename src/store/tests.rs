@@ -261,3 +261,83 @@ async fn stored_webhooks_keep_call_metadata_and_lose_spoken_pii() {
     assert_eq!(v["data"]["payload"]["from"], "+15551234567", "metadata is kept");
     assert_eq!(v["data"]["payload"]["transcription_data"]["transcript"], "my card is [card]");
 }
+
+/// Every text column and JSON body of every table, as one string.
+fn everything_stored(store: &Store) -> String {
+    let conn = store.reader().connection().unwrap();
+    let mut out = String::new();
+    for table in ["conversations", "legs", "utterances", "decisions", "transfers", "events", "webhooks", "insights"] {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..n {
+                if let Ok(s) = row.get::<_, String>(i) {
+                    out.push_str(&s);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn store_everything(redact_pii: bool) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::open(&dir.path().join("ivrx.db"), StoreOptions { redact_pii, ..StoreOptions::default() }).unwrap();
+    let pii = "my card is 4111 1111 1111 1111 mail jane at example dot com";
+    let mut events = call();
+    for r in &mut events {
+        match &mut r.event {
+            DomainEvent::Decision { decision, .. } => decision.trigger_phrase = Some(pii.into()),
+            DomainEvent::Scored { trackers, .. } => {
+                trackers.push(TrackerHit { tracker: "t".into(), phrase: "card".into(), matched: pii.into() })
+            }
+            _ => {}
+        }
+    }
+    events.push(rec(13, 1, DomainEvent::IvrSaid { text: format!("you said {pii}") }));
+    for e in events {
+        store.write(WriteOp::Event(e));
+    }
+    let body = serde_json::json!({"data": {"event_type": "call.transcription", "id": "w1", "payload": {
+        "call_control_id": "v3:a", "transcription_data": {"transcript": pii, "is_final": true}}}});
+    store.write(WriteOp::Webhook(
+        WebhookRecord {
+            event_id: "w1".into(),
+            received_at: chrono::Utc::now(),
+            event_type: "call.transcription".into(),
+            call_control_id: Some("v3:a".into()),
+            conversation_id: Some("c1".into()),
+            attempt: Some(1),
+            outcome: "accepted".into(),
+            body: body.to_string(),
+        },
+        None,
+    ));
+    store.write(WriteOp::Insights {
+        conversation_id: "c1".into(),
+        source: "symbl".into(),
+        insights: serde_json::json!({"topics": [{"text": pii}]}),
+    });
+    store.flush().await.unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn no_stored_text_keeps_pii_when_redaction_is_on() {
+    let (_dir, store) = store_everything(true).await;
+    let all = everything_stored(&store);
+    assert!(!all.contains("4111"), "a card number was stored:\n{all}");
+    assert!(!all.contains("jane at example"), "an e-mail address was stored:\n{all}");
+    assert!(all.contains("[card]") && all.contains("[email]"));
+}
+
+#[tokio::test]
+async fn with_redaction_off_text_is_stored_as_said() {
+    let (_dir, store) = store_everything(false).await;
+    let all = everything_stored(&store);
+    assert!(all.contains("4111 1111 1111 1111") && all.contains("jane at example dot com"));
+    assert!(!all.contains("[card]"));
+}

@@ -6,6 +6,7 @@
 //! sandbox) ignores a command that did arrive the first time. A 429 waits for
 //! `Retry-After` before trying again. Error bodies become [`TelnyxError`]s.
 
+use crate::error_chain::error_chain;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,9 @@ use serde_json::Value;
 use super::commands::{
     Action, ActionResponse, ActionResult, Answer, Bridge, CallInfo, CallResponse, ClientStateUpdate, Dial, Gather,
     GatherUsingSpeak, Plain, PlaybackStart, RecordStart, Speak, StreamingStart, TranscriptionStart, Transfer,
+};
+use super::conferences::{
+    Conference, ConferenceCommand, ConferenceCreate, ConferenceJoin, ConferenceLeave, ConferenceResponse,
 };
 use super::errors::TelnyxError;
 
@@ -247,6 +251,68 @@ impl TelnyxClient {
         self.action(ccid, &Action::ClientStateUpdate(ClientStateUpdate { client_state })).await
     }
 
+    /// `POST /conferences`: creates a conference from an answered call, which
+    /// joins it. The answer has the conference `id` that joins need.
+    pub async fn create_conference(&self, body: &ConferenceCreate) -> Result<Conference, TelnyxError> {
+        let mut body = body.clone();
+        let command_id = body.command_id.get_or_insert_with(new_command_id).clone();
+        let json = serde_json::to_value(&body).map_err(|e| TelnyxError::Decode { message: e.to_string() })?;
+        let url = format!("{}/conferences", self.base_url);
+        let r: ConferenceResponse =
+            self.send("conference_create", &command_id, reqwest::Method::POST, &url, Some(&json)).await?;
+        Ok(r.data)
+    }
+
+    /// `POST /conferences/{id}/actions/join`: adds a call to a conference.
+    pub async fn join_conference(
+        &self,
+        conference_id: &str,
+        body: &ConferenceJoin,
+    ) -> Result<ActionResult, TelnyxError> {
+        let mut body = body.clone();
+        let command_id = body.command_id.get_or_insert_with(new_command_id).clone();
+        let json = serde_json::to_value(&body).map_err(|e| TelnyxError::Decode { message: e.to_string() })?;
+        let url = format!("{}/conferences/{}/actions/join", self.base_url, encode_path(conference_id));
+        let r: ActionResponse =
+            self.send("conference_join", &command_id, reqwest::Method::POST, &url, Some(&json)).await?;
+        Ok(r.data)
+    }
+
+    /// `POST /conferences/{id}/actions/leave`: takes a call out of a conference.
+    pub async fn leave_conference(
+        &self,
+        conference_id: &str,
+        body: &ConferenceLeave,
+    ) -> Result<ActionResult, TelnyxError> {
+        let mut body = body.clone();
+        let command_id = body.command_id.get_or_insert_with(new_command_id).clone();
+        let json = serde_json::to_value(&body).map_err(|e| TelnyxError::Decode { message: e.to_string() })?;
+        let url = format!("{}/conferences/{}/actions/leave", self.base_url, encode_path(conference_id));
+        let r: ActionResponse =
+            self.send("conference_leave", &command_id, reqwest::Method::POST, &url, Some(&json)).await?;
+        Ok(r.data)
+    }
+
+    /// `GET /conferences/{id}`.
+    pub async fn retrieve_conference(&self, conference_id: &str) -> Result<Conference, TelnyxError> {
+        let url = format!("{}/conferences/{}", self.base_url, encode_path(conference_id));
+        let r: ConferenceResponse = self.send("conference_retrieve", "", reqwest::Method::GET, &url, None).await?;
+        Ok(r.data)
+    }
+
+    /// Sends a conference command; a create answers with the conference.
+    pub async fn conference(&self, command: &ConferenceCommand) -> Result<Option<Conference>, TelnyxError> {
+        match command {
+            ConferenceCommand::Create(b) => self.create_conference(b).await.map(Some),
+            ConferenceCommand::Join { conference_id, body } => {
+                self.join_conference(conference_id, body).await.map(|_| None)
+            }
+            ConferenceCommand::Leave { conference_id, body } => {
+                self.leave_conference(conference_id, body).await.map(|_| None)
+            }
+        }
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         action: &str,
@@ -264,9 +330,15 @@ impl TelnyxClient {
                 req = req.json(b);
             }
             let last = attempts >= self.retry.max_attempts;
-            let outcome = req.send().await;
-            let resp = match outcome {
-                Ok(r) => r,
+            // The answer's head and body: either may fail or time out, and both are retried alike.
+            let fetched = async {
+                let resp = req.send().await?;
+                let status = resp.status();
+                let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));
+                Ok::<_, reqwest::Error>((status, retry_after, resp.bytes().await?))
+            };
+            let (status, retry_after, bytes) = match fetched.await {
+                Ok(x) => x,
                 Err(e) => {
                     let err = if e.is_timeout() {
                         TelnyxError::Timeout { attempts }
@@ -277,23 +349,6 @@ impl TelnyxClient {
                         break Err(err);
                     }
                     tracing::debug!(action, command_id, attempts, error = %err, "retrying Telnyx command");
-                    tokio::time::sleep(self.retry.backoff(attempts)).await;
-                    continue;
-                }
-            };
-            let status = resp.status();
-            let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));
-            let bytes = match resp.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    let err = if e.is_timeout() {
-                        TelnyxError::Timeout { attempts }
-                    } else {
-                        TelnyxError::Connection { attempts, message: error_chain(&e) }
-                    };
-                    if last {
-                        break Err(err);
-                    }
                     tokio::time::sleep(self.retry.backoff(attempts)).await;
                     continue;
                 }
@@ -347,17 +402,6 @@ fn parse_retry_after(v: Option<&HeaderValue>) -> Option<Duration> {
     let when = chrono::DateTime::parse_from_rfc2822(s).ok()?;
     let delta = when.signed_duration_since(chrono::Utc::now());
     Some(delta.to_std().unwrap_or(Duration::ZERO))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Call control ids are `v3:` plus URL-safe base64: only `:` needs care, and it is

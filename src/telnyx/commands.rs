@@ -276,15 +276,15 @@ pub const ACTION_NAMES: &[&str] = &[
     "client_state_update",
 ];
 
-fn missing(pointer: &str) -> ValidationError {
+pub(crate) fn missing(pointer: &str) -> ValidationError {
     ValidationError::Missing { pointer: format!("/{pointer}") }
 }
 
-fn invalid(pointer: &str, detail: impl Into<String>) -> ValidationError {
+pub(crate) fn invalid(pointer: &str, detail: impl Into<String>) -> ValidationError {
     ValidationError::Invalid { pointer: format!("/{pointer}"), detail: detail.into() }
 }
 
-fn require(body: &Map<String, Value>, field: &str) -> Result<(), ValidationError> {
+pub(crate) fn require(body: &Map<String, Value>, field: &str) -> Result<(), ValidationError> {
     match body.get(field) {
         None | Some(Value::Null) => Err(missing(field)),
         Some(Value::String(s)) if s.is_empty() => Err(missing(field)),
@@ -292,7 +292,7 @@ fn require(body: &Map<String, Value>, field: &str) -> Result<(), ValidationError
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(body: Map<String, Value>) -> Result<T, ValidationError> {
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(body: Map<String, Value>) -> Result<T, ValidationError> {
     serde_json::from_value(Value::Object(body)).map_err(|e| {
         // serde names the field in its message ("invalid type: …, expected … at …").
         ValidationError::Invalid { pointer: "/".into(), detail: e.to_string() }

@@ -412,6 +412,9 @@ pub struct ConferenceNotice {
     pub ids: CallIds,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conference_id: Option<String>,
+    /// `conference.ended` only: `all_left`, `host_left`, `time_exceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

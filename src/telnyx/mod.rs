@@ -8,6 +8,7 @@
 pub mod client;
 pub mod client_state;
 pub mod commands;
+pub mod conferences;
 pub mod errors;
 pub mod events;
 pub mod signature;

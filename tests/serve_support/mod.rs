@@ -23,6 +23,7 @@ pub struct Serve {
     pub log: Arc<Mutex<Vec<String>>>,
     config: String,
     extra: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 pub fn bin() -> &'static str {
@@ -45,6 +46,11 @@ pub fn ivrx(home: &Path) -> Command {
 impl Serve {
     /// Starts `ivrx serve --sandbox` with this configuration (TOML) and extra flags.
     pub fn start(config: &str, extra: &[&str]) -> Serve {
+        Serve::start_with_env(config, extra, &[])
+    }
+
+    /// Like [`Serve::start`], with extra environment variables (e.g. `SYMBL_API_BASE`).
+    pub fn start_with_env(config: &str, extra: &[&str], envs: &[(&str, &str)]) -> Serve {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = Serve {
             child: None,
@@ -54,6 +60,7 @@ impl Serve {
             log: Arc::default(),
             config: config.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         s.spawn("127.0.0.1:0");
         s
@@ -74,6 +81,7 @@ impl Serve {
         cmd.args(["serve", "--sandbox", "--json", "--listen", "127.0.0.1:0", "--sandbox-listen", sandbox_listen]);
         cmd.arg("--db").arg(self.db()).arg("--config").arg(&cfg).args(["--time-scale", TIME_SCALE]);
         cmd.args(&self.extra);
+        cmd.envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start ivrx serve");
         let stderr = child.stderr.take().unwrap();
@@ -153,7 +161,10 @@ impl Serve {
             self.log.lock().unwrap().join("\n")
         );
         let last = stdout.lines().last().unwrap_or_default();
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"))
+        let report: Value =
+            serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"));
+        assert!(report["end_reason"].is_string(), "the server recorded the end of the call: {report}");
+        report
     }
 }
 

@@ -99,7 +99,9 @@ impl TextMessage {
     }
 }
 
-/// A tracker sent with a text job: a name and the phrases that count.
+/// A tracker sent with a text job: a name and the literal phrases that count
+/// (ivrx's pattern syntax expanded, exclusions and wildcards left out: Symbl's
+/// vocabulary is plain phrases).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrackerSpec {
     /// The tracker's name.
@@ -110,7 +112,13 @@ pub struct TrackerSpec {
 
 impl From<&TrackerConfig> for TrackerSpec {
     fn from(t: &TrackerConfig) -> Self {
-        Self { name: t.name.clone(), vocabulary: t.phrases.clone() }
+        let mut vocabulary: Vec<String> = Vec::new();
+        for phrase in t.phrases.iter().flat_map(|p| crate::intel::phrases::literal_phrases(p)) {
+            if !vocabulary.contains(&phrase) {
+                vocabulary.push(phrase);
+            }
+        }
+        Self { name: t.name.clone(), vocabulary }
     }
 }
 
@@ -470,6 +478,16 @@ mod tests {
         assert_eq!(j.status, JobStatus::InProgress);
         let j: JobInfo = serde_json::from_str(r#"{"status":"paused","extra":1}"#).unwrap();
         assert_eq!(j.status, JobStatus::Other("paused".into()));
+    }
+
+    #[test]
+    fn tracker_patterns_become_literal_vocabulary() {
+        let t = TrackerConfig {
+            name: "asks_for_human".into(),
+            phrases: vec!["agent".into(), "real|live person".into(), "-agent id".into(), "agent".into()],
+        };
+        let spec = TrackerSpec::from(&t);
+        assert_eq!(spec.vocabulary, ["agent", "real person", "live person"]);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! [`SymblConfig::max_attempts`]. A 401 to an API call drops the cached token
 //! and tries once more with a new one.
 
+use crate::error_chain::error_chain;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -427,20 +428,6 @@ pub(crate) fn parse_retry_after(v: Option<&HeaderValue>) -> Option<Duration> {
     }
     let when = chrono::DateTime::parse_from_rfc2822(s).ok()?;
     Some(when.signed_duration_since(chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
-}
-
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// Percent-encodes an id for use as one path segment.

@@ -346,8 +346,11 @@ impl SymblEngine {
     }
 
     /// Asks Symbl to dial `phone_number` (then press `dtmf`) and join the call.
+    /// The Telephony API takes the number as digits only (`+1 (408) 292-4837`
+    /// is sent as `14082924837`).
     pub async fn start_pstn(&self, phone_number: &str, dtmf: Option<&str>) -> Result<PstnSession, SymblError> {
-        let connection = self.client.connect_pstn(&ConnectRequest::pstn(phone_number, dtmf)).await?;
+        let digits: String = phone_number.chars().filter(char::is_ascii_digit).collect();
+        let connection = self.client.connect_pstn(&ConnectRequest::pstn(&digits, dtmf)).await?;
         let Some(conversation_id) = connection.conversation_id.clone() else {
             return Err(SymblError::Decode {
                 what: "POST /v1/endpoint:connect (start)".into(),

@@ -18,8 +18,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::api::{Payload, Speaker};
-use super::client::{error_chain, SymblClient};
+use super::client::SymblClient;
 use super::error::SymblError;
+use crate::error_chain::error_chain;
 
 /// `transcript_response`: live text, revised until `isFinal`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

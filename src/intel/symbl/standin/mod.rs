@@ -19,11 +19,19 @@
 //! unknown conversations, jobs and connections answer 404. Sentiment, topics and
 //! trackers are deterministic: see [`analysis`]. Fault knobs:
 //! [`SymblStandin::refuse_tokens`], [`SymblStandin::revoke_tokens`], [`SymblStandin::fail_next`],
-//! [`SymblStandin::set_delay`], [`SymblStandin::fail_jobs`], [`SymblStandin::go_down`].
+//! [`SymblStandin::set_delay`], [`SymblStandin::fail_jobs`], [`SymblStandin::refuse_connections`],
+//! [`SymblStandin::go_down`].
+//!
+//! Telephony: Symbl's real service dials the number it is given. The stand-in
+//! does so through a [`Dialer`] hook ([`SymblStandin::set_dialer`]); what the
+//! call hears comes back through the [`SpeechSink`] the dialer is handed, and
+//! becomes the connection's real-time results. [`telephony::SandboxDialer`]
+//! dials into a sandbox carrier and relays what its leg hears in a conference.
 
 pub mod analysis;
 mod routes;
 mod state;
+pub mod telephony;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -64,12 +72,78 @@ pub(crate) struct Shared {
     config: StandinConfig,
     base_url: String,
     state: Mutex<State>,
+    dialer: Mutex<Option<Arc<dyn Dialer>>>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn dialer(&self) -> Option<Arc<dyn Dialer>> {
+        self.dialer.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A telephony connection the stand-in was asked to start
+/// (`endpoint:connect` with a `pstn` endpoint).
+#[derive(Debug, Clone)]
+pub struct PstnDial {
+    /// The connection.
+    pub connection_id: String,
+    /// The number to call, as sent (Symbl takes digits without `+`).
+    pub phone_number: String,
+    /// Keys to press once answered (`,` is a one-second pause).
+    pub dtmf: Option<String>,
+    /// Where what the call hears goes.
+    pub speech: SpeechSink,
+}
+
+/// Feeds what Symbl's phone leg hears into its connection's results.
+#[derive(Clone)]
+pub struct SpeechSink {
+    shared: std::sync::Weak<Shared>,
+    connection_id: String,
+}
+
+impl std::fmt::Debug for SpeechSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpeechSink").field("connection_id", &self.connection_id).finish()
+    }
+}
+
+impl SpeechSink {
+    /// `speaker` said `text` on the call (see [`SymblStandin::push_speech`]).
+    /// False once the connection stopped or the stand-in is gone.
+    pub fn heard(&self, speaker: &str, text: &str) -> bool {
+        self.heard_at(speaker, text, None)
+    }
+
+    /// Like [`SpeechSink::heard`], said from `start` to `end` (the messages carry these times).
+    pub fn heard_at(
+        &self,
+        speaker: &str,
+        text: &str,
+        when: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+    ) -> bool {
+        let Some(shared) = self.shared.upgrade() else { return false };
+        let pushed = shared.lock().speak(&self.connection_id, speaker, text, when).is_some();
+        pushed
+    }
+
+    /// The connection it feeds.
+    pub fn connection_id(&self) -> &str {
+        &self.connection_id
+    }
+}
+
+/// Places Symbl's phone calls for the stand-in.
+pub trait Dialer: Send + Sync {
+    /// Calls `dial.phone_number`, presses `dial.dtmf` once answered, and feeds
+    /// what the call hears to `dial.speech`. Must not block: spawn the work.
+    fn dial(&self, dial: PstnDial);
+    /// The connection stopped (or Symbl went down): hang the call up.
+    fn hang_up(&self, connection_id: &str);
 }
 
 /// A running stand-in. Dropping it stops the server.
@@ -92,8 +166,12 @@ impl SymblStandin {
     pub async fn start(config: StandinConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let shared =
-            Arc::new(Shared { config, base_url: format!("http://{addr}"), state: Mutex::new(State::default()) });
+        let shared = Arc::new(Shared {
+            config,
+            base_url: format!("http://{addr}"),
+            state: Mutex::new(State::default()),
+            dialer: Mutex::new(None),
+        });
         let sockets: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
         let tracked = sockets.clone();
         let listener = listener.tap_io(move |tcp| {
@@ -158,6 +236,22 @@ impl SymblStandin {
         self.shared.lock().tokens.clear();
     }
 
+    /// Places the phone calls of telephony connections started from now on.
+    pub fn set_dialer(&self, dialer: Arc<dyn Dialer>) {
+        *self.shared.dialer.lock().unwrap_or_else(|p| p.into_inner()) = Some(dialer);
+    }
+
+    /// Fault: answer `endpoint:connect` starts with `status` (`None` to stop),
+    /// as when Symbl cannot place the call.
+    pub fn refuse_connections(&self, status: Option<u16>) {
+        self.shared.lock().faults.refuse_connections = status;
+    }
+
+    /// Telephony connections started so far, as `(connection id, number dialled, dtmf)`.
+    pub fn connections(&self) -> Vec<(String, String, Option<String>)> {
+        self.shared.lock().dialled.clone()
+    }
+
     /// Fault: jobs created from now on end `failed`.
     pub fn fail_jobs(&self, fail: bool) {
         self.shared.lock().faults.fail_jobs = fail;
@@ -175,6 +269,13 @@ impl SymblStandin {
         for s in sockets {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
+        // Its phone legs drop with it.
+        let active = self.shared.lock().stop_all_connections();
+        if let Some(dialer) = self.shared.dialer() {
+            for id in active {
+                dialer.hang_up(&id);
+            }
+        }
     }
 
     /// Someone spoke on a telephony connection: the sentences become messages of
@@ -183,7 +284,7 @@ impl SymblStandin {
     /// `insight_response` for questions and a `topic_response` when there are
     /// topics. Returns the new message ids; `None` for an unknown or stopped connection.
     pub fn push_speech(&self, connection_id: &str, speaker: &str, text: &str) -> Option<Vec<String>> {
-        self.shared.lock().speak(connection_id, speaker, text)
+        self.shared.lock().speak(connection_id, speaker, text, None)
     }
 
     /// The trackers a conversation was given, by name (to check what a client sent).

@@ -203,7 +203,18 @@ async fn endpoint_connect(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
                     "Bad Request: endpoint needs type pstn with phoneNumber, or sip with uri".into(),
                 ));
             }
+            if let Some(status) = shared.lock().faults.refuse_connections {
+                return refusal((status, "the telephony endpoint cannot be reached (fault injected)".into()));
+            }
             let (connection_id, conversation_id) = shared.lock().start_connection();
+            let phone_number = text(&endpoint, "phoneNumber");
+            let dtmf = endpoint.get("dtmf").and_then(Value::as_str).map(str::to_string);
+            shared.lock().dialled.push((connection_id.clone(), phone_number.clone(), dtmf.clone()));
+            if let Some(dialer) = shared.dialer() {
+                let speech =
+                    super::SpeechSink { shared: Arc::downgrade(&shared), connection_id: connection_id.clone() };
+                dialer.dial(super::PstnDial { connection_id: connection_id.clone(), phone_number, dtmf, speech });
+            }
             let ws_base = shared.base_url.replacen("http://", "ws://", 1);
             Json(json!({
                 "connectionId": connection_id,
@@ -218,6 +229,9 @@ async fn endpoint_connect(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
             let stopped = shared.lock().stop_connection(&connection_id);
             match stopped {
                 Ok(conversation_id) => {
+                    if let Some(dialer) = shared.dialer() {
+                        dialer.hang_up(&connection_id);
+                    }
                     Json(json!({"connectionId": connection_id, "conversationId": conversation_id})).into_response()
                 }
                 Err(r) => refusal(r),

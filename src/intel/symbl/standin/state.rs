@@ -31,6 +31,7 @@ pub(super) struct Faults {
     pub retry_after: Option<String>,
     pub delay: Duration,
     pub fail_jobs: bool,
+    pub refuse_connections: Option<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +78,8 @@ pub(super) struct State {
     pub connections: HashMap<String, LiveConnection>,
     pub log: Vec<RecordedRequest>,
     pub faults: Faults,
+    /// Telephony connections started: (connection id, number, dtmf).
+    pub dialled: Vec<(String, String, Option<String>)>,
 }
 
 /// Why an operation failed, as an HTTP status and message.
@@ -315,6 +318,17 @@ impl State {
         }
     }
 
+    /// Stops every active connection (the stand-in goes down); returns their ids.
+    pub fn stop_all_connections(&mut self) -> Vec<String> {
+        let mut stopped = Vec::new();
+        for (id, c) in self.connections.iter_mut().filter(|(_, c)| c.active) {
+            c.active = false;
+            c.subscribers.clear();
+            stopped.push(id.clone());
+        }
+        stopped
+    }
+
     /// Adds a subscriber to an active connection.
     pub fn subscribe(&mut self, connection_id: &str, tx: UnboundedSender<String>) -> Result<(), Refusal> {
         match self.connections.get_mut(connection_id) {
@@ -328,7 +342,13 @@ impl State {
 
     /// Someone spoke on a connection: store the sentences as messages (visible
     /// at once) and push transcript, message, insight and topic responses.
-    pub fn speak(&mut self, connection_id: &str, speaker: &str, text: &str) -> Option<Vec<String>> {
+    pub fn speak(
+        &mut self,
+        connection_id: &str,
+        speaker: &str,
+        text: &str,
+        when: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Option<Vec<String>> {
         let conversation_id = match self.connections.get(connection_id) {
             Some(c) if c.active => c.conversation_id.clone(),
             _ => return None,
@@ -341,6 +361,9 @@ impl State {
             Speaker { name: Some(speaker.to_string()), user_id: Some(format!("{}@standin.invalid", slug(speaker))) };
         let mut message = TextMessage::new(speaker, text);
         message.from = from.clone();
+        if let Some((start, end)) = when {
+            message = message.with_duration(ts(start), ts(end));
+        }
         let stored = self.split_into_messages(std::slice::from_ref(&message), clock);
         let ids: Vec<String> = stored.iter().map(|m| m.id.clone()).collect();
 
