@@ -183,7 +183,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__dial)
-            opts="-h -V --to --from --sandbox --sandbox-url --sandbox-api-key --server --token --script --interactive --timeout --json --help --version"
+            opts="-h -V --to --from --sandbox --sandbox-url --sandbox-api-key --server --token --script --interactive --timeout --json --load --calls --concurrency --mix --script-dir --ramp --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -218,6 +218,26 @@ _ivrx() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --calls)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --script-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ramp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

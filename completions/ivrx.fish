@@ -51,13 +51,19 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l to -d 'Number to call
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l from -d 'Caller id (live) [default: the IVR number], or the simulated caller\'s number (sandbox)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox-url -d 'Base URL of the sandbox carrier' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox-api-key -d 'API key of the sandbox carrier' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l server -d 'Base URL of the running `ivrx serve` (live mode)' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token -d 'Admin token of the server (live mode) [default: read from the data directory]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l server -d 'Base URL of the running `ivrx serve` (live mode and load tests)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token -d 'Admin token of the server (live mode and load tests) [default: read from the data directory]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script -d 'Caller script: say/press/pause/hangup, one step per line' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l timeout -d 'Give up waiting for the call to end after this many seconds (sandbox time)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l calls -d 'Calls to play in a load test' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l concurrency -d 'Calls in flight at once in a load test' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l mix -d 'Scripts and weights, NAME=WEIGHT,… [default: calm=40,frustrated=30,asks_for_human=15,interested_buyer=15 over the bundled callers; every script of --script-dir equally]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script-dir -d 'Play the *.ivrx scripts of this directory (named by file stem) instead of the bundled callers' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l ramp -d 'Spread the start of the first --concurrency calls over this many seconds (real time)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox -d 'Place a simulated inbound call into a running `ivrx serve --sandbox`'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l interactive -d 'Type the caller\'s lines yourself'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l json -d 'Print one JSON object (the last line of stdout) instead of the transcript'
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l load -d 'Load test: keep --concurrency simulated calls in flight until --calls have been played'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l server -d 'Base URL of the running `ivrx serve`' -r

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 
 use super::{AnalyzeArgs, AnalyzeFormat, ColorChoice, Output};
 use crate::analyze::render::{chart, csv::CsvWriter, html, json::JsonWriter, table};
@@ -154,14 +154,8 @@ async fn write_calls(
 
 /// A progress bar on stderr, or a hidden one.
 fn progress_bar(visible: bool, total: u64, what: &'static str) -> ProgressBar {
-    if !visible {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{msg:>10} [{bar:32}] {pos}/{len} calls ({per_sec}, {eta} left)")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
+    let bar =
+        super::output::progress_bar(visible, total, "{msg:>10} [{bar:32}] {pos}/{len} calls ({per_sec}, {eta} left)");
     bar.set_message(what);
     bar
 }

@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::admin::{AdminClient, AdminError};
 use super::{exit, DialArgs};
+use crate::error_chain::error_chain;
 use crate::latency::LatencySummary;
 use crate::load::mix::{self, CallerScript, Mix};
 use crate::load::report::{CallOutcome, LoadReport, MemoryReport, MixLine};
@@ -147,17 +147,6 @@ async fn stats(server: &AdminClient, latency: bool) -> Result<Stats, AdminError>
     serde_json::from_value(v).map_err(|e| AdminError::Other { status: 200, message: e.to_string() })
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// How one call went.
 enum Ended {
     HungUp,
@@ -214,7 +203,11 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     let plan = mix.assign(calls);
     let texts: Arc<Vec<String>> = Arc::new(mix.entries.iter().map(|(s, _)| s.text.clone()).collect());
     let visible = !args.json && std::io::stderr().is_terminal();
-    let bar = progress_bar(visible, calls as u64);
+    let bar = super::output::progress_bar(
+        visible,
+        calls as u64,
+        "[{bar:32}] {pos}/{len} calls, {msg} ({per_sec}, {eta} left)",
+    );
 
     // Memory sampler.
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -386,18 +379,6 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
         print_report(&report);
     }
     Ok(exit::code(if report.ok { exit::OK } else { exit::ERROR }))
-}
-
-fn progress_bar(visible: bool, total: u64) -> ProgressBar {
-    if !visible {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("[{bar:32}] {pos}/{len} calls, {msg} ({per_sec}, {eta} left)")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
 }
 
 /// Pages the acknowledged ids from the sandbox to the server; returns how many it does not hold.

@@ -344,6 +344,9 @@ struct Worker {
     session: Session,
     sender: mpsc::UnboundedSender<(Command, Option<Instant>)>,
     pending: Vec<Recorded>,
+    /// Events for live followers, published once they are on their way to
+    /// the store: whoever sees a call end can then read the end from it.
+    unpublished: Vec<Recorded>,
     processed: Vec<String>,
     /// Commands sent but not answered yet (saved with each checkpoint).
     outbox: Outbox,
@@ -375,6 +378,7 @@ async fn run_worker(
         session: Session::new(conv.clone(), shared.settings.clone()),
         sender: cmd_tx,
         pending: Vec::new(),
+        unpublished: Vec::new(),
         processed: Vec::new(),
         outbox: Outbox::default(),
         replayed: HashSet::new(),
@@ -677,10 +681,10 @@ impl Worker {
                             link.arrived();
                         }
                     }
-                    self.shared().live.publish(&r);
                     if !matches!(r.event, DomainEvent::Interim { .. }) {
-                        self.pending.push(r);
+                        self.pending.push(r.clone());
                     }
+                    self.unpublished.push(r);
                 }
                 Effect::Score(req) => {
                     if let Some(score) = self.score(req.seq, req.text, req.refs) {
@@ -730,7 +734,16 @@ impl Worker {
         self.pstn = Some(PstnLink::start(ctx, self.session.id().to_string(), self.self_tx.clone()));
     }
 
+    /// Hands what happened to the store, then to live followers.
     fn checkpoint(&mut self) {
+        self.write_checkpoint();
+        let live = &self.calls.shared.live;
+        for r in self.unpublished.drain(..) {
+            live.publish(&r);
+        }
+    }
+
+    fn write_checkpoint(&mut self) {
         let outbox_changed = self.outbox.take_changed();
         if self.pending.is_empty() && self.processed.is_empty() && !outbox_changed {
             return;

@@ -79,7 +79,10 @@ impl Serve {
         std::fs::write(&cfg, &self.config).unwrap();
         let mut cmd = ivrx(self.dir.path());
         cmd.args(["serve", "--sandbox", "--json", "--listen", "127.0.0.1:0", "--sandbox-listen", sandbox_listen]);
-        cmd.arg("--db").arg(self.db()).arg("--config").arg(&cfg).args(["--time-scale", TIME_SCALE]);
+        cmd.arg("--db").arg(self.db()).arg("--config").arg(&cfg);
+        if !self.extra.iter().any(|a| a == "--time-scale") {
+            cmd.args(["--time-scale", TIME_SCALE]);
+        }
         cmd.args(&self.extra);
         cmd.envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
