@@ -3,12 +3,14 @@
 //! webhooks, and outlives the server when it is killed with SIGKILL.
 
 mod carrier;
+mod serve_support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use carrier::{attempts, by_command_id, caller_lines, count, executed, wait_for, Carrier, LiveServe};
+use carrier::{by_command_id, count, executed, wait_for, Carrier, LiveServe};
 use serde_json::Value;
+use serve_support::{attempts, caller_lines};
 
 const FRUSTRATED: &str = include_str!("../examples/frustrated.ivrx");
 const CALM: &str = include_str!("../examples/calm.ivrx");

@@ -424,7 +424,7 @@ fn secrets_never_appear_in_debug_logs_the_printed_config_or_the_store() {
         assert!(!stored.contains(secret), "a secret is in the database");
     }
     // --print-config with the same environment masks them too.
-    let mut cmd = carrier::ivrx(s.dir.path());
+    let mut cmd = serve_support::ivrx(s.dir.path());
     cmd.args(["serve", "--print-config", "--config"]).arg(s.dir.path().join("ivrx.toml"));
     cmd.env("TELNYX_API_KEY", API_KEY).env("TELNYX_PUBLIC_KEY", c.sandbox.public_key_base64());
     cmd.env("TELNYX_CONNECTION_ID", "1").envs(env);

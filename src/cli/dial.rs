@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::admin::{AdminClient, AdminError};
+use super::admin::AdminClient;
 use super::output::Output;
+use super::sandbox_api::{SandboxApi, SandboxApiError};
 use super::view::{bar, clock};
 use super::{exit, ColorChoice, DialArgs};
 use crate::sandbox::script::Script;
@@ -47,35 +48,6 @@ async fn live_call(args: DialArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Talks to the sandbox carrier's control API.
-struct SandboxApi {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl SandboxApi {
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, AdminError> {
-        let resp = req.bearer_auth(&self.key).send().await.map_err(|e| AdminError::Unreachable {
-            url: self.base.clone(),
-            message: format!("{e} (is `ivrx serve` running in sandbox mode? see --sandbox-url)"),
-        })?;
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        let detail =
-            body["errors"][0]["detail"].as_str().or(body["errors"][0]["title"].as_str()).unwrap_or("").to_string();
-        match status {
-            200..=299 => Ok(body),
-            401 => Err(AdminError::Other {
-                status,
-                message: "the sandbox refused the API key (see --sandbox-api-key)".into(),
-            }),
-            404 => Err(AdminError::NotFound(detail)),
-            _ => Err(AdminError::Other { status, message: detail }),
-        }
-    }
-}
-
 async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
     let script_text = match (&args.script, args.interactive) {
         (Some(path), _) => {
@@ -87,22 +59,14 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
             "give a caller script with --script FILE (see examples/), or type the caller's lines with --interactive"
         ),
     };
-    crate::tls::install_crypto_provider();
-    let api = SandboxApi {
-        http: reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?,
-        base: args.sandbox_url.trim_end_matches('/').to_string(),
-        key: args.sandbox_api_key.clone(),
-    };
+    let api = SandboxApi::new(&args)?;
     let body = json!({"from": args.from, "to": args.to, "script": script_text, "live": args.interactive});
-    let placed = match api.send(api.http.post(format!("{}/sandbox/v1/calls", api.base)).json(&body)).await {
-        Ok(v) => v,
+    let ccid = match api.place(&body).await {
+        Ok(ccid) => ccid,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(exit::code(e.exit_code()));
         }
-    };
-    let Some(ccid) = placed["data"]["call_control_id"].as_str().map(str::to_string) else {
-        anyhow::bail!("the sandbox answered without a call_control_id: {placed}");
     };
     if !args.json {
         eprintln!("placed simulated call {ccid}");
@@ -110,28 +74,26 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
     if args.interactive {
         tokio::spawn(print_heard(
             api.http.clone(),
-            format!("{}/sandbox/v1/calls/{}/heard", api.base, ccid),
+            api.url(&format!("/sandbox/v1/calls/{ccid}/heard")),
             api.key.clone(),
         ));
         feed_stdin(&api, &ccid).await;
     }
-    let wait_url = format!("{}/sandbox/v1/calls/{}/wait?timeout_secs={}", api.base, ccid, args.timeout);
-    let waited = api.send(api.http.get(wait_url).timeout(Duration::from_secs(3600))).await;
-    match waited {
-        Ok(v) if v["timed_out"].as_bool() == Some(true) => {
+    match api.wait(&ccid, args.timeout).await {
+        Ok(false) => {
             eprintln!("error: the call did not end within {} s (sandbox time)", args.timeout);
             return Ok(exit::code(exit::TIMEOUT));
         }
-        Ok(_) => {}
+        Ok(true) => {}
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(exit::code(e.exit_code()));
         }
     }
-    let report_url = format!("{}/sandbox/v1/calls/{}/report", api.base, ccid);
-    let report = match api.send(api.http.get(report_url).timeout(Duration::from_secs(120))).await {
+    let report_url = api.url(&format!("/sandbox/v1/calls/{ccid}/report"));
+    let report: Value = match api.send(api.http.get(report_url).timeout(Duration::from_secs(120))).await {
         Ok(v) => v,
-        Err(AdminError::NotFound(m)) => {
+        Err(SandboxApiError::NotFound(m)) => {
             eprintln!("the call ended; no report is available ({m}): is this sandbox embedded in `ivrx serve`?");
             return Ok(exit::code(exit::NOT_FOUND));
         }
@@ -182,7 +144,7 @@ async fn feed_stdin(api: &SandboxApi, ccid: &str) {
         }
         let _ = tx.send("hangup".into());
     });
-    let url = format!("{}/sandbox/v1/calls/{}/steps", api.base, ccid);
+    let url = api.url(&format!("/sandbox/v1/calls/{ccid}/steps"));
     while let Some(line) = rx.recv().await {
         let line = line.trim().to_string();
         if line.is_empty() {
@@ -194,7 +156,7 @@ async fn feed_stdin(api: &SandboxApi, ccid: &str) {
         } else {
             format!("say {line}")
         };
-        match api.send(api.http.post(&url).json(&json!({"step": step}))).await {
+        match api.send::<Value>(api.http.post(&url).json(&json!({"step": step}))).await {
             Ok(_) if verb == "hangup" => break,
             Ok(_) => {}
             Err(e) => {

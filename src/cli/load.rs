@@ -23,13 +23,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
-use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::admin::{AdminClient, AdminError};
+use super::sandbox_api::{SandboxApi, SandboxApiError};
 use super::{exit, DialArgs};
-use crate::error_chain::error_chain;
 use crate::latency::LatencySummary;
 use crate::load::mix::{self, CallerScript, Mix};
 use crate::load::report::{CallOutcome, LoadReport, MemoryReport, MixLine};
@@ -44,77 +43,21 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 /// Longest wait for the last webhooks to be delivered, and for stored calls to end.
 const SETTLE: Duration = Duration::from_secs(60);
 
-/// The sandbox carrier's control API.
-#[derive(Clone)]
-struct Carrier {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-enum CarrierError {
-    #[error("cannot reach the sandbox carrier at {0}: {1} (is `ivrx serve --sandbox` running? see --sandbox-url)")]
-    Unreachable(String, String),
-    #[error("the sandbox refused the API key (see --sandbox-api-key)")]
-    Unauthorized,
-    #[error("the sandbox answered {0}: {1}")]
-    Status(u16, String),
-}
-
-impl Carrier {
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, CarrierError> {
-        let resp = req
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .map_err(|e| CarrierError::Unreachable(self.base.clone(), error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| CarrierError::Unreachable(self.base.clone(), error_chain(&e)))?;
-        match status {
-            200..=299 => serde_json::from_slice(&body).map_err(|e| CarrierError::Status(status, e.to_string())),
-            401 => Err(CarrierError::Unauthorized),
-            _ => {
-                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let detail = v["errors"][0]["detail"].as_str().unwrap_or("").to_string();
-                Err(CarrierError::Status(status, detail))
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn place(&self, script: &str) -> Result<String, CarrierError> {
-        let v: Value =
-            self.send(self.http.post(self.url("/sandbox/v1/calls")).json(&json!({"script": script}))).await?;
-        v["data"]["call_control_id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| CarrierError::Status(200, "no call_control_id in the answer".into()))
-    }
-
-    /// True when the call hung up, false when the wait timed out.
-    async fn wait(&self, ccid: &str, timeout_secs: f64) -> Result<bool, CarrierError> {
-        let url = self.url(&format!("/sandbox/v1/calls/{ccid}/wait?timeout_secs={timeout_secs}"));
-        let v: Value = self.send(self.http.get(url)).await?;
-        Ok(v["timed_out"].as_bool() == Some(false))
-    }
-
-    async fn deliveries(&self) -> Result<DeliverySummary, CarrierError> {
+/// What the load run reads from the sandbox beyond placing and waiting.
+impl SandboxApi {
+    async fn deliveries(&self) -> Result<DeliverySummary, SandboxApiError> {
         let v: Data<DeliverySummary> = self.send(self.http.get(self.url("/sandbox/v1/deliveries"))).await?;
         Ok(v.data)
     }
 
-    async fn reset(&self) -> Result<DeliverySummary, CarrierError> {
+    async fn reset(&self) -> Result<DeliverySummary, SandboxApiError> {
         let body = json!({"track": true, "record_log": false});
         let v: Data<DeliverySummary> =
             self.send(self.http.post(self.url("/sandbox/v1/deliveries/reset")).json(&body)).await?;
         Ok(v.data)
     }
 
-    async fn ids(&self, offset: usize) -> Result<(Vec<String>, Option<usize>), CarrierError> {
+    async fn ids(&self, offset: usize) -> Result<(Vec<String>, Option<usize>), SandboxApiError> {
         let url = self.url(&format!("/sandbox/v1/deliveries/ids?offset={offset}&limit={AUDIT_BATCH}"));
         let v: IdsPage = self.send(self.http.get(url)).await?;
         Ok((v.data, v.next_offset))
@@ -174,12 +117,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     let mix = scripts(&args)?;
     let calls = usize::try_from(args.calls).context("--calls is too large")?;
     let concurrency = usize::try_from(args.concurrency).context("--concurrency is too large")?.min(calls);
-    crate::tls::install_crypto_provider();
-    let carrier = Carrier {
-        http: reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).pool_idle_timeout(None).build()?,
-        base: args.sandbox_url.trim_end_matches('/').to_string(),
-        key: args.sandbox_api_key.clone(),
-    };
+    let carrier = SandboxApi::new(&args)?;
     let server = AdminClient::new(&args.server, args.token.clone())?;
 
     // The measurement window.
@@ -251,7 +189,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
                 let (carrier, texts, done, in_flight, peak) =
                     (carrier.clone(), texts.clone(), done_tx.clone(), in_flight.clone(), peak.clone());
                 tokio::spawn(async move {
-                    let ccid = match carrier.place(&texts[usize::from(script)]).await {
+                    let ccid = match carrier.place(&json!({"script": texts[usize::from(script)]})).await {
                         Ok(c) => c,
                         Err(e) => {
                             drop(permit);
@@ -382,7 +320,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Pages the acknowledged ids from the sandbox to the server; returns how many it does not hold.
-async fn lost_events(carrier: &Carrier, server: &AdminClient) -> anyhow::Result<u64> {
+async fn lost_events(carrier: &SandboxApi, server: &AdminClient) -> anyhow::Result<u64> {
     let mut offset = Some(0);
     let mut lost = 0u64;
     while let Some(o) = offset {

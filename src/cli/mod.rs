@@ -17,6 +17,7 @@ pub mod exit;
 mod load;
 mod output;
 mod sandbox;
+mod sandbox_api;
 mod score;
 pub mod serve;
 mod transfer;

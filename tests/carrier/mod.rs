@@ -9,13 +9,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ivrx::sandbox::{CommandRecord, LegState, LegStatus, PlaceCall, Sandbox, SandboxConfig, SandboxHandle, Script};
 use serde_json::Value;
+
+use super::serve_support::ivrx;
 
 /// The runtime every carrier and HTTP request of a test binary runs on.
 pub fn rt() -> &'static tokio::runtime::Runtime {
@@ -167,19 +169,6 @@ pub struct LiveServe {
     port: u16,
 }
 
-/// A command for the binary with a clean environment rooted in `home`.
-pub fn ivrx(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ivrx"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TELNYX_") || k.starts_with("IVRX_") || k.starts_with("SYMBL_") || k == "RUST_LOG" {
-            c.env_remove(k);
-        }
-    }
-    c.env("HOME", home).env("XDG_CONFIG_HOME", home.join("config")).env("XDG_DATA_HOME", home.join("data"));
-    c.env("NO_COLOR", "1");
-    c
-}
-
 impl LiveServe {
     /// Starts `ivrx serve` with this configuration (TOML) against `carrier`.
     pub fn start(carrier: &Carrier, config: &str) -> LiveServe {
@@ -328,29 +317,6 @@ impl Drop for LiveServe {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-/// The caller utterances of a report, in order.
-pub fn caller_lines(report: &Value) -> Vec<String> {
-    report["utterances"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|u| u["speaker"] == "caller")
-        .map(|u| u["text"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-/// The transfer attempts of a report as (target, status).
-pub fn attempts(report: &Value) -> Vec<(String, String)> {
-    report["transfers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            (t["target"].as_str().unwrap_or_default().to_string(), t["status"].as_str().unwrap_or_default().to_string())
-        })
-        .collect()
 }
 
 /// Commands the sandbox ran, by command_id: every request carrying the id,
