@@ -30,7 +30,8 @@ use super::calls::ManualError;
 use super::App;
 use crate::session::{DomainEvent, ManualTransfer, Recorded};
 
-fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+/// An admin API error answer: `{"error", "code"}`.
+pub(super) fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
     (status, Json(json!({"error": message.to_string(), "code": code}))).into_response()
 }
 

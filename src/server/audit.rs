@@ -18,14 +18,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::api::error;
 use super::App;
 
 /// Most ids one audit request may carry.
 pub const MAX_AUDIT_BATCH: usize = 10_000;
-
-fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({"error": message.to_string(), "code": code}))).into_response()
-}
 
 /// `POST /api/v1/audit/webhooks` body.
 #[derive(Debug, Deserialize)]
