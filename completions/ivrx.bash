@@ -183,7 +183,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__dial)
-            opts="-h -V --to --from --sandbox --sandbox-url --sandbox-api-key --server --token --script --interactive --timeout --json --load --calls --concurrency --mix --script-dir --ramp --help --version"
+            opts="-h -V --to --from --sandbox --sandbox-url --sandbox-api-key --server --token --token-file --script --interactive --timeout --json --load --calls --concurrency --mix --script-dir --ramp --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -210,6 +210,10 @@ _ivrx() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -531,7 +535,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__transfer)
-            opts="-h -V --to --queue --server --token --json --help --version"
+            opts="-h -V --to --queue --server --token --token-file --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -553,6 +557,10 @@ _ivrx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -561,7 +569,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__watch)
-            opts="-h -V --latest --server --token --db --json --help --version"
+            opts="-h -V --latest --server --token --token-file --db --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -572,6 +580,10 @@ _ivrx() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -51,8 +51,9 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l to -d 'Number to call
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l from -d 'Caller id (live) [default: the IVR number], or the simulated caller\'s number (sandbox)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox-url -d 'Base URL of the sandbox carrier' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox-api-key -d 'API key of the sandbox carrier' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l server -d 'Base URL of the running `ivrx serve` (live mode and load tests)' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token -d 'Admin token of the server (live mode and load tests) [default: read from the data directory]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l server -d 'Base URL of the running `ivrx serve`' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token -d 'Admin token of the server [default: read from --token-file]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script -d 'Caller script: say/press/pause/hangup, one step per line' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l timeout -d 'Give up waiting for the call to end after this many seconds (sandbox time)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l calls -d 'Calls to play in a load test' -r
@@ -67,7 +68,8 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l load -d 'Load test: k
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l server -d 'Base URL of the running `ivrx serve`' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token -d 'Admin token of the server [default: read from the data directory]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token -d 'Admin token of the server [default: read from --token-file]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l db -d 'Replay an ended conversation from this database, without a server' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l latest -d 'Follow the newest active conversation'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l json -d 'Print NDJSON events for scripts'
@@ -76,7 +78,8 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -s V -l version -d 'Pri
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l to -d 'Transfer to this number' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l queue -d 'Transfer to this queue\'s agents' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l server -d 'Base URL of the running `ivrx serve`' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l token -d 'Admin token of the server [default: read from the data directory]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l token -d 'Admin token of the server [default: read from --token-file]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l json -d 'Print the result as JSON'
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -s h -l help -d 'Print help'
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -s V -l version -d 'Print version'

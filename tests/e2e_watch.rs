@@ -84,6 +84,33 @@ fn ended_conversations_replay_from_the_server_and_from_the_database() {
 }
 
 #[test]
+fn the_token_is_found_beside_a_database_elsewhere_with_token_file() {
+    let s = Serve::start("", &[]);
+    let r = s.dial(&example("calm"));
+    let conv = r["conversation_id"].as_str().unwrap();
+    let token_file = s.dir.path().join("admin-token");
+    let watch = |extra: &[&str]| {
+        ivrx(s.dir.path()).args(["watch", conv, "--json", "--server", &s.server]).args(extra).output().unwrap()
+    };
+    // The server keeps its token beside its --db, not in the default data directory: without help, refused.
+    let out = watch(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = watch(&["--token-file", token_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("call_ended"));
+    // A token file that cannot be read is named, not silently skipped.
+    let missing = s.dir.path().join("no-such-token");
+    let out = watch(&["--token-file", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read the admin token file") && err.contains("no-such-token"), "{err}");
+    // --token wins over --token-file.
+    let out = watch(&["--token", &s.token(), "--token-file", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn a_missing_conversation_is_a_clear_error() {
     let s = Serve::start("", &[]);
     let out = watch_cmd(&s, &["no-such-conversation"]).output().unwrap();

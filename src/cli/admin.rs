@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::exit;
+use anyhow::Context as _;
+
+use super::{exit, ServerArgs};
 
 /// What went wrong talking to the server; each maps to an exit code.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +16,9 @@ pub enum AdminError {
     #[error("cannot reach ivrx serve at {url}: {message} (is it running? see --server)")]
     Unreachable { url: String, message: String },
     /// The token was refused.
-    #[error("the server refused the admin token: pass --token or set IVRX_ADMIN_TOKEN (the server prints where its token file is)")]
+    #[error(
+        "the server refused the admin token: pass --token or --token-file (the server prints where its token file is)"
+    )]
     Unauthorized,
     /// 404.
     #[error("{0}")]
@@ -39,14 +43,23 @@ impl AdminError {
     }
 }
 
-/// Finds the admin token: the flag (or IVRX_ADMIN_TOKEN), else the token file
-/// beside the default database.
-pub fn resolve_token(given: Option<String>) -> Option<String> {
-    given.filter(|t| !t.trim().is_empty()).or_else(ivrx_token_file)
-}
-
-fn ivrx_token_file() -> Option<String> {
-    crate::server::token::read(&crate::server::token::default_token_path())
+/// Finds the admin token: `--token` (or IVRX_ADMIN_TOKEN), else the file named
+/// by `--token-file` (which must then be readable), else the token file beside
+/// the default database, else none.
+pub fn resolve_token(target: &ServerArgs) -> anyhow::Result<Option<String>> {
+    if let Some(t) = target.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        return Ok(Some(t.to_string()));
+    }
+    match &target.token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the admin token file {} (see --token-file)", path.display()))?;
+            let token = text.trim();
+            anyhow::ensure!(!token.is_empty(), "the admin token file {} is empty", path.display());
+            Ok(Some(token.to_string()))
+        }
+        None => Ok(crate::server::token::read(&crate::server::token::default_token_path())),
+    }
 }
 
 /// The client.
@@ -57,11 +70,12 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(base: &str, token: Option<String>) -> anyhow::Result<Self> {
+    /// A client for the server that `target` names, with its admin token.
+    pub fn new(target: &ServerArgs) -> anyhow::Result<Self> {
         crate::tls::install_crypto_provider();
+        let token = resolve_token(target)?;
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
-        Ok(Self { http, base: base.trim_end_matches('/').to_string(), token: resolve_token(token) })
+        Ok(Self { http, base: target.server.trim_end_matches('/').to_string(), token })
     }
 
     /// The full URL of a path.

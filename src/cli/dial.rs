@@ -30,7 +30,7 @@ async fn live_call(args: DialArgs) -> anyhow::Result<ExitCode> {
     let Some(to) = args.to.clone() else {
         anyhow::bail!("give the number to call with --to (or use --sandbox --script FILE for a simulated caller)");
     };
-    let client = AdminClient::new(&args.server, args.token.clone())?;
+    let client = AdminClient::new(&args.target)?;
     match client.post("/api/v1/calls", &json!({"to": to, "from": args.from})).await {
         Ok(v) => {
             if args.json {

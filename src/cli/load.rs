@@ -118,7 +118,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     let calls = usize::try_from(args.calls).context("--calls is too large")?;
     let concurrency = usize::try_from(args.concurrency).context("--concurrency is too large")?.min(calls);
     let carrier = SandboxApi::new(&args)?;
-    let server = AdminClient::new(&args.server, args.token.clone())?;
+    let server = AdminClient::new(&args.target)?;
 
     // The measurement window.
     let before = match stats(&server, false).await {
@@ -151,7 +151,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let sampler = {
-        let server = AdminClient::new(&args.server, args.token.clone())?;
+        let server = AdminClient::new(&args.target)?;
         let mut memory = memory.clone();
         let in_flight = in_flight.clone();
         tokio::spawn(async move {

@@ -148,6 +148,23 @@ pub struct ServeArgs {
     pub demo: bool,
 }
 
+/// Where `ivrx serve` listens unless told otherwise, and where clients look for it.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// How `dial`, `watch` and `transfer` reach a running `ivrx serve` and its admin API.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Base URL of the running `ivrx serve`
+    #[arg(long, default_value = DEFAULT_SERVER, env = "IVRX_SERVER")]
+    pub server: String,
+    /// Admin token of the server [default: read from --token-file]
+    #[arg(long, env = "IVRX_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]
+    #[arg(long, value_name = "FILE", env = "IVRX_ADMIN_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
 /// `ivrx dial`
 #[derive(Debug, Clone, Args)]
 pub struct DialArgs {
@@ -166,12 +183,9 @@ pub struct DialArgs {
     /// API key of the sandbox carrier
     #[arg(long, default_value = "sandbox", env = "IVRX_SANDBOX_API_KEY", hide_env_values = true)]
     pub sandbox_api_key: String,
-    /// Base URL of the running `ivrx serve` (live mode and load tests)
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "IVRX_SERVER")]
-    pub server: String,
-    /// Admin token of the server (live mode and load tests) [default: read from the data directory]
-    #[arg(long, env = "IVRX_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    // The running `ivrx serve` (live mode and load tests).
+    #[command(flatten)]
+    pub target: ServerArgs,
     /// Caller script: say/press/pause/hangup, one step per line
     #[arg(long, value_name = "FILE")]
     pub script: Option<PathBuf>,
@@ -215,12 +229,9 @@ pub struct WatchArgs {
     /// Follow the newest active conversation
     #[arg(long)]
     pub latest: bool,
-    /// Base URL of the running `ivrx serve`
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "IVRX_SERVER")]
-    pub server: String,
-    /// Admin token of the server [default: read from the data directory]
-    #[arg(long, env = "IVRX_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    // The running `ivrx serve`.
+    #[command(flatten)]
+    pub target: ServerArgs,
     /// Replay an ended conversation from this database, without a server
     #[arg(long)]
     pub db: Option<PathBuf>,
@@ -240,12 +251,9 @@ pub struct TransferArgs {
     /// Transfer to this queue's agents
     #[arg(long)]
     pub queue: Option<String>,
-    /// Base URL of the running `ivrx serve`
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "IVRX_SERVER")]
-    pub server: String,
-    /// Admin token of the server [default: read from the data directory]
-    #[arg(long, env = "IVRX_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    // The running `ivrx serve`.
+    #[command(flatten)]
+    pub target: ServerArgs,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,

@@ -1,7 +1,7 @@
 //! `ivrx serve`: the webhook server, in live mode (Telnyx) or sandbox mode (the
 //! embedded sandbox carrier, the default when no Telnyx API key is configured).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -254,6 +254,19 @@ async fn shutdown(running: Running) {
     let _ = running.store.flush().await;
 }
 
+/// The flags `ivrx watch` needs to find this server when it is not at the defaults.
+fn watch_flags(addr: std::net::SocketAddr, token_file: &Path) -> String {
+    let mut flags = String::new();
+    let server = format!("http://{addr}");
+    if server != super::DEFAULT_SERVER {
+        flags.push_str(&format!(" --server {server}"));
+    }
+    if token_file != crate::server::token::default_token_path() {
+        flags.push_str(&format!(" --token-file {}", token_file.display()));
+    }
+    flags
+}
+
 fn announce(r: &Running, json_logs: bool) {
     let addr = r.server.addr;
     let token_file = crate::server::token::token_path(&r.db);
@@ -271,11 +284,12 @@ fn announce(r: &Running, json_logs: bool) {
                 return;
             }
             eprintln!(
-                "\nivrx is serving in SANDBOX mode.\n  webhook server  http://{addr}\n  sandbox carrier {}\n  database        {}\n  admin token     {}\n\nTry: ivrx dial --sandbox --sandbox-url {} --script examples/frustrated.ivrx\n",
+                "\nivrx is serving in SANDBOX mode.\n  webhook server  http://{addr}\n  sandbox carrier {}\n  database        {}\n  admin token     {}\n\nTry: ivrx dial --sandbox --sandbox-url {} --script examples/frustrated.ivrx\n     ivrx watch --latest{}\n",
                 s.base_url(),
                 r.db.display(),
                 token_file.display(),
-                s.base_url()
+                s.base_url(),
+                watch_flags(addr, &token_file),
             );
         }
         (None, _) => {

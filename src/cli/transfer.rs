@@ -9,7 +9,7 @@ use super::{exit, TransferArgs};
 
 /// Asks the running server to transfer a call now.
 pub async fn run(args: TransferArgs) -> anyhow::Result<ExitCode> {
-    let client = AdminClient::new(&args.server, args.token)?;
+    let client = AdminClient::new(&args.target)?;
     let body = json!({ "queue": args.queue, "to": args.to });
     let path = format!("/api/v1/conversations/{}/transfer", urlencode(&args.call));
     match client.post(&path, &body).await {

@@ -81,7 +81,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     if let Some(db) = &args.db {
         return replay_from_db(&args, db, &mut printer).await;
     }
-    let client = AdminClient::new(&args.server, args.token.clone())?;
+    let client = AdminClient::new(&args.target)?;
     let id = match (&args.conversation_id, args.latest) {
         (Some(id), _) => id.clone(),
         (None, _) => match wait_for_latest(&client, args.json).await {
