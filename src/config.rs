@@ -360,6 +360,12 @@ pub struct EngineConfig {
     /// for it (a second number on the Call Control application). Required in
     /// live mode; the sandbox uses [`SANDBOX_SYMBL_DIAL_IN`].
     pub symbl_dial_in: Option<String>,
+    /// For `symbl` in `pstn` mode: how long Symbl has, once asked, to call in
+    /// and press its code before the call falls back to the local engine, ms.
+    pub symbl_join_timeout_ms: u64,
+    /// For `symbl` in `pstn` mode: how long Symbl's answered leg has to press
+    /// its code before it is hung up, ms.
+    pub symbl_code_timeout_ms: u64,
 }
 
 /// The Symbl dial-in number in sandbox mode when none is configured.
@@ -373,6 +379,8 @@ impl Default for EngineConfig {
             symbl_conf: None,
             symbl_timeout_ms: 2500,
             symbl_dial_in: None,
+            symbl_join_timeout_ms: 20_000,
+            symbl_code_timeout_ms: 15_000,
         }
     }
 }
@@ -716,6 +724,18 @@ impl Config {
         if !(100..=60_000).contains(&self.engine.symbl_timeout_ms) {
             return Err(invalid("engine.symbl_timeout_ms", "must be between 100 and 60000"));
         }
+        if !(1_000..=600_000).contains(&self.engine.symbl_join_timeout_ms) {
+            return Err(invalid("engine.symbl_join_timeout_ms", "must be between 1000 and 600000"));
+        }
+        if !(1_000..=120_000).contains(&self.engine.symbl_code_timeout_ms) {
+            return Err(invalid("engine.symbl_code_timeout_ms", "must be between 1000 and 120000"));
+        }
+        if self.engine.symbl_code_timeout_ms > self.engine.symbl_join_timeout_ms {
+            return Err(invalid(
+                "engine.symbl_code_timeout_ms",
+                "must not exceed engine.symbl_join_timeout_ms (the call gives up on Symbl before its code could come)",
+            ));
+        }
         if self.engine.is_symbl_pstn() {
             self.validate_dial_in(mode)?;
         }
@@ -853,6 +873,23 @@ mod tests {
         assert!(c.validate(Mode::Sandbox).unwrap_err().to_string().contains("E.164"));
         c.engine.symbl_dial_in = Some("+18005550199".into());
         c.validate(Mode::Live).unwrap();
+    }
+
+    #[test]
+    fn symbl_pstn_timeouts_are_bounded_and_ordered() {
+        let mut c = Config::default();
+        c.engine.symbl_join_timeout_ms = 500;
+        let e = c.validate(Mode::Sandbox).unwrap_err().to_string();
+        assert!(e.contains("engine.symbl_join_timeout_ms") && e.contains("between 1000 and 600000"), "{e}");
+        c.engine.symbl_join_timeout_ms = 10_000;
+        c.engine.symbl_code_timeout_ms = 200_000;
+        let e = c.validate(Mode::Sandbox).unwrap_err().to_string();
+        assert!(e.contains("engine.symbl_code_timeout_ms") && e.contains("between 1000 and 120000"), "{e}");
+        c.engine.symbl_code_timeout_ms = 12_000;
+        let e = c.validate(Mode::Sandbox).unwrap_err().to_string();
+        assert!(e.contains("must not exceed engine.symbl_join_timeout_ms"), "{e}");
+        c.engine.symbl_code_timeout_ms = 10_000;
+        c.validate(Mode::Sandbox).unwrap();
     }
 
     #[test]

@@ -420,6 +420,32 @@ async fn pstn_mode_symbl_dying_mid_call_falls_back_and_the_call_goes_on() {
     assert_eq!(caller_lines_after_fallback(&report), 2, "{report:#}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pstn_mode_symbl_never_calling_in_falls_back_after_the_join_timeout() {
+    // Symbl accepts the request to dial in but its call never comes (no dialer).
+    let r = rig(5000, "symbl_mode = \"pstn\"\nsymbl_join_timeout_ms = 1000\nsymbl_code_timeout_ms = 1000\n").await;
+    let control = Control::new(&r.serve);
+    let ccid = control.place_live("pause 1").await;
+    let reader = Reader::new(r.serve.db());
+    let conv = eventually("the conversation", || reader.conversation_for_call(&ccid).ok().flatten()).await;
+    eventually("the fallback", || {
+        let ev = reader.events(&conv, 0).ok()?;
+        ev.iter().any(|e| e.event.kind() == "engine_fallback").then_some(())
+    })
+    .await;
+    assert_eq!(r.standin.connections().len(), 1, "Symbl was asked to dial in");
+    for step in ["say this is ridiculous i want to talk to a real person", "pause 20", "say thanks", "hangup"] {
+        control.step(&ccid, step).await;
+    }
+    let report = control.report(&ccid).await;
+    let ev = events(&r.serve.db(), &conv);
+    assert_fell_back(&ev, "Symbl did not call in within 1000 ms");
+    assert_transferred_once(&report, &ev);
+    assert_eq!(roles_joined(&ev), ["caller", "agent"], "no Symbl leg: {ev:#?}");
+    let engines = caller_engines(&report);
+    assert!(!engines.is_empty() && engines.iter().all(|e| e == "local"), "{engines:?}");
+}
+
 /// Caller utterances after the first (the ones Telnyx transcribed after the fallback).
 fn caller_lines_after_fallback(report: &Value) -> usize {
     serve_support::caller_lines(report).len().saturating_sub(1)

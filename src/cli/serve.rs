@@ -84,7 +84,9 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
     if config.engine.symbl_mode == SymblMode::Pstn {
         let dial_in = config.engine.dial_in_number();
         tracing::info!(dial_in = %dial_in, "Symbl PSTN mode: Symbl dials into each call's conference on this number");
-        return Ok(Engine::SymblPstn { symbl, local, deadline, dial_in });
+        let join_timeout = Duration::from_millis(config.engine.symbl_join_timeout_ms);
+        let code_timeout = Duration::from_millis(config.engine.symbl_code_timeout_ms);
+        return Ok(Engine::SymblPstn { symbl, local, deadline, dial_in, join_timeout, code_timeout });
     }
     Ok(Engine::Symbl { symbl, local, deadline })
 }

@@ -91,6 +91,10 @@ pub enum Engine {
         deadline: Duration,
         /// The number Symbl dials (reserved for it).
         dial_in: String,
+        /// How long Symbl has to call in and press its code once asked.
+        join_timeout: Duration,
+        /// How long Symbl's answered leg has to press its code.
+        code_timeout: Duration,
     },
 }
 
@@ -107,6 +111,16 @@ impl Engine {
         match self {
             Engine::SymblPstn { dial_in, .. } => Some(dial_in),
             _ => None,
+        }
+    }
+
+    /// The calls to the dial-in number this engine waits for (none unless PSTN mode).
+    fn dial_ins(&self) -> DialIns {
+        match self {
+            Engine::SymblPstn { dial_in, code_timeout, .. } => {
+                DialIns::new(Some(dial_in.clone()), u64::try_from(code_timeout.as_millis()).unwrap_or(u64::MAX))
+            }
+            _ => DialIns::default(),
         }
     }
 }
@@ -169,7 +183,7 @@ pub enum ManualError {
 impl Calls {
     /// An empty registry.
     pub fn new(shared: Shared) -> Self {
-        let dial_ins = Arc::new(DialIns::new(shared.engine.dial_in().map(str::to_string)));
+        let dial_ins = Arc::new(shared.engine.dial_ins());
         Self { shared: Arc::new(shared), workers: Arc::default(), legs: Arc::default(), dial_ins }
     }
 
@@ -718,7 +732,7 @@ impl Worker {
         if self.pstn.is_some() {
             return;
         }
-        let Engine::SymblPstn { symbl, local, deadline, dial_in } = &self.calls.shared.engine else {
+        let Engine::SymblPstn { symbl, local, deadline, dial_in, join_timeout, .. } = &self.calls.shared.engine else {
             let failed = SymblInput::Failed { reason: "Symbl is not configured".into(), at: self.last_at };
             queue.extend(self.session.handle(Input::Symbl(failed)));
             return;
@@ -728,6 +742,7 @@ impl Worker {
             local: local.clone(),
             deadline: *deadline,
             dial_in: dial_in.clone(),
+            join_timeout: *join_timeout,
             dial_ins: self.calls.dial_ins.clone(),
             store: self.shared().store.clone(),
         };

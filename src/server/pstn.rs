@@ -30,8 +30,6 @@ use crate::session::Command;
 use crate::store::{Store, WriteOp};
 use crate::telnyx::events::{Direction, Event};
 
-/// How long Symbl has to call in and press its code once asked.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Digits in a conversation's code.
 const CODE_DIGITS: usize = 10;
 /// How often Symbl's messages are read while a score is awaited.
@@ -41,6 +39,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug, Default)]
 pub struct DialIns {
     number: Option<String>,
+    code_timeout_ms: u64,
     pending: Mutex<HashMap<String, DialIn>>,
     codes: Mutex<HashMap<String, String>>,
 }
@@ -55,9 +54,10 @@ pub struct DialInStep {
 }
 
 impl DialIns {
-    /// Dial-ins to `number` (`None`: not in PSTN mode, nothing is claimed).
-    pub fn new(number: Option<String>) -> Self {
-        Self { number, ..Self::default() }
+    /// Dial-ins to `number` (`None`: not in PSTN mode, nothing is claimed);
+    /// each leg has `code_timeout_ms` to press its code once answered.
+    pub fn new(number: Option<String>, code_timeout_ms: u64) -> Self {
+        Self { number, code_timeout_ms, ..Self::default() }
     }
 
     /// True when the event belongs to a leg being identified: one already
@@ -81,7 +81,7 @@ impl DialIns {
             from: e.from.clone(),
             to: e.to.clone(),
         };
-        pending.insert(ccid.to_string(), DialIn::new(leg));
+        pending.insert(ccid.to_string(), DialIn::new(leg, self.code_timeout_ms));
         true
     }
 
@@ -178,6 +178,8 @@ pub struct LinkContext {
     pub deadline: Duration,
     /// The number Symbl dials.
     pub dial_in: String,
+    /// How long Symbl has to call in and press its code once asked.
+    pub join_timeout: Duration,
     /// Codes waiting for Symbl's legs.
     pub dial_ins: Arc<DialIns>,
     /// Where the summary goes.
@@ -255,7 +257,7 @@ async fn run_link(
     };
     let (score_tx, score_rx) = mpsc::unbounded_channel();
     tokio::spawn(run_scorer(ctx.clone(), session.call.clone(), score_rx, worker.clone()));
-    let join_by = Instant::now() + JOIN_TIMEOUT;
+    let join_by = Instant::now() + ctx.join_timeout;
     let mut arrived = false;
     for msg in early {
         match msg {
@@ -295,7 +297,7 @@ async fn run_link(
                 None => break false,
             },
             () = tokio::time::sleep_until(join_by), if !arrived => {
-                let reason = format!("Symbl did not call in within {} s", JOIN_TIMEOUT.as_secs());
+                let reason = format!("Symbl did not call in within {} ms", ctx.join_timeout.as_millis());
                 report(&worker, SymblEvent::Failed { reason });
                 break false;
             }
@@ -500,7 +502,7 @@ mod tests {
 
     #[test]
     fn dial_in_legs_are_claimed_by_the_number_they_call_and_identified_by_code() {
-        let d = DialIns::new(Some("+15550009999".into()));
+        let d = DialIns::new(Some("+15550009999".into()), 15_000);
         let init = |to: &str| {
             Event::from_parts(
                 "call.initiated",
@@ -527,12 +529,12 @@ mod tests {
         assert_eq!((leg.call_control_id.as_str(), conv.as_str()), ("v3:s", "conv-1"));
         let later = Event::from_parts("call.hangup", &json!({"call_control_id": "v3:s"})).unwrap();
         assert!(!d.claims(&later), "once identified, the leg belongs to its conversation");
-        assert!(!DialIns::new(None).claims(&init("+15550009999")));
+        assert!(!DialIns::new(None, 15_000).claims(&init("+15550009999")));
     }
 
     #[test]
     fn a_wrong_code_is_hung_up() {
-        let d = DialIns::new(Some("+1999".into()));
+        let d = DialIns::new(Some("+1999".into()), 15_000);
         let ev = |kind: &str, extra: serde_json::Value| {
             let mut p = json!({"call_control_id": "v3:x", "direction": "incoming", "to": "+1999"});
             p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());

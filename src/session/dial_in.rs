@@ -18,8 +18,6 @@ use crate::telnyx::events::{Event, GatherStatus};
 
 use super::{Command, Request, Role};
 
-/// How long a dial-in leg has to press its code, ms.
-pub const CODE_TIMEOUT_MS: u64 = 15_000;
 /// Longest code accepted (digits before `#`).
 pub const MAX_CODE_LEN: u32 = 32;
 
@@ -53,6 +51,7 @@ pub struct DialInLeg {
 #[derive(Debug, Clone)]
 pub struct DialIn {
     leg: DialInLeg,
+    code_timeout_ms: u64,
     digits: String,
     answered: bool,
     done: bool,
@@ -60,9 +59,10 @@ pub struct DialIn {
 }
 
 impl DialIn {
-    /// A leg that just called the dial-in number.
-    pub fn new(leg: DialInLeg) -> Self {
-        Self { leg, digits: String::new(), answered: false, done: false, commands: 0 }
+    /// A leg that just called the dial-in number, with `code_timeout_ms` to
+    /// press its code once answered.
+    pub fn new(leg: DialInLeg, code_timeout_ms: u64) -> Self {
+        Self { leg, code_timeout_ms, digits: String::new(), answered: false, done: false, commands: 0 }
     }
 
     /// The leg.
@@ -99,8 +99,8 @@ impl DialIn {
                     maximum_digits: Some(MAX_CODE_LEN + 1),
                     valid_digits: Some("0123456789#".into()),
                     terminating_digit: Some("#".into()),
-                    initial_timeout_millis: Some(CODE_TIMEOUT_MS),
-                    timeout_millis: Some(CODE_TIMEOUT_MS * 2),
+                    initial_timeout_millis: Some(self.code_timeout_ms),
+                    timeout_millis: Some(self.code_timeout_ms * 2),
                     inter_digit_timeout_millis: Some(5_000),
                     ..Default::default()
                 };
@@ -156,7 +156,7 @@ mod tests {
     }
 
     fn leg() -> DialIn {
-        DialIn::new(DialInLeg { call_control_id: "v3:symbl".into(), ..Default::default() })
+        DialIn::new(DialInLeg { call_control_id: "v3:symbl".into(), ..Default::default() }, 7_000)
     }
 
     fn names(cmds: &[Command]) -> Vec<&'static str> {
@@ -169,6 +169,8 @@ mod tests {
         assert_eq!(names(&d.start()), ["answer"]);
         let (cmds, out) = d.handle(&event("call.answered", json!({"call_control_id": "v3:symbl"})));
         assert_eq!((names(&cmds), out), (vec!["gather"], None));
+        let Request::Action(Action::Gather(g)) = &cmds[0].request else { panic!("{cmds:?}") };
+        assert_eq!((g.initial_timeout_millis, g.timeout_millis), (Some(7_000), Some(14_000)), "the configured time");
         for k in ["4", "8", "2", "1"] {
             assert_eq!(d.handle(&event("call.dtmf.received", json!({"digit": k}))), (vec![], None));
         }
