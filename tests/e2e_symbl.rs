@@ -114,6 +114,15 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Waits until the conversation's record holds its engine fallback.
+async fn fallback_recorded(reader: &Reader, conv: &str) {
+    eventually("the fallback", || {
+        let ev = reader.events(conv, 0).ok()?;
+        ev.iter().any(|e| e.event.kind() == "engine_fallback").then_some(())
+    })
+    .await;
+}
+
 /// The insights an engine stored for a conversation, once they are there.
 async fn insights(db: &Path, conv: &str, source: &str) -> Value {
     let reader = Reader::new(db.to_path_buf());
@@ -400,11 +409,7 @@ async fn pstn_mode_symbl_dying_mid_call_falls_back_and_the_call_goes_on() {
     })
     .await;
     r.standin.go_down().await;
-    eventually("the fallback", || {
-        let ev = reader.events(&conv, 0).ok()?;
-        ev.iter().any(|e| e.event.kind() == "engine_fallback").then_some(())
-    })
-    .await;
+    fallback_recorded(&reader, &conv).await;
     control.step(&ccid, "say this is ridiculous i want to talk to a real person").await;
     control.step(&ccid, "pause 20").await;
     control.step(&ccid, "say thanks for picking up").await;
@@ -428,11 +433,7 @@ async fn pstn_mode_symbl_never_calling_in_falls_back_after_the_join_timeout() {
     let ccid = control.place_live("pause 1").await;
     let reader = Reader::new(r.serve.db());
     let conv = eventually("the conversation", || reader.conversation_for_call(&ccid).ok().flatten()).await;
-    eventually("the fallback", || {
-        let ev = reader.events(&conv, 0).ok()?;
-        ev.iter().any(|e| e.event.kind() == "engine_fallback").then_some(())
-    })
-    .await;
+    fallback_recorded(&reader, &conv).await;
     assert_eq!(r.standin.connections().len(), 1, "Symbl was asked to dial in");
     for step in ["say this is ridiculous i want to talk to a real person", "pause 20", "say thanks", "hangup"] {
         control.step(&ccid, step).await;
