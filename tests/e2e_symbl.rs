@@ -114,15 +114,6 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// Waits until the conversation's record holds its engine fallback.
-async fn fallback_recorded(reader: &Reader, conv: &str) {
-    eventually("the fallback", || {
-        let ev = reader.events(conv, 0).ok()?;
-        ev.iter().any(|e| e.event.kind() == "engine_fallback").then_some(())
-    })
-    .await;
-}
-
 /// The insights an engine stored for a conversation, once they are there.
 async fn insights(db: &Path, conv: &str, source: &str) -> Value {
     let reader = Reader::new(db.to_path_buf());
@@ -254,25 +245,64 @@ impl Control {
     }
 }
 
+/// A call the test steers step by step, with its stored conversation.
+struct LiveCall {
+    control: Control,
+    ccid: String,
+    reader: Reader,
+    conv: String,
+}
+
+impl LiveCall {
+    /// Places a live call that plays `first_steps`, once its conversation is stored.
+    async fn place(serve: &Serve, first_steps: &str) -> Self {
+        let control = Control::new(serve);
+        let ccid = control.place_live(first_steps).await;
+        let reader = Reader::new(serve.db());
+        let conv = eventually("the conversation", || reader.conversation_for_call(&ccid).ok().flatten()).await;
+        Self { control, ccid, reader, conv }
+    }
+
+    /// Waits until Symbl has scored one of the caller's utterances.
+    async fn scored_by_symbl(&self) {
+        eventually("a caller utterance scored by Symbl", || {
+            let u = self.reader.utterances(&self.conv).ok()?;
+            u.iter().any(|u| u.speaker == "caller" && u.engine.as_deref() == Some("symbl")).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until the conversation's record holds its engine fallback.
+    async fn fallback_recorded(&self) {
+        eventually("the fallback", || {
+            let ev = self.reader.events(&self.conv, 0).ok()?;
+            ev.iter().any(|e| e.event.kind() == "engine_fallback").then_some(())
+        })
+        .await;
+    }
+
+    /// The caller asks for a person, thanks the agent and hangs up; the call's report.
+    async fn escalate_and_hang_up(&self) -> Value {
+        for step in [
+            "say this is ridiculous i want to talk to a real person",
+            "pause 20",
+            "say thanks for picking up",
+            "hangup",
+        ] {
+            self.control.step(&self.ccid, step).await;
+        }
+        self.control.report(&self.ccid).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_mode_symbl_dying_mid_call_falls_back_for_the_rest_of_the_call() {
     let r = rig(2000, "").await;
-    let control = Control::new(&r.serve);
-    let ccid = control.place_live("say my internet has been down since yesterday").await;
-    let reader = Reader::new(r.serve.db());
-    let conv = eventually("the conversation", || reader.conversation_for_call(&ccid).ok().flatten()).await;
-    eventually("the first utterance scored by Symbl", || {
-        let u = reader.utterances(&conv).ok()?;
-        u.iter().any(|u| u.speaker == "caller" && u.engine.as_deref() == Some("symbl")).then_some(())
-    })
-    .await;
+    let call = LiveCall::place(&r.serve, "say my internet has been down since yesterday").await;
+    call.scored_by_symbl().await;
     r.standin.go_down().await;
-    control.step(&ccid, "say this is ridiculous i want to talk to a real person").await;
-    control.step(&ccid, "pause 20").await;
-    control.step(&ccid, "say thanks for picking up").await;
-    control.step(&ccid, "hangup").await;
-    let report = control.report(&ccid).await;
-    let ev = events(&r.serve.db(), &conv);
+    let report = call.escalate_and_hang_up().await;
+    let ev = events(&r.serve.db(), &call.conv);
     assert_fell_back(&ev, "Symbl");
     assert_transferred_once(&report, &ev);
     let engines = caller_engines(&report);
@@ -399,23 +429,12 @@ async fn pstn_mode_symbl_refusing_to_connect_falls_back_to_telnyx_transcription(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pstn_mode_symbl_dying_mid_call_falls_back_and_the_call_goes_on() {
     let r = pstn_rig().await;
-    let control = Control::new(&r.serve);
-    let ccid = control.place_live("say my internet has been down since yesterday").await;
-    let reader = Reader::new(r.serve.db());
-    let conv = eventually("the conversation", || reader.conversation_for_call(&ccid).ok().flatten()).await;
-    eventually("the first utterance heard and scored by Symbl", || {
-        let u = reader.utterances(&conv).ok()?;
-        u.iter().any(|u| u.speaker == "caller" && u.engine.as_deref() == Some("symbl")).then_some(())
-    })
-    .await;
+    let call = LiveCall::place(&r.serve, "say my internet has been down since yesterday").await;
+    call.scored_by_symbl().await;
     r.standin.go_down().await;
-    fallback_recorded(&reader, &conv).await;
-    control.step(&ccid, "say this is ridiculous i want to talk to a real person").await;
-    control.step(&ccid, "pause 20").await;
-    control.step(&ccid, "say thanks for picking up").await;
-    control.step(&ccid, "hangup").await;
-    let report = control.report(&ccid).await;
-    let ev = events(&r.serve.db(), &conv);
+    call.fallback_recorded().await;
+    let report = call.escalate_and_hang_up().await;
+    let ev = events(&r.serve.db(), &call.conv);
     assert_fell_back(&ev, "Symbl");
     assert_transferred_once(&report, &ev);
     assert_eq!(roles_joined(&ev), ["caller", "symbl", "agent"], "the agent still joins the caller's conference");
@@ -429,17 +448,11 @@ async fn pstn_mode_symbl_dying_mid_call_falls_back_and_the_call_goes_on() {
 async fn pstn_mode_symbl_never_calling_in_falls_back_after_the_join_timeout() {
     // Symbl accepts the request to dial in but its call never comes (no dialer).
     let r = rig(5000, "symbl_mode = \"pstn\"\nsymbl_join_timeout_ms = 1000\nsymbl_code_timeout_ms = 1000\n").await;
-    let control = Control::new(&r.serve);
-    let ccid = control.place_live("pause 1").await;
-    let reader = Reader::new(r.serve.db());
-    let conv = eventually("the conversation", || reader.conversation_for_call(&ccid).ok().flatten()).await;
-    fallback_recorded(&reader, &conv).await;
+    let call = LiveCall::place(&r.serve, "pause 1").await;
+    call.fallback_recorded().await;
     assert_eq!(r.standin.connections().len(), 1, "Symbl was asked to dial in");
-    for step in ["say this is ridiculous i want to talk to a real person", "pause 20", "say thanks", "hangup"] {
-        control.step(&ccid, step).await;
-    }
-    let report = control.report(&ccid).await;
-    let ev = events(&r.serve.db(), &conv);
+    let report = call.escalate_and_hang_up().await;
+    let ev = events(&r.serve.db(), &call.conv);
     assert_fell_back(&ev, "Symbl did not call in within 1000 ms");
     assert_transferred_once(&report, &ev);
     assert_eq!(roles_joined(&ev), ["caller", "agent"], "no Symbl leg: {ev:#?}");
