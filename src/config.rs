@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::intel::TrackerConfig;
 use crate::policy::PolicyConfig;
+use crate::sandbox::Chaos;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -423,41 +424,14 @@ pub struct SandboxSettings {
     pub agents: BTreeMap<String, String>,
     /// Connection id the sandbox reports.
     pub connection_id: String,
-    /// Fault injection, for testing how ivrx copes.
-    pub chaos: ChaosSettings,
+    /// `[sandbox.chaos]`: fault injection, for testing how ivrx copes.
+    pub chaos: Chaos,
 }
 
 impl Default for SandboxSettings {
     fn default() -> Self {
-        Self { agents: BTreeMap::new(), connection_id: "1684641123236054244".into(), chaos: ChaosSettings::default() }
+        Self { agents: BTreeMap::new(), connection_id: "1684641123236054244".into(), chaos: Chaos::default() }
     }
-}
-
-/// `[sandbox.chaos]`: webhooks duplicated, reordered and delayed; API answers
-/// that fail, throttle or come late. All rates are probabilities (0..1).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ChaosSettings {
-    /// Webhooks delivered twice.
-    pub duplicate_rate: f64,
-    /// Webhooks swapped with the next one of the same call.
-    pub reorder_rate: f64,
-    /// Up to this much added delivery delay, milliseconds.
-    pub max_delay_ms: u64,
-    /// Seed for reproducible runs.
-    pub seed: Option<u64>,
-    /// API requests answered 500 without being executed.
-    pub api_error_rate: f64,
-    /// API requests answered 429 with Retry-After.
-    pub api_rate_limit_rate: f64,
-    /// API requests executed but answered late.
-    pub api_timeout_rate: f64,
-    /// How late a late answer is, milliseconds (default 4000).
-    pub api_late_ms: Option<u64>,
-    /// API requests whose connection is dropped before the command runs.
-    pub api_drop_rate: f64,
-    /// API requests that run, then their connection is dropped before the answer.
-    pub api_drop_after_rate: f64,
 }
 
 impl Default for Config {
@@ -760,19 +734,8 @@ impl Config {
                 ),
             ));
         }
-        let c = &self.sandbox.chaos;
-        for (key, v) in [
-            ("duplicate_rate", c.duplicate_rate),
-            ("reorder_rate", c.reorder_rate),
-            ("api_error_rate", c.api_error_rate),
-            ("api_rate_limit_rate", c.api_rate_limit_rate),
-            ("api_timeout_rate", c.api_timeout_rate),
-            ("api_drop_rate", c.api_drop_rate),
-            ("api_drop_after_rate", c.api_drop_after_rate),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(invalid(format!("sandbox.chaos.{key}"), "must be a probability between 0 and 1"));
-            }
+        if let Err(e) = self.sandbox.chaos.validate() {
+            return Err(invalid(format!("sandbox.chaos.{}", e.field), "must be a probability between 0 and 1"));
         }
         for (number, behaviour) in &self.sandbox.agents {
             if !is_behaviour(behaviour) {

@@ -183,19 +183,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
             sc.time_scale = time_scale;
             sc.connection_id = config.sandbox.connection_id.clone();
             sc.record_log = false;
-            let c = &config.sandbox.chaos;
-            sc.chaos = crate::sandbox::Chaos {
-                duplicate_rate: c.duplicate_rate,
-                reorder_rate: c.reorder_rate,
-                max_delay_ms: c.max_delay_ms,
-                seed: c.seed,
-                api_error_rate: c.api_error_rate,
-                api_rate_limit_rate: c.api_rate_limit_rate,
-                api_timeout_rate: c.api_timeout_rate,
-                api_late_ms: c.api_late_ms.unwrap_or(sc.chaos.api_late_ms),
-                api_drop_rate: c.api_drop_rate,
-                api_drop_after_rate: c.api_drop_after_rate,
-            };
+            sc.chaos = config.sandbox.chaos.clone();
             for (number, behaviour) in &config.sandbox.agents {
                 let (n, b) = crate::sandbox::parse_agent_spec(&format!("{number}={behaviour}"))
                     .map_err(|e| anyhow::anyhow!("config key `sandbox.agents`: {}", e.0))?;

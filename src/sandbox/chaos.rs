@@ -8,8 +8,10 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Chaos knobs. All rates are probabilities in `0..=1`; the default is calm.
-#[derive(Debug, Clone, PartialEq)]
+/// Chaos knobs (`ivrx sandbox` flags, `[sandbox.chaos]` in `ivrx.toml`). All
+/// rates are probabilities in `0..=1`; the default is calm.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Chaos {
     /// Fraction of webhooks delivered a second time (same `data.id`, freshly signed).
     pub duplicate_rate: f64,
