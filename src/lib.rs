@@ -30,3 +30,4 @@ pub mod store;
 pub mod sysinfo;
 pub mod telnyx;
 pub mod tls;
+pub mod url_path;

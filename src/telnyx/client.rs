@@ -7,6 +7,8 @@
 //! `Retry-After` before trying again. Error bodies become [`TelnyxError`]s.
 
 use crate::error_chain::error_chain;
+use crate::url_path;
+use percent_encoding::AsciiSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -404,18 +406,12 @@ fn parse_retry_after(v: Option<&HeaderValue>) -> Option<Duration> {
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
-/// Call control ids are `v3:` plus URL-safe base64: only `:` needs care, and it is
-/// legal in a path segment, but anything else unusual is percent-encoded.
+/// Call control ids are `v3:` plus URL-safe base64: `:` and `=` are legal in a
+/// path segment and kept; anything else unusual is percent-encoded.
+const CALL_ID: &AsciiSet = &url_path::SEGMENT.remove(b':').remove(b'=');
+
 fn encode_path(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'=') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    url_path::encode(segment, CALL_ID)
 }
 
 #[cfg(test)]

@@ -432,15 +432,7 @@ pub(crate) fn parse_retry_after(v: Option<&HeaderValue>) -> Option<Duration> {
 
 /// Percent-encodes an id for use as one path segment.
 pub(crate) fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::url_path::encode(segment, crate::url_path::SEGMENT)
 }
 
 #[cfg(test)]
