@@ -3,9 +3,11 @@
 //!
 //! Virtual time is `start + real_elapsed × time_scale`. Everything the sandbox
 //! simulates (speech, ringing, gather timeouts, pauses) is measured on this
-//! clock, and the `occurred_at` / `start_time` fields of webhooks carry virtual
-//! time, so an application computes realistic offsets even at ×50. Webhook
-//! signature timestamps are *real* Unix time: the 300 s tolerance is real.
+//! clock. The `occurred_at` / `start_time` fields of webhooks give each call
+//! session its real wall-clock start, and virtual time from there on (see
+//! `World::wall`): an application computes realistic offsets even at ×50,
+//! while calls are stored at the hour they really happened. Webhook signature
+//! timestamps are *real* Unix time: the 300 s tolerance is real.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -392,8 +392,8 @@ impl World {
             "format": r.format,
             "recording_urls": { "mp3": format!("{base}/{rec}.mp3"), "wav": format!("{base}/{rec}.wav") },
             "public_recording_urls": {},
-            "recording_started_at": self.time(r.started),
-            "recording_ended_at": self.time(at),
+            "recording_started_at": self.time(id, r.started),
+            "recording_ended_at": self.time(id, at),
         });
         self.emit(id, at, "call.recording.saved", false, fields);
     }
