@@ -476,10 +476,8 @@ fn a_faster_clock_keeps_real_start_times_and_virtual_offsets_and_linked_legs_sha
     let (t, _) = s.events(&a, "call.answered")[0];
     assert!(close(t, 365.0), "5 virtual seconds into the call: {t}");
     // The agent's leg, linked to the caller's, shares its session and times.
-    let dial: Dial = serde_json::from_value(
-        json!({"connection_id": "1", "from": "+1ivr", "to": "+1agent", "link_to": a}),
-    )
-    .unwrap();
+    let dial: Dial =
+        serde_json::from_value(json!({"connection_id": "1", "from": "+1ivr", "to": "+1agent", "link_to": a})).unwrap();
     let now = s.now();
     let c = s.w.dial(now, dial.clone()).unwrap();
     assert_eq!(c.call_session_id, s.w.status(&a).unwrap().call_session_id);

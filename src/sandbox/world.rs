@@ -328,7 +328,8 @@ impl Leg {
 
 /// A new leg's description.
 struct NewLeg {
-    /// The call session to join (id, uuid, when it began), or a new one.
+    /// The call session to join (delivery queue, call_session_id, when it
+    /// began), or a new one.
     session: Option<(u64, Arc<str>, VTime)>,
     incoming: bool,
     from: String,
@@ -715,13 +716,17 @@ impl World {
             check_base64_state(cs)?;
         }
         let at = now.v;
+        // A linked call shares the other's call_session_id and clock; its
+        // webhooks keep a delivery queue of their own, as every dialled leg's.
         let session = match d.link_to.as_deref() {
             None => None,
             Some(link) => {
                 let linked = self.leg_id(link).and_then(|id| self.legs.get(&id)).ok_or_else(|| {
                     CommandError::Invalid { pointer: "/link_to".into(), detail: format!("no call {link:?}") }
                 })?;
-                Some((linked.session, linked.session_uuid.clone(), linked.began))
+                let (uuid, began) = (linked.session_uuid.clone(), linked.began);
+                self.next_session += 1;
+                Some((self.next_session - 1, uuid, began))
             }
         };
         let behavior = self.behavior_for(&d.to);
