@@ -20,6 +20,15 @@ pub enum AdminError {
         "the server refused the admin token: pass --token or --token-file (the server prints where its token file is)"
     )]
     Unauthorized,
+    /// No token was found to send, and the server asked for one.
+    #[error(
+        "no admin token to send: there is no token file at {0} (the default); point at the server's token file \
+         with --token-file FILE (`ivrx serve` prints its path at start), or pass --token"
+    )]
+    NoToken(String),
+    /// An id prefix names several conversations.
+    #[error("{0}")]
+    Ambiguous(String),
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -38,7 +47,8 @@ impl AdminError {
             AdminError::Unreachable { .. } => exit::UNREACHABLE,
             AdminError::NotFound(_) => exit::NOT_FOUND,
             AdminError::Refused { .. } => exit::REFUSED,
-            AdminError::Unauthorized | AdminError::Other { .. } => exit::ERROR,
+            AdminError::Ambiguous(_) => exit::USAGE,
+            AdminError::Unauthorized | AdminError::NoToken(_) | AdminError::Other { .. } => exit::ERROR,
         }
     }
 }
@@ -98,7 +108,8 @@ impl AdminClient {
         let message = body["error"].as_str().unwrap_or("").to_string();
         match status {
             200..=299 => Ok(body),
-            401 => Err(AdminError::Unauthorized),
+            401 => Err(self.unauthorized()),
+            400 if body["code"] == "ambiguous_id" => Err(AdminError::Ambiguous(message)),
             404 => Err(AdminError::NotFound(if message.is_empty() { "not found".into() } else { message })),
             409 => Err(AdminError::Refused { code: body["code"].as_str().unwrap_or("").into(), message }),
             _ => Err(AdminError::Other { status, message }),
@@ -120,22 +131,28 @@ impl AdminClient {
         let resp = self.auth(self.http.get(self.url(path))).send().await.map_err(|e| self.unreachable(&e))?;
         match resp.status().as_u16() {
             200..=299 => Ok(resp),
-            401 => Err(AdminError::Unauthorized),
-            404 => {
+            401 => Err(self.unauthorized()),
+            status => {
                 let body: Value = resp.json().await.unwrap_or(Value::Null);
-                Err(AdminError::NotFound(body["error"].as_str().unwrap_or("not found").to_string()))
+                let message = body["error"].as_str().unwrap_or("").to_string();
+                Err(match status {
+                    400 if body["code"] == "ambiguous_id" => AdminError::Ambiguous(message),
+                    404 => AdminError::NotFound(if message.is_empty() { "not found".into() } else { message }),
+                    _ => AdminError::Other { status, message },
+                })
             }
-            status => Err(AdminError::Other { status, message: String::new() }),
         }
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> AdminError {
-        let mut message = e.to_string();
-        let mut src = std::error::Error::source(e);
-        while let Some(s) = src {
-            message = format!("{message}: {s}");
-            src = s.source();
+        AdminError::Unreachable { url: self.base.clone(), message: crate::error_chain::error_chain(e) }
+    }
+
+    /// A 401: the token was refused, or there was none to send.
+    fn unauthorized(&self) -> AdminError {
+        match &self.token {
+            Some(_) => AdminError::Unauthorized,
+            None => AdminError::NoToken(crate::server::token::default_token_path().display().to_string()),
         }
-        AdminError::Unreachable { url: self.base.clone(), message }
     }
 }

@@ -10,7 +10,8 @@ use super::output::Output;
 use super::view::ConversationView;
 use super::{exit, ColorChoice, WatchArgs};
 use crate::session::{DomainEvent, Recorded};
-use crate::store::Reader;
+use crate::store::{IdMatch, Reader};
+use crate::url_path;
 
 /// Splits a Server-Sent Events byte stream into `(event, data)` pairs.
 #[derive(Default)]
@@ -120,7 +121,7 @@ async fn wait_for_latest(client: &AdminClient, quiet: bool) -> Result<String, Ad
 }
 
 async fn follow(client: &AdminClient, id: &str, printer: &mut Printer) -> anyhow::Result<ExitCode> {
-    let path = format!("/api/v1/conversations/{}/events", super::transfer::urlencode(id));
+    let path = format!("/api/v1/conversations/{}/events", url_path::encode(id, url_path::SEGMENT));
     for _attempt in 0..3 {
         let mut resp = match client.stream(&path).await {
             Ok(r) => r,
@@ -162,7 +163,16 @@ async fn replay_from_db(args: &WatchArgs, db: &std::path::Path, printer: &mut Pr
     }
     let reader = Reader::new(db.to_path_buf());
     let id = match &args.conversation_id {
-        Some(id) => reader.conversation_for_call(id)?.unwrap_or_else(|| id.clone()),
+        Some(given) => match reader.find_conversation(given)? {
+            IdMatch::One(id) => id,
+            IdMatch::None => {
+                eprintln!("error: no conversation {given:?} in {}", db.display());
+                return Ok(exit::code(exit::NOT_FOUND));
+            }
+            IdMatch::Many(candidates) => {
+                return Err(exit::usage("watch", IdMatch::ambiguous_message(given, &candidates)))
+            }
+        },
         None => match reader.latest_conversation(false)? {
             Some(id) => id,
             None => {

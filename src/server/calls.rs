@@ -28,7 +28,7 @@ use crate::session::{
     Command, DomainEvent, Effect, Input, LegTag, ManualTransfer, Recorded, Request, Session, SessionSettings,
     SymblInput, TransferRefused,
 };
-use crate::store::{Snapshot, Store, WriteOp};
+use crate::store::{ids, IdMatch, Snapshot, Store, WriteOp};
 use crate::telnyx::events::{Direction, Envelope, Event};
 use crate::telnyx::TelnyxClient;
 
@@ -288,6 +288,24 @@ impl Calls {
             return Some(id.to_string());
         }
         self.legs.lock().ok()?.get(id).cloned()
+    }
+
+    /// The conversations in progress that `given` names: an id or a
+    /// call_control_id, in full or by a prefix (see [`crate::store::ids`]).
+    pub fn find(&self, given: &str) -> IdMatch {
+        let exact = self.resolve(given);
+        if exact.is_some() {
+            return IdMatch::from_found(exact, []);
+        }
+        let mut found = match self.workers.lock() {
+            Ok(w) => ids::starting_with(w.keys().map(String::as_str), given),
+            Err(_) => Vec::new(),
+        };
+        if let Ok(legs) = self.legs.lock() {
+            let ccids = ids::starting_with(legs.keys().map(String::as_str), given);
+            found.extend(ccids.iter().filter_map(|c| legs.get(c).cloned()));
+        }
+        IdMatch::from_found(None, found)
     }
 
     /// Asks a conversation for a manual transfer.

@@ -9,6 +9,7 @@
 
 pub mod audit;
 mod checkpoint;
+pub mod ids;
 mod project;
 pub mod read;
 pub mod schema;
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::session::Recorded;
 
+pub use ids::IdMatch;
 pub use read::Reader;
 
 /// A storage failure.
