@@ -1,4 +1,4 @@
-//! Stable exit codes for scripts.
+//! Stable exit codes for scripts, and usage mistakes found after parsing.
 
 use std::process::ExitCode;
 
@@ -17,7 +17,48 @@ pub const UNREACHABLE: u8 = 5;
 /// Gave up waiting.
 pub const TIMEOUT: u8 = 6;
 
+/// Every exit code with its meaning, for `--help` and the man pages.
+pub const CODES: [(u8, &str); 7] = [
+    (OK, "success"),
+    (ERROR, "error (the message says what and how to fix it)"),
+    (USAGE, "bad command line (a missing or wrong argument, an ambiguous id prefix)"),
+    (NOT_FOUND, "conversation or call not found"),
+    (REFUSED, "refused (e.g. a transfer already under way)"),
+    (UNREACHABLE, "server unreachable, or it went away"),
+    (TIMEOUT, "gave up waiting"),
+];
+
+/// The exit codes as a `--help` section.
+pub fn help_section() -> String {
+    let mut s = String::from("Exit status:\n");
+    for (code, meaning) in CODES {
+        s.push_str(&format!("  {code}  {meaning}\n"));
+    }
+    s
+}
+
 /// An exit code.
 pub fn code(c: u8) -> ExitCode {
     ExitCode::from(c)
+}
+
+/// A mistake on the command line of `ivrx SUBCOMMAND` that clap's definitions
+/// cannot express: reported like clap's own errors (with the usage) and exits
+/// with [`USAGE`] (see [`report`]).
+pub fn usage(subcommand: &str, message: impl std::fmt::Display) -> anyhow::Error {
+    let mut cli = super::command();
+    cli.build();
+    let cmd = cli.find_subcommand_mut(subcommand).unwrap_or_else(|| unreachable!("no subcommand {subcommand}"));
+    anyhow::Error::new(cmd.error(clap::error::ErrorKind::MissingRequiredArgument, message))
+}
+
+/// Prints a failed command's error on stderr, its causes on the same line,
+/// and gives its exit code: clap's for a usage mistake, else [`ERROR`].
+pub fn report(e: &anyhow::Error) -> ExitCode {
+    if let Some(usage) = e.downcast_ref::<clap::Error>() {
+        let _ = usage.print();
+        return code(USAGE);
+    }
+    eprintln!("error: {}", crate::error_chain::error_chain(&**e));
+    code(ERROR)
 }
