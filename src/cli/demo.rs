@@ -1,46 +1,41 @@
 //! `ivrx serve --demo`: bundled callers go through the IVR on the embedded
 //! sandbox while the terminal shows each conversation live, then a summary.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use console::Style;
 
 use super::exit;
 use super::serve::Running;
 use super::view::ConversationView;
+use crate::load::mix;
 use crate::sandbox::{PlaceCall, Script};
 use crate::session::DomainEvent;
 
-/// The callers of the demo, from `examples/`.
+/// The callers of the demo (bundled in the binary, from `examples/`).
 pub const DEMO_CALLERS: [&str; 4] = ["calm", "frustrated", "asks_for_human", "interested_buyer"];
-
-fn examples_dir() -> Option<PathBuf> {
-    [PathBuf::from("examples"), Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")]
-        .into_iter()
-        .find(|p| p.join("calm.ivrx").exists())
-}
 
 /// Runs the demo against a started sandbox-mode server.
 pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
     let Some(sandbox) = running.sandbox.clone() else {
         anyhow::bail!("--demo runs on the embedded sandbox; unset TELNYX_API_KEY or add --sandbox");
     };
-    let Some(dir) = examples_dir() else {
-        anyhow::bail!("the demo callers are in examples/: run `ivrx serve --demo` from the ivrx source directory");
-    };
-    let color = super::Output::detect(super::ColorChoice::Auto).color;
+    let output = super::Output::detect(super::ColorChoice::Auto);
+    let color = output.color;
     println!(
-        "ivrx demo: {} simulated callers ring the IVR on the embedded sandbox carrier (clock ×{}).\n",
+        "ivrx demo: {} simulated callers ring the IVR on the embedded sandbox carrier (clock ×{}).\n\
+         webhook server http://{}, sandbox carrier {}\n",
         DEMO_CALLERS.len(),
-        sandbox.clock().time_scale()
+        sandbox.clock().time_scale(),
+        running.server.addr,
+        sandbox.base_url(),
     );
     let styles = [Style::new().green(), Style::new().red(), Style::new().yellow(), Style::new().blue()];
     let mut tasks = Vec::new();
     for (i, name) in DEMO_CALLERS.iter().enumerate() {
-        let script = Script::load(&dir.join(format!("{name}.ivrx")))?;
+        let script = Script::parse(&mix::script_named(Path::new(name))?.text)?;
         let mut call = PlaceCall::new(script);
         call.from = format!("+1555010{:04}", 1000 + i);
         let info = sandbox.place_call(call)?;
@@ -90,9 +85,8 @@ pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
     }
     running.store.flush().await?;
     let reader = running.store.reader();
-    let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED);
-    table.set_header(["caller", "outcome", "reason", "trigger", "decided", "agent joined"]);
+    let mut table =
+        super::output::table(output, &["caller", "outcome", "reason", "trigger", "decided", "agent joined"]);
     for (name, conv) in DEMO_CALLERS.iter().zip(&convs) {
         let Some(r) = reader.report(conv)? else { continue };
         let secs = |ms: Option<i64>| ms.map(|m| format!("{:.1} s", m as f64 / 1000.0)).unwrap_or_else(|| "-".into());
@@ -119,6 +113,7 @@ pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
             secs(r.connected_ms),
         ]);
     }
+    super::output::keep_whole(&mut table, [0, 4, 5]);
     println!("\n{table}");
     println!(
         "\nEvery conversation is stored in {}.\nNext: ivrx analyze --db {}",
