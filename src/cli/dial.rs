@@ -12,11 +12,14 @@ use super::output::Output;
 use super::sandbox_api::{SandboxApi, SandboxApiError};
 use super::view::{bar, clock};
 use super::{exit, ColorChoice, DialArgs};
-use crate::sandbox::script::Script;
+use crate::load::mix;
 use crate::store::read::CallReport;
 
 /// Runs `ivrx dial`.
-pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: DialArgs) -> anyhow::Result<ExitCode> {
+    if let Some(number) = args.number.take() {
+        args.to = Some(number);
+    }
     if args.load {
         super::load::run(args).await
     } else if args.sandbox {
@@ -28,7 +31,14 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
 
 async fn live_call(args: DialArgs) -> anyhow::Result<ExitCode> {
     let Some(to) = args.to.clone() else {
-        anyhow::bail!("give the number to call with --to (or use --sandbox --script FILE for a simulated caller)");
+        let message = if args.interactive || args.script.is_some() {
+            "a simulated caller plays against the sandbox: add --sandbox (or give the number to call, \
+             e.g. `ivrx dial +15551234567`, for a live call)"
+        } else {
+            "give the number to call, e.g. `ivrx dial +15551234567` (or, for a simulated caller, \
+             --sandbox with --script NAME or --interactive)"
+        };
+        return Err(exit::usage("dial", message));
     };
     let client = AdminClient::new(&args.target)?;
     match client.post("/api/v1/calls", &json!({"to": to, "from": args.from})).await {
@@ -50,14 +60,18 @@ async fn live_call(args: DialArgs) -> anyhow::Result<ExitCode> {
 
 async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
     let script_text = match (&args.script, args.interactive) {
-        (Some(path), _) => {
-            Script::load(path)?;
-            std::fs::read_to_string(path)?
-        }
+        (Some(path), _) => mix::script_named(path)?.text,
         (None, true) => String::new(),
-        (None, false) => anyhow::bail!(
-            "give a caller script with --script FILE (see examples/), or type the caller's lines with --interactive"
-        ),
+        (None, false) => {
+            let names: Vec<&str> = mix::BUNDLED.iter().map(|(n, _)| *n).collect();
+            return Err(exit::usage(
+                "dial",
+                format!(
+                    "give the caller: --script FILE or a bundled caller's name ({}), or --interactive to type its lines",
+                    names.join(", ")
+                ),
+            ));
+        }
     };
     let api = SandboxApi::new(&args)?;
     let body = json!({"from": args.from, "to": args.to, "script": script_text, "live": args.interactive});
