@@ -177,6 +177,23 @@ impl Drop for Serve {
     }
 }
 
+/// Waits for a child's output, killing it (and failing) after `limit`.
+pub fn output_within(child: std::process::Child, limit: Duration, what: &str) -> Output {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let id = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("child output"),
+        Err(_) => {
+            // SAFETY: kill(2) on a child the test started, by its id.
+            unsafe { libc::kill(id as i32, libc::SIGKILL) };
+            panic!("{what} did not finish within {limit:?}");
+        }
+    }
+}
+
 fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
