@@ -64,13 +64,7 @@ fn man_page(cmd: clap::Command, top: bool) -> std::io::Result<Vec<u8>> {
         for line in super::QUICK_START.lines() {
             extra.text([roman(line)]);
         }
-        extra.control("fi", []).control("SH", ["ENVIRONMENT"]);
-        for (i, line) in super::ENVIRONMENT.lines().enumerate() {
-            if i > 0 {
-                extra.control("br", []);
-            }
-            extra.text([roman(line)]);
-        }
+        extra.control("fi", []).control("SH", ["ENVIRONMENT"]).text([roman(super::ENVIRONMENT.replace('\n', " "))]);
     }
     extra.control("SH", ["EXIT STATUS"]);
     for (code, meaning) in exit::CODES {

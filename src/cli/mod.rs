@@ -42,21 +42,21 @@ fresh machine with no account, no phone and no network.";
 /// The quick start `ivrx --help` ends with (and the man page's EXAMPLES).
 pub const QUICK_START: &str = "\
 Quick start (sandbox, no account needed):
-  ivrx serve --demo                          bundled callers ring the IVR; watch them and the decisions
-  ivrx serve &                               run the IVR; then, in another terminal:
-  ivrx dial --sandbox --script frustrated    a bundled caller (calm, frustrated, asks_for_human, ...)
-  ivrx watch --latest                        follow the newest call (start it before dialling)
-  ivrx analyze                               tables over every stored conversation";
+  ivrx serve --demo                         bundled callers ring the IVR
+  ivrx serve &                              the IVR; then, in other terminals:
+  ivrx watch --latest                       follow the next call
+  ivrx dial --sandbox --script frustrated   a bundled caller (or a script file)
+  ivrx analyze                              tables over every stored conversation";
 
 /// What `ivrx --help` says about the environment (and the man page's ENVIRONMENT).
 pub const ENVIRONMENT: &str = "\
-TELNYX_API_KEY, TELNYX_PUBLIC_KEY, TELNYX_CONNECTION_ID switch `serve` to live mode.
-NO_COLOR disables colour; COLUMNS sets the width tables are fitted to.";
+TELNYX_API_KEY, TELNYX_PUBLIC_KEY, TELNYX_CONNECTION_ID switch `serve` to live
+mode. NO_COLOR disables colour; COLUMNS sets the width tables are fitted to.";
 
 /// `ivrx`: the command line.
 #[derive(Debug, Parser)]
 #[command(name = "ivrx", version, about = ABOUT, long_about = LONG_ABOUT, after_help = QUICK_START)]
-#[command(after_long_help = format!("{QUICK_START}\n\nEnvironment: {ENVIRONMENT}\n\n{}", exit::help_section()))]
+#[command(after_long_help = format!("{QUICK_START}\n\nEnvironment:\n{ENVIRONMENT}\n\n{}", exit::help_section()))]
 #[command(propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// What to do.
