@@ -256,6 +256,8 @@ fn watch_from_the_database_takes_id_prefixes_and_shows_signed_bars() {
     };
     assert!(bar(&neg).starts_with('·') && bar(&neg).contains("█│"), "negative grows left: {}", bar(&neg));
     assert!(bar(&pos).ends_with('·') && bar(&pos).contains("│█"), "positive grows right: {}", bar(&pos));
+    let clipped = watch("ed6159f2-01f8-47da-85c9…");
+    assert_eq!(clipped.status.code(), Some(0), "an id clipped by a table still works: {}", stderr_of(&clipped));
     let ambiguous = watch("ed6159");
     assert_eq!(ambiguous.status.code(), Some(2));
     let err = stderr_of(&ambiguous);

@@ -104,6 +104,7 @@ async fn flush_briefly(app: &App) {
 /// prefix is answered 400 `ambiguous_id` with the candidates. Nothing found
 /// gives `given` back, for the caller's own not-found answer.
 async fn resolve(app: &App, given: &str) -> Result<String, Response> {
+    let given = crate::store::ids::as_given(given);
     if let Some(id) = app.calls.resolve(given) {
         return Ok(id);
     }

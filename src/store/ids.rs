@@ -77,6 +77,12 @@ impl IdMatch {
     }
 }
 
+/// An id as given, without surrounding blanks or the `…` a clipped id ends
+/// with (so an id copied from a narrow table still works as a prefix).
+pub fn as_given(given: &str) -> &str {
+    given.trim().trim_end_matches('…')
+}
+
 /// Whether `given` is long enough to be looked up as a prefix.
 pub fn is_prefix_candidate(given: &str) -> bool {
     given.chars().count() >= MIN_PREFIX
@@ -102,6 +108,7 @@ impl Reader {
     /// The conversation `given` names: its id or a leg's call_control_id, in
     /// full or by a unique prefix of at least [`MIN_PREFIX`] characters.
     pub fn find_conversation(&self, given: &str) -> Result<IdMatch, StoreError> {
+        let given = as_given(given);
         let conn = self.connection()?;
         find(&conn, given).map_err(|source| StoreError::Sqlite { path: self.path().display().to_string(), source })
     }
@@ -174,6 +181,7 @@ mod tests {
     fn unique_prefixes_exact_ids_and_legs_name_a_conversation() {
         let (_d, r) = db(&["ed6159f1-aaaa", "ed6159f2-bbbb", "c1"], &[("v3:leg-one", "c1")]);
         assert_eq!(r.find_conversation("ed6159f1").unwrap(), IdMatch::One("ed6159f1-aaaa".into()));
+        assert_eq!(r.find_conversation(" ed6159f1-a… ").unwrap(), IdMatch::One("ed6159f1-aaaa".into()), "as clipped");
         assert_eq!(r.find_conversation("c1").unwrap(), IdMatch::One("c1".into()), "short ids match exactly");
         assert_eq!(r.find_conversation("v3:leg").unwrap(), IdMatch::One("c1".into()));
         assert_eq!(r.find_conversation("v3:leg-one").unwrap(), IdMatch::One("c1".into()));
