@@ -1,6 +1,7 @@
 //! The local engine: an offline lexicon and rule sentiment scorer made robust to
-//! speech-recognition text, plus trackers.
+//! speech-recognition text, a learned model stacked on it, plus trackers.
 
+use super::learned::{Learned, LearnedScorer, Phrases};
 use super::normalize::Normalized;
 use super::sentiment::{SentimentDetail, SentimentScorer};
 use super::{Label, Score, Scorer, TrackerSet};
@@ -10,12 +11,54 @@ use super::{Label, Score, Scorer, TrackerSet};
 pub struct LocalEngine {
     trackers: TrackerSet,
     sentiment: SentimentScorer,
+    /// `None`: the lexicon score alone (the engine before the learned model).
+    learned: Option<LearnedScorer>,
+}
+
+/// How the local engine scored one utterance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assessment {
+    /// The engine's score, -1..1: the learned valence, or the lexicon score
+    /// when the engine runs without the learned model.
+    pub score: f64,
+    /// The lexicon scorer's compound (VADER plus the contact-centre lexicon).
+    pub lexicon: f64,
+    /// The learned model's valence and dissatisfaction, when it runs.
+    pub learned: Option<Learned>,
 }
 
 impl LocalEngine {
-    /// An engine with these trackers.
+    /// An engine with these trackers: the lexicon scorer and the learned
+    /// model stacked on it.
     pub fn new(trackers: TrackerSet) -> Self {
-        Self { trackers, sentiment: SentimentScorer::new() }
+        Self { trackers, sentiment: SentimentScorer::new(), learned: Some(LearnedScorer::new()) }
+    }
+
+    /// An engine that scores with the lexicon scorer alone, as before the
+    /// learned model (for comparison).
+    pub fn lexicon_only(trackers: TrackerSet) -> Self {
+        Self { trackers, sentiment: SentimentScorer::new(), learned: None }
+    }
+
+    /// The learned model, unless the engine runs on the lexicon alone.
+    pub fn learned(&self) -> Option<&LearnedScorer> {
+        self.learned.as_ref()
+    }
+
+    /// Scores `text` and keeps the parts.
+    pub fn assess(&self, text: &str) -> Assessment {
+        self.assess_normalized(text, &Normalized::new(text))
+    }
+
+    fn assess_normalized(&self, text: &str, norm: &Normalized) -> Assessment {
+        let Some(model) = &self.learned else {
+            let lexicon = self.sentiment.score(text, norm);
+            return Assessment { score: lexicon, lexicon, learned: None };
+        };
+        let mut phrases = Phrases::default();
+        let lexicon = self.sentiment.score_with_phrases(text, norm, &mut |start, end| phrases.push(start, end));
+        let learned = Some(model.score(norm, lexicon, &phrases));
+        Assessment { score: learned.map_or(lexicon, |l| l.valence), lexicon, learned }
     }
 
     /// The trackers this engine detects.
@@ -28,8 +71,8 @@ impl LocalEngine {
         &self.sentiment
     }
 
-    /// How `text` was scored: the general-language and domain parts, sarcasm,
-    /// and the domain phrases that counted.
+    /// How the lexicon scorer scored `text`: the general-language and domain
+    /// parts, sarcasm, and the domain phrases that counted.
     pub fn explain(&self, text: &str) -> SentimentDetail {
         self.sentiment.explain(text, &Normalized::new(text))
     }
@@ -48,7 +91,7 @@ impl Scorer for LocalEngine {
 
     fn score(&self, text: &str) -> Score {
         let norm = Normalized::new(text);
-        let score = self.sentiment.score(text, &norm);
+        let score = self.assess_normalized(text, &norm).score;
         Score {
             score,
             label: Label::from_score(score),

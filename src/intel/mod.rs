@@ -2,6 +2,7 @@
 //! spot named phrase sets. Plain library code with no I/O (the Symbl engine's
 //! network client lives beside it and is driven by the server).
 
+pub mod learned;
 pub mod lexicon;
 pub mod local;
 pub mod normalize;
@@ -12,7 +13,8 @@ pub mod trackers;
 
 use serde::{Deserialize, Serialize};
 
-pub use local::LocalEngine;
+pub use learned::{Learned, LearnedScorer, Phrases};
+pub use local::{Assessment, LocalEngine};
 pub use normalize::Normalized;
 pub use sentiment::{SentimentDetail, SentimentScorer};
 pub use trackers::{TrackerConfig, TrackerError, TrackerHit, TrackerSet};

@@ -100,17 +100,29 @@ impl SentimentScorer {
 
     /// Scores `raw`, whose normalised form is `norm`.
     pub fn score(&self, raw: &str, norm: &Normalized) -> f64 {
-        self.run(raw, norm, None)
+        self.run(raw, norm, None, None)
+    }
+
+    /// Scores `raw` like [`score`](Self::score) and reports the token range
+    /// (start, end) of every domain phrase found, at most 32.
+    pub fn score_with_phrases(&self, raw: &str, norm: &Normalized, on_phrase: &mut dyn FnMut(usize, usize)) -> f64 {
+        self.run(raw, norm, None, Some(on_phrase))
     }
 
     /// Scores `raw` and says how.
     pub fn explain(&self, raw: &str, norm: &Normalized) -> SentimentDetail {
         let mut detail = SentimentDetail { score: 0.0, general: 0.0, domain: 0.0, sarcasm: false, phrases: Vec::new() };
-        detail.score = self.run(raw, norm, Some(&mut detail));
+        detail.score = self.run(raw, norm, Some(&mut detail), None);
         detail
     }
 
-    fn run(&self, raw: &str, norm: &Normalized, mut detail: Option<&mut SentimentDetail>) -> f64 {
+    fn run(
+        &self,
+        raw: &str,
+        norm: &Normalized,
+        mut detail: Option<&mut SentimentDetail>,
+        on_phrase: Option<&mut dyn FnMut(usize, usize)>,
+    ) -> f64 {
         let mut found = [Found::default(); MAX_FOUND];
         let mut n = 0;
         self.domain.for_each_longest(norm, |m| {
@@ -120,6 +132,9 @@ impl SentimentScorer {
             }
         });
         let found = &found[..n];
+        if let Some(f) = on_phrase {
+            found.iter().for_each(|x| f(x.start as usize, x.end as usize));
+        }
 
         let general = self.general_score(raw, norm, found);
         let but_at = (0..norm.len()).find(|&i| norm.word(i) == "but");
