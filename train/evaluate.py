@@ -105,8 +105,9 @@ def main() -> None:
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| set | kind | n (negative) | metric | VADER | lexicon engine | learned engine | learned − VADER | VADER on original text |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| set | kind | n (negative) | metric | VADER | lexicon engine | learned engine | learned − VADER "
+        "| learned dissatisfaction | VADER on original text |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         metrics = [("spearman", "Spearman"), ("auc", "AUC dissatisfied" if r["set"] in SATISFACTION else "AUC negative")]
@@ -114,9 +115,10 @@ def table(results: list[dict]) -> str:
             metrics.insert(0, ("pearson", "Pearson"))
         for key, label in metrics:
             v, lx, le, vo = (r[f"{e}_{key}"] for e in ("vader", "lexicon", "learned", "vader_orig"))
+            dis = f"{r['learned_dissatisfied_auc']:.3f}" if key == "auc" else ""
             lines.append(
                 f"| {r['set']} | {r['kind']} | {r['n']} ({r['negative']}) | {label} | {v:.3f} | {lx:.3f} | {le:.3f} | "
-                f"{le - v:+.3f} | {vo:.3f} |"
+                f"{le - v:+.3f} | {dis} | {vo:.3f} |"
             )
     return "\n".join(lines) + "\n"
 

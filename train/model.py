@@ -2,7 +2,7 @@
 
 An utterance of n normalised tokens scores, on VADER's valence scale,
 
-    s = expand(lexicon) + (sum_i w[token_i, negated_i] + sum_j w[bigram_j]) / sqrt(n)
+    s = expand(lexicon) + dead((sum_i w[token_i, negated_i] + sum_j w[bigram_j]) / sqrt(n), d)
 
 and its valence is VADER's squash s / sqrt(s^2 + 15), in -1..1. `lexicon` is
 the existing lexicon engine's score (VADER plus the contact-centre lexicon,
@@ -12,7 +12,9 @@ policy's thresholds keep their meaning; tokens inside a contact-centre phrase
 the lexicon matched are left to the lexicon, as are bigrams touching them.
 A bias absorbs the training sets' base rate during the fit and is not
 shipped: neutral text stays at the lexicon's neutral point. Word weights are
-soft-thresholded at export, so words with no clear valence weigh exactly 0. Each
+soft-thresholded at export, so words with no clear valence weigh exactly 0,
+and the learned sum passes a dead zone `d` (moved toward 0 by d, stopping at
+0), so it only speaks when its evidence is clear. Each
 word's weight is `embedding(word) . u + r[word]` (`u'`, `r'` when a negator
 reaches the word): the embedding is all-MiniLM-L6-v2's sentence embedding of
 the word alone, so words never seen in the labelled data still get a weight
@@ -106,9 +108,9 @@ def build_counts(scored, vocab: Vocab):
 
 @dataclass
 class Params:
-    lam_u: float = 1e-5  # on the embedding projections
-    lam_r: float = 1e-4  # on the per-word corrections
-    lam_b: float = 1e-4  # on the bigram weights
+    lam_u: float = 1e-6  # on the embedding projections
+    lam_r: float = 3e-5  # on the per-word corrections
+    lam_b: float = 3e-5  # on the bigram weights
 
 
 class Design:
@@ -213,13 +215,14 @@ def soft_threshold(weights: dict[str, tuple[float, float]], tau: float) -> dict[
     return {k: (shrink(a), shrink(b)) for k, (a, b) in weights.items()}
 
 
-def export(valence_w: np.ndarray, dissatisfied_w: np.ndarray, vocab: Vocab, tau: float = 0.0) -> bytes:
+def export(valence_w: np.ndarray, dissatisfied_w: np.ndarray, vocab: Vocab, tau: float = 0.0, dead: float = 0.0) -> bytes:
     """The weights file the Rust engine includes (see src/intel/learned.rs).
 
     Layout, little-endian:
       magic "IVRXLRN1"; u32 entries; u32 slots (a power of two); u32 text bytes;
-      f32 x 6: valence lexicon weight, valence bias, dissatisfied lexicon
-      weight, dissatisfied bias, valence scale, dissatisfied scale;
+      f32 x 7: valence lexicon weight, valence bias, dissatisfied lexicon
+      weight, dissatisfied bias, valence scale, dissatisfied scale, valence
+      dead zone;
       per entry: u32 text offset, u16 text length, i16 x 4 (valence plain,
       valence negated, dissatisfied plain, dissatisfied negated, each times
       its scale); u32 x slots: entry index + 1, or 0 (open addressing, FNV-1a
@@ -254,8 +257,8 @@ def export(valence_w: np.ndarray, dissatisfied_w: np.ndarray, vocab: Vocab, tau:
         table[h] = i + 1
     head = MAGIC + struct.pack(
         # The valence bias only absorbed the training sets' base rate: not shipped.
-        "<III6f", len(entries), slots, len(text), valence_w[0], 0.0, dissatisfied_w[0], dissatisfied_w[1],
-        vscale, dscale,
+        "<III7f", len(entries), slots, len(text), valence_w[0], 0.0, dissatisfied_w[0], dissatisfied_w[1],
+        vscale, dscale, dead,
     )
     return bytes(head + body + struct.pack(f"<{slots}I", *table) + text)
 
@@ -276,8 +279,10 @@ class Exported:
         if blob[:8] != MAGIC:
             raise ValueError("not a weights file")
         n, slots, _ = struct.unpack_from("<III", blob, 8)
-        self.a_v, self.b_v, self.a_d, self.b_d, self.vscale, self.dscale = struct.unpack_from("<6f", blob, 20)
-        head = 8 + 12 + 24
+        self.a_v, self.b_v, self.a_d, self.b_d, self.vscale, self.dscale, self.dead = struct.unpack_from(
+            "<7f", blob, 20
+        )
+        head = 8 + 12 + 28
         body = blob[head : head + n * 14]
         text = blob[head + n * 14 + slots * 4 :]
         self.table = {}
@@ -303,6 +308,8 @@ class Exported:
                     d += e[2]
         per = 1.0 / math.sqrt(len(tokens)) if tokens else 0.0
         lex = float(expand(np.array(lexicon)))
-        sv = self.a_v * lex + self.b_v + v / self.vscale * per
+        learned = v / self.vscale * per
+        learned = math.copysign(max(abs(learned) - self.dead, 0.0), learned)
+        sv = self.a_v * lex + self.b_v + learned
         sd = self.a_d * lex + self.b_d + d / self.dscale * per
         return float(squash(np.array(sv))), 1.0 / (1.0 + math.exp(-sd))

@@ -34,7 +34,13 @@ HERE = Path(__file__).parent
 OUT = HERE.parent / "src" / "intel" / "learned" / "weights.bin"
 MIN_RESIDUAL = 3  # a word needs this many training occurrences for its own correction
 MIN_BIGRAM = 3
-TAUS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+TAUS = (0.0, 0.05, 0.1, 0.2, 0.3)
+DEAD_ZONES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+# The dev split picks 0.2; at 0.2 "am i talking to a computer" scores -0.05
+# and the development caller corpus (eval/corpus) transfers a merely curious
+# caller, so the shipped dead zone is at least 0.3 (dev correlation 0.6080
+# instead of 0.6122).
+MIN_DEAD_ZONE = 0.3
 
 
 def embedding_vocab(train_words) -> list[str]:
@@ -126,25 +132,27 @@ def main() -> None:
 
     params = model.Params()
 
-    def shipped(w_val, w_dis, tau, rows):
+    def shipped(w_val, w_dis, tau, dead, rows):
         """Predictions of the exported model (thresholded, no valence bias)."""
-        exported = model.Exported(model.export(w_val, w_dis, vocab, tau))
+        exported = model.Exported(model.export(w_val, w_dis, vocab, tau, dead))
         pairs = [exported.score(s) for s, f in zip(scored, rows) if f]
         return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
 
-    # The soft threshold: the largest that keeps dev correlation within 0.005
-    # of the unthresholded model's.
+    # The soft threshold and dead zone: the largest dead zone (then the
+    # largest threshold) that keeps dev correlation within 0.005 of the
+    # model without either.
     w_val = model.fit(sub(train_rows), y_val[train_rows], params, "valence")
     w_dis = model.fit(sub(train_rows), y_dis[train_rows], params, "logistic")
-    tau, best = 0.0, None
+    grid = {}
     for t in TAUS:
-        pred, _ = shipped(w_val, w_dis, t, dev_rows)
-        r = pearsonr(pred, y_val[dev_rows])[0]
-        best = r if best is None else best
-        print(f"tau={t:g}: dev pearson {r:.4f} auc {roc_auc_score(y_neg[dev_rows], -pred):.4f}", flush=True)
-        if r >= best - 0.005:
-            tau = t
-    print(f"soft threshold {tau:g}")
+        for d in DEAD_ZONES:
+            pred, _ = shipped(w_val, w_dis, t, d, dev_rows)
+            grid[t, d] = pearsonr(pred, y_val[dev_rows])[0]
+            print(f"tau={t:g} dead={d:g}: dev pearson {grid[t, d]:.4f}", flush=True)
+    ok = [k for k, r in grid.items() if r >= grid[0.0, 0.0] - 0.005]
+    tau, dead = max(ok, key=lambda k: (k[1], k[0]))
+    dead = max(dead, MIN_DEAD_ZONE)
+    print(f"soft threshold {tau:g}, dead zone {dead:g}")
 
     w_val = model.fit(sub(fit_rows), y_val[fit_rows], params, "valence")
     w_dis = model.fit(sub(fit_rows), y_dis[fit_rows], params, "logistic")
@@ -155,7 +163,7 @@ def main() -> None:
     rows = []
     for name in ("goemotions_test", "xed_test"):
         m = np.array([e.group == name for e in examples]) & test_rows
-        val, dis = shipped(w_val, w_dis, tau, m)
+        val, dis = shipped(w_val, w_dis, tau, dead, m)
         preds = {
             "vader": np.array([s.vader for s, f in zip(scored, m) if f]),
             "lexicon": np.array([s.lexicon for s, f in zip(scored, m) if f]),
@@ -166,7 +174,7 @@ def main() -> None:
         print(json.dumps(r))
 
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    blob = model.export(w_val, w_dis, vocab, tau)
+    blob = model.export(w_val, w_dis, vocab, tau, dead)
     OUT.write_bytes(blob)
     print(f"wrote {OUT} ({len(blob)} bytes, sha256 {hashlib.sha256(blob).hexdigest()})")
     (HERE / "results").mkdir(exist_ok=True)

@@ -4,9 +4,13 @@
 //! For an utterance of `n` normalised tokens, on VADER's valence scale:
 //!
 //! ```text
-//! s = a · expand(lexicon) + b + (Σ w[token, negated] + Σ w[bigram]) / √n
+//! s = a · expand(lexicon) + b + dead(Σ w[token, negated] + Σ w[bigram]) / √n, d)
 //! valence = s / √(s² + 15)
 //! ```
+//!
+//! where `dead(x, d)` moves `x` toward 0 by `d` (and stops at 0): the learned
+//! part speaks only when its evidence is clear, so plain requests keep the
+//! lexicon's neutral score.
 //!
 //! `lexicon` is the lexicon scorer's compound ([`super::SentimentScorer`]),
 //! `expand` undoes VADER's squash, and a token is negated when
@@ -28,7 +32,7 @@ use super::normalize::{negated_before, Normalized};
 static WEIGHTS: &[u8] = include_bytes!("learned/weights.bin");
 
 const MAGIC: &[u8; 8] = b"IVRXLRN1";
-const HEADER: usize = 8 + 3 * 4 + 6 * 4;
+const HEADER: usize = 8 + 3 * 4 + 7 * 4;
 const ENTRY: usize = 4 + 2 + 4 * 2;
 /// VADER's normalisation constant.
 const ALPHA: f64 = 15.0;
@@ -98,6 +102,7 @@ struct Params {
     dissatisfied_bias: f64,
     valence_scale: f64,
     dissatisfied_scale: f64,
+    valence_dead_zone: f64,
 }
 
 impl std::fmt::Debug for LearnedScorer {
@@ -138,6 +143,7 @@ impl LearnedScorer {
             dissatisfied_bias: f(32),
             valence_scale: f(36),
             dissatisfied_scale: f(40),
+            valence_dead_zone: f(44),
         };
         let entries_end = HEADER + entries * ENTRY;
         let slots_end = entries_end + slots as usize * 4;
@@ -201,7 +207,9 @@ impl LearnedScorer {
         let p = &self.params;
         let per_token = if n == 0 { 0.0 } else { 1.0 / (n as f64).sqrt() };
         let lex = expand(lexicon);
-        let v = p.valence_lexicon * lex + p.valence_bias + valence as f64 / p.valence_scale * per_token;
+        let learned = valence as f64 / p.valence_scale * per_token;
+        let learned = learned.signum() * (learned.abs() - p.valence_dead_zone).max(0.0);
+        let v = p.valence_lexicon * lex + p.valence_bias + learned;
         let d =
             p.dissatisfied_lexicon * lex + p.dissatisfied_bias + dissatisfied as f64 / p.dissatisfied_scale * per_token;
         Learned { valence: squash(v), dissatisfied: 1.0 / (1.0 + (-d).exp()) }
@@ -287,6 +295,30 @@ mod tests {
         assert!(s.find(&[b"thanks"]).is_some());
         assert!(s.find(&[b"not", b" ", b"working"]).is_some() || s.find(&[b"not"]).is_some());
         assert!(s.find(&[b"zzzzqqq"]).is_none());
+    }
+
+    /// (text, valence, dissatisfied) as `train/model.py`'s `Exported` reads the
+    /// committed weights; the engine must reproduce them.
+    const PINNED: &[(&str, f64, f64)] = &[
+        ("perfect thanks that is sorted", 0.936604, 0.006811),
+        ("this is the third time i am calling and it is still not working", -0.700349, 0.289780),
+        ("hi i am thinking about upgrading my phone", 0.000000, 0.046924),
+        ("that's it i'm closing everything with you", 0.000000, 0.165467),
+        ("I love the new phone but my bill is wrong again!", 0.180598, 0.062323),
+        ("you are useless", -0.493915, 0.254521),
+        ("i do not hate it", -0.222050, 0.456074),
+        ("ok", 0.102733, 0.083153),
+    ];
+
+    #[test]
+    fn reproduces_pinned_scores() {
+        let engine = super::super::LocalEngine::default();
+        for &(text, valence, dissatisfied) in PINNED {
+            let l = engine.assess(text).learned.expect("the default engine runs the learned model");
+            assert!((l.valence - valence).abs() < 1e-4, "{text}: valence {} not {valence}", l.valence);
+            assert!((l.dissatisfied - dissatisfied).abs() < 1e-4, "{text}: {} not {dissatisfied}", l.dissatisfied);
+        }
+        assert!(PINNED.len() >= 6);
     }
 
     #[test]
