@@ -120,7 +120,6 @@ impl Default for LearnedScorer {
 impl LearnedScorer {
     /// The scorer with the compiled-in weights (checked by the tests).
     pub fn new() -> Self {
-        #[allow(clippy::expect_used)]
         Self::from_bytes(WEIGHTS).expect("the compiled-in weights are valid")
     }
 
