@@ -27,6 +27,7 @@
 //! and licence in `learned/README.md`): no I/O, no allocation per utterance.
 
 use super::normalize::{negated_before, Normalized};
+use super::sentiment::{expand, normalize as squash};
 
 /// The trained weights.
 static WEIGHTS: &[u8] = include_bytes!("learned/weights.bin");
@@ -34,8 +35,6 @@ static WEIGHTS: &[u8] = include_bytes!("learned/weights.bin");
 const MAGIC: &[u8; 8] = b"IVRXLRN1";
 const HEADER: usize = 8 + 3 * 4 + 7 * 4;
 const ENTRY: usize = 4 + 2 + 4 * 2;
-/// VADER's normalisation constant.
-const ALPHA: f64 = 15.0;
 
 /// What the learned model makes of one utterance.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -205,7 +204,7 @@ impl LearnedScorer {
         }
         let p = &self.params;
         let per_token = if n == 0 { 0.0 } else { 1.0 / (n as f64).sqrt() };
-        let lex = expand(lexicon);
+        let lex = if lexicon.is_nan() { 0.0 } else { expand(lexicon) };
         let learned = valence as f64 / p.valence_scale * per_token;
         let learned = learned.signum() * (learned.abs() - p.valence_dead_zone).max(0.0);
         let v = p.valence_lexicon * lex + p.valence_bias + learned;
@@ -260,23 +259,6 @@ fn u16_at(b: &[u8], i: usize) -> u16 {
 
 fn i16_at(b: &[u8], i: usize) -> i16 {
     i16::from_le_bytes([b[i], b[i + 1]])
-}
-
-/// VADER's compound normalisation.
-fn squash(sum: f64) -> f64 {
-    if !sum.is_finite() {
-        return 0.0;
-    }
-    (sum / (sum * sum + ALPHA).sqrt()).clamp(-1.0, 1.0)
-}
-
-/// The valence sum behind a compound (the inverse of [`squash`]).
-fn expand(compound: f64) -> f64 {
-    if compound.is_nan() {
-        return 0.0;
-    }
-    let c = compound.clamp(-0.9999, 0.9999);
-    c * (ALPHA / (1.0 - c * c)).sqrt()
 }
 
 #[cfg(test)]

@@ -261,7 +261,7 @@ fn but_weight(v: f64, start: usize, but_at: Option<usize>) -> f64 {
 }
 
 /// VADER's compound normalisation, on the valence sum.
-fn normalize(sum: f64) -> f64 {
+pub(super) fn normalize(sum: f64) -> f64 {
     if !sum.is_finite() {
         return 0.0;
     }
@@ -269,7 +269,7 @@ fn normalize(sum: f64) -> f64 {
 }
 
 /// The valence sum behind a compound (the inverse of [`normalize`]).
-fn expand(compound: f64) -> f64 {
+pub(super) fn expand(compound: f64) -> f64 {
     let c = compound.clamp(-0.9999, 0.9999);
     c * (ALPHA / (1.0 - c * c)).sqrt()
 }
