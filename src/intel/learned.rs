@@ -4,7 +4,7 @@
 //! For an utterance of `n` normalised tokens, on VADER's valence scale:
 //!
 //! ```text
-//! s = a · expand(lexicon) + b + dead(Σ w[token, negated] + Σ w[bigram]) / √n, d)
+//! s = a · expand(lexicon) + b + dead((Σ w[token, negated] + Σ w[bigram]) / √n, d)
 //! valence = s / √(s² + 15)
 //! ```
 //!
@@ -16,9 +16,11 @@
 //! `expand` undoes VADER's squash, and a token is negated when
 //! [`negated_before`] says so. Tokens inside a contact-centre phrase the
 //! lexicon matched ([`Phrases`]) are left to the lexicon: it has judged them
-//! in context ("oh great another hour on hold" is not praise). The word weights come from all-MiniLM-L6-v2
-//! embeddings of each word and a head trained on the labelled data, folded
-//! into one number per word (see `train/` in the repository); a second head
+//! in context ("oh great another hour on hold" is not praise).
+//!
+//! The word weights come from all-MiniLM-L6-v2 embeddings of each word and a
+//! head trained on the labelled data, folded into one number per word (see
+//! `train/` in the repository); a second head
 //! of the same form, through a logistic, gives the probability that the
 //! caller is dissatisfied (anger, annoyance, disappointment, disapproval,
 //! disgust).
@@ -78,9 +80,10 @@ pub enum WeightsError {
     /// The file is shorter than its header says.
     #[error("weights file truncated: {0} bytes, header says {1}")]
     Truncated(usize, usize),
-    /// The slot count is not a power of two.
-    #[error("weights table has {0} slots, not a power of two")]
-    Slots(u32),
+    /// The slot count is not a power of two above the entry count, or a
+    /// slot names no entry.
+    #[error("weights table has {0} slots for {1} entries, or a slot out of range")]
+    Slots(u32, u32),
 }
 
 /// The learned scorer over the compiled-in weights.
@@ -130,8 +133,8 @@ impl LearnedScorer {
         let entries = u32_at(bytes, 8) as usize;
         let slots = u32_at(bytes, 12);
         let text = u32_at(bytes, 16) as usize;
-        if !slots.is_power_of_two() {
-            return Err(WeightsError::Slots(slots));
+        if !slots.is_power_of_two() || entries >= slots as usize {
+            return Err(WeightsError::Slots(slots, entries as u32));
         }
         let f = |i: usize| f64::from(f32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]));
         let params = Params {
@@ -156,7 +159,14 @@ impl LearnedScorer {
             text: &bytes[slots_end..],
             mask: u64::from(slots) - 1,
         };
-        // Every entry's text must lie inside the text block.
+        // Every slot names an entry or none, and no more slots are used than
+        // there are entries (fewer than slots), so every lookup meets an
+        // empty slot and ends; every entry's text lies in the text block.
+        let slot = |i: usize| u32_at(scorer.slots, i * 4) as usize;
+        let used = (0..slots as usize).filter(|&i| slot(i) != 0).count();
+        if used > entries || (0..slots as usize).any(|i| slot(i) > entries) {
+            return Err(WeightsError::Slots(slots, entries as u32));
+        }
         for i in 0..entries {
             let at = i * ENTRY;
             let start = u32_at(scorer.entries, at) as usize;
