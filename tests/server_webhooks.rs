@@ -54,7 +54,7 @@ struct Fixture {
 const TOKEN: &str = "test-admin-token-0123456789";
 
 async fn fixture() -> Fixture {
-    ivrx::tls::install_crypto_provider();
+    ivrx::http::tls::install_crypto_provider();
     let (base, log) = fake_api().await;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("ivrx.db"), StoreOptions::default()).unwrap();

@@ -11,7 +11,7 @@ pub mod dedupe;
 pub mod live;
 pub mod metrics;
 pub mod outbox;
-pub mod pstn;
+pub mod symbl_link;
 pub mod token;
 mod webhook;
 
@@ -28,7 +28,7 @@ use self::calls::{Calls, Engine, Shared};
 use self::dedupe::RecentSet;
 use self::live::LiveHub;
 use self::metrics::Metrics;
-pub use crate::http::Limits;
+pub use crate::http::serve::Limits;
 use crate::session::SessionSettings;
 use crate::store::Store;
 use crate::telnyx::{TelnyxClient, WebhookVerifier};
@@ -131,7 +131,7 @@ pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize, limits: 
         .route("/metrics", get(api::metrics))
         .merge(admin)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state((limits, max_body_bytes), crate::http::read_body_within))
+        .layer(axum::middleware::from_fn_with_state((limits, max_body_bytes), crate::http::serve::read_body_within))
         .with_state(app)
 }
 
@@ -183,6 +183,6 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
     let stopped = async {
         let _ = rx.await;
     };
-    let task = tokio::spawn(crate::http::serve(options.listener, router, limits, stopped));
+    let task = tokio::spawn(crate::http::serve::serve(options.listener, router, limits, stopped));
     Ok(ServerHandle { addr, app, shutdown: Some(tx), task })
 }
