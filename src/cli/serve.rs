@@ -126,7 +126,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         header_timeout: Duration::from_millis(config.server.header_timeout_ms),
         body_timeout: Duration::from_millis(config.server.body_timeout_ms),
     };
-    let options = |client, verifier, settings| ServerOptions {
+    let options = |client, verifier, settings, load_audit| ServerOptions {
         listener,
         webhook_path: config.server.webhook_path.clone(),
         verifier,
@@ -138,6 +138,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         max_body_bytes: config.server.max_body_bytes,
         grace: Duration::from_secs(config.server.ended_call_grace_secs),
         signature_tolerance: Duration::from_secs(config.telnyx.signature_tolerance_secs),
+        load_audit,
     };
     match mode {
         Mode::Live => {
@@ -152,7 +153,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 .map(|u| format!("{}{}", u.trim_end_matches('/'), config.server.webhook_path));
             let connection_id = config.telnyx.connection_id.clone().unwrap_or_default();
             let settings = Arc::new(config.session_settings(connection_id, webhook_url));
-            let server = server::start_with(options(client, verifier, settings), limits).await?;
+            let server = server::start_with(options(client, verifier, settings, false), limits).await?;
             Ok(Running { server, sandbox: None, store, db, mode })
         }
         Mode::Sandbox => {
@@ -173,7 +174,8 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 retry,
             })?;
             let settings = Arc::new(config.session_settings(config.sandbox.connection_id.clone(), None));
-            let server = server::start_with(options(client, signer.verifier(), settings), limits).await?;
+            // Load runs (`ivrx dial --sandbox --load`) audit the store through this server.
+            let server = server::start_with(options(client, signer.verifier(), settings, true), limits).await?;
             let mut sc = SandboxConfig::new(webhook_url);
             sc.api_key = EMBEDDED_SANDBOX_KEY.into();
             sc.signer = signer;

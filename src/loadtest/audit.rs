@@ -1,4 +1,6 @@
-//! Integrity checks for load runs (token-protected):
+//! The server's side of load runs: integrity checks and a fresh measurement
+//! window (token-protected), mounted only when `ivrx serve` runs against the
+//! embedded sandbox carrier (see [`crate::server::ServerOptions::load_audit`]):
 //!
 //! | method | path | what |
 //! |---|---|---|
@@ -14,12 +16,21 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::error;
-use super::App;
+use crate::server::api::error;
+use crate::server::App;
+
+/// The routes, for the admin API.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/api/v1/stats/reset", post(reset_stats))
+        .route("/api/v1/audit/webhooks", post(webhooks))
+        .route("/api/v1/audit/calls", post(calls))
+}
 
 /// Most ids one audit request may carry.
 pub const MAX_AUDIT_BATCH: usize = 10_000;
