@@ -224,7 +224,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let running = start(&args, config, mode).await?;
     if args.demo {
-        let code = super::demo::run(&running).await?;
+        let code = super::demo::run(running.sandbox.clone(), &running.server.app, &running.db).await?;
         shutdown(running).await;
         return Ok(code);
     }
