@@ -82,7 +82,7 @@ pub struct AdminClient {
 impl AdminClient {
     /// A client for the server that `target` names, with its admin token.
     pub fn new(target: &ServerArgs) -> anyhow::Result<Self> {
-        crate::tls::install_crypto_provider();
+        crate::http::tls::install_crypto_provider();
         let token = resolve_token(target)?;
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
         Ok(Self { http, base: target.server.trim_end_matches('/').to_string(), token })
@@ -145,7 +145,7 @@ impl AdminClient {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> AdminError {
-        AdminError::Unreachable { url: self.base.clone(), message: crate::error_chain::error_chain(e) }
+        AdminError::Unreachable { url: self.base.clone(), message: ivrx_http::error_chain::error_chain(e) }
     }
 
     /// A 401: the token was refused, or there was none to send.

@@ -3,23 +3,30 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use console::Style;
 
 use super::exit;
-use super::serve::Running;
 use super::view::ConversationView;
-use crate::load::mix;
-use crate::sandbox::{PlaceCall, Script};
+use crate::loadtest::mix;
+use crate::sandbox::{PlaceCall, SandboxHandle, Script};
+use crate::server::App;
 use crate::session::DomainEvent;
 
 /// The callers of the demo (bundled in the binary, from `examples/`).
 pub const DEMO_CALLERS: [&str; 4] = ["calm", "frustrated", "asks_for_human", "interested_buyer"];
 
-/// Runs the demo against a started sandbox-mode server.
-pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
-    let Some(sandbox) = running.sandbox.clone() else {
+/// Runs the demo against a started sandbox-mode server (`app`, listening on
+/// `server`), its sandbox carrier and its database file.
+pub async fn run(
+    sandbox: Option<SandboxHandle>,
+    app: &Arc<App>,
+    server: std::net::SocketAddr,
+    db: &Path,
+) -> anyhow::Result<ExitCode> {
+    let Some(sandbox) = sandbox else {
         anyhow::bail!("--demo runs on the embedded sandbox; unset TELNYX_API_KEY or add --sandbox");
     };
     let output = super::Output::detect(super::ColorChoice::Auto);
@@ -29,7 +36,7 @@ pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
          webhook server http://{}, sandbox carrier {}\n",
         DEMO_CALLERS.len(),
         sandbox.clock().time_scale(),
-        running.server.addr,
+        server,
         sandbox.base_url(),
     );
     let styles = [Style::new().green(), Style::new().red(), Style::new().yellow(), Style::new().blue()];
@@ -39,7 +46,7 @@ pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
         let mut call = PlaceCall::new(script);
         call.from = format!("+1555010{:04}", 1000 + i);
         let info = sandbox.place_call(call)?;
-        let app = running.server.app.clone();
+        let app = app.clone();
         let label = styles[i % styles.len()].clone().force_styling(color).apply_to(format!("[{name:<16}]")).to_string();
         tasks.push(tokio::spawn(async move {
             // Wait until the server has routed the call, then follow it.
@@ -83,8 +90,8 @@ pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
             convs.push(c);
         }
     }
-    running.store.flush().await?;
-    let reader = running.store.reader();
+    app.store.flush().await?;
+    let reader = app.store.reader();
     let mut table =
         super::output::table(output, &["caller", "outcome", "reason", "trigger", "decided", "agent joined"]);
     for (name, conv) in DEMO_CALLERS.iter().zip(&convs) {
@@ -115,10 +122,6 @@ pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
     }
     super::output::keep_whole(&mut table, [0, 4, 5]);
     println!("\n{table}");
-    println!(
-        "\nEvery conversation is stored in {}.\nNext: ivrx analyze --db {}",
-        running.db.display(),
-        running.db.display()
-    );
+    println!("\nEvery conversation is stored in {}.\nNext: ivrx analyze --db {}", db.display(), db.display());
     Ok(exit::code(if convs.len() == DEMO_CALLERS.len() { exit::OK } else { exit::TIMEOUT }))
 }

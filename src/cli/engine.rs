@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, EngineKind, SymblMode};
-use crate::intel::symbl::{CredentialSearch, SymblClient, SymblConfig, SymblEngine, SymblEngineOptions};
 use crate::intel::{LocalEngine, Scorer, TrackerSet};
 use crate::server::calls::Engine;
+use crate::symbl::{CredentialSearch, SymblClient, SymblConfig, SymblEngine, SymblEngineOptions};
 
 /// The local engine with the configured trackers.
 pub fn local_engine(config: &Config) -> LocalEngine {

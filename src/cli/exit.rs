@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use crate::sandbox::ControlError;
+
 /// Success.
 pub const OK: u8 = 0;
 /// Something went wrong (message on stderr).
@@ -59,6 +61,15 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
         let _ = usage.print();
         return code(USAGE);
     }
-    eprintln!("error: {}", crate::error_chain::error_chain(&**e));
+    eprintln!("error: {}", ivrx_http::error_chain::error_chain(&**e));
     code(ERROR)
+}
+
+/// The exit code for a failed request to the sandbox carrier.
+pub fn of_sandbox(e: &ControlError) -> u8 {
+    match e {
+        ControlError::Unreachable(..) => UNREACHABLE,
+        ControlError::NotFound(_) => NOT_FOUND,
+        ControlError::Unauthorized | ControlError::Status(..) => ERROR,
+    }
 }

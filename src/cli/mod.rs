@@ -18,7 +18,6 @@ pub mod exit;
 mod load;
 pub mod output;
 mod sandbox;
-mod sandbox_api;
 mod score;
 pub mod serve;
 mod transfer;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::admin::AdminClient;
 use super::{exit, TransferArgs};
-use crate::url_path;
+use crate::http::url_path;
 
 /// Asks the running server to transfer a call now.
 pub async fn run(args: TransferArgs) -> anyhow::Result<ExitCode> {

@@ -9,9 +9,9 @@ use super::admin::{AdminClient, AdminError};
 use super::output::Output;
 use super::view::ConversationView;
 use super::{exit, ColorChoice, WatchArgs};
+use crate::http::url_path;
 use crate::session::{DomainEvent, Recorded};
 use crate::store::{IdMatch, Reader};
-use crate::url_path;
 
 /// Splits a Server-Sent Events byte stream into `(event, data)` pairs.
 #[derive(Default)]
