@@ -254,8 +254,12 @@ fn watch_from_the_database_takes_id_prefixes_and_shows_signed_bars() {
         let line = text.lines().find(|l| l.contains(" caller ")).unwrap_or_else(|| panic!("{text}")).to_string();
         line.split_whitespace().nth(3).unwrap().to_string()
     };
-    assert!(bar(&neg).starts_with('·') && bar(&neg).contains("█│"), "negative grows left: {}", bar(&neg));
-    assert!(bar(&pos).ends_with('·') && bar(&pos).contains("│█"), "positive grows right: {}", bar(&pos));
+    let halves = |bar: String| {
+        let (left, right) = bar.split_once('│').unwrap_or_else(|| panic!("a centre line in {bar}"));
+        (left.contains('█'), right.contains('█'))
+    };
+    assert_eq!(halves(bar(&neg)), (true, false), "negative grows left: {}", bar(&neg));
+    assert_eq!(halves(bar(&pos)), (false, true), "positive grows right: {}", bar(&pos));
     let clipped = watch("ed6159f2-01f8-47da-85c9…");
     assert_eq!(clipped.status.code(), Some(0), "an id clipped by a table still works: {}", stderr_of(&clipped));
     let ambiguous = watch("ed6159");
