@@ -335,7 +335,9 @@ pub async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resp
         let s = stream::iter(history).chain(live);
         return sse(s);
     }
-    // Not in memory: replay from the store.
+    // Not in memory: replay from the store, once the conversation's last
+    // writes (queued before it left memory) are in.
+    flush_briefly(&app).await;
     let reader = app.store.reader();
     let id2 = id.clone();
     let stored = tokio::task::spawn_blocking(move || reader.events(&id2, 0)).await;
