@@ -83,6 +83,17 @@ fn a_ten_times_faster_clock_stores_calls_at_their_real_time_with_realistic_offse
     assert!(report["connected_ms"].as_i64() > report["decision_ms"].as_i64(), "{report}");
 }
 
+/// `GET path` on the admin API, with the token: the status and the JSON body.
+fn get(s: &Serve, path: &str) -> (u16, Value) {
+    ivrx::http::tls::install_crypto_provider();
+    let req = reqwest::Client::new().get(format!("{}{path}", s.server)).bearer_auth(s.token());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let r = req.send().await.expect("request");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    })
+}
+
 /// Places a call that stays up for a while, and returns its conversation id
 /// once the server has it (as `ivrx watch --latest --json` sees it first).
 fn long_call(s: &Serve) -> (String, std::thread::JoinHandle<Output>) {
@@ -152,6 +163,12 @@ fn watch_and_transfer_take_a_unique_id_prefix_and_list_the_candidates_of_an_ambi
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = run(&s, &["watch", "shared-prefix-t", "--json"]);
     assert_eq!(out.status.code(), Some(0), "a unique prefix of a stored call replays it: {}", stderr(&out));
+    // The admin API takes them too.
+    let (status, body) = get(&s, &format!("/api/v1/conversations/{prefix}"));
+    assert_eq!((status, body["conversation_id"].as_str()), (200, Some(id.as_str())), "{body}");
+    let (status, body) = get(&s, "/api/v1/conversations/shared-pre");
+    assert_eq!((status, &body["code"]), (400, &Value::from("ambiguous_id")), "{body}");
+    assert_eq!(body["candidates"], serde_json::json!(["shared-prefix-one", "shared-prefix-two"]));
     // What analyze prints is what watch takes.
     let table = run(&s, &["analyze", "--db", db.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&table.stdout);

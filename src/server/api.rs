@@ -108,7 +108,7 @@ async fn resolve(app: &App, given: &str) -> Result<String, Response> {
     if let Some(id) = app.calls.resolve(given) {
         return Ok(id);
     }
-    let live = app.calls.find(given);
+    let live = app.calls.starting_with(given);
     let reader = app.store.reader();
     let g = given.to_string();
     let stored = tokio::task::spawn_blocking(move || reader.find_conversation(&g)).await;

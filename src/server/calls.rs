@@ -290,13 +290,10 @@ impl Calls {
         self.legs.lock().ok()?.get(id).cloned()
     }
 
-    /// The conversations in progress that `given` names: an id or a
-    /// call_control_id, in full or by a prefix (see [`crate::store::ids`]).
-    pub fn find(&self, given: &str) -> IdMatch {
-        let exact = self.resolve(given);
-        if exact.is_some() {
-            return IdMatch::from_found(exact, []);
-        }
+    /// The conversations in progress whose id, or one of whose legs'
+    /// call_control_id, starts with `given` (see [`crate::store::ids`]); an
+    /// exact id is [`Calls::resolve`]'s.
+    pub fn starting_with(&self, given: &str) -> IdMatch {
         let mut found = match self.workers.lock() {
             Ok(w) => ids::starting_with(w.keys().map(String::as_str), given),
             Err(_) => Vec::new(),
