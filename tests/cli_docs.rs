@@ -65,3 +65,21 @@ fn man_pages_have_the_exit_status_and_a_quick_start_that_keeps_its_lines() {
     assert!(examples.contains("\n  ivrx dial \\-\\-sandbox \\-\\-script frustrated"), "{examples}");
     assert!(examples.contains("\n.fi\n.SH ENVIRONMENT\n"), "{examples}");
 }
+
+#[test]
+fn the_readme_lists_the_exit_codes_the_binary_uses() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme.split("\n## Exit codes\n").nth(1).expect("an Exit codes section");
+    let rows: Vec<(u8, String)> = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            (cells[0].parse().unwrap(), cells[1].to_string())
+        })
+        .collect();
+    let codes: Vec<(u8, String)> = ivrx::cli::exit::CODES.iter().map(|(c, m)| (*c, m.to_string())).collect();
+    assert_eq!(rows, codes);
+}

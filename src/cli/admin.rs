@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use anyhow::Context as _;
 
-use super::{exit, ServerArgs};
+use super::ServerArgs;
 
-/// What went wrong talking to the server; each maps to an exit code.
+/// What went wrong talking to the server; each has its exit code
+/// ([`super::exit::of_admin`]).
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// No answer.
@@ -41,14 +42,15 @@ pub enum AdminError {
 }
 
 impl AdminError {
-    /// The exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    /// The error's code for `--json` output: the server's refusal code, or
+    /// what kind of failure it was.
+    pub fn code(&self) -> &str {
         match self {
-            AdminError::Unreachable { .. } => exit::UNREACHABLE,
-            AdminError::NotFound(_) => exit::NOT_FOUND,
-            AdminError::Refused { .. } => exit::REFUSED,
-            AdminError::Ambiguous(_) => exit::USAGE,
-            AdminError::Unauthorized | AdminError::NoToken(_) | AdminError::Other { .. } => exit::ERROR,
+            AdminError::Refused { code, .. } => code,
+            AdminError::NotFound(_) => "not_found",
+            AdminError::Ambiguous(_) => "ambiguous_id",
+            AdminError::Unreachable { .. } => "unreachable",
+            AdminError::Unauthorized | AdminError::NoToken(_) | AdminError::Other { .. } => "error",
         }
     }
 }
@@ -102,18 +104,28 @@ impl AdminClient {
 
     /// Sends a request and returns the JSON answer, mapping errors.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, AdminError> {
+        let resp = self.answer(req).await?;
+        Ok(resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends a request: a success as it came, anything else as an error.
+    async fn answer(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, AdminError> {
         let resp = self.auth(req).send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        if status == 401 {
+            return Err(self.unauthorized());
+        }
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         let message = body["error"].as_str().unwrap_or("").to_string();
-        match status {
-            200..=299 => Ok(body),
-            401 => Err(self.unauthorized()),
-            400 if body["code"] == "ambiguous_id" => Err(AdminError::Ambiguous(message)),
-            404 => Err(AdminError::NotFound(if message.is_empty() { "not found".into() } else { message })),
-            409 => Err(AdminError::Refused { code: body["code"].as_str().unwrap_or("").into(), message }),
-            _ => Err(AdminError::Other { status, message }),
-        }
+        Err(match status {
+            400 if body["code"] == "ambiguous_id" => AdminError::Ambiguous(message),
+            404 => AdminError::NotFound(if message.is_empty() { "not found".into() } else { message }),
+            409 => AdminError::Refused { code: body["code"].as_str().unwrap_or("").into(), message },
+            _ => AdminError::Other { status, message },
+        })
     }
 
     /// `GET path`.
@@ -128,20 +140,7 @@ impl AdminClient {
 
     /// Opens a streaming `GET` (for SSE).
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response, AdminError> {
-        let resp = self.auth(self.http.get(self.url(path))).send().await.map_err(|e| self.unreachable(&e))?;
-        match resp.status().as_u16() {
-            200..=299 => Ok(resp),
-            401 => Err(self.unauthorized()),
-            status => {
-                let body: Value = resp.json().await.unwrap_or(Value::Null);
-                let message = body["error"].as_str().unwrap_or("").to_string();
-                Err(match status {
-                    400 if body["code"] == "ambiguous_id" => AdminError::Ambiguous(message),
-                    404 => AdminError::NotFound(if message.is_empty() { "not found".into() } else { message }),
-                    _ => AdminError::Other { status, message },
-                })
-            }
-        }
+        self.answer(self.http.get(self.url(path))).await
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> AdminError {

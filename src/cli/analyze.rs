@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 
-use super::{AnalyzeArgs, AnalyzeFormat, ColorChoice, Output};
+use super::{exit, AnalyzeArgs, AnalyzeFormat, ColorChoice, Output};
 use crate::analyze::render::{chart, csv::CsvWriter, html, json::JsonWriter, table};
 use crate::analyze::synthetic::{self, SyntheticOptions};
 use crate::analyze::{self, import, query, replay, AnalyzeError, Bound, Filters, Options};
@@ -83,11 +83,11 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let report = match result {
         Ok(((), report)) => report,
-        Err(AnalyzeError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(AnalyzeError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::code(exit::OK)),
         Err(e) => return Err(e.into()),
     };
     match out.flush() {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::code(exit::OK)),
         other => other?,
     }
     drop(out);
@@ -103,7 +103,7 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("report written to {}", path.display());
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::code(exit::OK))
 }
 
 /// What the tables say when no stored call is left to report on.

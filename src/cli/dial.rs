@@ -40,21 +40,14 @@ async fn live_call(args: DialArgs) -> anyhow::Result<ExitCode> {
         return Err(exit::usage("dial", message));
     };
     let client = AdminClient::new(&args.target)?;
-    match client.post("/api/v1/calls", &json!({"to": to, "from": args.from})).await {
-        Ok(v) => {
-            if args.json {
-                println!("{v}");
-            } else {
-                println!("dialling {to}: conversation {}", v["conversation_id"].as_str().unwrap_or("?"));
-                println!("follow it with: ivrx watch {}", v["conversation_id"].as_str().unwrap_or("?"));
-            }
-            Ok(exit::code(exit::OK))
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(exit::code(e.exit_code()))
-        }
+    let v = client.post("/api/v1/calls", &json!({"to": to, "from": args.from})).await?;
+    if args.json {
+        println!("{v}");
+    } else {
+        println!("dialling {to}: conversation {}", v["conversation_id"].as_str().unwrap_or("?"));
+        println!("follow it with: ivrx watch {}", v["conversation_id"].as_str().unwrap_or("?"));
     }
+    Ok(exit::code(exit::OK))
 }
 
 async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
@@ -80,13 +73,7 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
         live: args.interactive,
         caller_id_name: None,
     };
-    let ccid = match api.place(&call).await {
-        Ok(ccid) => ccid,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(exit::code(exit::of_sandbox(&e)));
-        }
-    };
+    let ccid = api.place(&call).await?;
     if !args.json {
         eprintln!("placed simulated call {ccid}");
     }
@@ -94,16 +81,9 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(print_heard(api.clone(), ccid.clone()));
         feed_stdin(&api, &ccid).await;
     }
-    match api.wait(&ccid, args.timeout).await {
-        Ok(false) => {
-            eprintln!("error: the call did not end within {} s (sandbox time)", args.timeout);
-            return Ok(exit::code(exit::TIMEOUT));
-        }
-        Ok(true) => {}
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(exit::code(exit::of_sandbox(&e)));
-        }
+    if !api.wait(&ccid, args.timeout).await? {
+        eprintln!("error: the call did not end within {} s (sandbox time)", args.timeout);
+        return Ok(exit::code(exit::TIMEOUT));
     }
     let report: Value = match api.report(&ccid).await {
         Ok(v) => v,
@@ -111,10 +91,7 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
             eprintln!("the call ended; no report is available ({m}): is this sandbox embedded in `ivrx serve`?");
             return Ok(exit::code(exit::NOT_FOUND));
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(exit::code(exit::of_sandbox(&e)));
-        }
+        Err(e) => return Err(e.into()),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -87,17 +87,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     let server = AdminClient::new(&args.target)?;
 
     // The measurement window.
-    let before = match stats(&server, false).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(exit::code(e.exit_code()));
-        }
-    };
-    if let Err(e) = server.post("/api/v1/stats/reset", &json!({})).await {
-        eprintln!("error: {e}");
-        return Ok(exit::code(e.exit_code()));
-    }
+    let before = stats(&server, false).await?;
+    server.post("/api/v1/stats/reset", &json!({})).await?;
     if let Err(e) = carrier.track_deliveries().await {
         eprintln!("error: {e}");
         return Ok(exit::code(exit::UNREACHABLE));

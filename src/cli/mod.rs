@@ -465,7 +465,7 @@ pub fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return exit::code(exit::ERROR);
         }
     };
     match runtime.block_on(run(cli)) {
@@ -486,7 +486,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Analyze(args) => analyze::run(args).await,
         Command::Completions(args) => {
             docs::write_completion(args.shell, &mut std::io::stdout())?;
-            Ok(ExitCode::SUCCESS)
+            Ok(exit::code(exit::OK))
         }
     }
 }

@@ -52,7 +52,7 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(out, "{}", table(&texts, &scores, Output::detect(ColorChoice::Auto)))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::code(exit::OK))
 }
 
 /// The configuration `serve` would run with (`--config`, `IVRX_CONFIG` or the

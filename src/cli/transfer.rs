@@ -28,20 +28,9 @@ pub async fn run(args: TransferArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             if args.json {
-                println!("{}", json!({"error": e.to_string(), "code": refusal_code(&e)}));
+                println!("{}", json!({"error": e.to_string(), "code": e.code()}));
             }
-            eprintln!("error: {e}");
-            Ok(exit::code(e.exit_code()))
+            Err(e.into())
         }
-    }
-}
-
-fn refusal_code(e: &super::admin::AdminError) -> String {
-    match e {
-        super::admin::AdminError::Refused { code, .. } => code.clone(),
-        super::admin::AdminError::NotFound(_) => "not_found".into(),
-        super::admin::AdminError::Ambiguous(_) => "ambiguous_id".into(),
-        super::admin::AdminError::Unreachable { .. } => "unreachable".into(),
-        _ => "error".into(),
     }
 }

@@ -85,17 +85,9 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(&args.target)?;
     let id = match (&args.conversation_id, args.latest) {
         (Some(id), _) => id.clone(),
-        (None, _) => match wait_for_latest(&client, args.json).await {
-            Ok(id) => id,
-            Err(e) => return Ok(fail(e)),
-        },
+        (None, _) => wait_for_latest(&client, args.json).await?,
     };
     follow(&client, &id, &mut printer).await
-}
-
-fn fail(e: AdminError) -> ExitCode {
-    eprintln!("error: {e}");
-    exit::code(e.exit_code())
 }
 
 async fn wait_for_latest(client: &AdminClient, quiet: bool) -> Result<String, AdminError> {
@@ -123,10 +115,7 @@ async fn wait_for_latest(client: &AdminClient, quiet: bool) -> Result<String, Ad
 async fn follow(client: &AdminClient, id: &str, printer: &mut Printer) -> anyhow::Result<ExitCode> {
     let path = format!("/api/v1/conversations/{}/events", url_path::encode(id, url_path::SEGMENT));
     for _attempt in 0..3 {
-        let mut resp = match client.stream(&path).await {
-            Ok(r) => r,
-            Err(e) => return Ok(fail(e)),
-        };
+        let mut resp = client.stream(&path).await?;
         let mut parser = SseParser::default();
         let mut lagged = false;
         loop {
