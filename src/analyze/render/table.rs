@@ -46,6 +46,22 @@ fn table(style: TableStyle, header: &[&str]) -> Table {
     output::table(style.output, header)
 }
 
+/// A list of calls: fitted to the width like every table, or with `--wide`
+/// laid out whole, however wide, so no column is cut.
+fn call_list(style: TableStyle, header: &[&str]) -> Table {
+    let output = if style.wide { Output { width: None, ..style.output } } else { style.output };
+    output::table(output, header)
+}
+
+/// What a caller said, clipped to `max` characters unless `--wide`.
+fn said(style: TableStyle, text: &str, max: usize) -> String {
+    if style.wide {
+        text.to_string()
+    } else {
+        clip(text, max)
+    }
+}
+
 fn num(v: impl ToString) -> Cell {
     Cell::new(v.to_string()).set_alignment(CellAlignment::Right)
 }
@@ -258,7 +274,7 @@ fn recent(out: &mut String, style: TableStyle, calls: &[CallMetrics], total: u64
         .filter(|&i| style.wide || (RECENT_COLUMNS[i].1 && !(narrow && RECENT_COLUMNS[i].0 == "duration")))
         .collect();
     let header: Vec<&str> = shown.iter().map(|&i| RECENT_COLUMNS[i].0).collect();
-    let mut t = table(style, &header);
+    let mut t = call_list(style, &header);
     for m in calls {
         let agent = match (m.transferred, m.transfer_status.as_deref()) {
             (true, _) if style.color() => Cell::new("yes").fg(Color::Green),
@@ -269,7 +285,7 @@ fn recent(out: &mut String, style: TableStyle, calls: &[CallMetrics], total: u64
         let trigger = m
             .trigger_phrase
             .clone()
-            .or_else(|| m.trigger_text.clone().map(|t| clip(&t, 40)))
+            .or_else(|| m.trigger_text.as_deref().map(|t| said(style, t, 40)))
             .unwrap_or_else(|| "-".into());
         let started = m.started_at.get(..if style.wide { 19 } else { 16 }).unwrap_or(&m.started_at).replace('T', " ");
         let mut cells: Vec<Option<Cell>> = vec![
@@ -346,7 +362,7 @@ fn changes(out: &mut String, style: TableStyle, title: &str, list: &[ReplayChang
         return;
     }
     heading(out, style, &format!("{title} ({} listed, up to {})", list.len().min(style.top), style.top));
-    let mut t = table(style, &["conversation", "before", "at", "after", "at", "trigger"]);
+    let mut t = call_list(style, &["conversation", "before", "at", "after", "at", "trigger"]);
     for c in list.iter().take(style.top) {
         t.add_row(one_line(vec![
             Cell::new((style.short_id)(&c.conversation_id)),
@@ -354,7 +370,7 @@ fn changes(out: &mut String, style: TableStyle, title: &str, list: &[ReplayChang
             num(secs(c.before_ms.map(|v| v as f64))),
             Cell::new(c.after_reason.as_deref().unwrap_or("-")),
             num(secs(c.after_ms.map(|v| v as f64))),
-            Cell::new(c.after_trigger_text.as_deref().map(|t| clip(t, 48)).unwrap_or_default()),
+            Cell::new(c.after_trigger_text.as_deref().map(|t| said(style, t, 48)).unwrap_or_default()),
         ]));
     }
     keep_whole(&mut t, [0, 2, 4]);
