@@ -86,8 +86,29 @@ fn the_most_recent_calls_are_newest_first_and_cut_text_with_an_ellipsis() {
 fn wide_shows_every_column_and_an_unknown_or_zero_width_lays_tables_out_whole() {
     let dir = synthetic();
     let wide = analyze(dir.path(), Some("120"), &["--wide"]);
-    let header = cells(recent(&wide)[1]);
-    assert_eq!(header.len(), 14, "{header:?}");
+    let rows = recent(&wide);
+    let header = cells(rows[1]);
+    let every = [
+        "conversation",
+        "started (UTC)",
+        "duration",
+        "utts",
+        "min",
+        "mean",
+        "final",
+        "slope/min",
+        "reason",
+        "queue",
+        "agent",
+        "decision",
+        "connected",
+        "trigger",
+    ];
+    assert_eq!(header, every, "every column, named in full");
+    assert!(rows.iter().all(|r| !r.contains('…')), "nothing is cut: {rows:#?}");
+    for line in wide.lines().filter(|l| !rows.contains(l)) {
+        assert!(line.chars().count() <= 120, "the other tables still fit: {line}");
+    }
     insta::assert_snapshot!("analyze_wide", wide);
     let natural = analyze(dir.path(), None, &[]);
     assert_eq!(analyze(dir.path(), Some("0"), &[]), natural, "a width of 0 is no width");
@@ -98,22 +119,42 @@ fn wide_shows_every_column_and_an_unknown_or_zero_width_lays_tables_out_whole() 
 }
 
 #[test]
-fn the_score_table_at_80_columns() {
+fn the_score_table_fits_80_and_120_columns() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ivrx(dir.path())
-        .env("COLUMNS", "80")
-        .args([
-            "score",
-            "my internet has been dropping every few minutes since yesterday and nobody at your company seems to care",
-            "this is ridiculous i want to talk to a real person",
-            "thank you that fixed it",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
-    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
-    insta::assert_snapshot!("score_80", text);
+    for (columns, name) in [("80", "score_80"), ("120", "score_120")] {
+        let out = ivrx(dir.path())
+            .env("COLUMNS", columns)
+            .args([
+                "score",
+                "my internet has been dropping every few minutes since yesterday and nobody at your company seems to care",
+                "this is ridiculous i want to talk to a real person",
+                "thank you that fixed it",
+            ])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let text = String::from_utf8(out).unwrap();
+        let width: usize = columns.parse().unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= width), "{text}");
+        assert!(!text.contains('\u{1b}'), "no colour with NO_COLOR and no terminal");
+        insta::assert_snapshot!(name, text);
+    }
+}
+
+#[test]
+fn on_a_terminal_no_color_keeps_the_box_drawing_and_drops_the_colour() {
+    let dir = synthetic();
+    // stderr (the progress bar, which moves the cursor) is left out.
+    let run = |no_color: Option<&str>| {
+        let envs = [("COLUMNS", Some("80")), ("NO_COLOR", no_color)];
+        serve_support::on_a_terminal(dir.path(), dir.path(), "analyze --db s.db --top 3 2>/dev/null", &envs)
+    };
+    let plain = run(Some("1"));
+    assert!(!plain.contains('\u{1b}'), "no escape sequence with NO_COLOR: {plain:?}");
+    assert!(plain.contains("Most recent calls") && plain.contains('│') && plain.contains('═'), "{plain}");
+    assert!(plain.lines().all(|l| l.chars().count() <= 80), "{plain}");
+    let coloured = run(None);
+    assert!(coloured.contains("\u{1b}["), "colour on a terminal without NO_COLOR: {coloured}");
 }

@@ -275,20 +275,8 @@ fn watch_from_the_database_takes_id_prefixes_and_shows_signed_bars() {
 #[test]
 fn the_progress_bar_shows_the_rate_as_a_plain_number() {
     let dir = tempfile::tempdir().unwrap();
-    // `script` gives the command a terminal, where the progress bar shows.
-    let bin = env!("CARGO_BIN_EXE_ivrx");
-    let template = serve_support::ivrx(dir.path());
-    let mut c = std::process::Command::new("script");
-    c.args(["-qefc", &format!("{bin} analyze --db x.db --synthetic 100 --top 1"), "/dev/null"]);
-    for (k, v) in template.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    let out = c.current_dir(dir.path()).output().expect("script(1) from util-linux");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
+    // On a terminal, where the progress bar shows.
+    let text = serve_support::on_a_terminal(dir.path(), dir.path(), "analyze --db x.db --synthetic 100 --top 1", &[]);
     let rates: Vec<&str> =
         text.split("calls (").skip(1).filter_map(|s| s.split_once("/s").map(|(rate, _)| rate)).collect();
     assert!(!rates.is_empty(), "the bar was drawn: {text:?}");

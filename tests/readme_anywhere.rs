@@ -1,7 +1,7 @@
-//! The README's "Try it" commands, and the ones `ivrx serve` suggests at
-//! start, run verbatim from a directory outside the source tree (only the
-//! binary's path is replaced, and loopback ports are picked free through the
-//! environment instead of 8080 and 8090).
+//! The README's "Try it" commands and its analytics example, and the ones
+//! `ivrx serve` suggests at start, run verbatim from a directory outside the
+//! source tree (only the binary's path is replaced, and loopback ports are
+//! picked free through the environment instead of 8080 and 8090).
 
 mod serve_support;
 
@@ -127,4 +127,22 @@ fn the_readme_and_the_start_up_banner_work_from_any_directory() {
 
     let _ = server.kill();
     let _ = server.wait();
+}
+
+#[test]
+fn the_readme_analytics_example_runs_from_any_directory() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let example = readme
+        .split('`')
+        .find(|s| s.starts_with("ivrx analyze --synthetic"))
+        .expect("the README's `ivrx analyze --synthetic …` example");
+    let args: Vec<String> = example.split_whitespace().skip(1).map(str::to_string).collect();
+    let home = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let out = ivrx(home.path(), cwd.path(), &args).output().unwrap();
+    let tables = check(&out, example);
+    assert!(tables.contains("Most recent calls"), "{tables}");
+    for file in ["demo.db", "chart.svg"] {
+        assert!(cwd.path().join(file).is_file(), "{example} writes {file} where it runs");
+    }
 }
