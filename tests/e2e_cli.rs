@@ -16,10 +16,7 @@ use serve_support::{ivrx, Serve};
 /// `ivrx ARGS` against `s`, from a fresh directory outside the source tree.
 fn run(s: &Serve, args: &[&str]) -> Output {
     let cwd = tempfile::tempdir().unwrap();
-    let mut c = ivrx(s.dir.path());
-    c.current_dir(cwd.path()).args(args);
-    c.env("IVRX_SERVER", &s.server).env("IVRX_SANDBOX_URL", &s.sandbox).env("IVRX_ADMIN_TOKEN", s.token());
-    c.output().unwrap()
+    s.command(args).current_dir(cwd.path()).output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -98,21 +95,12 @@ fn get(s: &Serve, path: &str) -> (u16, Value) {
 /// once the server has it (as `ivrx watch --latest --json` sees it first).
 fn long_call(s: &Serve) -> (String, std::thread::JoinHandle<Output>) {
     let cwd = tempfile::tempdir().unwrap();
-    let mut watch = ivrx(s.dir.path());
-    watch.current_dir(cwd.path()).args(["watch", "--latest", "--json"]);
-    watch.env("IVRX_SERVER", &s.server).env("IVRX_ADMIN_TOKEN", s.token());
+    let mut watch = s.command(&["watch", "--latest", "--json"]);
+    watch.current_dir(cwd.path());
     let mut watcher = watch.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let script = s.script("long", "say hello i have a question\npause 60\nsay are you still there\nhangup\n");
-    let (server, sandbox, token, dir) = (s.server.clone(), s.sandbox.clone(), s.token(), s.dir.path().to_path_buf());
-    let dial = std::thread::spawn(move || {
-        ivrx(&dir)
-            .args(["dial", "--sandbox", "--json", "--script", script.to_str().unwrap()])
-            .env("IVRX_SERVER", server)
-            .env("IVRX_SANDBOX_URL", sandbox)
-            .env("IVRX_ADMIN_TOKEN", token)
-            .output()
-            .unwrap()
-    });
+    let mut dial = s.command(&["dial", "--sandbox", "--json", "--script", script.to_str().unwrap()]);
+    let dial = std::thread::spawn(move || dial.output().unwrap());
     let mut first = String::new();
     BufReader::new(watcher.stdout.take().unwrap()).read_line(&mut first).unwrap();
     let _ = watcher.kill();

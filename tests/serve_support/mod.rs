@@ -134,12 +134,17 @@ impl Serve {
         self.spawn(&addr);
     }
 
-    /// Runs `ivrx ARGS` against this server.
-    pub fn run(&self, args: &[&str]) -> Output {
+    /// `ivrx ARGS` against this server and its sandbox carrier, with its token.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut c = ivrx(self.dir.path());
         c.args(args).env("IVRX_SERVER", &self.server).env("IVRX_SANDBOX_URL", &self.sandbox);
         c.env("IVRX_ADMIN_TOKEN", self.token());
-        c.output().expect("run ivrx")
+        c
+    }
+
+    /// Runs `ivrx ARGS` against this server.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run ivrx")
     }
 
     /// Writes a caller script and returns its path.
