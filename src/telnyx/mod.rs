@@ -12,6 +12,7 @@ pub mod conferences;
 pub mod errors;
 pub mod events;
 pub mod signature;
+pub mod spec;
 mod string_enum;
 
 pub use client::{ClientConfig, RetryPolicy, TelnyxClient};
