@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::intel::TrackerConfig;
 use crate::policy::PolicyConfig;
 use crate::sandbox::Chaos;
+use crate::telnyx::spec::{suggest, tables::SPEAK_LANGUAGES};
+use crate::telnyx::transcription::{TranscriptionRequest, TranscriptionSettings};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +42,9 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The embedded sandbox carrier.
     pub sandbox: SandboxSettings,
+    /// Each transcription engine's settings (`[transcription.google]`, …);
+    /// the section of `ivr.transcription_engine` is used.
+    pub transcription: TranscriptionSettings,
 }
 
 /// `[telnyx]`
@@ -139,7 +144,8 @@ pub struct IvrConfig {
     pub number: String,
     /// Text-to-speech voice (`female`, `male`, or e.g. `AWS.Polly.Joanna-Neural`).
     pub voice: String,
-    /// Language for speech and transcription.
+    /// Language Telnyx speaks in (`en-US`, `fr-FR`, …; Telnyx's closed list), also
+    /// the transcription language unless the engine's section sets one.
     pub language: String,
     /// Said first.
     pub greeting: String,
@@ -163,7 +169,8 @@ pub struct IvrConfig {
     pub max_reprompts: u32,
     /// Phrases after which the IVR says goodbye and hangs up.
     pub closing_phrases: Vec<String>,
-    /// Speech recognition engine for `transcription_start` (`Google`, `Telnyx`, `Deepgram`, …).
+    /// Speech recognition engine: `Google` (default), `Telnyx`, `Deepgram` or
+    /// `Azure`; its settings are under `[transcription.<engine>]`.
     pub transcription_engine: String,
 }
 
@@ -447,6 +454,7 @@ impl Default for Config {
             trackers: Vec::new(),
             storage: StorageConfig::default(),
             sandbox: SandboxSettings::default(),
+            transcription: TranscriptionSettings::default(),
         }
     }
 }
@@ -620,6 +628,18 @@ impl Config {
         if self.ivr.number.trim().is_empty() {
             return Err(invalid("ivr.number", "set the IVR's phone number in E.164 form, e.g. \"+18005550100\""));
         }
+        if !SPEAK_LANGUAGES.contains(&self.ivr.language.as_str()) {
+            return Err(invalid(
+                "ivr.language",
+                format!(
+                    "{:?} is not a language Telnyx speaks: use one of {} ({} in all, e.g. \"en-US\", \"es-MX\", \"fr-FR\")",
+                    self.ivr.language,
+                    suggest(&self.ivr.language, SPEAK_LANGUAGES),
+                    SPEAK_LANGUAGES.len()
+                ),
+            ));
+        }
+        self.transcription()?;
         if !crate::telnyx::commands::is_valid_voice(&self.ivr.voice) {
             return Err(invalid(
                 "ivr.voice",
@@ -773,6 +793,14 @@ impl Config {
         Ok(())
     }
 
+    /// The transcription request of the configured engine, checked against
+    /// the API's definition (the key and the fix when it would be refused).
+    pub fn transcription(&self) -> Result<TranscriptionRequest, ConfigError> {
+        self.transcription
+            .resolve(&self.ivr.transcription_engine, &self.ivr.language)
+            .map_err(|e| invalid(e.key, e.message))
+    }
+
     /// The configuration as TOML with every secret masked (`--print-config`).
     pub fn to_masked_toml(&self) -> String {
         let mut c = self.clone();
@@ -921,11 +949,35 @@ mod tests {
             ("[queues.support]\nagents = [\"+1\"]\n", "ivr.menu[2].queue"),
             ("[sandbox.agents]\n\"+1\" = \"dance\"\n", "sandbox.agents.\"+1\""),
             ("[[trackers]]\nname = \"x\"\nphrases = []\n", "trackers[0].phrases"),
+            ("[ivr]\nlanguage = \"en\"\n", "ivr.language"),
+            ("[ivr]\ntranscription_engine = \"google\"\n", "ivr.transcription_engine"),
+            ("[ivr]\ntranscription_engine = \"Deepgram\"\n", "transcription.deepgram.transcription_model"),
+            ("[ivr]\ntranscription_engine = \"Azure\"\n", "transcription.azure.region"),
+            ("[ivr]\nlanguage = \"cy-GB\"\n", "ivr.language"),
+            ("[transcription.google]\nmodel = \"phone\"\n", "transcription.google.model"),
         ];
         for (text, key) in cases {
             let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(key_of(c.validate(Mode::Sandbox).unwrap_err()), key, "{text}");
         }
+    }
+
+    #[test]
+    fn each_engine_section_configures_its_engine() {
+        let text = "[ivr]\ntranscription_engine = \"Deepgram\"\nlanguage = \"es-MX\"\n\
+                    [transcription.deepgram]\ntranscription_model = \"deepgram/nova-2\"\n\
+                    [transcription.azure]\nregion = \"mars\"\n";
+        let c = Config::from_toml(text).unwrap();
+        c.validate(Mode::Sandbox).expect("only the section of the engine in use is checked");
+        let t = c.transcription().unwrap();
+        assert_eq!(t.engine.as_str(), "Deepgram");
+        assert_eq!(t.config["language"], "es-419", "nova-2's Spanish for es-MX");
+        let e = Config::from_toml("[ivr]\nlanguage = \"en\"\n").unwrap().validate(Mode::Sandbox).unwrap_err();
+        let line = e.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("\"en-US\"") && line.contains("ivr.language"), "{line}");
+        let e = Config::from_toml("[transcription.deepgram]\nmodel = \"x\"\n").unwrap_err();
+        assert!(e.contains("model"), "unknown keys in an engine section are refused: {e}");
     }
 
     #[test]

@@ -165,11 +165,51 @@ fn silent_ivr_caller_listens_five_seconds_then_speaks_and_hangs_up() {
 }
 
 #[test]
+fn transcription_started_with_the_answer_hears_the_first_words_and_follows_the_engine() {
+    // Finals only: Telnyx's engine has no interim results, nor has Google unless asked.
+    for (config, interims) in [
+        (json!({"transcription_engine": "Telnyx", "transcription_engine_config": {"language": "en"}}), false),
+        (json!({"transcription_engine": "Google"}), false),
+        (json!({"transcription_engine_config": {"interim_results": true}}), true),
+        (
+            json!({"transcription_engine": "Deepgram", "transcription_engine_config": {
+                "transcription_engine": "deepgram/nova-3", "transcription_model": "deepgram/nova-3",
+                "interim_results": true}}),
+            true,
+        ),
+        (
+            json!({"transcription_engine": "Azure", "transcription_engine_config": {
+                "transcription_engine": "Azure", "region": "eastus", "interim_results": true}}),
+            false,
+        ),
+    ] {
+        let mut s = Sim::new(&[]);
+        let a = s.place("say i would like to check my balance please\nhangup");
+        s.ok(&a, "answer", json!({"transcription": true, "transcription_config": config}));
+        s.to(12.0);
+        let tr = s.transcripts(&a);
+        assert_eq!(tr.iter().filter(|t| t.2).count(), 1, "{config}: the first line is heard: {tr:?}");
+        assert_eq!(tr.iter().any(|t| !t.2), interims, "{config}: {tr:?}");
+    }
+    // Without `transcription: true` the config alone starts nothing.
+    let mut s = Sim::new(&[]);
+    let a = s.place("say i would like to check my balance please\nhangup");
+    s.ok(&a, "answer", json!({"transcription_config": {"transcription_engine": "Google"}}));
+    s.to(12.0);
+    assert!(s.transcripts(&a).is_empty());
+}
+
+#[test]
 fn caller_waits_for_the_first_prompt_then_interims_then_final() {
     let mut s = Sim::new(&[]);
     let a = s.place("say i would like to check my balance please\nhangup");
     s.ok(&a, "answer", json!({}));
-    s.ok(&a, "transcription_start", json!({"transcription_engine": "Google", "transcription_tracks": "both"}));
+    s.ok(
+        &a,
+        "transcription_start",
+        json!({"transcription_engine": "Google", "transcription_tracks": "both",
+               "transcription_engine_config": {"language": "en", "interim_results": true}}),
+    );
     // Five words: 2 s of IVR speech.
     s.ok(&a, "speak", json!({"payload": "welcome how can i help", "voice": "female"}));
     let (t_end, p) = s.until(&a, "call.speak.ended", 5.0);

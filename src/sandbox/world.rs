@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::telnyx::commands::{Action, Bridge, CallInfo, Dial, TranscriptionStart, Transfer};
+use crate::telnyx::spec;
 
 use super::clock::rfc3339;
 use super::ids;
@@ -1146,15 +1147,21 @@ fn sip_cause(cause: &str) -> &'static str {
 }
 
 impl Transcribing {
-    /// Settings from a `transcription_start` body (new or legacy shape).
+    /// Settings from a `transcription_start` body (new or legacy shape), or an
+    /// `answer`'s `transcription_config`. Interim results come only from
+    /// engines whose configuration has `interim_results`, and only when it is
+    /// true (Telnyx's engine and Azure send finals only).
     pub(crate) fn from_command(b: &TranscriptionStart, at: VTime) -> Self {
         let tracks = b.transcription_tracks.as_deref().unwrap_or("inbound");
-        let interim_cfg =
+        let engine = b.transcription_engine.as_deref().unwrap_or(spec::DEFAULT_ENGINE);
+        let has_interim = spec::engine_shapes(engine)
+            .is_some_and(|shapes| shapes.iter().any(|s| spec::field(s, "interim_results").is_some()));
+        let asked =
             b.transcription_engine_config.as_ref().and_then(|c| c.get("interim_results")).and_then(Value::as_bool);
         Self {
             inbound: matches!(tracks, "inbound" | "both"),
             outbound: matches!(tracks, "outbound" | "both"),
-            interim: b.interim_results.or(interim_cfg).unwrap_or(true),
+            interim: has_interim && b.interim_results.or(asked).unwrap_or(false),
             since: at,
         }
     }

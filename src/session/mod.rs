@@ -29,6 +29,7 @@ use crate::policy::{Decision, PolicyConfig, PolicySnapshot, PolicyState};
 use crate::telnyx::commands::{Action, Dial};
 use crate::telnyx::conferences::ConferenceCommand;
 use crate::telnyx::events::Event;
+use crate::telnyx::transcription::TranscriptionRequest;
 
 pub use pstn::SymblInput;
 pub use transfer::{ManualTransfer, TransferRefused};
@@ -124,6 +125,8 @@ pub struct SessionSettings {
     /// Symbl in PSTN mode: the caller goes into a conference that Symbl dials
     /// into, and Symbl's transcripts are the caller's utterances.
     pub symbl_pstn: bool,
+    /// The transcription engine and its configuration.
+    pub transcription: TranscriptionRequest,
 }
 
 impl SessionSettings {
@@ -137,6 +140,8 @@ impl SessionSettings {
             connection_id,
             webhook_url,
             symbl_pstn: config.engine.is_symbl_pstn(),
+            // `serve` checks the configuration first; a bad one falls back to the default.
+            transcription: config.transcription().unwrap_or_default(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod events;
 pub mod signature;
 pub mod spec;
 mod string_enum;
+pub mod transcription;
 
 pub use client::{ClientConfig, RetryPolicy, TelnyxClient};
 pub use commands::Action;
