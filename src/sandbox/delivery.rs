@@ -126,7 +126,9 @@ struct WireData<'a> {
     record_type: &'static str,
     event_type: &'a str,
     id: &'a str,
-    occurred_at: &'a str,
+    /// Absent when the payload carries its own (`conference.created`, `conference.ended`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    occurred_at: Option<&'a str>,
     payload: &'a Value,
 }
 
@@ -344,7 +346,7 @@ impl Delivery {
                     record_type: "event",
                     event_type: e.event_type,
                     id: &e.id,
-                    occurred_at: &e.occurred_at,
+                    occurred_at: (e.payload.get("occurred_at").is_none()).then_some(e.occurred_at.as_str()),
                     payload: &e.payload,
                 },
                 meta: WireMeta { attempt, delivered_to: url },
@@ -440,7 +442,7 @@ mod tests {
                 record_type: "event",
                 event_type: "call.answered",
                 id: "0ccc7b54-4df3-4bca-a65a-3da1ecc777f0",
-                occurred_at: "2020-07-10T05:08:59.668179Z",
+                occurred_at: Some("2020-07-10T05:08:59.668179Z"),
                 payload: &payload,
             },
             meta: WireMeta { attempt: 2, delivered_to: "http://127.0.0.1:1/hook" },

@@ -566,7 +566,58 @@ fn hangup_ends_media_first_then_saves_the_recording() {
     assert_eq!(s.events(&a, "call.playback.ended")[0].1["status"], "call_hangup");
     let rec = &s.events(&a, "call.recording.saved")[0].1;
     assert!(rec["recording_urls"]["mp3"].as_str().unwrap().ends_with(".mp3"));
+    assert!(rec["recording_urls"]["wav"].as_str().unwrap().ends_with(".wav"));
     assert_eq!(rec["channels"], "single");
+    // Telnyx's shape: the leg and session, not the call_control_id (a recording outlives its call).
+    let keys: Vec<&str> = rec.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "call_leg_id",
+            "call_session_id",
+            "channels",
+            "client_state",
+            "connection_id",
+            "recording_ended_at",
+            "recording_started_at",
+            "recording_urls"
+        ]
+    );
+    // The hangup reports the call's quality: 20 ms packets for the minute it was up.
+    let q = &s.events(&a, "call.hangup")[0].1["call_quality_stats"];
+    assert_eq!(q["inbound"]["packet_count"], "3050", "{q}");
+    assert_eq!(q["outbound"]["packet_count"], "3050");
+    assert!(s.events(&a, "call.hangup")[0].1.get("end_time").is_none(), "not a field of call.hangup");
+}
+
+#[test]
+fn webhooks_carry_the_optional_fields_telnyx_sends() {
+    let mut s = Sim::new(&[("+1agent", PartyBehavior::Answer { after_secs: 1.0, script: Some(Script::default()) })]);
+    let a = s.place("");
+    let init = &s.events(&a, "call.initiated")[0].1;
+    assert_eq!(init["caller_id_name"], super::DEFAULT_CALLER, "the number when the network has no name");
+    s.ok(&a, "answer", json!({}));
+    assert_eq!(s.events(&a, "call.answered")[0].1["state"], "answered");
+    let headers = json!([{"name": "X-Case", "value": "42"}]);
+    let uui = json!([{"name": "User-to-User", "value": "case=42"}]);
+    s.ok(&a, "transfer", json!({"to": "+1agent", "custom_headers": headers, "sip_headers": uui}));
+    let b = s.legs_other_than(&a).pop().expect("the transfer leg");
+    s.to(3.0);
+    for event in ["call.initiated", "call.answered"] {
+        let p = &s.events(&b, event)[0].1;
+        assert_eq!(
+            (&p["custom_headers"], &p["sip_headers"]),
+            (&headers, &uui),
+            "{event} echoes the transfer's headers"
+        );
+    }
+    assert!(s.events(&a, "call.answered")[0].1.get("custom_headers").is_none(), "only on the leg they were sent on");
+    s.ok(&b, "playback_start", json!({"media_name": "hold"}));
+    assert_eq!(s.events(&b, "call.playback.started")[0].1["media_name"], "hold");
+    s.ok(&a, "hangup", json!({}));
+    let never = s.place("");
+    s.ok(&never, "hangup", json!({}));
+    assert!(s.events(&never, "call.hangup")[0].1.get("call_quality_stats").is_none(), "no stats for a call never up");
 }
 
 #[test]

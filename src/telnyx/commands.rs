@@ -16,6 +16,16 @@ pub struct Common {
     pub command_id: Option<String>,
 }
 
+/// One SIP header to send (`custom_headers`, `sip_headers`), echoed on the
+/// webhooks of the leg it was sent on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipHeader {
+    /// The header's name (`sip_headers` takes only `User-to-User`).
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
 macro_rules! body {
     ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$m])*
@@ -40,6 +50,9 @@ body!(
         /// Start transcription at answer time.
         transcription: bool,
         transcription_config: Value,
+        /// Headers for the SIP answer.
+        custom_headers: Vec<SipHeader>,
+        sip_headers: Vec<SipHeader>,
     }
 );
 
@@ -119,6 +132,9 @@ body!(
         /// State for the new (B) leg's webhooks.
         target_leg_client_state: String,
         webhook_url: String,
+        /// Headers for the new leg's INVITE.
+        custom_headers: Vec<SipHeader>,
+        sip_headers: Vec<SipHeader>,
     }
 );
 
@@ -206,6 +222,11 @@ pub struct Dial {
     pub transcription: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcription_config: Option<Value>,
+    /// Headers for the INVITE (echoed on the new leg's webhooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_headers: Option<Vec<SipHeader>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_headers: Option<Vec<SipHeader>>,
     /// Fields this version does not model, sent and kept verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
