@@ -2,7 +2,9 @@
 //!
 //! `cargo bench --bench scorer` prints criterion's figures per group and, at
 //! the end, the overhead ratios of the engine's parts against `vader_parity`
-//! alone, measured in the same run.
+//! alone, measured in the same run: the engine as it ships (lexicon and
+//! learned model), the lexicon engine alone (the engine before the learned
+//! model), and the learned model's own share.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use ivrx::eval::load_corpus;
-use ivrx::intel::{LocalEngine, Normalized, Score, Scorer, SentimentScorer, TrackerSet};
+use ivrx::intel::{LearnedScorer, LocalEngine, Normalized, Phrases, Score, Scorer, SentimentScorer, TrackerSet};
 use ivrx::policy::{observe, PolicyConfig, PolicyState, Utterance};
 use vader_parity::SentimentIntensityAnalyzer;
 
@@ -26,6 +28,11 @@ struct Subjects {
     sentiment: SentimentScorer,
     trackers: TrackerSet,
     engine: LocalEngine,
+    lexicon_engine: LocalEngine,
+    learned: LearnedScorer,
+    /// Each line normalised, with its lexicon score and domain phrases: the
+    /// learned model's input.
+    prepared: Vec<(Normalized, f64, Phrases)>,
     scores: Vec<Score>,
     config: PolicyConfig,
 }
@@ -35,12 +42,25 @@ impl Subjects {
         let lines = corpus_lines();
         let engine = LocalEngine::default();
         let scores = lines.iter().map(|l| engine.score(l)).collect();
+        let sentiment = SentimentScorer::new();
+        let prepared = lines
+            .iter()
+            .map(|l| {
+                let norm = Normalized::new(l);
+                let mut phrases = Phrases::default();
+                let lexicon = sentiment.score_with_phrases(l, &norm, &mut |start, end| phrases.push(start, end));
+                (norm, lexicon, phrases)
+            })
+            .collect();
         Subjects {
             lines,
             vader: SentimentIntensityAnalyzer::new(),
-            sentiment: SentimentScorer::new(),
+            sentiment,
             trackers: TrackerSet::default(),
             engine,
+            lexicon_engine: LocalEngine::lexicon_only(TrackerSet::default()),
+            learned: LearnedScorer::new(),
+            prepared,
             scores,
             config: PolicyConfig::default(),
         }
@@ -76,6 +96,18 @@ impl Subjects {
         }
     }
 
+    fn lexicon_engine(&self) {
+        for l in &self.lines {
+            black_box(self.lexicon_engine.score(black_box(l)));
+        }
+    }
+
+    fn learned(&self) {
+        for (norm, lexicon, phrases) in &self.prepared {
+            black_box(self.learned.score(black_box(norm), *lexicon, phrases));
+        }
+    }
+
     fn observe(&self) {
         let mut state = PolicyState::default();
         for (i, (l, s)) in self.lines.iter().zip(&self.scores).enumerate() {
@@ -96,6 +128,8 @@ fn benches(c: &mut Criterion, s: &Subjects) {
     g.bench_function("normalize", |b| b.iter(|| s.normalize()));
     g.bench_function("local_sentiment", |b| b.iter(|| s.sentiment()));
     g.bench_function("trackers", |b| b.iter(|| s.trackers()));
+    g.bench_function("learned_model", |b| b.iter(|| s.learned()));
+    g.bench_function("lexicon_engine", |b| b.iter(|| s.lexicon_engine()));
     g.bench_function("local_engine", |b| b.iter(|| s.engine()));
     g.bench_function("observe", |b| b.iter(|| s.observe()));
     g.finish();
@@ -123,13 +157,15 @@ fn ratios(s: &Subjects) {
         ("normalize", time(budget, || s.normalize())),
         ("local sentiment (normalize + lexicon + VADER)", time(budget, || s.sentiment())),
         ("trackers (normalize + match)", time(budget, || s.trackers())),
-        ("local engine (sentiment + trackers)", time(budget, || s.engine())),
+        ("learned model alone (on prepared input)", time(budget, || s.learned())),
+        ("lexicon engine (before the learned model)", time(budget, || s.lexicon_engine())),
+        ("local engine (lexicon + learned + trackers)", time(budget, || s.engine())),
         ("policy observe", time(budget, || s.observe())),
     ];
     println!("\n{} corpus utterances; per utterance, and relative to vader_parity alone:", s.lines.len());
     for (name, d) in rows {
         println!(
-            "  {name:<48} {:>8.2} µs  {:>10.0} utterances/s  {:>6.2}× vader",
+            "  {name:<50} {:>8.2} µs  {:>10.0} utterances/s  {:>6.2}× vader",
             per(d),
             1e6 / per(d),
             d.as_secs_f64() / vader.as_secs_f64()

@@ -1,33 +1,40 @@
 //! ivrx: conversation-intelligent call transfers on Telnyx Call Control.
 //!
-//! The library holds everything; the `ivrx` binary is a thin clap front end.
+//! The `ivrx` binary is a thin clap front end over this library, which holds
+//! the webhook server, the command line and the analytics, on top of the
+//! library crates (re-exported here under the names the modules use, as
+//! ripgrep's `grep` crate does):
 //!
-//! - [`telnyx`]: the Call Control protocol (events, signatures, commands, REST client)
-//! - [`sandbox`]: a built-in stand-in for Telnyx with scripted callers and agents
-//! - [`intel`]: engines that score utterances, and trackers
-//! - [`policy`]: the escalation policy that decides when and where to transfer
+//! - [`telnyx`] (`ivrx-telnyx`): the Call Control protocol (events, signatures, commands, REST client)
+//! - [`intel`] (`ivrx-intel`): the local engine that scores utterances, and trackers
+//! - [`symbl`] (`ivrx-symbl`): the Symbl.ai engine
+//! - [`session`], [`policy`], [`settings`] (`ivrx-core`): the sans-I/O call session, the
+//!   escalation policy that decides when and where to transfer, and their configuration
+//! - [`store`] (`ivrx-store`): SQLite persistence
+//! - [`sandbox`] (`ivrx-sandbox`): a built-in stand-in for Telnyx with scripted callers and agents
+//! - [`http`] (`ivrx-http`): serving with request deadlines, TLS set-up, latency percentiles
+//!
+//! The modules of this package:
+//!
+//! - [`config`]: `ivrx.toml` and the environment
+//! - [`server`]: the webhook server (axum)
 //! - [`eval`]: offline evaluation of engine and policy against labelled caller scripts
 //! - [`analyze`]: post-call analytics and reports
-//! - [`http`]: serving with request deadlines and droppable connections
-//! - [`load`]: load runs against a running server (mix of caller scripts, the report)
+//! - [`loadtest`]: load runs against a running server (mix of caller scripts, audits, the report)
 //! - [`cli`]: the command-line front end
 
 pub mod analyze;
 pub mod cli;
 pub mod config;
-pub mod error_chain;
 pub mod eval;
-pub mod http;
-pub mod intel;
-pub mod latency;
-pub mod load;
-pub mod policy;
-pub mod redact;
-pub mod sandbox;
+pub mod loadtest;
 pub mod server;
-pub mod session;
-pub mod store;
 pub mod sysinfo;
-pub mod telnyx;
-pub mod tls;
-pub mod url_path;
+
+pub use ivrx_core::{policy, session, settings};
+pub use ivrx_http as http;
+pub use ivrx_intel as intel;
+pub use ivrx_sandbox as sandbox;
+pub use ivrx_store as store;
+pub use ivrx_symbl as symbl;
+pub use ivrx_telnyx as telnyx;

@@ -224,7 +224,7 @@ fn run_calls(
 /// dials into (through the carrier's control API, as the stand-in's dialer
 /// does), and the agent joins the same conference.
 fn pstn_calls() -> (Vec<Value>, Vec<Value>) {
-    use ivrx::intel::symbl::standin::{telephony::SandboxDialer, StandinConfig, SymblStandin};
+    use ivrx_testkit::symbl_standin::{telephony::SandboxDialer, StandinConfig, SymblStandin};
     let standin = rt().block_on(SymblStandin::start(StandinConfig::default())).expect("start the Symbl stand-in");
     let dir = tempfile::tempdir().expect("tempdir");
     let conf = dir.path().join("symbl.conf");

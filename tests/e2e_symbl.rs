@@ -14,8 +14,8 @@ mod serve_support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ivrx::intel::symbl::standin::{StandinConfig, SymblStandin};
 use ivrx::store::Reader;
+use ivrx_testkit::symbl_standin::{StandinConfig, SymblStandin};
 use serde_json::{json, Value};
 use serve_support::{attempts, Serve};
 
@@ -214,7 +214,7 @@ struct Control {
 
 impl Control {
     fn new(serve: &Serve) -> Self {
-        ivrx::tls::install_crypto_provider();
+        ivrx::http::tls::install_crypto_provider();
         Self { http: reqwest::Client::new(), base: serve.sandbox.trim_end_matches('/').to_string() }
     }
 
@@ -369,7 +369,7 @@ async fn text_mode_slow_symbl_answers_fall_back_after_the_deadline() {
 /// server in PSTN mode using it.
 async fn pstn_rig() -> Rig {
     let r = rig(5000, "symbl_mode = \"pstn\"\n").await;
-    let dialer = ivrx::intel::symbl::standin::telephony::SandboxDialer::new(r.serve.sandbox.clone(), SANDBOX_KEY);
+    let dialer = ivrx_testkit::symbl_standin::telephony::SandboxDialer::new(r.serve.sandbox.clone(), SANDBOX_KEY);
     r.standin.set_dialer(std::sync::Arc::new(dialer));
     r
 }

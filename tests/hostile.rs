@@ -251,7 +251,7 @@ fn junk(rng: &mut StdRng) -> Vec<u8> {
 
 #[test]
 fn random_bytes_and_json_at_every_endpoint_never_take_the_server_or_the_sandbox_down() {
-    ivrx::tls::install_crypto_provider();
+    ivrx::http::tls::install_crypto_provider();
     let s = serve_support::Serve::start("", &[]);
     let token = s.token();
     let (server, sandbox) = (s.server.clone(), s.sandbox.clone());
@@ -390,9 +390,9 @@ fn everything_stored(db: &std::path::Path) -> String {
 
 #[test]
 fn secrets_never_appear_in_debug_logs_the_printed_config_or_the_store() {
-    ivrx::tls::install_crypto_provider();
+    ivrx::http::tls::install_crypto_provider();
     let standin = rt()
-        .block_on(ivrx::intel::symbl::standin::SymblStandin::start(ivrx::intel::symbl::standin::StandinConfig {
+        .block_on(ivrx_testkit::symbl_standin::SymblStandin::start(ivrx_testkit::symbl_standin::StandinConfig {
             app_id: "symbl-app-id".into(),
             app_secret: SYMBL_SECRET.into(),
             ..Default::default()
@@ -439,7 +439,7 @@ fn secrets_never_appear_in_debug_logs_the_printed_config_or_the_store() {
 
 #[test]
 fn the_admin_and_live_stream_apis_need_the_generated_token() {
-    ivrx::tls::install_crypto_provider();
+    ivrx::http::tls::install_crypto_provider();
     let s = serve_support::Serve::start("", &[]);
     let file = s.dir.path().join("admin-token");
     use std::os::unix::fs::PermissionsExt;
@@ -477,7 +477,7 @@ fn the_admin_and_live_stream_apis_need_the_generated_token() {
 
 #[test]
 fn pii_is_redacted_before_storage_unless_turned_off() {
-    ivrx::tls::install_crypto_provider();
+    ivrx::http::tls::install_crypto_provider();
     let script =
         "say this is ridiculous my card 4111 1111 1111 1111 was charged twice get me a real person\npause 40\nhangup\n";
     let on = serve_support::Serve::start("", &[]);

@@ -79,7 +79,7 @@ async fn the_heard_stream_over_http_ends_when_the_leg_hangs_up() {
         .join_conference(&conference.id, &ConferenceJoin { call_control_id: b.clone(), ..Default::default() })
         .await
         .unwrap();
-    ivrx::tls::install_crypto_provider();
+    ivrx::http::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let mut resp = http
         .get(format!("{}/sandbox/v1/calls/{b}/heard", sandbox.base_url()))

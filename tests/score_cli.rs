@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use ivrx::intel::symbl::standin::{StandinConfig, SymblStandin};
+use ivrx_testkit::symbl_standin::{StandinConfig, SymblStandin};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 

@@ -54,7 +54,7 @@ struct Fixture {
 const TOKEN: &str = "test-admin-token-0123456789";
 
 async fn fixture() -> Fixture {
-    ivrx::tls::install_crypto_provider();
+    ivrx::http::tls::install_crypto_provider();
     let (base, log) = fake_api().await;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("ivrx.db"), StoreOptions::default()).unwrap();
@@ -71,6 +71,7 @@ async fn fixture() -> Fixture {
         max_body_bytes: 16 * 1024,
         grace: Duration::from_secs(5),
         signature_tolerance: Duration::from_secs(300),
+        load_audit: false,
     })
     .await
     .unwrap();
@@ -262,6 +263,15 @@ async fn the_admin_api_requires_the_token() {
     assert_eq!(r.status(), 404);
     for open in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(f.http.get(f.url(open)).send().await.unwrap().status(), 200, "{open}");
+    }
+}
+
+#[tokio::test]
+async fn the_load_run_audit_endpoints_are_served_only_against_the_sandbox() {
+    let f = fixture().await;
+    for path in ["/api/v1/audit/webhooks", "/api/v1/audit/calls", "/api/v1/stats/reset"] {
+        let r = f.http.post(f.url(path)).bearer_auth(TOKEN).json(&json!({})).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path} is not served in live mode");
     }
 }
 

@@ -2,12 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use ivrx::intel::symbl::standin::{StandinConfig, SymblStandin};
-use ivrx::intel::symbl::{
+use ivrx::intel::{Label, TrackerConfig, TrackerHit};
+use ivrx::symbl::{
     ConnectRequest, CredentialSearch, Credentials, JobStatus, RealtimeEvent, SymblCall, SymblClient, SymblConfig,
     SymblEngine, SymblEngineOptions, SymblError, TextMessage, TextRequest, TrackerSpec,
 };
-use ivrx::intel::{Label, TrackerConfig, TrackerHit};
+use ivrx_testkit::symbl_standin::{StandinConfig, SymblStandin};
 
 async fn standin() -> SymblStandin {
     standin_with(StandinConfig::default()).await

@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use ivrx::sandbox::Script;
+use ivrx_sandbox::Script;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,9 +10,9 @@
 
 use std::sync::OnceLock;
 
-use ivrx::session::LegTag;
-use ivrx::telnyx::events::{Envelope, Event};
-use ivrx::telnyx::WebhookSigner;
+use ivrx_core::session::LegTag;
+use ivrx_telnyx::events::{Envelope, Event};
+use ivrx_telnyx::WebhookSigner;
 use libfuzzer_sys::fuzz_target;
 
 fn signer() -> &'static WebhookSigner {
@@ -48,6 +48,6 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(tag.ivrx, 1);
     }
     if let Event::Transcription(t) = &event {
-        let _ = ivrx::redact::redact(&t.transcription_data.transcript);
+        let _ = ivrx_store::redact::redact(&t.transcription_data.transcript);
     }
 });

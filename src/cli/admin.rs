@@ -72,7 +72,7 @@ pub struct AdminClient {
 impl AdminClient {
     /// A client for the server that `target` names, with its admin token.
     pub fn new(target: &ServerArgs) -> anyhow::Result<Self> {
-        crate::tls::install_crypto_provider();
+        crate::http::tls::install_crypto_provider();
         let token = resolve_token(target)?;
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
         Ok(Self { http, base: target.server.trim_end_matches('/').to_string(), token })

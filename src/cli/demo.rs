@@ -3,15 +3,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use console::Style;
 
 use super::exit;
-use super::serve::Running;
 use super::view::ConversationView;
-use crate::sandbox::{PlaceCall, Script};
+use crate::sandbox::{PlaceCall, SandboxHandle, Script};
+use crate::server::App;
 use crate::session::DomainEvent;
 
 /// The callers of the demo, from `examples/`.
@@ -23,9 +24,10 @@ fn examples_dir() -> Option<PathBuf> {
         .find(|p| p.join("calm.ivrx").exists())
 }
 
-/// Runs the demo against a started sandbox-mode server.
-pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
-    let Some(sandbox) = running.sandbox.clone() else {
+/// Runs the demo against a started sandbox-mode server (`app`), its sandbox
+/// carrier and its database file.
+pub async fn run(sandbox: Option<SandboxHandle>, app: &Arc<App>, db: &Path) -> anyhow::Result<ExitCode> {
+    let Some(sandbox) = sandbox else {
         anyhow::bail!("--demo runs on the embedded sandbox; unset TELNYX_API_KEY or add --sandbox");
     };
     let Some(dir) = examples_dir() else {
@@ -44,7 +46,7 @@ pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
         let mut call = PlaceCall::new(script);
         call.from = format!("+1555010{:04}", 1000 + i);
         let info = sandbox.place_call(call)?;
-        let app = running.server.app.clone();
+        let app = app.clone();
         let label = styles[i % styles.len()].clone().force_styling(color).apply_to(format!("[{name:<16}]")).to_string();
         tasks.push(tokio::spawn(async move {
             // Wait until the server has routed the call, then follow it.
@@ -88,8 +90,8 @@ pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
             convs.push(c);
         }
     }
-    running.store.flush().await?;
-    let reader = running.store.reader();
+    app.store.flush().await?;
+    let reader = app.store.reader();
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
     table.set_header(["caller", "outcome", "reason", "trigger", "decided", "agent joined"]);
@@ -120,10 +122,6 @@ pub async fn run(running: &Running) -> anyhow::Result<ExitCode> {
         ]);
     }
     println!("\n{table}");
-    println!(
-        "\nEvery conversation is stored in {}.\nNext: ivrx analyze --db {}",
-        running.db.display(),
-        running.db.display()
-    );
+    println!("\nEvery conversation is stored in {}.\nNext: ivrx analyze --db {}", db.display(), db.display());
     Ok(exit::code(if convs.len() == DEMO_CALLERS.len() { exit::OK } else { exit::TIMEOUT }))
 }

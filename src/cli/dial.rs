@@ -3,16 +3,15 @@
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::admin::AdminClient;
 use super::output::Output;
-use super::sandbox_api::{SandboxApi, SandboxApiError};
 use super::view::{bar, clock};
 use super::{exit, ColorChoice, DialArgs};
 use crate::sandbox::script::Script;
+use crate::sandbox::{ControlClient, ControlError, PlaceRequest};
 use crate::store::read::CallReport;
 
 /// Runs `ivrx dial`.
@@ -59,24 +58,26 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
             "give a caller script with --script FILE (see examples/), or type the caller's lines with --interactive"
         ),
     };
-    let api = SandboxApi::new(&args)?;
-    let body = json!({"from": args.from, "to": args.to, "script": script_text, "live": args.interactive});
-    let ccid = match api.place(&body).await {
+    let api = ControlClient::new(&args.sandbox_url, &args.sandbox_api_key)?;
+    let call = PlaceRequest {
+        from: args.from.clone(),
+        to: args.to.clone(),
+        script: script_text,
+        live: args.interactive,
+        caller_id_name: None,
+    };
+    let ccid = match api.place(&call).await {
         Ok(ccid) => ccid,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(exit::code(e.exit_code()));
+            return Ok(exit::code(exit::of_sandbox(&e)));
         }
     };
     if !args.json {
         eprintln!("placed simulated call {ccid}");
     }
     if args.interactive {
-        tokio::spawn(print_heard(
-            api.http.clone(),
-            api.url(&format!("/sandbox/v1/calls/{ccid}/heard")),
-            api.key.clone(),
-        ));
+        tokio::spawn(print_heard(api.clone(), ccid.clone()));
         feed_stdin(&api, &ccid).await;
     }
     match api.wait(&ccid, args.timeout).await {
@@ -87,19 +88,18 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
         Ok(true) => {}
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(exit::code(e.exit_code()));
+            return Ok(exit::code(exit::of_sandbox(&e)));
         }
     }
-    let report_url = api.url(&format!("/sandbox/v1/calls/{ccid}/report"));
-    let report: Value = match api.send(api.http.get(report_url).timeout(Duration::from_secs(120))).await {
+    let report: Value = match api.report(&ccid).await {
         Ok(v) => v,
-        Err(SandboxApiError::NotFound(m)) => {
+        Err(ControlError::NotFound(m)) => {
             eprintln!("the call ended; no report is available ({m}): is this sandbox embedded in `ivrx serve`?");
             return Ok(exit::code(exit::NOT_FOUND));
         }
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(exit::code(e.exit_code()));
+            return Ok(exit::code(exit::of_sandbox(&e)));
         }
     };
     if args.json {
@@ -113,25 +113,16 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
 
 /// Prints what the simulated caller hears (the IVR's prompts, the agent) while
 /// a person types the caller's lines.
-async fn print_heard(http: reqwest::Client, url: String, key: String) {
-    let Ok(mut resp) = http.get(url).bearer_auth(key).send().await else { return };
-    if !resp.status().is_success() {
-        return;
-    }
-    let mut buf = String::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(i) = buf.find('\n') {
-            let line: String = buf.drain(..=i).collect();
-            let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
-            let who = if v["source"] == "ivr" { "ivr" } else { "other party" };
-            eprintln!("  {who}: {}", v["text"].as_str().unwrap_or(""));
-        }
+async fn print_heard(api: ControlClient, ccid: String) {
+    let Ok(mut lines) = api.heard(&ccid).await else { return };
+    while let Ok(Some(h)) = lines.next().await {
+        let who = if h.source == "ivr" { "ivr" } else { "other party" };
+        eprintln!("  {who}: {}", h.text);
     }
 }
 
 /// Sends each line typed on stdin as a caller step; end of input hangs up.
-async fn feed_stdin(api: &SandboxApi, ccid: &str) {
+async fn feed_stdin(api: &ControlClient, ccid: &str) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
         eprintln!("type what the caller says (or `press 1`, `pause 2`, `hangup`); end with Ctrl-D");
@@ -144,7 +135,6 @@ async fn feed_stdin(api: &SandboxApi, ccid: &str) {
         }
         let _ = tx.send("hangup".into());
     });
-    let url = api.url(&format!("/sandbox/v1/calls/{ccid}/steps"));
     while let Some(line) = rx.recv().await {
         let line = line.trim().to_string();
         if line.is_empty() {
@@ -156,7 +146,7 @@ async fn feed_stdin(api: &SandboxApi, ccid: &str) {
         } else {
             format!("say {line}")
         };
-        match api.send::<Value>(api.http.post(&url).json(&json!({"step": step}))).await {
+        match api.step(ccid, &step).await {
             Ok(_) if verb == "hangup" => break,
             Ok(_) => {}
             Err(e) => {

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use crate::sandbox::ControlError;
+
 /// Success.
 pub const OK: u8 = 0;
 /// Something went wrong (message on stderr).
@@ -20,4 +22,13 @@ pub const TIMEOUT: u8 = 6;
 /// An exit code.
 pub fn code(c: u8) -> ExitCode {
     ExitCode::from(c)
+}
+
+/// The exit code for a failed request to the sandbox carrier.
+pub fn of_sandbox(e: &ControlError) -> u8 {
+    match e {
+        ControlError::Unreachable(..) => UNREACHABLE,
+        ControlError::NotFound(_) => NOT_FOUND,
+        ControlError::Unauthorized | ControlError::Status(..) => ERROR,
+    }
 }

@@ -27,12 +27,11 @@ use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::admin::{AdminClient, AdminError};
-use super::sandbox_api::{SandboxApi, SandboxApiError};
 use super::{exit, DialArgs};
-use crate::latency::LatencySummary;
-use crate::load::mix::{self, CallerScript, Mix};
-use crate::load::report::{CallOutcome, LoadReport, MemoryReport, MixLine};
-use crate::sandbox::DeliverySummary;
+use crate::http::latency::LatencySummary;
+use crate::loadtest::mix::{self, CallerScript, Mix};
+use crate::loadtest::report::{CallOutcome, LoadReport, MemoryReport, MixLine};
+use crate::sandbox::{ControlClient, PlaceRequest};
 use crate::store::audit::CallAudit;
 use crate::sysinfo::Memory;
 
@@ -42,38 +41,6 @@ const AUDIT_BATCH: usize = 5_000;
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 /// Longest wait for the last webhooks to be delivered, and for stored calls to end.
 const SETTLE: Duration = Duration::from_secs(60);
-
-/// What the load run reads from the sandbox beyond placing and waiting.
-impl SandboxApi {
-    async fn deliveries(&self) -> Result<DeliverySummary, SandboxApiError> {
-        let v: Data<DeliverySummary> = self.send(self.http.get(self.url("/sandbox/v1/deliveries"))).await?;
-        Ok(v.data)
-    }
-
-    async fn reset(&self) -> Result<DeliverySummary, SandboxApiError> {
-        let body = json!({"track": true, "record_log": false});
-        let v: Data<DeliverySummary> =
-            self.send(self.http.post(self.url("/sandbox/v1/deliveries/reset")).json(&body)).await?;
-        Ok(v.data)
-    }
-
-    async fn ids(&self, offset: usize) -> Result<(Vec<String>, Option<usize>), SandboxApiError> {
-        let url = self.url(&format!("/sandbox/v1/deliveries/ids?offset={offset}&limit={AUDIT_BATCH}"));
-        let v: IdsPage = self.send(self.http.get(url)).await?;
-        Ok((v.data, v.next_offset))
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct Data<T> {
-    data: T,
-}
-
-#[derive(serde::Deserialize)]
-struct IdsPage {
-    data: Vec<String>,
-    next_offset: Option<usize>,
-}
 
 #[derive(serde::Deserialize)]
 struct Stats {
@@ -117,7 +84,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     let mix = scripts(&args)?;
     let calls = usize::try_from(args.calls).context("--calls is too large")?;
     let concurrency = usize::try_from(args.concurrency).context("--concurrency is too large")?.min(calls);
-    let carrier = SandboxApi::new(&args)?;
+    let carrier = ControlClient::new(&args.sandbox_url, &args.sandbox_api_key)?;
     let server = AdminClient::new(&args.target)?;
 
     // The measurement window.
@@ -132,7 +99,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: {e}");
         return Ok(exit::code(e.exit_code()));
     }
-    let held_before = match carrier.reset().await {
+    let held_before = match carrier.track_deliveries().await {
         Ok(s) => s.clock_held_secs,
         Err(e) => {
             eprintln!("error: {e}");
@@ -192,7 +159,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
                 let (carrier, texts, done, in_flight, peak) =
                     (carrier.clone(), texts.clone(), done_tx.clone(), in_flight.clone(), peak.clone());
                 tokio::spawn(async move {
-                    let ccid = match carrier.place(&json!({"script": texts[usize::from(script)]})).await {
+                    let call = PlaceRequest { script: texts[usize::from(script)].clone(), ..PlaceRequest::default() };
+                    let ccid = match carrier.place(&call).await {
                         Ok(c) => c,
                         Err(e) => {
                             drop(permit);
@@ -324,11 +292,12 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Pages the acknowledged ids from the sandbox to the server; returns how many it does not hold.
-async fn lost_events(carrier: &SandboxApi, server: &AdminClient) -> anyhow::Result<u64> {
+async fn lost_events(carrier: &ControlClient, server: &AdminClient) -> anyhow::Result<u64> {
     let mut offset = Some(0);
     let mut lost = 0u64;
     while let Some(o) = offset {
-        let (ids, next) = carrier.ids(o).await.context("reading acknowledged ids from the sandbox")?;
+        let (ids, next) =
+            carrier.delivered_ids(o, AUDIT_BATCH).await.context("reading acknowledged ids from the sandbox")?;
         if ids.is_empty() {
             break;
         }

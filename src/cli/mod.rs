@@ -17,7 +17,6 @@ pub mod exit;
 mod load;
 mod output;
 mod sandbox;
-mod sandbox_api;
 mod score;
 pub mod serve;
 mod transfer;

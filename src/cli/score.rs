@@ -12,8 +12,8 @@ use anyhow::Context;
 use comfy_table::{Cell, Color, ContentArrangement, Table};
 
 use super::{ColorChoice, EngineChoice, Output, ScoreArgs};
-use crate::intel::symbl::{CredentialSearch, SymblClient, SymblConfig, SymblEngine, SymblEngineOptions};
 use crate::intel::{Label, LocalEngine, Score, Scorer, TrackerHit};
+use crate::symbl::{CredentialSearch, SymblClient, SymblConfig, SymblEngine, SymblEngineOptions};
 
 /// Runs `ivrx score`.
 pub async fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {

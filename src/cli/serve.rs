@@ -11,13 +11,12 @@ use tokio::net::TcpListener;
 
 use super::{exit, ServeArgs};
 use crate::config::{Config, EngineKind, Mode, SymblMode};
-use crate::intel::symbl::{CredentialSearch, SymblClient, SymblConfig, SymblEngine, SymblEngineOptions};
 use crate::intel::{LocalEngine, Scorer, TrackerSet};
 use crate::sandbox::{CallReporter, Sandbox, SandboxConfig, SandboxHandle};
 use crate::server::calls::Engine;
 use crate::server::{self, App, ServerHandle, ServerOptions};
-use crate::session::SessionSettings;
 use crate::store::{Store, StoreOptions};
+use crate::symbl::{CredentialSearch, SymblClient, SymblConfig, SymblEngine, SymblEngineOptions};
 use crate::telnyx::{ClientConfig, RetryPolicy, TelnyxClient, WebhookSigner, WebhookVerifier};
 
 /// The API key of the embedded sandbox (loopback only), so `ivrx dial --sandbox` works without flags.
@@ -127,7 +126,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         header_timeout: Duration::from_millis(config.server.header_timeout_ms),
         body_timeout: Duration::from_millis(config.server.body_timeout_ms),
     };
-    let options = |client, verifier, settings| ServerOptions {
+    let options = |client, verifier, settings, load_audit| ServerOptions {
         listener,
         webhook_path: config.server.webhook_path.clone(),
         verifier,
@@ -139,6 +138,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         max_body_bytes: config.server.max_body_bytes,
         grace: Duration::from_secs(config.server.ended_call_grace_secs),
         signature_tolerance: Duration::from_secs(config.telnyx.signature_tolerance_secs),
+        load_audit,
     };
     match mode {
         Mode::Live => {
@@ -152,14 +152,12 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 .as_ref()
                 .map(|u| format!("{}{}", u.trim_end_matches('/'), config.server.webhook_path));
             let connection_id = config.telnyx.connection_id.clone().unwrap_or_default();
-            let settings = Arc::new(SessionSettings::from_config(&config, connection_id, webhook_url));
-            let server = server::start_with(options(client, verifier, settings), limits).await?;
+            let settings = Arc::new(config.session_settings(connection_id, webhook_url));
+            let server = server::start_with(options(client, verifier, settings, false), limits).await?;
             Ok(Running { server, sandbox: None, store, db, mode })
         }
         Mode::Sandbox => {
-            if config.engine.is_symbl_pstn()
-                && SymblConfig::from_env().base_url == crate::intel::symbl::DEFAULT_API_BASE
-            {
+            if config.engine.is_symbl_pstn() && SymblConfig::from_env().base_url == crate::symbl::DEFAULT_API_BASE {
                 tracing::warn!(
                     "Symbl PSTN mode with the sandbox carrier: Symbl's service cannot call the sandbox's numbers, \
                      so calls fall back to the local engine once Symbl has not called in"
@@ -175,8 +173,9 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 api_key: EMBEDDED_SANDBOX_KEY.into(),
                 retry,
             })?;
-            let settings = Arc::new(SessionSettings::from_config(&config, config.sandbox.connection_id.clone(), None));
-            let server = server::start_with(options(client, signer.verifier(), settings), limits).await?;
+            let settings = Arc::new(config.session_settings(config.sandbox.connection_id.clone(), None));
+            // Load runs (`ivrx dial --sandbox --load`) audit the store through this server.
+            let server = server::start_with(options(client, signer.verifier(), settings, true), limits).await?;
             let mut sc = SandboxConfig::new(webhook_url);
             sc.api_key = EMBEDDED_SANDBOX_KEY.into();
             sc.signer = signer;
@@ -225,7 +224,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let running = start(&args, config, mode).await?;
     if args.demo {
-        let code = super::demo::run(&running).await?;
+        let code = super::demo::run(running.sandbox.clone(), &running.server.app, &running.db).await?;
         shutdown(running).await;
         return Ok(code);
     }

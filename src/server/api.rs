@@ -9,7 +9,7 @@
 //! | POST | `/api/v1/calls` | place an outbound call through the IVR `{"to", "from"?}` |
 //! | GET | `/api/v1/calls/{call_control_id}/report?wait_secs=N` | wait for the call to end, then its report |
 //! | GET | `/api/v1/stats` | latency percentiles, counts, store health, memory (`?latency=false`: without percentiles, cheap) |
-//! | POST | `/api/v1/stats/reset`, `/api/v1/audit/…` | see [`audit`](super::audit) |
+//! | POST | `/api/v1/stats/reset`, `/api/v1/audit/…` | load runs against the embedded sandbox only: see [`audit`](crate::loadtest::audit) |
 //! | GET | `/healthz`, `/readyz`, `/metrics` | liveness, readiness, Prometheus (no token) |
 
 use std::convert::Infallible;
@@ -31,7 +31,7 @@ use super::App;
 use crate::session::{DomainEvent, ManualTransfer, Recorded};
 
 /// An admin API error answer: `{"error", "code"}`.
-pub(super) fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
     (status, Json(json!({"error": message.to_string(), "code": code}))).into_response()
 }
 

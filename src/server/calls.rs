@@ -21,14 +21,14 @@ use tokio::sync::{mpsc, oneshot};
 use super::live::LiveHub;
 use super::metrics::Metrics;
 use super::outbox::{self, Outbox};
-use super::pstn::{DialIns, LinkContext, PstnLink, SymblEvent};
-use crate::intel::symbl::{SymblCall, SymblEngine};
+use super::symbl_link::{DialIns, LinkContext, PstnLink, SymblEvent};
 use crate::intel::{Score, Scorer};
 use crate::session::{
     Command, DomainEvent, Effect, Input, LegTag, ManualTransfer, Recorded, Request, Session, SessionSettings,
     SymblInput, TransferRefused,
 };
 use crate::store::{Snapshot, Store, WriteOp};
+use crate::symbl::{SymblCall, SymblEngine};
 use crate::telnyx::events::{Direction, Envelope, Event};
 use crate::telnyx::TelnyxClient;
 
@@ -80,7 +80,7 @@ pub enum Engine {
         deadline: Duration,
     },
     /// Symbl (PSTN mode): Symbl dials into a conference with the caller and
-    /// its transcripts are the caller's utterances (see [`super::pstn`]); on
+    /// its transcripts are the caller's utterances (see [`super::symbl_link`]); on
     /// failure the call falls back to Telnyx transcription and `local`.
     SymblPstn {
         /// The Symbl engine.

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use crate::latency::{summarize, LatencySummary};
+pub use crate::http::latency::{summarize, LatencySummary};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

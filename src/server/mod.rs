@@ -5,13 +5,12 @@
 //! scores utterances, sends commands in order and checkpoints to the store.
 
 pub mod api;
-pub mod audit;
 pub mod calls;
 pub mod dedupe;
 pub mod live;
 pub mod metrics;
 pub mod outbox;
-pub mod pstn;
+pub mod symbl_link;
 pub mod token;
 mod webhook;
 
@@ -28,7 +27,7 @@ use self::calls::{Calls, Engine, Shared};
 use self::dedupe::RecentSet;
 use self::live::LiveHub;
 use self::metrics::Metrics;
-pub use crate::http::Limits;
+pub use crate::http::serve::Limits;
 use crate::session::SessionSettings;
 use crate::store::Store;
 use crate::telnyx::{TelnyxClient, WebhookVerifier};
@@ -82,6 +81,9 @@ pub struct ServerOptions {
     pub grace: Duration,
     /// The signature tolerance (how long a replayed signature is remembered).
     pub signature_tolerance: Duration,
+    /// Mount the load-run audit endpoints ([`crate::loadtest::audit`]): only
+    /// when serving against the embedded sandbox carrier.
+    pub load_audit: bool,
 }
 
 /// A running server.
@@ -110,20 +112,21 @@ impl ServerHandle {
 }
 
 /// Builds the router. Request bodies are read within `limits.body_timeout`
-/// and at most `max_body_bytes` long.
-pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize, limits: Limits) -> Router {
-    let admin = Router::new()
+/// and at most `max_body_bytes` long. With `load_audit`, the admin API also
+/// has the load-run audit endpoints.
+pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize, limits: Limits, load_audit: bool) -> Router {
+    let mut admin = Router::new()
         .route("/api/v1/conversations", get(api::list))
         .route("/api/v1/conversations/{id}", get(api::conversation))
         .route("/api/v1/conversations/{id}/events", get(api::events))
         .route("/api/v1/conversations/{id}/transfer", post(api::transfer))
         .route("/api/v1/calls", post(api::dial))
         .route("/api/v1/calls/{id}/report", get(api::call_report))
-        .route("/api/v1/stats", get(api::stats))
-        .route("/api/v1/stats/reset", post(audit::reset_stats))
-        .route("/api/v1/audit/webhooks", post(audit::webhooks))
-        .route("/api/v1/audit/calls", post(audit::calls))
-        .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token));
+        .route("/api/v1/stats", get(api::stats));
+    if load_audit {
+        admin = admin.merge(crate::loadtest::audit::routes());
+    }
+    let admin = admin.route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token));
     Router::new()
         .route(webhook_path, post(webhook::receive))
         .route("/healthz", get(api::healthz))
@@ -131,7 +134,7 @@ pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize, limits: 
         .route("/metrics", get(api::metrics))
         .merge(admin)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state((limits, max_body_bytes), crate::http::read_body_within))
+        .layer(axum::middleware::from_fn_with_state((limits, max_body_bytes), crate::http::serve::read_body_within))
         .with_state(app)
 }
 
@@ -177,12 +180,12 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         dispatch_order: std::sync::Mutex::new(()),
     });
     calls.restore().await;
-    let router = router(app.clone(), &options.webhook_path, options.max_body_bytes, limits);
+    let router = router(app.clone(), &options.webhook_path, options.max_body_bytes, limits, options.load_audit);
     let addr = options.listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let stopped = async {
         let _ = rx.await;
     };
-    let task = tokio::spawn(crate::http::serve(options.listener, router, limits, stopped));
+    let task = tokio::spawn(crate::http::serve::serve(options.listener, router, limits, stopped));
     Ok(ServerHandle { addr, app, shutdown: Some(tx), task })
 }

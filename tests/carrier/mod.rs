@@ -107,7 +107,7 @@ pub struct Carrier {
 impl Carrier {
     /// A carrier at ×`time_scale` with its command log on, adjusted by `configure`.
     pub fn start(time_scale: f64, configure: impl FnOnce(&mut SandboxConfig)) -> Carrier {
-        ivrx::tls::install_crypto_provider();
+        ivrx::http::tls::install_crypto_provider();
         let server_port = free_port();
         let mut config = SandboxConfig::new(format!("http://127.0.0.1:{server_port}/webhooks/telnyx"));
         config.time_scale = time_scale;

@@ -288,7 +288,7 @@ impl Harness {
 
     /// A raw HTTP client for requests the typed client would not send.
     pub fn http(&self) -> reqwest::Client {
-        ivrx::tls::install_crypto_provider();
+        ivrx::http::tls::install_crypto_provider();
         reqwest::Client::new()
     }
 }

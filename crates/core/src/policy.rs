@@ -1,0 +1,349 @@
+//! The escalation policy: looks at the stream of scored caller utterances, not
+//! at one message, and decides (once per call) whether and where to transfer.
+//!
+//! A plain function of its inputs: [`observe`] takes the configuration, the
+//! running state and the next utterance, and returns the updated numbers and,
+//! at most once per call, a [`Decision`] with its reason and the numbers behind it.
+//!
+//! The rules, with their defaults (all in [`PolicyConfig`]):
+//!
+//! | rule | fires when | reason | queue |
+//! |---|---|---|---|
+//! | tracker `asks_for_human`, `abuse`, `churn_risk` | any hit | its own | support |
+//! | tracker `bot_frustration` | a hit, and the utterance ≤ -0.05 or the level ≤ -0.25 | `bot_frustration` | support |
+//! | tracker `buying_signal` | a hit, the utterance ≥ 0 and the level ≥ -0.3 | `buying_signal` | sales |
+//! | rapid decline | the level fell ≥ 0.5 below its peak over the last 3 utterances and is ≤ -0.2 | `rapid_decline` | support |
+//! | floor | the level (EWMA, weight 0.5, from neutral) ≤ -0.35 | `sentiment_floor` | support |
+//! | consecutive negatives | 3 utterances ≤ -0.35 in a row (mildly negative ones between them neither count nor break the run; one ≥ 0 breaks it) | `consecutive_negatives` | support |
+//! | DTMF | `0` / `3` pressed | `operator` / `menu_choice` | support / sales |
+//!
+//! The sentiment rules wait for 2 utterances: one plainly stated problem is not
+//! a trend. Tracker rules act at once.
+
+mod config;
+
+use serde::{Deserialize, Serialize};
+
+pub use config::{builtin_reason, default_tracker_rules, PolicyConfig, PolicyConfigError, TrackerAction, TrackerRule};
+use ivrx_intel::{Score, TrackerHit};
+
+/// The running state of the policy for one call. Serialisable, so a call can
+/// be resumed after a restart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PolicyState {
+    /// Caller utterances observed.
+    pub utterances: u32,
+    /// True once a decision was made: the policy decides once per call.
+    pub decided: bool,
+    /// The smoothed sentiment level (starts neutral).
+    pub level: f64,
+    /// The levels before the current one, oldest first, at most
+    /// `drop_window` of them.
+    pub recent_levels: Vec<f64>,
+    /// Negative utterances in a row, up to the latest (mildly negative ones
+    /// in between neither count nor break the run).
+    pub consecutive_negatives: u32,
+    /// The decision, once made.
+    pub decision: Option<Decision>,
+}
+
+/// One scored caller utterance, as the policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Utterance<'a> {
+    /// 1-based index among the caller's utterances in this call.
+    pub index: u32,
+    /// The text.
+    pub text: &'a str,
+    /// The engine's score.
+    pub score: &'a Score,
+    /// Milliseconds since the call started.
+    pub offset_ms: u64,
+}
+
+/// The numbers the policy tracks, after an utterance. Shown live by `watch`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicySnapshot {
+    /// The utterance's own score.
+    pub score: f64,
+    /// Smoothed sentiment level.
+    pub level: f64,
+    /// Drop of the level over the recent window (positive = worse).
+    pub drop: f64,
+    /// Consecutive negative utterances, this one included (mildly negative
+    /// ones in between neither count nor break the run).
+    pub consecutive_negatives: u32,
+    /// How far each threshold is (positive = not reached yet).
+    pub distance_to_floor: f64,
+    /// How far the rapid-decline threshold is.
+    pub distance_to_drop: f64,
+    /// The highest level in the window, which the drop is measured from.
+    #[serde(default)]
+    pub peak: f64,
+    /// Caller utterances observed so far, this one included.
+    #[serde(default)]
+    pub utterances: u32,
+}
+
+/// Why a call is transferred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The caller asked for a person (operator, agent, representative, …).
+    AskedForHuman,
+    /// Profanity or insults.
+    Abuse,
+    /// The caller is fed up with the bot.
+    BotFrustration,
+    /// The caller threatens to leave (cancel, lawyer).
+    ChurnRisk,
+    /// A positive buying signal: route to sales.
+    BuyingSignal,
+    /// The smoothed level fell fast over the recent window.
+    RapidDecline,
+    /// The smoothed level crossed the absolute floor.
+    SentimentFloor,
+    /// Too many negative utterances in a row.
+    ConsecutiveNegatives,
+    /// The caller pressed 0.
+    Operator,
+    /// The caller chose a queue from the IVR menu.
+    MenuChoice,
+    /// A supervisor used `ivrx transfer`.
+    Manual,
+}
+
+impl Reason {
+    /// The snake_case name used in storage and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::AskedForHuman => "asked_for_human",
+            Reason::Abuse => "abuse",
+            Reason::BotFrustration => "bot_frustration",
+            Reason::ChurnRisk => "churn_risk",
+            Reason::BuyingSignal => "buying_signal",
+            Reason::RapidDecline => "rapid_decline",
+            Reason::SentimentFloor => "sentiment_floor",
+            Reason::ConsecutiveNegatives => "consecutive_negatives",
+            Reason::Operator => "operator",
+            Reason::MenuChoice => "menu_choice",
+            Reason::Manual => "manual",
+        }
+    }
+
+    /// A short sentence for people ("the caller asked for a person").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::AskedForHuman => "the caller asked for a person",
+            Reason::Abuse => "the caller used abusive language",
+            Reason::BotFrustration => "the caller is frustrated with the automated system",
+            Reason::ChurnRisk => "the caller may leave (cancellation or legal threat)",
+            Reason::BuyingSignal => "the caller is interested in buying",
+            Reason::RapidDecline => "sentiment fell quickly",
+            Reason::SentimentFloor => "sentiment fell below the floor",
+            Reason::ConsecutiveNegatives => "several negative statements in a row",
+            Reason::Operator => "the caller pressed 0 for an operator",
+            Reason::MenuChoice => "the caller chose this queue from the menu",
+            Reason::Manual => "a supervisor transferred the call",
+        }
+    }
+}
+
+/// A decision to transfer, with everything needed to explain it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Why.
+    pub reason: Reason,
+    /// Which queue.
+    pub queue: String,
+    /// 1-based index of the caller utterance that triggered it.
+    pub trigger_index: u32,
+    /// The utterance's text.
+    pub trigger_text: String,
+    /// The phrase that mattered (a tracker phrase), when there is one.
+    pub trigger_phrase: Option<String>,
+    /// The tracker that fired, when there is one.
+    pub tracker: Option<String>,
+    /// The numbers at the moment of the decision.
+    pub numbers: PolicySnapshot,
+}
+
+/// The policy's view after one utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// The updated numbers.
+    pub snapshot: PolicySnapshot,
+    /// A decision, at most once per call.
+    pub decision: Option<Decision>,
+}
+
+/// Feeds one caller utterance to the policy: updates the numbers and, if the
+/// call has not been decided yet, applies the tracker rules (in order:
+/// immediate transfers, then rules that need negative sentiment, then rules
+/// that need non-negative sentiment) and the sentiment rules (rapid decline,
+/// floor, consecutive negatives; only from `min_utterances` on).
+pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utterance<'_>) -> Observation {
+    let snapshot = update(config, state, utterance.score.score);
+    let decision = if state.decided {
+        None
+    } else {
+        let found = tracker_decision(config, state, utterance, &snapshot)
+            .or_else(|| sentiment_decision(config, state, utterance, &snapshot));
+        found.and_then(|d| claim(state, d))
+    };
+    Observation { snapshot, decision }
+}
+
+/// Feeds a DTMF press to the policy: the operator key transfers to support,
+/// the sales key to sales, at most once per call. `digits` is one `press`
+/// (several keys are an account number or similar, not a menu choice).
+pub fn observe_dtmf(config: &PolicyConfig, state: &mut PolicyState, digits: &str) -> Option<Decision> {
+    let digits = digits.trim();
+    let (reason, queue) = if digits.eq_ignore_ascii_case(&config.operator_digit) {
+        (Reason::Operator, &config.support_queue)
+    } else if digits.eq_ignore_ascii_case(&config.sales_digit) {
+        (Reason::MenuChoice, &config.sales_queue)
+    } else {
+        return None;
+    };
+    let decision = Decision {
+        reason,
+        queue: queue.clone(),
+        trigger_index: state.utterances,
+        trigger_text: format!("pressed {digits}"),
+        trigger_phrase: Some(digits.to_string()),
+        tracker: None,
+        numbers: numbers(config, state, state.level),
+    };
+    claim(state, decision)
+}
+
+/// Records `decision` unless the call was already decided; returns it when it
+/// was recorded. Automatic, DTMF and manual (`ivrx transfer`) decisions all go
+/// through here, so a call is transferred exactly once.
+pub fn claim(state: &mut PolicyState, decision: Decision) -> Option<Decision> {
+    if state.decided {
+        return None;
+    }
+    state.decided = true;
+    state.decision = Some(decision.clone());
+    Some(decision)
+}
+
+/// Updates level, window and run of negatives with a new score.
+fn update(config: &PolicyConfig, state: &mut PolicyState, score: f64) -> PolicySnapshot {
+    let score = if score.is_finite() { score.clamp(-1.0, 1.0) } else { 0.0 };
+    let window = config.drop_window.max(1) as usize;
+    // The window holds levels the caller actually reached (not the neutral start).
+    if state.utterances > 0 {
+        state.recent_levels.push(state.level);
+    }
+    if state.recent_levels.len() > window {
+        let excess = state.recent_levels.len() - window;
+        state.recent_levels.drain(..excess);
+    }
+    let alpha = config.smoothing.clamp(f64::MIN_POSITIVE, 1.0);
+    state.level = alpha * score + (1.0 - alpha) * state.level;
+    state.utterances = state.utterances.saturating_add(1);
+    if score <= config.negative_score {
+        state.consecutive_negatives = state.consecutive_negatives.saturating_add(1);
+    } else if score >= config.negatives_reset_at {
+        state.consecutive_negatives = 0;
+    }
+    numbers(config, state, score)
+}
+
+fn numbers(config: &PolicyConfig, state: &PolicyState, score: f64) -> PolicySnapshot {
+    let peak = state.recent_levels.iter().copied().fold(state.level, f64::max);
+    let drop = (peak - state.level).max(0.0);
+    PolicySnapshot {
+        score,
+        level: state.level,
+        drop,
+        consecutive_negatives: state.consecutive_negatives,
+        distance_to_floor: state.level - config.floor,
+        distance_to_drop: config.rapid_drop - drop,
+        peak,
+        utterances: state.utterances,
+    }
+}
+
+fn decision_for(
+    reason: Reason,
+    queue: &str,
+    utterance: &Utterance<'_>,
+    hit: Option<&TrackerHit>,
+    snapshot: &PolicySnapshot,
+) -> Decision {
+    Decision {
+        reason,
+        queue: queue.to_string(),
+        trigger_index: utterance.index,
+        trigger_text: utterance.text.to_string(),
+        trigger_phrase: hit.map(|h| h.said().to_string()),
+        tracker: hit.map(|h| h.tracker.clone()),
+        numbers: snapshot.clone(),
+    }
+}
+
+fn tracker_decision(
+    config: &PolicyConfig,
+    state: &PolicyState,
+    utterance: &Utterance<'_>,
+    snapshot: &PolicySnapshot,
+) -> Option<Decision> {
+    let score = snapshot.score;
+    // The lower of the level before and after this utterance: the mood of the call so far.
+    let before = state.recent_levels.last().copied().unwrap_or(0.0);
+    let low = before.min(state.level);
+    let negative = score <= config.agree_negative_score || low <= config.agree_negative_level;
+    let not_negative = score >= config.sales_min_score && low >= config.sales_min_level;
+    for action in [TrackerAction::Transfer, TrackerAction::WhenNegative, TrackerAction::WhenNotNegative] {
+        let agrees = match action {
+            TrackerAction::Transfer => true,
+            TrackerAction::WhenNegative => negative,
+            TrackerAction::WhenNotNegative => not_negative,
+            TrackerAction::Ignore => false,
+        };
+        if !agrees {
+            continue;
+        }
+        for hit in &utterance.score.trackers {
+            let Some(rule) = config.tracker_rule(&hit.tracker).filter(|r| r.action == action) else {
+                continue;
+            };
+            let Some(reason) = rule.reason.or_else(|| builtin_reason(&hit.tracker)) else {
+                continue;
+            };
+            let default_queue =
+                if reason == Reason::BuyingSignal { &config.sales_queue } else { &config.support_queue };
+            let queue = rule.queue.as_deref().unwrap_or(default_queue);
+            return Some(decision_for(reason, queue, utterance, Some(hit), snapshot));
+        }
+    }
+    None
+}
+
+fn sentiment_decision(
+    config: &PolicyConfig,
+    state: &PolicyState,
+    utterance: &Utterance<'_>,
+    snapshot: &PolicySnapshot,
+) -> Option<Decision> {
+    if state.utterances < config.min_utterances {
+        return None;
+    }
+    let reason = if snapshot.drop >= config.rapid_drop && snapshot.level <= config.rapid_drop_level {
+        Reason::RapidDecline
+    } else if snapshot.level <= config.floor {
+        Reason::SentimentFloor
+    } else if config.consecutive_negatives > 0 && snapshot.consecutive_negatives >= config.consecutive_negatives {
+        Reason::ConsecutiveNegatives
+    } else {
+        return None;
+    };
+    Some(decision_for(reason, &config.support_queue, utterance, None, snapshot))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,697 @@
+//! The call session: a sans-I/O state machine for one conversation.
+//!
+//! `event in → effects out`. The server feeds it webhook events, scores and
+//! manual requests; it answers with [`Effect`]s: commands to send to Telnyx,
+//! utterances to score, and [`DomainEvent`]s to store and stream. It does no
+//! I/O and reads no clock (times come with the inputs), so tests drive it
+//! directly and a stored session can be resumed after a restart.
+//!
+//! One conversation spans the caller's leg and any agent leg: the conversation
+//! id stays the same when the agent joins. With Symbl in PSTN mode the caller
+//! is put in a conference that Symbl's phone leg and later the agent join
+//! (see [`SymblInput`]); Symbl's dial-in leg is identified by [`symbl_leg`].
+
+mod flow;
+pub mod symbl_leg;
+mod symbl_link;
+pub mod text;
+mod transfer;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ivrx_intel::{Label, Score, TrackerHit};
+use ivrx_telnyx::commands::{Action, Dial};
+use ivrx_telnyx::conferences::ConferenceCommand;
+use ivrx_telnyx::events::Event;
+use ivrx_telnyx::transcription::TranscriptionRequest;
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{Decision, PolicyConfig, PolicySnapshot, PolicyState};
+use crate::settings::{default_queues, IvrConfig, QueueConfig, TransferConfig, TransferMode};
+
+pub use symbl_link::SymblInput;
+pub use transfer::{ManualTransfer, TransferRefused};
+
+/// What ivrx writes into a leg's `client_state`: which conversation the leg
+/// belongs to and what part it plays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegTag {
+    /// Format marker; always 1.
+    pub ivrx: u8,
+    /// The conversation id.
+    pub conv: String,
+    /// The leg's part in the conversation.
+    pub role: Role,
+    /// For agent legs: which transfer attempt (1-based) the leg belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+}
+
+impl LegTag {
+    /// Decodes a raw `client_state`; anything not written by ivrx is `None`.
+    pub fn decode(raw: Option<&str>) -> Option<LegTag> {
+        ivrx_telnyx::client_state::decode::<LegTag>(raw).ours().filter(|t| t.ivrx == 1)
+    }
+
+    fn encode(&self) -> String {
+        // A tag is a few short strings: far below the 4 KiB limit, always serialisable.
+        ivrx_telnyx::client_state::encode(self).unwrap_or_default()
+    }
+}
+
+/// A leg's part in the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The customer's leg (inbound call, or the party `ivrx dial` called).
+    Caller,
+    /// An agent's leg.
+    Agent,
+    /// Symbl's phone leg (PSTN mode): it listens in the conference.
+    Symbl,
+}
+
+impl Role {
+    /// `caller`, `agent` or `symbl`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Caller => "caller",
+            Role::Agent => "agent",
+            Role::Symbl => "symbl",
+        }
+    }
+}
+
+/// Who said something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    /// The customer.
+    Caller,
+    /// The live agent.
+    Agent,
+    /// The IVR's own speech.
+    Ivr,
+}
+
+impl Speaker {
+    /// `caller`, `agent` or `ivr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Speaker::Caller => "caller",
+            Speaker::Agent => "agent",
+            Speaker::Ivr => "ivr",
+        }
+    }
+}
+
+/// Settings the session reads, derived from the configuration (`ivrx.toml`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSettings {
+    /// The IVR flow.
+    pub ivr: IvrConfig,
+    /// Agent queues.
+    pub queues: BTreeMap<String, QueueConfig>,
+    /// Transfer behaviour.
+    pub transfer: TransferConfig,
+    /// Escalation policy.
+    pub policy: PolicyConfig,
+    /// Call Control application id, for dialling agents.
+    pub connection_id: String,
+    /// Webhook URL to give dialled legs (`None`: the application's default).
+    pub webhook_url: Option<String>,
+    /// Symbl in PSTN mode: the caller goes into a conference that Symbl dials
+    /// into, and Symbl's transcripts are the caller's utterances.
+    pub symbl_pstn: bool,
+    /// The transcription engine and its configuration.
+    pub transcription: TranscriptionRequest,
+}
+
+impl Default for SessionSettings {
+    /// The default configuration's flow, queues, transfers, policy and transcription.
+    fn default() -> Self {
+        Self {
+            ivr: IvrConfig::default(),
+            queues: default_queues(),
+            transfer: TransferConfig::default(),
+            policy: PolicyConfig::default(),
+            connection_id: "1684641123236054244".into(),
+            webhook_url: None,
+            symbl_pstn: false,
+            transcription: TranscriptionRequest::default(),
+        }
+    }
+}
+
+/// An input to the session.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A webhook event (already verified and de-duplicated).
+    Webhook {
+        /// The event.
+        event: Box<Event>,
+        /// `occurred_at` of the event, when it had one.
+        occurred_at: Option<DateTime<Utc>>,
+        /// When the server received it.
+        received_at: DateTime<Utc>,
+    },
+    /// The score for an utterance the session asked to be scored.
+    Scored {
+        /// The utterance's sequence number.
+        seq: u32,
+        /// The score.
+        score: Score,
+        /// When the score became available.
+        at: DateTime<Utc>,
+    },
+    /// PSTN mode: what happened on Symbl's side of the call.
+    Symbl(SymblInput),
+    /// The conference the caller is in was created (the answer to the create
+    /// command; `conference.created` says the same).
+    ConferenceReady {
+        /// The conference id.
+        conference_id: String,
+        /// When the answer came.
+        at: DateTime<Utc>,
+    },
+    /// A command the session asked for failed for good (after retries).
+    CommandFailed {
+        /// The command's id.
+        command_id: String,
+        /// Action name (`dial`, `speak`, …).
+        action: String,
+        /// Which leg it was for.
+        role: Role,
+        /// True for 90018 (call already ended): a final state, not a fault.
+        call_gone: bool,
+        /// The error, for the record.
+        error: String,
+        /// When it failed.
+        at: DateTime<Utc>,
+    },
+}
+
+/// A command for Telnyx.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    /// The leg the action goes to (`None` for a dial).
+    pub call_control_id: Option<String>,
+    /// The leg's role.
+    pub role: Role,
+    /// What to send.
+    pub request: Request,
+}
+
+impl Command {
+    /// The command id (always set by the session).
+    pub fn command_id(&self) -> &str {
+        match &self.request {
+            Request::Action(a) => a.command_id().unwrap_or_default(),
+            Request::Dial(d) => d.command_id.as_deref().unwrap_or_default(),
+            Request::Conference(c) => c.command_id().unwrap_or_default(),
+        }
+    }
+
+    /// The action name (`dial` for a dial, `conference_join` …).
+    pub fn action_name(&self) -> &'static str {
+        match &self.request {
+            Request::Action(a) => a.name(),
+            Request::Dial(_) => "dial",
+            Request::Conference(c) => c.name(),
+        }
+    }
+
+    /// True for the command that starts reaching an agent (dial or transfer).
+    pub fn is_transfer_start(&self) -> bool {
+        matches!(&self.request, Request::Dial(_) | Request::Action(Action::Transfer(_)))
+    }
+}
+
+/// A request body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// An action on an existing leg.
+    Action(Action),
+    /// `POST /calls`.
+    Dial(Dial),
+    /// `POST /conferences` and the conference actions.
+    Conference(ConferenceCommand),
+}
+
+/// An utterance to score; the driver answers with [`Input::Scored`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRequest {
+    /// Sequence number within the conversation.
+    pub seq: u32,
+    /// Who said it.
+    pub speaker: Speaker,
+    /// What was said.
+    pub text: String,
+    /// The external engine's ids for it (Symbl's message ids in PSTN mode):
+    /// its score is theirs. Empty: score the text.
+    pub refs: Vec<String>,
+}
+
+/// What the session asks the world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Send a command to Telnyx.
+    Send(Command),
+    /// Score an utterance.
+    Score(ScoreRequest),
+    /// Store and stream a domain event.
+    Record(Recorded),
+    /// PSTN mode: ask Symbl to dial into the call. The driver picks the DTMF
+    /// code Symbl presses, and answers with [`SymblInput`]s.
+    StartSymbl,
+    /// PSTN mode: Symbl leaves the call. `fallback`: Symbl failed, so every
+    /// utterance from now on (and any still waiting) is scored locally and no
+    /// summary is fetched; otherwise the call ended: fetch and store Symbl's
+    /// topics and trackers.
+    StopSymbl {
+        /// Symbl failed for this call.
+        fallback: bool,
+    },
+}
+
+/// A domain event with its place in the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    /// The conversation.
+    pub conversation_id: String,
+    /// 1-based sequence number of the event within the conversation.
+    pub n: u64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Milliseconds since the call started.
+    pub offset_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: DomainEvent,
+}
+
+/// Transfer progress states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferStatus {
+    /// The agent is being dialled.
+    Dialing,
+    /// The agent's phone rings.
+    Ringing,
+    /// The agent answered (warm: being briefed).
+    Answered,
+    /// Caller and agent are being bridged.
+    Bridging,
+    /// Caller and agent are talking.
+    Connected,
+    /// This agent could not be reached (refused, busy, no answer).
+    AttemptFailed,
+    /// No agent could be reached; the caller stays with the IVR.
+    Failed,
+    /// The caller hung up before an agent was connected.
+    Abandoned,
+}
+
+impl TransferStatus {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferStatus::Dialing => "dialing",
+            TransferStatus::Ringing => "ringing",
+            TransferStatus::Answered => "answered",
+            TransferStatus::Bridging => "bridging",
+            TransferStatus::Connected => "connected",
+            TransferStatus::AttemptFailed => "attempt_failed",
+            TransferStatus::Failed => "failed",
+            TransferStatus::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// Where a decision came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionSource {
+    /// The escalation policy.
+    Policy,
+    /// The caller's keypad or spoken menu choice.
+    Menu,
+    /// `ivrx transfer`.
+    Manual,
+}
+
+/// Something that happened in a conversation, as stored and streamed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DomainEvent {
+    /// The call reached the IVR (or `ivrx dial` placed it).
+    CallStarted { call_control_id: String, direction: String, from: Option<String>, to: Option<String> },
+    /// A leg joined the conversation.
+    LegJoined {
+        role: Role,
+        call_control_id: String,
+        call_leg_id: Option<String>,
+        call_session_id: Option<String>,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    /// A leg was answered.
+    LegAnswered { role: Role, call_control_id: String },
+    /// A leg hung up.
+    LegEnded { role: Role, call_control_id: String, cause: Option<String>, source: Option<String> },
+    /// The IVR said something.
+    IvrSaid { text: String },
+    /// The caller pressed keys.
+    Dtmf { digits: String, choice: Option<String> },
+    /// A partial transcript (streamed, not stored).
+    Interim { speaker: Speaker, text: String },
+    /// A final transcript.
+    Utterance {
+        seq: u32,
+        speaker: Speaker,
+        text: String,
+        confidence: Option<f64>,
+        /// 1-based index among the caller's utterances (caller only).
+        caller_index: Option<u32>,
+    },
+    /// The score of an utterance, with the policy's numbers after it (caller only).
+    Scored {
+        seq: u32,
+        speaker: Speaker,
+        score: f64,
+        label: Label,
+        trackers: Vec<TrackerHit>,
+        engine: String,
+        policy: Option<PolicySnapshot>,
+    },
+    /// The decision to transfer.
+    Decision { source: DecisionSource, decision: Decision },
+    /// Transfer progress.
+    Transfer {
+        attempt: u32,
+        queue: String,
+        target: String,
+        mode: TransferMode,
+        status: TransferStatus,
+        detail: Option<String>,
+        agent_call_control_id: Option<String>,
+    },
+    /// A command failed for good.
+    CommandFailed { action: String, role: Role, call_gone: bool, error: String },
+    /// The configured engine failed for this call; the rest is scored by `to`.
+    EngineFallback { from: String, to: String, reason: String },
+    /// The conversation ended.
+    CallEnded { reason: String },
+}
+
+impl DomainEvent {
+    /// The event's `type` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DomainEvent::CallStarted { .. } => "call_started",
+            DomainEvent::LegJoined { .. } => "leg_joined",
+            DomainEvent::LegAnswered { .. } => "leg_answered",
+            DomainEvent::LegEnded { .. } => "leg_ended",
+            DomainEvent::IvrSaid { .. } => "ivr_said",
+            DomainEvent::Dtmf { .. } => "dtmf",
+            DomainEvent::Interim { .. } => "interim",
+            DomainEvent::Utterance { .. } => "utterance",
+            DomainEvent::Scored { .. } => "scored",
+            DomainEvent::Decision { .. } => "decision",
+            DomainEvent::Transfer { .. } => "transfer",
+            DomainEvent::CommandFailed { .. } => "command_failed",
+            DomainEvent::EngineFallback { .. } => "engine_fallback",
+            DomainEvent::CallEnded { .. } => "call_ended",
+        }
+    }
+}
+
+/// Where the conversation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Waiting for the caller's leg to be answered.
+    Ringing,
+    /// The IVR is in charge: menu, listening, answering.
+    Ivr,
+    /// Reaching an agent.
+    Transferring,
+    /// Caller and agent are connected.
+    WithAgent,
+    /// Saying goodbye before hanging up.
+    Closing,
+    /// The caller's leg has ended.
+    Ended,
+}
+
+/// What the session knows about one leg.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Leg {
+    call_control_id: String,
+    answered: bool,
+    ended: bool,
+    transcribing: bool,
+}
+
+/// Why a speak was sent, so that its `call.speak.ended` can be acted on.
+/// Speaks on one leg play in order, so a FIFO per leg matches them up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum SpeakPurpose {
+    Bridging,
+    Briefing,
+    Goodbye,
+}
+
+/// An utterance waiting for its score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct PendingUtterance {
+    speaker: Speaker,
+    text: String,
+    caller_index: Option<u32>,
+    offset_ms: u64,
+}
+
+/// The state of one conversation. Serialisable so a call survives a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    id: String,
+    #[serde(skip)]
+    settings: Arc<SessionSettings>,
+    phase: Phase,
+    started_at: Option<DateTime<Utc>>,
+    caller: Option<Leg>,
+    agent: Option<Leg>,
+    next_command: u64,
+    next_event: u64,
+    next_seq: u32,
+    caller_utterances: u32,
+    /// Scores are applied in sequence order; later ones wait here.
+    scored_up_to: u32,
+    pending: BTreeMap<u32, PendingUtterance>,
+    early_scores: BTreeMap<u32, Score>,
+    policy: PolicyState,
+    decision: Option<Decision>,
+    transfer: Option<transfer::TransferProgress>,
+    speaks: VecDeque<(Role, SpeakPurpose)>,
+    gather_active: bool,
+    spoke_since_gather: bool,
+    reprompts: u32,
+    hold_music: bool,
+    end_reason: Option<String>,
+    /// The menu topic the caller's problem matched, for the agent's briefing.
+    topic: Option<String>,
+    last_snapshot: Option<PolicySnapshot>,
+    /// True once `CallEnded` was recorded (the caller's and any agent's legs are down).
+    #[serde(default)]
+    end_recorded: bool,
+    /// PSTN mode: the conference and Symbl's leg.
+    #[serde(default)]
+    pstn: symbl_link::PstnState,
+}
+
+impl Session {
+    /// A new, empty conversation.
+    pub fn new(id: impl Into<String>, settings: Arc<SessionSettings>) -> Self {
+        Self {
+            id: id.into(),
+            settings,
+            phase: Phase::Ringing,
+            started_at: None,
+            caller: None,
+            agent: None,
+            next_command: 0,
+            next_event: 0,
+            next_seq: 0,
+            caller_utterances: 0,
+            scored_up_to: 0,
+            pending: BTreeMap::new(),
+            early_scores: BTreeMap::new(),
+            policy: PolicyState::default(),
+            decision: None,
+            transfer: None,
+            speaks: VecDeque::new(),
+            gather_active: false,
+            spoke_since_gather: false,
+            reprompts: 0,
+            hold_music: false,
+            end_reason: None,
+            topic: None,
+            last_snapshot: None,
+            end_recorded: false,
+            pstn: symbl_link::PstnState::default(),
+        }
+    }
+
+    /// Re-attaches settings to a session restored from storage.
+    pub fn with_settings(mut self, settings: Arc<SessionSettings>) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The conversation id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Where the conversation is.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// True once the caller's leg has ended.
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// The caller leg's call_control_id, once known.
+    pub fn caller_call_control_id(&self) -> Option<&str> {
+        self.caller.as_ref().map(|l| l.call_control_id.as_str())
+    }
+
+    /// The call_control_ids of the legs this session knows.
+    pub fn leg_ids(&self) -> Vec<String> {
+        self.caller
+            .iter()
+            .chain(self.agent.iter())
+            .chain(self.pstn.symbl.iter())
+            .map(|l| l.call_control_id.clone())
+            .collect()
+    }
+
+    /// The decision, if one was made.
+    pub fn decision(&self) -> Option<&Decision> {
+        self.decision.as_ref()
+    }
+
+    /// The policy's running state.
+    pub fn policy_state(&self) -> &PolicyState {
+        &self.policy
+    }
+
+    /// Utterances still waiting for their score, in order (a worker that must
+    /// stop scores them with what it has, so the conversation can end).
+    pub fn unscored(&self) -> Vec<ScoreRequest> {
+        self.pending
+            .iter()
+            .map(|(&seq, u)| ScoreRequest { seq, speaker: u.speaker, text: u.text.clone(), refs: Vec::new() })
+            .collect()
+    }
+
+    /// Records a fact observed outside the session (e.g. an engine fallback).
+    pub fn note(&mut self, at: DateTime<Utc>, event: DomainEvent) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.record(at, event, &mut out);
+        out
+    }
+
+    /// Handles one input.
+    pub fn handle(&mut self, input: Input) -> Vec<Effect> {
+        let mut out = Vec::new();
+        match input {
+            Input::Webhook { event, occurred_at, received_at } => {
+                let at = occurred_at.unwrap_or(received_at);
+                self.on_event(*event, at, &mut out);
+            }
+            Input::Scored { seq, score, at } => self.on_scored(seq, score, at, &mut out),
+            Input::Symbl(input) => self.on_symbl(input, &mut out),
+            Input::ConferenceReady { conference_id, at } => self.on_conference_ready(conference_id, at, &mut out),
+            Input::CommandFailed { action, role, call_gone, error, at, .. } => {
+                self.on_command_failed(&action, role, call_gone, error, at, &mut out)
+            }
+        }
+        out
+    }
+
+    fn offset(&self, at: DateTime<Utc>) -> u64 {
+        match self.started_at {
+            Some(s) => (at - s).num_milliseconds().max(0) as u64,
+            None => 0,
+        }
+    }
+
+    fn record(&mut self, at: DateTime<Utc>, event: DomainEvent, out: &mut Vec<Effect>) {
+        self.next_event += 1;
+        out.push(Effect::Record(Recorded {
+            conversation_id: self.id.clone(),
+            n: self.next_event,
+            at,
+            offset_ms: self.offset(at),
+            event,
+        }));
+    }
+
+    fn next_command_id(&mut self) -> String {
+        self.next_command += 1;
+        format!("{}-{}", self.id, self.next_command)
+    }
+
+    /// Sends an action to a leg, with a fresh deterministic command id.
+    fn send(&mut self, role: Role, mut action: Action, out: &mut Vec<Effect>) {
+        let Some(leg) = self.leg(role).filter(|l| !l.ended) else { return };
+        let ccid = leg.call_control_id.clone();
+        action.set_command_id(self.next_command_id());
+        out.push(Effect::Send(Command { call_control_id: Some(ccid), role, request: Request::Action(action) }));
+    }
+
+    fn leg(&self, role: Role) -> Option<&Leg> {
+        match role {
+            Role::Caller => self.caller.as_ref(),
+            Role::Agent => self.agent.as_ref(),
+            Role::Symbl => self.pstn.symbl.as_ref(),
+        }
+    }
+
+    /// Marks a leg ended and records how; false when the leg is unknown or had already ended.
+    fn end_leg(
+        &mut self,
+        role: Role,
+        e: &ivrx_telnyx::events::CallHangup,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(leg) = self.leg_mut(role).filter(|l| !l.ended) else { return false };
+        leg.ended = true;
+        let call_control_id = leg.call_control_id.clone();
+        let cause = e.hangup_cause.as_ref().map(|c| c.as_str().to_string());
+        let source = e.hangup_source.as_ref().map(|s| s.as_str().to_string());
+        self.record(at, DomainEvent::LegEnded { role, call_control_id, cause, source }, out);
+        true
+    }
+
+    fn leg_mut(&mut self, role: Role) -> Option<&mut Leg> {
+        match role {
+            Role::Caller => self.caller.as_mut(),
+            Role::Agent => self.agent.as_mut(),
+            Role::Symbl => self.pstn.symbl.as_mut(),
+        }
+    }
+
+    fn tag(&self, role: Role, attempt: Option<u32>) -> String {
+        LegTag { ivrx: 1, conv: self.id.clone(), role, attempt }.encode()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,545 @@
+//! The transfer part of the session: reaching an agent (warm or cold), trying
+//! the next agent when one does not answer, falling back to the IVR when none
+//! does, and keeping a consistent record when the caller hangs up mid-way.
+//!
+//! Exactly once: the escalation policy decides once per call, and a new
+//! transfer can only start when none is in progress and no agent is connected.
+//! After a failed transfer (no agent reachable) the caller is back with the IVR;
+//! only the caller (keypad or menu) or a supervisor can ask again.
+
+use chrono::{DateTime, Utc};
+use ivrx_telnyx::commands::{Action, Bridge, Dial, Plain, PlaybackStart, Transfer};
+use ivrx_telnyx::events::{CallAnswered, CallHangup, CallInitiated};
+use serde::{Deserialize, Serialize};
+
+use super::text::briefing;
+use super::{
+    Command, DecisionSource, DomainEvent, Effect, Leg, LegTag, Phase, Request, Role, Session, SpeakPurpose,
+    TransferStatus,
+};
+use crate::policy::{Decision, Reason};
+use crate::settings::TransferMode;
+
+/// Where a transfer is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct TransferProgress {
+    pub queue: String,
+    pub mode: TransferMode,
+    pub targets: Vec<String>,
+    /// 1-based index into `targets`.
+    pub attempt: u32,
+    pub status: TransferStatus,
+}
+
+/// A supervisor's request (`ivrx transfer`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ManualTransfer {
+    /// Transfer to this queue's agents.
+    pub queue: Option<String>,
+    /// Transfer to this number.
+    pub to: Option<String>,
+}
+
+/// Why a manual transfer was not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferRefused {
+    /// The call is over.
+    #[error("the call has already ended")]
+    Ended,
+    /// The caller has not been answered yet.
+    #[error("the call has not been answered yet")]
+    NotAnswered,
+    /// A transfer is under way.
+    #[error("a transfer is already in progress")]
+    InProgress,
+    /// An agent is already on the call.
+    #[error("the caller is already connected to an agent")]
+    AlreadyConnected,
+    /// No such queue.
+    #[error("no queue named {0:?}")]
+    UnknownQueue(String),
+}
+
+impl TransferRefused {
+    /// A stable snake_case code for APIs and exit codes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TransferRefused::Ended => "ended",
+            TransferRefused::NotAnswered => "not_answered",
+            TransferRefused::InProgress => "in_progress",
+            TransferRefused::AlreadyConnected => "already_connected",
+            TransferRefused::UnknownQueue(_) => "unknown_queue",
+        }
+    }
+}
+
+fn hangup_detail(cause: Option<&str>) -> String {
+    match cause {
+        Some("timeout") | Some("no_answer") => "no answer".into(),
+        Some("call_rejected") => "refused".into(),
+        Some("user_busy") => "busy".into(),
+        Some(other) => other.replace('_', " "),
+        None => "hung up".into(),
+    }
+}
+
+impl Session {
+    /// Starts a transfer a supervisor asked for, through the same exactly-once
+    /// guard as the automatic one.
+    pub fn request_transfer(&mut self, req: ManualTransfer, at: DateTime<Utc>) -> Result<Vec<Effect>, TransferRefused> {
+        match self.phase {
+            Phase::Ended => return Err(TransferRefused::Ended),
+            Phase::Ringing => return Err(TransferRefused::NotAnswered),
+            Phase::Transferring => return Err(TransferRefused::InProgress),
+            Phase::WithAgent => return Err(TransferRefused::AlreadyConnected),
+            Phase::Ivr | Phase::Closing => {}
+        }
+        let (queue, targets) = match (req.to, req.queue) {
+            (Some(to), _) => ("direct".to_string(), vec![to]),
+            (None, queue) => {
+                let name = queue.unwrap_or_else(|| self.settings.policy.support_queue.clone());
+                let q = self.settings.queues.get(&name).ok_or_else(|| TransferRefused::UnknownQueue(name.clone()))?;
+                (name, q.agents.clone())
+            }
+        };
+        let decision = Decision {
+            reason: Reason::Manual,
+            queue,
+            trigger_index: 0,
+            trigger_text: String::new(),
+            trigger_phrase: None,
+            tracker: None,
+            numbers: self.last_snapshot.clone().unwrap_or_default(),
+        };
+        let mut out = Vec::new();
+        self.start_transfer(decision, DecisionSource::Manual, Some(targets), at, &mut out);
+        Ok(out)
+    }
+
+    /// Records the decision and starts reaching the first agent.
+    pub(super) fn start_transfer(
+        &mut self,
+        decision: Decision,
+        source: DecisionSource,
+        targets: Option<Vec<String>>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
+        let targets =
+            targets.or_else(|| self.settings.queues.get(&decision.queue).map(|q| q.agents.clone())).unwrap_or_default();
+        // The policy's own record of the decision (the session's guard already
+        // allowed this one: a first decision, or a new ask after a failed transfer).
+        let _ = crate::policy::claim(&mut self.policy, decision.clone());
+        self.policy.decided = true;
+        let queue = decision.queue.clone();
+        self.decision = Some(decision.clone());
+        self.record(at, DomainEvent::Decision { source, decision }, out);
+        if targets.is_empty() {
+            // Configuration is validated, so this is a queue removed at run time.
+            self.transfer = Some(TransferProgress {
+                queue,
+                mode: self.settings.transfer.mode,
+                targets,
+                attempt: 0,
+                status: TransferStatus::Failed,
+            });
+            self.fail_transfer("the queue has no agents", at, out);
+            return;
+        }
+        self.phase = Phase::Transferring;
+        self.transfer = Some(TransferProgress {
+            queue: queue.clone(),
+            mode: self.settings.transfer.mode,
+            targets,
+            attempt: 1,
+            status: TransferStatus::Dialing,
+        });
+        // Reach the agent first: it is the slow part, and the latency that matters.
+        self.dial_attempt(at, out);
+        self.stop_gather(out);
+        let line = self
+            .settings
+            .queues
+            .get(&queue)
+            .and_then(|q| q.bridging_line.clone())
+            .unwrap_or_else(|| self.settings.transfer.bridging_line.clone());
+        self.say(Role::Caller, line, SpeakPurpose::Bridging, at, out);
+    }
+
+    pub(super) fn record_transfer(
+        &mut self,
+        status: TransferStatus,
+        detail: Option<String>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(t) = self.transfer.as_mut() else { return };
+        t.status = status;
+        let event = DomainEvent::Transfer {
+            attempt: t.attempt,
+            queue: t.queue.clone(),
+            target: t.targets.get(t.attempt.saturating_sub(1) as usize).cloned().unwrap_or_default(),
+            mode: t.mode,
+            status,
+            detail,
+            agent_call_control_id: self.agent.as_ref().map(|l| l.call_control_id.clone()),
+        };
+        self.record(at, event, out);
+    }
+
+    /// Dials (warm) or transfers to (cold) the current attempt's agent.
+    fn dial_attempt(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        let Some(t) = self.transfer.clone() else { return };
+        let Some(target) = t.targets.get(t.attempt.saturating_sub(1) as usize).cloned() else { return };
+        self.agent = None;
+        self.record_transfer(TransferStatus::Dialing, None, at, out);
+        let tag = self.tag(Role::Agent, Some(t.attempt));
+        let ring = self.settings.transfer.ring_timeout_secs;
+        // A caller in a conference is never transferred away: the agent is
+        // dialled and joins the conference, whatever the mode.
+        let mode = if self.in_conference() { TransferMode::Warm } else { t.mode };
+        match mode {
+            TransferMode::Warm => {
+                // The agent's words are transcribed from the moment they answer.
+                let dial = Dial {
+                    connection_id: self.settings.connection_id.clone(),
+                    from: self.settings.ivr.number.clone(),
+                    to: target,
+                    client_state: Some(tag),
+                    command_id: Some(self.next_command_id()),
+                    webhook_url: self.settings.webhook_url.clone(),
+                    timeout_secs: Some(ring),
+                    transcription: Some(true),
+                    transcription_config: Some(self.settings.transcription.config_for_answer(super::flow::TRACKS)),
+                    ..Default::default()
+                };
+                out.push(Effect::Send(Command {
+                    call_control_id: None,
+                    role: Role::Agent,
+                    request: Request::Dial(dial),
+                }));
+            }
+            TransferMode::Cold => {
+                let body = Transfer {
+                    to: Some(target),
+                    from: Some(self.settings.ivr.number.clone()),
+                    timeout_secs: Some(ring),
+                    target_leg_client_state: Some(tag),
+                    webhook_url: self.settings.webhook_url.clone(),
+                    ..Default::default()
+                };
+                self.send(Role::Caller, Action::Transfer(body), out);
+            }
+        }
+    }
+
+    /// True when an agent-leg event belongs to the attempt under way.
+    fn is_current_attempt(&self, tag: Option<&LegTag>) -> bool {
+        match (tag.and_then(|t| t.attempt), &self.transfer) {
+            (Some(a), Some(t)) => a == t.attempt,
+            _ => false,
+        }
+    }
+
+    /// Makes sure the agent leg of the current attempt is known (its events may
+    /// arrive before its `call.initiated`).
+    fn adopt_agent_leg(&mut self, ccid: Option<&str>, tag: Option<&LegTag>) -> bool {
+        if self.agent.is_some() {
+            return true;
+        }
+        // A dialled agent (warm, or into the conference) was dialled with transcription.
+        let dialled = self.in_conference() || self.transfer.as_ref().is_some_and(|t| t.mode == TransferMode::Warm);
+        match ccid {
+            Some(ccid) if self.is_current_attempt(tag) => {
+                self.agent = Some(Leg { call_control_id: ccid.to_string(), transcribing: dialled, ..Leg::default() });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(super) fn on_agent_initiated(
+        &mut self,
+        e: &CallInitiated,
+        tag: Option<&LegTag>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
+        let known = self.agent.as_ref().map(|l| l.call_control_id.clone());
+        if known.is_some() && known.as_deref() != e.ids.call_control_id.as_deref() {
+            return;
+        }
+        if known.is_none() && !self.adopt_agent_leg(e.ids.call_control_id.as_deref(), tag) {
+            return;
+        }
+        let ccid = e.ids.call_control_id.clone().unwrap_or_default();
+        self.record(
+            at,
+            DomainEvent::LegJoined {
+                role: Role::Agent,
+                call_control_id: ccid,
+                call_leg_id: e.ids.call_leg_id.clone(),
+                call_session_id: e.ids.call_session_id.clone(),
+                from: e.from.clone(),
+                to: e.to.clone(),
+            },
+            out,
+        );
+        if self.phase == Phase::Transferring
+            && self.transfer.as_ref().is_some_and(|t| t.status == TransferStatus::Dialing)
+        {
+            self.record_transfer(TransferStatus::Ringing, None, at, out);
+        }
+    }
+
+    pub(super) fn on_agent_answered(
+        &mut self,
+        e: &CallAnswered,
+        tag: Option<&LegTag>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
+        if !self.adopt_agent_leg(e.ids.call_control_id.as_deref(), tag) {
+            return;
+        }
+        let Some(leg) = self.agent.as_mut() else { return };
+        if leg.answered || leg.ended {
+            return;
+        }
+        leg.answered = true;
+        let ccid = leg.call_control_id.clone();
+        self.record(at, DomainEvent::LegAnswered { role: Role::Agent, call_control_id: ccid }, out);
+        if self.phase != Phase::Transferring {
+            return;
+        }
+        if self.in_conference() && self.settings.transfer.mode == TransferMode::Cold {
+            // Cold in a conference: no briefing, straight in.
+            self.record_transfer(TransferStatus::Answered, None, at, out);
+            self.start_transcription(Role::Agent, out);
+            self.join_agent(at, out);
+            return;
+        }
+        match self.settings.transfer.mode {
+            TransferMode::Warm => {
+                self.record_transfer(TransferStatus::Answered, None, at, out);
+                // Listen from the start: the agent may speak as soon as the caller is bridged in.
+                self.start_transcription(Role::Agent, out);
+                let text = match &self.decision {
+                    Some(d) => briefing(d, self.topic.as_deref()),
+                    None => "Incoming call. Connecting you now.".into(),
+                };
+                self.say(Role::Agent, text, SpeakPurpose::Briefing, at, out);
+            }
+            TransferMode::Cold => self.connected(at, out),
+        }
+    }
+
+    /// The agent has heard the briefing: bridge the caller in.
+    pub(super) fn on_briefing_done(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        if self.phase != Phase::Transferring {
+            return;
+        }
+        let caller_up = self.caller.as_ref().is_some_and(|l| !l.ended);
+        let Some(agent) = self.agent.as_ref().filter(|l| !l.ended && caller_up) else { return };
+        let agent_ccid = agent.call_control_id.clone();
+        if self.in_conference() {
+            self.join_agent(at, out);
+            return;
+        }
+        if self.hold_music {
+            self.send(Role::Caller, Action::PlaybackStop(Plain::default()), out);
+            self.hold_music = false;
+        }
+        let body = Bridge { call_control_id: Some(agent_ccid), ..Default::default() };
+        self.send(Role::Caller, Action::Bridge(body), out);
+        self.record_transfer(TransferStatus::Bridging, None, at, out);
+    }
+
+    /// The bridging line has been said: play hold music until an agent is bridged in.
+    pub(super) fn on_bridging_line_done(&mut self, out: &mut Vec<Effect>) {
+        let waiting = self.phase == Phase::Transferring
+            && (self.settings.transfer.mode == TransferMode::Warm || self.in_conference())
+            && self.transfer.as_ref().is_some_and(|t| {
+                matches!(t.status, TransferStatus::Dialing | TransferStatus::Ringing | TransferStatus::Answered)
+            });
+        if waiting && !self.hold_music {
+            let body = PlaybackStart {
+                audio_url: Some(self.settings.transfer.hold_music_url.clone()),
+                loop_: Some(serde_json::Value::String("infinity".into())),
+                ..Default::default()
+            };
+            self.send(Role::Caller, Action::PlaybackStart(body), out);
+            self.hold_music = true;
+        }
+    }
+
+    pub(super) fn on_bridged(&mut self, role: Role, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        if self.phase != Phase::Transferring {
+            return;
+        }
+        match self.settings.transfer.mode {
+            TransferMode::Warm => self.connected(at, out),
+            TransferMode::Cold => {
+                // Telnyx bridges the B leg while it still rings; connected on answer.
+                let _ = role;
+                if self.transfer.as_ref().is_some_and(|t| t.status != TransferStatus::Bridging) {
+                    self.record_transfer(TransferStatus::Bridging, None, at, out);
+                }
+            }
+        }
+    }
+
+    pub(super) fn connected(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        if self.phase != Phase::Transferring {
+            return;
+        }
+        self.phase = Phase::WithAgent;
+        self.hold_music = false;
+        self.record_transfer(TransferStatus::Connected, None, at, out);
+        self.start_transcription(Role::Agent, out);
+    }
+
+    pub(super) fn on_agent_hangup(
+        &mut self,
+        e: &CallHangup,
+        tag: Option<&LegTag>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
+        let ccid = e.ids.call_control_id.as_deref();
+        let is_current = self.agent.as_ref().is_some_and(|l| Some(l.call_control_id.as_str()) == ccid)
+            || (self.agent.is_none() && self.adopt_agent_leg(ccid, tag));
+        if !is_current {
+            return; // a leg of an earlier attempt, already accounted for
+        }
+        if !self.end_leg(Role::Agent, e, at, out) {
+            return;
+        }
+        if self.phase == Phase::Transferring {
+            let cause = e.hangup_cause.as_ref().map(|c| c.as_str());
+            self.record_transfer(TransferStatus::AttemptFailed, Some(hangup_detail(cause)), at, out);
+            self.next_attempt(at, out);
+        }
+        self.maybe_end(at, out);
+    }
+
+    pub(super) fn next_attempt(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        let Some(t) = self.transfer.as_mut() else { return };
+        if (t.attempt as usize) < t.targets.len() {
+            t.attempt += 1;
+            self.dial_attempt(at, out);
+        } else {
+            self.fail_transfer("no agent answered", at, out);
+        }
+    }
+
+    /// No agent could be reached: tell the caller and keep them with the IVR.
+    fn fail_transfer(&mut self, detail: &str, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        self.record_transfer(TransferStatus::Failed, Some(detail.to_string()), at, out);
+        self.agent = None;
+        if self.caller.as_ref().is_none_or(|l| l.ended) {
+            return;
+        }
+        self.phase = Phase::Ivr;
+        if self.hold_music {
+            self.send(Role::Caller, Action::PlaybackStop(Plain::default()), out);
+            self.hold_music = false;
+        }
+        self.reprompts = 0;
+        let prompt = format!("{} {}", self.settings.transfer.failure_line, self.settings.ivr.menu_prompt);
+        self.gather_with_prompt(prompt, at, out);
+    }
+
+    /// The caller hung up: abandon any transfer and release the agent leg.
+    pub(super) fn on_caller_gone(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        if self.phase == Phase::Transferring {
+            self.record_transfer(TransferStatus::Abandoned, Some("caller hung up".into()), at, out);
+        }
+        if self.agent.as_ref().is_some_and(|l| !l.ended) {
+            self.send(Role::Agent, Action::Hangup(Plain::default()), out);
+        }
+    }
+
+    pub(super) fn on_command_failed(
+        &mut self,
+        action: &str,
+        role: Role,
+        call_gone: bool,
+        error: String,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
+        if call_gone && action == "hangup" {
+            // The leg had already gone: exactly what the hangup wanted. Its
+            // `call.hangup` may come later (then it is ignored) or never.
+            match role {
+                Role::Caller => self.caller_ended(None, None, at, out),
+                Role::Agent | Role::Symbl => {
+                    if let Some(l) = self.leg_mut(role).filter(|l| !l.ended) {
+                        l.ended = true;
+                        let call_control_id = l.call_control_id.clone();
+                        let ended = DomainEvent::LegEnded { role, call_control_id, cause: None, source: None };
+                        self.record(at, ended, out);
+                    }
+                    self.maybe_end(at, out);
+                }
+            }
+            return;
+        }
+        self.record(
+            at,
+            DomainEvent::CommandFailed { action: action.to_string(), role, call_gone, error: error.clone() },
+            out,
+        );
+        match action {
+            "dial" | "transfer" if self.phase == Phase::Transferring => {
+                self.record_transfer(TransferStatus::AttemptFailed, Some(error), at, out);
+                self.next_attempt(at, out);
+            }
+            "bridge" if self.phase == Phase::Transferring && !call_gone => {
+                if self.agent.as_ref().is_some_and(|l| !l.ended) {
+                    self.send(Role::Agent, Action::Hangup(Plain::default()), out);
+                    if let Some(l) = self.agent.as_mut() {
+                        l.ended = true;
+                    }
+                }
+                self.record_transfer(TransferStatus::AttemptFailed, Some(error), at, out);
+                self.next_attempt(at, out);
+            }
+            "speak" => {
+                if let Some(pos) = self.speaks.iter().position(|(r, _)| *r == role) {
+                    if let Some((_, purpose)) = self.speaks.remove(pos) {
+                        self.after_speak(purpose, at, out);
+                    }
+                }
+            }
+            "gather_using_speak" | "gather" => self.gather_active = false,
+            "conference_create" | "conference_join" => self.on_conference_failed(action, role, call_gone, at, out),
+            "playback_start" => self.hold_music = false,
+            _ => {}
+        }
+    }
+
+    /// Places an outbound call (`ivrx dial` in live mode): the called party
+    /// goes through the IVR like a caller.
+    pub fn dial_out(&mut self, to: String, from: String, at: DateTime<Utc>) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.started_at.get_or_insert(at);
+        let mut dial = Dial {
+            connection_id: self.settings.connection_id.clone(),
+            from,
+            to,
+            client_state: Some(self.tag(Role::Caller, None)),
+            command_id: Some(self.next_command_id()),
+            webhook_url: self.settings.webhook_url.clone(),
+            ..Default::default()
+        };
+        // Transcribed from the moment they answer (see `on_caller_initiated`).
+        if !self.symbl_listens() {
+            dial.transcription = Some(true);
+            dial.transcription_config = Some(self.settings.transcription.config_for_answer(super::flow::TRACKS));
+        }
+        out.push(Effect::Send(Command { call_control_id: None, role: Role::Caller, request: Request::Dial(dial) }));
+        out
+    }
+}

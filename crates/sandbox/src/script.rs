@@ -1,0 +1,247 @@
+//! Caller scripts: what a simulated party says and does, one step per line.
+//!
+//! ```text
+//! # a frustrated caller
+//! say my internet has been down since yesterday
+//! pause 2
+//! press 2
+//! say this is ridiculous i want to talk to a real person
+//! hangup
+//! ```
+//!
+//! `say TEXT` (what speech recognition would print), `press DIGITS` (0-9, `*`,
+//! `#`, A-D), `pause SECONDS`, `hangup`. Blank lines and `#` comments are
+//! ignored; comments of the form `# key: value` are kept as directives (the
+//! evaluation corpus uses `# expect: …`).
+
+use std::fmt;
+use std::path::Path;
+
+use ivrx_telnyx::dtmf::is_dtmf;
+
+/// One step of a script.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Speak a line.
+    Say(String),
+    /// Press DTMF keys, one after the other.
+    Press(String),
+    /// Stay silent for this many seconds (sandbox time).
+    Pause(f64),
+    /// Hang up.
+    Hangup,
+}
+
+/// A parsed script.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Script {
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// `# key: value` comments, in order, keys lower-cased.
+    pub directives: Vec<(String, String)>,
+}
+
+/// A script line that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct ScriptError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong, and how to fix it.
+    pub message: String,
+}
+
+/// Longest pause a script may ask for.
+pub const MAX_PAUSE_SECS: f64 = 3600.0;
+/// Longest line a script may say.
+pub const MAX_SAY_CHARS: usize = 2000;
+
+impl Script {
+    /// Parses script text.
+    pub fn parse(text: &str) -> Result<Self, ScriptError> {
+        let mut script = Script::default();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let err = |message: String| ScriptError { line, message };
+            let trimmed = raw.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            if let Some(comment) = trimmed.strip_prefix('#') {
+                if let Some((k, v)) = comment.split_once(':') {
+                    let key = k.trim();
+                    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                        script.directives.push((key.to_ascii_lowercase(), v.trim().to_string()));
+                    }
+                }
+                continue;
+            }
+            let (verb, rest) = match trimmed.split_once(char::is_whitespace) {
+                Some((v, r)) => (v, r.trim()),
+                None => (trimmed, ""),
+            };
+            let step = match verb.to_ascii_lowercase().as_str() {
+                "say" => {
+                    if rest.is_empty() {
+                        return Err(err("`say` needs the words the caller says".into()));
+                    }
+                    if rest.chars().count() > MAX_SAY_CHARS {
+                        return Err(err(format!("`say` is limited to {MAX_SAY_CHARS} characters")));
+                    }
+                    Step::Say(rest.split_whitespace().collect::<Vec<_>>().join(" "))
+                }
+                "press" => {
+                    let digits: String = rest.chars().filter(|c| !c.is_whitespace()).collect();
+                    if digits.is_empty() {
+                        return Err(err("`press` needs digits, e.g. `press 2` or `press 1234#`".into()));
+                    }
+                    if let Some(bad) = digits.chars().find(|c| !is_dtmf(*c)) {
+                        return Err(err(format!("`press` accepts 0-9, *, # and A-D, not {bad:?}")));
+                    }
+                    if digits.len() > 64 {
+                        return Err(err("`press` is limited to 64 keys".into()));
+                    }
+                    Step::Press(digits.to_ascii_uppercase())
+                }
+                "pause" => {
+                    let secs: f64 = rest
+                        .trim_end_matches('s')
+                        .parse()
+                        .map_err(|_| err(format!("`pause` needs seconds, e.g. `pause 1.5`, not {rest:?}")))?;
+                    if !secs.is_finite() || !(0.0..=MAX_PAUSE_SECS).contains(&secs) {
+                        return Err(err(format!("`pause` must be between 0 and {MAX_PAUSE_SECS} seconds")));
+                    }
+                    Step::Pause(secs)
+                }
+                "hangup" | "hang-up" => {
+                    if !rest.is_empty() {
+                        return Err(err("`hangup` takes nothing after it".into()));
+                    }
+                    Step::Hangup
+                }
+                other => {
+                    return Err(err(format!(
+                        "unknown step {:?}: use say, press, pause or hangup",
+                        other.chars().take(40).collect::<String>()
+                    )))
+                }
+            };
+            script.steps.push(step);
+        }
+        Ok(script)
+    }
+
+    /// Reads and parses a script file.
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+        Self::parse(&text).map_err(|source| LoadError::Parse { path: path.display().to_string(), source })
+    }
+
+    /// The first value of a `# key: value` directive.
+    pub fn directive(&self, key: &str) -> Option<&str> {
+        self.directives.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The lines the caller says, in order.
+    pub fn utterances(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Say(t) => Some(t.as_str()),
+            _ => None,
+        })
+    }
+}
+
+impl fmt::Display for Script {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, v) in &self.directives {
+            writeln!(f, "# {k}: {v}")?;
+        }
+        for s in &self.steps {
+            match s {
+                Step::Say(t) => writeln!(f, "say {t}")?,
+                Step::Press(d) => writeln!(f, "press {d}")?,
+                Step::Pause(p) => writeln!(f, "pause {p}")?,
+                Step::Hangup => writeln!(f, "hangup")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A script file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read script {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid script.
+    #[error("script {path}, {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// Where and why.
+        #[source]
+        source: ScriptError,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_step_and_directives() {
+        let s = Script::parse(
+            "# expect: transfer support at 2\n# a plain comment\n\nsay  hello   there \npress 1#\npause 1.5\nPAUSE 2s\nhangup\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.steps,
+            vec![
+                Step::Say("hello there".into()),
+                Step::Press("1#".into()),
+                Step::Pause(1.5),
+                Step::Pause(2.0),
+                Step::Hangup
+            ]
+        );
+        assert_eq!(s.directive("expect"), Some("transfer support at 2"));
+        assert_eq!(s.utterances().collect::<Vec<_>>(), vec!["hello there"]);
+        assert_eq!(Script::parse(&s.to_string()).unwrap(), s);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_fix() {
+        let cases = [
+            ("say\n", 1, "needs the words"),
+            ("say hi\npress\n", 2, "needs digits"),
+            ("press 12x\n", 1, "not 'x'"),
+            ("pause soon\n", 1, "needs seconds"),
+            ("pause -1\n", 1, "between 0"),
+            ("pause NaN\n", 1, "between 0"),
+            ("hangup now\n", 1, "takes nothing"),
+            ("shout hi\n", 1, "unknown step"),
+        ];
+        for (text, line, needle) in cases {
+            let e = Script::parse(text).unwrap_err();
+            assert_eq!(e.line, line, "{text:?}");
+            assert!(e.message.contains(needle), "{text:?}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        for text in
+            ["\u{0}", "say \u{202e}", "press ########", "pause 1e309", "# :", "#:x", "say é", &"x".repeat(10_000)]
+        {
+            let _ = Script::parse(text);
+        }
+    }
+}

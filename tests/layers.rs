@@ -1,0 +1,138 @@
+//! The direction of the workspace's dependencies, as Cargo resolves them:
+//!
+//! - the core (session, policy) and the intelligence crates depend on no I/O
+//!   crate, not even through another crate (their normal dependency tree);
+//! - no library crate depends on the sandbox carrier or on the test fixtures:
+//!   only the `ivrx` package embeds the sandbox (its default carrier);
+//! - the test fixtures are a dev-dependency only, of any package.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Crates that do I/O: an async runtime, sockets, HTTP, databases.
+const IO_CRATES: &[&str] = &[
+    "tokio",
+    "mio",
+    "socket2",
+    "reqwest",
+    "hyper",
+    "hyper-util",
+    "h2",
+    "axum",
+    "tower",
+    "tungstenite",
+    "tokio-tungstenite",
+    "rusqlite",
+    "libsqlite3-sys",
+    "tokio-postgres",
+    "postgres",
+    "sqlx",
+    "rustls",
+    "dirs",
+];
+
+/// Crates that must stay free of I/O.
+const PURE: &[&str] = &["ivrx-core", "ivrx-intel"];
+/// The sandbox carrier: only the binary package may depend on it (and the fixtures, which are dev-only).
+const SANDBOX: &str = "ivrx-sandbox";
+/// The test fixtures: a dev-dependency only.
+const TESTKIT: &str = "ivrx-testkit";
+/// The binary package, which embeds the sandbox as its default carrier.
+const BINARY: &str = "ivrx";
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")));
+    c
+}
+
+fn run(mut c: Command) -> String {
+    let out = c.output().expect("cargo runs");
+    assert!(out.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// Every package in the normal (non-dev, non-build) dependency tree of `package`.
+fn normal_tree(package: &str) -> BTreeSet<String> {
+    let mut c = cargo();
+    c.args(["tree", "--locked", "--package", package, "--edges", "normal", "--prefix", "none", "--format", "{p}"]);
+    run(c).lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect()
+}
+
+/// The workspace's packages, with their declared dependencies as (name, kind).
+fn members() -> Vec<(String, Vec<(String, String)>)> {
+    let mut c = cargo();
+    c.args(["metadata", "--locked", "--no-deps", "--format-version", "1"]);
+    let meta: Value = serde_json::from_str(&run(c)).expect("cargo metadata is JSON");
+    let packages = meta["packages"].as_array().expect("packages");
+    packages
+        .iter()
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .expect("dependencies")
+                .iter()
+                .map(|d| {
+                    let name = d["name"].as_str().unwrap_or_default().to_string();
+                    (name, d["kind"].as_str().unwrap_or("normal").to_string())
+                })
+                .collect();
+            (p["name"].as_str().unwrap_or_default().to_string(), deps)
+        })
+        .collect()
+}
+
+#[test]
+fn the_workspace_has_the_layered_crates() {
+    let names: BTreeSet<String> = members().into_iter().map(|(n, _)| n).collect();
+    for crate_name in [BINARY, "ivrx-core", "ivrx-intel", "ivrx-telnyx", "ivrx-store", SANDBOX, TESTKIT] {
+        assert!(names.contains(crate_name), "{crate_name} is a workspace member: {names:?}");
+    }
+}
+
+#[test]
+fn core_and_intel_depend_on_no_io_crate() {
+    for package in PURE {
+        let tree = normal_tree(package);
+        assert!(tree.contains(*package), "cargo tree lists {package} itself: {tree:?}");
+        let io: Vec<&String> = tree.iter().filter(|p| IO_CRATES.contains(&p.as_str())).collect();
+        assert!(io.is_empty(), "{package} must do no I/O, but depends (perhaps indirectly) on {io:?}");
+        for forbidden in [SANDBOX, TESTKIT, "ivrx-store", "ivrx-symbl", "ivrx-http", BINARY] {
+            assert!(!tree.contains(forbidden), "{package} depends on {forbidden}");
+        }
+    }
+}
+
+#[test]
+fn only_the_binary_embeds_the_sandbox_and_only_tests_use_the_fixtures() {
+    for (package, deps) in members() {
+        for (dep, kind) in &deps {
+            let shipped = kind != "dev";
+            if dep == TESTKIT {
+                assert!(!shipped, "{package} depends on the test fixtures ({TESTKIT}) as a {kind} dependency");
+            }
+            if dep == SANDBOX && shipped {
+                assert!(
+                    package == BINARY || package == TESTKIT,
+                    "{package} depends on the sandbox carrier; only the {BINARY} package may"
+                );
+            }
+            if dep == BINARY {
+                panic!("{package} depends on the {BINARY} package; it is the top of the graph");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_io_list_catches_an_io_crate() {
+    // The check above is only as good as cargo tree's answer: the store's tree
+    // must show SQLite and tokio, or the names in IO_CRATES are wrong.
+    let tree = normal_tree("ivrx-store");
+    for io in ["rusqlite", "tokio", "mio"] {
+        assert!(tree.contains(io), "ivrx-store's tree lists {io}: {tree:?}");
+    }
+}
