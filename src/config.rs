@@ -243,11 +243,20 @@ pub struct EmbeddedSandboxConfig {
     pub connection_id: String,
     /// `[sandbox.chaos]`: fault injection, for testing how ivrx copes.
     pub chaos: Chaos,
+    /// The clock stands still while a webhook has waited over 100 ms for the
+    /// server's answer (default), so a slow server slows the calls down;
+    /// `false` lets the calls run on, as on a real carrier (`--no-clock-hold`).
+    pub clock_hold: bool,
 }
 
 impl Default for EmbeddedSandboxConfig {
     fn default() -> Self {
-        Self { agents: BTreeMap::new(), connection_id: "1684641123236054244".into(), chaos: Chaos::default() }
+        Self {
+            agents: BTreeMap::new(),
+            connection_id: "1684641123236054244".into(),
+            chaos: Chaos::default(),
+            clock_hold: true,
+        }
     }
 }
 
@@ -705,6 +714,15 @@ mod tests {
         assert!(e.contains("must not exceed engine.symbl_join_timeout_ms"), "{e}");
         c.engine.symbl_code_timeout_ms = 10_000;
         c.validate(Mode::Sandbox).unwrap();
+    }
+
+    #[test]
+    fn the_sandbox_clock_waits_for_a_slow_server_unless_turned_off() {
+        assert!(Config::default().sandbox.clock_hold);
+        let off = Config::from_toml("[sandbox]\nclock_hold = false\n").unwrap();
+        assert!(!off.sandbox.clock_hold);
+        off.validate(Mode::Sandbox).unwrap();
+        assert!(off.to_masked_toml().contains("clock_hold = false"));
     }
 
     #[test]
