@@ -37,8 +37,8 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             break
         }
         'ivrx;serve' {
-            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address the webhook server listens on')
-            [CompletionResult]::new('--sandbox-listen', '--sandbox-listen', [CompletionResultType]::ParameterName, 'Address of the embedded sandbox carrier')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address the webhook server listens on, HOST:PORT')
+            [CompletionResult]::new('--sandbox-listen', '--sandbox-listen', [CompletionResultType]::ParameterName, 'Address of the embedded sandbox carrier, HOST:PORT')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'SQLite database file [default: ivrx.db in the user''s data directory]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: ivrx.toml in the user''s config directory]')
             [CompletionResult]::new('--time-scale', '--time-scale', [CompletionResultType]::ParameterName, 'Run the sandbox clock this many times faster than real time [default: 1, 5 with --demo]')
@@ -47,7 +47,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--no-clock-hold', '--no-clock-hold', [CompletionResultType]::ParameterName, 'Let the sandbox clock run on while the server is slow to answer webhooks, as a real carrier does: calls then outrun an overloaded server, which loses webhooks and caller speech (by default the clock stands still once a webhook has waited 100 ms for its answer) [config: sandbox.clock_hold = false]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Log as JSON lines instead of text')
             [CompletionResult]::new('--print-config', '--print-config', [CompletionResultType]::ParameterName, 'Print the effective configuration (secrets masked) and exit')
-            [CompletionResult]::new('--demo', '--demo', [CompletionResultType]::ParameterName, 'Run a demo: bundled callers go through the IVR and the terminal shows each conversation')
+            [CompletionResult]::new('--demo', '--demo', [CompletionResultType]::ParameterName, 'Run a demo: bundled callers go through the IVR and the terminal shows each conversation (on free ports when the default ones are taken)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -62,7 +62,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Base URL of the running `ivrx serve`')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin token of the server [default: read from --token-file]')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]')
-            [CompletionResult]::new('--script', '--script', [CompletionResultType]::ParameterName, 'Caller script: say/press/pause/hangup, one step per line')
+            [CompletionResult]::new('--script', '--script', [CompletionResultType]::ParameterName, 'Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller''s name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer)')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up waiting for the call to end after this many seconds (sandbox time)')
             [CompletionResult]::new('--calls', '--calls', [CompletionResultType]::ParameterName, 'Calls to play in a load test')
             [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Calls in flight at once in a load test')
@@ -84,10 +84,10 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin token of the server [default: read from --token-file]')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Replay an ended conversation from this database, without a server')
-            [CompletionResult]::new('--latest', '--latest', [CompletionResultType]::ParameterName, 'Follow the newest active conversation')
+            [CompletionResult]::new('--latest', '--latest', [CompletionResultType]::ParameterName, 'Follow the newest active conversation (waits for one to start)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print NDJSON events for scripts')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -99,8 +99,8 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin token of the server [default: read from --token-file]')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as JSON')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -123,6 +123,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--min-count', '--min-count', [CompletionResultType]::ParameterName, 'Least window utterances a topic must appear in to be listed')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (engine and policy)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Same as --format json')
+            [CompletionResult]::new('--wide', '--wide', [CompletionResultType]::ParameterName, 'Every column of the call lists in the tables, however wide (the default columns fit 100)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -166,8 +167,8 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             break
         }
         'ivrx;completions' {
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break

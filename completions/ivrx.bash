@@ -91,7 +91,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__analyze)
-            opts="-h -V --db --since --until --queue --transferred --format --json --chart --html --replay-policy --import --synthetic --seed --top --decline-window --min-count --config --help --version"
+            opts="-h -V --db --since --until --queue --transferred --format --json --chart --html --replay-policy --import --synthetic --seed --wide --top --decline-window --min-count --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -33,8 +33,8 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ivrx;serve'= {
-            cand --listen 'Address the webhook server listens on'
-            cand --sandbox-listen 'Address of the embedded sandbox carrier'
+            cand --listen 'Address the webhook server listens on, HOST:PORT'
+            cand --sandbox-listen 'Address of the embedded sandbox carrier, HOST:PORT'
             cand --db 'SQLite database file [default: ivrx.db in the user''s data directory]'
             cand --config 'Configuration file [default: ivrx.toml in the user''s config directory]'
             cand --time-scale 'Run the sandbox clock this many times faster than real time [default: 1, 5 with --demo]'
@@ -43,7 +43,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --no-clock-hold 'Let the sandbox clock run on while the server is slow to answer webhooks, as a real carrier does: calls then outrun an overloaded server, which loses webhooks and caller speech (by default the clock stands still once a webhook has waited 100 ms for its answer) [config: sandbox.clock_hold = false]'
             cand --json 'Log as JSON lines instead of text'
             cand --print-config 'Print the effective configuration (secrets masked) and exit'
-            cand --demo 'Run a demo: bundled callers go through the IVR and the terminal shows each conversation'
+            cand --demo 'Run a demo: bundled callers go through the IVR and the terminal shows each conversation (on free ports when the default ones are taken)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -57,7 +57,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --server 'Base URL of the running `ivrx serve`'
             cand --token 'Admin token of the server [default: read from --token-file]'
             cand --token-file 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]'
-            cand --script 'Caller script: say/press/pause/hangup, one step per line'
+            cand --script 'Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller''s name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer)'
             cand --timeout 'Give up waiting for the call to end after this many seconds (sandbox time)'
             cand --calls 'Calls to play in a load test'
             cand --concurrency 'Calls in flight at once in a load test'
@@ -78,10 +78,10 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --token 'Admin token of the server [default: read from --token-file]'
             cand --token-file 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]'
             cand --db 'Replay an ended conversation from this database, without a server'
-            cand --latest 'Follow the newest active conversation'
+            cand --latest 'Follow the newest active conversation (waits for one to start)'
             cand --json 'Print NDJSON events for scripts'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -92,8 +92,8 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --token 'Admin token of the server [default: read from --token-file]'
             cand --token-file 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]'
             cand --json 'Print the result as JSON'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -115,6 +115,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --min-count 'Least window utterances a topic must appear in to be listed'
             cand --config 'Configuration file (engine and policy)'
             cand --json 'Same as --format json'
+            cand --wide 'Every column of the call lists in the tables, however wide (the default columns fit 100)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -155,8 +156,8 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --version 'Print version'
         }
         &'ivrx;completions'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }

@@ -35,8 +35,8 @@ complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "score" -d 'Score text wit
 complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "sandbox" -d 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in'
 complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l listen -d 'Address the webhook server listens on' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l sandbox-listen -d 'Address of the embedded sandbox carrier' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l listen -d 'Address the webhook server listens on, HOST:PORT' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l sandbox-listen -d 'Address of the embedded sandbox carrier, HOST:PORT' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l db -d 'SQLite database file [default: ivrx.db in the user\'s data directory]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l config -d 'Configuration file [default: ivrx.toml in the user\'s config directory]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l time-scale -d 'Run the sandbox clock this many times faster than real time [default: 1, 5 with --demo]' -r
@@ -45,7 +45,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l sandbox -d 'Use the 
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l no-clock-hold -d 'Let the sandbox clock run on while the server is slow to answer webhooks, as a real carrier does: calls then outrun an overloaded server, which loses webhooks and caller speech (by default the clock stands still once a webhook has waited 100 ms for its answer) [config: sandbox.clock_hold = false]'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l json -d 'Log as JSON lines instead of text'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l print-config -d 'Print the effective configuration (secrets masked) and exit'
-complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l demo -d 'Run a demo: bundled callers go through the IVR and the terminal shows each conversation'
+complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l demo -d 'Run a demo: bundled callers go through the IVR and the terminal shows each conversation (on free ports when the default ones are taken)'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l to -d 'Number to call (live), or the IVR number the simulated caller dials (sandbox)' -r
@@ -55,7 +55,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox-api-key -d 'A
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l server -d 'Base URL of the running `ivrx serve`' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token -d 'Admin token of the server [default: read from --token-file]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script -d 'Caller script: say/press/pause/hangup, one step per line' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script -d 'Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller\'s name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer)' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l timeout -d 'Give up waiting for the call to end after this many seconds (sandbox time)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l calls -d 'Calls to play in a load test' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l concurrency -d 'Calls in flight at once in a load test' -r
@@ -72,9 +72,9 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l server -d 'Base URL 
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token -d 'Admin token of the server [default: read from --token-file]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l db -d 'Replay an ended conversation from this database, without a server' -r -F
-complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l latest -d 'Follow the newest active conversation'
+complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l latest -d 'Follow the newest active conversation (waits for one to start)'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l json -d 'Print NDJSON events for scripts'
-complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l to -d 'Transfer to this number' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l queue -d 'Transfer to this queue\'s agents' -r
@@ -82,7 +82,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l server -d 'Base U
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l token -d 'Admin token of the server [default: read from --token-file]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l json -d 'Print the result as JSON'
-complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -s h -l help -d 'Print help'
+complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l db -d 'SQLite database file [default: ivrx.db in the user\'s data directory]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l since -d 'Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)' -r
@@ -104,6 +104,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l decline-window -d 
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l min-count -d 'Least window utterances a topic must appear in to be listed' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l config -d 'Configuration file (engine and policy)' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l json -d 'Same as --format json'
+complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l wide -d 'Every column of the call lists in the tables, however wide (the default columns fit 100)'
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand score" -l engine -d 'Engine to score with [default: local]' -r -f -a "local\t'Offline lexicon and rule scorer with trackers (default)'
@@ -133,7 +134,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l no-clock-hold -d '
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l json -d 'Log as JSON lines instead of text'
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -s V -l version -d 'Print version'
-complete -c ivrx -n "__fish_ivrx_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c ivrx -n "__fish_ivrx_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score sandbox completions help" -f -a "serve" -d 'Run the webhook server: IVR flow, live scoring, escalation, transfers, storage'
 complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score sandbox completions help" -f -a "dial" -d 'Place a call: a real one through Telnyx, or a simulated caller in the sandbox'

@@ -327,15 +327,21 @@ impl Config {
         dirs::config_dir().map(|d| d.join("ivrx").join("ivrx.toml"))
     }
 
+    /// The file [`Config::load`] reads: `path`, else the default file when it
+    /// exists; `None` means the built-in defaults.
+    pub fn file_for(path: Option<&Path>) -> Option<PathBuf> {
+        match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => Self::default_path().filter(|p| p.exists()),
+        }
+    }
+
     /// Loads the file (an explicit path must exist; the default path may not),
     /// then applies the process environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut config = match path {
-            Some(p) => Self::from_file(p)?,
-            None => match Self::default_path().filter(|p| p.exists()) {
-                Some(p) => Self::from_file(&p)?,
-                None => Config::default(),
-            },
+        let mut config = match Self::file_for(path) {
+            Some(p) => Self::from_file(&p)?,
+            None => Config::default(),
         };
         config.apply_env(|k| std::env::var(k).ok());
         Ok(config)

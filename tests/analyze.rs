@@ -373,12 +373,14 @@ fn tables_are_plain_when_not_on_a_terminal_and_there_is_no_progress_bar() {
         "Time to transfer",
         "Calls by hour of day (UTC)",
         "Topics near the decline",
-        "Most recent calls (3 of 6)",
+        "Most recent calls (3 of 6, newest first)",
     ] {
         assert!(out.contains(section), "missing {section}:\n{out}");
     }
     assert!(!out.contains('\x1b'), "no colour when stdout is not a terminal");
     assert!(out.contains("c6-drop") && !out.contains("c1-frustrated"), "only the 3 most recent calls are listed");
+    let recent = &out[out.find("Most recent calls").unwrap()..];
+    assert!(recent.find("c6-drop") < recent.find("c5-calm"), "newest first:\n{recent}");
     assert!(err.is_empty(), "no progress bar or other noise on stderr: {err:?}");
     let (_, err) = env.ok(&["--format", "csv"]);
     assert!(err.is_empty(), "{err:?}");
@@ -542,6 +544,12 @@ fn import_json_lines_scores_stores_and_analyses() {
     assert_eq!(c1["end_reason"], "imported");
     assert!(c1["sentiment_final"].is_number(), "every caller utterance was scored");
     assert_eq!(c1["transferred"], false, "an import records the policy's decision but places no transfer");
+    assert_eq!(c1["reason"], "asked_for_human", "{c1}");
+    assert_eq!(c1["transfer_status"], Value::Null, "no transfer was placed, so none is dialing: {c1}");
+    let (table, _) = env.ok(&["--wide"]);
+    let row = table.lines().find(|l| l.starts_with("| imp-1")).unwrap_or_else(|| panic!("{table}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!((cells[9], cells[10], cells[11]), ("asked_for_human", "support", "-"), "agent: {row}");
     // The same file again is refused and changes nothing.
     let err = env.fails(&["--import", "calls.jsonl"]);
     assert!(err.contains("already in the database") && err.contains("imp-1"), "{err}");

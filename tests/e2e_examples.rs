@@ -69,16 +69,9 @@ fn every_bundled_caller_ends_as_its_script_expects() {
         .map(|(name, text, _)| {
             let (name, text) = (name.clone(), text.clone());
             let path = s.script(&name, &text);
-            let dir = s.dir.path().to_path_buf();
-            let (server, sandbox, token) = (s.server.clone(), s.sandbox.clone(), s.token());
+            let mut dial = s.command(&["dial", "--sandbox", "--json", "--script", path.to_str().unwrap()]);
             std::thread::spawn(move || {
-                let out = serve_support::ivrx(&dir)
-                    .args(["dial", "--sandbox", "--json", "--script", path.to_str().unwrap()])
-                    .env("IVRX_SERVER", server)
-                    .env("IVRX_SANDBOX_URL", sandbox)
-                    .env("IVRX_ADMIN_TOKEN", token)
-                    .output()
-                    .unwrap();
+                let out = dial.output().unwrap();
                 assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
                 let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
                 serde_json::from_str::<Value>(stdout.lines().last().unwrap()).unwrap()

@@ -132,7 +132,7 @@ pub struct Aggregates {
     pub topics: Topics,
     /// Sampled timelines (half escalated calls, half others, when there are enough of each).
     pub samples: Vec<CallSample>,
-    /// The most recent calls (the last ones streamed).
+    /// The most recent calls (the last ones streamed), newest first.
     pub recent_calls: Vec<CallMetrics>,
 }
 
@@ -377,7 +377,7 @@ impl Aggregator {
             trackers,
             topics: self.topics.finish(self.options.top, self.options.min_count),
             samples,
-            recent_calls: self.recent.into_iter().collect(),
+            recent_calls: self.recent.into_iter().rev().collect(),
         }
     }
 }
@@ -462,7 +462,7 @@ mod tests {
         assert_eq!(a.hours.len(), 24);
         assert_eq!(a.trackers.len(), 1);
         assert_eq!((a.trackers[0].utterances, a.trackers[0].calls), (4, 4));
-        assert_eq!(a.recent_calls.iter().map(|m| m.conversation_id.as_str()).collect::<Vec<_>>(), ["c30", "c40"]);
+        assert_eq!(a.recent_calls.iter().map(|m| m.conversation_id.as_str()).collect::<Vec<_>>(), ["c40", "c30"]);
         assert_eq!(a.samples.len(), 4, "three escalated calls fill the place the one other call leaves");
         assert_eq!(a.sources.get("policy"), Some(&3));
     }

@@ -20,8 +20,7 @@
 //! The whole file is validated before anything is written, and ids already
 //! in the database are refused, so a bad file imports nothing. The decision
 //! the policy makes is recorded (source `policy`); no transfer is placed,
-//! so imported calls are never `transferred` and keep `transfer_status`
-//! `dialing` when the policy decided.
+//! so imported calls are never `transferred` and have no `transfer_status`.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -67,7 +66,7 @@ pub enum ImportError {
         source: std::io::Error,
     },
     /// The file has problems.
-    #[error("{path}: nothing was imported:{}", list(problems))]
+    #[error("{path}: nothing was imported:{}\n{FORMATS}", list(problems))]
     Invalid {
         /// The file.
         path: String,
@@ -82,6 +81,38 @@ pub enum ImportError {
         /// The ids (at most 20).
         ids: Vec<String>,
     },
+}
+
+/// What an import file may hold, for error messages.
+pub const FORMATS: &str = "\
+expected JSON lines, one conversation per line:
+  {\"conversation_id\": \"c1\", \"started_at\": \"2026-03-01T09:00:00Z\" (optional), \"utterances\": [{\"offset\": 4.2, \"speaker\": \"caller\", \"text\": \"...\"}]}
+or a Symbl messages export:
+  {\"messages\": [{\"text\": \"...\", \"from\": {\"name\": \"...\"}, \"timeOffset\": 4.2 (or \"startTime\"), \"conversationId\": \"...\"}]}";
+
+/// serde_json's message without its position (which counts within one line,
+/// or the whole file, and would contradict the line given), and the column.
+fn json_error(e: &serde_json::Error, whole_file: bool) -> String {
+    let message = e.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    if whole_file {
+        format!("not JSON: {message} (column {})", e.column())
+    } else {
+        format!("not a JSON line: {message} (column {})", e.column())
+    }
+}
+
+/// Reads a typed value, naming the field that does not fit.
+fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path == "." {
+            inner
+        } else {
+            format!("{path}: {inner}")
+        }
+    })
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -166,7 +197,7 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<ImportedCall>, Vec<Problem>> 
             let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
             if serde_json::from_str::<Value>(first).is_err() {
                 // One (pretty-printed) document with a syntax error.
-                return Err(problem(whole.line().max(1), whole.to_string()));
+                return Err(problem(whole.line().max(1), json_error(&whole, true)));
             }
             for (i, line) in text.lines().enumerate() {
                 if line.trim().is_empty() {
@@ -174,7 +205,7 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<ImportedCall>, Vec<Problem>> 
                 }
                 match serde_json::from_str::<Value>(line) {
                     Ok(v) => values.push((i + 1, v)),
-                    Err(e) => problems.push(Problem { line: i + 1, message: format!("not JSON: {e}") }),
+                    Err(e) => problems.push(Problem { line: i + 1, message: json_error(&e, false) }),
                 }
             }
         }
@@ -210,14 +241,15 @@ fn call_from_value(value: Value, line: usize, name: &str, n: usize) -> Result<Im
         return Err("expected a JSON object".into());
     };
     if obj.contains_key("messages") {
-        let export: SymblExport = serde_json::from_value(value).map_err(|e| format!("Symbl export: {e}"))?;
+        let export: SymblExport = typed(value).map_err(|e| format!("Symbl export: {e}"))?;
         return symbl_call(export, line, name, n);
     }
     if obj.contains_key("conversation_id") || obj.contains_key("utterances") {
-        let c: LineCall = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let c: LineCall = typed(value)?;
         return line_call(c, line);
     }
-    Err(r#"expected {"conversation_id", "utterances": [...]} or a Symbl export {"messages": [...]}"#.into())
+    Err(r#"neither a conversation {"conversation_id", "utterances": [...]} nor a Symbl export {"messages": [...]}"#
+        .into())
 }
 
 fn check_id(id: &str) -> Result<String, String> {
@@ -466,16 +498,17 @@ mod tests {
         let p = err(text);
         let lines: Vec<usize> = p.iter().map(|p| p.line).collect();
         assert_eq!(lines, vec![3, 2, 4, 5, 6, 7, 8, 9]);
-        assert!(p[0].message.contains("not JSON"));
+        assert_eq!(p[0].message, "not a JSON line: key must be a string (column 2)");
         assert!(p[1].message.contains("utterance 1") && p[1].message.contains("offset -1"));
         assert!(p[2].message.contains("appears twice"));
         assert!(p[3].message.contains("\"boss\""));
         assert!(p[4].message.contains("no utterances"));
         assert!(p[5].message.contains("text is empty"));
         assert!(p[6].message.contains("conversation_id"));
-        assert!(p[7].message.contains("invalid type"), "{}", p[7].message);
+        assert!(p[7].message.starts_with("utterances[0].offset: invalid type"), "{}", p[7].message);
         let e = ImportError::Invalid { path: "in.jsonl".into(), problems: p }.to_string();
-        assert!(e.starts_with("in.jsonl: nothing was imported:\n  line 3: not JSON"), "{e}");
+        assert!(e.starts_with("in.jsonl: nothing was imported:\n  line 3: not a JSON line"), "{e}");
+        assert!(e.ends_with(FORMATS) && FORMATS.contains("JSON lines") && FORMATS.contains("Symbl"), "{e}");
     }
 
     #[test]

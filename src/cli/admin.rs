@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use anyhow::Context as _;
 
-use super::{exit, ServerArgs};
+use super::ServerArgs;
 
-/// What went wrong talking to the server; each maps to an exit code.
+/// What went wrong talking to the server; each has its exit code
+/// ([`super::exit::of_admin`]).
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// No answer.
@@ -20,6 +21,15 @@ pub enum AdminError {
         "the server refused the admin token: pass --token or --token-file (the server prints where its token file is)"
     )]
     Unauthorized,
+    /// No token was found to send, and the server asked for one.
+    #[error(
+        "no admin token to send: there is no token file at {0} (the default); point at the server's token file \
+         with --token-file FILE (`ivrx serve` prints its path at start), or pass --token"
+    )]
+    NoToken(String),
+    /// An id prefix names several conversations.
+    #[error("{0}")]
+    Ambiguous(String),
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -32,13 +42,15 @@ pub enum AdminError {
 }
 
 impl AdminError {
-    /// The exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    /// The error's code for `--json` output: the server's refusal code, or
+    /// what kind of failure it was.
+    pub fn code(&self) -> &str {
         match self {
-            AdminError::Unreachable { .. } => exit::UNREACHABLE,
-            AdminError::NotFound(_) => exit::NOT_FOUND,
-            AdminError::Refused { .. } => exit::REFUSED,
-            AdminError::Unauthorized | AdminError::Other { .. } => exit::ERROR,
+            AdminError::Refused { code, .. } => code,
+            AdminError::NotFound(_) => "not_found",
+            AdminError::Ambiguous(_) => "ambiguous_id",
+            AdminError::Unreachable { .. } => "unreachable",
+            AdminError::Unauthorized | AdminError::NoToken(_) | AdminError::Other { .. } => "error",
         }
     }
 }
@@ -92,17 +104,28 @@ impl AdminClient {
 
     /// Sends a request and returns the JSON answer, mapping errors.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, AdminError> {
+        let resp = self.answer(req).await?;
+        Ok(resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends a request: a success as it came, anything else as an error.
+    async fn answer(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, AdminError> {
         let resp = self.auth(req).send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        if status == 401 {
+            return Err(self.unauthorized());
+        }
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         let message = body["error"].as_str().unwrap_or("").to_string();
-        match status {
-            200..=299 => Ok(body),
-            401 => Err(AdminError::Unauthorized),
-            404 => Err(AdminError::NotFound(if message.is_empty() { "not found".into() } else { message })),
-            409 => Err(AdminError::Refused { code: body["code"].as_str().unwrap_or("").into(), message }),
-            _ => Err(AdminError::Other { status, message }),
-        }
+        Err(match status {
+            400 if body["code"] == "ambiguous_id" => AdminError::Ambiguous(message),
+            404 => AdminError::NotFound(if message.is_empty() { "not found".into() } else { message }),
+            409 => AdminError::Refused { code: body["code"].as_str().unwrap_or("").into(), message },
+            _ => AdminError::Other { status, message },
+        })
     }
 
     /// `GET path`.
@@ -117,25 +140,18 @@ impl AdminClient {
 
     /// Opens a streaming `GET` (for SSE).
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response, AdminError> {
-        let resp = self.auth(self.http.get(self.url(path))).send().await.map_err(|e| self.unreachable(&e))?;
-        match resp.status().as_u16() {
-            200..=299 => Ok(resp),
-            401 => Err(AdminError::Unauthorized),
-            404 => {
-                let body: Value = resp.json().await.unwrap_or(Value::Null);
-                Err(AdminError::NotFound(body["error"].as_str().unwrap_or("not found").to_string()))
-            }
-            status => Err(AdminError::Other { status, message: String::new() }),
-        }
+        self.answer(self.http.get(self.url(path))).await
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> AdminError {
-        let mut message = e.to_string();
-        let mut src = std::error::Error::source(e);
-        while let Some(s) = src {
-            message = format!("{message}: {s}");
-            src = s.source();
+        AdminError::Unreachable { url: self.base.clone(), message: ivrx_http::error_chain::error_chain(e) }
+    }
+
+    /// A 401: the token was refused, or there was none to send.
+    fn unauthorized(&self) -> AdminError {
+        match &self.token {
+            Some(_) => AdminError::Unauthorized,
+            None => AdminError::NoToken(crate::server::token::default_token_path().display().to_string()),
         }
-        AdminError::Unreachable { url: self.base.clone(), message }
     }
 }

@@ -7,17 +7,17 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 
-use super::{AnalyzeArgs, AnalyzeFormat, ColorChoice, Output};
+use super::{exit, AnalyzeArgs, AnalyzeFormat, ColorChoice, Output};
 use crate::analyze::render::{chart, csv::CsvWriter, html, json::JsonWriter, table};
 use crate::analyze::synthetic::{self, SyntheticOptions};
 use crate::analyze::{self, import, query, replay, AnalyzeError, Bound, Filters, Options};
-use crate::config::{Config, EngineKind};
-use crate::intel::LocalEngine;
+use crate::config::{Config, EngineKind, Mode};
 use crate::store::{self, Store, StoreOptions};
 
 /// Runs `ivrx analyze`.
 pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
+    config.validate(Mode::Sandbox)?;
     let db = args.db.clone().or_else(|| config.storage.db.clone()).unwrap_or_else(store::default_path);
     let json = args.json || args.format == AnalyzeFormat::Json;
     let format = if json { AnalyzeFormat::Json } else { args.format };
@@ -69,7 +69,13 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         }
         AnalyzeFormat::Table => analyze::analyze(&db, &options, |_| Ok(()), &mut || bar.inc(1)).and_then(|r| {
             bar.finish_and_clear();
-            let style = table::TableStyle { color: output.color, tty: output.tty, top: args.top };
+            if r.aggregates.summary.calls == 0 {
+                writeln!(out, "{}", no_calls(&args, &database))?;
+                return Ok(((), r));
+            }
+            let reader = store::Reader::new(db.clone());
+            let short_id = |id: &str| reader.short_id(id).unwrap_or_else(|_| id.to_string());
+            let style = table::TableStyle { output, top: args.top, wide: args.wide, short_id: &short_id };
             out.write_all(table::render(&r, style).as_bytes())?;
             Ok(((), r))
         }),
@@ -77,11 +83,11 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let report = match result {
         Ok(((), report)) => report,
-        Err(AnalyzeError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(AnalyzeError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::code(exit::OK)),
         Err(e) => return Err(e.into()),
     };
     match out.flush() {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::code(exit::OK)),
         other => other?,
     }
     drop(out);
@@ -97,7 +103,25 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("report written to {}", path.display());
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::code(exit::OK))
+}
+
+/// What the tables say when no stored call is left to report on.
+fn no_calls(args: &AnalyzeArgs, database: &str) -> String {
+    let mut filters = Vec::new();
+    for (flag, value) in [("--since", &args.since), ("--until", &args.until), ("--queue", &args.queue)] {
+        if let Some(v) = value {
+            filters.push(format!("{flag} {v}"));
+        }
+    }
+    if let Some(t) = args.transferred {
+        filters.push(format!("--transferred={t}"));
+    }
+    if filters.is_empty() {
+        format!("{database} holds no calls yet.")
+    } else {
+        format!("No call in {database} matches {}.", filters.join(" "))
+    }
 }
 
 /// Imports and/or generates conversations into the database.
@@ -111,7 +135,7 @@ async fn write_calls(
     if config.engine.kind != EngineKind::Local {
         eprintln!("note: imported and synthetic calls are scored with the local engine");
     }
-    let engine = LocalEngine::default();
+    let engine = super::engine::local_engine(config);
     let store = Store::open(db, StoreOptions { redact_pii: config.storage.redact_pii, ..StoreOptions::default() })?;
     if let (Some(calls), Some(path)) = (imports, args.import.as_deref()) {
         let bar = progress_bar(progress, calls.len() as u64, "importing");
@@ -155,7 +179,7 @@ async fn write_calls(
 /// A progress bar on stderr, or a hidden one.
 fn progress_bar(visible: bool, total: u64, what: &'static str) -> ProgressBar {
     let bar =
-        super::output::progress_bar(visible, total, "{msg:>10} [{bar:32}] {pos}/{len} calls ({per_sec}, {eta} left)");
+        super::output::progress_bar(visible, total, "{msg:>10} [{bar:32}] {pos}/{len} calls ({rate}, {eta} left)");
     bar.set_message(what);
     bar
 }

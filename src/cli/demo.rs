@@ -1,48 +1,48 @@
 //! `ivrx serve --demo`: bundled callers go through the IVR on the embedded
 //! sandbox while the terminal shows each conversation live, then a summary.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use console::Style;
 
 use super::exit;
 use super::view::ConversationView;
+use crate::loadtest::mix;
 use crate::sandbox::{PlaceCall, SandboxHandle, Script};
 use crate::server::App;
 use crate::session::DomainEvent;
 
-/// The callers of the demo, from `examples/`.
+/// The callers of the demo (bundled in the binary, from `examples/`).
 pub const DEMO_CALLERS: [&str; 4] = ["calm", "frustrated", "asks_for_human", "interested_buyer"];
 
-fn examples_dir() -> Option<PathBuf> {
-    [PathBuf::from("examples"), Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")]
-        .into_iter()
-        .find(|p| p.join("calm.ivrx").exists())
-}
-
-/// Runs the demo against a started sandbox-mode server (`app`), its sandbox
-/// carrier and its database file.
-pub async fn run(sandbox: Option<SandboxHandle>, app: &Arc<App>, db: &Path) -> anyhow::Result<ExitCode> {
+/// Runs the demo against a started sandbox-mode server (`app`, listening on
+/// `server`), its sandbox carrier and its database file.
+pub async fn run(
+    sandbox: Option<SandboxHandle>,
+    app: &Arc<App>,
+    server: std::net::SocketAddr,
+    db: &Path,
+) -> anyhow::Result<ExitCode> {
     let Some(sandbox) = sandbox else {
         anyhow::bail!("--demo runs on the embedded sandbox; unset TELNYX_API_KEY or add --sandbox");
     };
-    let Some(dir) = examples_dir() else {
-        anyhow::bail!("the demo callers are in examples/: run `ivrx serve --demo` from the ivrx source directory");
-    };
-    let color = super::Output::detect(super::ColorChoice::Auto).color;
+    let output = super::Output::detect(super::ColorChoice::Auto);
+    let color = output.color;
     println!(
-        "ivrx demo: {} simulated callers ring the IVR on the embedded sandbox carrier (clock ×{}).\n",
+        "ivrx demo: {} simulated callers ring the IVR on the embedded sandbox carrier (clock ×{}).\n\
+         webhook server http://{}, sandbox carrier {}\n",
         DEMO_CALLERS.len(),
-        sandbox.clock().time_scale()
+        sandbox.clock().time_scale(),
+        server,
+        sandbox.base_url(),
     );
     let styles = [Style::new().green(), Style::new().red(), Style::new().yellow(), Style::new().blue()];
     let mut tasks = Vec::new();
     for (i, name) in DEMO_CALLERS.iter().enumerate() {
-        let script = Script::load(&dir.join(format!("{name}.ivrx")))?;
+        let script = Script::parse(&mix::script_named(Path::new(name))?.text)?;
         let mut call = PlaceCall::new(script);
         call.from = format!("+1555010{:04}", 1000 + i);
         let info = sandbox.place_call(call)?;
@@ -92,9 +92,8 @@ pub async fn run(sandbox: Option<SandboxHandle>, app: &Arc<App>, db: &Path) -> a
     }
     app.store.flush().await?;
     let reader = app.store.reader();
-    let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED);
-    table.set_header(["caller", "outcome", "reason", "trigger", "decided", "agent joined"]);
+    let mut table =
+        super::output::table(output, &["caller", "outcome", "reason", "trigger", "decided", "agent joined"]);
     for (name, conv) in DEMO_CALLERS.iter().zip(&convs) {
         let Some(r) = reader.report(conv)? else { continue };
         let secs = |ms: Option<i64>| ms.map(|m| format!("{:.1} s", m as f64 / 1000.0)).unwrap_or_else(|| "-".into());
@@ -121,6 +120,7 @@ pub async fn run(sandbox: Option<SandboxHandle>, app: &Arc<App>, db: &Path) -> a
             secs(r.connected_ms),
         ]);
     }
+    super::output::keep_whole(&mut table, [0, 4, 5]);
     println!("\n{table}");
     println!("\nEvery conversation is stored in {}.\nNext: ivrx analyze --db {}", db.display(), db.display());
     Ok(exit::code(if convs.len() == DEMO_CALLERS.len() { exit::OK } else { exit::TIMEOUT }))

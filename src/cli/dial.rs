@@ -10,12 +10,15 @@ use super::admin::AdminClient;
 use super::output::Output;
 use super::view::{bar, clock};
 use super::{exit, ColorChoice, DialArgs};
-use crate::sandbox::script::Script;
+use crate::loadtest::mix;
 use crate::sandbox::{ControlClient, ControlError, PlaceRequest};
 use crate::store::read::CallReport;
 
 /// Runs `ivrx dial`.
-pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: DialArgs) -> anyhow::Result<ExitCode> {
+    if let Some(number) = args.number.take() {
+        args.to = Some(number);
+    }
     if args.load {
         super::load::run(args).await
     } else if args.sandbox {
@@ -27,36 +30,40 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
 
 async fn live_call(args: DialArgs) -> anyhow::Result<ExitCode> {
     let Some(to) = args.to.clone() else {
-        anyhow::bail!("give the number to call with --to (or use --sandbox --script FILE for a simulated caller)");
+        let message = if args.interactive || args.script.is_some() {
+            "a simulated caller plays against the sandbox: add --sandbox (or give the number to call, \
+             e.g. `ivrx dial +15551234567`, for a live call)"
+        } else {
+            "give the number to call, e.g. `ivrx dial +15551234567` (or, for a simulated caller, \
+             --sandbox with --script NAME or --interactive)"
+        };
+        return Err(exit::usage("dial", message));
     };
     let client = AdminClient::new(&args.target)?;
-    match client.post("/api/v1/calls", &json!({"to": to, "from": args.from})).await {
-        Ok(v) => {
-            if args.json {
-                println!("{v}");
-            } else {
-                println!("dialling {to}: conversation {}", v["conversation_id"].as_str().unwrap_or("?"));
-                println!("follow it with: ivrx watch {}", v["conversation_id"].as_str().unwrap_or("?"));
-            }
-            Ok(exit::code(exit::OK))
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(exit::code(e.exit_code()))
-        }
+    let v = client.post("/api/v1/calls", &json!({"to": to, "from": args.from})).await?;
+    if args.json {
+        println!("{v}");
+    } else {
+        println!("dialling {to}: conversation {}", v["conversation_id"].as_str().unwrap_or("?"));
+        println!("follow it with: ivrx watch {}", v["conversation_id"].as_str().unwrap_or("?"));
     }
+    Ok(exit::code(exit::OK))
 }
 
 async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
     let script_text = match (&args.script, args.interactive) {
-        (Some(path), _) => {
-            Script::load(path)?;
-            std::fs::read_to_string(path)?
-        }
+        (Some(path), _) => mix::script_named(path)?.text,
         (None, true) => String::new(),
-        (None, false) => anyhow::bail!(
-            "give a caller script with --script FILE (see examples/), or type the caller's lines with --interactive"
-        ),
+        (None, false) => {
+            let names: Vec<&str> = mix::BUNDLED.iter().map(|(n, _)| *n).collect();
+            return Err(exit::usage(
+                "dial",
+                format!(
+                    "give the caller: --script FILE or a bundled caller's name ({}), or --interactive to type its lines",
+                    names.join(", ")
+                ),
+            ));
+        }
     };
     let api = ControlClient::new(&args.sandbox_url, &args.sandbox_api_key)?;
     let call = PlaceRequest {
@@ -66,13 +73,7 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
         live: args.interactive,
         caller_id_name: None,
     };
-    let ccid = match api.place(&call).await {
-        Ok(ccid) => ccid,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(exit::code(exit::of_sandbox(&e)));
-        }
-    };
+    let ccid = api.place(&call).await?;
     if !args.json {
         eprintln!("placed simulated call {ccid}");
     }
@@ -80,16 +81,9 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(print_heard(api.clone(), ccid.clone()));
         feed_stdin(&api, &ccid).await;
     }
-    match api.wait(&ccid, args.timeout).await {
-        Ok(false) => {
-            eprintln!("error: the call did not end within {} s (sandbox time)", args.timeout);
-            return Ok(exit::code(exit::TIMEOUT));
-        }
-        Ok(true) => {}
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(exit::code(exit::of_sandbox(&e)));
-        }
+    if !api.wait(&ccid, args.timeout).await? {
+        eprintln!("error: the call did not end within {} s (sandbox time)", args.timeout);
+        return Ok(exit::code(exit::TIMEOUT));
     }
     let report: Value = match api.report(&ccid).await {
         Ok(v) => v,
@@ -97,10 +91,7 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
             eprintln!("the call ended; no report is available ({m}): is this sandbox embedded in `ivrx serve`?");
             return Ok(exit::code(exit::NOT_FOUND));
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(exit::code(exit::of_sandbox(&e)));
-        }
+        Err(e) => return Err(e.into()),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -6,17 +6,17 @@
 use std::io::Write;
 use std::path::Path;
 
-use clap::CommandFactory;
 use clap_complete::Shell;
+use roff::{bold, roman, Roff};
 
-use super::Cli;
+use super::exit;
 
 /// The shells completions are generated for.
 pub const SHELLS: [Shell; 5] = [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell, Shell::Elvish];
 
 /// Writes the completion script for one shell.
 pub fn write_completion(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
-    let mut cmd = Cli::command();
+    let mut cmd = super::command();
     clap_complete::generate(shell, &mut cmd, "ivrx", out);
     Ok(())
 }
@@ -41,18 +41,39 @@ pub fn render_all() -> std::io::Result<Vec<(String, Vec<u8>)>> {
         write_completion(shell, &mut buf)?;
         files.push((format!("completions/{}", completion_file_name(shell)), buf));
     }
-    let cmd = Cli::command();
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
-    files.push(("man/ivrx.1".to_string(), buf));
+    let cmd = super::command().disable_help_subcommand(true);
+    files.push(("man/ivrx.1".to_string(), man_page(cmd.clone(), true)?));
     for sub in cmd.get_subcommands() {
         let name = format!("ivrx-{}", sub.get_name());
         let sub = sub.clone().name(name.clone()).version(cmd.get_version().unwrap_or_default().to_string());
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(sub).render(&mut buf)?;
-        files.push((format!("man/{name}.1"), buf));
+        files.push((format!("man/{name}.1"), man_page(sub, false)?));
     }
     Ok(files)
+}
+
+/// One man page: clap_mangen's sections, then (for `ivrx` itself) EXAMPLES and
+/// ENVIRONMENT, and EXIT STATUS, before VERSION. The `--help` text that holds
+/// these is left out, so nothing is said twice.
+fn man_page(cmd: clap::Command, top: bool) -> std::io::Result<Vec<u8>> {
+    let cmd = cmd.after_help(None::<&str>).after_long_help(None::<&str>);
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut page)?;
+    let mut extra = Roff::new();
+    if top {
+        extra.control("SH", ["EXAMPLES"]).control("nf", []);
+        for line in super::QUICK_START.lines() {
+            extra.text([roman(line)]);
+        }
+        extra.control("fi", []).control("SH", ["ENVIRONMENT"]).text([roman(super::ENVIRONMENT.replace('\n', " "))]);
+    }
+    extra.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in exit::CODES {
+        extra.control("TP", []).text([bold(code.to_string())]).text([roman(meaning)]);
+    }
+    let extra = extra.to_roff();
+    let page = String::from_utf8_lossy(&page).into_owned();
+    let at = page.find("\n.SH VERSION").map_or(page.len(), |i| i + 1);
+    Ok(format!("{}{extra}{}", &page[..at], &page[at..]).into_bytes())
 }
 
 /// Writes every generated file under `root`.

@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Cell, CellAlignment, Table};
+use comfy_table::{Cell, CellAlignment};
 use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -88,17 +87,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     let server = AdminClient::new(&args.target)?;
 
     // The measurement window.
-    let before = match stats(&server, false).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(exit::code(e.exit_code()));
-        }
-    };
-    if let Err(e) = server.post("/api/v1/stats/reset", &json!({})).await {
-        eprintln!("error: {e}");
-        return Ok(exit::code(e.exit_code()));
-    }
+    let before = stats(&server, false).await?;
+    server.post("/api/v1/stats/reset", &json!({})).await?;
     let held_before = match carrier.track_deliveries().await {
         Ok(s) => s.clock_held_secs,
         Err(e) => {
@@ -111,11 +101,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     let plan = mix.assign(calls);
     let texts: Arc<Vec<String>> = Arc::new(mix.entries.iter().map(|(s, _)| s.text.clone()).collect());
     let visible = !args.json && std::io::stderr().is_terminal();
-    let bar = super::output::progress_bar(
-        visible,
-        calls as u64,
-        "[{bar:32}] {pos}/{len} calls, {msg} ({per_sec}, {eta} left)",
-    );
+    let bar =
+        super::output::progress_bar(visible, calls as u64, "[{bar:32}] {pos}/{len} calls, {msg} ({rate}, {eta} left)");
 
     // Memory sampler.
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -356,9 +343,7 @@ fn ms(l: &LatencySummary) -> String {
 }
 
 fn print_report(r: &LoadReport) {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED);
-    t.set_header(["", "load run"]);
+    let mut t = super::output::table(super::Output::detect(super::ColorChoice::Auto), &["", "load run"]);
     let mut row = |k: &str, v: String| {
         t.add_row([Cell::new(k), Cell::new(v).set_alignment(CellAlignment::Right)]);
     };
@@ -400,6 +385,7 @@ fn print_report(r: &LoadReport) {
         format!("{:.1} KiB ({} calls in flight at most)", m.per_active_call_kib, m.peak_active_calls),
     );
     row("result", if r.ok { "ok".into() } else { "FAILED".into() });
+    super::output::keep_whole(&mut t, [1]);
     println!("{t}");
     let mix: Vec<String> =
         r.mix.iter().map(|l| format!("{} {} ({})", l.calls, l.script, l.expect.as_deref().unwrap_or("?"))).collect();

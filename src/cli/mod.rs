@@ -6,16 +6,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 mod admin;
 mod analyze;
 mod demo;
 mod dial;
 pub mod docs;
+pub mod engine;
 pub mod exit;
 mod load;
-mod output;
+pub mod output;
 mod sandbox;
 mod score;
 pub mod serve;
@@ -37,19 +38,24 @@ With no Telnyx credentials configured, everything runs against the built-in sand
 local stand-in for Telnyx with scripted callers and agents, so the whole product works on a
 fresh machine with no account, no phone and no network.";
 
-const AFTER_HELP: &str = "\
+/// The quick start `ivrx --help` ends with (and the man page's EXAMPLES).
+pub const QUICK_START: &str = "\
 Quick start (sandbox, no account needed):
-  ivrx serve --demo                 run the IVR with bundled callers and watch the decisions
-  ivrx serve &                      run the IVR; then, in another terminal:
-  ivrx dial --sandbox --script examples/frustrated.ivrx
-  ivrx analyze                      tables over every stored conversation
+  ivrx serve --demo                         bundled callers ring the IVR
+  ivrx serve &                              the IVR; then, in other terminals:
+  ivrx watch --latest                       follow the next call
+  ivrx dial --sandbox --script frustrated   a bundled caller (or a script file)
+  ivrx analyze                              tables over every stored conversation";
 
-Environment: TELNYX_API_KEY, TELNYX_PUBLIC_KEY, TELNYX_CONNECTION_ID switch `serve` to live mode.
-NO_COLOR disables colour.";
+/// What `ivrx --help` says about the environment (and the man page's ENVIRONMENT).
+pub const ENVIRONMENT: &str = "\
+TELNYX_API_KEY, TELNYX_PUBLIC_KEY, TELNYX_CONNECTION_ID switch `serve` to live
+mode. NO_COLOR disables colour; COLUMNS sets the width tables are fitted to.";
 
 /// `ivrx`: the command line.
 #[derive(Debug, Parser)]
-#[command(name = "ivrx", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(name = "ivrx", version, about = ABOUT, long_about = LONG_ABOUT, after_help = QUICK_START)]
+#[command(after_long_help = format!("{QUICK_START}\n\nEnvironment:\n{ENVIRONMENT}\n\n{}", exit::help_section()))]
 #[command(propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// What to do.
@@ -115,14 +121,14 @@ pub enum ColorChoice {
 /// `ivrx serve`
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address the webhook server listens on
-    #[arg(long, default_value = "127.0.0.1:8080", env = "IVRX_LISTEN")]
+    /// Address the webhook server listens on, HOST:PORT
+    #[arg(long, default_value = "127.0.0.1:8080", env = "IVRX_LISTEN", value_parser = listen_address)]
     pub listen: String,
     /// Use the embedded sandbox carrier even when Telnyx credentials are set
     #[arg(long)]
     pub sandbox: bool,
-    /// Address of the embedded sandbox carrier
-    #[arg(long, default_value = "127.0.0.1:8090")]
+    /// Address of the embedded sandbox carrier, HOST:PORT
+    #[arg(long, default_value = "127.0.0.1:8090", env = "IVRX_SANDBOX_LISTEN", value_parser = listen_address)]
     pub sandbox_listen: String,
     /// SQLite database file [default: ivrx.db in the user's data directory]
     #[arg(long, env = "IVRX_DB")]
@@ -145,9 +151,29 @@ pub struct ServeArgs {
     /// Print the effective configuration (secrets masked) and exit
     #[arg(long)]
     pub print_config: bool,
-    /// Run a demo: bundled callers go through the IVR and the terminal shows each conversation
+    /// Run a demo: bundled callers go through the IVR and the terminal shows each conversation (on free ports when the default ones are taken)
     #[arg(long)]
     pub demo: bool,
+}
+
+/// Checks a listen address: `HOST:PORT`. A bare port gets a suggestion.
+fn listen_address(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let port_ok = |p: &str| p.parse::<u16>().is_ok();
+    if port_ok(s) {
+        return Err(format!(
+            "{s} is a port, not an address: did you mean 127.0.0.1:{s} (or 0.0.0.0:{s} for every interface)?"
+        ));
+    }
+    if let Some(port) = s.strip_prefix(':').filter(|p| port_ok(p)) {
+        return Err(format!(
+            "give the host too: did you mean 127.0.0.1:{port} (or 0.0.0.0:{port} for every interface)?"
+        ));
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port_ok(port) => Ok(s.to_string()),
+        _ => Err(format!("{s:?} is not HOST:PORT, e.g. 127.0.0.1:8080")),
+    }
 }
 
 /// Where `ivrx serve` listens unless told otherwise, and where clients look for it.
@@ -170,6 +196,9 @@ pub struct ServerArgs {
 /// `ivrx dial`
 #[derive(Debug, Clone, Args)]
 pub struct DialArgs {
+    /// Number to call (live), or the IVR number the simulated caller dials (sandbox); same as --to
+    #[arg(value_name = "NUMBER", conflicts_with = "to")]
+    pub number: Option<String>,
     /// Number to call (live), or the IVR number the simulated caller dials (sandbox)
     #[arg(long)]
     pub to: Option<String>,
@@ -180,7 +209,7 @@ pub struct DialArgs {
     #[arg(long)]
     pub sandbox: bool,
     /// Base URL of the sandbox carrier
-    #[arg(long, default_value = "http://127.0.0.1:8090", env = "IVRX_SANDBOX_URL")]
+    #[arg(long, default_value = serve::DEFAULT_SANDBOX_URL, env = "IVRX_SANDBOX_URL")]
     pub sandbox_url: String,
     /// API key of the sandbox carrier
     #[arg(long, default_value = "sandbox", env = "IVRX_SANDBOX_API_KEY", hide_env_values = true)]
@@ -188,8 +217,8 @@ pub struct DialArgs {
     // The running `ivrx serve` (live mode and load tests).
     #[command(flatten)]
     pub target: ServerArgs,
-    /// Caller script: say/press/pause/hangup, one step per line
-    #[arg(long, value_name = "FILE")]
+    /// Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller's name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer)
+    #[arg(long, value_name = "FILE|NAME")]
     pub script: Option<PathBuf>,
     /// Type the caller's lines yourself
     #[arg(long, conflicts_with = "script")]
@@ -224,11 +253,11 @@ pub struct DialArgs {
 
 /// `ivrx watch`
 #[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("which").args(["conversation_id", "latest"]).required(true)))]
 pub struct WatchArgs {
-    /// Conversation to follow
-    #[arg(required_unless_present = "latest")]
+    /// Conversation to follow: its id, a unique prefix of it (as `ivrx analyze` prints), or a call_control_id
     pub conversation_id: Option<String>,
-    /// Follow the newest active conversation
+    /// Follow the newest active conversation (waits for one to start)
     #[arg(long)]
     pub latest: bool,
     // The running `ivrx serve`.
@@ -245,7 +274,7 @@ pub struct WatchArgs {
 /// `ivrx transfer`
 #[derive(Debug, Clone, Args)]
 pub struct TransferArgs {
-    /// The call: a conversation id or a call_control_id
+    /// The call: a conversation id, a unique prefix of it (as `ivrx analyze` prints), or a call_control_id
     pub call: String,
     /// Transfer to this number
     #[arg(long, conflicts_with = "queue")]
@@ -314,6 +343,9 @@ pub struct AnalyzeArgs {
     /// Seed for --synthetic (the same seed gives the same calls)
     #[arg(long, default_value_t = 7, requires = "synthetic")]
     pub seed: u64,
+    /// Every column of the call lists in the tables, however wide (the default columns fit 100)
+    #[arg(long)]
+    pub wide: bool,
     /// Topics listed (every format), and rows of the other lists in the table and HTML outputs (recent calls, trackers, replay changes)
     #[arg(long, value_name = "N", default_value_t = 15)]
     pub top: usize,
@@ -423,22 +455,28 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// The command-line definition: [`Cli`], with the exit codes in every
+/// subcommand's `--help`. Parsing, the man pages and completions use it.
+pub fn command() -> clap::Command {
+    Cli::command().mut_subcommands(|sub| sub.after_long_help(exit::help_section()))
+}
+
 /// Parses the command line and runs it. The binary's `main`.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return exit::code(exit::ERROR);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => exit::report(&e),
     }
 }
 
@@ -454,7 +492,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Analyze(args) => analyze::run(args).await,
         Command::Completions(args) => {
             docs::write_completion(args.shell, &mut std::io::stdout())?;
-            Ok(ExitCode::SUCCESS)
+            Ok(exit::code(exit::OK))
         }
     }
 }

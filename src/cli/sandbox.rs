@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use super::SandboxArgs;
+use super::{exit, SandboxArgs};
 use crate::sandbox::{parse_agent_spec, Chaos, Sandbox, SandboxConfig};
 use crate::telnyx::WebhookSigner;
 
@@ -67,7 +67,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     if !args.json {
         println!("sandbox carrier stopped");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::code(exit::OK))
 }
 
 fn init_logging(json: bool) {

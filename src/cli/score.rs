@@ -6,26 +6,43 @@
 //! of hit objects `{"tracker", "phrase"}`.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
-use comfy_table::{Cell, Color, ContentArrangement, Table};
+use comfy_table::{Cell, Color, Table};
 
-use super::{ColorChoice, EngineChoice, Output, ScoreArgs};
-use crate::intel::{Label, LocalEngine, Score, Scorer, TrackerHit};
-use crate::symbl::{CredentialSearch, SymblClient, SymblConfig, SymblEngine, SymblEngineOptions};
+use super::output::keep_whole;
+use super::{exit, ColorChoice, EngineChoice, Output, ScoreArgs};
+use crate::config::{Config, EngineKind, Mode};
+use crate::intel::{Label, Score, TrackerHit};
+use crate::server::calls::Engine;
 
 /// Runs `ivrx score`.
 pub async fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
-    let texts = if args.text.is_empty() { read_stdin()? } else { args.text.clone() };
+    let from_args = !args.text.is_empty();
+    let texts = if from_args { args.text.clone() } else { read_stdin()? };
     let texts: Vec<String> = texts.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
     if texts.is_empty() {
-        anyhow::bail!("nothing to score: give utterances as arguments or one per line on stdin");
+        let message = "nothing to score: give utterances as arguments or one per line on stdin";
+        return Err(if from_args { exit::usage("score", message) } else { anyhow::anyhow!(message) });
     }
-    let local = LocalEngine::default();
-    let scores = match args.engine.unwrap_or(EngineChoice::Local) {
-        EngineChoice::Local => texts.iter().map(|t| local.score(t)).collect(),
-        EngineChoice::Symbl => score_with_symbl(&args, &texts, &local).await?,
+    let config = engine_config(&args)?;
+    let built = super::engine::build_engine(&config)?;
+    for warning in &built.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if !args.json {
+        eprintln!("{}", describe(Config::file_for(args.config.as_deref()).as_deref(), &config));
+    }
+    let scores = match built.engine {
+        Engine::Local(local) => texts.iter().map(|t| local.score(t)).collect(),
+        Engine::Symbl { symbl, .. } | Engine::SymblPstn { symbl, .. } => symbl
+            .with_job_deadline(Duration::from_secs(60))
+            .score_texts(&texts)
+            .await
+            .context("scoring with Symbl failed")?,
     };
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -35,7 +52,43 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(out, "{}", table(&texts, &scores, Output::detect(ColorChoice::Auto)))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::code(exit::OK))
+}
+
+/// The configuration `serve` would run with (`--config`, `IVRX_CONFIG` or the
+/// default file), with `--engine` and `--symbl-conf` applied on top.
+fn engine_config(args: &ScoreArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(engine) = args.engine {
+        config.engine.kind = match engine {
+            EngineChoice::Local => EngineKind::Local,
+            EngineChoice::Symbl => EngineKind::Symbl,
+        };
+    }
+    if let Some(conf) = &args.symbl_conf {
+        config.engine.symbl_conf = Some(conf.clone());
+    }
+    config.validate(Mode::Sandbox)?;
+    Ok(config)
+}
+
+/// Which engine scores, and from which configuration.
+fn describe(file: Option<&Path>, config: &Config) -> String {
+    let engine = match config.engine.kind {
+        EngineKind::Local => "the local engine",
+        EngineKind::Symbl => "Symbl",
+    };
+    let trackers = match config.trackers.len() {
+        0 => String::new(),
+        n => format!(" and {n} configured tracker{}", if n == 1 { "" } else { "s" }),
+    };
+    match file {
+        Some(path) => format!("scoring with {engine}{trackers}, configuration {}", path.display()),
+        None => {
+            let default = Config::default_path().map(|p| format!(": no {}", p.display())).unwrap_or_default();
+            format!("scoring with {engine}{trackers}, built-in defaults{default}")
+        }
+    }
 }
 
 fn read_stdin() -> anyhow::Result<Vec<String>> {
@@ -44,21 +97,6 @@ fn read_stdin() -> anyhow::Result<Vec<String>> {
         eprintln!("reading utterances from stdin, one per line (end with Ctrl-D)");
     }
     stdin.lock().lines().collect::<Result<_, _>>().context("cannot read stdin")
-}
-
-async fn score_with_symbl(args: &ScoreArgs, texts: &[String], local: &LocalEngine) -> anyhow::Result<Vec<Score>> {
-    let loaded = CredentialSearch::from_system(args.symbl_conf.clone()).load()?;
-    for warning in &loaded.warnings {
-        eprintln!("warning: {warning}");
-    }
-    let client = SymblClient::new(loaded.credentials, SymblConfig::from_env())?;
-    let options = SymblEngineOptions {
-        trackers: local.trackers().configs().to_vec(),
-        job_deadline: std::time::Duration::from_secs(60),
-        ..SymblEngineOptions::default()
-    };
-    let engine = SymblEngine::new(client, options);
-    engine.score_texts(texts).await.context("scoring with Symbl failed")
 }
 
 /// One NDJSON line, fields in this order.
@@ -76,10 +114,7 @@ fn json_line(text: &str, score: &Score) -> String {
 }
 
 fn table(texts: &[String], scores: &[Score], output: Output) -> Table {
-    let mut table = Table::new();
-    table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_header(vec!["text", "score", "label", "trackers"]);
+    let mut table = super::output::table(output, &["text", "score", "label", "trackers (what was said)"]);
     for (text, score) in texts.iter().zip(scores) {
         let mut label = Cell::new(score.label.as_str());
         if output.color {
@@ -89,7 +124,7 @@ fn table(texts: &[String], scores: &[Score], output: Output) -> Table {
                 Label::Positive => Color::Green,
             });
         }
-        let trackers: Vec<String> = score.trackers.iter().map(|h| format!("{} ({})", h.tracker, h.phrase)).collect();
+        let trackers: Vec<String> = score.trackers.iter().map(|h| format!("{} ({})", h.tracker, h.said())).collect();
         table.add_row(vec![
             Cell::new(text),
             Cell::new(format!("{:+.3}", score.score)),
@@ -97,6 +132,7 @@ fn table(texts: &[String], scores: &[Score], output: Output) -> Table {
             Cell::new(trackers.join(", ")),
         ]);
     }
+    keep_whole(&mut table, [1, 2]);
     table
 }
 
@@ -120,10 +156,9 @@ mod tests {
 
     #[test]
     fn the_table_has_no_colour_when_colour_is_off() {
-        let out = Output { color: false, tty: false };
-        let hit = TrackerHit::new("churn_risk", "cancel");
-        let t = table(&["I will cancel".into()], &[score(-0.4, vec![hit])], out).to_string();
-        assert!(t.contains("I will cancel") && t.contains("-0.400") && t.contains("churn_risk (cancel)"), "{t}");
+        let hit = TrackerHit { matched: "cancel my account".into(), ..TrackerHit::new("churn_risk", "cancel *") };
+        let t = table(&["I will cancel my account".into()], &[score(-0.4, vec![hit])], Output::PLAIN).to_string();
+        assert!(t.contains("-0.400") && t.contains("churn_risk (cancel my account)"), "the words said: {t}");
         assert!(!t.contains('\u{1b}'), "{t:?}");
     }
 }

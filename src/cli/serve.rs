@@ -10,13 +10,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use super::{exit, ServeArgs};
-use crate::config::{Config, EngineKind, Mode, SymblMode};
-use crate::intel::{LocalEngine, Scorer, TrackerSet};
+use crate::config::{Config, Mode};
 use crate::sandbox::{CallReporter, Sandbox, SandboxConfig, SandboxHandle};
-use crate::server::calls::Engine;
 use crate::server::{self, App, ServerHandle, ServerOptions};
 use crate::store::{Store, StoreOptions};
-use crate::symbl::{CredentialSearch, SymblClient, SymblConfig, SymblEngine, SymblEngineOptions};
+use crate::symbl::SymblConfig;
 use crate::telnyx::{ClientConfig, RetryPolicy, TelnyxClient, WebhookSigner, WebhookVerifier};
 
 /// The API key of the embedded sandbox (loopback only), so `ivrx dial --sandbox` works without flags.
@@ -44,55 +42,21 @@ fn init_tracing(json: bool, filter: &str) {
     let _ = if json { builder.json().try_init() } else { builder.with_ansi(super::Output::stderr_color()).try_init() };
 }
 
-/// The default trackers, with configured ones replacing same-named defaults and adding new ones.
-pub fn trackers_from(config: &Config) -> TrackerSet {
-    // `Config::validate` has already compiled these, so this cannot fail here.
-    TrackerSet::with_overrides(config.trackers.clone()).unwrap_or_default()
-}
-
-/// The engine the configuration asks for. For Symbl, the credentials must be
-/// found (else serve refuses to start, naming every place searched); whether
-/// Symbl accepts them is checked and said plainly, and calls fall back to the
-/// local engine while it does not.
-pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
-    let local: Arc<dyn Scorer> = Arc::new(LocalEngine::new(trackers_from(config)));
-    if config.engine.kind == EngineKind::Local {
-        return Ok(Engine::Local(local));
+/// Listens on `addr`; when it is taken and `any_port` is set (the demo), on a
+/// free port of the same host instead.
+async fn bind(addr: &str, what: &str, flag: &str, any_port: bool) -> anyhow::Result<TcpListener> {
+    let err = match TcpListener::bind(addr).await {
+        Ok(l) => return Ok(l),
+        Err(e) => e,
+    };
+    if any_port && err.kind() == std::io::ErrorKind::AddrInUse {
+        if let Some((host, _)) = addr.rsplit_once(':') {
+            if let Ok(l) = TcpListener::bind(format!("{host}:0")).await {
+                return Ok(l);
+            }
+        }
     }
-    let loaded = CredentialSearch::from_system(config.engine.symbl_conf.clone()).load()?;
-    for w in &loaded.warnings {
-        tracing::warn!("{w}");
-    }
-    let symbl_config = SymblConfig::from_env();
-    let base = symbl_config.base_url.clone();
-    let client = SymblClient::new(loaded.credentials, symbl_config)?;
-    match tokio::time::timeout(Duration::from_secs(5), client.access_token()).await {
-        Ok(Ok(_)) => tracing::info!(api = %base, "Symbl is usable: the credentials were accepted"),
-        Ok(Err(e)) => tracing::error!(
-            api = %base, error = %e,
-            "Symbl is NOT usable; every call falls back to the local engine until it is"
-        ),
-        Err(_) => tracing::error!(
-            api = %base,
-            "Symbl is NOT usable: no answer within 5 s; every call falls back to the local engine until it is"
-        ),
-    }
-    let options = SymblEngineOptions { trackers: trackers_from(config).configs().to_vec(), ..Default::default() };
-    let symbl = SymblEngine::new(client, options);
-    let deadline = Duration::from_millis(config.engine.symbl_timeout_ms);
-    if config.engine.symbl_mode == SymblMode::Pstn {
-        let dial_in = config.engine.dial_in_number();
-        tracing::info!(dial_in = %dial_in, "Symbl PSTN mode: Symbl dials into each call's conference on this number");
-        let join_timeout = Duration::from_millis(config.engine.symbl_join_timeout_ms);
-        let code_timeout = Duration::from_millis(config.engine.symbl_code_timeout_ms);
-        return Ok(Engine::SymblPstn { symbl, local, deadline, dial_in, join_timeout, code_timeout });
-    }
-    Ok(Engine::Symbl { symbl, local, deadline })
-}
-
-async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
+    Err(anyhow::Error::new(err))
         .with_context(|| format!("cannot listen on {addr} for the {what}: pick another address with {flag}"))
 }
 
@@ -114,9 +78,14 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 .with_context(|| format!("cannot create the admin token file {}", path.display()))?
         }
     };
-    let listener = bind(&args.listen, "webhook server", "--listen").await?;
+    let listener = bind(&args.listen, "webhook server", "--listen", args.demo).await?;
     let addr = listener.local_addr()?;
-    let engine = build_engine(&config).await?;
+    let built = super::engine::build_engine(&config)?;
+    for w in &built.warnings {
+        tracing::warn!("{w}");
+    }
+    super::engine::check_symbl(&built.engine).await;
+    let engine = built.engine;
     let retry = RetryPolicy {
         max_attempts: config.telnyx.max_attempts,
         attempt_timeout: Duration::from_millis(config.telnyx.attempt_timeout_ms),
@@ -164,7 +133,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 );
             }
             let time_scale = args.time_scale.unwrap_or(if args.demo { 5.0 } else { 1.0 });
-            let sandbox_listener = bind(&args.sandbox_listen, "sandbox carrier", "--sandbox-listen").await?;
+            let sandbox_listener = bind(&args.sandbox_listen, "sandbox carrier", "--sandbox-listen", args.demo).await?;
             let sandbox_addr = sandbox_listener.local_addr()?;
             let webhook_url = format!("http://{addr}{}", config.server.webhook_path);
             let signer = WebhookSigner::generate();
@@ -233,7 +202,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let running = start(&args, config, mode).await?;
     if args.demo {
-        let code = super::demo::run(running.sandbox.clone(), &running.server.app, &running.db).await?;
+        let code =
+            super::demo::run(running.sandbox.clone(), &running.server.app, running.server.addr, &running.db).await?;
         shutdown(running).await;
         return Ok(code);
     }
@@ -251,6 +221,9 @@ async fn shutdown(running: Running) {
     running.server.shutdown().await;
     let _ = running.store.flush().await;
 }
+
+/// Where `ivrx dial --sandbox` looks for the sandbox carrier unless told otherwise.
+pub const DEFAULT_SANDBOX_URL: &str = "http://127.0.0.1:8090";
 
 /// The flags `ivrx watch` needs to find this server when it is not at the defaults.
 fn watch_flags(addr: std::net::SocketAddr, token_file: &Path) -> String {
@@ -281,12 +254,16 @@ fn announce(r: &Running, json_logs: bool) {
             if json_logs {
                 return;
             }
+            let sandbox_url = s.base_url();
+            let dial_flags = if sandbox_url == DEFAULT_SANDBOX_URL {
+                String::new()
+            } else {
+                format!(" --sandbox-url {sandbox_url}")
+            };
             eprintln!(
-                "\nivrx is serving in SANDBOX mode.\n  webhook server  http://{addr}\n  sandbox carrier {}\n  database        {}\n  admin token     {}\n\nTry: ivrx dial --sandbox --sandbox-url {} --script examples/frustrated.ivrx\n     ivrx watch --latest{}\n",
-                s.base_url(),
+                "\nivrx is serving in SANDBOX mode.\n  webhook server  http://{addr}\n  sandbox carrier {sandbox_url}\n  database        {}\n  admin token     {}\n\nTry, in other terminals:\n  ivrx watch --latest{}\n  ivrx dial --sandbox{dial_flags} --script frustrated\n",
                 r.db.display(),
                 token_file.display(),
-                s.base_url(),
                 watch_flags(addr, &token_file),
             );
         }

@@ -6,12 +6,13 @@ use serde_json::json;
 
 use super::admin::AdminClient;
 use super::{exit, TransferArgs};
+use crate::http::url_path;
 
 /// Asks the running server to transfer a call now.
 pub async fn run(args: TransferArgs) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(&args.target)?;
     let body = json!({ "queue": args.queue, "to": args.to });
-    let path = format!("/api/v1/conversations/{}/transfer", urlencode(&args.call));
+    let path = format!("/api/v1/conversations/{}/transfer", url_path::encode(&args.call, url_path::SEGMENT));
     match client.post(&path, &body).await {
         Ok(v) => {
             if args.json {
@@ -27,31 +28,9 @@ pub async fn run(args: TransferArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             if args.json {
-                println!("{}", json!({"error": e.to_string(), "code": refusal_code(&e)}));
+                println!("{}", json!({"error": e.to_string(), "code": e.code()}));
             }
-            eprintln!("error: {e}");
-            Ok(exit::code(e.exit_code()))
+            Err(e.into())
         }
     }
-}
-
-fn refusal_code(e: &super::admin::AdminError) -> String {
-    match e {
-        super::admin::AdminError::Refused { code, .. } => code.clone(),
-        super::admin::AdminError::NotFound(_) => "not_found".into(),
-        super::admin::AdminError::Unreachable { .. } => "unreachable".into(),
-        _ => "error".into(),
-    }
-}
-
-/// Percent-encodes a path segment (call control ids contain `:`; keep it readable).
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'=' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

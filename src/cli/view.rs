@@ -40,10 +40,16 @@ pub fn sparkline(values: &[f64]) -> String {
         .collect()
 }
 
-/// A 10-cell bar for a score in -1..1.
+/// Cells on each side of a [`bar`]'s centre line.
+const BAR_HALF: usize = 5;
+
+/// A bar for a score in -1..1 that grows from a centre line, leftwards when
+/// negative and rightwards when positive, so the sign reads without colour:
+/// `·████│·····` is about -0.8, `·····│███··` about +0.6.
 pub fn bar(score: f64) -> String {
-    let n = (score.abs().min(1.0) * 10.0).round() as usize;
-    format!("{}{}", "█".repeat(n), "·".repeat(10 - n))
+    let n = (score.abs().min(1.0) * BAR_HALF as f64).round() as usize;
+    let (left, right) = if score < 0.0 { (n, 0) } else { (0, n) };
+    format!("{}{}│{}{}", "·".repeat(BAR_HALF - left), "█".repeat(left), "█".repeat(right), "·".repeat(BAR_HALF - right))
 }
 
 impl ConversationView {
@@ -257,8 +263,11 @@ mod tests {
     #[test]
     fn sparkline_and_bar_cover_the_range() {
         assert_eq!(sparkline(&[-1.0, 0.0, 1.0, 5.0]), "▁▅██");
-        assert_eq!(bar(-0.5), "█████·····");
-        assert_eq!(bar(0.0), "··········");
+        assert_eq!(bar(-0.5), "··███│·····");
+        assert_eq!(bar(-0.89), "·████│·····");
+        assert_eq!(bar(0.62), "·····│███··");
+        assert_eq!(bar(0.0), "·····│·····");
+        assert_eq!(bar(-3.0), "█████│·····");
         assert_eq!(clock(75_500), "+1:15");
     }
 
@@ -360,7 +369,7 @@ mod tests {
             lines.extend(v.push(&r));
         }
         let text = lines.join("\n");
-        assert!(text.contains("+0:04 caller  -0.40 ████······  my internet is down  trend ▃ -0.40"), "{text}");
+        assert!(text.contains("+0:04 caller  -0.40 ···██│·····  my internet is down  trend ▃ -0.40"), "{text}");
         assert!(text.contains("#asks_for_human"));
         assert!(text.contains(">>> TRANSFER to support at +0:09 — the caller asked for a person"));
         assert!(text.contains("trigger: caller utterance 2 \"get me a real person\"  phrase \"real person\""));

@@ -9,8 +9,9 @@ use super::admin::{AdminClient, AdminError};
 use super::output::Output;
 use super::view::ConversationView;
 use super::{exit, ColorChoice, WatchArgs};
+use crate::http::url_path;
 use crate::session::{DomainEvent, Recorded};
-use crate::store::Reader;
+use crate::store::{IdMatch, Reader};
 
 /// Splits a Server-Sent Events byte stream into `(event, data)` pairs.
 #[derive(Default)]
@@ -84,17 +85,9 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(&args.target)?;
     let id = match (&args.conversation_id, args.latest) {
         (Some(id), _) => id.clone(),
-        (None, _) => match wait_for_latest(&client, args.json).await {
-            Ok(id) => id,
-            Err(e) => return Ok(fail(e)),
-        },
+        (None, _) => wait_for_latest(&client, args.json).await?,
     };
     follow(&client, &id, &mut printer).await
-}
-
-fn fail(e: AdminError) -> ExitCode {
-    eprintln!("error: {e}");
-    exit::code(e.exit_code())
 }
 
 async fn wait_for_latest(client: &AdminClient, quiet: bool) -> Result<String, AdminError> {
@@ -120,12 +113,9 @@ async fn wait_for_latest(client: &AdminClient, quiet: bool) -> Result<String, Ad
 }
 
 async fn follow(client: &AdminClient, id: &str, printer: &mut Printer) -> anyhow::Result<ExitCode> {
-    let path = format!("/api/v1/conversations/{}/events", super::transfer::urlencode(id));
+    let path = format!("/api/v1/conversations/{}/events", url_path::encode(id, url_path::SEGMENT));
     for _attempt in 0..3 {
-        let mut resp = match client.stream(&path).await {
-            Ok(r) => r,
-            Err(e) => return Ok(fail(e)),
-        };
+        let mut resp = client.stream(&path).await?;
         let mut parser = SseParser::default();
         let mut lagged = false;
         loop {
@@ -162,7 +152,16 @@ async fn replay_from_db(args: &WatchArgs, db: &std::path::Path, printer: &mut Pr
     }
     let reader = Reader::new(db.to_path_buf());
     let id = match &args.conversation_id {
-        Some(id) => reader.conversation_for_call(id)?.unwrap_or_else(|| id.clone()),
+        Some(given) => match reader.find_conversation(given)? {
+            IdMatch::One(id) => id,
+            IdMatch::None => {
+                eprintln!("error: no conversation {given:?} in {}", db.display());
+                return Ok(exit::code(exit::NOT_FOUND));
+            }
+            IdMatch::Many(candidates) => {
+                return Err(exit::usage("watch", IdMatch::ambiguous_message(given, &candidates)))
+            }
+        },
         None => match reader.latest_conversation(false)? {
             Some(id) => id,
             None => {

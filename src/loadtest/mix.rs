@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use crate::eval::Expectation;
-use crate::sandbox::script::{LoadError, Script, ScriptError};
+use crate::sandbox::script::{closest, LoadError, Script, ScriptError};
 
 /// The bundled example callers (the files in `examples/`), by name.
 pub const BUNDLED: &[(&str, &str)] = &[
@@ -78,6 +78,16 @@ pub enum MixError {
         /// The directive's value.
         value: String,
     },
+    /// `--script` names neither a file nor a bundled caller.
+    #[error("no caller script at {path}: give a script file, or a bundled caller by name ({available}){hint}")]
+    NoScript {
+        /// What was given.
+        path: String,
+        /// The bundled callers.
+        available: String,
+        /// A suggestion, with its leading punctuation, or nothing.
+        hint: String,
+    },
     /// Every weight is zero.
     #[error("the mix has no script with a weight above zero")]
     Empty,
@@ -115,6 +125,31 @@ impl CallerScript {
 /// The bundled example callers.
 pub fn bundled() -> Result<Vec<CallerScript>, MixError> {
     BUNDLED.iter().map(|(n, t)| CallerScript::parse(n, t)).collect()
+}
+
+/// The caller script `--script` names: a file, else a bundled caller by
+/// name (`frustrated`, or `frustrated.ivrx`), so the bundled callers play from
+/// any directory.
+pub fn script_named(arg: &Path) -> Result<CallerScript, MixError> {
+    if arg.exists() {
+        let text =
+            std::fs::read_to_string(arg).map_err(|source| LoadError::Io { path: arg.display().to_string(), source })?;
+        let name = arg.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        return CallerScript::parse_labelled(&name, &arg.display().to_string(), &text);
+    }
+    let given = arg.to_string_lossy();
+    let name = given.strip_suffix(".ivrx").unwrap_or(&given);
+    if let Some((name, text)) = BUNDLED.iter().find(|(n, _)| *n == name) {
+        return CallerScript::parse(name, text);
+    }
+    let names: Vec<&str> = BUNDLED.iter().map(|(n, _)| *n).collect();
+    let stem = arg.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let hint = match (names.contains(&stem.as_str()), closest(&stem, &names)) {
+        (true, _) => format!("; did you mean the bundled caller: --script {stem}?"),
+        (false, Some(n)) => format!("; did you mean --script {n}?"),
+        (false, None) => String::new(),
+    };
+    Err(MixError::NoScript { path: given.into_owned(), available: names.join(", "), hint })
 }
 
 /// Every `*.ivrx` script in `dir`, sorted by name.
@@ -203,6 +238,24 @@ impl Mix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scripts_are_files_or_bundled_callers_by_name() {
+        assert_eq!(script_named(Path::new("frustrated")).unwrap().name, "frustrated");
+        assert_eq!(script_named(Path::new("calm.ivrx")).unwrap().name, "calm");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mine.ivrx");
+        std::fs::write(&file, "say hello\nhangup\n").unwrap();
+        assert_eq!(script_named(&file).unwrap().text, "say hello\nhangup\n");
+        let e = script_named(Path::new("callers/frustrated.ivrx")).unwrap_err().to_string();
+        assert!(
+            e.contains("calm, dtmf, frustrated")
+                && e.ends_with("did you mean the bundled caller: --script frustrated?"),
+            "{e}"
+        );
+        let e = script_named(Path::new("frustated")).unwrap_err().to_string();
+        assert!(e.ends_with("did you mean --script frustrated?"), "{e}");
+    }
 
     #[test]
     fn bundled_scripts_all_say_what_to_expect() {

@@ -6,6 +6,9 @@
 //! | GET | `/api/v1/conversations/{id}` | the report of one conversation (stored) |
 //! | GET | `/api/v1/conversations/{id}/events` | SSE: the conversation so far, then live events until it ends |
 //! | POST | `/api/v1/conversations/{id}/transfer` | manual transfer `{"queue"}` or `{"to"}` (id may be a call_control_id) |
+//!
+//! Every `{id}` is a conversation id or a call_control_id, whole or by a unique prefix of at least
+//! four characters; an ambiguous prefix is answered 400 `{"code": "ambiguous_id", "candidates": […]}`.
 //! | POST | `/api/v1/calls` | place an outbound call through the IVR `{"to", "from"?}` |
 //! | GET | `/api/v1/calls/{call_control_id}/report?wait_secs=N` | wait for the call to end, then its report |
 //! | GET | `/api/v1/stats` | latency percentiles, counts, store health, memory (`?latency=false`: without percentiles, cheap) |
@@ -29,6 +32,7 @@ use serde_json::json;
 use super::calls::ManualError;
 use super::App;
 use crate::session::{DomainEvent, ManualTransfer, Recorded};
+use crate::store::IdMatch;
 
 /// An admin API error answer: `{"error", "code"}`.
 pub(crate) fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
@@ -95,6 +99,35 @@ async fn flush_briefly(app: &App) {
     let _ = tokio::time::timeout(wait, app.store.flush()).await;
 }
 
+/// The conversation `given` names (an id or call_control_id, whole or a unique
+/// prefix), among the calls in progress and the stored ones; an ambiguous
+/// prefix is answered 400 `ambiguous_id` with the candidates. Nothing found
+/// gives `given` back, for the caller's own not-found answer.
+async fn resolve(app: &App, given: &str) -> Result<String, Response> {
+    let given = crate::store::ids::as_given(given);
+    if let Some(id) = app.calls.resolve(given) {
+        return Ok(id);
+    }
+    let live = app.calls.starting_with(given);
+    let reader = app.store.reader();
+    let g = given.to_string();
+    let stored = tokio::task::spawn_blocking(move || reader.find_conversation(&g)).await;
+    let found = live.or(stored.ok().and_then(Result::ok).unwrap_or(IdMatch::None));
+    match found {
+        IdMatch::One(id) => Ok(id),
+        IdMatch::None => Ok(given.to_string()),
+        IdMatch::Many(candidates) => Err((
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "error": IdMatch::ambiguous_message(given, &candidates),
+                "code": "ambiguous_id",
+                "candidates": candidates,
+            })),
+        )
+            .into_response()),
+    }
+}
+
 async fn report_of(app: &App, id: &str) -> Response {
     flush_briefly(app).await;
     let reader = app.store.reader();
@@ -109,8 +142,10 @@ async fn report_of(app: &App, id: &str) -> Response {
 
 /// `GET /api/v1/conversations/{id}`
 pub async fn conversation(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
-    let id = app.calls.resolve(&id).unwrap_or(id);
-    report_of(&app, &id).await
+    match resolve(&app, &id).await {
+        Ok(id) => report_of(&app, &id).await,
+        Err(ambiguous) => ambiguous,
+    }
 }
 
 /// A manual transfer request body.
@@ -131,6 +166,10 @@ pub async fn transfer(
 ) -> Response {
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let req = ManualTransfer { queue: body.queue, to: body.to };
+    let id = match resolve(&app, &id).await {
+        Ok(id) => id,
+        Err(ambiguous) => return ambiguous,
+    };
     match app.calls.manual_transfer(&id, req).await {
         Ok(conv) => Json(json!({"conversation_id": conv, "status": "transferring"})).into_response(),
         Err(ManualError::NotFound(id)) => {
@@ -264,7 +303,10 @@ fn sse_event(r: &Recorded) -> SseEvent {
 /// event (`event:` is its type, `data:` the JSON), first the conversation so
 /// far, then live; the stream ends after `call_ended`.
 pub async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
-    let id = app.calls.resolve(&id).unwrap_or(id);
+    let id = match resolve(&app, &id).await {
+        Ok(id) => id,
+        Err(ambiguous) => return ambiguous,
+    };
     if let Some(sub) = app.live.subscribe(&id) {
         let last = sub.history.last().map(|r| r.n).unwrap_or(0);
         let done = sub.ended;
@@ -293,7 +335,9 @@ pub async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resp
         let s = stream::iter(history).chain(live);
         return sse(s);
     }
-    // Not in memory: replay from the store.
+    // Not in memory: replay from the store, once the conversation's last
+    // writes (queued before it left memory) are in.
+    flush_briefly(&app).await;
     let reader = app.store.reader();
     let id2 = id.clone();
     let stored = tokio::task::spawn_blocking(move || reader.events(&id2, 0)).await;

@@ -27,7 +27,7 @@ use crate::session::{
     Command, DomainEvent, Effect, Input, LegTag, ManualTransfer, Recorded, Request, Session, SessionSettings,
     SymblInput, TransferRefused,
 };
-use crate::store::{Snapshot, Store, WriteOp};
+use crate::store::{ids, IdMatch, Snapshot, Store, WriteOp};
 use crate::symbl::{SymblCall, SymblEngine};
 use crate::telnyx::events::{Direction, Envelope, Event};
 use crate::telnyx::TelnyxClient;
@@ -291,6 +291,21 @@ impl Calls {
             return Some(id.to_string());
         }
         self.legs.lock().ok()?.get(id).cloned()
+    }
+
+    /// The conversations in progress whose id, or one of whose legs'
+    /// call_control_id, starts with `given` (see [`crate::store::ids`]); an
+    /// exact id is [`Calls::resolve`]'s.
+    pub fn starting_with(&self, given: &str) -> IdMatch {
+        let mut found = match self.workers.lock() {
+            Ok(w) => ids::starting_with(w.keys().map(String::as_str), given),
+            Err(_) => Vec::new(),
+        };
+        if let Ok(legs) = self.legs.lock() {
+            let ccids = ids::starting_with(legs.keys().map(String::as_str), given);
+            found.extend(ccids.iter().filter_map(|c| legs.get(c).cloned()));
+        }
+        IdMatch::from_found(None, found)
     }
 
     /// Asks a conversation for a manual transfer.

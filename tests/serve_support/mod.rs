@@ -134,12 +134,17 @@ impl Serve {
         self.spawn(&addr);
     }
 
-    /// Runs `ivrx ARGS` against this server.
-    pub fn run(&self, args: &[&str]) -> Output {
+    /// `ivrx ARGS` against this server and its sandbox carrier, with its token.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut c = ivrx(self.dir.path());
         c.args(args).env("IVRX_SERVER", &self.server).env("IVRX_SANDBOX_URL", &self.sandbox);
         c.env("IVRX_ADMIN_TOKEN", self.token());
-        c.output().expect("run ivrx")
+        c
+    }
+
+    /// Runs `ivrx ARGS` against this server.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run ivrx")
     }
 
     /// Writes a caller script and returns its path.
@@ -174,6 +179,44 @@ impl Serve {
 impl Drop for Serve {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// Runs the shell command line `ivrx ARGS` (the binary's path put in front)
+/// in `cwd` on a terminal, which script(1) from util-linux gives it, with the
+/// environment of [`ivrx`] rooted in `home` and these changes (`None` removes a
+/// variable). Returns what the terminal showed.
+pub fn on_a_terminal(home: &Path, cwd: &Path, args: &str, envs: &[(&str, Option<&str>)]) -> String {
+    let template = ivrx(home);
+    let mut c = Command::new("script");
+    c.args(["-qefc", &format!("{} {args}", bin()), "/dev/null"]).current_dir(cwd);
+    let changes = template.get_envs().map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)));
+    let ours = envs.iter().map(|(k, v)| (k.into(), v.map(Into::into)));
+    for (k, v) in changes.chain(ours) {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c.stdin(Stdio::null()).output().expect("script(1) from util-linux");
+    assert!(out.status.success(), "ivrx {args}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits for a child's output, killing it (and failing) after `limit`.
+pub fn output_within(child: std::process::Child, limit: Duration, what: &str) -> Output {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let id = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("child output"),
+        Err(_) => {
+            // SAFETY: kill(2) on a child the test started, by its id.
+            unsafe { libc::kill(id as i32, libc::SIGKILL) };
+            panic!("{what} did not finish within {limit:?}");
+        }
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! Virtual time is `start + (real_elapsed − held) × time_scale`. Everything the
 //! sandbox simulates (speech, ringing, gather timeouts, pauses) is measured on
-//! this clock, and the `occurred_at` / `start_time` fields of webhooks carry
-//! virtual time, so an application computes realistic offsets even at ×50.
-//! Webhook signature timestamps are *real* Unix time: the 300 s tolerance is real.
+//! this clock. The `occurred_at` / `start_time` fields of webhooks give each
+//! call session its real wall-clock start, and virtual time from there on (see
+//! `World::wall`): an application computes realistic offsets even at ×50,
+//! while calls are stored at the hour they really happened. Webhook signature
+//! timestamps are *real* Unix time: the 300 s tolerance is real.
 //!
 //! The time scale is the clock's top speed. While a webhook waits too long for
 //! the application's answer (see [`DeliveryConfig::hold_after`](super::DeliveryConfig)),

@@ -50,6 +50,8 @@ pub(crate) struct Conf {
     pub url: Arc<str>,
     /// Delivery order is kept with the creator's call session.
     pub session: u64,
+    /// When the creator's call session began (its times are that session's).
+    pub began: VTime,
     pub participants: Vec<u64>,
     pub max_participants: u32,
     /// Set while it is being ended, so hanging up the rest does not end it twice.
@@ -110,8 +112,8 @@ impl World {
             id: c.id.to_string(),
             name: c.name.clone(),
             record_type: "conference".into(),
-            created_at: Some(self.time(c.created)),
-            expires_at: Some(self.time(c.created.saturating_add(LIFETIME))),
+            created_at: Some(self.wall(c.began, c.created)),
+            expires_at: Some(self.wall(c.began, c.created.saturating_add(LIFETIME))),
             updated_at: None,
             connection_id: Some(self.cfg.connection_id.clone()),
             status: Some(status.into()),
@@ -156,7 +158,7 @@ impl World {
                 leg.client_state = Some(cs.as_str().into());
             }
             leg.conference = Some(id.clone());
-            (leg.url.clone(), leg.session)
+            (leg.url.clone(), (leg.session, leg.began))
         };
         self.confs.insert(
             id.clone(),
@@ -167,7 +169,8 @@ impl World {
                 client_state: b.client_state.as_deref().map(Into::into),
                 creator,
                 url,
-                session,
+                session: session.0,
+                began: session.1,
                 participants: vec![creator],
                 max_participants: b.max_participants.unwrap_or(DEFAULT_MAX_PARTICIPANTS),
                 ending: false,
@@ -178,7 +181,8 @@ impl World {
         if let Some(cid) = b.command_id {
             self.conf_create_ids.insert(cid, (now.real, id.clone()));
         }
-        self.emit_conf(&id, creator, at, "conference.created", json!({ "occurred_at": self.time(at) }));
+        let occurred_at = self.wall(session.1, at);
+        self.emit_conf(&id, creator, at, "conference.created", json!({ "occurred_at": occurred_at }));
         self.emit_conf(&id, creator, at, "conference.participant.joined", json!({}));
         self.party_poll(creator, at);
         self.conference_info(&id).ok_or(ConfError::NoConference)
@@ -298,9 +302,9 @@ impl World {
         }
         c.ending = true;
         c.ended = Some((at, reason));
-        let creator = c.creator;
+        let (creator, began) = (c.creator, c.began);
         self.confs_ended.push_back((Instant::now(), conf_id.clone()));
-        let fields = json!({ "occurred_at": self.time(at), "reason": reason });
+        let fields = json!({ "occurred_at": self.wall(began, at), "reason": reason });
         self.emit_conf(conf_id, creator, at, "conference.ended", fields);
     }
 
@@ -330,7 +334,7 @@ impl World {
         if let Value::Object(m) = fields {
             p.extend(m);
         }
-        let (session, url, ccid) = (c.session, c.url.clone(), l.ccid.clone());
+        let (session, url, ccid) = ((c.session, c.began), c.url.clone(), l.ccid.clone());
         self.push_emitted(session, ccid, url, event_type, at, Value::Object(p));
     }
 
@@ -388,8 +392,8 @@ impl World {
                 source: source.into(),
                 speaker_number: speaker_number.clone(),
                 text: tick.text.to_string(),
-                started_at: self.time(tick.start),
-                ended_at: self.time(at),
+                started_at: self.wall(s.began, tick.start),
+                ended_at: self.wall(s.began, at),
             });
         }
     }

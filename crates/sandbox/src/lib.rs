@@ -541,6 +541,7 @@ impl Sandbox {
             parties: config.agents.iter().cloned().collect(),
             default_agent: config.default_agent.clone(),
             epoch: clock.epoch(),
+            time_scale: clock.time_scale(),
             recording_base: format!("{base_url}/sandbox/v1/recordings"),
         });
         let shared = Arc::new(Shared {

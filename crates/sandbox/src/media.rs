@@ -391,10 +391,10 @@ impl World {
             "client_state": leg.client_state.as_deref(),
             "channels": r.channels,
             "recording_urls": { "mp3": format!("{base}/{rec}.mp3"), "wav": format!("{base}/{rec}.wav") },
-            "recording_started_at": self.time(r.started),
-            "recording_ended_at": self.time(at),
+            "recording_started_at": self.time(id, r.started),
+            "recording_ended_at": self.time(id, at),
         });
-        let (session, ccid, url) = (leg.session, leg.ccid.clone(), leg.url.clone());
+        let (session, ccid, url) = ((leg.session, leg.began), leg.ccid.clone(), leg.url.clone());
         self.push_emitted(session, ccid, url, "call.recording.saved", at, payload);
     }
 

@@ -120,10 +120,11 @@ impl Script {
                     Step::Hangup
                 }
                 other => {
+                    let hint = closest(other, &STEPS).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
                     return Err(err(format!(
-                        "unknown step {:?}: use say, press, pause or hangup",
+                        "unknown step {:?}{hint}: use say, press, pause or hangup",
                         other.chars().take(40).collect::<String>()
-                    )))
+                    )));
                 }
             };
             script.steps.push(step);
@@ -192,6 +193,21 @@ pub enum LoadError {
     },
 }
 
+/// The steps a script line can start with.
+pub const STEPS: [&str; 4] = ["say", "press", "pause", "hangup"];
+
+/// The candidate `given` was most likely meant to be (a typo or two away), if any.
+pub fn closest<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let given = given.to_ascii_lowercase();
+    let allowed = if given.chars().count() <= 4 { 1 } else { 2 };
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(&given, c), *c))
+        .filter(|(d, _)| *d <= allowed)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +244,8 @@ mod tests {
             ("pause NaN\n", 1, "between 0"),
             ("hangup now\n", 1, "takes nothing"),
             ("shout hi\n", 1, "unknown step"),
+            ("say hi\nsya bye\n", 2, "unknown step \"sya\" (did you mean `say`?)"),
+            ("hnagup\n", 1, "(did you mean `hangup`?)"),
         ];
         for (text, line, needle) in cases {
             let e = Script::parse(text).unwrap_err();

@@ -27,6 +27,11 @@ fn epoch() -> DateTime<Utc> {
 
 impl Sim {
     fn new(parties: &[(&str, PartyBehavior)]) -> Self {
+        Self::scaled(parties, 1.0)
+    }
+
+    /// A sandbox whose clock runs `time_scale` times faster than real time.
+    fn scaled(parties: &[(&str, PartyBehavior)], time_scale: f64) -> Self {
         let cfg = WorldConfig {
             timing: TimingModel::default(),
             connection_id: "1234567890123456789".into(),
@@ -34,6 +39,7 @@ impl Sim {
             parties: parties.iter().map(|(n, b)| (n.to_string(), b.clone())).collect::<HashMap<_, _>>(),
             default_agent: PartyBehavior::default_agent(),
             epoch: epoch(),
+            time_scale,
             recording_base: "http://127.0.0.1:9/sandbox/v1/recordings".into(),
         };
         Self { w: World::new(cfg), v: Duration::ZERO, real: Instant::now(), epoch: epoch(), log: Vec::new() }
@@ -494,6 +500,33 @@ fn a_repeated_command_id_is_not_executed_twice() {
     assert_eq!(first.call_control_id, second.call_control_id);
     s.drain();
     assert_eq!(s.events(&first.call_control_id, "call.initiated").len(), 1);
+}
+
+#[test]
+fn a_faster_clock_keeps_real_start_times_and_virtual_offsets_and_linked_legs_share_them() {
+    let mut s = Sim::scaled(&[("+1agent", PartyBehavior::Answer { after_secs: 2.0, script: None })], 10.0);
+    // An hour of virtual time passes (six real minutes) before the call.
+    s.to(3600.0);
+    let a = s.place("pause 60\nhangup\n");
+    let initiated = s.events(&a, "call.initiated")[0].clone();
+    assert!(close(initiated.0, 360.0), "the call starts at its real time: {}", initiated.0);
+    assert_eq!(initiated.1["start_time"], "2024-01-01T00:06:00.000000Z");
+    s.to(3605.0);
+    s.ok(&a, "answer", json!({}));
+    let (t, _) = s.events(&a, "call.answered")[0];
+    assert!(close(t, 365.0), "5 virtual seconds into the call: {t}");
+    // The agent's leg, linked to the caller's, shares its session and times.
+    let dial: Dial =
+        serde_json::from_value(json!({"connection_id": "1", "from": "+1ivr", "to": "+1agent", "link_to": a})).unwrap();
+    let now = s.now();
+    let c = s.w.dial(now, dial.clone()).unwrap();
+    assert_eq!(c.call_session_id, s.w.status(&a).unwrap().call_session_id);
+    s.drain();
+    let (t, _) = s.until(&c.call_control_id, "call.answered", 3650.0);
+    assert!(close(t, 367.0), "{t}");
+    let unlinked = Dial { link_to: Some("v3:nobody".into()), command_id: None, ..dial };
+    let now = s.now();
+    assert!(matches!(s.w.dial(now, unlinked), Err(CommandError::Invalid { pointer, .. }) if pointer == "/link_to"));
 }
 
 #[test]

@@ -46,8 +46,10 @@ pub(crate) struct WorldConfig {
     pub webhook_url: Arc<str>,
     pub parties: HashMap<String, PartyBehavior>,
     pub default_agent: PartyBehavior,
-    /// Virtual wall-clock time of `VTime` zero.
+    /// Wall-clock time of `VTime` zero.
     pub epoch: DateTime<Utc>,
+    /// Virtual seconds per real second (see [`World::wall`]).
+    pub time_scale: f64,
     /// Prefix of the (fake) recording URLs.
     pub recording_base: String,
 }
@@ -258,6 +260,8 @@ pub(crate) struct Leg {
     pub leg_uuid: Box<str>,
     pub session: u64,
     pub session_uuid: Arc<str>,
+    /// When the leg's call session began (its first leg's start).
+    pub began: VTime,
     pub incoming: bool,
     pub from: Box<str>,
     pub to: Box<str>,
@@ -350,7 +354,9 @@ impl Headers {
 
 /// A new leg's description.
 struct NewLeg {
-    session: Option<(u64, Arc<str>)>,
+    /// The call session to join (delivery queue, call_session_id, when it
+    /// began), or a new one.
+    session: Option<(u64, Arc<str>, VTime)>,
     incoming: bool,
     from: String,
     to: String,
@@ -440,10 +446,21 @@ impl World {
         std::mem::take(&mut self.hung_up)
     }
 
-    /// Virtual wall-clock time, formatted.
-    pub fn time(&self, at: VTime) -> String {
-        let d = chrono::Duration::from_std(at).unwrap_or(chrono::Duration::MAX);
+    /// The wall-clock time, formatted, that webhooks give for virtual moment
+    /// `at` of a call session that began at `began`: the session begins at the
+    /// real time it began (the virtual time it took to get there, scaled back),
+    /// and within it time runs virtual. So with a faster clock, calls keep
+    /// real start times while their events keep realistic offsets.
+    pub fn wall(&self, began: VTime, at: VTime) -> String {
+        let start = super::clock::scale_duration(began, 1.0 / self.cfg.time_scale);
+        let d = start.saturating_add(at.saturating_sub(began));
+        let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
         rfc3339(self.cfg.epoch.checked_add_signed(d).unwrap_or(self.cfg.epoch))
+    }
+
+    /// [`World::wall`] for a leg's call session.
+    pub fn time(&self, leg: u64, at: VTime) -> String {
+        self.wall(self.legs.get(&leg).map_or(at, |l| l.began), at)
     }
 
     pub(crate) fn set_timer(&mut self, leg: u64, slot: Slot, at: VTime) {
@@ -525,22 +542,23 @@ impl World {
         if let Value::Object(m) = fields {
             p.extend(m);
         }
-        let (session, ccid, url) = (leg.session, leg.ccid.clone(), leg.url.clone());
-        self.push_emitted(session, ccid, url, event_type, at, Value::Object(p));
+        let (session, began, ccid, url) = (leg.session, leg.began, leg.ccid.clone(), leg.url.clone());
+        self.push_emitted((session, began), ccid, url, event_type, at, Value::Object(p));
     }
 
-    /// Queues a built webhook payload for delivery.
+    /// Queues a built webhook payload for delivery, in a call session (its id
+    /// and when it began).
     pub(crate) fn push_emitted(
         &mut self,
-        session: u64,
+        (session, began): (u64, VTime),
         call_control_id: Arc<str>,
         url: Arc<str>,
         event_type: &'static str,
         at: VTime,
         payload: Value,
     ) {
-        let e =
-            Emitted { session, call_control_id, url, event_type, id: ids::uuid(), occurred_at: self.time(at), payload };
+        let occurred_at = self.wall(began, at);
+        let e = Emitted { session, call_control_id, url, event_type, id: ids::uuid(), occurred_at, payload };
         self.outbox.push(e);
     }
 
@@ -563,8 +581,8 @@ impl World {
             record_type: "call".into(),
             client_state: leg.client_state.as_deref().map(str::to_string),
             call_duration: Some(duration),
-            start_time: Some(self.time(leg.start)),
-            end_time: leg.ended_at.map(|t| self.time(t)),
+            start_time: Some(self.wall(leg.began, leg.start)),
+            end_time: leg.ended_at.map(|t| self.wall(leg.began, t)),
             extra: Map::new(),
         })
     }
@@ -582,9 +600,9 @@ impl World {
             state: leg.state(),
             hangup_cause: leg.hangup.map(|h| h.0.to_string()),
             hangup_source: leg.hangup.map(|h| h.1.to_string()),
-            start_time: self.time(leg.start),
-            answered_time: leg.answered_at.map(|t| self.time(t)),
-            end_time: leg.ended_at.map(|t| self.time(t)),
+            start_time: self.wall(leg.began, leg.start),
+            answered_time: leg.answered_at.map(|t| self.wall(leg.began, t)),
+            end_time: leg.ended_at.map(|t| self.wall(leg.began, t)),
             bridged_with: leg.bridge.and_then(|b| self.legs.get(&b.peer)).map(|p| p.ccid.to_string()),
             client_state: leg.client_state.as_deref().map(str::to_string),
             script_finished: leg.party.as_ref().is_some_and(|p| p.finished()),
@@ -607,10 +625,10 @@ impl World {
     fn new_leg(&mut self, n: NewLeg, at: VTime) -> u64 {
         let id = self.next_leg;
         self.next_leg += 1;
-        let (session, session_uuid) = n.session.unwrap_or_else(|| {
+        let (session, session_uuid, began) = n.session.unwrap_or_else(|| {
             let s = self.next_session;
             self.next_session += 1;
-            (s, Arc::from(ids::uuid()))
+            (s, Arc::from(ids::uuid()), at)
         });
         let ccid: Arc<str> = Arc::from(ids::call_control_id());
         let leg = Leg {
@@ -618,6 +636,7 @@ impl World {
             leg_uuid: ids::uuid().into(),
             session,
             session_uuid,
+            began,
             incoming: n.incoming,
             from: n.from.into(),
             to: n.to.into(),
@@ -670,7 +689,7 @@ impl World {
         let mut f = json!({
             "direction": if leg.incoming { "incoming" } else { "outgoing" },
             "state": if leg.incoming { "parked" } else { "bridging" },
-            "start_time": self.time(leg.start),
+            "start_time": self.wall(leg.began, leg.start),
         });
         // Inbound calls carry the caller's name, or the number when the
         // network has none; outbound ones the name the command gave.
@@ -688,7 +707,7 @@ impl World {
     /// `call.answered`: the start time, the state, and the headers the leg was made with.
     fn emit_answered(&mut self, id: u64, at: VTime) {
         let Some(leg) = self.legs.get(&id) else { return };
-        let mut f = json!({ "start_time": self.time(leg.start), "state": "answered" });
+        let mut f = json!({ "start_time": self.time(id, leg.start), "state": "answered" });
         if let Some(h) = &leg.headers {
             h.add_to(&mut f);
         }
@@ -743,11 +762,24 @@ impl World {
             check_base64_state(cs)?;
         }
         let at = now.v;
+        // A linked call shares the other's call_session_id and clock; its
+        // webhooks keep a delivery queue of their own, as every dialled leg's.
+        let session = match d.link_to.as_deref() {
+            None => None,
+            Some(link) => {
+                let linked = self.leg_id(link).and_then(|id| self.legs.get(&id)).ok_or_else(|| {
+                    CommandError::Invalid { pointer: "/link_to".into(), detail: format!("no call {link:?}") }
+                })?;
+                let (uuid, began) = (linked.session_uuid.clone(), linked.began);
+                self.next_session += 1;
+                Some((self.next_session - 1, uuid, began))
+            }
+        };
         let behavior = self.behavior_for(&d.to);
         let url: Arc<str> = d.webhook_url.as_deref().map_or_else(|| self.cfg.webhook_url.clone(), Arc::from);
         let id = self.new_leg(
             NewLeg {
-                session: None,
+                session,
                 incoming: false,
                 from: d.from.clone(),
                 to: d.to.clone(),
@@ -911,7 +943,7 @@ impl World {
             "hangup_cause": cause,
             "hangup_source": source,
             "sip_hangup_cause": sip_cause(cause),
-            "start_time": self.time(start),
+            "start_time": self.time(id, start),
             "state": "hangup",
         });
         if let Some(answered) = answered_at {
@@ -1091,7 +1123,7 @@ impl World {
         let behavior = self.behavior_for(&to);
         let timeout = b.timeout_secs.map(|s| secs(f64::from(s))).unwrap_or(self.cfg.timing.ring_timeout);
         let Some(a_leg) = self.legs.get(&a) else { return };
-        let session = Some((a_leg.session, a_leg.session_uuid.clone()));
+        let session = Some((a_leg.session, a_leg.session_uuid.clone(), a_leg.began));
         let from = b.from.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| a_leg.from.to_string());
         let url: Arc<str> = b.webhook_url.as_deref().map_or_else(|| self.cfg.webhook_url.clone(), Arc::from);
         let bid = self.new_leg(

@@ -10,6 +10,7 @@
 
 pub mod audit;
 mod checkpoint;
+pub mod ids;
 mod projection;
 pub mod read;
 pub mod redact;
@@ -25,6 +26,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+pub use ids::IdMatch;
 pub use read::Reader;
 
 /// A storage failure.

@@ -251,7 +251,7 @@ fn apply_event(tx: &Transaction<'_>, r: &Recorded, redact_pii: bool) -> rusqlite
             ])?;
             tx.prepare_cached(
                 "UPDATE conversations SET decision_reason = ?2, decision_source = ?3, queue = ?4, trigger_index = ?5,
-                 trigger_text = ?6, trigger_phrase = ?7, decision_ms = ?8, transfer_status = 'dialing'
+                 trigger_text = ?6, trigger_phrase = ?7, decision_ms = ?8
                  WHERE id = ?1",
             )?
             .execute(params![

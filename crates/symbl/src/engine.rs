@@ -203,6 +203,12 @@ impl SymblEngine {
         &self.options
     }
 
+    /// The same engine, waiting up to `deadline` for each processing job.
+    pub fn with_job_deadline(mut self, deadline: Duration) -> Self {
+        self.options.job_deadline = deadline;
+        self
+    }
+
     fn tracker_specs(&self) -> Vec<TrackerSpec> {
         self.options.trackers.iter().map(TrackerSpec::from).collect()
     }

@@ -207,6 +207,9 @@ pub struct Dial {
     pub client_state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_id: Option<String>,
+    /// Another call's call_control_id: the new call shares its call session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
     /// Ring time before giving up, 5–600 (default 30).

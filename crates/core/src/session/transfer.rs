@@ -207,6 +207,8 @@ impl Session {
                     to: target,
                     client_state: Some(tag),
                     command_id: Some(self.next_command_id()),
+                    // The agent's leg joins the caller's call session.
+                    link_to: self.leg(Role::Caller).map(|l| l.call_control_id.clone()),
                     webhook_url: self.settings.webhook_url.clone(),
                     timeout_secs: Some(ring),
                     transcription: Some(true),
