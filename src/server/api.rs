@@ -6,14 +6,14 @@
 //! | GET | `/api/v1/conversations/{id}` | the report of one conversation (stored) |
 //! | GET | `/api/v1/conversations/{id}/events` | SSE: the conversation so far, then live events until it ends |
 //! | POST | `/api/v1/conversations/{id}/transfer` | manual transfer `{"queue"}` or `{"to"}` (id may be a call_control_id) |
-//!
-//! Every `{id}` is a conversation id or a call_control_id, whole or by a unique prefix of at least
-//! four characters; an ambiguous prefix is answered 400 `{"code": "ambiguous_id", "candidates": […]}`.
 //! | POST | `/api/v1/calls` | place an outbound call through the IVR `{"to", "from"?}` |
 //! | GET | `/api/v1/calls/{call_control_id}/report?wait_secs=N` | wait for the call to end, then its report |
 //! | GET | `/api/v1/stats` | latency percentiles, counts, store health, memory (`?latency=false`: without percentiles, cheap) |
 //! | POST | `/api/v1/stats/reset`, `/api/v1/audit/…` | load runs against the embedded sandbox only: see [`audit`](crate::loadtest::audit) |
 //! | GET | `/healthz`, `/readyz`, `/metrics` | liveness, readiness, Prometheus (no token) |
+//!
+//! Every `{id}` is a conversation id or a call_control_id, whole or by a unique prefix of at least
+//! four characters; an ambiguous prefix is answered 400 `{"code": "ambiguous_id", "candidates": […]}`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
