@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 
 use super::gather::{GatherSpec, GatherState, GatherStep};
 use super::ids;
+use super::timers::Slot;
 use super::timing::{confidence, spoken_text, word_count, word_prefix};
-use super::world::{Slot, Source, Speech, Tick, VTime, World};
+use super::world::{Source, Speech, Tick, VTime, World};
 
 /// The media state of one leg.
 #[derive(Debug, Default)]

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::script::{Script, Step};
+use super::timers::Slot;
 use super::timing::secs;
-use super::world::{Slot, Source, Speech, VTime, World};
+use super::world::{Source, Speech, VTime, World};
 
 /// What a number does when it is dialled or transferred to.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,8 +8,7 @@
 //! (in order) into delivery. Nothing here does I/O, which is what makes the
 //! turn-taking model testable to the millisecond.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use super::ids;
 use super::legs::{self, AnswerOutcome, CommandIds, LegState, Refusal};
 use super::media::{Media, Transcribing};
 use super::party::{Party, PartyBehavior};
+use super::timers::{Due, Slot, SlotGens, Timer, Timers};
 use super::timing::{secs, TimingModel};
 use super::PlaceCall;
 
@@ -178,17 +178,6 @@ pub(crate) struct OnAnswer {
     pub transcription: Option<TranscriptionStart>,
 }
 
-/// Timer slots a leg has; a newer timer in a slot replaces the older one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Slot {
-    Ring = 0,
-    Media = 1,
-    Gather = 2,
-    GatherOverall = 3,
-    Playback = 4,
-    Party = 5,
-}
-
 /// Who is speaking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source {
@@ -217,38 +206,6 @@ pub(crate) struct Tick {
     pub words: usize,
     pub is_final: bool,
     pub start: VTime,
-}
-
-#[derive(Debug)]
-enum TimerKind {
-    Slot(Slot),
-    Transcript(Box<Tick>),
-}
-
-#[derive(Debug)]
-struct Timer {
-    at: VTime,
-    seq: u64,
-    leg: u64,
-    gen: u32,
-    kind: TimerKind,
-}
-
-impl PartialEq for Timer {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Timer {}
-impl PartialOrd for Timer {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Timer {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
 }
 
 /// One call leg.
@@ -280,7 +237,7 @@ pub(crate) struct Leg {
     pub party: Option<Box<Party>>,
     pub media: Media,
     pub commands: CommandIds,
-    gens: [u32; 6],
+    pub gens: SlotGens,
     pub speech_seq: u32,
     pub live: bool,
     /// The conference the leg is in.
@@ -376,8 +333,7 @@ pub(crate) struct World {
     by_ccid: HashMap<Arc<str>, u64>,
     next_leg: u64,
     next_session: u64,
-    timer_seq: u64,
-    timers: BinaryHeap<Reverse<Timer>>,
+    timers: Timers,
     outbox: Vec<Emitted>,
     dial_ids: HashMap<String, (Instant, CallInfo)>,
     ended: VecDeque<(Instant, u64)>,
@@ -400,8 +356,7 @@ impl World {
             by_ccid: HashMap::new(),
             next_leg: 1,
             next_session: 1,
-            timer_seq: 0,
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             outbox: Vec::new(),
             dial_ids: HashMap::new(),
             ended: VecDeque::new(),
@@ -418,8 +373,7 @@ impl World {
 
     /// Fires every timer due at or before `now`, in time order.
     pub fn advance(&mut self, now: Now) {
-        while self.timers.peek().is_some_and(|Reverse(t)| t.at <= now.v) {
-            let Some(Reverse(t)) = self.timers.pop() else { break };
+        while let Some(t) = self.timers.pop_due(now.v) {
             self.fire(t);
         }
         self.prune(now.real);
@@ -427,7 +381,7 @@ impl World {
 
     /// When the next timer is due.
     pub fn next_deadline(&self) -> Option<VTime> {
-        self.timers.peek().map(|Reverse(t)| t.at)
+        self.timers.next_deadline()
     }
 
     /// The webhooks produced since the last call, in order.
@@ -447,49 +401,35 @@ impl World {
     }
 
     pub(crate) fn set_timer(&mut self, leg: u64, slot: Slot, at: VTime) {
-        let Some(l) = self.legs.get_mut(&leg) else { return };
-        let g = &mut l.gens[slot as usize];
-        *g = g.wrapping_add(1);
-        let gen = *g;
-        self.timer_seq += 1;
-        self.timers.push(Reverse(Timer { at, seq: self.timer_seq, leg, gen, kind: TimerKind::Slot(slot) }));
+        if let Some(l) = self.legs.get_mut(&leg) {
+            self.timers.set(leg, &mut l.gens, slot, at);
+        }
     }
 
     pub(crate) fn cancel_timer(&mut self, leg: u64, slot: Slot) {
         if let Some(l) = self.legs.get_mut(&leg) {
-            let g = &mut l.gens[slot as usize];
-            *g = g.wrapping_add(1);
+            l.gens.cancel(slot);
         }
     }
 
     pub(crate) fn push_tick(&mut self, leg: u64, at: VTime, tick: Tick) {
-        self.timer_seq += 1;
-        self.timers.push(Reverse(Timer {
-            at,
-            seq: self.timer_seq,
-            leg,
-            gen: 0,
-            kind: TimerKind::Transcript(Box::new(tick)),
-        }));
+        self.timers.push_tick(leg, at, tick);
     }
 
     fn fire(&mut self, t: Timer) {
         let Some(leg) = self.legs.get(&t.leg) else { return };
-        match t.kind {
-            TimerKind::Transcript(tick) => self.transcript_due(t.leg, t.at, *tick),
-            TimerKind::Slot(slot) => {
-                if leg.gens[slot as usize] != t.gen {
-                    return;
-                }
-                match slot {
-                    Slot::Ring => self.ring_due(t.leg, t.at),
-                    Slot::Media => self.media_due(t.leg, t.at),
-                    Slot::Gather => self.gather_due(t.leg, t.at, false),
-                    Slot::GatherOverall => self.gather_due(t.leg, t.at, true),
-                    Slot::Playback => self.playback_due(t.leg, t.at),
-                    Slot::Party => self.party_due(t.leg, t.at),
-                }
-            }
+        let (id, at) = (t.leg, t.at);
+        match t.due(&leg.gens) {
+            None => {}
+            Some(Due::Transcript(tick)) => self.transcript_due(id, at, *tick),
+            Some(Due::Slot(slot)) => match slot {
+                Slot::Ring => self.ring_due(id, at),
+                Slot::Media => self.media_due(id, at),
+                Slot::Gather => self.gather_due(id, at, false),
+                Slot::GatherOverall => self.gather_due(id, at, true),
+                Slot::Playback => self.playback_due(id, at),
+                Slot::Party => self.party_due(id, at),
+            },
         }
     }
 
@@ -638,7 +578,7 @@ impl World {
             party: n.party,
             media: Media::default(),
             commands: CommandIds::default(),
-            gens: [0; 6],
+            gens: SlotGens::default(),
             speech_seq: 0,
             live: n.live,
             conference: None,
