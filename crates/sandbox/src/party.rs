@@ -230,7 +230,7 @@ impl World {
         let speaking = |peer: u64| self.legs.get(&peer).and_then(|p| p.party.as_ref()).is_some_and(|p| p.speaking());
         leg.media.speaking()
             || leg.bridge.is_some_and(|b| speaking(b.peer))
-            || self.conference_peers(id).into_iter().any(speaking)
+            || self.confs.peers(id).into_iter().any(speaking)
     }
 
     /// The leg was answered: the party listens for the first prompt.

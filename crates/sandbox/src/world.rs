@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::clock::rfc3339;
+use super::conference::{Conferences, Listeners};
 use super::ids;
 use super::legs::{self, AnswerOutcome, CommandIds, LegState, Refusal};
 use super::media::{Media, Transcribing};
@@ -26,6 +27,8 @@ use super::party::{Party, PartyBehavior};
 use super::timers::{Due, Slot, SlotGens, Timer, Timers};
 use super::timing::{secs, TimingModel};
 use super::PlaceCall;
+
+mod conference;
 
 /// Virtual time since the sandbox started.
 pub(crate) type VTime = Duration;
@@ -240,10 +243,6 @@ pub(crate) struct Leg {
     pub gens: SlotGens,
     pub speech_seq: u32,
     pub live: bool,
-    /// The conference the leg is in.
-    pub conference: Option<Arc<str>>,
-    /// Leaving ends the conference and hangs up everyone else (`end_conference_on_exit`).
-    pub end_conference_on_exit: bool,
 }
 
 impl Leg {
@@ -338,14 +337,10 @@ pub(crate) struct World {
     dial_ids: HashMap<String, (Instant, CallInfo)>,
     ended: VecDeque<(Instant, u64)>,
     hung_up: Vec<Arc<str>>,
-    /// Conferences by id, and the order they ended in (for retention).
-    pub(crate) confs: HashMap<Arc<str>, super::conference::Conf>,
-    pub(crate) confs_ended: VecDeque<(Instant, Arc<str>)>,
-    /// `command_id`s of conference creations, with the conference they made.
-    pub(crate) conf_create_ids: HashMap<String, (Instant, Arc<str>)>,
-    /// Legs someone listens to ([`super::SandboxHandle::listen`]), and what they heard since the last call.
-    pub(crate) listened: std::collections::HashSet<u64>,
-    pub(crate) heard: Vec<super::conference::Heard>,
+    /// Conferences and their participants.
+    pub(crate) confs: Conferences,
+    /// Legs someone listens to ([`super::SandboxHandle::listen`]).
+    listeners: Listeners,
 }
 
 impl World {
@@ -361,11 +356,8 @@ impl World {
             dial_ids: HashMap::new(),
             ended: VecDeque::new(),
             hung_up: Vec::new(),
-            confs: HashMap::new(),
-            confs_ended: VecDeque::new(),
-            conf_create_ids: HashMap::new(),
-            listened: std::collections::HashSet::new(),
-            heard: Vec::new(),
+            confs: Conferences::default(),
+            listeners: Listeners::default(),
         }
     }
 
@@ -434,7 +426,7 @@ impl World {
     }
 
     fn prune(&mut self, real: Instant) {
-        self.prune_conferences(real);
+        self.confs.prune(real);
         while let Some(&(t, id)) = self.ended.front() {
             if real.saturating_duration_since(t) < ENDED_RETENTION && self.ended.len() <= MAX_ENDED {
                 break;
@@ -511,7 +503,8 @@ impl World {
 
     /// `GET /sandbox/v1/calls/{id}`.
     pub fn status(&self, ccid: &str) -> Option<LegStatus> {
-        let leg = self.legs.get(&self.leg_id(ccid)?)?;
+        let id = self.leg_id(ccid)?;
+        let leg = self.legs.get(&id)?;
         Some(LegStatus {
             call_control_id: leg.ccid.to_string(),
             call_leg_id: leg.leg_uuid.to_string(),
@@ -529,7 +522,7 @@ impl World {
             client_state: leg.client_state.as_deref().map(str::to_string),
             script_finished: leg.party.as_ref().is_some_and(|p| p.finished()),
             live: leg.live,
-            conference_id: leg.conference.as_deref().map(str::to_string),
+            conference_id: self.confs.conference_of(id).map(|c| c.to_string()),
         })
     }
 
@@ -581,8 +574,6 @@ impl World {
             gens: SlotGens::default(),
             speech_seq: 0,
             live: n.live,
-            conference: None,
-            end_conference_on_exit: false,
         };
         self.legs.insert(id, leg);
         self.by_ccid.insert(ccid, id);
@@ -865,7 +856,7 @@ impl World {
             self.hung_up.push(leg.ccid.clone());
         }
         self.ended.push_back((Instant::now(), id));
-        self.listened.remove(&id);
+        self.listeners.forget(id);
         self.leave_conference(id, at);
         if let Origin::Transfer { a } = origin {
             if let Some(a_leg) = self.legs.get_mut(&a) {
@@ -1002,7 +993,7 @@ impl World {
         let p = self.legs.get(&peer).ok_or(CommandError::NotFound)?;
         legs::check_command(p.state(), "bridge")?;
         let me = self.legs.get(&id).ok_or(CommandError::NotFound)?;
-        if me.conference.is_some() || p.conference.is_some() {
+        if self.confs.conference_of(id).is_some() || self.confs.conference_of(peer).is_some() {
             return Err(CommandError::Unprocessable("one of the calls is in a conference".into()));
         }
         if me.bridge.is_some() || p.bridge.is_some() {
