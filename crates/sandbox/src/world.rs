@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ivrx_telnyx::commands::{Action, Bridge, CallInfo, Dial, SipHeader, TranscriptionStart, Transfer};
-use ivrx_telnyx::spec;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -22,13 +21,14 @@ use super::clock::rfc3339;
 use super::conference::{Conferences, Listeners};
 use super::ids;
 use super::legs::{self, AnswerOutcome, CommandIds, LegState, Refusal};
-use super::media::{Media, Transcribing};
+use super::media::Media;
 use super::party::{Party, PartyBehavior};
 use super::timers::{Due, Slot, SlotGens, Timer, Timers};
 use super::timing::{secs, TimingModel};
 use super::PlaceCall;
 
 mod conference;
+mod media;
 
 /// Virtual time since the sandbox started.
 pub(crate) type VTime = Duration;
@@ -834,9 +834,7 @@ impl World {
         let link = leg.bridge.take();
         let transfers = std::mem::take(&mut leg.transfers);
         let origin = leg.origin;
-        let recording = leg.media.recording.take();
-        leg.media.transcription = None;
-        leg.media.streaming = None;
+        let recording = leg.media.close();
         let (start, answered_at) = (leg.start, leg.answered_at);
         let mut fields = json!({
             "hangup_cause": cause,
@@ -931,7 +929,7 @@ impl World {
             Action::TranscriptionStart(b) => self.start_transcription(id, at, &b),
             Action::TranscriptionStop(_) => {
                 if let Some(l) = self.legs.get_mut(&id) {
-                    l.media.transcription = None;
+                    l.media.stop_transcription();
                 }
             }
             Action::Transfer(b) => self.transfer(id, at, &b),
@@ -1124,26 +1122,5 @@ fn sip_cause(cause: &str) -> &'static str {
         "call_rejected" => "603",
         "originator_cancel" => "487",
         _ => "unspecified",
-    }
-}
-
-impl Transcribing {
-    /// Settings from a `transcription_start` body (new or legacy shape), or an
-    /// `answer`'s `transcription_config`. Interim results come only from
-    /// engines whose configuration has `interim_results`, and only when it is
-    /// true (Telnyx's engine and Azure send finals only).
-    pub(crate) fn from_command(b: &TranscriptionStart, at: VTime) -> Self {
-        let tracks = b.transcription_tracks.as_deref().unwrap_or("inbound");
-        let engine = b.transcription_engine.as_deref().unwrap_or(spec::DEFAULT_ENGINE);
-        let has_interim = spec::engine_shapes(engine)
-            .is_some_and(|shapes| shapes.iter().any(|s| spec::field(s, "interim_results").is_some()));
-        let asked =
-            b.transcription_engine_config.as_ref().and_then(|c| c.get("interim_results")).and_then(Value::as_bool);
-        Self {
-            inbound: matches!(tracks, "inbound" | "both"),
-            outbound: matches!(tracks, "outbound" | "both"),
-            interim: has_interim && b.interim_results.or(asked).unwrap_or(false),
-            since: at,
-        }
     }
 }
