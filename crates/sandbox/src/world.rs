@@ -29,6 +29,7 @@ use super::PlaceCall;
 
 mod conference;
 mod media;
+mod party;
 
 /// Virtual time since the sandbox started.
 pub(crate) type VTime = Duration;
@@ -338,7 +339,7 @@ pub(crate) struct World {
     ended: VecDeque<(Instant, u64)>,
     hung_up: Vec<Arc<str>>,
     /// Conferences and their participants.
-    pub(crate) confs: Conferences,
+    confs: Conferences,
     /// Legs someone listens to ([`super::SandboxHandle::listen`]).
     listeners: Listeners,
 }
