@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use ivrx_telnyx::commands::{Action, Bridge, CallInfo, Dial, SipHeader, TranscriptionStart, Transfer};
+use ivrx_telnyx::commands::{Action, ActionKind, Bridge, CallInfo, Dial, SipHeader, TranscriptionStart, Transfer};
+use ivrx_telnyx::events::EventType;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -443,7 +444,7 @@ impl World {
 
     /// Queues a webhook for a leg: the call ids, the leg's client_state, and
     /// `fields` (an object). `parties` adds `from` and `to`.
-    pub(crate) fn emit(&mut self, id: u64, at: VTime, event_type: &'static str, parties: bool, fields: Value) {
+    pub(crate) fn emit(&mut self, id: u64, at: VTime, event_type: EventType, parties: bool, fields: Value) {
         let Some(leg) = self.legs.get(&id) else { return };
         let mut p = Map::new();
         p.insert("call_control_id".into(), Value::from(&*leg.ccid));
@@ -468,12 +469,19 @@ impl World {
         session: u64,
         call_control_id: Arc<str>,
         url: Arc<str>,
-        event_type: &'static str,
+        event_type: EventType,
         at: VTime,
         payload: Value,
     ) {
-        let e =
-            Emitted { session, call_control_id, url, event_type, id: ids::uuid(), occurred_at: self.time(at), payload };
+        let e = Emitted {
+            session,
+            call_control_id,
+            url,
+            event_type: event_type.name(),
+            id: ids::uuid(),
+            occurred_at: self.time(at),
+            payload,
+        };
         self.outbox.push(e);
     }
 
@@ -614,7 +622,7 @@ impl World {
         if let Some(h) = &leg.headers {
             h.add_to(&mut f);
         }
-        self.emit(id, at, "call.initiated", true, f);
+        self.emit(id, at, EventType::CallInitiated, true, f);
     }
 
     /// `call.answered`: the start time, the state, and the headers the leg was made with.
@@ -624,7 +632,7 @@ impl World {
         if let Some(h) = &leg.headers {
             h.add_to(&mut f);
         }
-        self.emit(id, at, "call.answered", true, f);
+        self.emit(id, at, EventType::CallAnswered, true, f);
     }
 
     /// A simulated caller dials the application: `call.initiated` (incoming,
@@ -771,8 +779,8 @@ impl World {
                 }
                 self.stop_playback(a, at, "cancelled");
                 self.link(a, id, false);
-                self.emit(a, at, "call.bridged", true, json!({}));
-                self.emit(id, at, "call.bridged", true, json!({}));
+                self.emit(a, at, EventType::CallBridged, true, json!({}));
+                self.emit(id, at, EventType::CallBridged, true, json!({}));
                 self.emit_answered(id, at);
                 self.party_bridged(id, at, true);
                 self.party_bridged(a, at, false);
@@ -847,7 +855,7 @@ impl World {
         if let Some(answered) = answered_at {
             fields["call_quality_stats"] = quality_stats(at.saturating_sub(answered));
         }
-        self.emit(id, at, "call.hangup", true, fields);
+        self.emit(id, at, EventType::CallHangup, true, fields);
         if let Some(r) = recording {
             self.emit_recording_saved(id, at, &r);
         }
@@ -893,7 +901,7 @@ impl World {
                 }
             }
             let state = leg.state();
-            legs::check_command(state, action.name())?;
+            legs::check_command(state, action.kind())?;
             state
         };
         // Checks that need more than the leg's own state.
@@ -990,7 +998,7 @@ impl World {
             });
         }
         let p = self.legs.get(&peer).ok_or(CommandError::NotFound)?;
-        legs::check_command(p.state(), "bridge")?;
+        legs::check_command(p.state(), ActionKind::Bridge)?;
         let me = self.legs.get(&id).ok_or(CommandError::NotFound)?;
         if self.confs.conference_of(id).is_some() || self.confs.conference_of(peer).is_some() {
             return Err(CommandError::Unprocessable("one of the calls is in a conference".into()));
@@ -1005,8 +1013,8 @@ impl World {
         self.stop_playback(x, at, "cancelled");
         self.stop_playback(y, at, "cancelled");
         self.link(x, y, x_parks);
-        self.emit(x, at, "call.bridged", true, json!({}));
-        self.emit(y, at, "call.bridged", true, json!({}));
+        self.emit(x, at, EventType::CallBridged, true, json!({}));
+        self.emit(y, at, EventType::CallBridged, true, json!({}));
         // Dialled parties (agents) speak first, then inbound callers listen.
         let mut order = [x, y];
         order.sort_by_key(|id| self.legs.get(id).is_some_and(|l| l.incoming));

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
+use ivrx_telnyx::commands::ActionKind;
 use ivrx_telnyx::conferences::{Conference, ConferenceCreate};
+use ivrx_telnyx::events::EventType;
 use serde_json::{json, Map, Value};
 
 use super::{CommandError, Executed, Now, Source, Tick, VTime, World};
@@ -25,7 +27,7 @@ impl World {
             detail: "no call with this call_control_id".into(),
         })?;
         let leg = self.legs.get(&id).ok_or(CommandError::NotFound)?;
-        legs::check_command(leg.state(), "bridge")?;
+        legs::check_command(leg.state(), ActionKind::Bridge)?;
         if self.confs.conference_of(id).is_some() {
             return Err(CommandError::Unprocessable("the call is already in a conference".into()));
         }
@@ -52,8 +54,8 @@ impl World {
             (leg.url.clone(), leg.session)
         };
         let id = self.confs.create(&b, creator, url, session, at, now.real);
-        self.emit_conf(&id, creator, at, "conference.created", json!({ "occurred_at": self.time(at) }));
-        self.emit_conf(&id, creator, at, "conference.participant.joined", json!({}));
+        self.emit_conf(&id, creator, at, EventType::ConferenceCreated, json!({ "occurred_at": self.time(at) }));
+        self.emit_conf(&id, creator, at, EventType::ConferenceParticipantJoined, json!({}));
         self.party_poll(creator, at);
         self.conference_info(&id).ok_or(ConfError::NoConference)
     }
@@ -84,7 +86,7 @@ impl World {
                 let dialled = !leg.incoming;
                 let others = self.confs.join(&conf_id, id, b.end_conference_on_exit.unwrap_or(false));
                 self.stop_playback(id, at, "cancelled");
-                self.emit_conf(&conf_id, id, at, "conference.participant.joined", json!({}));
+                self.emit_conf(&conf_id, id, at, EventType::ConferenceParticipantJoined, json!({}));
                 // As with a bridge: a dialled party (an agent) speaks first and the
                 // others listen to it; someone calling in joins silently.
                 if dialled {
@@ -122,7 +124,7 @@ impl World {
     /// ends it; one with `end_conference_on_exit` ends it for everyone.
     pub(crate) fn leave_conference(&mut self, id: u64, at: VTime) {
         let Some(Left { conf, ends_all, rest, ending }) = self.confs.leave(id) else { return };
-        self.emit_conf(&conf, id, at, "conference.participant.left", json!({}));
+        self.emit_conf(&conf, id, at, EventType::ConferenceParticipantLeft, json!({}));
         if ending {
             return;
         }
@@ -145,12 +147,12 @@ impl World {
     fn end_conference(&mut self, conf_id: &Arc<str>, at: VTime, reason: &'static str) {
         let Some(creator) = self.confs.end(conf_id, at, reason) else { return };
         let fields = json!({ "occurred_at": self.time(at), "reason": reason });
-        self.emit_conf(conf_id, creator, at, "conference.ended", fields);
+        self.emit_conf(conf_id, creator, at, EventType::ConferenceEnded, fields);
     }
 
     /// Queues a conference webhook about participant `leg`: its call ids, the
     /// conference's client_state and id, and `fields`.
-    fn emit_conf(&mut self, conf_id: &str, leg: u64, at: VTime, event_type: &'static str, fields: Value) {
+    fn emit_conf(&mut self, conf_id: &str, leg: u64, at: VTime, event_type: EventType, fields: Value) {
         let Some(c) = self.confs.addressee(conf_id) else { return };
         let Some(l) = self.legs.get(&leg) else { return };
         let mut p = Map::new();

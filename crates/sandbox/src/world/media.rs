@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ivrx_telnyx::commands::{Gather, GatherUsingSpeak, PlaybackStart, RecordStart, TranscriptionStart};
-use ivrx_telnyx::events::GatherStatus;
+use ivrx_telnyx::events::{EventType, GatherStatus};
 use serde_json::json;
 
 use super::{Slot, Source, Speech, Tick, VTime, World};
@@ -97,7 +97,7 @@ impl World {
             m.play(speech, prompt);
         }
         if !prompt {
-            self.emit(id, at, "call.speak.started", false, json!({}));
+            self.emit(id, at, EventType::SpeakStarted, false, json!({}));
         }
         self.set_timer(id, Slot::Media, at.saturating_add(duration));
         self.party_poll(id, at);
@@ -112,7 +112,7 @@ impl World {
                 self.set_timer(id, Slot::Gather, at.saturating_add(first));
             }
         } else {
-            self.emit(id, at, "call.speak.ended", false, json!({ "status": "completed" }));
+            self.emit(id, at, EventType::SpeakEnded, false, json!({ "status": "completed" }));
         }
         self.play_next(id, at);
         self.party_poll(id, at);
@@ -167,7 +167,7 @@ impl World {
                 if prompting {
                     self.cut_prompt(id, at);
                 }
-                self.emit(id, at, "call.gather.ended", true, json!({ "digits": digits, "status": status.as_str() }));
+                self.emit(id, at, EventType::GatherEnded, true, json!({ "digits": digits, "status": status.as_str() }));
                 self.party_poll(id, at);
             }
         }
@@ -180,7 +180,7 @@ impl World {
             self.cancel_timer(id, slot);
         }
         if speaking {
-            self.emit(id, at, "call.speak.ended", false, json!({ "status": "call_hangup" }));
+            self.emit(id, at, EventType::SpeakEnded, false, json!({ "status": "call_hangup" }));
         }
         if gathering {
             self.interrupt_gather(id, at, GatherStatus::CallHangup);
@@ -199,7 +199,7 @@ impl World {
         if let Some(m) = self.media(id) {
             m.start_playback(run);
         }
-        self.emit(id, at, "call.playback.started", false, fields);
+        self.emit(id, at, EventType::PlaybackStarted, false, fields);
         match loops {
             Some(n) => {
                 let length = self.cfg.timing.audio_file.saturating_mul(u32::try_from(n).unwrap_or(1));
@@ -213,7 +213,7 @@ impl World {
     pub(crate) fn stop_playback(&mut self, id: u64, at: VTime, status: &str) {
         let Some(run) = self.media(id).and_then(Media::stop_playback) else { return };
         self.cancel_timer(id, Slot::Playback);
-        self.emit(id, at, "call.playback.ended", false, run.fields(Some(status)));
+        self.emit(id, at, EventType::PlaybackEnded, false, run.fields(Some(status)));
     }
 
     pub(crate) fn playback_due(&mut self, id: u64, at: VTime) {
@@ -226,12 +226,12 @@ impl World {
         if let Some(m) = self.media(id) {
             m.start_streaming(url.clone().into());
         }
-        self.emit(id, at, "streaming.started", false, json!({ "stream_url": url }));
+        self.emit(id, at, EventType::StreamingStarted, false, json!({ "stream_url": url }));
     }
 
     pub(crate) fn stop_streaming(&mut self, id: u64, at: VTime) {
         if let Some(url) = self.media(id).and_then(Media::stop_streaming) {
-            self.emit(id, at, "streaming.stopped", false, json!({ "stream_url": &*url }));
+            self.emit(id, at, EventType::StreamingStopped, false, json!({ "stream_url": &*url }));
         }
     }
 
@@ -266,7 +266,7 @@ impl World {
             "recording_ended_at": self.time(at),
         });
         let (session, ccid, url) = (leg.session, leg.ccid.clone(), leg.url.clone());
-        self.push_emitted(session, ccid, url, "call.recording.saved", at, payload);
+        self.push_emitted(session, ccid, url, EventType::RecordingSaved, at, payload);
     }
 
     // ----- transcription ----------------------------------------------------
@@ -343,7 +343,7 @@ impl World {
                 self.emit(
                     target,
                     at,
-                    "call.transcription",
+                    EventType::Transcription,
                     false,
                     json!({ "transcription_data": {
                         "transcript": transcript,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use ivrx_telnyx::events::EventType;
 use serde_json::json;
 
 use super::{Slot, Source, VTime, World};
@@ -121,7 +122,7 @@ impl World {
     /// Presses the next key of a `press` step.
     fn party_press(&mut self, id: u64, at: VTime) {
         let Some((key, done)) = self.party(id).and_then(|(p, _)| p.press()) else { return };
-        self.emit(id, at, "call.dtmf.received", true, json!({ "digit": key.to_string() }));
+        self.emit(id, at, EventType::DtmfReceived, true, json!({ "digit": key.to_string() }));
         // The key may stop a prompt; only speech after it counts as the reply.
         self.gather_key(id, at, key);
         if done {
