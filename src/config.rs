@@ -16,7 +16,7 @@ pub mod transcription;
 
 use crate::intel::TrackerConfig;
 use crate::policy::PolicyConfig;
-use crate::sandbox::Chaos;
+use crate::sandbox::{Chaos, PartyBehavior};
 use crate::session::SessionSettings;
 use crate::settings::default_queues;
 pub use crate::settings::{IvrConfig, MenuItem, QueueConfig, TransferConfig, TransferMode};
@@ -237,7 +237,9 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbeddedSandboxConfig {
-    /// How numbers behave when called: `answer`, `answer:SECONDS`, `refuse`, `busy`, `no-answer`.
+    /// How numbers behave when called: `answer`, `answer:SECONDS` (0 to 600),
+    /// `refuse` (or `reject`), `busy`, `no-answer` (or `no_answer`), in the
+    /// sandbox's one grammar ([`PartyBehavior`]).
     pub agents: BTreeMap<String, String>,
     /// Connection id the sandbox reports.
     pub connection_id: String,
@@ -247,6 +249,23 @@ pub struct EmbeddedSandboxConfig {
     /// server's answer (default), so a slow server slows the calls down;
     /// `false` lets the calls run on, as on a real carrier (`--no-clock-hold`).
     pub clock_hold: bool,
+}
+
+impl EmbeddedSandboxConfig {
+    /// The numbers under `[sandbox.agents]` and how each behaves.
+    pub fn agent_behaviours(&self) -> Result<Vec<(String, PartyBehavior)>, ConfigError> {
+        self.agents
+            .iter()
+            .map(|(number, behaviour)| {
+                let key = || format!("sandbox.agents.{number:?}");
+                if number.trim().is_empty() {
+                    return Err(invalid(key(), "name the number, e.g. \"+18005550201\" = \"busy\""));
+                }
+                let b = behaviour.parse::<PartyBehavior>().map_err(|e| invalid(key(), e.0))?;
+                Ok((number.trim().to_string(), b))
+            })
+            .collect()
+    }
 }
 
 impl Default for EmbeddedSandboxConfig {
@@ -576,14 +595,7 @@ impl Config {
         if let Err(e) = self.sandbox.chaos.validate() {
             return Err(invalid(format!("sandbox.chaos.{}", e.field), "must be a probability between 0 and 1"));
         }
-        for (number, behaviour) in &self.sandbox.agents {
-            if !is_behaviour(behaviour) {
-                return Err(invalid(
-                    format!("sandbox.agents.{number:?}"),
-                    format!("{behaviour:?} is not a behaviour: use answer, answer:SECONDS, refuse, busy or no-answer"),
-                ));
-            }
-        }
+        self.sandbox.agent_behaviours()?;
         Ok(())
     }
 
@@ -640,14 +652,6 @@ impl Config {
         c.telnyx.api_key = c.telnyx.api_key.as_deref().map(mask);
         c.server.admin_token = c.server.admin_token.as_deref().map(mask);
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
-    }
-}
-
-fn is_behaviour(s: &str) -> bool {
-    match s.split_once(':') {
-        Some(("answer", secs)) => secs.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0),
-        Some(_) => false,
-        None => matches!(s, "answer" | "refuse" | "busy" | "no-answer"),
     }
 }
 
@@ -801,6 +805,32 @@ mod tests {
         for (text, key) in cases {
             let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(key_of(c.validate(Mode::Sandbox).unwrap_err()), key, "{text}");
+        }
+    }
+
+    #[test]
+    fn agents_take_every_spelling_of_the_sandbox_grammar() {
+        let answer = |after_secs| PartyBehavior::Answer { after_secs, script: None };
+        for (spelling, expected) in [
+            // What the configuration took before it shared the sandbox's grammar …
+            ("answer", answer(2.0)),
+            ("answer:4", answer(4.0)),
+            ("refuse", PartyBehavior::Refuse),
+            ("busy", PartyBehavior::Busy),
+            ("no-answer", PartyBehavior::NoAnswer),
+            // … and what only the sandbox (`--agent`, the control API) took.
+            ("reject", PartyBehavior::Refuse),
+            ("no_answer", PartyBehavior::NoAnswer),
+            (" Answer:0.5s ", answer(0.5)),
+        ] {
+            let c = Config::from_toml(&format!("[sandbox.agents]\n\"+18005550201\" = {spelling:?}\n")).unwrap();
+            c.validate(Mode::Sandbox).unwrap_or_else(|e| panic!("{spelling}: {e}"));
+            assert_eq!(c.sandbox.agent_behaviours().unwrap(), [("+18005550201".to_string(), expected)], "{spelling}");
+        }
+        for (spelling, hint) in [("answer:700", "between 0 and 600"), ("dance", "unknown behaviour")] {
+            let c = Config::from_toml(&format!("[sandbox.agents]\n\"+1\" = {spelling:?}\n")).unwrap();
+            let e = c.validate(Mode::Sandbox).unwrap_err().to_string();
+            assert!(e.contains("sandbox.agents.\"+1\"") && e.contains(hint), "{spelling}: {e}");
         }
     }
 

@@ -76,10 +76,23 @@ impl PartyBehavior {
 #[error("{0}")]
 pub struct BehaviorError(pub String);
 
+/// The one grammar of a number's behaviour, wherever it is given (`ivrx
+/// sandbox --agent`, `[sandbox.agents]` in `ivrx.toml`, `POST
+/// /sandbox/v1/parties`). Case and surrounding spaces do not matter:
+///
+/// | behaviour | also written | what the number does |
+/// |---|---|---|
+/// | `answer` | | answers after 2 s |
+/// | `answer:SECONDS` | `answer:2.5s` | answers after SECONDS, 0 to 600 |
+/// | `refuse` | `reject` | rings, then rejects the call |
+/// | `busy` | | is busy at once |
+/// | `no-answer` | `no_answer`, `noanswer` | rings until the ring timeout |
+///
+/// [`Display`](fmt::Display) writes the first column.
 impl FromStr for PartyBehavior {
     type Err = BehaviorError;
 
-    /// `answer`, `answer:SECONDS`, `refuse`, `busy` or `no-answer`.
+    /// Parses one behaviour (see the table above).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let lower = s.to_ascii_lowercase();
