@@ -7,6 +7,14 @@
 //! whatever thread drives them. Webhooks go to an outbox that the caller drains
 //! (in order) into delivery. Nothing here does I/O, which is what makes the
 //! turn-taking model testable to the millisecond.
+//!
+//! The world is composed of sub-states that own their data: the timer queue
+//! ([`Timers`]), each leg's [`Media`] and [`Party`](super::party::Party), the
+//! [`Conferences`] and the [`Listeners`]. They know nothing of the world; it
+//! tells them what happened and does what their answers call for (timers,
+//! webhooks, the other legs): legs, calls and commands here, and the routing
+//! of each sub-state in `world/media.rs`, `world/party.rs` and
+//! `world/conference.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
