@@ -454,12 +454,7 @@ impl World {
     /// `fields` (an object). `parties` adds `from` and `to`.
     pub(crate) fn emit(&mut self, id: u64, at: VTime, event_type: EventType, parties: bool, fields: Value) {
         let Some(leg) = self.legs.get(&id) else { return };
-        let mut p = Map::new();
-        p.insert("call_control_id".into(), Value::from(&*leg.ccid));
-        p.insert("call_leg_id".into(), Value::from(&*leg.leg_uuid));
-        p.insert("call_session_id".into(), Value::from(&*leg.session_uuid));
-        p.insert("connection_id".into(), Value::from(self.cfg.connection_id.as_str()));
-        p.insert("client_state".into(), leg.client_state.as_deref().map_or(Value::Null, Value::from));
+        let mut p = self.call_fields(leg, leg.client_state.as_deref());
         if parties {
             p.insert("from".into(), Value::from(&*leg.from));
             p.insert("to".into(), Value::from(&*leg.to));
@@ -469,6 +464,18 @@ impl World {
         }
         let (session, ccid, url) = (leg.session, leg.ccid.clone(), leg.url.clone());
         self.push_emitted(session, ccid, url, event_type, at, Value::Object(p));
+    }
+
+    /// The fields a webhook about `leg` starts with: its call ids, the
+    /// connection id and `client_state`.
+    pub(crate) fn call_fields(&self, leg: &Leg, client_state: Option<&str>) -> Map<String, Value> {
+        let mut p = Map::new();
+        p.insert("call_control_id".into(), Value::from(&*leg.ccid));
+        p.insert("call_leg_id".into(), Value::from(&*leg.leg_uuid));
+        p.insert("call_session_id".into(), Value::from(&*leg.session_uuid));
+        p.insert("connection_id".into(), Value::from(self.cfg.connection_id.as_str()));
+        p.insert("client_state".into(), client_state.map_or(Value::Null, Value::from));
+        p
     }
 
     /// Queues a built webhook payload for delivery.

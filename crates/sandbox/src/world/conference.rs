@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ivrx_telnyx::commands::ActionKind;
 use ivrx_telnyx::conferences::{Conference, ConferenceCreate};
 use ivrx_telnyx::events::EventType;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::{CommandError, Executed, Now, Source, Tick, VTime, World};
 use crate::conference::{ConfAction, ConfError, Heard, Left};
@@ -155,12 +155,7 @@ impl World {
     fn emit_conf(&mut self, conf_id: &str, leg: u64, at: VTime, event_type: EventType, fields: Value) {
         let Some(c) = self.confs.addressee(conf_id) else { return };
         let Some(l) = self.legs.get(&leg) else { return };
-        let mut p = Map::new();
-        p.insert("call_control_id".into(), Value::from(&*l.ccid));
-        p.insert("call_leg_id".into(), Value::from(&*l.leg_uuid));
-        p.insert("call_session_id".into(), Value::from(&*l.session_uuid));
-        p.insert("connection_id".into(), Value::from(self.cfg.connection_id.as_str()));
-        p.insert("client_state".into(), c.client_state.map_or(Value::Null, Value::from));
+        let mut p = self.call_fields(l, c.client_state);
         p.insert("conference_id".into(), Value::from(conf_id));
         if let Value::Object(m) = fields {
             p.extend(m);
