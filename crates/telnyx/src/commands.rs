@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::string_enum::wire_names;
+
 /// Fields every action accepts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Common {
@@ -385,15 +387,7 @@ impl ActionKind {
 }
 
 /// Every action name (the last path segment), in declaration order.
-pub const ACTION_NAMES: &[&str] = &{
-    let mut names = [""; ActionKind::ALL.len()];
-    let mut i = 0;
-    while i < names.len() {
-        names[i] = ActionKind::ALL[i].name();
-        i += 1;
-    }
-    names
-};
+pub const ACTION_NAMES: &[&str] = wire_names!(ActionKind);
 
 pub(crate) fn missing(pointer: &str) -> ValidationError {
     ValidationError::Missing { pointer: format!("/{pointer}") }

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::string_enum::string_enum;
+use super::string_enum::{string_enum, wire_names};
 
 /// Why a webhook body could not be turned into an event.
 #[derive(Debug, thiserror::Error)]
@@ -536,15 +536,7 @@ impl EventType {
 }
 
 /// Every event type ivrx knows, in the order of the protocol reference.
-pub const KNOWN_EVENT_TYPES: &[&str] = &{
-    let mut names = [""; EventType::ALL.len()];
-    let mut i = 0;
-    while i < names.len() {
-        names[i] = EventType::ALL[i].name();
-        i += 1;
-    }
-    names
-};
+pub const KNOWN_EVENT_TYPES: &[&str] = wire_names!(EventType);
 
 impl Event {
     /// Builds the typed event from an envelope's `data`.
