@@ -16,11 +16,10 @@ pub mod transcription;
 
 use crate::intel::TrackerConfig;
 use crate::policy::PolicyConfig;
-use crate::sandbox::Chaos;
+use crate::sandbox::{Chaos, PartyBehavior};
 use crate::session::SessionSettings;
-use crate::settings::default_queues;
+use crate::settings::{default_queues, SettingError};
 pub use crate::settings::{IvrConfig, MenuItem, QueueConfig, TransferConfig, TransferMode};
-use crate::telnyx::spec::{suggest, tables::SPEAK_LANGUAGES};
 use crate::telnyx::transcription::TranscriptionRequest;
 pub use transcription::TranscriptionSettings;
 
@@ -84,6 +83,42 @@ impl std::fmt::Debug for TelnyxConfig {
     }
 }
 
+impl TelnyxConfig {
+    /// Checks the section (live mode needs the public key and the connection id).
+    pub fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+        if mode == Mode::Live {
+            let public_key = self.public_key.as_deref().unwrap_or("");
+            if public_key.is_empty() {
+                return Err(invalid(
+                    "telnyx.public_key",
+                    "required in live mode to verify webhook signatures: copy the public key from the Telnyx \
+                     portal (Keys & Credentials → Public Key) into [telnyx] public_key or TELNYX_PUBLIC_KEY",
+                ));
+            }
+            crate::telnyx::WebhookVerifier::from_base64(public_key).map_err(|e| {
+                invalid("telnyx.public_key", format!("{e}; paste the key exactly as the portal shows it"))
+            })?;
+            if self.connection_id.as_deref().is_none_or(str::is_empty) {
+                return Err(invalid(
+                    "telnyx.connection_id",
+                    "required in live mode to dial agents: use the id of your Call Control application \
+                     ([telnyx] connection_id or TELNYX_CONNECTION_ID)",
+                ));
+            }
+        }
+        if !(self.api_base.starts_with("http://") || self.api_base.starts_with("https://")) {
+            return Err(invalid("telnyx.api_base", "must be an http:// or https:// URL"));
+        }
+        if self.max_attempts == 0 || self.max_attempts > 20 {
+            return Err(invalid("telnyx.max_attempts", "must be between 1 and 20"));
+        }
+        if !(50..=60_000).contains(&self.attempt_timeout_ms) {
+            return Err(invalid("telnyx.attempt_timeout_ms", "must be between 50 and 60000"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for TelnyxConfig {
     fn default() -> Self {
         Self {
@@ -125,6 +160,34 @@ impl std::fmt::Debug for ServerConfig {
             .field("webhook_path", &self.webhook_path)
             .field("admin_token", &self.admin_token.as_deref().map(mask))
             .finish_non_exhaustive()
+    }
+}
+
+impl ServerConfig {
+    /// Checks the section.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.webhook_path.starts_with('/') {
+            return Err(invalid("server.webhook_path", "must start with '/', e.g. \"/webhooks/telnyx\""));
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "server.public_url",
+                    "must be an http:// or https:// URL, e.g. https://abc.ngrok.io",
+                ));
+            }
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        for (key, ms) in
+            [("server.header_timeout_ms", self.header_timeout_ms), ("server.body_timeout_ms", self.body_timeout_ms)]
+        {
+            if !(100..=600_000).contains(&ms) {
+                return Err(invalid(key, "must be between 100 and 600000 milliseconds"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -215,6 +278,56 @@ impl EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// Checks the section; Symbl's dial-in number must differ from the IVR's `ivr_number`.
+    pub fn validate(&self, mode: Mode, ivr_number: &str) -> Result<(), ConfigError> {
+        if !(100..=60_000).contains(&self.symbl_timeout_ms) {
+            return Err(invalid("engine.symbl_timeout_ms", "must be between 100 and 60000"));
+        }
+        if !(1_000..=600_000).contains(&self.symbl_join_timeout_ms) {
+            return Err(invalid("engine.symbl_join_timeout_ms", "must be between 1000 and 600000"));
+        }
+        if !(1_000..=120_000).contains(&self.symbl_code_timeout_ms) {
+            return Err(invalid("engine.symbl_code_timeout_ms", "must be between 1000 and 120000"));
+        }
+        if self.symbl_code_timeout_ms > self.symbl_join_timeout_ms {
+            return Err(invalid(
+                "engine.symbl_code_timeout_ms",
+                "must not exceed engine.symbl_join_timeout_ms (the call gives up on Symbl before its code could come)",
+            ));
+        }
+        if self.is_symbl_pstn() {
+            self.validate_dial_in(mode, ivr_number)?;
+        }
+        Ok(())
+    }
+
+    fn validate_dial_in(&self, mode: Mode, ivr_number: &str) -> Result<(), ConfigError> {
+        let key = "engine.symbl_dial_in";
+        let Some(number) = &self.symbl_dial_in else {
+            if mode == Mode::Live {
+                return Err(invalid(
+                    key,
+                    "required with symbl_mode = \"pstn\": a second number on your Call Control application, \
+                     reserved for Symbl to dial into calls (ivrx tells Symbl's call from callers by the number it dials)",
+                ));
+            }
+            return Ok(());
+        };
+        let digits = number.strip_prefix('+').unwrap_or("");
+        if !(8..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(invalid(key, format!("{number:?} is not a number in E.164 form, e.g. \"+18005550123\"")));
+        }
+        if number == ivr_number {
+            return Err(invalid(
+                key,
+                "must differ from ivr.number: every call to the dial-in number is taken for Symbl's, never greeted",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[storage]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -227,6 +340,16 @@ pub struct StorageConfig {
     pub busy_timeout_ms: u64,
 }
 
+impl StorageConfig {
+    /// Checks the section.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(10..=600_000).contains(&self.busy_timeout_ms) {
+            return Err(invalid("storage.busy_timeout_ms", "must be between 10 and 600000 milliseconds"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         Self { db: None, redact_pii: true, busy_timeout_ms: 5000 }
@@ -237,7 +360,9 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbeddedSandboxConfig {
-    /// How numbers behave when called: `answer`, `answer:SECONDS`, `refuse`, `busy`, `no-answer`.
+    /// How numbers behave when called: `answer`, `answer:SECONDS` (0 to 600),
+    /// `refuse` (or `reject`), `busy`, `no-answer` (or `no_answer`), in the
+    /// sandbox's one grammar ([`PartyBehavior`]).
     pub agents: BTreeMap<String, String>,
     /// Connection id the sandbox reports.
     pub connection_id: String,
@@ -247,6 +372,31 @@ pub struct EmbeddedSandboxConfig {
     /// server's answer (default), so a slow server slows the calls down;
     /// `false` lets the calls run on, as on a real carrier (`--no-clock-hold`).
     pub clock_hold: bool,
+}
+
+impl EmbeddedSandboxConfig {
+    /// Checks the section: fault rates are probabilities, agents behave in the sandbox's grammar.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(e) = self.chaos.validate() {
+            return Err(invalid(format!("sandbox.chaos.{}", e.field), "must be a probability between 0 and 1"));
+        }
+        self.agent_behaviours().map(drop)
+    }
+
+    /// The numbers under `[sandbox.agents]` and how each behaves.
+    pub fn agent_behaviours(&self) -> Result<Vec<(String, PartyBehavior)>, ConfigError> {
+        self.agents
+            .iter()
+            .map(|(number, behaviour)| {
+                let key = || format!("sandbox.agents.{number:?}");
+                if number.trim().is_empty() {
+                    return Err(invalid(key(), "name the number, e.g. \"+18005550201\" = \"busy\""));
+                }
+                let b = behaviour.parse::<PartyBehavior>().map_err(|e| invalid(key(), e.0))?;
+                Ok((number.trim().to_string(), b))
+            })
+            .collect()
+    }
 }
 
 impl Default for EmbeddedSandboxConfig {
@@ -310,6 +460,12 @@ pub enum ConfigError {
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+impl From<SettingError> for ConfigError {
+    fn from(e: SettingError) -> Self {
+        ConfigError::Invalid { key: e.key, message: e.message }
+    }
 }
 
 /// Whether the server talks to Telnyx or to the embedded sandbox.
@@ -394,141 +550,18 @@ impl Config {
         }
     }
 
-    /// Checks everything the server needs, for the given mode.
+    /// Checks everything the server needs, for the given mode: each section,
+    /// then what the sections say about each other.
     pub fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
-        if mode == Mode::Live {
-            let public_key = self.telnyx.public_key.as_deref().unwrap_or("");
-            if public_key.is_empty() {
-                return Err(invalid(
-                    "telnyx.public_key",
-                    "required in live mode to verify webhook signatures: copy the public key from the Telnyx \
-                     portal (Keys & Credentials → Public Key) into [telnyx] public_key or TELNYX_PUBLIC_KEY",
-                ));
-            }
-            crate::telnyx::WebhookVerifier::from_base64(public_key).map_err(|e| {
-                invalid("telnyx.public_key", format!("{e}; paste the key exactly as the portal shows it"))
-            })?;
-            if self.telnyx.connection_id.as_deref().is_none_or(str::is_empty) {
-                return Err(invalid(
-                    "telnyx.connection_id",
-                    "required in live mode to dial agents: use the id of your Call Control application \
-                     ([telnyx] connection_id or TELNYX_CONNECTION_ID)",
-                ));
-            }
-        }
-        if !(self.telnyx.api_base.starts_with("http://") || self.telnyx.api_base.starts_with("https://")) {
-            return Err(invalid("telnyx.api_base", "must be an http:// or https:// URL"));
-        }
-        if self.telnyx.max_attempts == 0 || self.telnyx.max_attempts > 20 {
-            return Err(invalid("telnyx.max_attempts", "must be between 1 and 20"));
-        }
-        if !(50..=60_000).contains(&self.telnyx.attempt_timeout_ms) {
-            return Err(invalid("telnyx.attempt_timeout_ms", "must be between 50 and 60000"));
-        }
-        if !self.server.webhook_path.starts_with('/') {
-            return Err(invalid("server.webhook_path", "must start with '/', e.g. \"/webhooks/telnyx\""));
-        }
-        if let Some(url) = &self.server.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid(
-                    "server.public_url",
-                    "must be an http:// or https:// URL, e.g. https://abc.ngrok.io",
-                ));
-            }
-        }
-        if self.server.max_body_bytes < 1024 {
-            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
-        }
-        for (key, ms) in [
-            ("server.header_timeout_ms", self.server.header_timeout_ms),
-            ("server.body_timeout_ms", self.server.body_timeout_ms),
-        ] {
-            if !(100..=600_000).contains(&ms) {
-                return Err(invalid(key, "must be between 100 and 600000 milliseconds"));
-            }
-        }
-        if !(10..=600_000).contains(&self.storage.busy_timeout_ms) {
-            return Err(invalid("storage.busy_timeout_ms", "must be between 10 and 600000 milliseconds"));
-        }
-        if self.ivr.number.trim().is_empty() {
-            return Err(invalid("ivr.number", "set the IVR's phone number in E.164 form, e.g. \"+18005550100\""));
-        }
-        if !SPEAK_LANGUAGES.contains(&self.ivr.language.as_str()) {
-            return Err(invalid(
-                "ivr.language",
-                format!(
-                    "{:?} is not a language Telnyx speaks: use one of {} ({} in all, e.g. \"en-US\", \"es-MX\", \"fr-FR\")",
-                    self.ivr.language,
-                    suggest(&self.ivr.language, SPEAK_LANGUAGES),
-                    SPEAK_LANGUAGES.len()
-                ),
-            ));
-        }
+        self.telnyx.validate(mode)?;
+        self.server.validate()?;
+        self.storage.validate()?;
+        self.ivr.validate(&self.queues, &self.policy.operator_digit)?;
         self.transcription()?;
-        if !crate::telnyx::commands::is_valid_voice(&self.ivr.voice) {
-            return Err(invalid(
-                "ivr.voice",
-                format!(
-                    "{:?} is not a Telnyx voice: use \"female\", \"male\" or e.g. \"AWS.Polly.Joanna-Neural\"",
-                    self.ivr.voice
-                ),
-            ));
-        }
-        for (key, text) in [
-            ("ivr.greeting", &self.ivr.greeting),
-            ("ivr.menu_prompt", &self.ivr.menu_prompt),
-            ("ivr.goodbye", &self.ivr.goodbye),
-            ("transfer.bridging_line", &self.transfer.bridging_line),
-            ("transfer.failure_line", &self.transfer.failure_line),
-        ] {
-            if text.trim().is_empty() {
-                return Err(invalid(key, "must not be empty: it is what the caller hears"));
-            }
-            if text.chars().count() > 3000 {
-                return Err(invalid(key, "Telnyx speaks at most 3000 characters"));
-            }
-        }
-        if self.ivr.idle_timeout_secs == 0 || self.ivr.idle_timeout_secs > 600 {
-            return Err(invalid("ivr.idle_timeout_secs", "must be between 1 and 600"));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for (i, item) in self.ivr.menu.iter().enumerate() {
-            let key = format!("ivr.menu[{i}]");
-            let valid_digit =
-                item.digit.len() == 1 && item.digit.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#');
-            if !valid_digit {
-                return Err(invalid(format!("{key}.digit"), "must be one key: 1-9, * or #"));
-            }
-            if item.digit == self.policy.operator_digit {
-                return Err(invalid(
-                    format!("{key}.digit"),
-                    format!(
-                        "{} is the operator digit (policy.operator_digit), reserved for the support queue",
-                        item.digit
-                    ),
-                ));
-            }
-            if !seen.insert(item.digit.clone()) {
-                return Err(invalid(format!("{key}.digit"), format!("digit {} is used twice", item.digit)));
-            }
-            match (&item.say, &item.queue) {
-                (Some(_), Some(_)) | (None, None) => {
-                    return Err(invalid(
-                        key,
-                        "give either `say` (a self-service answer) or `queue` (a transfer), not both",
-                    ))
-                }
-                (None, Some(q)) if !self.queues.contains_key(q) => {
-                    return Err(invalid(format!("{key}.queue"), format!("no queue named {q:?} under [queues]")))
-                }
-                _ => {}
-            }
-        }
         for (name, q) in &self.queues {
-            if q.agents.is_empty() {
-                return Err(invalid(format!("queues.{name}.agents"), "list at least one agent number"));
-            }
+            q.validate(name)?;
         }
+        // The queues the policy transfers to must exist.
         for q in [&self.policy.support_queue, &self.policy.sales_queue] {
             if !self.queues.contains_key(q) {
                 return Err(invalid(
@@ -537,85 +570,11 @@ impl Config {
                 ));
             }
         }
-        if !(5..=600).contains(&self.transfer.ring_timeout_secs) {
-            return Err(invalid("transfer.ring_timeout_secs", "must be between 5 and 600 (Telnyx's range)"));
-        }
-        if !(100..=60_000).contains(&self.engine.symbl_timeout_ms) {
-            return Err(invalid("engine.symbl_timeout_ms", "must be between 100 and 60000"));
-        }
-        if !(1_000..=600_000).contains(&self.engine.symbl_join_timeout_ms) {
-            return Err(invalid("engine.symbl_join_timeout_ms", "must be between 1000 and 600000"));
-        }
-        if !(1_000..=120_000).contains(&self.engine.symbl_code_timeout_ms) {
-            return Err(invalid("engine.symbl_code_timeout_ms", "must be between 1000 and 120000"));
-        }
-        if self.engine.symbl_code_timeout_ms > self.engine.symbl_join_timeout_ms {
-            return Err(invalid(
-                "engine.symbl_code_timeout_ms",
-                "must not exceed engine.symbl_join_timeout_ms (the call gives up on Symbl before its code could come)",
-            ));
-        }
-        if self.engine.is_symbl_pstn() {
-            self.validate_dial_in(mode)?;
-        }
+        self.transfer.validate()?;
+        self.engine.validate(mode, &self.ivr.number)?;
         self.policy.validate().map_err(|e| invalid(format!("policy.{}", e.key), e.message))?;
-        for (i, t) in self.trackers.iter().enumerate() {
-            if t.name.trim().is_empty() {
-                return Err(invalid(format!("trackers[{i}].name"), "must not be empty"));
-            }
-            if t.phrases.iter().all(|p| p.trim().is_empty()) {
-                return Err(invalid(format!("trackers[{i}].phrases"), "list at least one phrase"));
-            }
-        }
-        crate::intel::TrackerSet::with_overrides(self.trackers.clone())
-            .map_err(|e| invalid("trackers", format!("{e}")))?;
-        let operator = &self.policy.operator_digit;
-        if let Some(item) = self.ivr.menu.iter().find(|m| &m.digit == operator) {
-            return Err(invalid(
-                "ivr.menu",
-                format!(
-                    "digit {} ({}) is the operator digit (policy.operator_digit); pick another",
-                    item.digit, item.label
-                ),
-            ));
-        }
-        if let Err(e) = self.sandbox.chaos.validate() {
-            return Err(invalid(format!("sandbox.chaos.{}", e.field), "must be a probability between 0 and 1"));
-        }
-        for (number, behaviour) in &self.sandbox.agents {
-            if !is_behaviour(behaviour) {
-                return Err(invalid(
-                    format!("sandbox.agents.{number:?}"),
-                    format!("{behaviour:?} is not a behaviour: use answer, answer:SECONDS, refuse, busy or no-answer"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn validate_dial_in(&self, mode: Mode) -> Result<(), ConfigError> {
-        let key = "engine.symbl_dial_in";
-        let Some(number) = &self.engine.symbl_dial_in else {
-            if mode == Mode::Live {
-                return Err(invalid(
-                    key,
-                    "required with symbl_mode = \"pstn\": a second number on your Call Control application, \
-                     reserved for Symbl to dial into calls (ivrx tells Symbl's call from callers by the number it dials)",
-                ));
-            }
-            return Ok(());
-        };
-        let digits = number.strip_prefix('+').unwrap_or("");
-        if !(8..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
-            return Err(invalid(key, format!("{number:?} is not a number in E.164 form, e.g. \"+18005550123\"")));
-        }
-        if number == &self.ivr.number {
-            return Err(invalid(
-                key,
-                "must differ from ivr.number: every call to the dial-in number is taken for Symbl's, never greeted",
-            ));
-        }
-        Ok(())
+        validate_trackers(&self.trackers)?;
+        self.sandbox.validate()
     }
 
     /// The transcription request of the configured engine, checked against
@@ -649,12 +608,18 @@ impl Config {
     }
 }
 
-fn is_behaviour(s: &str) -> bool {
-    match s.split_once(':') {
-        Some(("answer", secs)) => secs.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0),
-        Some(_) => false,
-        None => matches!(s, "answer" | "refuse" | "busy" | "no-answer"),
+/// Checks `[[trackers]]`: each named, with phrases, and compiling with the built-in ones.
+fn validate_trackers(trackers: &[TrackerConfig]) -> Result<(), ConfigError> {
+    for (i, t) in trackers.iter().enumerate() {
+        if t.name.trim().is_empty() {
+            return Err(invalid(format!("trackers[{i}].name"), "must not be empty"));
+        }
+        if t.phrases.iter().all(|p| p.trim().is_empty()) {
+            return Err(invalid(format!("trackers[{i}].phrases"), "list at least one phrase"));
+        }
     }
+    crate::intel::TrackerSet::with_overrides(trackers.to_vec()).map_err(|e| invalid("trackers", format!("{e}")))?;
+    Ok(())
 }
 
 /// Masks a secret, keeping only enough to recognise it.
@@ -807,6 +772,32 @@ mod tests {
         for (text, key) in cases {
             let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(key_of(c.validate(Mode::Sandbox).unwrap_err()), key, "{text}");
+        }
+    }
+
+    #[test]
+    fn agents_take_every_spelling_of_the_sandbox_grammar() {
+        let answer = |after_secs| PartyBehavior::Answer { after_secs, script: None };
+        for (spelling, expected) in [
+            // What the configuration took before it shared the sandbox's grammar …
+            ("answer", answer(2.0)),
+            ("answer:4", answer(4.0)),
+            ("refuse", PartyBehavior::Refuse),
+            ("busy", PartyBehavior::Busy),
+            ("no-answer", PartyBehavior::NoAnswer),
+            // … and what only the sandbox (`--agent`, the control API) took.
+            ("reject", PartyBehavior::Refuse),
+            ("no_answer", PartyBehavior::NoAnswer),
+            (" Answer:0.5s ", answer(0.5)),
+        ] {
+            let c = Config::from_toml(&format!("[sandbox.agents]\n\"+18005550201\" = {spelling:?}\n")).unwrap();
+            c.validate(Mode::Sandbox).unwrap_or_else(|e| panic!("{spelling}: {e}"));
+            assert_eq!(c.sandbox.agent_behaviours().unwrap(), [("+18005550201".to_string(), expected)], "{spelling}");
+        }
+        for (spelling, hint) in [("answer:700", "between 0 and 600"), ("dance", "unknown behaviour")] {
+            let c = Config::from_toml(&format!("[sandbox.agents]\n\"+1\" = {spelling:?}\n")).unwrap();
+            let e = c.validate(Mode::Sandbox).unwrap_err().to_string();
+            assert!(e.contains("sandbox.agents.\"+1\"") && e.contains(hint), "{spelling}: {e}");
         }
     }
 

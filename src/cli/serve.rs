@@ -158,11 +158,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                     "sandbox clock hold off: calls run on when the server falls behind, as on a real carrier"
                 );
             }
-            for (number, behaviour) in &config.sandbox.agents {
-                let (n, b) = crate::sandbox::parse_agent_spec(&format!("{number}={behaviour}"))
-                    .map_err(|e| anyhow::anyhow!("config key `sandbox.agents`: {}", e.0))?;
-                sc.agents.push((n, b));
-            }
+            sc.agents.extend(config.sandbox.agent_behaviours()?);
             sc.reporter = Some(reporter(server.app.clone()));
             sc.validate().map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
             let sandbox = Sandbox::start(sc, sandbox_listener).await?;

@@ -1,9 +1,11 @@
 //! The call flow's configuration, as plain data: the IVR (`[ivr]`), the agent
 //! queues (`[queues]`) and how transfers are made (`[transfer]`). These are
-//! sections of `ivrx.toml`; the `ivrx` package reads and validates the file.
+//! sections of `ivrx.toml`; the `ivrx` package reads the file, and each section
+//! checks itself (`validate`).
 
 use std::collections::BTreeMap;
 
+use ivrx_telnyx::spec::{suggest, tables::SPEAK_LANGUAGES};
 use serde::{Deserialize, Serialize};
 
 /// `[ivr]`: what the caller hears and can press.
@@ -200,5 +202,150 @@ impl Default for TransferConfig {
             hold_music_url: "https://assets.ivrx.dev/hold-music.mp3".into(),
             failure_line: "I'm sorry, nobody is available right now. I'm still here to help.".into(),
         }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SettingError {
+    /// Dotted key, e.g. `ivr.menu[2].queue`.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> SettingError {
+    SettingError { key: key.into(), message: message.into() }
+}
+
+/// Checks a line the caller hears.
+fn check_spoken(key: &str, text: &str) -> Result<(), SettingError> {
+    if text.trim().is_empty() {
+        return Err(invalid(key, "must not be empty: it is what the caller hears"));
+    }
+    if text.chars().count() > 3000 {
+        return Err(invalid(key, "Telnyx speaks at most 3000 characters"));
+    }
+    Ok(())
+}
+
+impl IvrConfig {
+    /// Checks the section, and its menu against the `queues` it transfers to
+    /// and the policy's `operator_digit`, which no entry may take.
+    pub fn validate(&self, queues: &BTreeMap<String, QueueConfig>, operator_digit: &str) -> Result<(), SettingError> {
+        if self.number.trim().is_empty() {
+            return Err(invalid("ivr.number", "set the IVR's phone number in E.164 form, e.g. \"+18005550100\""));
+        }
+        if !SPEAK_LANGUAGES.contains(&self.language.as_str()) {
+            return Err(invalid(
+                "ivr.language",
+                format!(
+                    "{:?} is not a language Telnyx speaks: use one of {} ({} in all, e.g. \"en-US\", \"es-MX\", \"fr-FR\")",
+                    self.language,
+                    suggest(&self.language, SPEAK_LANGUAGES),
+                    SPEAK_LANGUAGES.len()
+                ),
+            ));
+        }
+        if !ivrx_telnyx::commands::is_valid_voice(&self.voice) {
+            return Err(invalid(
+                "ivr.voice",
+                format!(
+                    "{:?} is not a Telnyx voice: use \"female\", \"male\" or e.g. \"AWS.Polly.Joanna-Neural\"",
+                    self.voice
+                ),
+            ));
+        }
+        for (key, text) in
+            [("ivr.greeting", &self.greeting), ("ivr.menu_prompt", &self.menu_prompt), ("ivr.goodbye", &self.goodbye)]
+        {
+            check_spoken(key, text)?;
+        }
+        if self.idle_timeout_secs == 0 || self.idle_timeout_secs > 600 {
+            return Err(invalid("ivr.idle_timeout_secs", "must be between 1 and 600"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, item) in self.menu.iter().enumerate() {
+            let key = format!("ivr.menu[{i}]");
+            let valid_digit =
+                item.digit.len() == 1 && item.digit.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#');
+            if !valid_digit {
+                return Err(invalid(format!("{key}.digit"), "must be one key: 1-9, * or #"));
+            }
+            if item.digit == operator_digit {
+                return Err(invalid(
+                    format!("{key}.digit"),
+                    format!(
+                        "{} is the operator digit (policy.operator_digit), reserved for the support queue",
+                        item.digit
+                    ),
+                ));
+            }
+            if !seen.insert(item.digit.clone()) {
+                return Err(invalid(format!("{key}.digit"), format!("digit {} is used twice", item.digit)));
+            }
+            match (&item.say, &item.queue) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(invalid(
+                        key,
+                        "give either `say` (a self-service answer) or `queue` (a transfer), not both",
+                    ))
+                }
+                (None, Some(q)) if !queues.contains_key(q) => {
+                    return Err(invalid(format!("{key}.queue"), format!("no queue named {q:?} under [queues]")))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl QueueConfig {
+    /// Checks the queue called `name`.
+    pub fn validate(&self, name: &str) -> Result<(), SettingError> {
+        if self.agents.is_empty() {
+            return Err(invalid(format!("queues.{name}.agents"), "list at least one agent number"));
+        }
+        Ok(())
+    }
+}
+
+impl TransferConfig {
+    /// Checks the section.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        check_spoken("transfer.bridging_line", &self.bridging_line)?;
+        check_spoken("transfer.failure_line", &self.failure_line)?;
+        if !(5..=600).contains(&self.ring_timeout_secs) {
+            return Err(invalid("transfer.ring_timeout_secs", "must be between 5 and 600 (Telnyx's range)"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_section_checks_itself_and_names_the_key() {
+        let queues = default_queues();
+        IvrConfig::default().validate(&queues, "0").unwrap();
+        TransferConfig::default().validate().unwrap();
+        let mut ivr = IvrConfig::default();
+        ivr.menu[0].digit = "9".into();
+        assert_eq!(ivr.validate(&queues, "9").unwrap_err().key, "ivr.menu[0].digit", "the operator digit is taken");
+        ivr.menu[0].digit = "5".into();
+        ivr.menu[0].queue = Some("nowhere".into());
+        ivr.menu[0].say = None;
+        assert_eq!(ivr.validate(&queues, "0").unwrap_err().key, "ivr.menu[0].queue");
+        let transfer = TransferConfig { failure_line: " ".into(), ..TransferConfig::default() };
+        assert_eq!(transfer.validate().unwrap_err().key, "transfer.failure_line");
+        let queue = QueueConfig { agents: vec![], bridging_line: None };
+        assert_eq!(
+            queue.validate("sales").unwrap_err().to_string(),
+            "queues.sales.agents: list at least one agent number"
+        );
     }
 }

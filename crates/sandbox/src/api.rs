@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Extension;
 use axum::{Json, Router};
-use ivrx_telnyx::commands::{Action, Dial, ValidationError, ACTION_NAMES};
+use ivrx_telnyx::commands::{Action, ActionKind, Dial, ValidationError};
 use ivrx_telnyx::conferences::{ConferenceCreate, ConferenceJoin, ConferenceLeave};
 use ivrx_telnyx::errors::{codes, ApiErrorBody, ApiErrorItem};
 use serde_json::{json, Value};
@@ -342,13 +342,13 @@ fn run_action(
     body: &[u8],
     rec: &mut CommandRecord,
 ) -> Result<Value, ApiError> {
-    if !ACTION_NAMES.contains(&name) {
+    let Some(kind) = ActionKind::from_name(name) else {
         return Err(ApiError::not_found(format!(
             "Unknown call action '{}'.",
             name.chars().take(60).collect::<String>()
         )));
-    }
-    let want = if name == "client_state_update" { Method::PUT } else { Method::POST };
+    };
+    let want = if kind.is_put() { Method::PUT } else { Method::POST };
     if *method != want {
         return Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,

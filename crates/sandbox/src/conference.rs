@@ -19,16 +19,17 @@
 //! line by line, once each line has been said: the IVR speaking on its leg, a
 //! bridged peer, conference peers.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ivrx_telnyx::conferences::{Conference, ConferenceCreate, ConferenceJoin, ConferenceLeave};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Map;
 
 use super::ids;
-use super::legs::{self, CommandIds, DEDUPE_WINDOW};
-use super::world::{CommandError, Executed, Now, Source, Tick, VTime, World};
+use super::legs::{CommandIds, DEDUPE_WINDOW};
+use super::world::{CommandError, Executed, VTime};
 
 /// How long an ended conference is remembered (retrieve, late joins answer "ended").
 const ENDED_RETENTION: Duration = Duration::from_secs(15 * 60);
@@ -39,25 +40,260 @@ const DEFAULT_MAX_PARTICIPANTS: u32 = 250;
 
 /// One conference.
 #[derive(Debug)]
-pub(crate) struct Conf {
-    pub id: Arc<str>,
-    pub name: String,
-    pub created: VTime,
-    pub client_state: Option<Box<str>>,
+struct Conf {
+    id: Arc<str>,
+    name: String,
+    created: VTime,
+    client_state: Option<Box<str>>,
     /// The leg that created it (its ids head `conference.created` and `.ended`).
-    pub creator: u64,
+    creator: u64,
     /// Where its webhooks go.
-    pub url: Arc<str>,
-    /// Delivery order is kept with the creator's call session.
-    pub session: u64,
-    /// When the creator's call session began (its times are that session's).
-    pub began: VTime,
-    pub participants: Vec<u64>,
-    pub max_participants: u32,
+    url: Arc<str>,
+    /// The creator's call session (delivery queue, when it began): delivery
+    /// order is kept with it and its times are that session's.
+    session: (u64, VTime),
+    participants: Vec<u64>,
+    max_participants: u32,
     /// Set while it is being ended, so hanging up the rest does not end it twice.
+    ending: bool,
+    ended: Option<(VTime, &'static str)>,
+    commands: CommandIds,
+}
+
+/// A leg's place in a conference.
+#[derive(Debug)]
+struct Member {
+    conf: Arc<str>,
+    /// Leaving ends the conference and hangs up everyone else (`end_conference_on_exit`).
+    ends_all: bool,
+}
+
+/// Where a conference's webhooks go, and the `client_state` they carry.
+pub(crate) struct Addressee<'a> {
+    /// The call session (delivery queue, when it began).
+    pub session: (u64, VTime),
+    pub url: Arc<str>,
+    pub client_state: Option<&'a str>,
+}
+
+/// A leg that left its conference.
+#[derive(Debug)]
+pub(crate) struct Left {
+    pub conf: Arc<str>,
+    /// It joined with `end_conference_on_exit`.
+    pub ends_all: bool,
+    /// The participants still in.
+    pub rest: Vec<u64>,
+    /// The conference is already being ended.
     pub ending: bool,
-    pub ended: Option<(VTime, &'static str)>,
-    pub commands: CommandIds,
+}
+
+/// Every conference, which legs are in one, and the `command_id`s of creations.
+#[derive(Debug, Default)]
+pub(crate) struct Conferences {
+    by_id: HashMap<Arc<str>, Conf>,
+    members: HashMap<u64, Member>,
+    /// Ended conferences in the order they ended (for retention).
+    ended: VecDeque<(Instant, Arc<str>)>,
+    /// `command_id`s of conference creations, with the conference they made.
+    create_ids: HashMap<String, (Instant, Arc<str>)>,
+}
+
+impl Conferences {
+    /// The conference record the API answers with; `time` formats virtual
+    /// time in a call session that began at the first argument.
+    pub fn info(&self, id: &str, connection_id: &str, time: impl Fn(VTime, VTime) -> String) -> Option<Conference> {
+        let c = self.by_id.get(id)?;
+        let status = if c.ended.is_some() { "completed" } else { "in_progress" };
+        Some(Conference {
+            id: c.id.to_string(),
+            name: c.name.clone(),
+            record_type: "conference".into(),
+            created_at: Some(time(c.session.1, c.created)),
+            expires_at: Some(time(c.session.1, c.created.saturating_add(LIFETIME))),
+            updated_at: None,
+            connection_id: Some(connection_id.to_string()),
+            status: Some(status.into()),
+            end_reason: c.ended.map(|(_, r)| r.to_string()),
+            region: Some("US".into()),
+            extra: Map::new(),
+        })
+    }
+
+    /// The conference an earlier create with this `command_id` made (within the repeat window).
+    pub fn created_by(&mut self, command_id: Option<&str>, real: Instant) -> Option<Arc<str>> {
+        self.create_ids.retain(|_, (t, _)| real.saturating_duration_since(*t) < DEDUPE_WINDOW);
+        command_id.and_then(|cid| self.create_ids.get(cid)).map(|(_, id)| id.clone())
+    }
+
+    /// A new conference from `b`, with `creator` (whose webhooks go to `url`,
+    /// in call session `session`, which began when its second element says)
+    /// its first participant.
+    pub fn create(
+        &mut self,
+        b: &ConferenceCreate,
+        creator: u64,
+        url: Arc<str>,
+        session: (u64, VTime),
+        at: VTime,
+        real: Instant,
+    ) -> Arc<str> {
+        let id: Arc<str> = Arc::from(ids::uuid());
+        self.by_id.insert(
+            id.clone(),
+            Conf {
+                id: id.clone(),
+                name: b.name.clone(),
+                created: at,
+                client_state: b.client_state.as_deref().map(Into::into),
+                creator,
+                url,
+                session,
+                participants: vec![creator],
+                max_participants: b.max_participants.unwrap_or(DEFAULT_MAX_PARTICIPANTS),
+                ending: false,
+                ended: None,
+                commands: CommandIds::default(),
+            },
+        );
+        self.members.insert(creator, Member { conf: id.clone(), ends_all: false });
+        if let Some(cid) = &b.command_id {
+            self.create_ids.insert(cid.clone(), (real, id.clone()));
+        }
+        id
+    }
+
+    /// Checks a join or leave: the conference exists and has not ended;
+    /// `Duplicate` when its `command_id` already ran.
+    pub fn check_action(&mut self, conf: &str, command_id: Option<&str>, real: Instant) -> Result<Executed, ConfError> {
+        let c = self.by_id.get_mut(conf).ok_or(ConfError::NoConference)?;
+        if let Some(cid) = command_id {
+            if c.commands.is_duplicate(cid, real) {
+                return Ok(Executed::Duplicate);
+            }
+        }
+        if c.ended.is_some() {
+            return Err(ConfError::Ended);
+        }
+        Ok(Executed::Done)
+    }
+
+    /// Remembers a join's or leave's `command_id`.
+    pub fn record_command(&mut self, conf: &str, command_id: &str, real: Instant) {
+        if let Some(c) = self.by_id.get_mut(conf) {
+            c.commands.record(command_id, real);
+        }
+    }
+
+    /// True when the conference has `max_participants` already.
+    pub fn is_full(&self, conf: &str) -> bool {
+        self.by_id.get(conf).is_some_and(|c| c.participants.len() >= c.max_participants as usize)
+    }
+
+    /// `leg` joins `conf`; the participants that were in before.
+    pub fn join(&mut self, conf: &Arc<str>, leg: u64, ends_all: bool) -> Vec<u64> {
+        self.members.insert(leg, Member { conf: conf.clone(), ends_all });
+        let Some(c) = self.by_id.get_mut(conf) else { return Vec::new() };
+        let others = c.participants.clone();
+        c.participants.push(leg);
+        others
+    }
+
+    /// The conference `leg` is in.
+    pub fn conference_of(&self, leg: u64) -> Option<&Arc<str>> {
+        self.members.get(&leg).map(|m| &m.conf)
+    }
+
+    /// `leg` leaves its conference, if it is in one that still exists.
+    pub fn leave(&mut self, leg: u64) -> Option<Left> {
+        let Member { conf, ends_all } = self.members.remove(&leg)?;
+        let c = self.by_id.get_mut(&conf)?;
+        c.participants.retain(|&p| p != leg);
+        Some(Left { rest: c.participants.clone(), ending: c.ending, conf, ends_all })
+    }
+
+    /// Marks the conference as being ended (its participants are hung up).
+    pub fn set_ending(&mut self, conf: &str) {
+        if let Some(c) = self.by_id.get_mut(conf) {
+            c.ending = true;
+        }
+    }
+
+    /// Ends the conference for `reason`; its creator, unless it had ended already.
+    pub fn end(&mut self, conf: &Arc<str>, at: VTime, reason: &'static str) -> Option<u64> {
+        let c = self.by_id.get_mut(conf)?;
+        if c.ended.is_some() {
+            return None;
+        }
+        c.ending = true;
+        c.ended = Some((at, reason));
+        self.ended.push_back((Instant::now(), conf.clone()));
+        Some(c.creator)
+    }
+
+    /// Forgets conferences that ended longer ago than the retention.
+    pub fn prune(&mut self, real: Instant) {
+        while let Some((t, _)) = self.ended.front() {
+            if real.saturating_duration_since(*t) < ENDED_RETENTION {
+                break;
+            }
+            if let Some((_, id)) = self.ended.pop_front() {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+
+    /// Where the conference's webhooks go.
+    pub fn addressee(&self, conf: &str) -> Option<Addressee<'_>> {
+        let c = self.by_id.get(conf)?;
+        Some(Addressee { session: c.session, url: c.url.clone(), client_state: c.client_state.as_deref() })
+    }
+
+    /// The other participants of the leg's conference.
+    pub fn peers(&self, leg: u64) -> Vec<u64> {
+        let Some(conf) = self.conference_of(leg) else { return Vec::new() };
+        self.by_id.get(conf).map(|c| c.participants.iter().copied().filter(|&p| p != leg).collect()).unwrap_or_default()
+    }
+}
+
+/// The legs someone listens to ([`super::SandboxHandle::listen`]), and what
+/// they heard since the last call.
+#[derive(Debug, Default)]
+pub(crate) struct Listeners {
+    legs: HashSet<u64>,
+    heard: Vec<Heard>,
+}
+
+impl Listeners {
+    /// Starts recording what the party on `leg` hears.
+    pub fn listen(&mut self, leg: u64) {
+        self.legs.insert(leg);
+    }
+
+    /// The leg hung up: nothing more is heard on it.
+    pub fn forget(&mut self, leg: u64) {
+        self.legs.remove(&leg);
+    }
+
+    /// Nobody listens to anything.
+    pub fn is_empty(&self) -> bool {
+        self.legs.is_empty()
+    }
+
+    /// Someone listens to `leg`.
+    pub fn listens_to(&self, leg: u64) -> bool {
+        self.legs.contains(&leg)
+    }
+
+    /// Records a line a listened-to leg heard.
+    pub fn push(&mut self, heard: Heard) {
+        self.heard.push(heard);
+    }
+
+    /// The lines heard since the last call.
+    pub fn take(&mut self) -> Vec<Heard> {
+        std::mem::take(&mut self.heard)
+    }
 }
 
 /// A line a listened-to leg heard.
@@ -103,303 +339,49 @@ pub(crate) enum ConfAction {
     Leave(ConferenceLeave),
 }
 
-impl World {
-    /// The conference record the API answers with.
-    pub fn conference_info(&self, id: &str) -> Option<Conference> {
-        let c = self.confs.get(id)?;
-        let status = if c.ended.is_some() { "completed" } else { "in_progress" };
-        Some(Conference {
-            id: c.id.to_string(),
-            name: c.name.clone(),
-            record_type: "conference".into(),
-            created_at: Some(self.wall(c.began, c.created)),
-            expires_at: Some(self.wall(c.began, c.created.saturating_add(LIFETIME))),
-            updated_at: None,
-            connection_id: Some(self.cfg.connection_id.clone()),
-            status: Some(status.into()),
-            end_reason: c.ended.map(|(_, r)| r.to_string()),
-            region: Some("US".into()),
-            extra: Map::new(),
-        })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(name: &str, command_id: Option<&str>) -> ConferenceCreate {
+        serde_json::from_value(serde_json::json!({
+            "call_control_id": "v3:x", "name": name, "command_id": command_id, "max_participants": 3,
+        }))
+        .unwrap()
     }
 
-    /// Checks that a leg can enter a conference: alive, answered, not bridged
-    /// and not in another conference.
-    fn check_can_join(&self, ccid: &str) -> Result<u64, CommandError> {
-        let id = self.leg_id(ccid).ok_or_else(|| CommandError::Invalid {
-            pointer: "/call_control_id".into(),
-            detail: "no call with this call_control_id".into(),
-        })?;
-        let leg = self.legs.get(&id).ok_or(CommandError::NotFound)?;
-        legs::check_command(leg.state(), "bridge")?;
-        if leg.conference.is_some() {
-            return Err(CommandError::Unprocessable("the call is already in a conference".into()));
-        }
-        if leg.bridge.is_some() {
-            return Err(CommandError::Unprocessable("the call is bridged to another call".into()));
-        }
-        Ok(id)
+    #[test]
+    fn members_join_and_leave_and_the_conference_ends_once() {
+        let (real, at) = (Instant::now(), VTime::ZERO);
+        let mut confs = Conferences::default();
+        let id = confs.create(&create("c", Some("k")), 1, Arc::from("http://x"), (7, VTime::ZERO), at, real);
+        assert_eq!(confs.created_by(Some("k"), real), Some(id.clone()));
+        assert_eq!(confs.created_by(Some("other"), real), None);
+        assert_eq!(confs.join(&id, 2, false), [1]);
+        assert_eq!(confs.join(&id, 3, true), [1, 2]);
+        assert!(confs.is_full(&id));
+        assert_eq!(confs.peers(2), [1, 3]);
+        assert_eq!(confs.conference_of(3), Some(&id));
+        let left = confs.leave(3).unwrap();
+        assert!(left.ends_all && !left.ending && left.rest == [1, 2]);
+        assert!(confs.leave(3).is_none(), "not in it any more");
+        assert_eq!(confs.end(&id, at, "host_left"), Some(1));
+        assert_eq!(confs.end(&id, at, "all_left"), None, "ends once");
+        assert_eq!(confs.check_action(&id, None, real), Err(ConfError::Ended));
+        let info = confs.info(&id, "conn", |_, t| format!("{t:?}")).unwrap();
+        assert_eq!((info.status.as_deref(), info.end_reason.as_deref()), (Some("completed"), Some("host_left")));
+        confs.prune(Instant::now() + ENDED_RETENTION);
+        assert!(confs.info(&id, "conn", |_, t| format!("{t:?}")).is_none(), "forgotten after the retention");
     }
 
-    /// `POST /v2/conferences`: a conference from an answered call, which joins it.
-    pub fn create_conference(&mut self, now: Now, b: ConferenceCreate) -> Result<Conference, ConfError> {
-        self.conf_create_ids.retain(|_, (t, _)| now.real.saturating_duration_since(*t) < DEDUPE_WINDOW);
-        if let Some(cid) = &b.command_id {
-            if let Some(info) = self.conf_create_ids.get(cid).and_then(|(_, id)| self.conference_info(id)) {
-                return Ok(info);
-            }
-        }
-        let at = now.v;
-        let creator = self.check_can_join(&b.call_control_id)?;
-        let id: Arc<str> = Arc::from(ids::uuid());
-        let (url, session) = {
-            let leg = self.legs.get_mut(&creator).ok_or(ConfError::Call(CommandError::NotFound))?;
-            if let Some(cs) = &b.client_state {
-                leg.client_state = Some(cs.as_str().into());
-            }
-            leg.conference = Some(id.clone());
-            (leg.url.clone(), (leg.session, leg.began))
-        };
-        self.confs.insert(
-            id.clone(),
-            Conf {
-                id: id.clone(),
-                name: b.name.clone(),
-                created: at,
-                client_state: b.client_state.as_deref().map(Into::into),
-                creator,
-                url,
-                session: session.0,
-                began: session.1,
-                participants: vec![creator],
-                max_participants: b.max_participants.unwrap_or(DEFAULT_MAX_PARTICIPANTS),
-                ending: false,
-                ended: None,
-                commands: CommandIds::default(),
-            },
-        );
-        if let Some(cid) = b.command_id {
-            self.conf_create_ids.insert(cid, (now.real, id.clone()));
-        }
-        let occurred_at = self.wall(session.1, at);
-        self.emit_conf(&id, creator, at, "conference.created", json!({ "occurred_at": occurred_at }));
-        self.emit_conf(&id, creator, at, "conference.participant.joined", json!({}));
-        self.party_poll(creator, at);
-        self.conference_info(&id).ok_or(ConfError::NoConference)
-    }
-
-    /// `POST /v2/conferences/{id}/actions/{join|leave}`.
-    pub fn conference_action(&mut self, now: Now, conf: &str, action: ConfAction) -> Result<Executed, ConfError> {
-        let at = now.v;
-        let command_id = match &action {
-            ConfAction::Join(b) => b.command_id.clone(),
-            ConfAction::Leave(b) => b.command_id.clone(),
-        };
-        {
-            let c = self.confs.get_mut(conf).ok_or(ConfError::NoConference)?;
-            if let Some(cid) = &command_id {
-                if c.commands.is_duplicate(cid, now.real) {
-                    return Ok(Executed::Duplicate);
-                }
-            }
-            if c.ended.is_some() {
-                return Err(ConfError::Ended);
-            }
-        }
-        let conf_id: Arc<str> = Arc::from(conf);
-        match action {
-            ConfAction::Join(b) => {
-                let id = self.check_can_join(&b.call_control_id)?;
-                let full = self.confs.get(conf).is_some_and(|c| c.participants.len() >= c.max_participants as usize);
-                if full {
-                    return Err(ConfError::Call(CommandError::Unprocessable(
-                        "the conference has reached max_participants".into(),
-                    )));
-                }
-                let Some(leg) = self.legs.get_mut(&id) else { return Err(ConfError::Call(CommandError::NotFound)) };
-                if let Some(cs) = &b.client_state {
-                    leg.client_state = Some(cs.as_str().into());
-                }
-                leg.conference = Some(conf_id.clone());
-                leg.end_conference_on_exit = b.end_conference_on_exit.unwrap_or(false);
-                let dialled = !leg.incoming;
-                let others: Vec<u64> = self.confs.get(conf).map(|c| c.participants.clone()).unwrap_or_default();
-                if let Some(c) = self.confs.get_mut(conf) {
-                    c.participants.push(id);
-                }
-                self.stop_playback(id, at, "cancelled");
-                self.emit_conf(&conf_id, id, at, "conference.participant.joined", json!({}));
-                // As with a bridge: a dialled party (an agent) speaks first and the
-                // others listen to it; someone calling in joins silently.
-                if dialled {
-                    self.party_bridged(id, at, true);
-                    for p in others {
-                        self.party_bridged(p, at, false);
-                    }
-                } else {
-                    self.party_poll(id, at);
-                    for p in others {
-                        self.party_poll(p, at);
-                    }
-                }
-            }
-            ConfAction::Leave(b) => {
-                let id = self.leg_id(&b.call_control_id).ok_or_else(|| CommandError::Invalid {
-                    pointer: "/call_control_id".into(),
-                    detail: "no call with this call_control_id".into(),
-                })?;
-                let inside = self.legs.get(&id).and_then(|l| l.conference.as_deref()) == Some(conf);
-                if !inside {
-                    return Err(ConfError::Call(CommandError::Unprocessable(
-                        "the call is not in this conference".into(),
-                    )));
-                }
-                self.leave_conference(id, at);
-            }
-        }
-        if let (Some(cid), Some(c)) = (command_id, self.confs.get_mut(conf)) {
-            c.commands.record(&cid, now.real);
-        }
-        Ok(Executed::Done)
-    }
-
-    /// A leg leaves its conference (it asked to, or hung up). The last one out
-    /// ends it; one with `end_conference_on_exit` ends it for everyone.
-    pub(crate) fn leave_conference(&mut self, id: u64, at: VTime) {
-        let Some(leg) = self.legs.get_mut(&id) else { return };
-        let Some(conf_id) = leg.conference.take() else { return };
-        let ends_all = std::mem::take(&mut leg.end_conference_on_exit);
-        let Some(c) = self.confs.get_mut(&conf_id) else { return };
-        c.participants.retain(|&p| p != id);
-        let rest = c.participants.clone();
-        let ending = c.ending;
-        self.emit_conf(&conf_id, id, at, "conference.participant.left", json!({}));
-        if ending {
-            return;
-        }
-        if ends_all {
-            if let Some(c) = self.confs.get_mut(&conf_id) {
-                c.ending = true;
-            }
-            for p in rest {
-                let side = self.legs.get(&p).map_or("unknown", |l| l.app_side());
-                self.hangup_leg(p, at, "normal_clearing", side);
-            }
-            self.end_conference(&conf_id, at, "host_left");
-        } else if rest.is_empty() {
-            self.end_conference(&conf_id, at, "all_left");
-        } else {
-            for p in rest {
-                self.party_poll(p, at);
-            }
-        }
-    }
-
-    fn end_conference(&mut self, conf_id: &Arc<str>, at: VTime, reason: &'static str) {
-        let Some(c) = self.confs.get_mut(conf_id) else { return };
-        if c.ended.is_some() {
-            return;
-        }
-        c.ending = true;
-        c.ended = Some((at, reason));
-        let (creator, began) = (c.creator, c.began);
-        self.confs_ended.push_back((Instant::now(), conf_id.clone()));
-        let fields = json!({ "occurred_at": self.wall(began, at), "reason": reason });
-        self.emit_conf(conf_id, creator, at, "conference.ended", fields);
-    }
-
-    pub(crate) fn prune_conferences(&mut self, real: Instant) {
-        while let Some((t, _)) = self.confs_ended.front() {
-            if real.saturating_duration_since(*t) < ENDED_RETENTION {
-                break;
-            }
-            if let Some((_, id)) = self.confs_ended.pop_front() {
-                self.confs.remove(&id);
-            }
-        }
-    }
-
-    /// Queues a conference webhook about participant `leg`: its call ids, the
-    /// conference's client_state and id, and `fields`.
-    fn emit_conf(&mut self, conf_id: &str, leg: u64, at: VTime, event_type: &'static str, fields: Value) {
-        let Some(c) = self.confs.get(conf_id) else { return };
-        let Some(l) = self.legs.get(&leg) else { return };
-        let mut p = Map::new();
-        p.insert("call_control_id".into(), Value::from(&*l.ccid));
-        p.insert("call_leg_id".into(), Value::from(&*l.leg_uuid));
-        p.insert("call_session_id".into(), Value::from(&*l.session_uuid));
-        p.insert("connection_id".into(), Value::from(self.cfg.connection_id.as_str()));
-        p.insert("client_state".into(), c.client_state.as_deref().map_or(Value::Null, Value::from));
-        p.insert("conference_id".into(), Value::from(conf_id));
-        if let Value::Object(m) = fields {
-            p.extend(m);
-        }
-        let (session, url, ccid) = ((c.session, c.began), c.url.clone(), l.ccid.clone());
-        self.push_emitted(session, ccid, url, event_type, at, Value::Object(p));
-    }
-
-    /// The other participants of the leg's conference.
-    pub(crate) fn conference_peers(&self, id: u64) -> Vec<u64> {
-        let Some(conf) = self.legs.get(&id).and_then(|l| l.conference.as_deref()) else { return Vec::new() };
-        self.confs.get(conf).map(|c| c.participants.iter().copied().filter(|&p| p != id).collect()).unwrap_or_default()
-    }
-
-    /// Everyone who hears the party on `id` speak: a bridged peer and conference peers.
-    pub(crate) fn hearers_of(&self, id: u64) -> Vec<u64> {
-        let mut out = self.conference_peers(id);
-        if let Some(peer) = self.legs.get(&id).and_then(|l| l.bridge).map(|b| b.peer) {
-            if !out.contains(&peer) {
-                out.push(peer);
-            }
-        }
-        out
-    }
-
-    /// Starts recording what the party on a leg hears.
-    pub fn listen(&mut self, ccid: &str) -> Option<u64> {
-        let id = self.leg_id(ccid)?;
-        self.legs.get(&id).filter(|l| l.alive())?;
-        self.listened.insert(id);
-        Some(id)
-    }
-
-    /// A line has been said to its end: the listened-to legs that heard it get it.
-    pub(crate) fn note_heard(&mut self, speaker: u64, at: VTime, tick: &Tick) {
-        if self.listened.is_empty() {
-            return;
-        }
-        let hearers = match tick.source {
-            Source::Ivr => vec![speaker],
-            Source::Party => self.hearers_of(speaker),
-        };
-        let Some(s) = self.legs.get(&speaker) else { return };
-        let speaker_number = match (tick.source, s.incoming) {
-            (Source::Party, true) | (Source::Ivr, false) => s.from.to_string(),
-            (Source::Party, false) | (Source::Ivr, true) => s.to.to_string(),
-        };
-        let source = match tick.source {
-            Source::Party => "party",
-            Source::Ivr => "ivr",
-        };
-        for h in hearers {
-            if !self.listened.contains(&h) {
-                continue;
-            }
-            let Some(l) = self.legs.get(&h).filter(|l| l.alive()) else { continue };
-            self.heard.push(Heard {
-                call_control_id: l.ccid.to_string(),
-                speaker_call_control_id: s.ccid.to_string(),
-                source: source.into(),
-                speaker_number: speaker_number.clone(),
-                text: tick.text.to_string(),
-                started_at: self.wall(s.began, tick.start),
-                ended_at: self.wall(s.began, at),
-            });
-        }
-    }
-
-    /// The lines heard since the last call.
-    pub fn take_heard(&mut self) -> Vec<Heard> {
-        std::mem::take(&mut self.heard)
+    #[test]
+    fn a_join_or_leave_runs_once_per_command_id() {
+        let real = Instant::now();
+        let mut confs = Conferences::default();
+        let id = confs.create(&create("c", None), 1, Arc::from("http://x"), (7, VTime::ZERO), VTime::ZERO, real);
+        assert_eq!(confs.check_action("nope", Some("a"), real), Err(ConfError::NoConference));
+        assert_eq!(confs.check_action(&id, Some("a"), real), Ok(Executed::Done));
+        confs.record_command(&id, "a", real);
+        assert_eq!(confs.check_action(&id, Some("a"), real), Ok(Executed::Duplicate));
     }
 }

@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use ivrx_telnyx::commands::ActionKind;
 use serde::{Deserialize, Serialize};
 
 /// Where a leg is in its life.
@@ -64,27 +65,16 @@ pub enum Refusal {
     NotAnswered,
 }
 
-/// Actions that need an answered leg (`90034` before that).
-pub const NEEDS_ANSWER: &[&str] = &[
-    "speak",
-    "gather",
-    "gather_using_speak",
-    "transcription_start",
-    "playback_start",
-    "record_start",
-    "bridge",
-    "transfer",
-];
-
 /// Checks a command against the leg's state: every command on an ended leg is
-/// refused with `90018`; media and bridging commands before answer with `90034`.
-/// Everything else (answer, hangup, the stop commands, client_state_update,
-/// streaming) is accepted in any live state.
-pub fn check_command(state: LegState, action: &str) -> Result<(), Refusal> {
+/// refused with `90018`; media and bridging commands
+/// ([`ActionKind::needs_answer`]) before answer with `90034`. Everything else
+/// (answer, hangup, the stop commands, client_state_update, streaming) is
+/// accepted in any live state.
+pub fn check_command(state: LegState, action: ActionKind) -> Result<(), Refusal> {
     if state == LegState::HungUp {
         return Err(Refusal::CallEnded);
     }
-    if !state.is_answered() && NEEDS_ANSWER.contains(&action) {
+    if !state.is_answered() && action.needs_answer() {
         return Err(Refusal::NotAnswered);
     }
     Ok(())
@@ -136,26 +126,40 @@ impl CommandIds {
 mod tests {
     use super::*;
 
+    fn kind(name: &str) -> ActionKind {
+        ActionKind::from_name(name).unwrap()
+    }
+
     #[test]
     fn ended_legs_refuse_everything_with_90018() {
-        for a in ivrx_telnyx::commands::ACTION_NAMES {
-            assert_eq!(check_command(LegState::HungUp, a), Err(Refusal::CallEnded), "{a}");
+        for a in ActionKind::ALL {
+            assert_eq!(check_command(LegState::HungUp, a), Err(Refusal::CallEnded), "{a:?}");
         }
     }
 
     #[test]
     fn media_and_bridging_need_an_answer() {
+        let needs_answer = [
+            "speak",
+            "gather",
+            "gather_using_speak",
+            "transcription_start",
+            "playback_start",
+            "record_start",
+            "bridge",
+            "transfer",
+        ];
         for state in [LegState::Parked, LegState::Ringing] {
-            for a in NEEDS_ANSWER {
-                assert_eq!(check_command(state, a), Err(Refusal::NotAnswered), "{a} in {state:?}");
+            for a in needs_answer {
+                assert_eq!(check_command(state, kind(a)), Err(Refusal::NotAnswered), "{a} in {state:?}");
             }
             for a in ["answer", "hangup", "client_state_update", "gather_stop", "transcription_stop", "playback_stop"] {
-                assert_eq!(check_command(state, a), Ok(()), "{a} in {state:?}");
+                assert_eq!(check_command(state, kind(a)), Ok(()), "{a} in {state:?}");
             }
         }
         for state in [LegState::Answered, LegState::Bridged] {
-            for a in ivrx_telnyx::commands::ACTION_NAMES {
-                assert_eq!(check_command(state, a), Ok(()), "{a} in {state:?}");
+            for a in ActionKind::ALL {
+                assert_eq!(check_command(state, a), Ok(()), "{a:?} in {state:?}");
             }
         }
     }

@@ -63,6 +63,7 @@ pub mod legs;
 mod media;
 mod party;
 pub mod stats;
+mod timers;
 pub mod timing;
 mod world;
 

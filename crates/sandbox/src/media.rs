@@ -5,18 +5,21 @@
 //! one after another. A gather starts collecting when its prompt starts; a key
 //! pressed during the prompt stops it. Transcripts are produced for speech on
 //! every leg that transcribes it (see [`timing`](super::timing)).
+//!
+//! [`Media`] is one leg's state; the world (`world/media.rs`) sets its timers
+//! and sends the webhooks its changes call for.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
-use ivrx_telnyx::commands::{Gather, GatherUsingSpeak, PlaybackStart, RecordStart, TranscriptionStart};
+use ivrx_telnyx::commands::{PlaybackStart, TranscriptionStart};
 use ivrx_telnyx::events::GatherStatus;
+use ivrx_telnyx::spec;
 use serde_json::{json, Value};
 
-use super::gather::{GatherSpec, GatherState, GatherStep};
-use super::ids;
-use super::timing::{confidence, spoken_text, word_count, word_prefix};
-use super::world::{Slot, Source, Speech, Tick, VTime, World};
+use super::gather::{GatherState, GatherStep};
+use super::world::{Speech, Tick, VTime};
 
 /// The media state of one leg.
 #[derive(Debug, Default)]
@@ -25,9 +28,9 @@ pub(crate) struct Media {
     current: Option<Playing>,
     gather: Option<Box<GatherRun>>,
     playback: Option<Box<PlaybackRun>>,
-    pub transcription: Option<Transcribing>,
-    pub recording: Option<Recording>,
-    pub streaming: Option<Box<str>>,
+    transcription: Option<Transcribing>,
+    recording: Option<Recording>,
+    streaming: Option<Box<str>>,
 }
 
 #[derive(Debug)]
@@ -54,11 +57,67 @@ struct GatherRun {
     prompting: bool,
 }
 
+/// What the queue plays next.
 #[derive(Debug)]
-struct PlaybackRun {
+pub(crate) enum UpNext {
+    /// Something plays already.
+    Busy,
+    /// The queue is empty.
+    Empty,
+    /// This text, a gather's prompt or not; a prompt that starts a gather carries it.
+    Play { text: Arc<str>, prompt: bool, gather: Option<Box<GatherState>> },
+}
+
+/// What a hangup cut short.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CutShort {
+    /// A `speak` was playing (it ends `call_hangup`).
+    pub speaking: bool,
+    /// A gather was collecting (it ends `call_hangup`).
+    pub gathering: bool,
+}
+
+/// A playback in progress.
+#[derive(Debug)]
+pub(crate) struct PlaybackRun {
     media_url: Option<String>,
     media_name: Option<String>,
     overlay: bool,
+}
+
+impl PlaybackRun {
+    /// The playback a `playback_start` asks for, and how many times it loops
+    /// (`None`: until stopped).
+    pub fn from_command(b: &PlaybackStart) -> (Self, Option<u64>) {
+        let loops = match &b.loop_ {
+            None | Some(Value::Null) => Some(1),
+            Some(Value::Number(n)) => n.as_u64().map(|n| n.clamp(1, 1000)),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("infinity") => None,
+            Some(Value::String(s)) => Some(s.trim().parse::<u64>().unwrap_or(1).clamp(1, 1000)),
+            Some(_) => Some(1),
+        };
+        let run = PlaybackRun {
+            media_url: b.audio_url.clone(),
+            media_name: b.media_name.clone(),
+            overlay: b.overlay.unwrap_or(false),
+        };
+        (run, loops)
+    }
+
+    /// The fields of `call.playback.started` (no status) and `.ended`.
+    pub fn fields(&self, status: Option<&str>) -> Value {
+        let mut f = json!({ "overlay": self.overlay });
+        if let Some(u) = &self.media_url {
+            f["media_url"] = Value::from(u.as_str());
+        }
+        if let Some(n) = &self.media_name {
+            f["media_name"] = Value::from(n.as_str());
+        }
+        if let Some(s) = status {
+            f["status"] = Value::from(s);
+        }
+        f
+    }
 }
 
 /// Transcription settings of a leg.
@@ -74,11 +133,32 @@ pub(crate) struct Transcribing {
     pub since: VTime,
 }
 
+impl Transcribing {
+    /// Settings from a `transcription_start` body (new or legacy shape), or an
+    /// `answer`'s `transcription_config`. Interim results come only from
+    /// engines whose configuration has `interim_results`, and only when it is
+    /// true (Telnyx's engine and Azure send finals only).
+    pub(crate) fn from_command(b: &TranscriptionStart, at: VTime) -> Self {
+        let tracks = b.transcription_tracks.as_deref().unwrap_or("inbound");
+        let engine = b.transcription_engine.as_deref().unwrap_or(spec::DEFAULT_ENGINE);
+        let has_interim = spec::engine_shapes(engine)
+            .is_some_and(|shapes| shapes.iter().any(|s| spec::field(s, "interim_results").is_some()));
+        let asked =
+            b.transcription_engine_config.as_ref().and_then(|c| c.get("interim_results")).and_then(Value::as_bool);
+        Self {
+            inbound: matches!(tracks, "inbound" | "both"),
+            outbound: matches!(tracks, "outbound" | "both"),
+            interim: has_interim && b.interim_results.or(asked).unwrap_or(false),
+            since: at,
+        }
+    }
+}
+
 /// A recording in progress (saved in both formats, whichever was asked for).
 #[derive(Debug, Clone)]
 pub(crate) struct Recording {
-    started: VTime,
-    channels: String,
+    pub started: VTime,
+    pub channels: String,
 }
 
 impl Media {
@@ -92,416 +172,251 @@ impl Media {
         self.gather.is_some()
     }
 
-    fn current_seq(&self) -> Option<u32> {
+    /// The line the IVR is saying now.
+    pub fn current_seq(&self) -> Option<u32> {
         self.current.as_ref().map(|p| p.speech.seq)
     }
-}
 
-impl World {
-    fn media(&mut self, id: u64) -> Option<&mut Media> {
-        self.legs.get_mut(&id).map(|l| &mut l.media)
+    // ----- the queue --------------------------------------------------------
+
+    /// Queues text to speech; true when nothing plays (start the queue).
+    pub fn queue_speak(&mut self, text: Arc<str>) -> bool {
+        self.push(MediaItem::Speak(text))
     }
 
-    pub(crate) fn next_speech(&mut self, id: u64, text: Arc<str>, at: VTime) -> Option<Speech> {
-        let leg = self.legs.get_mut(&id)?;
-        leg.speech_seq += 1;
-        Some(Speech { seq: leg.speech_seq, words: word_count(&text), text, start: at })
+    /// Queues a prompt whose gather starts when the prompt does; true when
+    /// nothing plays (start the queue).
+    pub fn queue_prompt(&mut self, text: Arc<str>, gather: GatherState) -> bool {
+        self.push(MediaItem::Prompt { text, gather: Some(Box::new(gather)) })
     }
 
-    /// Queues text to speech (`speak`).
-    pub(crate) fn speak(&mut self, id: u64, at: VTime, payload: &str, ssml: bool) {
-        let text: Arc<str> = Arc::from(spoken_text(payload, ssml));
-        self.enqueue(id, at, MediaItem::Speak(text));
+    fn push(&mut self, item: MediaItem) -> bool {
+        self.queue.push_back(item);
+        self.current.is_none()
     }
 
-    /// Queues a prompt whose gather starts when the prompt does.
-    pub(crate) fn gather_using_speak(&mut self, id: u64, at: VTime, b: &GatherUsingSpeak) {
-        let spec = GatherSpec::from_gather_using_speak(b);
-        let text: Arc<str> = Arc::from(spec.prompt.clone().unwrap_or_default());
-        let gather = Some(Box::new(GatherState::new(spec)));
-        self.enqueue(id, at, MediaItem::Prompt { text, gather });
-    }
-
-    /// Starts a gather without a prompt (`gather`): it collects at once.
-    pub(crate) fn gather(&mut self, id: u64, at: VTime, b: &Gather) {
-        let spec = GatherSpec::from_gather(b);
-        let first = spec.first_timeout;
-        let overall = spec.overall_timeout;
-        self.install_gather(id, at, GatherState::new(spec), false);
-        self.set_timer(id, Slot::Gather, at.saturating_add(first));
-        if let Some(o) = overall {
-            self.set_timer(id, Slot::GatherOverall, at.saturating_add(o));
-        }
-        self.party_poll(id, at);
-    }
-
-    /// `gather_stop`: the running gather ends `cancelled`.
-    pub(crate) fn stop_gather(&mut self, id: u64, at: VTime) {
-        self.interrupt_gather(id, at, GatherStatus::Cancelled);
-    }
-
-    fn install_gather(&mut self, id: u64, at: VTime, state: GatherState, prompting: bool) {
-        self.interrupt_gather(id, at, GatherStatus::Cancelled);
-        self.cancel_timer(id, Slot::Gather);
-        self.cancel_timer(id, Slot::GatherOverall);
-        if let Some(m) = self.media(id) {
-            m.gather = Some(Box::new(GatherRun { state, prompting }));
-        }
-    }
-
-    fn interrupt_gather(&mut self, id: u64, at: VTime, status: GatherStatus) {
-        let step = match self.media(id).and_then(|m| m.gather.as_mut()) {
-            Some(g) => g.state.interrupt(status),
-            None => return,
-        };
-        self.apply_gather_step(id, at, step);
-    }
-
-    fn enqueue(&mut self, id: u64, at: VTime, item: MediaItem) {
-        let Some(m) = self.media(id) else { return };
-        m.queue.push_back(item);
-        if m.current.is_none() {
-            self.play_next(id, at);
-        }
-    }
-
-    /// Starts the next queued item, if nothing plays.
-    fn play_next(&mut self, id: u64, at: VTime) {
+    /// Takes the next item to play off the queue. A retry prompt whose gather
+    /// is over is dropped; one whose gather runs marks it prompting again.
+    pub fn up_next(&mut self) -> UpNext {
         loop {
-            let Some(m) = self.media(id) else { return };
-            if m.current.is_some() {
-                return;
+            if self.current.is_some() {
+                return UpNext::Busy;
             }
-            let Some(item) = m.queue.pop_front() else {
-                self.party_poll(id, at);
-                return;
-            };
-            let (text, prompt) = match item {
-                MediaItem::Speak(text) => (text, false),
+            let Some(item) = self.queue.pop_front() else { return UpNext::Empty };
+            match item {
+                MediaItem::Speak(text) => return UpNext::Play { text, prompt: false, gather: None },
                 MediaItem::Prompt { text, gather: Some(g) } => {
-                    self.install_gather(id, at, *g, true);
-                    (text, true)
+                    return UpNext::Play { text, prompt: true, gather: Some(g) }
                 }
-                MediaItem::Prompt { text, gather: None } => match self.media(id).and_then(|m| m.gather.as_mut()) {
-                    Some(g) => {
+                MediaItem::Prompt { text, gather: None } => {
+                    if let Some(g) = self.gather.as_mut() {
                         g.prompting = true;
-                        (text, true)
+                        return UpNext::Play { text, prompt: true, gather: None };
                     }
-                    // The gather this retry belonged to is over.
-                    None => continue,
-                },
-            };
-            let Some(speech) = self.next_speech(id, text, at) else { return };
-            let duration = self.cfg.timing.ivr_speech_duration(speech.words);
-            self.schedule_interims(id, Source::Ivr, &speech);
-            if let Some(m) = self.media(id) {
-                m.current = Some(Playing { speech, prompt });
+                }
             }
-            if !prompt {
-                self.emit(id, at, "call.speak.started", false, json!({}));
-            }
-            self.set_timer(id, Slot::Media, at.saturating_add(duration));
-            self.party_poll(id, at);
-            return;
         }
     }
 
-    /// The current speech finished playing.
-    pub(crate) fn media_due(&mut self, id: u64, at: VTime) {
-        let Some(playing) = self.media(id).and_then(|m| m.current.take()) else { return };
-        self.schedule_final(id, Source::Ivr, &playing.speech, at);
-        if playing.prompt {
-            let first = self.media(id).and_then(|m| m.gather.as_mut()).map(|g| {
-                g.prompting = false;
-                g.state.spec.first_timeout
-            });
-            if let Some(first) = first {
-                self.set_timer(id, Slot::Gather, at.saturating_add(first));
-            }
-        } else {
-            self.emit(id, at, "call.speak.ended", false, json!({ "status": "completed" }));
-        }
-        self.play_next(id, at);
-        self.party_poll(id, at);
+    /// `speech` starts playing.
+    pub fn play(&mut self, speech: Speech, prompt: bool) {
+        self.current = Some(Playing { speech, prompt });
     }
 
-    /// Stops a playing prompt early (a key was pressed): no transcript, no event.
-    fn cut_prompt(&mut self, id: u64, at: VTime) {
-        let Some(m) = self.media(id) else { return };
-        if !m.current.as_ref().is_some_and(|p| p.prompt) {
-            return;
-        }
-        m.current = None;
-        self.cancel_timer(id, Slot::Media);
-        self.play_next(id, at);
-        self.party_poll(id, at);
+    /// The line playing has been said to its end: the line, and whether it was a prompt.
+    pub fn finish_playing(&mut self) -> Option<(Speech, bool)> {
+        self.current.take().map(|p| (p.speech, p.prompt))
     }
 
-    /// A DTMF key reached the leg (after `call.dtmf.received`).
-    pub(crate) fn gather_key(&mut self, id: u64, at: VTime, key: char) {
-        let Some(g) = self.media(id).and_then(|m| m.gather.as_mut()) else { return };
+    /// Stops a playing prompt early; false when no prompt plays.
+    pub fn cut_prompt(&mut self) -> bool {
+        if !self.current.as_ref().is_some_and(|p| p.prompt) {
+            return false;
+        }
+        self.current = None;
+        true
+    }
+
+    /// The leg hung up: the queue empties and what played stops.
+    pub fn hang_up(&mut self) -> CutShort {
+        self.queue.clear();
+        let current = self.current.take();
+        CutShort { speaking: current.is_some_and(|p| !p.prompt), gathering: self.gather.is_some() }
+    }
+
+    // ----- gathers ----------------------------------------------------------
+
+    /// A gather starts (after the previous one ended).
+    pub fn start_gather(&mut self, state: GatherState, prompting: bool) {
+        self.gather = Some(Box::new(GatherRun { state, prompting }));
+    }
+
+    /// Interrupts the running gather, if any.
+    pub fn interrupt_gather(&mut self, status: GatherStatus) -> Option<GatherStep> {
+        self.gather.as_mut().map(|g| g.state.interrupt(status))
+    }
+
+    /// A gather's prompt ended: it starts waiting for keys; the first key's timeout.
+    pub fn prompt_done(&mut self) -> Option<Duration> {
+        self.gather.as_mut().map(|g| {
+            g.prompting = false;
+            g.state.spec.first_timeout
+        })
+    }
+
+    /// A key reached the running gather: its step, and whether its prompt was playing.
+    pub fn gather_key(&mut self, key: char) -> Option<(GatherStep, bool)> {
+        let g = self.gather.as_mut()?;
         let was_prompting = std::mem::replace(&mut g.prompting, false);
-        let step = g.state.on_digit(key);
-        // The gather's outcome first (gather.ended before anything queued
-        // behind the prompt starts), then the prompt stops.
-        self.apply_gather_step(id, at, step);
-        if was_prompting {
-            self.cut_prompt(id, at);
-        }
+        Some((g.state.on_digit(key), was_prompting))
     }
 
-    /// A gather timeout ran out.
-    pub(crate) fn gather_due(&mut self, id: u64, at: VTime, overall: bool) {
-        let step = match self.media(id).and_then(|m| m.gather.as_mut()) {
-            Some(g) if overall => g.state.on_overall_timeout(),
-            Some(g) => g.state.on_timeout(),
-            None => return,
-        };
-        self.apply_gather_step(id, at, step);
+    /// A gather timeout ran out (the overall one, or the one for the next key).
+    pub fn gather_timeout(&mut self, overall: bool) -> Option<GatherStep> {
+        let g = self.gather.as_mut()?;
+        Some(if overall { g.state.on_overall_timeout() } else { g.state.on_timeout() })
     }
 
-    fn apply_gather_step(&mut self, id: u64, at: VTime, step: GatherStep) {
-        match step {
-            GatherStep::Continue => {
-                let wait = self.media(id).and_then(|m| m.gather.as_ref()).map(|g| g.state.spec.inter_digit_timeout);
-                if let Some(wait) = wait {
-                    self.set_timer(id, Slot::Gather, at.saturating_add(wait));
-                }
-            }
-            GatherStep::Retry { prompt } => {
-                self.cancel_timer(id, Slot::Gather);
-                if let Some(m) = self.media(id) {
-                    m.queue.push_front(MediaItem::Prompt { text: Arc::from(prompt), gather: None });
-                }
-                self.play_next(id, at);
-            }
-            GatherStep::End { status, digits } => {
-                let prompting = self.media(id).and_then(|m| m.gather.take()).is_some_and(|g| g.prompting);
-                self.cancel_timer(id, Slot::Gather);
-                self.cancel_timer(id, Slot::GatherOverall);
-                if prompting {
-                    self.cut_prompt(id, at);
-                }
-                self.emit(id, at, "call.gather.ended", true, json!({ "digits": digits, "status": status.as_str() }));
-                self.party_poll(id, at);
-            }
-        }
+    /// How long the running gather waits for the next key.
+    pub fn inter_digit_timeout(&self) -> Option<Duration> {
+        self.gather.as_ref().map(|g| g.state.spec.inter_digit_timeout)
     }
 
-    /// Everything that plays on a leg ends because the leg hangs up.
-    pub(crate) fn end_media_on_hangup(&mut self, id: u64, at: VTime) {
-        let Some(m) = self.media(id) else { return };
-        m.queue.clear();
-        let current = m.current.take();
-        let gather = m.gather.is_some();
-        for slot in [Slot::Media, Slot::Gather, Slot::GatherOverall] {
-            self.cancel_timer(id, slot);
-        }
-        if current.as_ref().is_some_and(|p| !p.prompt) {
-            self.emit(id, at, "call.speak.ended", false, json!({ "status": "call_hangup" }));
-        }
-        if gather {
-            self.interrupt_gather(id, at, GatherStatus::CallHangup);
-        }
-        self.stop_playback(id, at, "call_hangup");
+    /// The running gather asks again: its prompt plays next.
+    pub fn retry(&mut self, prompt: String) {
+        self.queue.push_front(MediaItem::Prompt { text: Arc::from(prompt), gather: None });
     }
 
-    // ----- playback ---------------------------------------------------------
-
-    /// `playback_start`: `call.playback.started`, and `call.playback.ended`
-    /// after the loops (never for `"infinity"` until stopped).
-    pub(crate) fn start_playback(&mut self, id: u64, at: VTime, b: &PlaybackStart) {
-        self.stop_playback(id, at, "cancelled");
-        let loops = match &b.loop_ {
-            None | Some(Value::Null) => Some(1),
-            Some(Value::Number(n)) => n.as_u64().map(|n| n.clamp(1, 1000)),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("infinity") => None,
-            Some(Value::String(s)) => Some(s.trim().parse::<u64>().unwrap_or(1).clamp(1, 1000)),
-            Some(_) => Some(1),
-        };
-        let run = PlaybackRun {
-            media_url: b.audio_url.clone(),
-            media_name: b.media_name.clone(),
-            overlay: b.overlay.unwrap_or(false),
-        };
-        let fields = playback_fields(&run, None);
-        if let Some(m) = self.media(id) {
-            m.playback = Some(Box::new(run));
-        }
-        self.emit(id, at, "call.playback.started", false, fields);
-        match loops {
-            Some(n) => {
-                let length = self.cfg.timing.audio_file.saturating_mul(u32::try_from(n).unwrap_or(1));
-                self.set_timer(id, Slot::Playback, at.saturating_add(length));
-            }
-            None => self.cancel_timer(id, Slot::Playback),
-        }
+    /// The running gather is over; true when its prompt was playing.
+    pub fn end_gather(&mut self) -> bool {
+        self.gather.take().is_some_and(|g| g.prompting)
     }
 
-    /// Ends the running playback with `status`, if any.
-    pub(crate) fn stop_playback(&mut self, id: u64, at: VTime, status: &str) {
-        let Some(run) = self.media(id).and_then(|m| m.playback.take()) else { return };
-        self.cancel_timer(id, Slot::Playback);
-        self.emit(id, at, "call.playback.ended", false, playback_fields(&run, Some(status)));
+    // ----- playback, streaming, recording, transcription --------------------
+
+    /// A playback starts.
+    pub fn start_playback(&mut self, run: PlaybackRun) {
+        self.playback = Some(Box::new(run));
     }
 
-    pub(crate) fn playback_due(&mut self, id: u64, at: VTime) {
-        self.stop_playback(id, at, "completed");
+    /// The playback that was running, now stopped.
+    pub fn stop_playback(&mut self) -> Option<Box<PlaybackRun>> {
+        self.playback.take()
     }
 
-    // ----- streaming and recording -----------------------------------------
-
-    pub(crate) fn start_streaming(&mut self, id: u64, at: VTime, url: String) {
-        if let Some(m) = self.media(id) {
-            m.streaming = Some(url.clone().into());
-        }
-        self.emit(id, at, "streaming.started", false, json!({ "stream_url": url }));
+    /// Streaming to `url` starts.
+    pub fn start_streaming(&mut self, url: Box<str>) {
+        self.streaming = Some(url);
     }
 
-    pub(crate) fn stop_streaming(&mut self, id: u64, at: VTime) {
-        if let Some(url) = self.media(id).and_then(|m| m.streaming.take()) {
-            self.emit(id, at, "streaming.stopped", false, json!({ "stream_url": &*url }));
-        }
+    /// The URL streaming went to, now stopped.
+    pub fn stop_streaming(&mut self) -> Option<Box<str>> {
+        self.streaming.take()
     }
 
-    pub(crate) fn start_recording(&mut self, id: u64, at: VTime, b: &RecordStart) {
-        let r = Recording { started: at, channels: b.channels.clone().unwrap_or_else(|| "single".into()) };
-        if let Some(m) = self.media(id) {
-            m.recording.get_or_insert(r);
-        }
+    /// Recording starts, unless it runs already.
+    pub fn start_recording(&mut self, r: Recording) {
+        self.recording.get_or_insert(r);
     }
 
-    pub(crate) fn stop_recording(&mut self, id: u64, at: VTime) {
-        if let Some(r) = self.media(id).and_then(|m| m.recording.take()) {
-            self.emit_recording_saved(id, at, &r);
-        }
+    /// The recording that ran, now stopped.
+    pub fn stop_recording(&mut self) -> Option<Recording> {
+        self.recording.take()
     }
 
-    /// `call.recording.saved` in Telnyx's shape: the leg and session ids (no
-    /// `call_control_id`: a recording outlives its call), the state, and where
-    /// to download it (both formats, valid 10 minutes).
-    pub(crate) fn emit_recording_saved(&mut self, id: u64, at: VTime, r: &Recording) {
-        let Some(leg) = self.legs.get(&id) else { return };
-        let rec = ids::uuid();
-        let base = self.cfg.recording_base.trim_end_matches('/').to_string();
-        let payload = json!({
-            "call_leg_id": &*leg.leg_uuid,
-            "call_session_id": &*leg.session_uuid,
-            "connection_id": self.cfg.connection_id,
-            "client_state": leg.client_state.as_deref(),
-            "channels": r.channels,
-            "recording_urls": { "mp3": format!("{base}/{rec}.mp3"), "wav": format!("{base}/{rec}.wav") },
-            "recording_started_at": self.time(id, r.started),
-            "recording_ended_at": self.time(id, at),
-        });
-        let (session, ccid, url) = ((leg.session, leg.began), leg.ccid.clone(), leg.url.clone());
-        self.push_emitted(session, ccid, url, "call.recording.saved", at, payload);
+    /// Transcription starts (or changes its settings).
+    pub fn transcribe(&mut self, t: Transcribing) {
+        self.transcription = Some(t);
     }
 
-    // ----- transcription ----------------------------------------------------
-
-    pub(crate) fn start_transcription(&mut self, id: u64, at: VTime, b: &TranscriptionStart) {
-        let t = Transcribing::from_command(b, at);
-        if let Some(m) = self.media(id) {
-            m.transcription = Some(t);
-        }
+    /// Transcription stops.
+    pub fn stop_transcription(&mut self) {
+        self.transcription = None;
     }
 
-    /// Interim transcripts of a line, due as its words are spoken.
-    pub(crate) fn schedule_interims(&mut self, id: u64, source: Source, speech: &Speech) {
-        let counts: Vec<usize> = self.cfg.timing.interim_word_counts(speech.words).collect();
-        for k in counts {
-            let at = speech.start.saturating_add(self.cfg.timing.word_offset(k));
-            let tick = Tick {
-                source,
-                seq: speech.seq,
-                text: speech.text.clone(),
-                words: k,
-                is_final: false,
-                start: speech.start,
-            };
-            self.push_tick(id, at, tick);
-        }
+    /// True when the leg sends this transcript: on the track it is heard on
+    /// (`inbound` for the far party), finals always, interims when asked for.
+    pub fn transcribes(&self, tick: &Tick, inbound: bool) -> bool {
+        self.transcription.as_ref().is_some_and(|t| {
+            t.since <= tick.start && (tick.is_final || t.interim) && if inbound { t.inbound } else { t.outbound }
+        })
     }
 
-    /// The final transcript of a line that was spoken to its end.
-    pub(crate) fn schedule_final(&mut self, id: u64, source: Source, speech: &Speech, ended: VTime) {
-        let tick = Tick {
-            source,
-            seq: speech.seq,
-            text: speech.text.clone(),
-            words: speech.words,
-            is_final: true,
-            start: speech.start,
-        };
-        self.push_tick(id, ended.saturating_add(self.cfg.timing.final_delay), tick);
-    }
-
-    /// Sends a due transcript to every leg that transcribes the speech.
-    pub(crate) fn transcript_due(&mut self, id: u64, at: VTime, tick: Tick) {
-        let Some(leg) = self.legs.get(&id) else { return };
-        if !leg.alive() {
-            return;
-        }
-        if !tick.is_final {
-            let current = match tick.source {
-                Source::Ivr => leg.media.current_seq(),
-                Source::Party => leg.party.as_ref().and_then(|p| p.speech_seq()),
-            };
-            if current != Some(tick.seq) {
-                return;
-            }
-        }
-        let mut targets = Vec::with_capacity(2);
-        match tick.source {
-            Source::Ivr => targets.push((id, false)),
-            Source::Party => {
-                targets.push((id, true));
-                targets.extend(self.hearers_of(id).into_iter().map(|peer| (peer, false)));
-            }
-        }
-        if tick.is_final {
-            self.note_heard(id, at, &tick);
-        }
-        let transcript = if tick.is_final { tick.text.to_string() } else { word_prefix(&tick.text, tick.words) };
-        let conf = confidence(&transcript);
-        for (target, inbound) in targets {
-            let wanted =
-                self.legs.get(&target).filter(|l| l.alive()).and_then(|l| l.media.transcription.as_ref()).is_some_and(
-                    |t| {
-                        t.since <= tick.start
-                            && (tick.is_final || t.interim)
-                            && if inbound { t.inbound } else { t.outbound }
-                    },
-                );
-            if wanted {
-                self.emit(
-                    target,
-                    at,
-                    "call.transcription",
-                    false,
-                    json!({ "transcription_data": {
-                        "transcript": transcript,
-                        "confidence": conf,
-                        "is_final": tick.is_final,
-                        "transcription_track": if inbound { "inbound" } else { "outbound" },
-                    }}),
-                );
-            }
-        }
+    /// The leg ended: transcription and streaming stop; the recording to save.
+    pub fn close(&mut self) -> Option<Recording> {
+        self.transcription = None;
+        self.streaming = None;
+        self.recording.take()
     }
 }
 
-fn playback_fields(run: &PlaybackRun, status: Option<&str>) -> Value {
-    let mut f = json!({ "overlay": run.overlay });
-    if let Some(u) = &run.media_url {
-        f["media_url"] = Value::from(u.as_str());
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gather::GatherSpec;
+
+    fn prompt_gather(max_digits: usize) -> GatherState {
+        GatherState::new(GatherSpec {
+            valid_digits: "0123456789".into(),
+            min_digits: 1,
+            max_digits,
+            terminating_digit: None,
+            first_timeout: Duration::from_secs(5),
+            inter_digit_timeout: Duration::from_secs(2),
+            overall_timeout: None,
+            max_tries: 2,
+            prompt: Some("press one".into()),
+            invalid_prompt: None,
+        })
     }
-    if let Some(n) = &run.media_name {
-        f["media_name"] = Value::from(n.as_str());
+
+    fn speech(seq: u32, text: &Arc<str>) -> Speech {
+        Speech { seq, text: text.clone(), words: 2, start: VTime::ZERO }
     }
-    if let Some(s) = status {
-        f["status"] = Value::from(s);
+
+    #[test]
+    fn the_queue_plays_one_item_at_a_time_and_a_prompt_brings_its_gather() {
+        let mut m = Media::default();
+        assert!(m.queue_speak(Arc::from("welcome")), "idle: start it");
+        assert!(m.queue_prompt(Arc::from("press one"), prompt_gather(1)), "still idle until something plays");
+        let UpNext::Play { text, prompt: false, gather: None } = m.up_next() else { panic!("the speak first") };
+        m.play(speech(1, &text), false);
+        assert!(m.speaking() && matches!(m.up_next(), UpNext::Busy));
+        assert_eq!(m.finish_playing().map(|(s, p)| (s.seq, p)), Some((1, false)));
+        let UpNext::Play { text, prompt: true, gather: Some(g) } = m.up_next() else { panic!("then the prompt") };
+        m.start_gather(*g, true);
+        m.play(speech(2, &text), true);
+        assert!(m.gathering() && matches!(m.up_next(), UpNext::Busy));
+        let (step, was_prompting) = m.gather_key('1').unwrap();
+        assert!(was_prompting && matches!(step, GatherStep::End { .. }), "{step:?}");
+        assert!(!m.end_gather(), "the key stopped the prompting");
+        assert!(m.cut_prompt() && !m.speaking());
+        assert!(matches!(m.up_next(), UpNext::Empty));
     }
-    f
+
+    #[test]
+    fn a_retry_prompt_plays_only_while_its_gather_runs() {
+        let mut m = Media::default();
+        m.start_gather(prompt_gather(1), false);
+        m.retry("again".into());
+        assert!(matches!(m.up_next(), UpNext::Play { prompt: true, gather: None, .. }));
+        m.retry("again".into());
+        assert!(m.end_gather(), "the retry marked the gather prompting");
+        assert!(matches!(m.up_next(), UpNext::Empty), "the gather is over: its retry is dropped");
+    }
+
+    #[test]
+    fn a_hangup_says_what_it_cut_short_and_keeps_the_recording_to_save() {
+        let mut m = Media::default();
+        m.queue_speak(Arc::from("hello"));
+        m.play(speech(1, &Arc::from("hello")), false);
+        m.start_gather(prompt_gather(2), false);
+        m.start_recording(Recording { started: VTime::ZERO, channels: "single".into() });
+        m.start_recording(Recording { started: VTime::from_secs(9), channels: "dual".into() });
+        let cut = m.hang_up();
+        assert!(cut.speaking && cut.gathering && !m.speaking());
+        let r = m.close().expect("a recording");
+        assert_eq!((r.started, r.channels.as_str()), (VTime::ZERO, "single"), "the first one runs on");
+        assert!(m.close().is_none());
+    }
 }

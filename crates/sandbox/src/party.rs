@@ -1,16 +1,16 @@
 //! Simulated people: how a dialled number behaves ([`PartyBehavior`]) and the
-//! runner that plays a party's script on its leg under the turn-taking rules of
-//! [`timing`](super::timing).
+//! state machine that plays a party's script on its leg under the turn-taking
+//! rules of [`timing`](super::timing). The world (`world/party.rs`) tells a
+//! party what happened and does what it asks ([`Act`]).
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-
-use serde_json::json;
+use std::time::Duration;
 
 use super::script::{Script, Step};
-use super::timing::secs;
-use super::world::{Slot, Source, Speech, VTime, World};
+use super::timing::{secs, TimingModel};
+use super::world::Speech;
 
 /// What a number does when it is dialled or transferred to.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,10 +76,23 @@ impl PartyBehavior {
 #[error("{0}")]
 pub struct BehaviorError(pub String);
 
+/// The one grammar of a number's behaviour, wherever it is given (`ivrx
+/// sandbox --agent`, `[sandbox.agents]` in `ivrx.toml`, `POST
+/// /sandbox/v1/parties`). Case and surrounding spaces do not matter:
+///
+/// | behaviour | also written | what the number does |
+/// |---|---|---|
+/// | `answer` | | answers after 2 s |
+/// | `answer:SECONDS` | `answer:2.5s` | answers after SECONDS, 0 to 600 |
+/// | `refuse` | `reject` | rings, then rejects the call |
+/// | `busy` | | is busy at once |
+/// | `no-answer` | `no_answer`, `noanswer` | rings until the ring timeout |
+///
+/// [`Display`](fmt::Display) writes the first column.
 impl FromStr for PartyBehavior {
     type Err = BehaviorError;
 
-    /// `answer`, `answer:SECONDS`, `refuse`, `busy` or `no-answer`.
+    /// Parses one behaviour (see the table above).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let lower = s.to_ascii_lowercase();
@@ -211,76 +224,67 @@ impl Party {
     }
 }
 
-enum Then {
+/// What the party asks of the world after a change.
+#[derive(Debug)]
+pub(crate) enum Act {
+    /// Nothing now.
     Nothing,
+    /// Its timer: due this long from now.
+    Wait(Duration),
+    /// Its timer stops: it waits for silence to speak.
+    StopTimer,
+    /// Its next step runs now.
     Next,
-    Press(Arc<str>),
+    /// It starts saying this line.
+    Say(Arc<str>),
+    /// It presses the next key of its `press` step.
+    Press,
+    /// It hangs up.
+    HangUp,
+    /// It finished saying `line` and waits `wait` for a reply.
+    Spoke { line: Option<Speech>, wait: Duration },
 }
 
-impl World {
-    fn party_mut(&mut self, id: u64) -> Option<&mut Party> {
-        self.legs.get_mut(&id)?.party.as_deref_mut()
-    }
-
-    /// Something is audible to the party on `id`: IVR speech on its leg, or
-    /// the bridged party speaking.
-    pub(crate) fn audible(&self, id: u64) -> bool {
-        let Some(leg) = self.legs.get(&id) else { return false };
-        let speaking = |peer: u64| self.legs.get(&peer).and_then(|p| p.party.as_ref()).is_some_and(|p| p.speaking());
-        leg.media.speaking()
-            || leg.bridge.is_some_and(|b| speaking(b.peer))
-            || self.conference_peers(id).into_iter().any(speaking)
-    }
-
-    /// The leg was answered: the party listens for the first prompt.
-    pub(crate) fn party_answered(&mut self, id: u64, at: VTime) {
-        let wait = self.cfg.timing.first_prompt_wait;
-        let Some(p) = self.party_mut(id) else { return };
-        if !matches!(p.state, PartyState::NotStarted) {
-            return;
+impl Party {
+    /// The leg was answered: it listens for the first prompt, for this long.
+    pub fn answered(&mut self, t: &TimingModel) -> Option<Duration> {
+        if !matches!(self.state, PartyState::NotStarted) {
+            return None;
         }
-        p.state = PartyState::Listening { heard: false };
-        self.set_timer(id, Slot::Party, at.saturating_add(wait));
-        self.party_poll(id, at);
+        self.state = PartyState::Listening { heard: false };
+        Some(t.first_prompt_wait)
     }
 
-    /// The leg was bridged. An agent that has not spoken yet speaks first;
-    /// anyone else waiting to talk listens to the new party first.
-    pub(crate) fn party_bridged(&mut self, id: u64, at: VTime, agent: bool) {
-        let wait = self.cfg.timing.first_prompt_wait;
-        let Some(p) = self.party_mut(id) else { return };
-        let fresh = matches!(p.state, PartyState::NotStarted)
-            || (matches!(p.state, PartyState::Listening { .. }) && p.next == 0);
+    /// The leg was bridged. An agent that has not spoken yet speaks first
+    /// ([`Act::Next`]); anyone else waiting to talk listens to the new party
+    /// first ([`Act::Wait`]); otherwise nothing changes.
+    pub fn bridged(&mut self, agent: bool, t: &TimingModel) -> Act {
+        let fresh = matches!(self.state, PartyState::NotStarted)
+            || (matches!(self.state, PartyState::Listening { .. }) && self.next == 0);
         if agent && fresh {
-            p.state = PartyState::Pausing;
-            self.party_next(id, at);
-            return;
+            self.state = PartyState::Pausing;
+            return Act::Next;
         }
-        if matches!(p.state, PartyState::NotStarted | PartyState::Listening { .. }) {
-            p.state = PartyState::Listening { heard: false };
-            self.set_timer(id, Slot::Party, at.saturating_add(wait));
+        if matches!(self.state, PartyState::NotStarted | PartyState::Listening { .. }) {
+            self.state = PartyState::Listening { heard: false };
+            return Act::Wait(t.first_prompt_wait);
         }
-        self.party_poll(id, at);
+        Act::Nothing
     }
 
-    /// A transfer started on the party's leg: the party hears ringback, which
-    /// ends a wait for a reply.
-    pub(crate) fn party_hears_ringback(&mut self, id: u64, at: VTime) {
-        let turn_gap = self.cfg.timing.turn_gap;
-        let Some(p) = self.party_mut(id) else { return };
-        if matches!(p.state, PartyState::Listening { .. }) {
-            p.state = PartyState::Pausing;
-            self.set_timer(id, Slot::Party, at.saturating_add(turn_gap));
+    /// A transfer started on the leg: ringback ends a wait for a reply, after a turn gap.
+    pub fn hears_ringback(&mut self, t: &TimingModel) -> Option<Duration> {
+        if !matches!(self.state, PartyState::Listening { .. }) {
+            return None;
         }
+        self.state = PartyState::Pausing;
+        Some(t.turn_gap)
     }
 
-    /// Re-checks a party's waiting condition after something changed.
-    pub(crate) fn party_poll(&mut self, id: u64, at: VTime) {
-        let audible = self.audible(id);
-        let gathering = self.legs.get(&id).is_some_and(|l| l.media.gathering());
-        let (press_delay, turn_gap) = (self.cfg.timing.press_delay, self.cfg.timing.turn_gap);
-        let Some(p) = self.party_mut(id) else { return };
-        let then = match &mut p.state {
+    /// Re-checks what the party waits for, given whether something is
+    /// `audible` and a gather runs on its leg; its new timer, if it set one.
+    pub fn poll(&mut self, audible: bool, gathering: bool, t: &TimingModel) -> Option<Duration> {
+        let then = match &mut self.state {
             PartyState::Listening { heard } => {
                 if audible {
                     *heard = true;
@@ -297,153 +301,124 @@ impl World {
             _ => Then::Nothing,
         };
         match then {
-            Then::Nothing => {}
+            Then::Nothing => None,
             Then::Next => {
                 // The other side is done: a short pause, then the next step
                 // (a `say` that was waiting for silence is retried).
-                if let Some(p) = self.party_mut(id) {
-                    if matches!(p.state, PartyState::WantsToSpeak) {
-                        p.next = p.next.saturating_sub(1);
-                    }
-                    p.state = PartyState::Pausing;
+                if matches!(self.state, PartyState::WantsToSpeak) {
+                    self.next = self.next.saturating_sub(1);
                 }
-                self.set_timer(id, Slot::Party, at.saturating_add(turn_gap));
+                self.state = PartyState::Pausing;
+                Some(t.turn_gap)
             }
             Then::Press(keys) => {
-                if let Some(p) = self.party_mut(id) {
-                    p.state = PartyState::PressDelay(keys);
-                }
-                self.set_timer(id, Slot::Party, at.saturating_add(press_delay));
+                self.state = PartyState::PressDelay(keys);
+                Some(t.press_delay)
             }
         }
     }
 
-    /// Runs the party's next step.
-    pub(crate) fn party_next(&mut self, id: u64, at: VTime) {
-        let audible = self.audible(id);
-        let gathering = self.legs.get(&id).is_some_and(|l| l.media.gathering());
-        let t = &self.cfg.timing;
-        let (press_delay, reply_timeout, hold_cap) = (t.press_delay, t.reply_timeout, t.hold_cap);
-        let side = self.legs.get(&id).map_or("caller", |l| l.party_side());
-        let Some(p) = self.party_mut(id) else { return };
-        if matches!(p.state, PartyState::Gone) {
-            return;
+    /// Takes the next step: waits ([`Act::Wait`], [`Act::StopTimer`]),
+    /// speaks ([`Act::Say`]) or hangs up ([`Act::HangUp`]).
+    pub fn next_step(&mut self, audible: bool, gathering: bool, t: &TimingModel) -> Act {
+        if matches!(self.state, PartyState::Gone) {
+            return Act::Nothing;
         }
-        let step = p.steps.get(p.next).cloned();
+        let step = self.steps.get(self.next).cloned();
         if step.is_some() {
-            p.next += 1;
+            self.next += 1;
         }
         match step {
             None => {
-                p.state = PartyState::Holding;
-                self.set_timer(id, Slot::Party, at.saturating_add(hold_cap));
+                self.state = PartyState::Holding;
+                Act::Wait(t.hold_cap)
             }
             Some(Step::Say(text)) => {
                 let text: Arc<str> = Arc::from(text);
                 if audible {
-                    p.state = PartyState::WantsToSpeak;
-                    self.cancel_timer(id, Slot::Party);
+                    self.state = PartyState::WantsToSpeak;
+                    Act::StopTimer
                 } else {
-                    self.party_speak(id, at, text);
+                    Act::Say(text)
                 }
             }
             Some(Step::Press(keys)) => {
                 let keys: Arc<str> = Arc::from(keys);
                 if gathering {
-                    p.state = PartyState::PressDelay(keys);
-                    self.set_timer(id, Slot::Party, at.saturating_add(press_delay));
+                    self.state = PartyState::PressDelay(keys);
+                    Act::Wait(t.press_delay)
                 } else {
-                    p.state = PartyState::AwaitingGather(keys);
-                    self.set_timer(id, Slot::Party, at.saturating_add(reply_timeout));
+                    self.state = PartyState::AwaitingGather(keys);
+                    Act::Wait(t.reply_timeout)
                 }
             }
             Some(Step::Pause(s)) => {
-                p.state = PartyState::Pausing;
-                self.set_timer(id, Slot::Party, at.saturating_add(secs(s)));
+                self.state = PartyState::Pausing;
+                Act::Wait(secs(s))
             }
             Some(Step::Hangup) => {
-                p.state = PartyState::Gone;
-                self.hangup_leg(id, at, "normal_clearing", side);
+                self.state = PartyState::Gone;
+                Act::HangUp
             }
         }
     }
 
-    fn party_speak(&mut self, id: u64, at: VTime, text: Arc<str>) {
-        let Some(speech) = self.next_speech(id, text, at) else { return };
-        let duration = self.cfg.timing.speech_duration(speech.words);
-        self.schedule_interims(id, Source::Party, &speech);
-        let Some(p) = self.party_mut(id) else { return };
-        p.speech = Some(speech);
-        p.state = PartyState::Speaking;
-        self.set_timer(id, Slot::Party, at.saturating_add(duration));
-        for peer in self.hearers_of(id) {
-            self.party_poll(peer, at);
-        }
+    /// It starts saying `speech`.
+    pub fn speak(&mut self, speech: Speech) {
+        self.speech = Some(speech);
+        self.state = PartyState::Speaking;
     }
 
-    /// The party's timer ran out.
-    pub(crate) fn party_due(&mut self, id: u64, at: VTime) {
-        let reply_timeout = self.cfg.timing.reply_timeout;
-        let side = self.legs.get(&id).map_or("caller", |l| l.party_side());
-        let Some(p) = self.party_mut(id) else { return };
-        match p.state.clone() {
-            PartyState::Listening { heard: false } | PartyState::Pausing => self.party_next(id, at),
+    /// Its timer ran out: the next step ([`Act::Next`]), the end of its line
+    /// ([`Act::Spoke`]), a key ([`Act::Press`]) or, holding, it hangs up.
+    pub fn timer_due(&mut self, t: &TimingModel) -> Act {
+        match self.state.clone() {
+            PartyState::Listening { heard: false } | PartyState::Pausing => Act::Next,
             PartyState::Speaking => {
-                let speech = p.speech.take();
-                p.state = PartyState::Listening { heard: false };
-                self.set_timer(id, Slot::Party, at.saturating_add(reply_timeout));
-                if let Some(s) = speech {
-                    self.schedule_final(id, Source::Party, &s, at);
-                }
-                for peer in self.hearers_of(id) {
-                    self.party_poll(peer, at);
-                }
-                self.party_poll(id, at);
+                let line = self.speech.take();
+                self.state = PartyState::Listening { heard: false };
+                Act::Spoke { line, wait: t.reply_timeout }
             }
             PartyState::PressDelay(keys) | PartyState::AwaitingGather(keys) => {
-                p.state = PartyState::Pressing { keys, next: 0 };
-                self.party_press(id, at);
+                self.state = PartyState::Pressing { keys, next: 0 };
+                Act::Press
             }
-            PartyState::Pressing { .. } => self.party_press(id, at),
+            PartyState::Pressing { .. } => Act::Press,
             PartyState::Holding => {
-                p.state = PartyState::Gone;
-                self.hangup_leg(id, at, "normal_clearing", side);
+                self.state = PartyState::Gone;
+                Act::HangUp
             }
             PartyState::Listening { heard: true }
             | PartyState::NotStarted
             | PartyState::WantsToSpeak
-            | PartyState::Gone => {}
+            | PartyState::Gone => Act::Nothing,
         }
     }
 
-    /// Presses the next key of a `press` step.
-    fn party_press(&mut self, id: u64, at: VTime) {
-        let t = &self.cfg.timing;
-        let (interval, reply_timeout) = (t.dtmf_interval, t.reply_timeout);
-        let Some(p) = self.party_mut(id) else { return };
-        let PartyState::Pressing { keys, next } = &mut p.state else { return };
-        let Some(&key) = keys.as_bytes().get(*next) else { return };
+    /// The next key of its `press` step, and whether it is the last.
+    pub fn press(&mut self) -> Option<(char, bool)> {
+        let PartyState::Pressing { keys, next } = &mut self.state else { return None };
+        let &key = keys.as_bytes().get(*next)?;
         *next += 1;
-        let done = *next >= keys.len();
-        let key = char::from(key);
-        self.emit(id, at, "call.dtmf.received", true, json!({ "digit": key.to_string() }));
-        // The key may stop a prompt; only speech after it counts as the reply.
-        self.gather_key(id, at, key);
-        if done {
-            if let Some(p) = self.party_mut(id) {
-                p.state = PartyState::Listening { heard: false };
-            }
-            self.set_timer(id, Slot::Party, at.saturating_add(reply_timeout));
-            self.party_poll(id, at);
-        } else {
-            self.set_timer(id, Slot::Party, at.saturating_add(interval));
-        }
+        Some((char::from(key), *next >= keys.len()))
     }
+
+    /// It pressed its keys and listens for the reply.
+    pub fn listen(&mut self) {
+        self.state = PartyState::Listening { heard: false };
+    }
+}
+
+enum Then {
+    Nothing,
+    Next,
+    Press(Arc<str>),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::world::VTime;
 
     #[test]
     fn behaviours_parse() {
@@ -471,6 +446,57 @@ mod tests {
         assert!(parse_agent_spec("+15550001").unwrap_err().0.contains("NUMBER=BEHAVIOUR"));
         assert!(parse_agent_spec("=busy").is_err());
         assert!(parse_agent_spec("+1=later").unwrap_err().0.contains("unknown behaviour"));
+    }
+
+    fn party(script: &str) -> Party {
+        Party::new(Script::parse(script).unwrap().steps)
+    }
+
+    #[test]
+    fn a_party_waits_for_the_other_side_to_finish_before_it_speaks() {
+        let t = TimingModel::default();
+        let mut p = party("say hello there\nhangup");
+        assert_eq!(p.answered(&t), Some(t.first_prompt_wait));
+        assert_eq!(p.answered(&t), None, "once");
+        assert_eq!(p.poll(true, false, &t), None, "the prompt plays");
+        assert_eq!(p.poll(false, false, &t), Some(t.turn_gap), "it ended: a turn gap, then the reply");
+        assert!(matches!(p.timer_due(&t), Act::Next));
+        // The IVR speaks again before the party does: it waits for silence.
+        assert!(matches!(p.next_step(true, false, &t), Act::StopTimer));
+        assert_eq!(p.poll(false, false, &t), Some(t.turn_gap));
+        assert!(matches!(p.timer_due(&t), Act::Next));
+        let Act::Say(text) = p.next_step(false, false, &t) else { panic!("the say step runs again") };
+        assert_eq!(&*text, "hello there");
+        p.speak(Speech { seq: 1, text, words: 2, start: VTime::ZERO });
+        assert!(p.speaking() && p.speech_seq() == Some(1));
+        let Act::Spoke { line: Some(line), wait } = p.timer_due(&t) else { panic!("the line ends") };
+        assert_eq!((line.seq, wait), (1, t.reply_timeout));
+        assert_eq!(p.poll(true, false, &t), None);
+        assert_eq!(p.poll(false, false, &t), Some(t.turn_gap));
+        assert!(matches!(p.timer_due(&t), Act::Next));
+        assert!(matches!(p.next_step(false, false, &t), Act::HangUp));
+        assert!(matches!(p.next_step(false, false, &t), Act::Nothing), "gone");
+    }
+
+    #[test]
+    fn a_party_presses_its_keys_once_a_gather_runs() {
+        let t = TimingModel::default();
+        let mut p = party("press 12");
+        assert!(matches!(p.bridged(true, &t), Act::Next), "an agent that has not spoken speaks first");
+        assert!(matches!(p.next_step(false, false, &t), Act::Wait(w) if w == t.reply_timeout), "no gather yet");
+        assert_eq!(p.poll(false, true, &t), Some(t.press_delay), "a gather started");
+        assert!(matches!(p.timer_due(&t), Act::Press));
+        assert_eq!(p.press(), Some(('1', false)));
+        assert!(matches!(p.timer_due(&t), Act::Press));
+        assert_eq!(p.press(), Some(('2', true)));
+        assert_eq!(p.press(), None);
+        p.listen();
+        assert_eq!(p.hears_ringback(&t), Some(t.turn_gap), "ringback ends the wait for a reply");
+        assert!(matches!(p.timer_due(&t), Act::Next));
+        assert!(matches!(p.next_step(false, false, &t), Act::Wait(w) if w == t.hold_cap));
+        assert!(p.finished());
+        assert!(p.append(vec![Step::Hangup]), "holding: it resumes");
+        assert!(matches!(p.timer_due(&t), Act::HangUp), "or the hold cap ends the call");
     }
 
     #[test]

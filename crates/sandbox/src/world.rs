@@ -7,25 +7,38 @@
 //! whatever thread drives them. Webhooks go to an outbox that the caller drains
 //! (in order) into delivery. Nothing here does I/O, which is what makes the
 //! turn-taking model testable to the millisecond.
+//!
+//! The world is composed of sub-states that own their data: the timer queue
+//! ([`Timers`]), each leg's [`Media`] and [`Party`](super::party::Party), the
+//! [`Conferences`] and the [`Listeners`]. They know nothing of the world; it
+//! tells them what happened and does what their answers call for (timers,
+//! webhooks, the other legs): legs, calls and commands here, and the routing
+//! of each sub-state in `world/media.rs`, `world/party.rs` and
+//! `world/conference.rs`.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use ivrx_telnyx::commands::{Action, Bridge, CallInfo, Dial, SipHeader, TranscriptionStart, Transfer};
-use ivrx_telnyx::spec;
+use ivrx_telnyx::commands::{Action, ActionKind, Bridge, CallInfo, Dial, SipHeader, TranscriptionStart, Transfer};
+use ivrx_telnyx::events::EventType;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::clock::rfc3339;
+use super::conference::{Conferences, Listeners};
 use super::ids;
 use super::legs::{self, AnswerOutcome, CommandIds, LegState, Refusal};
-use super::media::{Media, Transcribing};
+use super::media::Media;
 use super::party::{Party, PartyBehavior};
+use super::timers::{Due, Slot, SlotGens, Timer, Timers};
 use super::timing::{secs, TimingModel};
 use super::PlaceCall;
+
+mod conference;
+mod media;
+mod party;
 
 /// Virtual time since the sandbox started.
 pub(crate) type VTime = Duration;
@@ -180,17 +193,6 @@ pub(crate) struct OnAnswer {
     pub transcription: Option<TranscriptionStart>,
 }
 
-/// Timer slots a leg has; a newer timer in a slot replaces the older one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Slot {
-    Ring = 0,
-    Media = 1,
-    Gather = 2,
-    GatherOverall = 3,
-    Playback = 4,
-    Party = 5,
-}
-
 /// Who is speaking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source {
@@ -219,38 +221,6 @@ pub(crate) struct Tick {
     pub words: usize,
     pub is_final: bool,
     pub start: VTime,
-}
-
-#[derive(Debug)]
-enum TimerKind {
-    Slot(Slot),
-    Transcript(Box<Tick>),
-}
-
-#[derive(Debug)]
-struct Timer {
-    at: VTime,
-    seq: u64,
-    leg: u64,
-    gen: u32,
-    kind: TimerKind,
-}
-
-impl PartialEq for Timer {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Timer {}
-impl PartialOrd for Timer {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Timer {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
 }
 
 /// One call leg.
@@ -284,13 +254,9 @@ pub(crate) struct Leg {
     pub party: Option<Box<Party>>,
     pub media: Media,
     pub commands: CommandIds,
-    gens: [u32; 6],
+    pub gens: SlotGens,
     pub speech_seq: u32,
     pub live: bool,
-    /// The conference the leg is in.
-    pub conference: Option<Arc<str>>,
-    /// Leaving ends the conference and hangs up everyone else (`end_conference_on_exit`).
-    pub end_conference_on_exit: bool,
 }
 
 impl Leg {
@@ -382,20 +348,15 @@ pub(crate) struct World {
     by_ccid: HashMap<Arc<str>, u64>,
     next_leg: u64,
     next_session: u64,
-    timer_seq: u64,
-    timers: BinaryHeap<Reverse<Timer>>,
+    timers: Timers,
     outbox: Vec<Emitted>,
     dial_ids: HashMap<String, (Instant, CallInfo)>,
     ended: VecDeque<(Instant, u64)>,
     hung_up: Vec<Arc<str>>,
-    /// Conferences by id, and the order they ended in (for retention).
-    pub(crate) confs: HashMap<Arc<str>, super::conference::Conf>,
-    pub(crate) confs_ended: VecDeque<(Instant, Arc<str>)>,
-    /// `command_id`s of conference creations, with the conference they made.
-    pub(crate) conf_create_ids: HashMap<String, (Instant, Arc<str>)>,
-    /// Legs someone listens to ([`super::SandboxHandle::listen`]), and what they heard since the last call.
-    pub(crate) listened: std::collections::HashSet<u64>,
-    pub(crate) heard: Vec<super::conference::Heard>,
+    /// Conferences and their participants.
+    confs: Conferences,
+    /// Legs someone listens to ([`super::SandboxHandle::listen`]).
+    listeners: Listeners,
 }
 
 impl World {
@@ -406,17 +367,13 @@ impl World {
             by_ccid: HashMap::new(),
             next_leg: 1,
             next_session: 1,
-            timer_seq: 0,
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             outbox: Vec::new(),
             dial_ids: HashMap::new(),
             ended: VecDeque::new(),
             hung_up: Vec::new(),
-            confs: HashMap::new(),
-            confs_ended: VecDeque::new(),
-            conf_create_ids: HashMap::new(),
-            listened: std::collections::HashSet::new(),
-            heard: Vec::new(),
+            confs: Conferences::default(),
+            listeners: Listeners::default(),
         }
     }
 
@@ -424,8 +381,7 @@ impl World {
 
     /// Fires every timer due at or before `now`, in time order.
     pub fn advance(&mut self, now: Now) {
-        while self.timers.peek().is_some_and(|Reverse(t)| t.at <= now.v) {
-            let Some(Reverse(t)) = self.timers.pop() else { break };
+        while let Some(t) = self.timers.pop_due(now.v) {
             self.fire(t);
         }
         self.prune(now.real);
@@ -433,7 +389,7 @@ impl World {
 
     /// When the next timer is due.
     pub fn next_deadline(&self) -> Option<VTime> {
-        self.timers.peek().map(|Reverse(t)| t.at)
+        self.timers.next_deadline()
     }
 
     /// The webhooks produced since the last call, in order.
@@ -464,54 +420,40 @@ impl World {
     }
 
     pub(crate) fn set_timer(&mut self, leg: u64, slot: Slot, at: VTime) {
-        let Some(l) = self.legs.get_mut(&leg) else { return };
-        let g = &mut l.gens[slot as usize];
-        *g = g.wrapping_add(1);
-        let gen = *g;
-        self.timer_seq += 1;
-        self.timers.push(Reverse(Timer { at, seq: self.timer_seq, leg, gen, kind: TimerKind::Slot(slot) }));
+        if let Some(l) = self.legs.get_mut(&leg) {
+            self.timers.set(leg, &mut l.gens, slot, at);
+        }
     }
 
     pub(crate) fn cancel_timer(&mut self, leg: u64, slot: Slot) {
         if let Some(l) = self.legs.get_mut(&leg) {
-            let g = &mut l.gens[slot as usize];
-            *g = g.wrapping_add(1);
+            l.gens.cancel(slot);
         }
     }
 
     pub(crate) fn push_tick(&mut self, leg: u64, at: VTime, tick: Tick) {
-        self.timer_seq += 1;
-        self.timers.push(Reverse(Timer {
-            at,
-            seq: self.timer_seq,
-            leg,
-            gen: 0,
-            kind: TimerKind::Transcript(Box::new(tick)),
-        }));
+        self.timers.push_tick(leg, at, tick);
     }
 
     fn fire(&mut self, t: Timer) {
         let Some(leg) = self.legs.get(&t.leg) else { return };
-        match t.kind {
-            TimerKind::Transcript(tick) => self.transcript_due(t.leg, t.at, *tick),
-            TimerKind::Slot(slot) => {
-                if leg.gens[slot as usize] != t.gen {
-                    return;
-                }
-                match slot {
-                    Slot::Ring => self.ring_due(t.leg, t.at),
-                    Slot::Media => self.media_due(t.leg, t.at),
-                    Slot::Gather => self.gather_due(t.leg, t.at, false),
-                    Slot::GatherOverall => self.gather_due(t.leg, t.at, true),
-                    Slot::Playback => self.playback_due(t.leg, t.at),
-                    Slot::Party => self.party_due(t.leg, t.at),
-                }
-            }
+        let (id, at) = (t.leg, t.at);
+        match t.due(&leg.gens) {
+            None => {}
+            Some(Due::Transcript(tick)) => self.transcript_due(id, at, *tick),
+            Some(Due::Slot(slot)) => match slot {
+                Slot::Ring => self.ring_due(id, at),
+                Slot::Media => self.media_due(id, at),
+                Slot::Gather => self.gather_due(id, at, false),
+                Slot::GatherOverall => self.gather_due(id, at, true),
+                Slot::Playback => self.playback_due(id, at),
+                Slot::Party => self.party_due(id, at),
+            },
         }
     }
 
     fn prune(&mut self, real: Instant) {
-        self.prune_conferences(real);
+        self.confs.prune(real);
         while let Some(&(t, id)) = self.ended.front() {
             if real.saturating_duration_since(t) < ENDED_RETENTION && self.ended.len() <= MAX_ENDED {
                 break;
@@ -527,14 +469,9 @@ impl World {
 
     /// Queues a webhook for a leg: the call ids, the leg's client_state, and
     /// `fields` (an object). `parties` adds `from` and `to`.
-    pub(crate) fn emit(&mut self, id: u64, at: VTime, event_type: &'static str, parties: bool, fields: Value) {
+    pub(crate) fn emit(&mut self, id: u64, at: VTime, event_type: EventType, parties: bool, fields: Value) {
         let Some(leg) = self.legs.get(&id) else { return };
-        let mut p = Map::new();
-        p.insert("call_control_id".into(), Value::from(&*leg.ccid));
-        p.insert("call_leg_id".into(), Value::from(&*leg.leg_uuid));
-        p.insert("call_session_id".into(), Value::from(&*leg.session_uuid));
-        p.insert("connection_id".into(), Value::from(self.cfg.connection_id.as_str()));
-        p.insert("client_state".into(), leg.client_state.as_deref().map_or(Value::Null, Value::from));
+        let mut p = self.call_fields(leg, leg.client_state.as_deref());
         if parties {
             p.insert("from".into(), Value::from(&*leg.from));
             p.insert("to".into(), Value::from(&*leg.to));
@@ -546,6 +483,18 @@ impl World {
         self.push_emitted((session, began), ccid, url, event_type, at, Value::Object(p));
     }
 
+    /// The fields a webhook about `leg` starts with: its call ids, the
+    /// connection id and `client_state`.
+    pub(crate) fn call_fields(&self, leg: &Leg, client_state: Option<&str>) -> Map<String, Value> {
+        let mut p = Map::new();
+        p.insert("call_control_id".into(), Value::from(&*leg.ccid));
+        p.insert("call_leg_id".into(), Value::from(&*leg.leg_uuid));
+        p.insert("call_session_id".into(), Value::from(&*leg.session_uuid));
+        p.insert("connection_id".into(), Value::from(self.cfg.connection_id.as_str()));
+        p.insert("client_state".into(), client_state.map_or(Value::Null, Value::from));
+        p
+    }
+
     /// Queues a built webhook payload for delivery, in a call session (its id
     /// and when it began).
     pub(crate) fn push_emitted(
@@ -553,12 +502,20 @@ impl World {
         (session, began): (u64, VTime),
         call_control_id: Arc<str>,
         url: Arc<str>,
-        event_type: &'static str,
+        event_type: EventType,
         at: VTime,
         payload: Value,
     ) {
         let occurred_at = self.wall(began, at);
-        let e = Emitted { session, call_control_id, url, event_type, id: ids::uuid(), occurred_at, payload };
+        let e = Emitted {
+            session,
+            call_control_id,
+            url,
+            event_type: event_type.name(),
+            id: ids::uuid(),
+            occurred_at,
+            payload,
+        };
         self.outbox.push(e);
     }
 
@@ -589,7 +546,8 @@ impl World {
 
     /// `GET /sandbox/v1/calls/{id}`.
     pub fn status(&self, ccid: &str) -> Option<LegStatus> {
-        let leg = self.legs.get(&self.leg_id(ccid)?)?;
+        let id = self.leg_id(ccid)?;
+        let leg = self.legs.get(&id)?;
         Some(LegStatus {
             call_control_id: leg.ccid.to_string(),
             call_leg_id: leg.leg_uuid.to_string(),
@@ -607,7 +565,7 @@ impl World {
             client_state: leg.client_state.as_deref().map(str::to_string),
             script_finished: leg.party.as_ref().is_some_and(|p| p.finished()),
             live: leg.live,
-            conference_id: leg.conference.as_deref().map(str::to_string),
+            conference_id: self.confs.conference_of(id).map(|c| c.to_string()),
         })
     }
 
@@ -657,11 +615,9 @@ impl World {
             party: n.party,
             media: Media::default(),
             commands: CommandIds::default(),
-            gens: [0; 6],
+            gens: SlotGens::default(),
             speech_seq: 0,
             live: n.live,
-            conference: None,
-            end_conference_on_exit: false,
         };
         self.legs.insert(id, leg);
         self.by_ccid.insert(ccid, id);
@@ -701,7 +657,7 @@ impl World {
         if let Some(h) = &leg.headers {
             h.add_to(&mut f);
         }
-        self.emit(id, at, "call.initiated", true, f);
+        self.emit(id, at, EventType::CallInitiated, true, f);
     }
 
     /// `call.answered`: the start time, the state, and the headers the leg was made with.
@@ -711,7 +667,7 @@ impl World {
         if let Some(h) = &leg.headers {
             h.add_to(&mut f);
         }
-        self.emit(id, at, "call.answered", true, f);
+        self.emit(id, at, EventType::CallAnswered, true, f);
     }
 
     /// A simulated caller dials the application: `call.initiated` (incoming,
@@ -871,8 +827,8 @@ impl World {
                 }
                 self.stop_playback(a, at, "cancelled");
                 self.link(a, id, false);
-                self.emit(a, at, "call.bridged", true, json!({}));
-                self.emit(id, at, "call.bridged", true, json!({}));
+                self.emit(a, at, EventType::CallBridged, true, json!({}));
+                self.emit(id, at, EventType::CallBridged, true, json!({}));
                 self.emit_answered(id, at);
                 self.party_bridged(id, at, true);
                 self.party_bridged(a, at, false);
@@ -935,9 +891,7 @@ impl World {
         let link = leg.bridge.take();
         let transfers = std::mem::take(&mut leg.transfers);
         let origin = leg.origin;
-        let recording = leg.media.recording.take();
-        leg.media.transcription = None;
-        leg.media.streaming = None;
+        let recording = leg.media.close();
         let (start, answered_at) = (leg.start, leg.answered_at);
         let mut fields = json!({
             "hangup_cause": cause,
@@ -949,7 +903,7 @@ impl World {
         if let Some(answered) = answered_at {
             fields["call_quality_stats"] = quality_stats(at.saturating_sub(answered));
         }
-        self.emit(id, at, "call.hangup", true, fields);
+        self.emit(id, at, EventType::CallHangup, true, fields);
         if let Some(r) = recording {
             self.emit_recording_saved(id, at, &r);
         }
@@ -957,7 +911,7 @@ impl World {
             self.hung_up.push(leg.ccid.clone());
         }
         self.ended.push_back((Instant::now(), id));
-        self.listened.remove(&id);
+        self.listeners.forget(id);
         self.leave_conference(id, at);
         if let Origin::Transfer { a } = origin {
             if let Some(a_leg) = self.legs.get_mut(&a) {
@@ -995,7 +949,7 @@ impl World {
                 }
             }
             let state = leg.state();
-            legs::check_command(state, action.name())?;
+            legs::check_command(state, action.kind())?;
             state
         };
         // Checks that need more than the leg's own state.
@@ -1032,7 +986,7 @@ impl World {
             Action::TranscriptionStart(b) => self.start_transcription(id, at, &b),
             Action::TranscriptionStop(_) => {
                 if let Some(l) = self.legs.get_mut(&id) {
-                    l.media.transcription = None;
+                    l.media.stop_transcription();
                 }
             }
             Action::Transfer(b) => self.transfer(id, at, &b),
@@ -1092,9 +1046,9 @@ impl World {
             });
         }
         let p = self.legs.get(&peer).ok_or(CommandError::NotFound)?;
-        legs::check_command(p.state(), "bridge")?;
+        legs::check_command(p.state(), ActionKind::Bridge)?;
         let me = self.legs.get(&id).ok_or(CommandError::NotFound)?;
-        if me.conference.is_some() || p.conference.is_some() {
+        if self.confs.conference_of(id).is_some() || self.confs.conference_of(peer).is_some() {
             return Err(CommandError::Unprocessable("one of the calls is in a conference".into()));
         }
         if me.bridge.is_some() || p.bridge.is_some() {
@@ -1107,8 +1061,8 @@ impl World {
         self.stop_playback(x, at, "cancelled");
         self.stop_playback(y, at, "cancelled");
         self.link(x, y, x_parks);
-        self.emit(x, at, "call.bridged", true, json!({}));
-        self.emit(y, at, "call.bridged", true, json!({}));
+        self.emit(x, at, EventType::CallBridged, true, json!({}));
+        self.emit(y, at, EventType::CallBridged, true, json!({}));
         // Dialled parties (agents) speak first, then inbound callers listen.
         let mut order = [x, y];
         order.sort_by_key(|id| self.legs.get(id).is_some_and(|l| l.incoming));
@@ -1225,26 +1179,5 @@ fn sip_cause(cause: &str) -> &'static str {
         "call_rejected" => "603",
         "originator_cancel" => "487",
         _ => "unspecified",
-    }
-}
-
-impl Transcribing {
-    /// Settings from a `transcription_start` body (new or legacy shape), or an
-    /// `answer`'s `transcription_config`. Interim results come only from
-    /// engines whose configuration has `interim_results`, and only when it is
-    /// true (Telnyx's engine and Azure send finals only).
-    pub(crate) fn from_command(b: &TranscriptionStart, at: VTime) -> Self {
-        let tracks = b.transcription_tracks.as_deref().unwrap_or("inbound");
-        let engine = b.transcription_engine.as_deref().unwrap_or(spec::DEFAULT_ENGINE);
-        let has_interim = spec::engine_shapes(engine)
-            .is_some_and(|shapes| shapes.iter().any(|s| spec::field(s, "interim_results").is_some()));
-        let asked =
-            b.transcription_engine_config.as_ref().and_then(|c| c.get("interim_results")).and_then(Value::as_bool);
-        Self {
-            inbound: matches!(tracks, "inbound" | "both"),
-            outbound: matches!(tracks, "outbound" | "both"),
-            interim: has_interim && b.interim_results.or(asked).unwrap_or(false),
-            since: at,
-        }
     }
 }

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::string_enum::wire_names;
+
 /// Fields every action accepts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Common {
@@ -279,26 +281,116 @@ pub enum ValidationError {
     BadRequest(String),
 }
 
+/// What an action is, without its body: its name on the wire and how the
+/// carrier treats it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    Answer,
+    Speak,
+    GatherUsingSpeak,
+    Gather,
+    GatherStop,
+    TranscriptionStart,
+    TranscriptionStop,
+    Transfer,
+    Bridge,
+    Hangup,
+    PlaybackStart,
+    PlaybackStop,
+    StreamingStart,
+    StreamingStop,
+    RecordStart,
+    RecordStop,
+    ClientStateUpdate,
+}
+
+impl ActionKind {
+    /// Every action, in declaration order.
+    pub const ALL: [ActionKind; 17] = [
+        ActionKind::Answer,
+        ActionKind::Speak,
+        ActionKind::GatherUsingSpeak,
+        ActionKind::Gather,
+        ActionKind::GatherStop,
+        ActionKind::TranscriptionStart,
+        ActionKind::TranscriptionStop,
+        ActionKind::Transfer,
+        ActionKind::Bridge,
+        ActionKind::Hangup,
+        ActionKind::PlaybackStart,
+        ActionKind::PlaybackStop,
+        ActionKind::StreamingStart,
+        ActionKind::StreamingStop,
+        ActionKind::RecordStart,
+        ActionKind::RecordStop,
+        ActionKind::ClientStateUpdate,
+    ];
+
+    /// The action's path segment, e.g. `gather_using_speak`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ActionKind::Answer => "answer",
+            ActionKind::Speak => "speak",
+            ActionKind::GatherUsingSpeak => "gather_using_speak",
+            ActionKind::Gather => "gather",
+            ActionKind::GatherStop => "gather_stop",
+            ActionKind::TranscriptionStart => "transcription_start",
+            ActionKind::TranscriptionStop => "transcription_stop",
+            ActionKind::Transfer => "transfer",
+            ActionKind::Bridge => "bridge",
+            ActionKind::Hangup => "hangup",
+            ActionKind::PlaybackStart => "playback_start",
+            ActionKind::PlaybackStop => "playback_stop",
+            ActionKind::StreamingStart => "streaming_start",
+            ActionKind::StreamingStop => "streaming_stop",
+            ActionKind::RecordStart => "record_start",
+            ActionKind::RecordStop => "record_stop",
+            ActionKind::ClientStateUpdate => "client_state_update",
+        }
+    }
+
+    /// The action with this path segment.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Media and bridging actions: Telnyx refuses them (`90034`) on a leg
+    /// that has not been answered yet.
+    pub const fn needs_answer(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Speak
+                | ActionKind::Gather
+                | ActionKind::GatherUsingSpeak
+                | ActionKind::TranscriptionStart
+                | ActionKind::PlaybackStart
+                | ActionKind::RecordStart
+                | ActionKind::Bridge
+                | ActionKind::Transfer
+        )
+    }
+
+    /// The `…_stop` actions: they stop what a hangup stops anyway, so one
+    /// refused because the call has ended did no harm.
+    pub const fn is_stop(self) -> bool {
+        matches!(
+            self,
+            ActionKind::GatherStop
+                | ActionKind::TranscriptionStop
+                | ActionKind::PlaybackStop
+                | ActionKind::StreamingStop
+                | ActionKind::RecordStop
+        )
+    }
+
+    /// True for the one action Telnyx takes as `PUT` rather than `POST`.
+    pub const fn is_put(self) -> bool {
+        matches!(self, ActionKind::ClientStateUpdate)
+    }
+}
+
 /// Every action name (the last path segment), in declaration order.
-pub const ACTION_NAMES: &[&str] = &[
-    "answer",
-    "speak",
-    "gather_using_speak",
-    "gather",
-    "gather_stop",
-    "transcription_start",
-    "transcription_stop",
-    "transfer",
-    "bridge",
-    "hangup",
-    "playback_start",
-    "playback_stop",
-    "streaming_start",
-    "streaming_stop",
-    "record_start",
-    "record_stop",
-    "client_state_update",
-];
+pub const ACTION_NAMES: &[&str] = wire_names!(ActionKind);
 
 pub(crate) fn missing(pointer: &str) -> ValidationError {
     ValidationError::Missing { pointer: format!("/{pointer}") }
@@ -325,32 +417,47 @@ fn check_payload_length(payload: Option<&String>) -> Result<(), ValidationError>
 }
 
 impl Action {
+    /// What the action is.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Answer(_) => ActionKind::Answer,
+            Action::Speak(_) => ActionKind::Speak,
+            Action::GatherUsingSpeak(_) => ActionKind::GatherUsingSpeak,
+            Action::Gather(_) => ActionKind::Gather,
+            Action::GatherStop(_) => ActionKind::GatherStop,
+            Action::TranscriptionStart(_) => ActionKind::TranscriptionStart,
+            Action::TranscriptionStop(_) => ActionKind::TranscriptionStop,
+            Action::Transfer(_) => ActionKind::Transfer,
+            Action::Bridge(_) => ActionKind::Bridge,
+            Action::Hangup(_) => ActionKind::Hangup,
+            Action::PlaybackStart(_) => ActionKind::PlaybackStart,
+            Action::PlaybackStop(_) => ActionKind::PlaybackStop,
+            Action::StreamingStart(_) => ActionKind::StreamingStart,
+            Action::StreamingStop(_) => ActionKind::StreamingStop,
+            Action::RecordStart(_) => ActionKind::RecordStart,
+            Action::RecordStop(_) => ActionKind::RecordStop,
+            Action::ClientStateUpdate(_) => ActionKind::ClientStateUpdate,
+        }
+    }
+
     /// The action's path segment, e.g. `gather_using_speak`.
     pub fn name(&self) -> &'static str {
-        match self {
-            Action::Answer(_) => "answer",
-            Action::Speak(_) => "speak",
-            Action::GatherUsingSpeak(_) => "gather_using_speak",
-            Action::Gather(_) => "gather",
-            Action::GatherStop(_) => "gather_stop",
-            Action::TranscriptionStart(_) => "transcription_start",
-            Action::TranscriptionStop(_) => "transcription_stop",
-            Action::Transfer(_) => "transfer",
-            Action::Bridge(_) => "bridge",
-            Action::Hangup(_) => "hangup",
-            Action::PlaybackStart(_) => "playback_start",
-            Action::PlaybackStop(_) => "playback_stop",
-            Action::StreamingStart(_) => "streaming_start",
-            Action::StreamingStop(_) => "streaming_stop",
-            Action::RecordStart(_) => "record_start",
-            Action::RecordStop(_) => "record_stop",
-            Action::ClientStateUpdate(_) => "client_state_update",
-        }
+        self.kind().name()
+    }
+
+    /// See [`ActionKind::needs_answer`].
+    pub fn needs_answer(&self) -> bool {
+        self.kind().needs_answer()
+    }
+
+    /// See [`ActionKind::is_stop`].
+    pub fn is_stop(&self) -> bool {
+        self.kind().is_stop()
     }
 
     /// True for the one action Telnyx takes as `PUT` rather than `POST`.
     pub fn is_put(&self) -> bool {
-        matches!(self, Action::ClientStateUpdate(_))
+        self.kind().is_put()
     }
 
     fn common(&self) -> Option<&Common> {
@@ -462,29 +569,31 @@ impl Action {
             Value::Null => Map::new(),
             _ => return Err(ValidationError::BadRequest("request body must be a JSON object".into())),
         };
+        let kind = ActionKind::from_name(name)
+            .ok_or_else(|| ValidationError::BadRequest(format!("unknown action {name:?}")))?;
         if let Some(fields) = super::spec::body(name) {
             super::spec::check(fields, &body, "")?;
         }
-        let action = match name {
-            "answer" => Action::Answer(typed(body)?),
-            "speak" => {
+        let action = match kind {
+            ActionKind::Answer => Action::Answer(typed(body)?),
+            ActionKind::Speak => {
                 let b: Speak = typed(body)?;
                 check_payload_length(b.payload.as_ref())?;
                 Action::Speak(b)
             }
-            "gather_using_speak" => {
+            ActionKind::GatherUsingSpeak => {
                 let b: GatherUsingSpeak = typed(body)?;
                 check_payload_length(b.payload.as_ref())?;
                 check_digit_bounds(b.minimum_digits, b.maximum_digits)?;
                 Action::GatherUsingSpeak(b)
             }
-            "gather" => {
+            ActionKind::Gather => {
                 let b: Gather = typed(body)?;
                 check_digit_bounds(b.minimum_digits, b.maximum_digits)?;
                 Action::Gather(b)
             }
-            "gather_stop" => Action::GatherStop(typed(body)?),
-            "transcription_start" => {
+            ActionKind::GatherStop => Action::GatherStop(typed(body)?),
+            ActionKind::TranscriptionStart => {
                 let b: TranscriptionStart = typed(body)?;
                 if let Some(t) = &b.transcription_tracks {
                     if !matches!(t.as_str(), "inbound" | "outbound" | "both") {
@@ -493,8 +602,8 @@ impl Action {
                 }
                 Action::TranscriptionStart(b)
             }
-            "transcription_stop" => Action::TranscriptionStop(typed(body)?),
-            "transfer" => {
+            ActionKind::TranscriptionStop => Action::TranscriptionStop(typed(body)?),
+            ActionKind::Transfer => {
                 let b: Transfer = typed(body)?;
                 if let Some(t) = b.timeout_secs {
                     if !(5..=600).contains(&t) {
@@ -503,21 +612,20 @@ impl Action {
                 }
                 Action::Transfer(b)
             }
-            "bridge" => Action::Bridge(typed(body)?),
-            "hangup" => Action::Hangup(typed(body)?),
-            "playback_start" => {
+            ActionKind::Bridge => Action::Bridge(typed(body)?),
+            ActionKind::Hangup => Action::Hangup(typed(body)?),
+            ActionKind::PlaybackStart => {
                 if ["audio_url", "media_name", "playback_content"].iter().all(|f| body.get(*f).is_none()) {
                     return Err(missing("audio_url"));
                 }
                 Action::PlaybackStart(typed(body)?)
             }
-            "playback_stop" => Action::PlaybackStop(typed(body)?),
-            "streaming_start" => Action::StreamingStart(typed(body)?),
-            "streaming_stop" => Action::StreamingStop(typed(body)?),
-            "record_start" => Action::RecordStart(typed(body)?),
-            "record_stop" => Action::RecordStop(typed(body)?),
-            "client_state_update" => Action::ClientStateUpdate(typed(body)?),
-            other => return Err(ValidationError::BadRequest(format!("unknown action {other:?}"))),
+            ActionKind::PlaybackStop => Action::PlaybackStop(typed(body)?),
+            ActionKind::StreamingStart => Action::StreamingStart(typed(body)?),
+            ActionKind::StreamingStop => Action::StreamingStop(typed(body)?),
+            ActionKind::RecordStart => Action::RecordStart(typed(body)?),
+            ActionKind::RecordStop => Action::RecordStop(typed(body)?),
+            ActionKind::ClientStateUpdate => Action::ClientStateUpdate(typed(body)?),
         };
         Ok(action)
     }
@@ -630,6 +738,39 @@ mod tests {
             assert_eq!(a.name(), *name);
             assert_eq!(a.body(), body, "{name} body must round-trip");
         }
+    }
+
+    #[test]
+    fn each_kind_says_what_the_carrier_does_with_it() {
+        let names = |f: fn(ActionKind) -> bool| {
+            ActionKind::ALL.into_iter().filter(|k| f(*k)).map(ActionKind::name).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(ActionKind::needs_answer),
+            [
+                "speak",
+                "gather_using_speak",
+                "gather",
+                "transcription_start",
+                "transfer",
+                "bridge",
+                "playback_start",
+                "record_start"
+            ]
+        );
+        assert_eq!(
+            names(ActionKind::is_stop),
+            ["gather_stop", "transcription_stop", "playback_stop", "streaming_stop", "record_stop"]
+        );
+        assert_eq!(names(ActionKind::is_put), ["client_state_update"]);
+        assert_eq!(ACTION_NAMES.len(), ActionKind::ALL.len());
+        for k in ActionKind::ALL {
+            assert_eq!(ActionKind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(ActionKind::from_name("dance"), None);
+        assert!(
+            matches!(Action::parse("dance", json!({})), Err(ValidationError::BadRequest(m)) if m.contains("unknown action"))
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::string_enum::string_enum;
+use super::string_enum::{string_enum, wire_names};
 
 /// Why a webhook body could not be turned into an event.
 #[derive(Debug, thiserror::Error)]
@@ -451,29 +451,92 @@ pub enum Event {
     },
 }
 
+/// Every event type ivrx knows, by its name on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    CallInitiated,
+    CallAnswered,
+    CallHangup,
+    SpeakStarted,
+    SpeakEnded,
+    GatherEnded,
+    DtmfReceived,
+    /// `call.transcription`.
+    Transcription,
+    /// `transcription`, the older name of `call.transcription`.
+    LegacyTranscription,
+    CallBridged,
+    PlaybackStarted,
+    PlaybackEnded,
+    RecordingSaved,
+    StreamingStarted,
+    StreamingStopped,
+    StreamingFailed,
+    ConferenceCreated,
+    ConferenceEnded,
+    ConferenceParticipantJoined,
+    ConferenceParticipantLeft,
+}
+
+impl EventType {
+    /// Every event type, in the order of the protocol reference.
+    pub const ALL: [EventType; 20] = [
+        EventType::CallInitiated,
+        EventType::CallAnswered,
+        EventType::CallHangup,
+        EventType::SpeakStarted,
+        EventType::SpeakEnded,
+        EventType::GatherEnded,
+        EventType::DtmfReceived,
+        EventType::Transcription,
+        EventType::LegacyTranscription,
+        EventType::CallBridged,
+        EventType::PlaybackStarted,
+        EventType::PlaybackEnded,
+        EventType::RecordingSaved,
+        EventType::StreamingStarted,
+        EventType::StreamingStopped,
+        EventType::StreamingFailed,
+        EventType::ConferenceCreated,
+        EventType::ConferenceEnded,
+        EventType::ConferenceParticipantJoined,
+        EventType::ConferenceParticipantLeft,
+    ];
+
+    /// The `event_type` on the wire.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventType::CallInitiated => "call.initiated",
+            EventType::CallAnswered => "call.answered",
+            EventType::CallHangup => "call.hangup",
+            EventType::SpeakStarted => "call.speak.started",
+            EventType::SpeakEnded => "call.speak.ended",
+            EventType::GatherEnded => "call.gather.ended",
+            EventType::DtmfReceived => "call.dtmf.received",
+            EventType::Transcription => "call.transcription",
+            EventType::LegacyTranscription => "transcription",
+            EventType::CallBridged => "call.bridged",
+            EventType::PlaybackStarted => "call.playback.started",
+            EventType::PlaybackEnded => "call.playback.ended",
+            EventType::RecordingSaved => "call.recording.saved",
+            EventType::StreamingStarted => "streaming.started",
+            EventType::StreamingStopped => "streaming.stopped",
+            EventType::StreamingFailed => "streaming.failed",
+            EventType::ConferenceCreated => "conference.created",
+            EventType::ConferenceEnded => "conference.ended",
+            EventType::ConferenceParticipantJoined => "conference.participant.joined",
+            EventType::ConferenceParticipantLeft => "conference.participant.left",
+        }
+    }
+
+    /// The event type with this name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
 /// Every event type ivrx knows, in the order of the protocol reference.
-pub const KNOWN_EVENT_TYPES: &[&str] = &[
-    "call.initiated",
-    "call.answered",
-    "call.hangup",
-    "call.speak.started",
-    "call.speak.ended",
-    "call.gather.ended",
-    "call.dtmf.received",
-    "call.transcription",
-    "transcription",
-    "call.bridged",
-    "call.playback.started",
-    "call.playback.ended",
-    "call.recording.saved",
-    "streaming.started",
-    "streaming.stopped",
-    "streaming.failed",
-    "conference.created",
-    "conference.ended",
-    "conference.participant.joined",
-    "conference.participant.left",
-];
+pub const KNOWN_EVENT_TYPES: &[&str] = wire_names!(EventType);
 
 impl Event {
     /// Builds the typed event from an envelope's `data`.
@@ -487,53 +550,61 @@ impl Event {
             T::deserialize(v).map_err(|source| EventError::Payload { event_type: event_type.to_string(), source })
         }
         let t = event_type;
-        Ok(match t {
-            "call.initiated" => Event::CallInitiated(p(t, payload)?),
-            "call.answered" => Event::CallAnswered(p(t, payload)?),
-            "call.hangup" => Event::CallHangup(p(t, payload)?),
-            "call.speak.started" => Event::SpeakStarted(p(t, payload)?),
-            "call.speak.ended" => Event::SpeakEnded(p(t, payload)?),
-            "call.gather.ended" => Event::GatherEnded(p(t, payload)?),
-            "call.dtmf.received" => Event::DtmfReceived(p(t, payload)?),
-            "call.transcription" | "transcription" => Event::Transcription(p(t, payload)?),
-            "call.bridged" => Event::CallBridged(p(t, payload)?),
-            "call.playback.started" => Event::PlaybackStarted(p(t, payload)?),
-            "call.playback.ended" => Event::PlaybackEnded(p(t, payload)?),
-            "call.recording.saved" => Event::RecordingSaved(p(t, payload)?),
-            "streaming.started" => Event::StreamingStarted(p(t, payload)?),
-            "streaming.stopped" => Event::StreamingStopped(p(t, payload)?),
-            "streaming.failed" => Event::StreamingFailed(p(t, payload)?),
-            "conference.created" => Event::ConferenceCreated(p(t, payload)?),
-            "conference.ended" => Event::ConferenceEnded(p(t, payload)?),
-            "conference.participant.joined" => Event::ConferenceParticipantJoined(p(t, payload)?),
-            "conference.participant.left" => Event::ConferenceParticipantLeft(p(t, payload)?),
-            other => Event::Unknown { event_type: other.to_string(), payload: payload.clone() },
+        Ok(match EventType::from_name(t) {
+            Some(EventType::CallInitiated) => Event::CallInitiated(p(t, payload)?),
+            Some(EventType::CallAnswered) => Event::CallAnswered(p(t, payload)?),
+            Some(EventType::CallHangup) => Event::CallHangup(p(t, payload)?),
+            Some(EventType::SpeakStarted) => Event::SpeakStarted(p(t, payload)?),
+            Some(EventType::SpeakEnded) => Event::SpeakEnded(p(t, payload)?),
+            Some(EventType::GatherEnded) => Event::GatherEnded(p(t, payload)?),
+            Some(EventType::DtmfReceived) => Event::DtmfReceived(p(t, payload)?),
+            Some(EventType::Transcription | EventType::LegacyTranscription) => Event::Transcription(p(t, payload)?),
+            Some(EventType::CallBridged) => Event::CallBridged(p(t, payload)?),
+            Some(EventType::PlaybackStarted) => Event::PlaybackStarted(p(t, payload)?),
+            Some(EventType::PlaybackEnded) => Event::PlaybackEnded(p(t, payload)?),
+            Some(EventType::RecordingSaved) => Event::RecordingSaved(p(t, payload)?),
+            Some(EventType::StreamingStarted) => Event::StreamingStarted(p(t, payload)?),
+            Some(EventType::StreamingStopped) => Event::StreamingStopped(p(t, payload)?),
+            Some(EventType::StreamingFailed) => Event::StreamingFailed(p(t, payload)?),
+            Some(EventType::ConferenceCreated) => Event::ConferenceCreated(p(t, payload)?),
+            Some(EventType::ConferenceEnded) => Event::ConferenceEnded(p(t, payload)?),
+            Some(EventType::ConferenceParticipantJoined) => Event::ConferenceParticipantJoined(p(t, payload)?),
+            Some(EventType::ConferenceParticipantLeft) => Event::ConferenceParticipantLeft(p(t, payload)?),
+            None => Event::Unknown { event_type: t.to_string(), payload: payload.clone() },
+        })
+    }
+
+    /// The event's type; `None` for one this version does not know.
+    pub fn kind(&self) -> Option<EventType> {
+        Some(match self {
+            Event::CallInitiated(_) => EventType::CallInitiated,
+            Event::CallAnswered(_) => EventType::CallAnswered,
+            Event::CallHangup(_) => EventType::CallHangup,
+            Event::SpeakStarted(_) => EventType::SpeakStarted,
+            Event::SpeakEnded(_) => EventType::SpeakEnded,
+            Event::GatherEnded(_) => EventType::GatherEnded,
+            Event::DtmfReceived(_) => EventType::DtmfReceived,
+            Event::Transcription(_) => EventType::Transcription,
+            Event::CallBridged(_) => EventType::CallBridged,
+            Event::PlaybackStarted(_) => EventType::PlaybackStarted,
+            Event::PlaybackEnded(_) => EventType::PlaybackEnded,
+            Event::RecordingSaved(_) => EventType::RecordingSaved,
+            Event::StreamingStarted(_) => EventType::StreamingStarted,
+            Event::StreamingStopped(_) => EventType::StreamingStopped,
+            Event::StreamingFailed(_) => EventType::StreamingFailed,
+            Event::ConferenceCreated(_) => EventType::ConferenceCreated,
+            Event::ConferenceEnded(_) => EventType::ConferenceEnded,
+            Event::ConferenceParticipantJoined(_) => EventType::ConferenceParticipantJoined,
+            Event::ConferenceParticipantLeft(_) => EventType::ConferenceParticipantLeft,
+            Event::Unknown { .. } => return None,
         })
     }
 
     /// The canonical event type name (`transcription` reports `call.transcription`).
     pub fn event_type(&self) -> &str {
         match self {
-            Event::CallInitiated(_) => "call.initiated",
-            Event::CallAnswered(_) => "call.answered",
-            Event::CallHangup(_) => "call.hangup",
-            Event::SpeakStarted(_) => "call.speak.started",
-            Event::SpeakEnded(_) => "call.speak.ended",
-            Event::GatherEnded(_) => "call.gather.ended",
-            Event::DtmfReceived(_) => "call.dtmf.received",
-            Event::Transcription(_) => "call.transcription",
-            Event::CallBridged(_) => "call.bridged",
-            Event::PlaybackStarted(_) => "call.playback.started",
-            Event::PlaybackEnded(_) => "call.playback.ended",
-            Event::RecordingSaved(_) => "call.recording.saved",
-            Event::StreamingStarted(_) => "streaming.started",
-            Event::StreamingStopped(_) => "streaming.stopped",
-            Event::StreamingFailed(_) => "streaming.failed",
-            Event::ConferenceCreated(_) => "conference.created",
-            Event::ConferenceEnded(_) => "conference.ended",
-            Event::ConferenceParticipantJoined(_) => "conference.participant.joined",
-            Event::ConferenceParticipantLeft(_) => "conference.participant.left",
             Event::Unknown { event_type, .. } => event_type,
+            known => known.kind().map_or("", EventType::name),
         }
     }
 
@@ -778,6 +849,19 @@ mod tests {
             let e = parse(t, payload);
             assert!(!matches!(e, Event::Unknown { .. }), "{t} fell through to Unknown");
         }
+    }
+
+    #[test]
+    fn each_event_type_is_named_once_and_reported_by_its_event() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::from_name(t.name()), Some(t));
+            let payload = with(ids(), json!({"transcription_data": {"transcript": "x"}}));
+            let e = parse(t.name(), payload);
+            let expected = if t == EventType::LegacyTranscription { EventType::Transcription } else { t };
+            assert_eq!((e.kind(), e.event_type()), (Some(expected), expected.name()));
+        }
+        assert_eq!(KNOWN_EVENT_TYPES.len(), EventType::ALL.len());
+        assert_eq!(EventType::from_name("call.machine.detection.ended"), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! A macro for protocol enums that are strings on the wire and may grow new
-//! values: known values become variants, anything else is kept in `Other`.
+//! Macros for protocol enums that are strings on the wire: `string_enum!` for
+//! ones that may grow new values (known values become variants, anything else
+//! is kept in `Other`), `wire_names!` for the list of a closed enum's names.
 
 /// Declares an enum serialised as a string, with an `Other(String)` catch-all so
 /// that a value Telnyx adds later is kept instead of failing the whole event.
@@ -55,3 +56,21 @@ macro_rules! string_enum {
 }
 
 pub(crate) use string_enum;
+
+/// The wire names of every value of a fieldless protocol enum that has
+/// `ALL` and a `const fn name`, in `ALL`'s order, as a constant slice.
+macro_rules! wire_names {
+    ($ty:ty) => {
+        &{
+            let mut names = [""; <$ty>::ALL.len()];
+            let mut i = 0;
+            while i < names.len() {
+                names[i] = <$ty>::ALL[i].name();
+                i += 1;
+            }
+            names
+        }
+    };
+}
+
+pub(crate) use wire_names;

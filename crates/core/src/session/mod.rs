@@ -223,6 +223,12 @@ impl Command {
         }
     }
 
+    /// True for a `…_stop` action ([`Action::is_stop`]): refused because the
+    /// call has ended, it did no harm.
+    pub fn is_stop(&self) -> bool {
+        matches!(&self.request, Request::Action(a) if a.is_stop())
+    }
+
     /// True for the command that starts reaching an agent (dial or transfer).
     pub fn is_transfer_start(&self) -> bool {
         matches!(&self.request, Request::Dial(_) | Request::Action(Action::Transfer(_)))
