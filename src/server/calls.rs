@@ -818,8 +818,7 @@ async fn run_sender(
         let action = cmd.action_name();
         shared.metrics.command(action, began.elapsed(), result.as_ref().err().map(|e| e.kind()));
         let Err(e) = result else { continue };
-        let expected = e.is_call_gone() && matches!(action, "gather_stop" | "playback_stop" | "transcription_stop");
-        if expected {
+        if cmd.failure_is_moot(e.is_call_gone()) {
             continue;
         }
         if e.is_call_gone() {

@@ -227,6 +227,13 @@ impl Command {
     pub fn is_transfer_start(&self) -> bool {
         matches!(&self.request, Request::Dial(_) | Request::Action(Action::Transfer(_)))
     }
+
+    /// True when its failure needs no answer from the session: a stop
+    /// (`gather_stop`, `playback_stop`, `transcription_stop`) to a leg that has
+    /// already ended stopped what it was meant to.
+    pub fn failure_is_moot(&self, call_gone: bool) -> bool {
+        call_gone && matches!(self.action_name(), "gather_stop" | "playback_stop" | "transcription_stop")
+    }
 }
 
 /// A request body.
