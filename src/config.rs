@@ -341,6 +341,12 @@ impl Config {
         Ok(config)
     }
 
+    /// Keys set in the file that are accepted but no longer read, each with
+    /// its fix (the commands print them as warnings).
+    pub fn retired_keys(&self) -> Vec<crate::policy::RetiredKey> {
+        self.policy.retired_keys()
+    }
+
     /// Parses one file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)

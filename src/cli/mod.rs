@@ -423,6 +423,16 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// Loads the configuration (see [`Config::load`](crate::config::Config::load))
+/// and warns on stderr about keys it no longer reads.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<crate::config::Config> {
+    let config = crate::config::Config::load(path)?;
+    for retired in config.retired_keys() {
+        eprintln!("warning: {retired}");
+    }
+    Ok(config)
+}
+
 /// Parses the command line and runs it. The binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

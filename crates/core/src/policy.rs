@@ -15,16 +15,19 @@
 //! | rapid decline | the level fell ≥ 0.5 below its peak over the last 3 utterances and is ≤ -0.2 | `rapid_decline` | support |
 //! | floor | the level (EWMA, weight 0.5, from neutral) ≤ -0.35 | `sentiment_floor` | support |
 //! | consecutive negatives | 3 utterances ≤ -0.35 in a row (mildly negative ones between them neither count nor break the run; one ≥ 0 breaks it) | `consecutive_negatives` | support |
-//! | DTMF | `0` / `3` pressed | `operator` / `menu_choice` | support / sales |
 //!
 //! The sentiment rules wait for 2 utterances: one plainly stated problem is not
-//! a trend. Tracker rules act at once.
+//! a trend. Tracker rules act at once. Keys pressed at the menu are routed by
+//! the menu ([`crate::keypad`]); their decisions go through the same
+//! [`claim`] as the policy's own.
 
 mod config;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{builtin_reason, default_tracker_rules, PolicyConfig, PolicyConfigError, TrackerAction, TrackerRule};
+pub use config::{
+    builtin_reason, default_tracker_rules, PolicyConfig, PolicyConfigError, Retired, RetiredKey, TrackerAction, TrackerRule,
+};
 use ivrx_intel::{Score, TrackerHit};
 
 /// The running state of the policy for one call. Serialisable, so a call can
@@ -192,30 +195,6 @@ pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utter
         found.and_then(|d| claim(state, d))
     };
     Observation { snapshot, decision }
-}
-
-/// Feeds a DTMF press to the policy: the operator key transfers to support,
-/// the sales key to sales, at most once per call. `digits` is one `press`
-/// (several keys are an account number or similar, not a menu choice).
-pub fn observe_dtmf(config: &PolicyConfig, state: &mut PolicyState, digits: &str) -> Option<Decision> {
-    let digits = digits.trim();
-    let (reason, queue) = if digits.eq_ignore_ascii_case(&config.operator_digit) {
-        (Reason::Operator, &config.support_queue)
-    } else if digits.eq_ignore_ascii_case(&config.sales_digit) {
-        (Reason::MenuChoice, &config.sales_queue)
-    } else {
-        return None;
-    };
-    let decision = Decision {
-        reason,
-        queue: queue.clone(),
-        trigger_index: state.utterances,
-        trigger_text: format!("pressed {digits}"),
-        trigger_phrase: Some(digits.to_string()),
-        tracker: None,
-        numbers: numbers(config, state, state.level),
-    };
-    claim(state, decision)
 }
 
 /// Records `decision` unless the call was already decided; returns it when it

@@ -14,6 +14,7 @@ use super::{
     DecisionSource, DomainEvent, Effect, Leg, LegTag, PendingUtterance, Phase, Role, ScoreRequest, Session,
     SpeakPurpose, Speaker,
 };
+use crate::keypad::{KeyRoute, Keypad};
 use crate::policy::{self, Decision, PolicySnapshot, Reason};
 
 impl Session {
@@ -267,27 +268,18 @@ impl Session {
     }
 
     fn on_digits(&mut self, digits: &str, at: DateTime<Utc>, out: &mut Vec<Effect>) {
-        let key = digits.chars().next().map(String::from).unwrap_or_default();
-        let operator = key == self.settings.policy.operator_digit;
-        let item = self.settings.ivr.menu.iter().find(|m| m.digit == key).cloned();
-        let choice = if operator { Some("operator".to_string()) } else { item.as_ref().map(|m| m.label.clone()) };
-        self.record(at, DomainEvent::Dtmf { digits: digits.to_string(), choice: choice.clone() }, out);
+        let settings = self.settings.clone();
+        let route = Keypad::new(&settings.ivr, &settings.policy).route(digits);
+        let choice = route.choice().map(str::to_string);
+        self.record(at, DomainEvent::Dtmf { digits: digits.to_string(), choice }, out);
         self.reprompts = 0;
-        if operator {
-            let queue = self.settings.policy.support_queue.clone();
-            self.decide_by_menu(Reason::Operator, queue, None, at, out);
-            return;
-        }
-        match item {
-            Some(m) => {
-                if let Some(q) = m.queue {
-                    self.decide_by_menu(Reason::MenuChoice, q, None, at, out);
-                } else if let Some(answer) = m.say {
-                    self.topic = Some(m.label.clone());
-                    self.gather_with_prompt(answer, at, out);
-                }
+        match route {
+            KeyRoute::Transfer { reason, queue, .. } => self.decide_by_menu(reason, queue.to_string(), None, at, out),
+            KeyRoute::Answer { choice, say } => {
+                self.topic = Some(choice.to_string());
+                self.gather_with_prompt(say.to_string(), at, out);
             }
-            None => {
+            KeyRoute::NotAnOption => {
                 let prompt = format!("Sorry, that is not an option. {}", self.settings.ivr.menu_prompt);
                 self.gather_with_prompt(prompt, at, out);
             }
@@ -318,9 +310,7 @@ impl Session {
     }
 
     fn menu_digits(&self) -> String {
-        let mut d: String = self.settings.ivr.menu.iter().map(|m| m.digit.as_str()).collect();
-        d.push_str(&self.settings.policy.operator_digit);
-        d
+        Keypad::new(&self.settings.ivr, &self.settings.policy).valid_digits()
     }
 
     /// Plays a prompt and listens for one key.

@@ -8,6 +8,7 @@ use ivrx_telnyx::events::Event;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::policy::Reason;
 
 const CALLER: &str = "v3:caller-leg";
 
@@ -669,4 +670,37 @@ fn the_call_ends_in_the_record_only_once_every_utterance_is_scored() {
     let kinds: Vec<_> = events(&fx).iter().map(|e| e.kind()).collect();
     assert_eq!(kinds, vec!["scored", "call_ended"]);
     assert!(c.s.unscored().is_empty());
+}
+
+fn decisions(fx: &[Effect]) -> Vec<(DecisionSource, Decision)> {
+    events(fx)
+        .into_iter()
+        .filter_map(|e| match e {
+            DomainEvent::Decision { source, decision } => Some((source, decision)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one decision among `fx`.
+fn one_decision(fx: &[Effect]) -> (DecisionSource, Decision) {
+    let mut found = decisions(fx);
+    assert_eq!(found.len(), 1, "{fx:?}");
+    found.remove(0)
+}
+
+#[test]
+fn keys_are_routed_by_the_menu_in_either_case() {
+    let mut s = SessionSettings::default();
+    s.policy.operator_digit = "A".into();
+    let mut c = Call::with(Arc::new(s));
+    c.start();
+    let fx = c.press("0");
+    assert!(dials(&fx).is_empty(), "0 is not the operator key here");
+    assert!(events(&fx).iter().any(|e| matches!(e, DomainEvent::Dtmf { choice: None, .. })));
+    let fx = c.press("a");
+    assert!(events(&fx).iter().any(|e| matches!(e, DomainEvent::Dtmf { choice: Some(x), .. } if x == "operator")));
+    let (source, d) = one_decision(&fx);
+    assert_eq!(source, DecisionSource::Menu);
+    assert_eq!((d.reason, d.queue.as_str()), (Reason::Operator, "support"));
 }
