@@ -26,7 +26,8 @@ mod config;
 use serde::{Deserialize, Serialize};
 
 pub use config::{
-    builtin_reason, default_tracker_rules, PolicyConfig, PolicyConfigError, Retired, RetiredKey, TrackerAction, TrackerRule,
+    builtin_reason, default_tracker_rules, PolicyConfig, PolicyConfigError, Retired, RetiredKey, TrackerAction,
+    TrackerRule,
 };
 use ivrx_intel::{Score, TrackerHit};
 
@@ -37,8 +38,11 @@ use ivrx_intel::{Score, TrackerHit};
 pub struct PolicyState {
     /// Caller utterances observed.
     pub utterances: u32,
-    /// True once a decision was made: the policy decides once per call.
+    /// True once a decision was made: the policy's own rules decide once per call.
     pub decided: bool,
+    /// True when the transfer of the decision failed (no agent could be
+    /// reached): the caller or a supervisor may ask again ([`reopen`]).
+    pub reopened: bool,
     /// The smoothed sentiment level (starts neutral).
     pub level: f64,
     /// The levels before the current one, oldest first, at most
@@ -47,7 +51,7 @@ pub struct PolicyState {
     /// Negative utterances in a row, up to the latest (mildly negative ones
     /// in between neither count nor break the run).
     pub consecutive_negatives: u32,
-    /// The decision, once made.
+    /// The call's decision, once made: the one copy the session reads.
     pub decision: Option<Decision>,
 }
 
@@ -184,9 +188,10 @@ pub struct Observation {
 /// call has not been decided yet, applies the tracker rules (in order:
 /// immediate transfers, then rules that need negative sentiment, then rules
 /// that need non-negative sentiment) and the sentiment rules (rapid decline,
-/// floor, consecutive negatives; only from `min_utterances` on).
+/// floor, consecutive negatives; only from `min_utterances` on). A decision
+/// is [claimed](claim) before it is returned: it is the call's.
 pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utterance<'_>) -> Observation {
-    let snapshot = update(config, state, utterance.score.score);
+    let snapshot = track(config, state, utterance);
     let decision = if state.decided {
         None
     } else {
@@ -197,16 +202,34 @@ pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utter
     Observation { snapshot, decision }
 }
 
-/// Records `decision` unless the call was already decided; returns it when it
-/// was recorded. Automatic, DTMF and manual (`ivrx transfer`) decisions all go
-/// through here, so a call is transferred exactly once.
+/// Feeds one caller utterance to the policy's numbers without letting it
+/// decide (the IVR no longer has the caller: a transfer is under way, or the
+/// call is closing).
+pub fn track(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utterance<'_>) -> PolicySnapshot {
+    update(config, state, utterance.score.score)
+}
+
+/// The decision guard: records `decision` as the call's and returns it, unless
+/// the call was already decided (and not [reopened](reopen)). Automatic,
+/// keypad, spoken-menu and manual (`ivrx transfer`) decisions all go through
+/// here, and whoever asks acts only on what it returns, so a call is
+/// transferred exactly once.
 pub fn claim(state: &mut PolicyState, decision: Decision) -> Option<Decision> {
-    if state.decided {
+    if state.decided && !state.reopened {
         return None;
     }
     state.decided = true;
+    state.reopened = false;
     state.decision = Some(decision.clone());
     Some(decision)
+}
+
+/// The transfer of the call's decision failed: no agent could be reached and
+/// the caller is back with the IVR. The caller (keypad, spoken menu choice)
+/// or a supervisor may ask again, and the next [`claim`] replaces the
+/// decision; the policy's own rules stay quiet, having decided once.
+pub fn reopen(state: &mut PolicyState) {
+    state.reopened = state.decided;
 }
 
 /// Updates level, window and run of negatives with a new score.

@@ -456,23 +456,24 @@ impl Session {
             self.record_scored(seq, u.speaker, &score, None, at, out);
             return;
         };
-        let observation = policy::observe(
-            &self.settings.policy,
-            &mut self.policy,
-            &policy::Utterance { index: caller_index, text: &u.text, score: &score, offset_ms: u.offset_ms },
-        );
-        self.last_snapshot = Some(observation.snapshot.clone());
-        self.record_scored(seq, u.speaker, &score, Some(observation.snapshot), at, out);
+        let utterance = policy::Utterance { index: caller_index, text: &u.text, score: &score, offset_ms: u.offset_ms };
+        // The policy decides while the IVR has the caller; otherwise its numbers still move.
+        let (snapshot, decision) = if self.phase == Phase::Ivr {
+            let o = policy::observe(&self.settings.policy, &mut self.policy, &utterance);
+            (o.snapshot, o.decision)
+        } else {
+            (policy::track(&self.settings.policy, &mut self.policy, &utterance), None)
+        };
+        self.last_snapshot = Some(snapshot.clone());
+        self.record_scored(seq, u.speaker, &score, Some(snapshot), at, out);
         if self.phase != Phase::Ivr {
             return;
         }
-        if self.decision.is_none() {
-            if let Some(decision) = observation.decision {
-                self.start_transfer(decision, DecisionSource::Policy, None, at, out);
-                return;
-            }
+        match decision {
+            // Claimed by the policy: the call's decision.
+            Some(decision) => self.start_transfer(decision, DecisionSource::Policy, None, at, out),
+            None => self.reply(&u.text, &score, caller_index, at, out),
         }
-        self.reply(&u.text, &score, caller_index, at, out);
     }
 
     fn record_scored(
@@ -551,7 +552,11 @@ impl Session {
             tracker: None,
             numbers: self.last_snapshot.clone().unwrap_or_default(),
         };
-        self.start_transfer(decision, DecisionSource::Menu, None, at, out);
+        match policy::claim(&mut self.policy, decision) {
+            Some(decision) => self.start_transfer(decision, DecisionSource::Menu, None, at, out),
+            // Already decided: nothing new to do but listen.
+            None => self.rearm_gather(out),
+        }
     }
 }
 

@@ -498,8 +498,8 @@ pub struct Session {
     scored_up_to: u32,
     pending: BTreeMap<u32, PendingUtterance>,
     early_scores: BTreeMap<u32, Score>,
+    /// The policy's numbers and the call's decision (the one copy of it).
     policy: PolicyState,
-    decision: Option<Decision>,
     transfer: Option<transfer::TransferProgress>,
     speaks: VecDeque<(Role, SpeakPurpose)>,
     gather_active: bool,
@@ -536,7 +536,6 @@ impl Session {
             pending: BTreeMap::new(),
             early_scores: BTreeMap::new(),
             policy: PolicyState::default(),
-            decision: None,
             transfer: None,
             speaks: VecDeque::new(),
             gather_active: false,
@@ -589,7 +588,7 @@ impl Session {
 
     /// The decision, if one was made.
     pub fn decision(&self) -> Option<&Decision> {
-        self.decision.as_ref()
+        self.policy.decision.as_ref()
     }
 
     /// The policy's running state.

@@ -689,6 +689,52 @@ fn one_decision(fx: &[Effect]) -> (DecisionSource, Decision) {
     found.remove(0)
 }
 
+fn fail_every_agent(c: &mut Call) {
+    for (attempt, leg) in [(1, "v3:a1"), (2, "v3:a2")] {
+        c.on_agent(leg, attempt, "call.initiated", json!({}));
+        c.on_agent(leg, attempt, "call.hangup", json!({"hangup_cause": "timeout"}));
+    }
+    assert_eq!(c.s.phase(), Phase::Ivr);
+}
+
+#[test]
+fn the_decision_is_the_claimed_one_and_kept_once() {
+    let mut c = Call::answered();
+    let fx = c.say("get me a human", -0.4, &["asks_for_human"]);
+    let (source, made) = one_decision(&fx);
+    assert_eq!(source, DecisionSource::Policy);
+    assert_eq!(c.s.decision(), Some(&made));
+    assert_eq!(c.s.policy_state().decision.as_ref(), Some(&made), "one copy: the policy's claim");
+    fail_every_agent(&mut c);
+    // After the failed transfer the caller asks again, on the keypad: the new decision replaces the old.
+    let fx = c.press("3");
+    let (source, again) = one_decision(&fx);
+    assert_eq!(source, DecisionSource::Menu);
+    assert_eq!((again.reason, again.queue.as_str()), (Reason::MenuChoice, "sales"));
+    assert_eq!(c.s.decision(), Some(&again));
+    assert_eq!(c.s.policy_state().decision.as_ref(), Some(&again));
+    // A session restored from storage keeps it.
+    let json = serde_json::to_string(&c.s).unwrap();
+    let restored: Session = serde_json::from_str(&json).unwrap();
+    assert_eq!(restored.decision(), Some(&again));
+}
+
+#[test]
+fn the_policy_decides_only_while_the_ivr_has_the_caller() {
+    let mut c = Call::answered();
+    c.say("thats all thank you bye", 0.6, &[]);
+    assert_eq!(c.s.phase(), Phase::Closing);
+    // A late utterance while the IVR says goodbye moves the numbers but decides nothing …
+    let fx = c.say("agent", -0.2, &["asks_for_human"]);
+    assert!(decisions(&fx).is_empty());
+    assert!(!c.s.policy_state().decided && c.s.decision().is_none());
+    assert_eq!(c.s.policy_state().utterances, 2);
+    // … so a supervisor can still transfer the call.
+    let fx = c.s.request_transfer(ManualTransfer::default(), c.t).unwrap();
+    assert_eq!(dials(&fx).len(), 1);
+    assert_eq!(c.s.decision().map(|d| d.reason), Some(Reason::Manual));
+}
+
 #[test]
 fn keys_are_routed_by_the_menu_in_either_case() {
     let mut s = SessionSettings::default();
