@@ -680,6 +680,19 @@ mod tests {
     }
 
     #[test]
+    fn a_retired_key_loads_and_is_reported_with_its_fix() {
+        let c = Config::from_toml("[policy]\noperator_digit = \"0\"\nsales_digit = \"3\"\n").unwrap();
+        c.validate(Mode::Sandbox).unwrap();
+        let retired: Vec<String> = c.retired_keys().iter().map(ToString::to_string).collect();
+        assert_eq!(retired.len(), 1);
+        assert!(retired[0].starts_with("policy.sales_digit is no longer read"), "{retired:?}");
+        assert!(Config::default().retired_keys().is_empty());
+        let replayed = crate::analyze::replay::policy_from_toml("sales_digit = 5\n", &c.policy).unwrap();
+        assert_eq!(replayed.retired_keys().len(), 1);
+        assert!(Config::from_toml("[policy]\nsales_digits = \"3\"\n").unwrap_err().contains("sales_digits"));
+    }
+
+    #[test]
     fn defaults_are_valid_in_sandbox_mode() {
         Config::default().validate(Mode::Sandbox).unwrap();
         assert_eq!(Config::default().mode(false), Mode::Sandbox);
