@@ -42,15 +42,25 @@ pub struct Script {
 }
 
 /// A `# key: value` comment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Directive {
     /// The key, lower-cased.
     pub key: String,
     /// The value, trimmed.
     pub value: String,
-    /// 1-based line number in the script's text.
+    /// 1-based line number in the script's text (for messages; not compared).
     pub line: usize,
 }
+
+/// Directives are equal when they say the same: where they stood in the text
+/// is not part of the script (printing one moves its directives to the top).
+impl PartialEq for Directive {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.key, &self.value) == (&other.key, &other.value)
+    }
+}
+
+impl Eq for Directive {}
 
 /// A script line that could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -233,6 +243,10 @@ mod tests {
         assert_eq!(s.directives_named("expect").map(|d| d.line).collect::<Vec<_>>(), [1]);
         assert_eq!(s.utterances().collect::<Vec<_>>(), vec!["hello there"]);
         assert_eq!(Script::parse(&s.to_string()).unwrap(), s);
+        // Printed, a directive below a step moves to the top: the same script.
+        let late = Script::parse("say hi\n\n# category: calm\n").unwrap();
+        assert_eq!(late.directives_named("category").map(|d| d.line).collect::<Vec<_>>(), [3]);
+        assert_eq!(Script::parse(&late.to_string()).unwrap(), late);
     }
 
     #[test]
