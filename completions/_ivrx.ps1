@@ -31,6 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('transfer', 'transfer', [CompletionResultType]::ParameterValue, 'Transfer a call to an agent now (manual override, exactly once)')
             [CompletionResult]::new('analyze', 'analyze', [CompletionResultType]::ParameterValue, 'Post-call analytics over stored conversations: tables, CSV, JSON, charts')
             [CompletionResult]::new('score', 'score', [CompletionResultType]::ParameterValue, 'Score text with the configured engine (calibrate what the engine thinks)')
+            [CompletionResult]::new('eval', 'eval', [CompletionResultType]::ParameterValue, 'Play labelled caller scripts through the production session and policy; report precision, recall, misses')
             [CompletionResult]::new('sandbox', 'sandbox', [CompletionResultType]::ParameterValue, 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -141,6 +142,16 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'ivrx;eval' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (menu, queues, trackers, policy) [default: ivrx.toml in the user''s config directory]')
+            [CompletionResult]::new('--compare', '--compare', [CompletionResultType]::ParameterName, 'A second configuration: play the same scripts with it and show both side by side')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document: {"dir", "runs": [{"config", "report"}]}')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'ivrx;sandbox' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address the sandbox API listens on')
             [CompletionResult]::new('--webhook-url', '--webhook-url', [CompletionResultType]::ParameterName, 'Where webhooks are delivered')
@@ -180,6 +191,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('transfer', 'transfer', [CompletionResultType]::ParameterValue, 'Transfer a call to an agent now (manual override, exactly once)')
             [CompletionResult]::new('analyze', 'analyze', [CompletionResultType]::ParameterValue, 'Post-call analytics over stored conversations: tables, CSV, JSON, charts')
             [CompletionResult]::new('score', 'score', [CompletionResultType]::ParameterValue, 'Score text with the configured engine (calibrate what the engine thinks)')
+            [CompletionResult]::new('eval', 'eval', [CompletionResultType]::ParameterValue, 'Play labelled caller scripts through the production session and policy; report precision, recall, misses')
             [CompletionResult]::new('sandbox', 'sandbox', [CompletionResultType]::ParameterValue, 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -201,6 +213,9 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             break
         }
         'ivrx;help;score' {
+            break
+        }
+        'ivrx;help;eval' {
             break
         }
         'ivrx;help;sandbox' {

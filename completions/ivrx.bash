@@ -25,6 +25,9 @@ _ivrx() {
             ivrx,dial)
                 cmd="ivrx__subcmd__dial"
                 ;;
+            ivrx,eval)
+                cmd="ivrx__subcmd__eval"
+                ;;
             ivrx,help)
                 cmd="ivrx__subcmd__help"
                 ;;
@@ -52,6 +55,9 @@ _ivrx() {
             ivrx__subcmd__help,dial)
                 cmd="ivrx__subcmd__help__subcmd__dial"
                 ;;
+            ivrx__subcmd__help,eval)
+                cmd="ivrx__subcmd__help__subcmd__eval"
+                ;;
             ivrx__subcmd__help,help)
                 cmd="ivrx__subcmd__help__subcmd__help"
                 ;;
@@ -77,7 +83,7 @@ _ivrx() {
 
     case "${cmd}" in
         ivrx)
-            opts="-h -V --help --version serve dial watch transfer analyze score sandbox completions help"
+            opts="-h -V --help --version serve dial watch transfer analyze score eval sandbox completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -252,8 +258,30 @@ _ivrx() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ivrx__subcmd__eval)
+            opts="-h -V --config --compare --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --compare)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ivrx__subcmd__help)
-            opts="serve dial watch transfer analyze score sandbox completions help"
+            opts="serve dial watch transfer analyze score eval sandbox completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -295,6 +323,20 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__help__subcmd__dial)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ivrx__subcmd__help__subcmd__eval)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -28,6 +28,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand transfer 'Transfer a call to an agent now (manual override, exactly once)'
             cand analyze 'Post-call analytics over stored conversations: tables, CSV, JSON, charts'
             cand score 'Score text with the configured engine (calibrate what the engine thinks)'
+            cand eval 'Play labelled caller scripts through the production session and policy; report precision, recall, misses'
             cand sandbox 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -131,6 +132,15 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'ivrx;eval'= {
+            cand --config 'Configuration file (menu, queues, trackers, policy) [default: ivrx.toml in the user''s config directory]'
+            cand --compare 'A second configuration: play the same scripts with it and show both side by side'
+            cand --json 'Print one JSON document: {"dir", "runs": [{"config", "report"}]}'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'ivrx;sandbox'= {
             cand --listen 'Address the sandbox API listens on'
             cand --webhook-url 'Where webhooks are delivered'
@@ -168,6 +178,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand transfer 'Transfer a call to an agent now (manual override, exactly once)'
             cand analyze 'Post-call analytics over stored conversations: tables, CSV, JSON, charts'
             cand score 'Score text with the configured engine (calibrate what the engine thinks)'
+            cand eval 'Play labelled caller scripts through the production session and policy; report precision, recall, misses'
             cand sandbox 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -183,6 +194,8 @@ set edit:completion:arg-completer[ivrx] = {|@words|
         &'ivrx;help;analyze'= {
         }
         &'ivrx;help;score'= {
+        }
+        &'ivrx;help;eval'= {
         }
         &'ivrx;help;sandbox'= {
         }

@@ -32,6 +32,7 @@ complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "watch" -d 'Follow a live 
 complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "transfer" -d 'Transfer a call to an agent now (manual override, exactly once)'
 complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "analyze" -d 'Post-call analytics over stored conversations: tables, CSV, JSON, charts'
 complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "score" -d 'Score text with the configured engine (calibrate what the engine thinks)'
+complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "eval" -d 'Play labelled caller scripts through the production session and policy; report precision, recall, misses'
 complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "sandbox" -d 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in'
 complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -114,6 +115,11 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand score" -l symbl-conf -d 'Symbl
 complete -c ivrx -n "__fish_ivrx_using_subcommand score" -l json -d 'Print NDJSON: {"text", "score", "label", "trackers": [{"tracker", "phrase"}]}'
 complete -c ivrx -n "__fish_ivrx_using_subcommand score" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand score" -s V -l version -d 'Print version'
+complete -c ivrx -n "__fish_ivrx_using_subcommand eval" -l config -d 'Configuration file (menu, queues, trackers, policy) [default: ivrx.toml in the user\'s config directory]' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand eval" -l compare -d 'A second configuration: play the same scripts with it and show both side by side' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand eval" -l json -d 'Print one JSON document: {"dir", "runs": [{"config", "report"}]}'
+complete -c ivrx -n "__fish_ivrx_using_subcommand eval" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ivrx -n "__fish_ivrx_using_subcommand eval" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l listen -d 'Address the sandbox API listens on' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l webhook-url -d 'Where webhooks are delivered' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l failover-url -d 'Where webhooks go when the webhook URL fails' -r
@@ -136,12 +142,13 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -s h -l help -d 'Prin
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score sandbox completions help" -f -a "serve" -d 'Run the webhook server: IVR flow, live scoring, escalation, transfers, storage'
-complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score sandbox completions help" -f -a "dial" -d 'Place a call: a real one through Telnyx, or a simulated caller in the sandbox'
-complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score sandbox completions help" -f -a "watch" -d 'Follow a live conversation: transcript, sentiment trend, the transfer moment'
-complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score sandbox completions help" -f -a "transfer" -d 'Transfer a call to an agent now (manual override, exactly once)'
-complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score sandbox completions help" -f -a "analyze" -d 'Post-call analytics over stored conversations: tables, CSV, JSON, charts'
-complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score sandbox completions help" -f -a "score" -d 'Score text with the configured engine (calibrate what the engine thinks)'
-complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score sandbox completions help" -f -a "sandbox" -d 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in'
-complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score sandbox completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score sandbox completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score eval sandbox completions help" -f -a "serve" -d 'Run the webhook server: IVR flow, live scoring, escalation, transfers, storage'
+complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score eval sandbox completions help" -f -a "dial" -d 'Place a call: a real one through Telnyx, or a simulated caller in the sandbox'
+complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score eval sandbox completions help" -f -a "watch" -d 'Follow a live conversation: transcript, sentiment trend, the transfer moment'
+complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score eval sandbox completions help" -f -a "transfer" -d 'Transfer a call to an agent now (manual override, exactly once)'
+complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score eval sandbox completions help" -f -a "analyze" -d 'Post-call analytics over stored conversations: tables, CSV, JSON, charts'
+complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score eval sandbox completions help" -f -a "score" -d 'Score text with the configured engine (calibrate what the engine thinks)'
+complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score eval sandbox completions help" -f -a "eval" -d 'Play labelled caller scripts through the production session and policy; report precision, recall, misses'
+complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score eval sandbox completions help" -f -a "sandbox" -d 'Run the sandbox carrier alone: a local Telnyx Call Control stand-in'
+complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score eval sandbox completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c ivrx -n "__fish_ivrx_using_subcommand help; and not __fish_seen_subcommand_from serve dial watch transfer analyze score eval sandbox completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -503,6 +503,12 @@ impl Config {
         Ok(config)
     }
 
+    /// Keys set in the file that are accepted but no longer read, each with
+    /// its fix (the commands print them as warnings).
+    pub fn retired_keys(&self) -> Vec<crate::policy::RetiredKey> {
+        self.policy.retired_keys()
+    }
+
     /// Parses one file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -642,6 +648,19 @@ mod tests {
             ConfigError::Invalid { key, .. } => key,
             other => panic!("expected Invalid, got {other}"),
         }
+    }
+
+    #[test]
+    fn a_retired_key_loads_and_is_reported_with_its_fix() {
+        let c = Config::from_toml("[policy]\noperator_digit = \"0\"\nsales_digit = \"3\"\n").unwrap();
+        c.validate(Mode::Sandbox).unwrap();
+        let retired: Vec<String> = c.retired_keys().iter().map(ToString::to_string).collect();
+        assert_eq!(retired.len(), 1);
+        assert!(retired[0].starts_with("policy.sales_digit is no longer read"), "{retired:?}");
+        assert!(Config::default().retired_keys().is_empty());
+        let replayed = crate::analyze::replay::policy_from_toml("sales_digit = 5\n", &c.policy).unwrap();
+        assert_eq!(replayed.retired_keys().len(), 1);
+        assert!(Config::from_toml("[policy]\nsales_digits = \"3\"\n").unwrap_err().contains("sales_digits"));
     }
 
     #[test]

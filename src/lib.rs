@@ -8,8 +8,9 @@
 //! - [`telnyx`] (`ivrx-telnyx`): the Call Control protocol (events, signatures, commands, REST client)
 //! - [`intel`] (`ivrx-intel`): the local engine that scores utterances, and trackers
 //! - [`symbl`] (`ivrx-symbl`): the Symbl.ai engine
-//! - [`session`], [`policy`], [`settings`] (`ivrx-core`): the sans-I/O call session, the
-//!   escalation policy that decides when and where to transfer, and their configuration
+//! - [`session`], [`policy`], [`keypad`], [`settings`] (`ivrx-core`): the sans-I/O call session, the
+//!   escalation policy that decides when and where to transfer, the keypad routing rule, and
+//!   their configuration
 //! - [`store`] (`ivrx-store`): SQLite persistence
 //! - [`sandbox`] (`ivrx-sandbox`): a built-in stand-in for Telnyx with scripted callers and agents
 //! - [`http`] (`ivrx-http`): serving with request deadlines, TLS set-up, latency percentiles
@@ -31,7 +32,7 @@ pub mod loadtest;
 pub mod server;
 pub mod sysinfo;
 
-pub use ivrx_core::{policy, session, settings};
+pub use ivrx_core::{keypad, policy, session, settings};
 pub use ivrx_http as http;
 pub use ivrx_intel as intel;
 pub use ivrx_sandbox as sandbox;

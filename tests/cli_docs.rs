@@ -29,7 +29,7 @@ fn completions_and_man_pages_are_up_to_date() {
 #[test]
 fn every_subcommand_has_a_man_page_and_every_shell_a_completion() {
     let files: Vec<String> = ivrx::cli::docs::render_all().unwrap().into_iter().map(|(p, _)| p).collect();
-    for sub in ["serve", "dial", "watch", "transfer", "analyze", "score", "sandbox"] {
+    for sub in ["serve", "dial", "watch", "transfer", "analyze", "score", "eval", "sandbox"] {
         assert!(files.contains(&format!("man/ivrx-{sub}.1")), "no man page for {sub}");
     }
     assert!(files.contains(&"man/ivrx.1".to_string()));

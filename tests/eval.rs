@@ -1,15 +1,21 @@
-//! Runs the labelled corpus through the local engine and the default policy,
-//! prints the report and holds the figures to their floors.
+//! Runs the labelled corpus through the production path (the call session
+//! with the default configuration, the local engine, the sandbox carrier in
+//! process), prints the report and holds the figures to their floors.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use ivrx::eval::{evaluate_dir, EvalReport};
+use ivrx::eval::{evaluate_dir, load_corpus, EvalReport, Expectation};
 use ivrx::intel::LocalEngine;
-use ivrx::policy::PolicyConfig;
+use ivrx::session::SessionSettings;
+
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("eval").join(name)
+}
 
 fn report() -> EvalReport {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/corpus");
-    evaluate_dir(&dir, &LocalEngine::default(), &PolicyConfig::default()).expect("the corpus loads")
+    evaluate_dir(&corpus("corpus"), &LocalEngine::default(), &Arc::new(SessionSettings::default()))
+        .expect("the corpus loads")
 }
 
 /// The floors sit a little under what the engine achieves, so a regression
@@ -45,4 +51,15 @@ fn trace_failures_on_request() {
             println!("  {:>2} {:+.3} level {:+.3} {:?} {}", s.index, s.score, s.level, s.trackers, s.text);
         }
     }
+}
+
+/// The frozen test split parses and keeps the size and labels its README
+/// documents. Only that: nothing is tuned on it, so no figure is held here.
+#[test]
+fn the_holdout_corpus_parses() {
+    let scripts = load_corpus(&corpus("holdout")).expect("every holdout script and label parses");
+    assert_eq!(scripts.len(), 141);
+    let transfers = scripts.iter().filter(|s| matches!(s.expected, Expectation::Transfer { .. })).count();
+    assert_eq!((transfers, scripts.iter().filter(|s| s.hard).count()), (75, 26));
+    assert!(scripts.iter().all(|s| s.category.is_some()), "every script has a category");
 }

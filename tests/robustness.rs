@@ -2,7 +2,9 @@
 //! in range.
 
 use ivrx::intel::{LocalEngine, Scorer, TrackerSet};
-use ivrx::policy::{observe, observe_dtmf, PolicyConfig, PolicyState, Utterance};
+use ivrx::keypad::Keypad;
+use ivrx::policy::{observe, PolicyConfig, PolicyState, Utterance};
+use ivrx::settings::IvrConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -100,6 +102,8 @@ fn random_text(rng: &mut StdRng) -> String {
 fn random_text_never_panics() {
     let engine = LocalEngine::default();
     let config = PolicyConfig::default();
+    let ivr = IvrConfig::default();
+    let keypad = Keypad::new(&ivr, &config);
     let mut rng = StdRng::seed_from_u64(7);
     for call in 0..300 {
         let mut state = PolicyState::default();
@@ -112,7 +116,7 @@ fn random_text_never_panics() {
             let o = observe(&config, &mut state, &u);
             assert!(o.snapshot.level.is_finite());
             if call % 7 == 0 {
-                let _ = observe_dtmf(&config, &mut state, &text);
+                let _ = keypad.route(&text);
             }
         }
     }

@@ -20,7 +20,6 @@ pub struct CallRecorder<'a> {
     events: Vec<Recorded>,
     seq: u32,
     caller_utterances: u32,
-    decision: Option<Decision>,
     caller_leg: String,
     last_offset_ms: u64,
 }
@@ -46,7 +45,6 @@ impl<'a> CallRecorder<'a> {
             events: Vec::new(),
             seq: 0,
             caller_utterances: 0,
-            decision: None,
             caller_leg: caller_leg.clone(),
             last_offset_ms: 0,
         };
@@ -89,12 +87,13 @@ impl<'a> CallRecorder<'a> {
 
     /// The decision made so far, if any.
     pub fn decision(&self) -> Option<&Decision> {
-        self.decision.as_ref()
+        self.state.decision.as_ref()
     }
 
     /// Records an utterance and its score; for the caller, runs the policy and
-    /// records its decision (the first only), `score_latency_ms` after the
-    /// utterance. Returns the decision when this utterance made it.
+    /// records its decision (the policy claims the first only),
+    /// `score_latency_ms` after the utterance. Returns the decision when this
+    /// utterance made it.
     pub fn utterance(
         &mut self,
         offset_ms: u64,
@@ -121,9 +120,7 @@ impl<'a> CallRecorder<'a> {
                 &mut self.state,
                 &policy::Utterance { index, text, score: &score, offset_ms },
             );
-            if self.decision.is_none() {
-                decided = obs.decision;
-            }
+            decided = obs.decision;
             obs.snapshot
         });
         self.push(
@@ -139,13 +136,14 @@ impl<'a> CallRecorder<'a> {
             },
         );
         if let Some(d) = decided.clone() {
-            self.decide(scored_at, DecisionSource::Policy, d);
+            self.push(scored_at, DomainEvent::Decision { source: DecisionSource::Policy, decision: d });
         }
         decided
     }
 
-    /// Records a decision the caller made on the keypad (0 or a menu queue).
-    pub fn menu_decision(&mut self, offset_ms: u64, reason: Reason, queue: &str) -> Decision {
+    /// Records a decision the caller made on the keypad (the operator key or
+    /// a menu queue), unless the call was already decided.
+    pub fn menu_decision(&mut self, offset_ms: u64, reason: Reason, queue: &str) -> Option<Decision> {
         let d = Decision {
             reason,
             queue: queue.to_string(),
@@ -155,14 +153,9 @@ impl<'a> CallRecorder<'a> {
             tracker: None,
             numbers: Default::default(),
         };
-        self.decide(offset_ms, DecisionSource::Menu, d.clone());
-        d
-    }
-
-    fn decide(&mut self, offset_ms: u64, source: DecisionSource, decision: Decision) {
-        self.state.decided = true;
-        self.decision = Some(decision.clone());
-        self.push(offset_ms, DomainEvent::Decision { source, decision });
+        let decision = policy::claim(&mut self.state, d)?;
+        self.push(offset_ms, DomainEvent::Decision { source: DecisionSource::Menu, decision: decision.clone() });
+        Some(decision)
     }
 
     /// Records one transfer step.
@@ -175,7 +168,7 @@ impl<'a> CallRecorder<'a> {
         detail: Option<&str>,
         agent_leg: Option<&str>,
     ) {
-        let queue = self.decision.as_ref().map(|d| d.queue.clone()).unwrap_or_default();
+        let queue = self.decision().map(|d| d.queue.clone()).unwrap_or_default();
         self.push(
             offset_ms,
             DomainEvent::Transfer {

@@ -11,16 +11,15 @@
 //! start times depend on the seed and N. The same seed and N give the same
 //! calls; ids are `syn-<seed>-<i>`, so generating them again adds nothing.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Duration, Utc};
 
 use super::record::CallRecorder;
 use super::rng::Rng;
 use super::AnalyzeError;
-use crate::config::QueueConfig;
+use crate::config::Config;
 use crate::intel::Scorer;
-use crate::policy::{PolicyConfig, Reason};
+use crate::keypad::{KeyRoute, Keypad};
+use crate::policy::Reason;
 use crate::session::{DomainEvent, Role, Speaker, TransferStatus};
 use crate::store::{Store, WriteOp};
 
@@ -194,9 +193,9 @@ fn conversation(
     started: DateTime<Utc>,
     options: &SyntheticOptions,
     scorer: &dyn Scorer,
-    policy: &PolicyConfig,
-    queues: &BTreeMap<String, QueueConfig>,
+    config: &Config,
 ) -> (Vec<crate::session::Recorded>, Generated) {
+    let policy = &config.policy;
     let mut rng = Rng::new(options.seed ^ i.wrapping_mul(0xA24B_AED4_963E_E407));
     let persona = weighted(&mut rng, PERSONAS.iter().copied()).unwrap_or(Persona::CalmBilling);
     let id = format!("syn-{}-{i:06}", options.seed);
@@ -239,14 +238,21 @@ fn conversation(
         t += rng.range(5_000, 14_000) + (text.len() as u64) * 40;
     }
     if persona == Persona::Keypad && rec.decision().is_none() {
-        let (digit, reason, queue) = if rng.chance(0.7) {
-            ("0", Reason::Operator, policy.support_queue.clone())
-        } else {
-            ("3", Reason::MenuChoice, policy.sales_queue.clone())
+        // Most keypad callers press the operator key; the others a queue of the menu.
+        let keys = Keypad::new(&config.ivr, policy).transfers();
+        let operator = rng.chance(0.7);
+        let chosen = match keys.split_first() {
+            Some((first, [])) => Some(first),
+            Some((first, _)) if operator => Some(first),
+            Some((_, [only])) => Some(only),
+            Some((_, menu)) => rng.pick(menu),
+            None => None,
         };
-        rec.push(t, DomainEvent::Dtmf { digits: digit.into(), choice: Some(queue.clone()) });
-        rec.menu_decision(t + 20, reason, &queue);
-        t += 20;
+        if let Some(&(key, KeyRoute::Transfer { reason, queue, choice })) = chosen {
+            rec.push(t, DomainEvent::Dtmf { digits: key.into(), choice: Some(choice.into()) });
+            rec.menu_decision(t + 20, reason, queue);
+            t += 20;
+        }
     }
     let Some(decision) = rec.decision().cloned() else {
         let calm = matches!(persona, Persona::CalmBilling | Persona::CalmSupport | Persona::Buyer);
@@ -257,7 +263,7 @@ fn conversation(
         return (rec.end(t + rng.range(2_000, 5_000), reason), out);
     };
     out.decided = 1;
-    let agents = queues.get(&decision.queue).map(|q| q.agents.clone()).filter(|a| !a.is_empty());
+    let agents = config.queues.get(&decision.queue).map(|q| q.agents.clone()).filter(|a| !a.is_empty());
     let agents = agents.unwrap_or_else(|| vec!["+18005550199".to_string()]);
     for (n, target) in agents.iter().enumerate() {
         let attempt = n as u32 + 1;
@@ -350,14 +356,13 @@ pub async fn generate(
     store: &Store,
     options: &SyntheticOptions,
     scorer: &dyn Scorer,
-    policy: &PolicyConfig,
-    queues: &BTreeMap<String, QueueConfig>,
+    config: &Config,
     tick: &mut dyn FnMut(),
 ) -> Result<Generated, AnalyzeError> {
     let mut total = Generated::default();
     for (i, started) in start_times(options).into_iter().enumerate() {
         let i = i as u64;
-        let (events, g) = conversation(i, started, options, scorer, policy, queues);
+        let (events, g) = conversation(i, started, options, scorer, config);
         total.calls += g.calls;
         total.decided += g.decided;
         total.transferred += g.transferred;
@@ -390,22 +395,12 @@ mod tests {
         assert!(times.iter().all(|t| *t >= options.start && *t < options.start + Duration::days(28)));
         let t0 = options.start;
         for i in [0, 3, 9] {
-            let x = conversation(i, t0, &options, &engine, &config.policy, &config.queues);
-            let y = conversation(
-                i,
-                t0,
-                &SyntheticOptions { calls: 5, ..options.clone() },
-                &engine,
-                &config.policy,
-                &config.queues,
-            );
+            let x = conversation(i, t0, &options, &engine, &config);
+            let y = conversation(i, t0, &SyntheticOptions { calls: 5, ..options.clone() }, &engine, &config);
             assert_eq!(x, y, "content depends on the seed and i only");
         }
         let other = SyntheticOptions { seed: 8, ..options.clone() };
-        assert_ne!(
-            conversation(0, t0, &options, &engine, &config.policy, &config.queues).0,
-            conversation(0, t0, &other, &engine, &config.policy, &config.queues).0
-        );
+        assert_ne!(conversation(0, t0, &options, &engine, &config).0, conversation(0, t0, &other, &engine, &config).0);
     }
 
     #[test]
@@ -415,7 +410,7 @@ mod tests {
         let options = SyntheticOptions::default();
         let mut personas_with_agents = 0;
         for i in 0..300 {
-            let (events, g) = conversation(i, options.start, &options, &engine, &config.policy, &config.queues);
+            let (events, g) = conversation(i, options.start, &options, &engine, &config);
             assert!(matches!(events.first().map(|e| &e.event), Some(DomainEvent::CallStarted { .. })));
             assert!(matches!(events.last().map(|e| &e.event), Some(DomainEvent::CallEnded { .. })));
             assert!(events.windows(2).all(|w| w[0].offset_ms <= w[1].offset_ms && w[0].n + 1 == w[1].n));

@@ -16,7 +16,7 @@ use crate::store::{self, Store, StoreOptions};
 
 /// Runs `ivrx analyze`.
 pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(args.config.as_deref())?;
+    let config = super::load_config(args.config.as_deref())?;
     config.validate(Mode::Sandbox)?;
     let db = args.db.clone().or_else(|| config.storage.db.clone()).unwrap_or_else(store::default_path);
     let json = args.json || args.format == AnalyzeFormat::Json;
@@ -32,6 +32,11 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         transferred: args.transferred,
     };
     let replay = args.replay_policy.as_deref().map(|p| replay::load_policy(p, &config.policy)).transpose()?;
+    if let (Some(path), Some(policy)) = (&args.replay_policy, &replay) {
+        for retired in policy.retired_keys() {
+            eprintln!("warning: {}: {retired}", path.display());
+        }
+    }
     let imports = args.import.as_deref().map(import::read).transpose()?;
 
     if imports.is_some() || args.synthetic.is_some() {
@@ -161,8 +166,7 @@ async fn write_calls(
     if let Some(n) = args.synthetic {
         let options = SyntheticOptions { calls: n, seed: args.seed, ..SyntheticOptions::default() };
         let bar = progress_bar(progress, n, "generating");
-        let done =
-            synthetic::generate(&store, &options, &engine, &config.policy, &config.queues, &mut || bar.inc(1)).await?;
+        let done = synthetic::generate(&store, &options, &engine, config, &mut || bar.inc(1)).await?;
         bar.finish_and_clear();
         eprintln!(
             "generated {} synthetic conversations (seed {}; {} transfer decisions, {} connected) into {}",

@@ -14,6 +14,7 @@ mod demo;
 mod dial;
 pub mod docs;
 pub mod engine;
+mod eval;
 pub mod exit;
 mod load;
 pub mod output;
@@ -45,7 +46,8 @@ Quick start (sandbox, no account needed):
   ivrx serve &                              the IVR; then, in other terminals:
   ivrx watch --latest                       follow the next call
   ivrx dial --sandbox --script frustrated   a bundled caller (or a script file)
-  ivrx analyze                              tables over every stored conversation";
+  ivrx analyze                              tables over every stored conversation
+  ivrx eval eval/corpus                     measure the escalation on labelled caller scripts";
 
 /// What `ivrx --help` says about the environment (and the man page's ENVIRONMENT).
 pub const ENVIRONMENT: &str = "\
@@ -87,6 +89,11 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Score text with the configured engine (calibrate what the engine thinks)
     Score(ScoreArgs),
+    /// Play labelled caller scripts through the production session and policy; report precision, recall, misses
+    #[command(
+        long_about = "Play a directory of labelled caller scripts through the production session, engine and policy, and measure the escalation decisions against the labels.\n\nEvery *.ivrx file of DIR is a caller script (say, press, pause, hangup: the format of `ivrx dial --sandbox --script`) labelled with what a good supervisor would do:\n\n  # expect: no-transfer\n  # expect: transfer support at 3      (at the caller's 3rd `say` line)\n  # expect: transfer sales by dtmf     (by a key press)\n  # difficulty: hard                   (optional: reported apart)\n  # category: decline                  (optional: reported per category)\n\nEach script is played in process, with no sockets: the sandbox carrier plays the caller and the agents, and the call session that `serve` runs answers with the configuration's menu, queues, trackers and policy, scored by the local engine. The first decision is the outcome.\n\nPrinted: precision (of the transfers made, the share expected), recall (of the transfers expected, the share made), false-transfer rate (of the calls that should stay with the IVR, the share transferred), queue accuracy, exact-trigger rate (transfers at exactly the expected line, or by key when expected), utterances to transfer (mean index of the triggering line), overall, for regular and hard scripts and per category; then every miss. --compare plays the same scripts with a second configuration and shows both side by side, with the scripts whose outcome differs. A script or label that cannot be used is an error naming the file and line.\n\nBuild a set from your own calls, then check a configuration change before it goes live:\n\n  ivrx eval calls/ --config ivrx.toml --compare candidate.toml"
+    )]
+    Eval(EvalArgs),
     /// Run the sandbox carrier alone: a local Telnyx Call Control stand-in
     #[command(
         long_about = "Run the sandbox carrier alone.\n\nThe sandbox serves the Telnyx Call Control REST API under /v2 (same paths, bodies, answers and error codes), delivers Ed25519-signed webhooks in the real envelope and order, and simulates callers (scripts) and agents (answer, refuse, no answer). `ivrx serve --sandbox` embeds it; run it alone to test another Telnyx application against it."
@@ -388,6 +395,22 @@ pub struct ScoreArgs {
     pub symbl_conf: Option<PathBuf>,
 }
 
+/// `ivrx eval`
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// Directory of labelled caller scripts (*.ivrx with `# expect:` lines)
+    pub dir: PathBuf,
+    /// Configuration file (menu, queues, trackers, policy) [default: ivrx.toml in the user's config directory]
+    #[arg(long, env = "IVRX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A second configuration: play the same scripts with it and show both side by side
+    #[arg(long, value_name = "OTHER.toml")]
+    pub compare: Option<PathBuf>,
+    /// Print one JSON document: {"dir", "runs": [{"config", "report"}]}
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `ivrx sandbox`
 #[derive(Debug, Clone, Args)]
 pub struct SandboxArgs {
@@ -461,6 +484,16 @@ pub fn command() -> clap::Command {
     Cli::command().mut_subcommands(|sub| sub.after_long_help(exit::help_section()))
 }
 
+/// Loads the configuration (see [`Config::load`](crate::config::Config::load))
+/// and warns on stderr about keys it no longer reads.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<crate::config::Config> {
+    let config = crate::config::Config::load(path)?;
+    for retired in config.retired_keys() {
+        eprintln!("warning: {retired}");
+    }
+    Ok(config)
+}
+
 /// Parses the command line and runs it. The binary's `main`.
 pub fn main() -> ExitCode {
     let cli = match command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
@@ -485,6 +518,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Score(args) => score::run(args).await,
+        Command::Eval(args) => eval::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Dial(args) => dial::run(args).await,
         Command::Watch(args) => watch::run(args).await,

@@ -180,7 +180,7 @@ fn reporter(app: Arc<App>) -> CallReporter {
 
 /// Runs `ivrx serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let mut config = Config::load(args.config.as_deref())?;
+    let mut config = super::load_config(args.config.as_deref())?;
     if let Some(db) = &args.db {
         config.storage.db = Some(db.clone());
     }

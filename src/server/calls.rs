@@ -833,8 +833,7 @@ async fn run_sender(
         let action = cmd.action_name();
         shared.metrics.command(action, began.elapsed(), result.as_ref().err().map(|e| e.kind()));
         let Err(e) = result else { continue };
-        let expected = e.is_call_gone() && cmd.is_stop();
-        if expected {
+        if cmd.failure_is_moot(e.is_call_gone()) {
             continue;
         }
         if e.is_call_gone() {

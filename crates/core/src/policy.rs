@@ -15,16 +15,20 @@
 //! | rapid decline | the level fell ≥ 0.5 below its peak over the last 3 utterances and is ≤ -0.2 | `rapid_decline` | support |
 //! | floor | the level (EWMA, weight 0.5, from neutral) ≤ -0.35 | `sentiment_floor` | support |
 //! | consecutive negatives | 3 utterances ≤ -0.35 in a row (mildly negative ones between them neither count nor break the run; one ≥ 0 breaks it) | `consecutive_negatives` | support |
-//! | DTMF | `0` / `3` pressed | `operator` / `menu_choice` | support / sales |
 //!
 //! The sentiment rules wait for 2 utterances: one plainly stated problem is not
-//! a trend. Tracker rules act at once.
+//! a trend. Tracker rules act at once. Keys pressed at the menu are routed by
+//! the menu ([`crate::keypad`]); their decisions go through the same
+//! [`claim`] as the policy's own.
 
 mod config;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{builtin_reason, default_tracker_rules, PolicyConfig, PolicyConfigError, TrackerAction, TrackerRule};
+pub use config::{
+    builtin_reason, default_tracker_rules, PolicyConfig, PolicyConfigError, Retired, RetiredKey, TrackerAction,
+    TrackerRule,
+};
 use ivrx_intel::{Score, TrackerHit};
 
 /// The running state of the policy for one call. Serialisable, so a call can
@@ -34,8 +38,11 @@ use ivrx_intel::{Score, TrackerHit};
 pub struct PolicyState {
     /// Caller utterances observed.
     pub utterances: u32,
-    /// True once a decision was made: the policy decides once per call.
+    /// True once a decision was made: the policy's own rules decide once per call.
     pub decided: bool,
+    /// True when the transfer of the decision failed (no agent could be
+    /// reached): the caller or a supervisor may ask again ([`reopen`]).
+    pub reopened: bool,
     /// The smoothed sentiment level (starts neutral).
     pub level: f64,
     /// The levels before the current one, oldest first, at most
@@ -44,7 +51,7 @@ pub struct PolicyState {
     /// Negative utterances in a row, up to the latest (mildly negative ones
     /// in between neither count nor break the run).
     pub consecutive_negatives: u32,
-    /// The decision, once made.
+    /// The call's decision, once made: the one copy the session reads.
     pub decision: Option<Decision>,
 }
 
@@ -181,9 +188,10 @@ pub struct Observation {
 /// call has not been decided yet, applies the tracker rules (in order:
 /// immediate transfers, then rules that need negative sentiment, then rules
 /// that need non-negative sentiment) and the sentiment rules (rapid decline,
-/// floor, consecutive negatives; only from `min_utterances` on).
+/// floor, consecutive negatives; only from `min_utterances` on). A decision
+/// is [claimed](claim) before it is returned: it is the call's.
 pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utterance<'_>) -> Observation {
-    let snapshot = update(config, state, utterance.score.score);
+    let snapshot = track(config, state, utterance);
     let decision = if state.decided {
         None
     } else {
@@ -194,40 +202,34 @@ pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utter
     Observation { snapshot, decision }
 }
 
-/// Feeds a DTMF press to the policy: the operator key transfers to support,
-/// the sales key to sales, at most once per call. `digits` is one `press`
-/// (several keys are an account number or similar, not a menu choice).
-pub fn observe_dtmf(config: &PolicyConfig, state: &mut PolicyState, digits: &str) -> Option<Decision> {
-    let digits = digits.trim();
-    let (reason, queue) = if digits.eq_ignore_ascii_case(&config.operator_digit) {
-        (Reason::Operator, &config.support_queue)
-    } else if digits.eq_ignore_ascii_case(&config.sales_digit) {
-        (Reason::MenuChoice, &config.sales_queue)
-    } else {
-        return None;
-    };
-    let decision = Decision {
-        reason,
-        queue: queue.clone(),
-        trigger_index: state.utterances,
-        trigger_text: format!("pressed {digits}"),
-        trigger_phrase: Some(digits.to_string()),
-        tracker: None,
-        numbers: numbers(config, state, state.level),
-    };
-    claim(state, decision)
+/// Feeds one caller utterance to the policy's numbers without letting it
+/// decide (the IVR no longer has the caller: a transfer is under way, or the
+/// call is closing).
+pub fn track(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utterance<'_>) -> PolicySnapshot {
+    update(config, state, utterance.score.score)
 }
 
-/// Records `decision` unless the call was already decided; returns it when it
-/// was recorded. Automatic, DTMF and manual (`ivrx transfer`) decisions all go
-/// through here, so a call is transferred exactly once.
+/// The decision guard: records `decision` as the call's and returns it, unless
+/// the call was already decided (and not [reopened](reopen)). Automatic,
+/// keypad, spoken-menu and manual (`ivrx transfer`) decisions all go through
+/// here, and whoever asks acts only on what it returns, so a call is
+/// transferred exactly once.
 pub fn claim(state: &mut PolicyState, decision: Decision) -> Option<Decision> {
-    if state.decided {
+    if state.decided && !state.reopened {
         return None;
     }
     state.decided = true;
+    state.reopened = false;
     state.decision = Some(decision.clone());
     Some(decision)
+}
+
+/// The transfer of the call's decision failed: no agent could be reached and
+/// the caller is back with the IVR. The caller (keypad, spoken menu choice)
+/// or a supervisor may ask again, and the next [`claim`] replaces the
+/// decision; the policy's own rules stay quiet, having decided once.
+pub fn reopen(state: &mut PolicyState) {
+    state.reopened = state.decided;
 }
 
 /// Updates level, window and run of negatives with a new score.

@@ -77,7 +77,7 @@ pub(crate) fn validation_error(e: ValidationError) -> ApiError {
     }
 }
 
-fn command_error(e: CommandError, ccid: &str) -> ApiError {
+pub(crate) fn command_error(e: CommandError, ccid: &str) -> ApiError {
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     match e {
         CommandError::NotFound => ApiError::not_found(format!("Call {ccid} was not found.")),

@@ -423,7 +423,7 @@ impl Delivery {
                     record_type: "event",
                     event_type: e.event_type,
                     id: &e.id,
-                    occurred_at: (e.payload.get("occurred_at").is_none()).then_some(e.occurred_at.as_str()),
+                    occurred_at: e.envelope_occurred_at(),
                     payload: &e.payload,
                 },
                 meta: WireMeta { attempt, delivered_to: url },

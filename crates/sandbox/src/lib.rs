@@ -24,6 +24,10 @@
 //! work as on Telnyx, with their webhooks; participants hear each other (see
 //! the `conference` module).
 //!
+//! [`offline::OfflineCarrier`] runs the same simulation in process, with no
+//! HTTP, on a virtual clock its driver moves (`ivrx eval` plays labelled
+//! scripts through it and the real call session).
+//!
 //! Timing and turn-taking are documented in [`timing`]; the control API under
 //! `/sandbox/v1` in [`control`](self#control-api).
 //!
@@ -61,6 +65,7 @@ pub mod gather;
 mod ids;
 pub mod legs;
 mod media;
+pub mod offline;
 mod party;
 pub mod stats;
 mod timers;
@@ -87,7 +92,7 @@ pub use conference::Heard;
 pub use delivery::{DeliveryConfig, DeliveryRecord};
 pub use legs::LegState;
 pub use party::{default_agent_script, parse_agent_spec, BehaviorError, PartyBehavior, DEFAULT_AGENT_SCRIPT};
-pub use script::{Script, Step};
+pub use script::{Directive, Script, Step};
 pub use stats::DeliverySummary;
 pub use timing::TimingModel;
 pub use world::LegStatus;

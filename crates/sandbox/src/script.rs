@@ -37,9 +37,30 @@ pub enum Step {
 pub struct Script {
     /// The steps, in order.
     pub steps: Vec<Step>,
-    /// `# key: value` comments, in order, keys lower-cased.
-    pub directives: Vec<(String, String)>,
+    /// `# key: value` comments, in order.
+    pub directives: Vec<Directive>,
 }
+
+/// A `# key: value` comment.
+#[derive(Debug, Clone)]
+pub struct Directive {
+    /// The key, lower-cased.
+    pub key: String,
+    /// The value, trimmed.
+    pub value: String,
+    /// 1-based line number in the script's text (for messages; not compared).
+    pub line: usize,
+}
+
+/// Directives are equal when they say the same: where they stood in the text
+/// is not part of the script (printing one moves its directives to the top).
+impl PartialEq for Directive {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.key, &self.value) == (&other.key, &other.value)
+    }
+}
+
+impl Eq for Directive {}
 
 /// A script line that could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,7 +92,8 @@ impl Script {
                 if let Some((k, v)) = comment.split_once(':') {
                     let key = k.trim();
                     if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                        script.directives.push((key.to_ascii_lowercase(), v.trim().to_string()));
+                        let (key, value) = (key.to_ascii_lowercase(), v.trim().to_string());
+                        script.directives.push(Directive { key, value, line });
                     }
                 }
                 continue;
@@ -141,7 +163,12 @@ impl Script {
 
     /// The first value of a `# key: value` directive.
     pub fn directive(&self, key: &str) -> Option<&str> {
-        self.directives.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.directives.iter().find(|d| d.key == key).map(|d| d.value.as_str())
+    }
+
+    /// Every `# key: value` directive with this key, in order.
+    pub fn directives_named<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Directive> {
+        self.directives.iter().filter(move |d| d.key == key)
     }
 
     /// The lines the caller says, in order.
@@ -155,8 +182,8 @@ impl Script {
 
 impl fmt::Display for Script {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (k, v) in &self.directives {
-            writeln!(f, "# {k}: {v}")?;
+        for d in &self.directives {
+            writeln!(f, "# {}: {}", d.key, d.value)?;
         }
         for s in &self.steps {
             match s {
@@ -229,8 +256,13 @@ mod tests {
             ]
         );
         assert_eq!(s.directive("expect"), Some("transfer support at 2"));
+        assert_eq!(s.directives_named("expect").map(|d| d.line).collect::<Vec<_>>(), [1]);
         assert_eq!(s.utterances().collect::<Vec<_>>(), vec!["hello there"]);
         assert_eq!(Script::parse(&s.to_string()).unwrap(), s);
+        // Printed, a directive below a step moves to the top: the same script.
+        let late = Script::parse("say hi\n\n# category: calm\n").unwrap();
+        assert_eq!(late.directives_named("category").map(|d| d.line).collect::<Vec<_>>(), [3]);
+        assert_eq!(Script::parse(&late.to_string()).unwrap(), late);
     }
 
     #[test]

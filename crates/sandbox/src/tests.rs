@@ -773,9 +773,9 @@ mod examples {
             let first = text.lines().next().unwrap();
             assert!(first.starts_with("# ") && !first.contains(':'), "{name}: first line describes the caller");
             let script = Script::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let expects: Vec<_> = script.directives.iter().filter(|(k, _)| k == "expect").collect();
+            let expects: Vec<_> = script.directives_named("expect").collect();
             assert_eq!(expects.len(), 1, "{name}");
-            if let Some((_, Some(n))) = parse_expect(&expects[0].1) {
+            if let Some((_, Some(n))) = parse_expect(&expects[0].value) {
                 assert!((1..=script.utterances().count()).contains(&n), "{name}: at {n}");
             }
             for u in script.utterances() {

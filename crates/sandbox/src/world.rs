@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ivrx_telnyx::commands::{Action, ActionKind, Bridge, CallInfo, Dial, SipHeader, TranscriptionStart, Transfer};
-use ivrx_telnyx::events::EventType;
+use ivrx_telnyx::events::{EventData, EventType};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -78,6 +78,26 @@ pub(crate) struct Emitted {
     pub id: String,
     pub occurred_at: String,
     pub payload: Value,
+}
+
+impl Emitted {
+    /// The envelope's `occurred_at`: absent when the payload carries its own
+    /// (`conference.created`, `conference.ended`).
+    pub fn envelope_occurred_at(&self) -> Option<&str> {
+        self.payload.get("occurred_at").is_none().then_some(self.occurred_at.as_str())
+    }
+
+    /// The webhook's `data` record, as delivery posts it.
+    pub fn event_data(self) -> EventData {
+        EventData {
+            record_type: "event".into(),
+            event_type: self.event_type.into(),
+            occurred_at: self.envelope_occurred_at().map(str::to_string),
+            id: self.id,
+            payload: self.payload,
+            extra: Map::new(),
+        }
+    }
 }
 
 /// Why a command was not executed.

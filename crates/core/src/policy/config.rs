@@ -68,14 +68,38 @@ pub struct PolicyConfig {
     /// …and the smoothed level, before and after the utterance, at least this
     /// (a caller in the middle of a complaint is not a sales lead). Default -0.3.
     pub sales_min_level: f64,
-    /// The key that asks for an operator. Default "0".
+    /// The key that asks for an operator (the support queue). Default "0".
+    /// The other keys are the menu's (`[[ivr.menu]]`).
     pub operator_digit: String,
-    /// The menu key for sales. Default "3".
-    pub sales_digit: String,
     /// What each tracker's hits do, by tracker name. Configured rules merge
     /// over the defaults ([`default_tracker_rules`]).
     #[serde(deserialize_with = "merge_tracker_rules")]
     pub trackers: BTreeMap<String, TrackerRule>,
+    /// `sales_digit`, retired: keys are routed by the menu. Accepted so that
+    /// older files still load; [`retired_keys`](Self::retired_keys) says what to do.
+    #[doc(hidden)]
+    #[serde(skip_serializing)]
+    pub sales_digit: Option<Retired>,
+}
+
+/// The value of a retired key: accepted, whatever it is, and never read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retired;
+
+impl<'de> Deserialize<'de> for Retired {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Retired)
+    }
+}
+
+/// A key of `[policy]` that is accepted but no longer read, with the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy.{key} is no longer read: {fix}")]
+pub struct RetiredKey {
+    /// The key under `[policy]`.
+    pub key: &'static str,
+    /// What to do instead.
+    pub fix: &'static str,
 }
 
 impl Default for PolicyConfig {
@@ -97,8 +121,8 @@ impl Default for PolicyConfig {
             sales_min_score: 0.0,
             sales_min_level: -0.3,
             operator_digit: "0".into(),
-            sales_digit: "3".into(),
             trackers: default_tracker_rules(),
+            sales_digit: None,
         }
     }
 }
@@ -255,13 +279,6 @@ impl PolicyConfig {
         in_range("sales_min_score", self.sales_min_score, -1.0, 1.0)?;
         in_range("sales_min_level", self.sales_min_level, -1.0, 1.0)?;
         digit("operator_digit", &self.operator_digit)?;
-        digit("sales_digit", &self.sales_digit)?;
-        if self.operator_digit.eq_ignore_ascii_case(&self.sales_digit) {
-            return Err(err(
-                "sales_digit",
-                format!("must differ from operator_digit, both are {:?}", self.sales_digit),
-            ));
-        }
         for (name, rule) in &self.trackers {
             let key = |field: &str| format!("trackers.{name}.{field}");
             if let Some(q) = &rule.queue {
@@ -276,6 +293,19 @@ impl PolicyConfig {
             }
         }
         Ok(())
+    }
+
+    /// The keys set in this table that are accepted but no longer read.
+    pub fn retired_keys(&self) -> Vec<RetiredKey> {
+        let mut keys = Vec::new();
+        if self.sales_digit.is_some() {
+            keys.push(RetiredKey {
+                key: "sales_digit",
+                fix: "keys are routed by the menu: remove the line, and to change the sales key set `digit` \
+                      on the [[ivr.menu]] entry with queue = \"sales\" (key 3 by default)",
+            });
+        }
+        keys
     }
 
     /// The rule for a tracker, if it has one.
@@ -308,7 +338,6 @@ mod tests {
             (|c| c.negatives_reset_at = -0.5, "negatives_reset_at", "above negative_score"),
             (|c| c.support_queue = " ".into(), "support_queue", "must name a queue"),
             (|c| c.operator_digit = "00".into(), "operator_digit", "one DTMF key"),
-            (|c| c.sales_digit = "0".into(), "sales_digit", "differ"),
             (|c| c.sales_min_level = 3.0, "sales_min_level", "between -1 and 1"),
             (
                 |c| {
@@ -371,6 +400,22 @@ mod tests {
         assert!(toml::from_str::<PolicyConfig>("flor = -0.5").is_err());
         assert!(toml::from_str::<PolicyConfig>("[trackers.abuse]\naction = \"transfer\"\nqueu = \"x\"").is_err());
         assert!(toml::from_str::<PolicyConfig>("[trackers.abuse]\naction = \"sometimes\"").is_err());
+    }
+
+    #[test]
+    fn a_retired_key_still_loads_and_says_what_to_do() {
+        for value in ["\"3\"", "5", "\"x\""] {
+            let c: PolicyConfig = toml::from_str(&format!("sales_digit = {value}\nfloor = -0.5")).unwrap();
+            c.validate().unwrap();
+            assert_eq!(c.floor, -0.5);
+            let retired = c.retired_keys();
+            assert_eq!(retired.len(), 1);
+            let message = retired[0].to_string();
+            assert!(message.starts_with("policy.sales_digit is no longer read: "), "{message}");
+            assert!(message.contains("[[ivr.menu]]") && message.contains("remove the line"), "{message}");
+            assert!(!toml::to_string(&c).unwrap().contains("sales_digit"), "never written back");
+        }
+        assert!(PolicyConfig::default().retired_keys().is_empty());
     }
 
     #[test]

@@ -176,19 +176,6 @@ fn decides_once_per_call() {
 }
 
 #[test]
-fn dtmf_operator_and_sales_keys() {
-    let c = PolicyConfig::default();
-    let mut state = PolicyState::default();
-    assert!(observe_dtmf(&c, &mut state, "1").is_none());
-    assert!(observe_dtmf(&c, &mut state, "30012").is_none());
-    let d = observe_dtmf(&c, &mut state, "0").unwrap();
-    assert_eq!((d.reason, d.queue.as_str(), d.trigger_index), (Reason::Operator, "support", 0));
-    assert!(observe_dtmf(&c, &mut state, "3").is_none(), "once per call");
-    let mut state = PolicyState::default();
-    assert_eq!(observe_dtmf(&c, &mut state, "3").unwrap().reason, Reason::MenuChoice);
-}
-
-#[test]
 fn manual_and_automatic_transfers_are_exactly_once() {
     let c = PolicyConfig::default();
     let mut state = PolicyState::default();

@@ -14,6 +14,7 @@ use super::{
     DecisionSource, DomainEvent, Effect, Leg, LegTag, PendingUtterance, Phase, Role, ScoreRequest, Session,
     SpeakPurpose, Speaker,
 };
+use crate::keypad::{KeyRoute, Keypad};
 use crate::policy::{self, Decision, PolicySnapshot, Reason};
 
 impl Session {
@@ -267,27 +268,18 @@ impl Session {
     }
 
     fn on_digits(&mut self, digits: &str, at: DateTime<Utc>, out: &mut Vec<Effect>) {
-        let key = digits.chars().next().map(String::from).unwrap_or_default();
-        let operator = key == self.settings.policy.operator_digit;
-        let item = self.settings.ivr.menu.iter().find(|m| m.digit == key).cloned();
-        let choice = if operator { Some("operator".to_string()) } else { item.as_ref().map(|m| m.label.clone()) };
-        self.record(at, DomainEvent::Dtmf { digits: digits.to_string(), choice: choice.clone() }, out);
+        let settings = self.settings.clone();
+        let route = Keypad::new(&settings.ivr, &settings.policy).route(digits);
+        let choice = route.choice().map(str::to_string);
+        self.record(at, DomainEvent::Dtmf { digits: digits.to_string(), choice }, out);
         self.reprompts = 0;
-        if operator {
-            let queue = self.settings.policy.support_queue.clone();
-            self.decide_by_menu(Reason::Operator, queue, None, at, out);
-            return;
-        }
-        match item {
-            Some(m) => {
-                if let Some(q) = m.queue {
-                    self.decide_by_menu(Reason::MenuChoice, q, None, at, out);
-                } else if let Some(answer) = m.say {
-                    self.topic = Some(m.label.clone());
-                    self.gather_with_prompt(answer, at, out);
-                }
+        match route {
+            KeyRoute::Transfer { reason, queue, .. } => self.decide_by_menu(reason, queue.to_string(), None, at, out),
+            KeyRoute::Answer { choice, say } => {
+                self.topic = Some(choice.to_string());
+                self.gather_with_prompt(say.to_string(), at, out);
             }
-            None => {
+            KeyRoute::NotAnOption => {
                 let prompt = format!("Sorry, that is not an option. {}", self.settings.ivr.menu_prompt);
                 self.gather_with_prompt(prompt, at, out);
             }
@@ -318,9 +310,7 @@ impl Session {
     }
 
     fn menu_digits(&self) -> String {
-        let mut d: String = self.settings.ivr.menu.iter().map(|m| m.digit.as_str()).collect();
-        d.push_str(&self.settings.policy.operator_digit);
-        d
+        Keypad::new(&self.settings.ivr, &self.settings.policy).valid_digits()
     }
 
     /// Plays a prompt and listens for one key.
@@ -466,23 +456,24 @@ impl Session {
             self.record_scored(seq, u.speaker, &score, None, at, out);
             return;
         };
-        let observation = policy::observe(
-            &self.settings.policy,
-            &mut self.policy,
-            &policy::Utterance { index: caller_index, text: &u.text, score: &score, offset_ms: u.offset_ms },
-        );
-        self.last_snapshot = Some(observation.snapshot.clone());
-        self.record_scored(seq, u.speaker, &score, Some(observation.snapshot), at, out);
+        let utterance = policy::Utterance { index: caller_index, text: &u.text, score: &score, offset_ms: u.offset_ms };
+        // The policy decides while the IVR has the caller; otherwise its numbers still move.
+        let (snapshot, decision) = if self.phase == Phase::Ivr {
+            let o = policy::observe(&self.settings.policy, &mut self.policy, &utterance);
+            (o.snapshot, o.decision)
+        } else {
+            (policy::track(&self.settings.policy, &mut self.policy, &utterance), None)
+        };
+        self.last_snapshot = Some(snapshot.clone());
+        self.record_scored(seq, u.speaker, &score, Some(snapshot), at, out);
         if self.phase != Phase::Ivr {
             return;
         }
-        if self.decision.is_none() {
-            if let Some(decision) = observation.decision {
-                self.start_transfer(decision, DecisionSource::Policy, None, at, out);
-                return;
-            }
+        match decision {
+            // Claimed by the policy: the call's decision.
+            Some(decision) => self.start_transfer(decision, DecisionSource::Policy, None, at, out),
+            None => self.reply(&u.text, &score, caller_index, at, out),
         }
-        self.reply(&u.text, &score, caller_index, at, out);
     }
 
     fn record_scored(
@@ -561,7 +552,11 @@ impl Session {
             tracker: None,
             numbers: self.last_snapshot.clone().unwrap_or_default(),
         };
-        self.start_transfer(decision, DecisionSource::Menu, None, at, out);
+        match policy::claim(&mut self.policy, decision) {
+            Some(decision) => self.start_transfer(decision, DecisionSource::Menu, None, at, out),
+            // Already decided: nothing new to do but listen.
+            None => self.rearm_gather(out),
+        }
     }
 }
 

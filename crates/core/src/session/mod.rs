@@ -233,6 +233,13 @@ impl Command {
     pub fn is_transfer_start(&self) -> bool {
         matches!(&self.request, Request::Dial(_) | Request::Action(Action::Transfer(_)))
     }
+
+    /// True when its failure needs no answer from the session: a stop
+    /// (`gather_stop`, `playback_stop`, `transcription_stop`) to a leg that has
+    /// already ended stopped what it was meant to.
+    pub fn failure_is_moot(&self, call_gone: bool) -> bool {
+        call_gone && self.is_stop()
+    }
 }
 
 /// A request body.
@@ -497,8 +504,8 @@ pub struct Session {
     scored_up_to: u32,
     pending: BTreeMap<u32, PendingUtterance>,
     early_scores: BTreeMap<u32, Score>,
+    /// The policy's numbers and the call's decision (the one copy of it).
     policy: PolicyState,
-    decision: Option<Decision>,
     transfer: Option<transfer::TransferProgress>,
     speaks: VecDeque<(Role, SpeakPurpose)>,
     gather_active: bool,
@@ -535,7 +542,6 @@ impl Session {
             pending: BTreeMap::new(),
             early_scores: BTreeMap::new(),
             policy: PolicyState::default(),
-            decision: None,
             transfer: None,
             speaks: VecDeque::new(),
             gather_active: false,
@@ -588,7 +594,7 @@ impl Session {
 
     /// The decision, if one was made.
     pub fn decision(&self) -> Option<&Decision> {
-        self.decision.as_ref()
+        self.policy.decision.as_ref()
     }
 
     /// The policy's running state.

@@ -8,6 +8,7 @@ use ivrx_telnyx::events::Event;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::policy::Reason;
 
 const CALLER: &str = "v3:caller-leg";
 
@@ -669,4 +670,83 @@ fn the_call_ends_in_the_record_only_once_every_utterance_is_scored() {
     let kinds: Vec<_> = events(&fx).iter().map(|e| e.kind()).collect();
     assert_eq!(kinds, vec!["scored", "call_ended"]);
     assert!(c.s.unscored().is_empty());
+}
+
+fn decisions(fx: &[Effect]) -> Vec<(DecisionSource, Decision)> {
+    events(fx)
+        .into_iter()
+        .filter_map(|e| match e {
+            DomainEvent::Decision { source, decision } => Some((source, decision)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one decision among `fx`.
+fn one_decision(fx: &[Effect]) -> (DecisionSource, Decision) {
+    let mut found = decisions(fx);
+    assert_eq!(found.len(), 1, "{fx:?}");
+    found.remove(0)
+}
+
+fn fail_every_agent(c: &mut Call) {
+    for (attempt, leg) in [(1, "v3:a1"), (2, "v3:a2")] {
+        c.on_agent(leg, attempt, "call.initiated", json!({}));
+        c.on_agent(leg, attempt, "call.hangup", json!({"hangup_cause": "timeout"}));
+    }
+    assert_eq!(c.s.phase(), Phase::Ivr);
+}
+
+#[test]
+fn the_decision_is_the_claimed_one_and_kept_once() {
+    let mut c = Call::answered();
+    let fx = c.say("get me a human", -0.4, &["asks_for_human"]);
+    let (source, made) = one_decision(&fx);
+    assert_eq!(source, DecisionSource::Policy);
+    assert_eq!(c.s.decision(), Some(&made));
+    assert_eq!(c.s.policy_state().decision.as_ref(), Some(&made), "one copy: the policy's claim");
+    fail_every_agent(&mut c);
+    // After the failed transfer the caller asks again, on the keypad: the new decision replaces the old.
+    let fx = c.press("3");
+    let (source, again) = one_decision(&fx);
+    assert_eq!(source, DecisionSource::Menu);
+    assert_eq!((again.reason, again.queue.as_str()), (Reason::MenuChoice, "sales"));
+    assert_eq!(c.s.decision(), Some(&again));
+    assert_eq!(c.s.policy_state().decision.as_ref(), Some(&again));
+    // A session restored from storage keeps it.
+    let json = serde_json::to_string(&c.s).unwrap();
+    let restored: Session = serde_json::from_str(&json).unwrap();
+    assert_eq!(restored.decision(), Some(&again));
+}
+
+#[test]
+fn the_policy_decides_only_while_the_ivr_has_the_caller() {
+    let mut c = Call::answered();
+    c.say("thats all thank you bye", 0.6, &[]);
+    assert_eq!(c.s.phase(), Phase::Closing);
+    // A late utterance while the IVR says goodbye moves the numbers but decides nothing …
+    let fx = c.say("agent", -0.2, &["asks_for_human"]);
+    assert!(decisions(&fx).is_empty());
+    assert!(!c.s.policy_state().decided && c.s.decision().is_none());
+    assert_eq!(c.s.policy_state().utterances, 2);
+    // … so a supervisor can still transfer the call.
+    let fx = c.s.request_transfer(ManualTransfer::default(), c.t).unwrap();
+    assert_eq!(dials(&fx).len(), 1);
+    assert_eq!(c.s.decision().map(|d| d.reason), Some(Reason::Manual));
+}
+
+#[test]
+fn keys_are_routed_by_the_menu_in_either_case() {
+    let mut s = SessionSettings::default();
+    s.policy.operator_digit = "A".into();
+    let mut c = Call::with(Arc::new(s));
+    c.start();
+    let fx = c.press("0");
+    assert!(dials(&fx).is_empty(), "0 is not the operator key here");
+    assert!(events(&fx).iter().any(|e| matches!(e, DomainEvent::Dtmf { choice: None, .. })));
+    let fx = c.press("a");
+    assert!(events(&fx).iter().any(|e| matches!(e, DomainEvent::Dtmf { choice: Some(x), .. } if x == "operator")));
+    let (source, d) = one_decision(&fx);
+    assert_eq!(source, DecisionSource::Menu);
+    assert_eq!((d.reason, d.queue.as_str()), (Reason::Operator, "support"));
 }

@@ -2,10 +2,13 @@
 //! the next agent when one does not answer, falling back to the IVR when none
 //! does, and keeping a consistent record when the caller hangs up mid-way.
 //!
-//! Exactly once: the escalation policy decides once per call, and a new
-//! transfer can only start when none is in progress and no agent is connected.
-//! After a failed transfer (no agent reachable) the caller is back with the IVR;
-//! only the caller (keypad or menu) or a supervisor can ask again.
+//! Exactly once: every decision (the policy's, the caller's keypad or spoken
+//! menu choice, a supervisor's) goes through [`claim`](crate::policy::claim),
+//! and only a claimed decision starts a transfer; one starts only when none is
+//! in progress and no agent is connected. After a failed transfer (no agent
+//! reachable) the caller is back with the IVR and the decision is
+//! [reopened](crate::policy::reopen): only the caller (keypad or menu) or a
+//! supervisor can ask again.
 
 use chrono::{DateTime, Utc};
 use ivrx_telnyx::commands::{Action, Bridge, Dial, Plain, PlaybackStart, Transfer};
@@ -55,6 +58,9 @@ pub enum TransferRefused {
     /// An agent is already on the call.
     #[error("the caller is already connected to an agent")]
     AlreadyConnected,
+    /// The call's transfer was already decided.
+    #[error("the call's transfer has already been decided")]
+    Decided,
     /// No such queue.
     #[error("no queue named {0:?}")]
     UnknownQueue(String),
@@ -68,6 +74,7 @@ impl TransferRefused {
             TransferRefused::NotAnswered => "not_answered",
             TransferRefused::InProgress => "in_progress",
             TransferRefused::AlreadyConnected => "already_connected",
+            TransferRefused::Decided => "decided",
             TransferRefused::UnknownQueue(_) => "unknown_queue",
         }
     }
@@ -111,12 +118,14 @@ impl Session {
             tracker: None,
             numbers: self.last_snapshot.clone().unwrap_or_default(),
         };
+        let decision = crate::policy::claim(&mut self.policy, decision).ok_or(TransferRefused::Decided)?;
         let mut out = Vec::new();
         self.start_transfer(decision, DecisionSource::Manual, Some(targets), at, &mut out);
         Ok(out)
     }
 
-    /// Records the decision and starts reaching the first agent.
+    /// Records the decision ([claimed](crate::policy::claim): the call's) and
+    /// starts reaching the first agent.
     pub(super) fn start_transfer(
         &mut self,
         decision: Decision,
@@ -127,12 +136,7 @@ impl Session {
     ) {
         let targets =
             targets.or_else(|| self.settings.queues.get(&decision.queue).map(|q| q.agents.clone())).unwrap_or_default();
-        // The policy's own record of the decision (the session's guard already
-        // allowed this one: a first decision, or a new ask after a failed transfer).
-        let _ = crate::policy::claim(&mut self.policy, decision.clone());
-        self.policy.decided = true;
         let queue = decision.queue.clone();
-        self.decision = Some(decision.clone());
         self.record(at, DomainEvent::Decision { source, decision }, out);
         if targets.is_empty() {
             // Configuration is validated, so this is a queue removed at run time.
@@ -326,7 +330,7 @@ impl Session {
                 self.record_transfer(TransferStatus::Answered, None, at, out);
                 // Listen from the start: the agent may speak as soon as the caller is bridged in.
                 self.start_transcription(Role::Agent, out);
-                let text = match &self.decision {
+                let text = match &self.policy.decision {
                     Some(d) => briefing(d, self.topic.as_deref()),
                     None => "Incoming call. Connecting you now.".into(),
                 };
@@ -439,6 +443,7 @@ impl Session {
     fn fail_transfer(&mut self, detail: &str, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         self.record_transfer(TransferStatus::Failed, Some(detail.to_string()), at, out);
         self.agent = None;
+        crate::policy::reopen(&mut self.policy);
         if self.caller.as_ref().is_none_or(|l| l.ended) {
             return;
         }

@@ -1,7 +1,8 @@
-//! Offline evaluation of an engine and a policy against labelled caller
-//! scripts (`eval/corpus/*.ivrx`).
+//! `ivrx eval`: plays labelled caller scripts through the production path and
+//! measures the escalation decisions against their labels.
 //!
-//! Each script says what should happen in a directive:
+//! Each script (`*.ivrx`, the sandbox script format) says what should happen
+//! in a directive:
 //!
 //! ```text
 //! # expect: no-transfer
@@ -11,20 +12,27 @@
 //! # category: decline                  (optional: reported per category)
 //! ```
 //!
-//! The harness plays the script as the server would: every `say` line is
-//! scored and fed to [`observe`]; a `press` is fed to [`observe_dtmf`] (the
-//! operator key transfers to support, the sales key to sales); the first
-//! decision ends the call.
+//! Every script is played in process ([`play`]): the sandbox carrier plays
+//! the caller and any agent, and the call session that `serve` runs answers
+//! with the configured menu, engine and policy, the keypad routed by the menu.
+//! The first decision the session records is the outcome. No sockets, no
+//! real clock: the carrier's virtual clock is the only one.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::intel::Scorer;
-use crate::policy::{observe, observe_dtmf, PolicyConfig, PolicyState, Reason, Utterance};
-use crate::sandbox::script::{LoadError, Script, Step};
+use crate::policy::Reason;
+use crate::sandbox::script::{Directive, LoadError, Script, Step};
+use crate::session::{DecisionSource, SessionSettings};
+
+mod play;
+
+pub use play::{play, PlayError, Played};
 
 /// What a script expects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +168,8 @@ impl Verdict {
 pub struct CaseResult {
     /// The script's name (file stem).
     pub name: String,
+    /// The script's file.
+    pub path: String,
     /// `# category:`, when given.
     pub category: Option<String>,
     /// `# difficulty: hard`.
@@ -174,6 +184,9 @@ pub struct CaseResult {
     pub lateness: Option<i64>,
     /// The utterances scored, up to the transfer.
     pub trace: Vec<TraceStep>,
+    /// How the call ended when nothing was decided (`caller_done`,
+    /// `no_input`, `caller_hangup`, …).
+    pub ended: Option<String>,
 }
 
 /// Aggregate figures over a set of scripts.
@@ -249,28 +262,118 @@ pub enum EvalError {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// A script has no `# expect:` directive.
-    #[error("script {0}: no `# expect:` line; add `# expect: no-transfer`, `# expect: transfer support at 2` or `# expect: transfer sales by dtmf`")]
-    MissingExpectation(String),
-    /// A script's `# expect:` cannot be read.
-    #[error("script {name}: cannot read `# expect: {value}`; write `no-transfer`, `transfer <queue> at <n>` or `transfer <queue> by dtmf`")]
-    BadExpectation {
-        /// The script.
-        name: String,
-        /// The directive's value.
-        value: String,
+    #[error("script {path}: no `# expect:` line; add `# expect: no-transfer`, `# expect: transfer support at 2` or `# expect: transfer sales by dtmf`")]
+    MissingExpectation {
+        /// The script's file.
+        path: String,
     },
-    /// The corpus is empty.
+    /// A label (`# expect:`, `# difficulty:`) that cannot be used.
+    #[error("script {path}, line {line}: {message}")]
+    BadLabel {
+        /// The script's file.
+        path: String,
+        /// The directive's line.
+        line: usize,
+        /// What is wrong, and how to fix it.
+        message: String,
+    },
+    /// The directory holds no scripts.
     #[error("no .ivrx scripts in {0}")]
     Empty(String),
+    /// A script could not be played to its end.
+    #[error("script {path}: {source}")]
+    Play {
+        /// The script's file.
+        path: String,
+        /// Why.
+        #[source]
+        source: PlayError,
+    },
 }
 
-/// A named, parsed script.
+/// A caller script and its label.
 #[derive(Debug, Clone)]
 pub struct NamedScript {
     /// The name (file stem).
     pub name: String,
+    /// The file (or the name given to [`NamedScript::parse`]).
+    pub path: String,
     /// The script.
     pub script: Script,
+    /// What should happen (`# expect:`).
+    pub expected: Expectation,
+    /// The line of `# expect:`.
+    pub expect_line: usize,
+    /// `# category:`, when given.
+    pub category: Option<String>,
+    /// `# difficulty: hard`.
+    pub hard: bool,
+}
+
+impl NamedScript {
+    /// Parses a script and its label; errors name `path` and the line.
+    pub fn parse(name: &str, path: &str, text: &str) -> Result<Self, EvalError> {
+        let script = Script::parse(text)
+            .map_err(|source| EvalError::Load(LoadError::Parse { path: path.to_string(), source }))?;
+        let bad = |line: usize, message: String| EvalError::BadLabel { path: path.to_string(), line, message };
+        let expects: Vec<&Directive> = script.directives_named("expect").collect();
+        let first = expects.first().copied().ok_or_else(|| EvalError::MissingExpectation { path: path.to_string() })?;
+        if let Some(second) = expects.get(1) {
+            return Err(bad(
+                second.line,
+                format!("a second `# expect:` line (the first is line {}); keep one", first.line),
+            ));
+        }
+        let expected = Expectation::parse(&first.value).ok_or_else(|| {
+            bad(
+                first.line,
+                format!(
+                    "cannot read `# expect: {}`; write `no-transfer`, `transfer <queue> at <n>` (n: the caller's n-th \
+                     `say` line, from 1) or `transfer <queue> by dtmf`",
+                    first.value
+                ),
+            )
+        })?;
+        let says = script.utterances().count();
+        match &expected {
+            Expectation::Transfer { at: Trigger::Utterance { index }, .. } if *index as usize > says => {
+                return Err(bad(
+                    first.line,
+                    format!("expects a transfer at the caller's line {index}, but the script says {says} line(s)"),
+                ))
+            }
+            Expectation::Transfer { at: Trigger::Dtmf, .. }
+                if !script.steps.iter().any(|s| matches!(s, Step::Press(_))) =>
+            {
+                return Err(bad(first.line, "expects a transfer by key press, but the script presses no key".into()))
+            }
+            _ => {}
+        }
+        let mut hard = false;
+        for d in script.directives_named("difficulty") {
+            match d.value.to_ascii_lowercase().as_str() {
+                "hard" => hard = true,
+                other => {
+                    return Err(bad(
+                        d.line,
+                        format!("`# difficulty: {other}`: the only difficulty is `hard`; or leave the line out"),
+                    ))
+                }
+            }
+        }
+        let category = script.directive("category").map(str::to_string);
+        let expect_line = first.line;
+        Ok(Self { name: name.to_string(), path: path.to_string(), script, expected, expect_line, category, hard })
+    }
+
+    /// Reads and parses a script file.
+    pub fn load(path: &Path) -> Result<Self, EvalError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| EvalError::Load(LoadError::Io { path: shown.clone(), source }))?;
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Self::parse(&name, &shown, &text)
+    }
 }
 
 /// Loads every `*.ivrx` file of a directory, sorted by name.
@@ -288,38 +391,63 @@ pub fn load_corpus(dir: &Path) -> Result<Vec<NamedScript>, EvalError> {
     if paths.is_empty() {
         return Err(EvalError::Empty(dir.display().to_string()));
     }
-    paths
-        .iter()
-        .map(|p| {
-            let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok(NamedScript { name, script: Script::load(p)? })
-        })
-        .collect()
+    paths.iter().map(|p| NamedScript::load(p)).collect()
 }
 
 /// Evaluates the scripts of a directory.
-pub fn evaluate_dir(dir: &Path, engine: &dyn Scorer, config: &PolicyConfig) -> Result<EvalReport, EvalError> {
-    evaluate(&load_corpus(dir)?, engine, config)
+pub fn evaluate_dir(dir: &Path, engine: &dyn Scorer, settings: &Arc<SessionSettings>) -> Result<EvalReport, EvalError> {
+    evaluate(&load_corpus(dir)?, engine, settings)
 }
 
-/// Evaluates scripts.
-pub fn evaluate(scripts: &[NamedScript], engine: &dyn Scorer, config: &PolicyConfig) -> Result<EvalReport, EvalError> {
+/// Plays every script through the session with `settings`, scored by
+/// `engine`, and compares each outcome with its label.
+pub fn evaluate(
+    scripts: &[NamedScript],
+    engine: &dyn Scorer,
+    settings: &Arc<SessionSettings>,
+) -> Result<EvalReport, EvalError> {
+    for s in scripts {
+        if let Expectation::Transfer { queue, .. } = &s.expected {
+            if !settings.queues.contains_key(queue) {
+                let known: Vec<&str> = settings.queues.keys().map(String::as_str).collect();
+                return Err(EvalError::BadLabel {
+                    path: s.path.clone(),
+                    line: s.expect_line,
+                    message: format!(
+                        "no queue named {queue:?} in the configuration (its queues: {})",
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+    }
     let mut cases = Vec::with_capacity(scripts.len());
     for s in scripts {
-        let value = s.script.directive("expect").ok_or_else(|| EvalError::MissingExpectation(s.name.clone()))?;
-        let expected = Expectation::parse(value)
-            .ok_or_else(|| EvalError::BadExpectation { name: s.name.clone(), value: value.to_string() })?;
-        let (actual, trace) = play(&s.script, engine, config);
-        let (verdict, lateness) = judge(&expected, actual.as_ref());
+        let played =
+            play(&s.script, engine, settings).map_err(|source| EvalError::Play { path: s.path.clone(), source })?;
+        let actual = played.decision.map(|(source, d)| Transfer {
+            at: match (source, d.trigger_index) {
+                // The keypad: a menu decision without a triggering utterance.
+                (DecisionSource::Menu, 0) => Trigger::Dtmf,
+                (_, index) => Trigger::Utterance { index },
+            },
+            level: d.numbers.level,
+            queue: d.queue,
+            reason: d.reason,
+            phrase: d.trigger_phrase,
+        });
+        let (verdict, lateness) = judge(&s.expected, actual.as_ref());
         cases.push(CaseResult {
             name: s.name.clone(),
-            category: s.script.directive("category").map(str::to_string),
-            hard: s.script.directive("difficulty").is_some_and(|d| d.eq_ignore_ascii_case("hard")),
-            expected,
+            path: s.path.clone(),
+            category: s.category.clone(),
+            hard: s.hard,
+            expected: s.expected.clone(),
+            ended: if actual.is_none() { played.ended } else { None },
             actual,
             verdict,
             lateness,
-            trace,
+            trace: played.trace,
         });
     }
     let all: Vec<&CaseResult> = cases.iter().collect();
@@ -332,58 +460,6 @@ pub fn evaluate(scripts: &[NamedScript], engine: &dyn Scorer, config: &PolicyCon
     }
     let by_category = groups.into_iter().map(|(k, v)| (k, metrics(&v))).collect();
     Ok(EvalReport { engine: engine.name().to_string(), overall, hard, regular, by_category, cases })
-}
-
-/// Plays one script through the engine and policy, as the server would.
-pub fn play(script: &Script, engine: &dyn Scorer, config: &PolicyConfig) -> (Option<Transfer>, Vec<TraceStep>) {
-    let mut state = PolicyState::default();
-    let mut trace = Vec::new();
-    let mut index = 0u32;
-    let mut elapsed_ms = 0u64;
-    for step in &script.steps {
-        match step {
-            Step::Say(text) => {
-                index += 1;
-                let score = engine.score(text);
-                let u = Utterance { index, text, score: &score, offset_ms: elapsed_ms };
-                let o = observe(config, &mut state, &u);
-                trace.push(TraceStep {
-                    index,
-                    text: text.clone(),
-                    score: score.score,
-                    level: o.snapshot.level,
-                    trackers: score.trackers.iter().map(|h| h.tracker.clone()).collect(),
-                });
-                if let Some(d) = o.decision {
-                    let at = Trigger::Utterance { index };
-                    let t = Transfer {
-                        queue: d.queue,
-                        at,
-                        reason: d.reason,
-                        phrase: d.trigger_phrase,
-                        level: o.snapshot.level,
-                    };
-                    return (Some(t), trace);
-                }
-                elapsed_ms += 2_000;
-            }
-            Step::Press(digits) => {
-                if let Some(d) = observe_dtmf(config, &mut state, digits) {
-                    let t = Transfer {
-                        queue: d.queue,
-                        at: Trigger::Dtmf,
-                        reason: d.reason,
-                        phrase: d.trigger_phrase,
-                        level: state.level,
-                    };
-                    return (Some(t), trace);
-                }
-            }
-            Step::Pause(secs) => elapsed_ms += (secs * 1000.0) as u64,
-            Step::Hangup => break,
-        }
-    }
-    (None, trace)
 }
 
 fn judge(expected: &Expectation, actual: Option<&Transfer>) -> (Verdict, Option<i64>) {
@@ -486,6 +562,24 @@ impl fmt::Display for Metrics {
     }
 }
 
+impl CaseResult {
+    /// What happened, in a few words: the transfer and its reason, or how the
+    /// call ended without one.
+    pub fn outcome(&self) -> String {
+        match (&self.actual, &self.ended) {
+            (Some(t), _) => format!(
+                "{} {} ({}{})",
+                t.queue,
+                t.at,
+                t.reason.as_str(),
+                t.phrase.as_ref().map(|p| format!(": {p}")).unwrap_or_default()
+            ),
+            (None, Some(ended)) => format!("no transfer ({ended})"),
+            (None, None) => "no transfer".into(),
+        }
+    }
+}
+
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "engine: {}", self.engine)?;
@@ -497,16 +591,6 @@ impl fmt::Display for EvalReport {
         }
         writeln!(f)?;
         for c in &self.cases {
-            let actual = match &c.actual {
-                None => "no transfer".to_string(),
-                Some(t) => format!(
-                    "{} {} ({}{})",
-                    t.queue,
-                    t.at,
-                    t.reason.as_str(),
-                    t.phrase.as_ref().map(|p| format!(": {p}")).unwrap_or_default()
-                ),
-            };
             let mark = if c.verdict == Verdict::Correct { "  " } else { "✗ " };
             writeln!(
                 f,
@@ -514,7 +598,7 @@ impl fmt::Display for EvalReport {
                 c.name,
                 if c.hard { "hard" } else { "" },
                 c.expected.to_string(),
-                actual,
+                c.outcome(),
                 c.verdict.as_str()
             )?;
         }
@@ -528,7 +612,11 @@ mod tests {
     use crate::intel::LocalEngine;
 
     fn named(name: &str, text: &str) -> NamedScript {
-        NamedScript { name: name.into(), script: Script::parse(text).unwrap() }
+        NamedScript::parse(name, &format!("{name}.ivrx"), text).unwrap()
+    }
+
+    fn settings() -> Arc<SessionSettings> {
+        Arc::new(SessionSettings::default())
     }
 
     #[test]
@@ -550,18 +638,17 @@ mod tests {
     #[test]
     fn judges_every_outcome() {
         let engine = LocalEngine::default();
-        let c = PolicyConfig::default();
         let scripts = [
             named("a", "# expect: transfer support at 1\nsay agent\n"),
-            named("b", "# expect: transfer support at 2\nsay agent\n"),
+            named("b", "# expect: transfer support at 2\nsay agent\nsay hello\n"),
             named("c", "# expect: transfer sales at 1\nsay agent\n"),
             named("d", "# expect: no-transfer\nsay agent\n"),
             named("e", "# expect: transfer support at 1\nsay hello\n"),
             named("f", "# expect: transfer support by dtmf\nsay hello\npress 0\n"),
             named("g", "# expect: transfer sales by dtmf\n# difficulty: hard\npress 1\npress 3\nsay agent\n"),
-            named("h", "# expect: no-transfer\npress 30012#\nsay thanks\n"),
+            named("h", "# expect: no-transfer\npress 7\nsay thanks\n"),
         ];
-        let r = evaluate(&scripts, &engine, &c).unwrap();
+        let r = evaluate(&scripts, &engine, &settings()).unwrap();
         let verdicts: Vec<_> = r.cases.iter().map(|c| c.verdict).collect();
         use Verdict::*;
         assert_eq!(verdicts, [Correct, Early, WrongQueue, FalseTransfer, Missed, Correct, Correct, Correct]);
@@ -573,16 +660,53 @@ mod tests {
         assert_eq!(r.overall.false_transfer_rate, Some(0.5));
         assert_eq!(r.overall.mean_lateness, Some(-1.0 / 3.0));
         assert_eq!(r.hard.scripts, 1);
+        assert_eq!(r.cases[0].actual.as_ref().map(|t| t.reason), Some(Reason::AskedForHuman));
+        assert_eq!(r.cases[5].actual.as_ref().map(|t| t.reason), Some(Reason::Operator));
+        assert_eq!(r.cases[6].actual.as_ref().map(|t| t.reason), Some(Reason::MenuChoice));
+        assert_eq!(r.cases[4].ended.as_deref(), Some("no_input"), "the IVR gave up on the silent caller");
+        assert_eq!(r.cases[4].trace.len(), 1);
         assert!(r.to_string().contains("overall:"));
         assert!(serde_json::to_string(&r).is_ok());
     }
 
     #[test]
-    fn a_script_without_expectation_is_an_error() {
-        let e = evaluate(&[named("x", "say hi\n")], &LocalEngine::default(), &PolicyConfig::default()).unwrap_err();
-        assert!(matches!(e, EvalError::MissingExpectation(_)));
-        let e = evaluate(&[named("x", "# expect: soon\nsay hi\n")], &LocalEngine::default(), &PolicyConfig::default())
-            .unwrap_err();
-        assert!(e.to_string().contains("cannot read `# expect: soon`"));
+    fn the_session_decides_not_a_model_of_it() {
+        let engine = LocalEngine::default();
+        // The IVR says goodbye to a caller who is done: what comes after is never heard.
+        let done = named("done", "# expect: no-transfer\nsay thats all thank you bye\nsay agent\n");
+        // The menu takes one key: the first of several counts.
+        let keys = named("keys", "# expect: transfer sales by dtmf\npress 30012#\n");
+        let r = evaluate(&[done, keys], &engine, &settings()).unwrap();
+        assert_eq!(r.cases[0].verdict, Verdict::Correct, "{:?}", r.cases[0]);
+        assert_eq!(r.cases[0].ended.as_deref(), Some("caller_done"));
+        assert_eq!(r.cases[1].verdict, Verdict::Correct, "{:?}", r.cases[1]);
+    }
+
+    #[test]
+    fn labels_that_cannot_be_used_name_the_file_and_line() {
+        let err = |text: &str| NamedScript::parse("x", "dir/x.ivrx", text).unwrap_err().to_string();
+        assert!(err("say hi\n").starts_with("script dir/x.ivrx: no `# expect:` line"), "{}", err("say hi\n"));
+        let cases = [
+            ("# expect: soon\nsay hi\n", "line 1: cannot read `# expect: soon`"),
+            (
+                "say hi\n\n# expect: transfer support at 2\n",
+                "line 3: expects a transfer at the caller's line 2, but the script says 1",
+            ),
+            ("# expect: transfer support by dtmf\nsay hi\n", "line 1: expects a transfer by key press"),
+            (
+                "# expect: no-transfer\n# expect: no-transfer\nsay hi\n",
+                "line 2: a second `# expect:` line (the first is line 1)",
+            ),
+            ("# expect: no-transfer\n# difficulty: hrad\nsay hi\n", "line 2: `# difficulty: hrad`"),
+            ("# expect: no-transfer\nsay hi\nshout hi\n", "line 3: unknown step"),
+        ];
+        for (text, needle) in cases {
+            let e = err(text);
+            assert!(e.starts_with("script dir/x.ivrx, ") && e.contains(needle), "{text:?}: {e}");
+        }
+        let unknown = named("q", "# category: buy\n# expect: transfer deals at 1\nsay i want to upgrade\n");
+        let e = evaluate(&[unknown], &LocalEngine::default(), &settings()).unwrap_err().to_string();
+        assert!(e.starts_with("script q.ivrx, line 2: no queue named \"deals\""), "{e}");
+        assert!(e.contains("sales, support"), "{e}");
     }
 }
