@@ -4,8 +4,8 @@
 //! Load order: built-in defaults, then the file (`--config`, else `ivrx.toml` in
 //! the user's config directory if it exists), then the environment
 //! (`TELNYX_API_KEY`, `TELNYX_PUBLIC_KEY`, `TELNYX_CONNECTION_ID`, `TELNYX_API_BASE`,
-//! `IVRX_NUMBER`, `IVRX_PUBLIC_URL`, `IVRX_ADMIN_TOKEN`). Bad values are refused
-//! at start with a message naming the key and the fix.
+//! `IVRX_NUMBER`, `IVRX_PUBLIC_URL`, `IVRX_ADMIN_TOKEN`, `IVRX_ADMIN_TOKEN_FILE`). Bad
+//! values are refused at start with a message naming the key and the fix.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use crate::sandbox::Chaos;
 use crate::session::SessionSettings;
 use crate::settings::default_queues;
 pub use crate::settings::{IvrConfig, MenuItem, QueueConfig, TransferConfig, TransferMode};
+use crate::store::Location;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +101,9 @@ pub struct ServerConfig {
     pub webhook_path: String,
     /// Token for the admin and live-stream APIs (`IVRX_ADMIN_TOKEN`); generated if unset.
     pub admin_token: Option<String>,
+    /// Where the generated token is kept (`IVRX_ADMIN_TOKEN_FILE`; default:
+    /// `admin-token` in ivrx's data directory, see [`default_token_file`]).
+    pub admin_token_file: Option<PathBuf>,
     /// Largest webhook body accepted, bytes.
     pub max_body_bytes: usize,
     /// How long an ended call is kept in memory for late webhooks, seconds.
@@ -126,6 +130,7 @@ impl Default for ServerConfig {
             public_url: None,
             webhook_path: "/webhooks/telnyx".into(),
             admin_token: None,
+            admin_token_file: None,
             max_body_bytes: 256 * 1024,
             ended_call_grace_secs: 120,
             header_timeout_ms: 10_000,
@@ -207,12 +212,29 @@ impl EngineConfig {
     }
 }
 
+/// ivrx's data directory: `ivrx` in the user's data directory
+/// (`$XDG_DATA_HOME/ivrx`, `~/.local/share/ivrx` on Linux).
+pub fn data_dir() -> PathBuf {
+    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("ivrx")
+}
+
+/// The database when none is configured: `ivrx.db` in [`data_dir`].
+pub fn default_database() -> Location {
+    Location::Sqlite(data_dir().join("ivrx.db"))
+}
+
+/// The admin token file when none is configured: `admin-token` in
+/// [`data_dir`] (beside the default database, where earlier versions kept it).
+pub fn default_token_file() -> PathBuf {
+    data_dir().join("admin-token")
+}
+
 /// `[storage]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// SQLite file (default: `ivrx.db` in the user's data directory).
-    pub db: Option<PathBuf>,
+    /// The database: a SQLite file path or a `postgres://` URL (default: `ivrx.db` in the user's data directory).
+    pub db: Option<Location>,
     /// Redact card numbers, SSNs, e-mail addresses and phone numbers before storing text.
     pub redact_pii: bool,
     /// How long a write waits for a lock held by another process before it fails (and is retried), milliseconds.
@@ -359,6 +381,19 @@ impl Config {
         if let Some(v) = nonempty("IVRX_ADMIN_TOKEN") {
             self.server.admin_token = Some(v);
         }
+        if let Some(v) = nonempty("IVRX_ADMIN_TOKEN_FILE") {
+            self.server.admin_token_file = Some(PathBuf::from(v));
+        }
+    }
+
+    /// The database: `[storage] db`, else [`default_database`].
+    pub fn database(&self) -> Location {
+        self.storage.db.clone().unwrap_or_else(default_database)
+    }
+
+    /// The file the generated admin token is kept in: `[server] admin_token_file`, else [`default_token_file`].
+    pub fn token_file(&self) -> PathBuf {
+        self.server.admin_token_file.clone().unwrap_or_else(default_token_file)
     }
 
     /// Live when a Telnyx API key is configured and the sandbox was not asked for.
@@ -601,6 +636,9 @@ impl Config {
         let mut c = self.clone();
         c.telnyx.api_key = c.telnyx.api_key.as_deref().map(mask);
         c.server.admin_token = c.server.admin_token.as_deref().map(mask);
+        if let Some(Location::Postgres(url)) = &c.storage.db {
+            c.storage.db = Some(Location::Postgres(crate::store::mask_password(url)));
+        }
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }

@@ -363,7 +363,7 @@ const SYMBL_SECRET: &str = "symbl-app-secret-abcdefghij0123456789";
 
 /// Every text stored in the database, as one string.
 fn everything_stored(db: &std::path::Path) -> String {
-    let conn = ivrx::store::Reader::new(db.to_path_buf()).connection().expect("open");
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
         .unwrap()
@@ -552,7 +552,7 @@ fn health_readiness_and_metrics_after_real_calls() {
     assert!(errors >= 1.0, "commands that failed for good are counted by action and kind:\n{m}");
     assert_eq!(errors as i64, failed, "one error per failed command");
     // Decisions by reason, as stored.
-    let conn = ivrx::store::Reader::new(db.clone()).connection().unwrap();
+    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let mut stmt = conn.prepare("SELECT reason, count(*) FROM decisions GROUP BY reason").unwrap();
     let by_reason: Vec<(String, i64)> =
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();

@@ -136,3 +136,82 @@ fn the_io_list_catches_an_io_crate() {
         assert!(tree.contains(io), "ivrx-store's tree lists {io}: {tree:?}");
     }
 }
+
+/// Database drivers: only the store crate depends on them (tests may inspect a store file).
+const DATABASE_CRATES: &[&str] =
+    &["rusqlite", "libsqlite3-sys", "tokio-postgres", "postgres", "deadpool-postgres", "sqlx"];
+
+/// Statements of SQL, as they would appear in a query string.
+fn sql_statement(line: &str) -> Option<&'static str> {
+    let words: Vec<&str> = line.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').collect();
+    let has = |a: &str, b: &str| words.windows(2).any(|w| w[0] == a && w[1] == b);
+    let select = words.contains(&"SELECT") && words.contains(&"FROM");
+    let update = words.windows(3).any(|w| w[0] == "UPDATE" && w[2] == "SET");
+    [
+        (select, "SELECT … FROM"),
+        (has("INSERT", "INTO") || has("INSERT", "OR"), "INSERT"),
+        (update, "UPDATE … SET"),
+        (has("DELETE", "FROM"), "DELETE"),
+        (has("CREATE", "TABLE") || has("CREATE", "INDEX"), "CREATE"),
+        (words.contains(&"PRAGMA"), "PRAGMA"),
+    ]
+    .into_iter()
+    .find_map(|(found, what)| found.then_some(what))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable source directory").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn only_the_store_speaks_sql() {
+    for (package, deps) in members() {
+        for (dep, kind) in &deps {
+            if DATABASE_CRATES.contains(&dep.as_str()) && kind != "dev" {
+                assert_eq!(
+                    package, "ivrx-store",
+                    "{package} depends on the database driver {dep}; go through the store's port"
+                );
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    for entry in std::fs::read_dir(root.join("crates")).expect("crates/").flatten() {
+        if entry.file_name() != "store" {
+            rust_files(&entry.path().join("src"), &mut files);
+        }
+    }
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("UTF-8 source");
+        for (i, line) in text.lines().enumerate() {
+            if let Some(what) = sql_statement(line) {
+                found.push(format!(
+                    "{}:{}: {what}: {}",
+                    file.strip_prefix(root).unwrap_or(file).display(),
+                    i + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(found.is_empty(), "SQL outside the store crate:\n{}", found.join("\n"));
+    assert!(files.len() > 50, "the scan saw the sources: {}", files.len());
+}
+
+#[test]
+fn the_sql_scan_catches_sql() {
+    assert_eq!(sql_statement("conn.query_row(\"SELECT count(*) FROM conversations\", [])"), Some("SELECT … FROM"));
+    assert_eq!(sql_statement("\"INSERT OR IGNORE INTO events (n) VALUES (?1)\""), Some("INSERT"));
+    assert_eq!(sql_statement("UPDATE legs SET ended_ms = ?2"), Some("UPDATE … SET"));
+    assert_eq!(sql_statement("/// Selects the calls from the store, then updates the set."), None);
+}

@@ -22,7 +22,7 @@ use crate::config::QueueConfig;
 use crate::intel::Scorer;
 use crate::policy::{PolicyConfig, Reason};
 use crate::session::{DomainEvent, Role, Speaker, TransferStatus};
-use crate::store::{Store, WriteOp};
+use crate::store::{Journal, Transition};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -347,7 +347,7 @@ fn start_times(options: &SyntheticOptions) -> Vec<DateTime<Utc>> {
 /// Generates `options.calls` conversations into the store, in the order
 /// they started (as a live store fills up).
 pub async fn generate(
-    store: &Store,
+    store: &(impl Journal + ?Sized),
     options: &SyntheticOptions,
     scorer: &dyn Scorer,
     policy: &PolicyConfig,
@@ -361,7 +361,9 @@ pub async fn generate(
         total.calls += g.calls;
         total.decided += g.decided;
         total.transferred += g.transferred;
-        store.write(WriteOp::Checkpoint { events, snapshot: None, processed: Vec::new() });
+        if let Some(first) = events.first() {
+            let _ = store.commit(Transition::events(first.conversation_id.clone(), events));
+        }
         if i % 2000 == 1999 {
             // Keep the writer's queue (and memory) bounded.
             store.flush().await?;

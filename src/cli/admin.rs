@@ -44,8 +44,8 @@ impl AdminError {
 }
 
 /// Finds the admin token: `--token` (or IVRX_ADMIN_TOKEN), else the file named
-/// by `--token-file` (which must then be readable), else the token file beside
-/// the default database, else none.
+/// by `--token-file` / IVRX_ADMIN_TOKEN_FILE (which must then be readable),
+/// else the default token file (`admin-token` in ivrx's data directory), else none.
 pub fn resolve_token(target: &ServerArgs) -> anyhow::Result<Option<String>> {
     if let Some(t) = target.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         return Ok(Some(t.to_string()));
@@ -58,7 +58,7 @@ pub fn resolve_token(target: &ServerArgs) -> anyhow::Result<Option<String>> {
             anyhow::ensure!(!token.is_empty(), "the admin token file {} is empty", path.display());
             Ok(Some(token.to_string()))
         }
-        None => Ok(crate::server::token::read(&crate::server::token::default_token_path())),
+        None => Ok(crate::server::token::read(&crate::config::default_token_file())),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `ivrx analyze`: post-call analytics over the store.
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -13,12 +13,12 @@ use crate::analyze::synthetic::{self, SyntheticOptions};
 use crate::analyze::{self, import, query, replay, AnalyzeError, Bound, Filters, Options};
 use crate::config::{Config, EngineKind};
 use crate::intel::LocalEngine;
-use crate::store::{self, Store, StoreOptions};
+use crate::store::{SharedStore, StoreError, StoreOptions};
 
 /// Runs `ivrx analyze`.
 pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
-    let db = args.db.clone().or_else(|| config.storage.db.clone()).unwrap_or_else(store::default_path);
+    let db = args.db.clone().unwrap_or_else(|| config.database());
     let json = args.json || args.format == AnalyzeFormat::Json;
     let format = if json { AnalyzeFormat::Json } else { args.format };
     let output = Output::detect(ColorChoice::Auto);
@@ -34,14 +34,19 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let replay = args.replay_policy.as_deref().map(|p| replay::load_policy(p, &config.policy)).transpose()?;
     let imports = args.import.as_deref().map(import::read).transpose()?;
 
-    if imports.is_some() || args.synthetic.is_some() {
-        write_calls(&args, &config, &db, imports.as_deref(), progress).await?;
-    } else if !db.exists() {
-        bail!(
-            "no database at {}: run `ivrx serve` first, or create one with --import FILE or --synthetic N",
-            db.display()
-        );
-    }
+    let store = if imports.is_some() || args.synthetic.is_some() {
+        let options = StoreOptions { redact_pii: config.storage.redact_pii, ..StoreOptions::default() };
+        let store = crate::store::open(&db, options).await?;
+        write_calls(&args, &config, &store, imports.as_deref(), progress).await?;
+        store
+    } else {
+        match crate::store::open_read_only(&db).await {
+            Err(StoreError::Missing { .. }) => {
+                bail!("no database at {db}: run `ivrx serve` first, or create one with --import FILE or --synthetic N")
+            }
+            other => other?,
+        }
+    };
 
     let options = Options {
         filters,
@@ -51,28 +56,30 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         replay,
         ..Options::default()
     };
-    let total = if progress { analyze::count(&db, &options.filters)? } else { 0 };
+    let total = if progress { analyze::count(&*store, &options.filters).await? } else { 0 };
     let bar = progress_bar(progress, total, "analysing");
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let database = db.display().to_string();
+    let database = db.to_string();
     let result = match format {
         AnalyzeFormat::Json => {
             let mut w = JsonWriter::new(&mut out, &database, &options.filters)?;
-            let report = analyze::analyze(&db, &options, |m| Ok(w.row(m)?), &mut || bar.inc(1));
+            let report = analyze::analyze(&*store, &options, |m| Ok(w.row(m)?), &mut || bar.inc(1)).await;
             report.and_then(|r| Ok((w.finish(&r).map(drop)?, r)))
         }
         AnalyzeFormat::Csv => {
             let mut w = CsvWriter::new(&mut out, options.replay.is_some())?;
-            let report = analyze::analyze(&db, &options, |m| Ok(w.row(m)?), &mut || bar.inc(1));
+            let report = analyze::analyze(&*store, &options, |m| Ok(w.row(m)?), &mut || bar.inc(1)).await;
             report.and_then(|r| Ok((w.finish().map(drop)?, r)))
         }
-        AnalyzeFormat::Table => analyze::analyze(&db, &options, |_| Ok(()), &mut || bar.inc(1)).and_then(|r| {
-            bar.finish_and_clear();
-            let style = table::TableStyle { color: output.color, tty: output.tty, top: args.top };
-            out.write_all(table::render(&r, style).as_bytes())?;
-            Ok(((), r))
-        }),
+        AnalyzeFormat::Table => {
+            analyze::analyze(&*store, &options, |_| Ok(()), &mut || bar.inc(1)).await.and_then(|r| {
+                bar.finish_and_clear();
+                let style = table::TableStyle { color: output.color, tty: output.tty, top: args.top };
+                out.write_all(table::render(&r, style).as_bytes())?;
+                Ok(((), r))
+            })
+        }
     };
     bar.finish_and_clear();
     let report = match result {
@@ -104,7 +111,7 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
 async fn write_calls(
     args: &AnalyzeArgs,
     config: &Config,
-    db: &Path,
+    store: &SharedStore,
     imports: Option<&[import::ImportedCall]>,
     progress: bool,
 ) -> anyhow::Result<()> {
@@ -112,11 +119,11 @@ async fn write_calls(
         eprintln!("note: imported and synthetic calls are scored with the local engine");
     }
     let engine = LocalEngine::default();
-    let store = Store::open(db, StoreOptions { redact_pii: config.storage.redact_pii, ..StoreOptions::default() })?;
+    let db = store.describe();
     if let (Some(calls), Some(path)) = (imports, args.import.as_deref()) {
         let bar = progress_bar(progress, calls.len() as u64, "importing");
         let done = import::store_calls(
-            &store,
+            &**store,
             calls,
             &path.display().to_string(),
             &engine,
@@ -128,25 +135,18 @@ async fn write_calls(
         bar.finish_and_clear();
         eprintln!(
             "imported {} conversations ({} utterances; the policy decided to transfer {}) into {}",
-            done.calls,
-            done.utterances,
-            done.decided,
-            db.display()
+            done.calls, done.utterances, done.decided, db
         );
     }
     if let Some(n) = args.synthetic {
         let options = SyntheticOptions { calls: n, seed: args.seed, ..SyntheticOptions::default() };
         let bar = progress_bar(progress, n, "generating");
-        let done =
-            synthetic::generate(&store, &options, &engine, &config.policy, &config.queues, &mut || bar.inc(1)).await?;
+        let done = synthetic::generate(&**store, &options, &engine, &config.policy, &config.queues, &mut || bar.inc(1))
+            .await?;
         bar.finish_and_clear();
         eprintln!(
             "generated {} synthetic conversations (seed {}; {} transfer decisions, {} connected) into {}",
-            done.calls,
-            args.seed,
-            done.decided,
-            done.transferred,
-            db.display()
+            done.calls, args.seed, done.decided, done.transferred, db
         );
     }
     Ok(())

@@ -15,7 +15,7 @@ use crate::intel::{LocalEngine, Scorer, TrackerSet};
 use crate::sandbox::{CallReporter, Sandbox, SandboxConfig, SandboxHandle};
 use crate::server::calls::Engine;
 use crate::server::{self, App, ServerHandle, ServerOptions};
-use crate::store::{Store, StoreOptions};
+use crate::store::{Location, SharedStore, StoreOptions};
 use crate::symbl::{CredentialSearch, SymblClient, SymblConfig, SymblEngine, SymblEngineOptions};
 use crate::telnyx::{ClientConfig, RetryPolicy, TelnyxClient, WebhookSigner, WebhookVerifier};
 
@@ -29,9 +29,11 @@ pub struct Running {
     /// The embedded sandbox, in sandbox mode.
     pub sandbox: Option<SandboxHandle>,
     /// The store.
-    pub store: Store,
-    /// The database file.
-    pub db: PathBuf,
+    pub store: SharedStore,
+    /// The database.
+    pub db: Location,
+    /// The file the generated admin token is kept in (none when the token is configured).
+    pub token_file: Option<PathBuf>,
     /// Live or sandbox.
     pub mode: Mode,
 }
@@ -98,20 +100,21 @@ async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener>
 
 /// Starts everything `serve` runs (without waiting), so the demo and tests can drive it.
 pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Result<Running> {
-    let db = config.storage.db.clone().unwrap_or_else(crate::store::default_path);
+    let db = config.database();
     let store_options = StoreOptions {
         redact_pii: config.storage.redact_pii,
-        busy_timeout: Duration::from_millis(config.storage.busy_timeout_ms),
+        lock_timeout: Duration::from_millis(config.storage.busy_timeout_ms),
         ..StoreOptions::default()
     };
     let store =
-        Store::open(&db, store_options).with_context(|| format!("cannot open the database {}", db.display()))?;
-    let admin_token = match &config.server.admin_token {
-        Some(t) => t.clone(),
+        crate::store::open(&db, store_options).await.with_context(|| format!("cannot open the database {db}"))?;
+    let (admin_token, token_file) = match &config.server.admin_token {
+        Some(t) => (t.clone(), None),
         None => {
-            let path = crate::server::token::token_path(&db);
-            crate::server::token::load_or_create(&path)
-                .with_context(|| format!("cannot create the admin token file {}", path.display()))?
+            let path = config.token_file();
+            let token = crate::server::token::load_or_create(&path)
+                .with_context(|| format!("cannot create the admin token file {}", path.display()))?;
+            (token, Some(path))
         }
     };
     let listener = bind(&args.listen, "webhook server", "--listen").await?;
@@ -154,7 +157,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
             let connection_id = config.telnyx.connection_id.clone().unwrap_or_default();
             let settings = Arc::new(config.session_settings(connection_id, webhook_url));
             let server = server::start_with(options(client, verifier, settings, false), limits).await?;
-            Ok(Running { server, sandbox: None, store, db, mode })
+            Ok(Running { server, sandbox: None, store, db, token_file, mode })
         }
         Mode::Sandbox => {
             if config.engine.is_symbl_pstn() && SymblConfig::from_env().base_url == crate::symbl::DEFAULT_API_BASE {
@@ -191,7 +194,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
             sc.reporter = Some(reporter(server.app.clone()));
             sc.validate().map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
             let sandbox = Sandbox::start(sc, sandbox_listener).await?;
-            Ok(Running { server, sandbox: Some(sandbox), store, db, mode })
+            Ok(Running { server, sandbox: Some(sandbox), store, db, token_file, mode })
         }
     }
 }
@@ -244,29 +247,33 @@ async fn shutdown(running: Running) {
 }
 
 /// The flags `ivrx watch` needs to find this server when it is not at the defaults.
-fn watch_flags(addr: std::net::SocketAddr, token_file: &Path) -> String {
+fn watch_flags(addr: std::net::SocketAddr, token_file: Option<&Path>) -> String {
     let mut flags = String::new();
     let server = format!("http://{addr}");
     if server != super::DEFAULT_SERVER {
         flags.push_str(&format!(" --server {server}"));
     }
-    if token_file != crate::server::token::default_token_path() {
-        flags.push_str(&format!(" --token-file {}", token_file.display()));
+    // A configured token reaches `watch` through IVRX_ADMIN_TOKEN (or --token).
+    if let Some(f) = token_file.filter(|f| *f != crate::config::default_token_file()) {
+        flags.push_str(&format!(" --token-file {}", f.display()));
     }
     flags
 }
 
 fn announce(r: &Running, json_logs: bool) {
     let addr = r.server.addr;
-    let token_file = crate::server::token::token_path(&r.db);
+    let token_file = r.token_file.as_deref();
+    let token_shown = token_file
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| "configured (IVRX_ADMIN_TOKEN or [server] admin_token)".into());
     match (&r.sandbox, r.mode) {
         (Some(s), _) => {
             tracing::info!(
                 server = %format!("http://{addr}"),
                 sandbox = %s.base_url(),
                 public_key = %s.public_key_base64(),
-                db = %r.db.display(),
-                admin_token_file = %token_file.display(),
+                db = %r.db,
+                admin_token_file = %token_shown,
                 "SANDBOX MODE: no TELNYX_API_KEY configured (or --sandbox); calls come from the embedded sandbox carrier"
             );
             if json_logs {
@@ -275,17 +282,17 @@ fn announce(r: &Running, json_logs: bool) {
             eprintln!(
                 "\nivrx is serving in SANDBOX mode.\n  webhook server  http://{addr}\n  sandbox carrier {}\n  database        {}\n  admin token     {}\n\nTry: ivrx dial --sandbox --sandbox-url {} --script examples/frustrated.ivrx\n     ivrx watch --latest{}\n",
                 s.base_url(),
-                r.db.display(),
-                token_file.display(),
+                r.db,
+                token_shown,
                 s.base_url(),
-                watch_flags(addr, &token_file),
+                watch_flags(addr, token_file),
             );
         }
         (None, _) => {
             tracing::info!(
                 server = %format!("http://{addr}"),
-                db = %r.db.display(),
-                admin_token_file = %token_file.display(),
+                db = %r.db,
+                admin_token_file = %token_shown,
                 "LIVE MODE: webhooks from Telnyx, commands to the Telnyx API"
             );
             if json_logs {
@@ -294,8 +301,8 @@ fn announce(r: &Running, json_logs: bool) {
             eprintln!(
                 "\nivrx is serving in LIVE mode on http://{addr} (expose it, e.g. `ngrok http {}`,\nand set the Call Control application's webhook URL to https://<public host>/webhooks/telnyx).\n  database     {}\n  admin token  {}\n",
                 addr.port(),
-                r.db.display(),
-                token_file.display()
+                r.db,
+                token_shown
             );
         }
     }

@@ -10,7 +10,7 @@ use super::output::Output;
 use super::view::ConversationView;
 use super::{exit, ColorChoice, WatchArgs};
 use crate::session::{DomainEvent, Recorded};
-use crate::store::Reader;
+use crate::store::{Location, StoreError};
 
 /// Splits a Server-Sent Events byte stream into `(event, data)` pairs.
 #[derive(Default)]
@@ -155,15 +155,17 @@ async fn follow(client: &AdminClient, id: &str, printer: &mut Printer) -> anyhow
     Ok(exit::code(exit::UNREACHABLE))
 }
 
-async fn replay_from_db(args: &WatchArgs, db: &std::path::Path, printer: &mut Printer) -> anyhow::Result<ExitCode> {
-    if !db.exists() {
-        eprintln!("error: no database at {}", db.display());
-        return Ok(exit::code(exit::NOT_FOUND));
-    }
-    let reader = Reader::new(db.to_path_buf());
+async fn replay_from_db(args: &WatchArgs, db: &Location, printer: &mut Printer) -> anyhow::Result<ExitCode> {
+    let store = match crate::store::open_read_only(db).await {
+        Err(StoreError::Missing { .. }) => {
+            eprintln!("error: no database at {db}");
+            return Ok(exit::code(exit::NOT_FOUND));
+        }
+        other => other?,
+    };
     let id = match &args.conversation_id {
-        Some(id) => reader.conversation_for_call(id)?.unwrap_or_else(|| id.clone()),
-        None => match reader.latest_conversation(false)? {
+        Some(id) => store.conversation_for_call(id).await?.unwrap_or_else(|| id.clone()),
+        None => match store.latest_conversation(false).await? {
             Some(id) => id,
             None => {
                 eprintln!("error: the database holds no conversations");
@@ -171,9 +173,9 @@ async fn replay_from_db(args: &WatchArgs, db: &std::path::Path, printer: &mut Pr
             }
         },
     };
-    let events = reader.events(&id, 0)?;
+    let events = store.events(&id, 0).await?;
     if events.is_empty() {
-        eprintln!("error: no conversation {id:?} in {}", db.display());
+        eprintln!("error: no conversation {id:?} in {db}");
         return Ok(exit::code(exit::NOT_FOUND));
     }
     for r in &events {

@@ -1,17 +1,11 @@
-//! The admin token: configured, or generated once and kept in a file only the
-//! owner can read (0600).
+//! The admin token: configured (`IVRX_ADMIN_TOKEN`, `[server] admin_token`),
+//! or generated once and kept in a file only the owner can read (0600). The
+//! file is `[server] admin_token_file` / `IVRX_ADMIN_TOKEN_FILE`, else
+//! `admin-token` in ivrx's data directory ([`crate::config::default_token_file`]),
+//! whatever database the server uses: `ivrx watch` and `ivrx transfer` find it
+//! there without flags.
 
-use std::path::{Path, PathBuf};
-
-/// Where the generated token is kept, beside the database.
-pub fn token_path(db: &Path) -> PathBuf {
-    db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("admin-token")
-}
-
-/// The default token file (beside the default database).
-pub fn default_token_path() -> PathBuf {
-    token_path(&crate::store::default_path())
-}
+use std::path::Path;
 
 /// Reads the token file, creating it with a fresh random token (mode 0600) if absent.
 pub fn load_or_create(path: &Path) -> std::io::Result<String> {

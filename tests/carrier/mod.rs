@@ -204,7 +204,7 @@ impl LiveServe {
         self.dir.path().join("ivrx.db")
     }
 
-    /// The admin token (configured, or generated beside the database).
+    /// The admin token (configured, or generated into the test's directory).
     pub fn token(&self) -> String {
         if let Some((_, t)) = self.env.iter().find(|(k, _)| k == "IVRX_ADMIN_TOKEN") {
             return t.clone();
@@ -221,6 +221,8 @@ impl LiveServe {
         let mut cmd = ivrx(self.dir.path());
         cmd.args(["serve", "--json", "--listen", &format!("127.0.0.1:{}", self.port)]);
         cmd.arg("--db").arg(self.db()).arg("--config").arg(self.dir.path().join("ivrx.toml"));
+        // The generated admin token goes in the test's directory, not the default data directory.
+        cmd.env("IVRX_ADMIN_TOKEN_FILE", self.dir.path().join("admin-token"));
         cmd.args(&self.args);
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -338,6 +340,6 @@ pub fn executed(r: &CommandRecord) -> bool {
 
 /// Runs a SQL query on the server's database returning one integer.
 pub fn count(db: &Path, sql: &str) -> i64 {
-    let conn = ivrx::store::Reader::new(db.to_path_buf()).connection().expect("open db");
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
     conn.query_row(sql, [], |r| r.get(0)).expect("query")
 }
