@@ -37,7 +37,7 @@ complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "completions" -d 'Print a 
 complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l listen -d 'Address the webhook server listens on' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l sandbox-listen -d 'Address of the embedded sandbox carrier' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l db -d 'SQLite database file [default: ivrx.db in the user\'s data directory]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l db -d 'SQLite database file [default: ivrx.db in the user\'s data directory]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l config -d 'Configuration file [default: ivrx.toml in the user\'s config directory]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l time-scale -d 'Run the sandbox clock this many times faster than real time [default: 1, 5 with --demo]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l log -d 'Log level filter, e.g. `info`, `ivrx=debug` (RUST_LOG works too)' -r
@@ -54,7 +54,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox-url -d 'Base 
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox-api-key -d 'API key of the sandbox carrier' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l server -d 'Base URL of the running `ivrx serve`' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token -d 'Admin token of the server [default: read from --token-file]' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it (--token wins) [default: admin-token in the user\'s data directory]' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script -d 'Caller script: say/press/pause/hangup, one step per line' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l timeout -d 'Give up waiting for the call to end after this many seconds (sandbox time)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l calls -d 'Calls to play in a load test' -r
@@ -70,8 +70,8 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -s h -l help -d 'Print h
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l server -d 'Base URL of the running `ivrx serve`' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token -d 'Admin token of the server [default: read from --token-file]' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it (--token wins) [default: admin-token in the user\'s data directory]' -r -F
-complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l db -d 'Replay an ended conversation from this database, without a server' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l db -d 'Replay an ended conversation from this database, without a server' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l latest -d 'Follow the newest active conversation'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l json -d 'Print NDJSON events for scripts'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -s h -l help -d 'Print help'
@@ -80,11 +80,11 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l to -d 'Transfer t
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l queue -d 'Transfer to this queue\'s agents' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l server -d 'Base URL of the running `ivrx serve`' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l token -d 'Admin token of the server [default: read from --token-file]' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it (--token wins) [default: admin-token in the user\'s data directory]' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l json -d 'Print the result as JSON'
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -s h -l help -d 'Print help'
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -s V -l version -d 'Print version'
-complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l db -d 'SQLite database file [default: ivrx.db in the user\'s data directory]' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l db -d 'SQLite database file [default: ivrx.db in the user\'s data directory]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l since -d 'Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l until -d 'Only calls that started before this time (RFC 3339, or YYYY-MM-DD to include that whole day)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l queue -d 'Only calls transferred to this queue' -r

@@ -4,8 +4,8 @@
 //! Load order: built-in defaults, then the file (`--config`, else `ivrx.toml` in
 //! the user's config directory if it exists), then the environment
 //! (`TELNYX_API_KEY`, `TELNYX_PUBLIC_KEY`, `TELNYX_CONNECTION_ID`, `TELNYX_API_BASE`,
-//! `IVRX_NUMBER`, `IVRX_PUBLIC_URL`, `IVRX_ADMIN_TOKEN`, `IVRX_ADMIN_TOKEN_FILE`). Bad
-//! values are refused at start with a message naming the key and the fix.
+//! `IVRX_NUMBER`, `IVRX_PUBLIC_URL`, `IVRX_ADMIN_TOKEN`). Bad values are refused
+//! at start with a message naming the key and the fix.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -109,9 +109,6 @@ pub struct ServerConfig {
     pub webhook_path: String,
     /// Token for the admin and live-stream APIs (`IVRX_ADMIN_TOKEN`); generated if unset.
     pub admin_token: Option<String>,
-    /// Where the generated token is kept (`IVRX_ADMIN_TOKEN_FILE`; default:
-    /// `admin-token` in ivrx's data directory, see [`default_token_file`]).
-    pub admin_token_file: Option<PathBuf>,
     /// Largest webhook body accepted, bytes.
     pub max_body_bytes: usize,
     /// How long an ended call is kept in memory for late webhooks, seconds.
@@ -138,7 +135,6 @@ impl Default for ServerConfig {
             public_url: None,
             webhook_path: "/webhooks/telnyx".into(),
             admin_token: None,
-            admin_token_file: None,
             max_body_bytes: 256 * 1024,
             ended_call_grace_secs: 120,
             header_timeout_ms: 10_000,
@@ -226,23 +222,29 @@ pub fn data_dir() -> PathBuf {
     dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("ivrx")
 }
 
-/// The database when none is configured: `ivrx.db` in [`data_dir`].
-pub fn default_database() -> Location {
-    Location::Sqlite(data_dir().join("ivrx.db"))
+/// The database file when none is configured: `ivrx.db` in [`data_dir`].
+pub fn default_database() -> PathBuf {
+    data_dir().join("ivrx.db")
 }
 
-/// The admin token file when none is configured: `admin-token` in
-/// [`data_dir`] (beside the default database, where earlier versions kept it).
+/// Where a server keeps the admin token it generates: `admin-token` beside
+/// its database file.
+pub fn token_file_beside(db: &Path) -> PathBuf {
+    db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("admin-token")
+}
+
+/// The token file of a server on the default database, where `ivrx watch`,
+/// `transfer` and `dial` look unless told otherwise.
 pub fn default_token_file() -> PathBuf {
-    data_dir().join("admin-token")
+    token_file_beside(&default_database())
 }
 
 /// `[storage]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// The database: a SQLite file path or a `postgres://` URL (default: `ivrx.db` in the user's data directory).
-    pub db: Option<Location>,
+    /// SQLite file (default: `ivrx.db` in the user's data directory).
+    pub db: Option<PathBuf>,
     /// Redact card numbers, SSNs, e-mail addresses and phone numbers before storing text.
     pub redact_pii: bool,
     /// How long a write waits for a lock held by another process before it fails (and is retried), milliseconds.
@@ -399,19 +401,22 @@ impl Config {
         if let Some(v) = nonempty("IVRX_ADMIN_TOKEN") {
             self.server.admin_token = Some(v);
         }
-        if let Some(v) = nonempty("IVRX_ADMIN_TOKEN_FILE") {
-            self.server.admin_token_file = Some(PathBuf::from(v));
-        }
     }
 
-    /// The database: `[storage] db`, else [`default_database`].
-    pub fn database(&self) -> Location {
+    /// The database file: `[storage] db`, else [`default_database`].
+    pub fn database_file(&self) -> PathBuf {
         self.storage.db.clone().unwrap_or_else(default_database)
     }
 
-    /// The file the generated admin token is kept in: `[server] admin_token_file`, else [`default_token_file`].
+    /// The database.
+    pub fn database(&self) -> Location {
+        Location::Sqlite(self.database_file())
+    }
+
+    /// The file a server keeps the admin token it generates in (when none is
+    /// configured): beside its database file.
     pub fn token_file(&self) -> PathBuf {
-        self.server.admin_token_file.clone().unwrap_or_else(default_token_file)
+        token_file_beside(&self.database_file())
     }
 
     /// Live when a Telnyx API key is configured and the sandbox was not asked for.
@@ -674,9 +679,6 @@ impl Config {
         let mut c = self.clone();
         c.telnyx.api_key = c.telnyx.api_key.as_deref().map(mask);
         c.server.admin_token = c.server.admin_token.as_deref().map(mask);
-        if let Some(Location::Postgres(url)) = &c.storage.db {
-            c.storage.db = Some(Location::Postgres(crate::store::mask_password(url)));
-        }
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }

@@ -10,7 +10,7 @@
 //! - [`symbl`] (`ivrx-symbl`): the Symbl.ai engine
 //! - [`session`], [`policy`], [`settings`] (`ivrx-core`): the sans-I/O call session, the
 //!   escalation policy that decides when and where to transfer, and their configuration
-//! - [`store`] (`ivrx-store`): SQLite persistence
+//! - [`store`] (`ivrx-store`): the storage port and its SQLite backend
 //! - [`sandbox`] (`ivrx-sandbox`): a built-in stand-in for Telnyx with scripted callers and agents
 //! - [`http`] (`ivrx-http`): serving with request deadlines, TLS set-up, latency percentiles
 //!

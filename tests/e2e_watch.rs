@@ -84,7 +84,7 @@ fn ended_conversations_replay_from_the_server_and_from_the_database() {
 }
 
 #[test]
-fn the_token_is_found_in_a_token_file_elsewhere_with_token_file() {
+fn the_token_is_found_beside_a_database_elsewhere_with_token_file() {
     let s = Serve::start("", &[]);
     let r = s.dial(&example("calm"));
     let conv = r["conversation_id"].as_str().unwrap();
@@ -92,8 +92,7 @@ fn the_token_is_found_in_a_token_file_elsewhere_with_token_file() {
     let watch = |extra: &[&str]| {
         ivrx(s.dir.path()).args(["watch", conv, "--json", "--server", &s.server]).args(extra).output().unwrap()
     };
-    // The server keeps its token in the file IVRX_ADMIN_TOKEN_FILE names, not in the default data directory:
-    // without help, refused.
+    // The server keeps its token beside its --db, not in the default data directory: without help, refused.
     let out = watch(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"), "{}", String::from_utf8_lossy(&out.stderr));
@@ -109,23 +108,6 @@ fn the_token_is_found_in_a_token_file_elsewhere_with_token_file() {
     // --token wins over --token-file.
     let out = watch(&["--token", &s.token(), "--token-file", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-#[test]
-fn the_default_token_file_is_in_the_data_directory_whatever_the_database() {
-    // No token file configured: the token goes to `admin-token` in ivrx's data
-    // directory (XDG_DATA_HOME/ivrx here), although --db names a file elsewhere,
-    // and `watch` finds it there without flags.
-    let s = Serve::start_with_env("", &[], &[("IVRX_ADMIN_TOKEN_FILE", "")]);
-    let default = s.dir.path().join("data/ivrx/admin-token");
-    assert!(default.is_file(), "the token is in the data directory");
-    assert!(!s.dir.path().join("admin-token").exists(), "and not beside the database");
-    assert!(!s.db().starts_with(s.dir.path().join("data")), "the database is elsewhere");
-    let r = s.dial(&example("calm"));
-    let conv = r["conversation_id"].as_str().unwrap();
-    let out = ivrx(s.dir.path()).args(["watch", conv, "--json", "--server", &s.server]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("call_ended"));
 }
 
 #[test]

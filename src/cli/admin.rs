@@ -44,8 +44,8 @@ impl AdminError {
 }
 
 /// Finds the admin token: `--token` (or IVRX_ADMIN_TOKEN), else the file named
-/// by `--token-file` / IVRX_ADMIN_TOKEN_FILE (which must then be readable),
-/// else the default token file (`admin-token` in ivrx's data directory), else none.
+/// by `--token-file` (which must then be readable), else the token file beside
+/// the default database, else none.
 pub fn resolve_token(target: &ServerArgs) -> anyhow::Result<Option<String>> {
     if let Some(t) = target.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         return Ok(Some(t.to_string()));

@@ -13,12 +13,12 @@ use crate::analyze::synthetic::{self, SyntheticOptions};
 use crate::analyze::{self, import, query, replay, AnalyzeError, Bound, Filters, Options};
 use crate::config::{Config, EngineKind};
 use crate::intel::LocalEngine;
-use crate::store::{SharedStore, StoreError, StoreOptions};
+use crate::store::{Location, SharedStore, StoreError, StoreOptions};
 
 /// Runs `ivrx analyze`.
 pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
-    let db = args.db.clone().unwrap_or_else(|| config.database());
+    let db = Location::sqlite(args.db.clone().unwrap_or_else(|| config.database_file()));
     let json = args.json || args.format == AnalyzeFormat::Json;
     let format = if json { AnalyzeFormat::Json } else { args.format };
     let output = Output::detect(ColorChoice::Auto);

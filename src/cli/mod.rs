@@ -8,8 +8,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::store::Location;
-
 mod admin;
 mod analyze;
 mod demo;
@@ -127,8 +125,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8090")]
     pub sandbox_listen: String,
     /// SQLite database file [default: ivrx.db in the user's data directory]
-    #[arg(long, env = "IVRX_DB", value_parser = parse_location)]
-    pub db: Option<Location>,
+    #[arg(long, env = "IVRX_DB")]
+    pub db: Option<PathBuf>,
     /// Configuration file [default: ivrx.toml in the user's config directory]
     #[arg(long, env = "IVRX_CONFIG")]
     pub config: Option<PathBuf>,
@@ -152,11 +150,6 @@ pub struct ServeArgs {
     pub demo: bool,
 }
 
-/// Reads `--db`: a `postgres://` URL or a SQLite file path.
-fn parse_location(text: &str) -> Result<Location, String> {
-    Location::parse(text).map_err(|e| e.to_string())
-}
-
 /// Where `ivrx serve` listens unless told otherwise, and where clients look for it.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
@@ -169,7 +162,7 @@ pub struct ServerArgs {
     /// Admin token of the server [default: read from --token-file]
     #[arg(long, env = "IVRX_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// File holding the admin token, as `ivrx serve` writes it (--token wins) [default: admin-token in the user's data directory]
+    /// File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]
     #[arg(long, value_name = "FILE", env = "IVRX_ADMIN_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 }
@@ -242,8 +235,8 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub target: ServerArgs,
     /// Replay an ended conversation from this database, without a server
-    #[arg(long, value_parser = parse_location)]
-    pub db: Option<Location>,
+    #[arg(long)]
+    pub db: Option<PathBuf>,
     /// Print NDJSON events for scripts
     #[arg(long)]
     pub json: bool,
@@ -283,8 +276,8 @@ pub enum AnalyzeFormat {
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeArgs {
     /// SQLite database file [default: ivrx.db in the user's data directory]
-    #[arg(long, env = "IVRX_DB", value_parser = parse_location)]
-    pub db: Option<Location>,
+    #[arg(long, env = "IVRX_DB")]
+    pub db: Option<PathBuf>,
     /// Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)
     #[arg(long)]
     pub since: Option<String>,

@@ -32,8 +32,8 @@ pub struct Running {
     pub store: SharedStore,
     /// The database.
     pub db: Location,
-    /// The file the generated admin token is kept in (none when the token is configured).
-    pub token_file: Option<PathBuf>,
+    /// The file a generated admin token is kept in.
+    pub token_file: PathBuf,
     /// Live or sandbox.
     pub mode: Mode,
 }
@@ -108,14 +108,11 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
     };
     let store =
         crate::store::open(&db, store_options).await.with_context(|| format!("cannot open the database {db}"))?;
-    let (admin_token, token_file) = match &config.server.admin_token {
-        Some(t) => (t.clone(), None),
-        None => {
-            let path = config.token_file();
-            let token = crate::server::token::load_or_create(&path)
-                .with_context(|| format!("cannot create the admin token file {}", path.display()))?;
-            (token, Some(path))
-        }
+    let token_file = config.token_file();
+    let admin_token = match &config.server.admin_token {
+        Some(t) => t.clone(),
+        None => crate::server::token::load_or_create(&token_file)
+            .with_context(|| format!("cannot create the admin token file {}", token_file.display()))?,
     };
     let listener = bind(&args.listen, "webhook server", "--listen").await?;
     let addr = listener.local_addr()?;
@@ -256,25 +253,21 @@ async fn shutdown(running: Running) {
 }
 
 /// The flags `ivrx watch` needs to find this server when it is not at the defaults.
-fn watch_flags(addr: std::net::SocketAddr, token_file: Option<&Path>) -> String {
+fn watch_flags(addr: std::net::SocketAddr, token_file: &Path) -> String {
     let mut flags = String::new();
     let server = format!("http://{addr}");
     if server != super::DEFAULT_SERVER {
         flags.push_str(&format!(" --server {server}"));
     }
-    // A configured token reaches `watch` through IVRX_ADMIN_TOKEN (or --token).
-    if let Some(f) = token_file.filter(|f| *f != crate::config::default_token_file()) {
-        flags.push_str(&format!(" --token-file {}", f.display()));
+    if token_file != crate::config::default_token_file() {
+        flags.push_str(&format!(" --token-file {}", token_file.display()));
     }
     flags
 }
 
 fn announce(r: &Running, json_logs: bool) {
     let addr = r.server.addr;
-    let token_file = r.token_file.as_deref();
-    let token_shown = token_file
-        .map(|f| f.display().to_string())
-        .unwrap_or_else(|| "configured (IVRX_ADMIN_TOKEN or [server] admin_token)".into());
+    let token_file = &r.token_file;
     match (&r.sandbox, r.mode) {
         (Some(s), _) => {
             tracing::info!(
@@ -282,7 +275,7 @@ fn announce(r: &Running, json_logs: bool) {
                 sandbox = %s.base_url(),
                 public_key = %s.public_key_base64(),
                 db = %r.db,
-                admin_token_file = %token_shown,
+                admin_token_file = %token_file.display(),
                 "SANDBOX MODE: no TELNYX_API_KEY configured (or --sandbox); calls come from the embedded sandbox carrier"
             );
             if json_logs {
@@ -292,7 +285,7 @@ fn announce(r: &Running, json_logs: bool) {
                 "\nivrx is serving in SANDBOX mode.\n  webhook server  http://{addr}\n  sandbox carrier {}\n  database        {}\n  admin token     {}\n\nTry: ivrx dial --sandbox --sandbox-url {} --script examples/frustrated.ivrx\n     ivrx watch --latest{}\n",
                 s.base_url(),
                 r.db,
-                token_shown,
+                token_file.display(),
                 s.base_url(),
                 watch_flags(addr, token_file),
             );
@@ -301,7 +294,7 @@ fn announce(r: &Running, json_logs: bool) {
             tracing::info!(
                 server = %format!("http://{addr}"),
                 db = %r.db,
-                admin_token_file = %token_shown,
+                admin_token_file = %token_file.display(),
                 "LIVE MODE: webhooks from Telnyx, commands to the Telnyx API"
             );
             if json_logs {
@@ -311,7 +304,7 @@ fn announce(r: &Running, json_logs: bool) {
                 "\nivrx is serving in LIVE mode on http://{addr} (expose it, e.g. `ngrok http {}`,\nand set the Call Control application's webhook URL to https://<public host>/webhooks/telnyx).\n  database     {}\n  admin token  {}\n",
                 addr.port(),
                 r.db,
-                token_shown
+                token_file.display()
             );
         }
     }

@@ -1,9 +1,6 @@
-//! The admin token: configured (`IVRX_ADMIN_TOKEN`, `[server] admin_token`),
-//! or generated once and kept in a file only the owner can read (0600). The
-//! file is `[server] admin_token_file` / `IVRX_ADMIN_TOKEN_FILE`, else
-//! `admin-token` in ivrx's data directory ([`crate::config::default_token_file`]),
-//! whatever database the server uses: `ivrx watch` and `ivrx transfer` find it
-//! there without flags.
+//! The admin token: configured, or generated once and kept in a file only the
+//! owner can read (0600). Which file is the configuration's to say
+//! ([`crate::config::Config::token_file`]).
 
 use std::path::Path;
 

@@ -204,7 +204,7 @@ impl LiveServe {
         self.dir.path().join("ivrx.db")
     }
 
-    /// The admin token (configured, or generated into the test's directory).
+    /// The admin token (configured, or generated beside the database).
     pub fn token(&self) -> String {
         if let Some((_, t)) = self.env.iter().find(|(k, _)| k == "IVRX_ADMIN_TOKEN") {
             return t.clone();
@@ -221,8 +221,6 @@ impl LiveServe {
         let mut cmd = ivrx(self.dir.path());
         cmd.args(["serve", "--json", "--listen", &format!("127.0.0.1:{}", self.port)]);
         cmd.arg("--db").arg(self.db()).arg("--config").arg(self.dir.path().join("ivrx.toml"));
-        // The generated admin token goes in the test's directory, not the default data directory.
-        cmd.env("IVRX_ADMIN_TOKEN_FILE", self.dir.path().join("admin-token"));
         cmd.args(&self.args);
         for (k, v) in &self.env {
             cmd.env(k, v);

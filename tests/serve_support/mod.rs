@@ -70,15 +70,8 @@ impl Serve {
         self.dir.path().join("ivrx.db")
     }
 
-    /// The generated admin token: from the test's directory, or from the default token file in
-    /// the test's data directory when the test left IVRX_ADMIN_TOKEN_FILE empty.
     pub fn token(&self) -> String {
-        let configured = self.envs.iter().find(|(k, _)| k == "IVRX_ADMIN_TOKEN_FILE").map(|(_, v)| v.as_str());
-        let file = match configured {
-            Some("") => self.dir.path().join("data/ivrx/admin-token"),
-            _ => self.dir.path().join("admin-token"),
-        };
-        std::fs::read_to_string(file).expect("admin token file").trim().to_string()
+        std::fs::read_to_string(self.dir.path().join("admin-token")).expect("admin token file").trim().to_string()
     }
 
     fn spawn(&mut self, sandbox_listen: &str) {
@@ -87,8 +80,6 @@ impl Serve {
         let mut cmd = ivrx(self.dir.path());
         cmd.args(["serve", "--sandbox", "--json", "--listen", "127.0.0.1:0", "--sandbox-listen", sandbox_listen]);
         cmd.arg("--db").arg(self.db()).arg("--config").arg(&cfg);
-        // The generated admin token goes in the test's directory, not the default data directory.
-        cmd.env("IVRX_ADMIN_TOKEN_FILE", self.dir.path().join("admin-token"));
         if !self.extra.iter().any(|a| a == "--time-scale") {
             cmd.args(["--time-scale", TIME_SCALE]);
         }

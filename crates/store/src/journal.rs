@@ -1,6 +1,6 @@
 //! The write queue every backend shares: writes are queued without waiting,
-//! redacted on the way in, and committed in batches by one writer (a thread
-//! for SQLite, a task for PostgreSQL). When a commit fails (disk full,
+//! redacted on the way in, and committed in batches by one writer (for
+//! SQLite, a thread). When a commit fails (disk full,
 //! database locked or unreachable) the batch is kept and retried with
 //! back-off, the failure is logged loudly and reported by [`StoreHealth`]:
 //! accepted writes are not lost while the process runs.
@@ -196,20 +196,6 @@ impl Batcher {
     pub(crate) fn fill_blocking(&mut self) -> bool {
         if self.idle() {
             match self.rx.blocking_recv() {
-                Some(item) => self.take(item),
-                None => return false,
-            }
-        }
-        self.top_up();
-        true
-    }
-
-    /// Waits until there is something to commit; false once every sender is
-    /// gone and nothing is left.
-    #[allow(dead_code)]
-    pub(crate) async fn fill(&mut self) -> bool {
-        if self.idle() {
-            match self.rx.recv().await {
                 Some(item) => self.take(item),
                 None => return false,
             }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 pub use error::{DriverError, StoreError};
 pub use journal::StoreHealth;
-pub use location::{mask_password, Location};
+pub use location::Location;
 pub use model::{
     CallAudit, CallReport, Conversation, ConversationStatus, Filters, PendingWebhook, Receipt, ReportUtterance,
     SessionState, StoredDecision, TransferAttempt, Transition, Utterance, WebhookOutcome, WebhookRecord,
@@ -54,7 +54,6 @@ impl Default for StoreOptions {
 pub async fn open(location: &Location, options: StoreOptions) -> Result<SharedStore, StoreError> {
     match location {
         Location::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path, options)?)),
-        Location::Postgres(_) => Err(unsupported(location)),
     }
 }
 
@@ -63,10 +62,5 @@ pub async fn open(location: &Location, options: StoreOptions) -> Result<SharedSt
 pub async fn open_read_only(location: &Location) -> Result<SharedStore, StoreError> {
     match location {
         Location::Sqlite(path) => Ok(Arc::new(SqliteStore::open_read_only(path)?)),
-        Location::Postgres(_) => Err(unsupported(location)),
     }
-}
-
-fn unsupported(location: &Location) -> StoreError {
-    StoreError::Location { location: location.to_string(), reason: "PostgreSQL is not supported by this build".into() }
 }
