@@ -151,7 +151,7 @@ fn write_store(path: &Path, calls: Vec<Vec<Recorded>>) {
         let store = ivrx::store::open(&Location::sqlite(path), options).await.unwrap();
         for events in calls {
             for e in events {
-                let _ = store.commit(Transition::events(e.conversation_id.clone(), vec![e]));
+                drop(store.commit(Transition::events(e.conversation_id.clone(), vec![e])));
             }
         }
         store.flush().await.unwrap();

@@ -405,7 +405,7 @@ pub async fn store_calls(
         done.decided += u64::from(rec.decision().is_some());
         let end = call.utterances.last().map_or(0, |u| u.offset_ms);
         let events = rec.end(end, "imported");
-        let _ = store.commit(Transition::events(call.id.clone(), events));
+        drop(store.commit(Transition::events(call.id.clone(), events)));
         if i % 1000 == 999 {
             store.flush().await?;
         }

@@ -362,7 +362,7 @@ pub async fn generate(
         total.decided += g.decided;
         total.transferred += g.transferred;
         if let Some(first) = events.first() {
-            let _ = store.commit(Transition::events(first.conversation_id.clone(), events));
+            drop(store.commit(Transition::events(first.conversation_id.clone(), events)));
         }
         if i % 2000 == 1999 {
             // Keep the writer's queue (and memory) bounded.

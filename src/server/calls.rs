@@ -636,7 +636,7 @@ impl Worker {
         tokio::spawn(async move {
             match tokio::time::timeout(deadline, symbl.finish(&call)).await {
                 Ok(Ok(summary)) => {
-                    let _ = store.record_insights(&conv, "symbl", serde_json::to_value(summary).unwrap_or_default());
+                    drop(store.record_insights(&conv, "symbl", serde_json::to_value(summary).unwrap_or_default()));
                 }
                 Ok(Err(e)) => tracing::warn!(conversation = %conv, error = %e, "Symbl topics and trackers unavailable"),
                 Err(_) => tracing::warn!(conversation = %conv, "Symbl topics and trackers: no answer in time"),
@@ -769,7 +769,7 @@ impl Worker {
             processed: std::mem::take(&mut self.processed),
         };
         // Queued: the worker goes on while it commits.
-        let _ = self.shared().store.commit(transition);
+        drop(self.shared().store.commit(transition));
     }
 }
 

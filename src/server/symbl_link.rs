@@ -330,7 +330,7 @@ async fn leave(ctx: &LinkContext, session: &PstnSession) {
 async fn store_summary(ctx: &LinkContext, conv: &str, call: &SymblCall) {
     match with_deadline(ctx.deadline * 4, "topics and trackers", ctx.symbl.finish(call)).await {
         Ok(summary) => {
-            let _ = ctx.store.record_insights(conv, "symbl", serde_json::to_value(summary).unwrap_or_default());
+            drop(ctx.store.record_insights(conv, "symbl", serde_json::to_value(summary).unwrap_or_default()));
         }
         Err(e) => tracing::warn!(conversation = %conv, error = %e, "Symbl topics and trackers unavailable"),
     }

@@ -161,14 +161,14 @@ async fn store_everything(kind: Kind, redact_pii: bool) -> Fixture {
     }
     events.push(rec(13, 1, DomainEvent::IvrSaid { text: format!("you said {pii}") }));
     write_events(&*f.store, &events);
-    let _ = f.store.record_webhook(transcription("w1", pii));
-    let _ = f.store.commit(Transition {
+    drop(f.store.record_webhook(transcription("w1", pii)));
+    drop(f.store.commit(Transition {
         conversation_id: "c1".into(),
         events: vec![],
         session: Some(SessionState { state: serde_json::json!({"text": pii, "id": "v3:a"}).to_string(), ended: false }),
         processed: vec![],
-    });
-    let _ = f.store.record_insights("c1", "symbl", serde_json::json!({"topics": [{"text": pii}]}));
+    }));
+    drop(f.store.record_insights("c1", "symbl", serde_json::json!({"topics": [{"text": pii}]})));
     f.store.flush().await.unwrap();
     f
 }
@@ -209,7 +209,7 @@ async fn a_webhook_is_stored_once_and_says_so(kind: Kind) {
 async fn a_transition_commits_events_session_and_processed_webhooks_together(kind: Kind) {
     let f = fresh(kind).await;
     for id in ["w1", "w2", "w3"] {
-        let _ = f.store.record_webhook(transcription(id, "hello"));
+        drop(f.store.record_webhook(transcription(id, "hello")));
     }
     let events = call();
     f.store
@@ -342,8 +342,8 @@ async fn audits_count_decisions_and_connected_agents(kind: Kind) {
 
 async fn insights_are_kept_per_engine_and_replaced(kind: Kind) {
     let f = store_with(kind, &call()).await;
-    let _ = f.store.record_insights("c1", "symbl", serde_json::json!({"topics": ["billing"]}));
-    let _ = f.store.record_insights("c1", "other", serde_json::json!([1, 2]));
+    drop(f.store.record_insights("c1", "symbl", serde_json::json!({"topics": ["billing"]})));
+    drop(f.store.record_insights("c1", "other", serde_json::json!([1, 2])));
     f.store.record_insights("c1", "symbl", serde_json::json!({"topics": ["refund"]})).await.unwrap();
     let r = f.store.report("c1").await.unwrap().unwrap();
     assert_eq!(r.insights.len(), 2);

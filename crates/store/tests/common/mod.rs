@@ -146,7 +146,7 @@ pub fn call() -> Vec<Recorded> {
 /// commit them in, one worker batch at a time).
 pub fn write_events(store: &(impl Journal + ?Sized), events: &[Recorded]) {
     for e in events {
-        let _ = store.commit(Transition::events(e.conversation_id.clone(), vec![e.clone()]));
+        drop(store.commit(Transition::events(e.conversation_id.clone(), vec![e.clone()])));
     }
 }
 
