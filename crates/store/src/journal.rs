@@ -1,9 +1,9 @@
 //! The write queue every backend shares: writes are queued without waiting,
 //! redacted on the way in, and committed in batches by one writer (for
-//! SQLite, a thread). When a commit fails (disk full,
-//! database locked or unreachable) the batch is kept and retried with
-//! back-off, the failure is logged loudly and reported by [`StoreHealth`]:
-//! accepted writes are not lost while the process runs.
+//! SQLite, a thread). When a commit fails (disk full, database locked) the
+//! batch is kept and retried with back-off, the failure is logged loudly and
+//! reported by [`StoreHealth`]: accepted writes are not lost while the
+//! process runs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -29,6 +29,11 @@ use crate::model::{
 use crate::port::{Analytics, Audit, Conversations, Durable, Journal, Recovery, Store};
 use crate::{StoreError, StoreHealth, StoreOptions};
 
+/// Calls [`Analytics::calls`] hands over at a time.
+const CALLS_PER_BATCH: usize = 64;
+/// Batches read ahead of the consumer.
+const BATCHES_IN_FLIGHT: usize = 4;
+
 /// A store in a SQLite file.
 pub struct SqliteStore {
     reader: Reader,
@@ -255,15 +260,31 @@ impl Analytics for SqliteStore {
 
     fn calls(&self, filters: Filters) -> BoxStream<'static, Result<Conversation, StoreError>> {
         let reader = self.reader.clone();
-        // A few calls in flight between the reading thread and the consumer.
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        // Calls cross from the reading thread to the consumer in batches (one
+        // wake-up per batch, not per call), a few batches in flight.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<Conversation>, StoreError>>(BATCHES_IN_FLIGHT);
         tokio::task::spawn_blocking(move || {
-            let read = reader.for_each_conversation(&filters, |c| tx.blocking_send(Ok(c)).is_ok());
+            let mut batch = Vec::with_capacity(CALLS_PER_BATCH);
+            let read = reader.for_each_conversation(&filters, |c| {
+                batch.push(c);
+                batch.len() < CALLS_PER_BATCH || tx.blocking_send(Ok(std::mem::take(&mut batch))).is_ok()
+            });
+            if !batch.is_empty() {
+                let _ = tx.blocking_send(Ok(batch));
+            }
             if let Err(e) = read {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|batch| (batch, rx)) })
+            .flat_map(|batch| {
+                let calls: Vec<_> = match batch {
+                    Ok(calls) => calls.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                futures_util::stream::iter(calls)
+            })
+            .boxed()
     }
 
     async fn existing(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use ivrx_core::session::{DomainEvent, Recorded};
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Statement};
 
 use crate::model::{
     parse_enum, CallAudit, CallReport, Conversation, ConversationStatus, Filters, PendingWebhook, StoredDecision,
@@ -32,8 +32,9 @@ const CONVERSATION_COLUMNS: &str = "id, started_at, ended_at, direction, caller,
      status, end_reason, duration_ms, decision_reason, decision_source, queue, trigger_index, trigger_text, \
      trigger_phrase, decision_ms, transfer_status, transferred, connected_ms";
 
-const UTTERANCE_COLUMNS: &str =
-    "seq, speaker, caller_index, offset_ms, text, confidence, score, label, trackers, engine";
+/// A conversation's utterances in order, in [`utterance_from_row`]'s columns.
+const UTTERANCES: &str = "SELECT seq, speaker, caller_index, offset_ms, text, confidence, score, label, trackers, \
+     engine FROM utterances WHERE conversation_id = ?1 ORDER BY seq";
 
 impl Reader {
     /// A reader for the database at `path` (nothing is opened yet).
@@ -69,21 +70,23 @@ impl Reader {
             .optional()
             .map_err(self.err())?;
         let Some(mut c) = found else { return Ok(None) };
-        c.utterances = self.utterances_on(&conn, id)?;
+        let mut stmt = conn.prepare(UTTERANCES).map_err(self.err())?;
+        c.utterances = self.utterances_with(&mut stmt, id)?;
         Ok(Some(c))
     }
 
     /// A conversation's utterances in order.
     pub fn utterances(&self, id: &str) -> Result<Vec<Utterance>, StoreError> {
-        self.utterances_on(&self.connection()?, id)
+        let conn = self.connection()?;
+        let mut stmt = conn.prepare(UTTERANCES).map_err(self.err())?;
+        self.utterances_with(&mut stmt, id)
     }
 
-    fn utterances_on(&self, conn: &Connection, id: &str) -> Result<Vec<Utterance>, StoreError> {
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {UTTERANCE_COLUMNS} FROM utterances WHERE conversation_id = ?1 ORDER BY seq"
-            ))
-            .map_err(self.err())?;
+    /// Runs the prepared [`UTTERANCES`] query for one conversation. (Prepared
+    /// once per read and run again for each call: a statement taken from
+    /// rusqlite's cache has its bindings cleared, which makes SQLite prepare
+    /// it again.)
+    fn utterances_with(&self, stmt: &mut Statement<'_>, id: &str) -> Result<Vec<Utterance>, StoreError> {
         let mut rows = stmt.query([id]).map_err(self.err())?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(self.err())? {
@@ -257,10 +260,11 @@ impl Reader {
         let mut calls = conn
             .prepare(&format!("SELECT {CONVERSATION_COLUMNS} FROM conversations {clause} ORDER BY started_at, id"))
             .map_err(self.err())?;
+        let mut utterances = conn.prepare(UTTERANCES).map_err(self.err())?;
         let mut rows = calls.query(rusqlite::params_from_iter(params)).map_err(self.err())?;
         while let Some(row) = rows.next().map_err(self.err())? {
             let mut call = conversation_from_row(row);
-            call.utterances = self.utterances_on(&conn, &call.id)?;
+            call.utterances = self.utterances_with(&mut utterances, &call.id)?;
             if !f(call) {
                 break;
             }
