@@ -303,6 +303,30 @@ impl Reader {
         let conn = self.connection()?;
         call_control_ids.iter().map(|ccid| audit_call(&conn, ccid).map_err(self.err())).collect()
     }
+    /// Every text value of every table, one per line: what a privacy audit
+    /// reads to check that nothing it should not hold was stored.
+    pub fn every_text(&self) -> Result<String, StoreError> {
+        let conn = self.connection()?;
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(self.err())?;
+        let mut out = String::new();
+        for table in tables {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).map_err(self.err())?;
+            let columns = stmt.column_count();
+            let mut rows = stmt.query([]).map_err(self.err())?;
+            while let Some(row) = rows.next().map_err(self.err())? {
+                for i in 0..columns {
+                    if let ValueRef::Text(t) = row.get_ref(i).map_err(self.err())? {
+                        out.push_str(&String::from_utf8_lossy(t));
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Reads one row's columns leniently: a value of an unexpected type, or a

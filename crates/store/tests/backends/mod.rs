@@ -44,33 +44,7 @@ impl Fixture {
     pub async fn everything_stored(&self) -> String {
         let _ = &self.keep;
         match self.kind {
-            Kind::Sqlite => sqlite_text(std::path::Path::new(&self.store.describe())),
+            Kind::Sqlite => ivrx_store::sqlite::Reader::new(self.store.describe().into()).every_text().unwrap(),
         }
     }
-}
-
-fn sqlite_text(path: &std::path::Path) -> String {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut out = String::new();
-    for table in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            for i in 0..n {
-                if let Ok(s) = row.get::<_, String>(i) {
-                    out.push_str(&s);
-                    out.push('\n');
-                }
-            }
-        }
-    }
-    out
 }
