@@ -20,6 +20,8 @@ use crate::sandbox::{Chaos, PartyBehavior};
 use crate::session::SessionSettings;
 use crate::settings::{default_queues, SettingError};
 pub use crate::settings::{IvrConfig, MenuItem, QueueConfig, TransferConfig, TransferMode};
+use crate::store::Location;
+use crate::telnyx::spec::{suggest, tables::SPEAK_LANGUAGES};
 use crate::telnyx::transcription::TranscriptionRequest;
 pub use transcription::TranscriptionSettings;
 
@@ -328,6 +330,29 @@ impl EngineConfig {
     }
 }
 
+/// ivrx's data directory: `ivrx` in the user's data directory
+/// (`$XDG_DATA_HOME/ivrx`, `~/.local/share/ivrx` on Linux).
+pub fn data_dir() -> PathBuf {
+    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("ivrx")
+}
+
+/// The database file when none is configured: `ivrx.db` in [`data_dir`].
+pub fn default_database() -> PathBuf {
+    data_dir().join("ivrx.db")
+}
+
+/// Where a server keeps the admin token it generates: `admin-token` beside
+/// its database file.
+pub fn token_file_beside(db: &Path) -> PathBuf {
+    db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("admin-token")
+}
+
+/// The token file of a server on the default database, where `ivrx watch`,
+/// `transfer` and `dial` look unless told otherwise.
+pub fn default_token_file() -> PathBuf {
+    token_file_beside(&default_database())
+}
+
 /// `[storage]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -545,6 +570,22 @@ impl Config {
         if let Some(v) = nonempty("IVRX_ADMIN_TOKEN") {
             self.server.admin_token = Some(v);
         }
+    }
+
+    /// The database file: `[storage] db`, else [`default_database`].
+    pub fn database_file(&self) -> PathBuf {
+        self.storage.db.clone().unwrap_or_else(default_database)
+    }
+
+    /// The database.
+    pub fn database(&self) -> Location {
+        Location::Sqlite(self.database_file())
+    }
+
+    /// The file a server keeps the admin token it generates in (when none is
+    /// configured): beside its database file.
+    pub fn token_file(&self) -> PathBuf {
+        token_file_beside(&self.database_file())
     }
 
     /// Live when a Telnyx API key is configured and the sandbox was not asked for.

@@ -11,7 +11,7 @@
 //! - [`session`], [`policy`], [`keypad`], [`settings`] (`ivrx-core`): the sans-I/O call session, the
 //!   escalation policy that decides when and where to transfer, the keypad routing rule, and
 //!   their configuration
-//! - [`store`] (`ivrx-store`): SQLite persistence
+//! - [`store`] (`ivrx-store`): the storage port and its SQLite backend
 //! - [`sandbox`] (`ivrx-sandbox`): a built-in stand-in for Telnyx with scripted callers and agents
 //! - [`http`] (`ivrx-http`): serving with request deadlines, TLS set-up, latency percentiles
 //!

@@ -10,7 +10,7 @@ use ivrx::config::TransferMode;
 use ivrx::intel::{Label, TrackerHit};
 use ivrx::policy::{Decision, PolicySnapshot, Reason};
 use ivrx::session::{DecisionSource, DomainEvent, Recorded, Role, Speaker, TransferStatus};
-use ivrx::store::{Store, StoreOptions, WriteOp};
+use ivrx::store::{Location, StoreOptions, Transition};
 use serde_json::Value;
 
 /// Builds one conversation's events by hand (scores and decisions are given,
@@ -147,10 +147,11 @@ impl Call {
 fn write_store(path: &Path, calls: Vec<Vec<Recorded>>) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let store = Store::open(path, StoreOptions { redact_pii: false, ..StoreOptions::default() }).unwrap();
+        let options = StoreOptions { redact_pii: false, ..StoreOptions::default() };
+        let store = ivrx::store::open(&Location::sqlite(path), options).await.unwrap();
         for events in calls {
             for e in events {
-                store.write(WriteOp::Event(e));
+                drop(store.commit(Transition::events(e.conversation_id.clone(), vec![e])));
             }
         }
         store.flush().await.unwrap();
@@ -486,16 +487,17 @@ fn replay_keeps_menu_decisions_and_agrees_with_the_library() {
         ivrx::analyze::replay::policy_from_toml("support_queue = \"escalations\"\n", &Default::default()).unwrap();
     let options = ivrx::analyze::Options { replay: Some(policy), ..Default::default() };
     let mut verdicts = Vec::new();
-    let lib = ivrx::analyze::analyze(
-        &env.path("ivrx.db"),
-        &options,
-        |m| {
-            verdicts.push(m.replay.as_ref().unwrap().verdict.as_str());
-            Ok(())
-        },
-        &mut || {},
-    )
-    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let lib = rt
+        .block_on(async {
+            let store = ivrx::store::open_read_only(&Location::sqlite(env.path("ivrx.db"))).await.unwrap();
+            let record = |m: &ivrx::analyze::CallMetrics| {
+                verdicts.push(m.replay.as_ref().unwrap().verdict.as_str());
+                Ok(())
+            };
+            ivrx::analyze::analyze(&*store, &options, record, &mut || {}).await
+        })
+        .unwrap();
     let bin: Vec<&str> =
         doc["calls"].as_array().unwrap().iter().map(|c| c["replay"]["verdict"].as_str().unwrap()).collect();
     assert_eq!(bin, verdicts);

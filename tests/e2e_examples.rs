@@ -30,7 +30,12 @@ fn examples() -> Vec<(String, String, Expectation)> {
 }
 
 fn decisions(s: &Serve, conv: &str) -> usize {
-    ivrx::store::Reader::new(s.db()).events(conv, 0).unwrap().iter().filter(|e| e.event.kind() == "decision").count()
+    ivrx::store::sqlite::Reader::new(s.db())
+        .events(conv, 0)
+        .unwrap()
+        .iter()
+        .filter(|e| e.event.kind() == "decision")
+        .count()
 }
 
 fn check(name: &str, r: &Value, expect: &Expectation, s: &Serve) {
@@ -102,7 +107,7 @@ fn the_frustrated_caller_is_transferred_with_the_reason_and_the_numbers() {
         .collect();
     assert!(scores[2] < scores[0], "{scores:?}");
     let conv = r["conversation_id"].as_str().unwrap();
-    let ev = ivrx::store::Reader::new(s.db()).events(conv, 0).unwrap();
+    let ev = ivrx::store::sqlite::Reader::new(s.db()).events(conv, 0).unwrap();
     let decision = ev.iter().find(|e| e.event.kind() == "decision").unwrap();
     let v = serde_json::to_value(decision).unwrap();
     assert!(v["decision"]["numbers"]["level"].as_f64().unwrap() < -0.3, "{v}");

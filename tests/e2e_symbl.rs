@@ -14,7 +14,7 @@ mod serve_support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ivrx::store::Reader;
+use ivrx::store::sqlite::Reader;
 use ivrx_testkit::symbl_standin::{StandinConfig, SymblStandin};
 use serde_json::{json, Value};
 use serve_support::{attempts, Serve};
@@ -267,7 +267,9 @@ impl LiveCall {
     async fn scored_by_symbl(&self) {
         eventually("a caller utterance scored by Symbl", || {
             let u = self.reader.utterances(&self.conv).ok()?;
-            u.iter().any(|u| u.speaker == "caller" && u.engine.as_deref() == Some("symbl")).then_some(())
+            u.iter()
+                .any(|u| u.speaker == ivrx::session::Speaker::Caller && u.engine.as_deref() == Some("symbl"))
+                .then_some(())
         })
         .await;
     }

@@ -7,7 +7,7 @@ mod serve_support;
 use serde_json::Value;
 use serve_support::{attempts, caller_lines, Serve};
 
-use ivrx::store::Reader;
+use ivrx::store::sqlite::Reader;
 
 const OPERATOR: &str = "\
 say hi i need some help with my account
@@ -131,7 +131,7 @@ fn duplicate_reordered_and_delayed_webhooks_change_nothing() {
     let ev = events(&chaos.db(), &conv(&b));
     assert_eq!(ev.iter().filter(|e| e["type"] == "call_started").count(), 1);
     assert_eq!(ev.iter().filter(|e| e["type"] == "decision").count(), 1);
-    let dup = Reader::new(chaos.db()).connection().unwrap();
+    let dup = rusqlite::Connection::open_with_flags(chaos.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let repeats: i64 = dup
         .query_row(
             "SELECT count(*) FROM (SELECT event_id FROM webhooks GROUP BY event_id HAVING count(*) > 1)",

@@ -254,7 +254,7 @@ fn kill_9_mid_calls_then_restart_every_call_completes_once() {
 
 /// The transfer statuses a conversation went through, in order.
 fn transfer_history(db: &std::path::Path, conv: &str) -> Vec<String> {
-    ivrx::store::Reader::new(db.to_path_buf())
+    ivrx::store::sqlite::Reader::new(db.to_path_buf())
         .events(conv, 0)
         .expect("events")
         .into_iter()
@@ -278,7 +278,7 @@ fn assert_clean_end(s: &LiveServe, r: &Value, end_reason: &str) -> String {
         0,
         "a leg never ended"
     );
-    let failed = ivrx::store::Reader::new(db.clone()).events(&conv, 0).expect("events");
+    let failed = ivrx::store::sqlite::Reader::new(db.clone()).events(&conv, 0).expect("events");
     for e in &failed {
         if let ivrx::session::DomainEvent::CommandFailed { call_gone, error, .. } = &e.event {
             assert!(call_gone, "a command failed for another reason than the call being gone: {error}");

@@ -363,29 +363,7 @@ const SYMBL_SECRET: &str = "symbl-app-secret-abcdefghij0123456789";
 
 /// Every text stored in the database, as one string.
 fn everything_stored(db: &std::path::Path) -> String {
-    let conn = ivrx::store::Reader::new(db.to_path_buf()).connection().expect("open");
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut out = String::new();
-    for t in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            for i in 0..n {
-                if let Ok(v) = row.get::<_, String>(i) {
-                    out.push_str(&v);
-                    out.push('\n');
-                }
-            }
-        }
-    }
-    out
+    ivrx::store::sqlite::Reader::new(db.to_path_buf()).every_text().expect("read the store")
 }
 
 #[test]
@@ -552,7 +530,7 @@ fn health_readiness_and_metrics_after_real_calls() {
     assert!(errors >= 1.0, "commands that failed for good are counted by action and kind:\n{m}");
     assert_eq!(errors as i64, failed, "one error per failed command");
     // Decisions by reason, as stored.
-    let conn = ivrx::store::Reader::new(db.clone()).connection().unwrap();
+    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let mut stmt = conn.prepare("SELECT reason, count(*) FROM decisions GROUP BY reason").unwrap();
     let by_reason: Vec<(String, i64)> =
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();

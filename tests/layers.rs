@@ -4,7 +4,9 @@
 //!   crate, not even through another crate (their normal dependency tree);
 //! - no library crate depends on the sandbox carrier or on the test fixtures:
 //!   only the `ivrx` package embeds the sandbox (its default carrier);
-//! - the test fixtures are a dev-dependency only, of any package.
+//! - the test fixtures are a dev-dependency only, of any package;
+//! - only the store crate speaks SQL or depends on a database driver: the rest
+//!   reads and writes through its port.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -135,4 +137,95 @@ fn the_io_list_catches_an_io_crate() {
     for io in ["rusqlite", "tokio", "mio"] {
         assert!(tree.contains(io), "ivrx-store's tree lists {io}: {tree:?}");
     }
+}
+
+/// Database drivers: only the store crate depends on them (tests may inspect a store file).
+const DATABASE_CRATES: &[&str] =
+    &["rusqlite", "libsqlite3-sys", "tokio-postgres", "postgres", "deadpool-postgres", "sqlx"];
+
+/// What in a line of Rust shows SQL or a database driver: a driver's name, or
+/// SQL keywords as a query spells them (upper case, in the order only SQL
+/// puts them).
+fn sql_in(line: &str) -> Option<&'static str> {
+    let words: Vec<&str> = line.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').collect();
+    let has = |a: &str, b: &str| words.windows(2).any(|w| w[0] == a && w[1] == b);
+    let driver = words.iter().any(|w| DATABASE_CRATES.iter().any(|d| d.replace('-', "_") == *w));
+    let update = words.windows(3).any(|w| w[0] == "UPDATE" && w[2] == "SET");
+    [
+        (driver, "a database driver"),
+        (words.contains(&"SELECT"), "SELECT"),
+        (has("INSERT", "INTO") || has("INSERT", "OR"), "INSERT"),
+        (update, "UPDATE … SET"),
+        (has("DELETE", "FROM"), "DELETE"),
+        (has("CREATE", "TABLE") || has("CREATE", "INDEX"), "CREATE"),
+        (has("ON", "CONFLICT"), "ON CONFLICT"),
+        (words.contains(&"PRAGMA"), "PRAGMA"),
+    ]
+    .into_iter()
+    .find_map(|(found, what)| found.then_some(what))
+}
+
+/// The Rust files under `dir`, recursively.
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn only_the_store_speaks_sql() {
+    for (package, deps) in members() {
+        for (dep, kind) in &deps {
+            if DATABASE_CRATES.contains(&dep.as_str()) && kind != "dev" {
+                assert_eq!(
+                    package, "ivrx-store",
+                    "{package} depends on the database driver {dep}; go through the store's port"
+                );
+            }
+        }
+    }
+    // The ivrx package's code (not its tests, which inspect a store file as
+    // another process would) and every other crate, tests included.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "benches", "train", "fuzz/fuzz_targets"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    for entry in std::fs::read_dir(root.join("crates")).expect("crates/").flatten() {
+        if entry.file_name() != "store" {
+            rust_files(&entry.path(), &mut files);
+        }
+    }
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("UTF-8 source");
+        for (i, line) in text.lines().enumerate() {
+            if let Some(what) = sql_in(line) {
+                let path = file.strip_prefix(root).unwrap_or(file).display();
+                found.push(format!("{path}:{}: {what}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "SQL outside the store crate; go through the store's port:\n{}", found.join("\n"));
+    assert!(files.iter().any(|f| f.ends_with("src/analyze/mod.rs")), "the scan saw the sources");
+}
+
+#[test]
+fn the_sql_scan_catches_sql() {
+    assert_eq!(sql_in("conn.query_row(\"SELECT count(*) FROM conversations\", [])"), Some("SELECT"));
+    assert_eq!(sql_in("    \"SELECT id, started_at"), Some("SELECT"));
+    assert_eq!(sql_in("\"INSERT OR IGNORE INTO events (n) VALUES (?1)\""), Some("INSERT"));
+    assert_eq!(sql_in("UPDATE legs SET ended_ms = ?2"), Some("UPDATE … SET"));
+    assert_eq!(sql_in("ON CONFLICT(conversation_id) DO UPDATE SET state = excluded.state"), Some("ON CONFLICT"));
+    assert_eq!(sql_in("\"PRAGMA wal_checkpoint(PASSIVE)\""), Some("PRAGMA"));
+    assert_eq!(sql_in("let conn = rusqlite::Connection::open(path)?;"), Some("a database driver"));
+    assert_eq!(sql_in("use tokio_postgres::Client;"), Some("a database driver"));
+    assert_eq!(sql_in("/// Selects the calls from the store, then updates the set."), None);
+    assert_eq!(sql_in("// Insert the call into the table, select the first one."), None);
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use ivrx::intel::LocalEngine;
 use ivrx::server::{self, ServerHandle, ServerOptions};
 use ivrx::session::SessionSettings;
-use ivrx::store::{Store, StoreOptions};
+use ivrx::store::{SqliteStore, StoreOptions};
 use ivrx::telnyx::{ClientConfig, TelnyxClient, WebhookSigner};
 
 type Log = Arc<Mutex<Vec<(String, String, Value)>>>;
@@ -57,7 +57,7 @@ async fn fixture() -> Fixture {
     ivrx::http::tls::install_crypto_provider();
     let (base, log) = fake_api().await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("ivrx.db"), StoreOptions::default()).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("ivrx.db"), StoreOptions::default()).unwrap());
     let signer = WebhookSigner::generate();
     let server = server::start(ServerOptions {
         listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),

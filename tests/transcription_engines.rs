@@ -69,7 +69,8 @@ hangup
 
 /// The `call.transcription` webhooks stored for a conversation: (finals, interims).
 fn transcriptions(s: &Serve, conv: &str) -> (usize, usize) {
-    let conn = ivrx::store::Reader::new(s.db()).connection().expect("open the store");
+    let conn = rusqlite::Connection::open_with_flags(s.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open the store");
     let mut stmt = conn
         .prepare("SELECT body FROM webhooks WHERE conversation_id = ?1 AND event_type = 'call.transcription'")
         .expect("query");

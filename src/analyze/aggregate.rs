@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Serialize;
 
 use super::per_call::{caller_points, CallMetrics};
-use super::query::StoredCall;
 use super::rng::Rng;
 use super::stats::{histogram_seconds, Bin, Distribution};
 use super::topics::{Decline, TopicCounter, Topics};
+use crate::store::Conversation;
 
 /// Most distinct tracker names counted.
 const MAX_TRACKERS: usize = 256;
@@ -229,7 +229,7 @@ impl Aggregator {
     }
 
     /// Adds one call, its metrics and its decline.
-    pub fn add(&mut self, call: &StoredCall, m: &CallMetrics, decline: Option<&Decline>) {
+    pub fn add(&mut self, call: &Conversation, m: &CallMetrics, decline: Option<&Decline>) {
         self.calls += 1;
         self.ended += u64::from(m.status == "ended");
         self.transferred += u64::from(m.transferred);
@@ -275,7 +275,7 @@ impl Aggregator {
         }
     }
 
-    fn count_trackers(&mut self, call: &StoredCall) {
+    fn count_trackers(&mut self, call: &Conversation) {
         let mut in_call: Vec<&str> = Vec::new();
         for hit in call.caller_utterances().flat_map(|u| {
             let mut names: Vec<&str> = u.trackers.iter().map(|h| h.tracker.as_str()).collect();
@@ -382,7 +382,7 @@ impl Aggregator {
     }
 }
 
-fn sample_of(call: &StoredCall, m: &CallMetrics) -> CallSample {
+fn sample_of(call: &Conversation, m: &CallMetrics) -> CallSample {
     let mut points = caller_points(call);
     if points.len() > MAX_SAMPLE_POINTS {
         let step = points.len() as f64 / MAX_SAMPLE_POINTS as f64;
@@ -401,34 +401,45 @@ fn sample_of(call: &StoredCall, m: &CallMetrics) -> CallSample {
 mod tests {
     use super::*;
     use crate::analyze::per_call::metrics_of;
-    use crate::analyze::query::StoredUtterance;
     use crate::intel::TrackerHit;
+    use crate::session::{DecisionSource, Speaker};
+    use crate::store::model::parse_enum;
+    use crate::store::{ConversationStatus, StoredDecision, Utterance};
+    use chrono::TimeZone;
 
-    fn call(i: u32, reason: Option<&str>, transferred: bool, hour: u32) -> StoredCall {
-        StoredCall {
+    fn call(i: u32, reason: Option<&str>, transferred: bool, hour: u32) -> Conversation {
+        Conversation {
             id: format!("c{i}"),
-            started_at: format!("2026-03-01T{hour:02}:00:00+00:00"),
-            status: "ended".into(),
+            started_at: Some(chrono::Utc.with_ymd_and_hms(2026, 3, 1, hour, 0, 0).unwrap()),
+            status: ConversationStatus::Ended,
             duration_ms: Some(60_000),
-            decision_reason: reason.map(str::to_string),
-            decision_source: reason.map(|_| "policy".to_string()),
-            decision_ms: reason.map(|_| i64::from(i) * 1000),
+            decision: reason.map(|r| StoredDecision {
+                reason: parse_enum(r).unwrap(),
+                source: Some(DecisionSource::Policy),
+                queue: Some("support".into()),
+                trigger_index: None,
+                trigger_text: None,
+                trigger_phrase: None,
+                decision_ms: Some(i64::from(i) * 1000),
+            }),
             transferred,
             connected_ms: transferred.then(|| i64::from(i) * 1000 + 5000),
-            utterances: vec![StoredUtterance {
+            utterances: vec![Utterance {
                 seq: 1,
-                speaker: "caller".into(),
+                speaker: Speaker::Caller,
                 caller_index: Some(1),
                 offset_ms: 1000,
                 text: "i want a real person".into(),
+                confidence: None,
                 score: Some(-0.5),
                 label: None,
                 trackers: vec![
                     TrackerHit::new("asks_for_human", "real person"),
                     TrackerHit::new("asks_for_human", "person"),
                 ],
+                engine: None,
             }],
-            ..StoredCall::default()
+            ..Conversation::default()
         }
     }
 

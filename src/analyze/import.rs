@@ -29,13 +29,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::query::existing_ids;
 use super::record::CallRecorder;
 use super::AnalyzeError;
 use crate::intel::Scorer;
 use crate::policy::PolicyConfig;
 use crate::session::Speaker;
-use crate::store::{Store, WriteOp};
+use crate::store::{Store, Transition};
 
 /// Longest accepted utterance text, characters.
 pub const MAX_TEXT_CHARS: usize = 10_000;
@@ -412,7 +411,7 @@ pub struct Imported {
 /// nothing) when any id is already stored. Calls without a start time start
 /// at `now`.
 pub async fn store_calls(
-    store: &Store,
+    store: &(impl Store + ?Sized),
     calls: &[ImportedCall],
     source: &str,
     scorer: &dyn Scorer,
@@ -420,10 +419,8 @@ pub async fn store_calls(
     now: DateTime<Utc>,
     tick: &mut dyn FnMut(),
 ) -> Result<Imported, AnalyzeError> {
-    let conn = store.reader().connection()?;
-    let ids: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
-    let mut existing = existing_ids(&conn, store.path(), &ids)?;
-    drop(conn);
+    let ids: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
+    let mut existing = store.existing(&ids).await?;
     if !existing.is_empty() {
         existing.truncate(MAX_PROBLEMS);
         return Err(ImportError::Exists { path: source.to_string(), ids: existing }.into());
@@ -440,7 +437,7 @@ pub async fn store_calls(
         done.decided += u64::from(rec.decision().is_some());
         let end = call.utterances.last().map_or(0, |u| u.offset_ms);
         let events = rec.end(end, "imported");
-        store.write(WriteOp::Checkpoint { events, snapshot: None, processed: Vec::new() });
+        drop(store.commit(Transition::events(call.id.clone(), events)));
         if i % 1000 == 999 {
             store.flush().await?;
         }

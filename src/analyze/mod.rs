@@ -2,14 +2,17 @@
 //! calls, topics near the decline, policy replay, imports and synthetic data,
 //! rendered as tables, CSV, JSON, an SVG chart or an HTML report.
 //!
-//! The store is read one call at a time ([`query::for_each_call`]): memory
-//! holds one call's utterances, fixed-size accumulators, the decision times
-//! needed for exact percentiles, and bounded samples for the charts.
+//! The store is read through the storage port, one call at a time
+//! ([`Analytics::calls`]): memory holds a few calls' utterances, fixed-size
+//! accumulators, the decision times needed for exact percentiles, and bounded
+//! samples for the charts.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), ivrx::analyze::AnalyzeError> {
+//! # async fn run() -> Result<(), ivrx::analyze::AnalyzeError> {
 //! use ivrx::analyze::{analyze, Options};
-//! let report = analyze(std::path::Path::new("ivrx.db"), &Options::default(), |_call| Ok(()), &mut || {})?;
+//! use ivrx::store::Location;
+//! let store = ivrx::store::open_read_only(&Location::sqlite("ivrx.db")).await?;
+//! let report = analyze(&*store, &Options::default(), |_call| Ok(()), &mut || {}).await?;
 //! println!("{} calls, {} transferred", report.aggregates.summary.calls, report.aggregates.summary.transferred);
 //! # Ok(()) }
 //! ```
@@ -26,33 +29,23 @@ pub mod stats;
 pub mod synthetic;
 pub mod topics;
 
-use std::path::Path;
-
+use futures_util::StreamExt;
 use serde::Serialize;
 
 pub use aggregate::{AggregateOptions, Aggregates, Aggregator};
 pub use per_call::CallMetrics;
-pub use query::{Bound, Filters, StoredCall};
+pub use query::{Bound, Filters};
 pub use replay::{ReplayAccumulator, ReplayReport};
 
 use crate::policy::PolicyConfig;
-use crate::store::{Reader, StoreError};
+use crate::store::{Analytics, StoreError};
 
 /// Something that stopped the analysis.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
-    /// The store could not be opened or written.
+    /// The store could not be opened, read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A query failed.
-    #[error("database {path}: {source}")]
-    Sqlite {
-        /// The database file.
-        path: String,
-        /// SQLite's error.
-        #[source]
-        source: rusqlite::Error,
-    },
     /// `--since` / `--until` could not be read.
     #[error("--{flag} {value:?}: {message}")]
     Time {
@@ -114,21 +107,19 @@ pub struct Report {
 }
 
 /// How many calls match the filters.
-pub fn count(db: &Path, filters: &Filters) -> Result<u64, AnalyzeError> {
-    let conn = Reader::new(db.to_path_buf()).connection()?;
-    query::count_calls(&conn, db, filters)
+pub async fn count(store: &(impl Analytics + ?Sized), filters: &Filters) -> Result<u64, AnalyzeError> {
+    Ok(store.count(filters).await?)
 }
 
 /// Analyses the calls matching `options.filters`, oldest first: `on_call`
 /// receives every call's metrics as it is computed (for streaming output),
 /// `tick` is called once per call (for a progress bar).
-pub fn analyze(
-    db: &Path,
+pub async fn analyze(
+    store: &(impl Analytics + ?Sized),
     options: &Options,
     mut on_call: impl FnMut(&CallMetrics) -> Result<(), AnalyzeError>,
     tick: &mut dyn FnMut(),
 ) -> Result<Report, AnalyzeError> {
-    let conn = Reader::new(db.to_path_buf()).connection()?;
     let mut aggregator = Aggregator::new(AggregateOptions {
         window: options.window,
         min_count: options.min_count,
@@ -136,7 +127,9 @@ pub fn analyze(
         samples: options.samples,
     });
     let mut replay = options.replay.clone().map(ReplayAccumulator::new);
-    query::for_each_call(&conn, db, &options.filters, |call| {
+    let mut calls = store.calls(options.filters.clone());
+    while let Some(call) = calls.next().await {
+        let call = call?;
         let decline = topics::find_decline(&call);
         let mut m = per_call::metrics(&call, decline.as_ref());
         if let Some(acc) = replay.as_mut() {
@@ -147,8 +140,7 @@ pub fn analyze(
         on_call(&m)?;
         aggregator.add(&call, &m, decline.as_ref());
         tick();
-        Ok(())
-    })?;
+    }
     Ok(Report {
         filters: options.filters.clone(),
         aggregates: aggregator.finish(),

@@ -1,13 +1,14 @@
 //! Per-call metrics: sentiment (min, mean, final, slope), the transfer and
 //! its timing, and where the call's decline was.
 
-use chrono::{DateTime, Timelike};
+use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 
-use super::query::StoredCall;
 use super::replay::CallReplay;
 use super::stats::slope;
 use super::topics::{find_decline, Decline};
+use crate::store::model::enum_name;
+use crate::store::Conversation;
 
 /// What one call looked like. Also the row of `--format csv` and an element
 /// of `calls` in `--format json`.
@@ -73,17 +74,17 @@ pub struct CallMetrics {
 }
 
 /// One scored caller utterance on a timeline: (minutes since start, score).
-pub fn caller_points(call: &StoredCall) -> Vec<(f64, f64)> {
+pub fn caller_points(call: &Conversation) -> Vec<(f64, f64)> {
     call.caller_utterances().filter_map(|u| u.score.map(|s| (u.offset_ms as f64 / 60_000.0, s))).collect()
 }
 
-/// Hour of day (UTC) of an RFC 3339 time.
-pub fn hour_of(started_at: &str) -> Option<u8> {
-    DateTime::parse_from_rfc3339(started_at).ok().map(|t| t.with_timezone(&chrono::Utc).hour() as u8)
+/// Hour of day (UTC) of a call's start.
+pub fn hour_of(started_at: Option<DateTime<Utc>>) -> Option<u8> {
+    started_at.map(|t| t.hour() as u8)
 }
 
 /// Computes a call's metrics; `decline` is where its decline is (see [`find_decline`]).
-pub fn metrics(call: &StoredCall, decline: Option<&Decline>) -> CallMetrics {
+pub fn metrics(call: &Conversation, decline: Option<&Decline>) -> CallMetrics {
     let points = caller_points(call);
     let scores: Vec<f64> = points.iter().map(|p| p.1).collect();
     let mut trackers: Vec<String> = Vec::new();
@@ -92,12 +93,13 @@ pub fn metrics(call: &StoredCall, decline: Option<&Decline>) -> CallMetrics {
             trackers.push(hit.tracker.clone());
         }
     }
+    let decision = call.decision.as_ref();
     CallMetrics {
         conversation_id: call.id.clone(),
-        started_at: call.started_at.clone(),
-        hour: hour_of(&call.started_at),
+        started_at: call.started_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        hour: hour_of(call.started_at),
         direction: call.direction.clone(),
-        status: call.status.clone(),
+        status: call.status.as_str().to_string(),
         end_reason: call.end_reason.clone(),
         duration_ms: call.duration_ms,
         utterances: call.utterances.len() as u32,
@@ -106,17 +108,17 @@ pub fn metrics(call: &StoredCall, decline: Option<&Decline>) -> CallMetrics {
         sentiment_mean: (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64),
         sentiment_final: scores.last().copied(),
         sentiment_slope_per_min: slope(&points),
-        decided: call.decision_reason.is_some(),
-        decision_source: call.decision_source.clone(),
-        reason: call.decision_reason.clone(),
-        queue: call.queue.clone(),
+        decided: decision.is_some(),
+        decision_source: decision.and_then(|d| d.source.as_ref().and_then(enum_name)),
+        reason: decision.map(|d| d.reason.as_str().to_string()),
+        queue: decision.and_then(|d| d.queue.clone()),
         transferred: call.transferred,
-        transfer_status: call.transfer_status.clone(),
-        decision_ms: call.decision_ms,
+        transfer_status: call.transfer_status.map(|s| s.as_str().to_string()),
+        decision_ms: decision.and_then(|d| d.decision_ms),
         connected_ms: call.connected_ms,
-        trigger_index: call.trigger_index,
-        trigger_phrase: call.trigger_phrase.clone(),
-        trigger_text: call.trigger_text.clone(),
+        trigger_index: decision.and_then(|d| d.trigger_index),
+        trigger_phrase: decision.and_then(|d| d.trigger_phrase.clone()),
+        trigger_text: decision.and_then(|d| d.trigger_text.clone()),
         trackers,
         decline_index: decline.map(|d| d.caller_index),
         decline_kind: decline.map(|d| d.kind.as_str()),
@@ -125,42 +127,46 @@ pub fn metrics(call: &StoredCall, decline: Option<&Decline>) -> CallMetrics {
 }
 
 /// Metrics with the decline found by the default rule.
-pub fn metrics_of(call: &StoredCall) -> CallMetrics {
+pub fn metrics_of(call: &Conversation) -> CallMetrics {
     metrics(call, find_decline(call).as_ref())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::query::StoredUtterance;
+    use crate::session::Speaker;
+    use crate::store::Utterance;
+    use chrono::TimeZone;
 
-    fn utt(seq: u32, speaker: &str, offset_ms: i64, score: Option<f64>) -> StoredUtterance {
-        let caller = speaker == "caller";
-        StoredUtterance {
+    fn utt(seq: u32, speaker: Speaker, offset_ms: i64, score: Option<f64>) -> Utterance {
+        let caller = speaker == Speaker::Caller;
+        Utterance {
             seq,
-            speaker: speaker.into(),
+            speaker,
             caller_index: caller.then_some(seq),
             offset_ms,
             text: format!("line {seq}"),
+            confidence: None,
             score,
             label: None,
             trackers: vec![],
+            engine: None,
         }
     }
 
     #[test]
     fn sentiment_numbers_come_from_the_caller_only() {
-        let call = StoredCall {
+        let call = Conversation {
             id: "c".into(),
-            started_at: "2026-03-01T14:05:00+00:00".into(),
+            started_at: Some(Utc.with_ymd_and_hms(2026, 3, 1, 14, 5, 0).unwrap()),
             utterances: vec![
-                utt(1, "caller", 0, Some(0.5)),
-                utt(2, "caller", 60_000, Some(0.0)),
-                utt(3, "agent", 90_000, Some(-0.9)),
-                utt(4, "caller", 120_000, Some(-0.5)),
-                utt(5, "caller", 130_000, None),
+                utt(1, Speaker::Caller, 0, Some(0.5)),
+                utt(2, Speaker::Caller, 60_000, Some(0.0)),
+                utt(3, Speaker::Agent, 90_000, Some(-0.9)),
+                utt(4, Speaker::Caller, 120_000, Some(-0.5)),
+                utt(5, Speaker::Caller, 130_000, None),
             ],
-            ..StoredCall::default()
+            ..Conversation::default()
         };
         let m = metrics_of(&call);
         assert_eq!(m.hour, Some(14));
@@ -174,7 +180,8 @@ mod tests {
 
     #[test]
     fn a_call_without_scores_has_no_sentiment() {
-        let call = StoredCall { id: "c".into(), started_at: "garbage".into(), ..StoredCall::default() };
+        // A start time the store could not read.
+        let call = Conversation { id: "c".into(), started_at: None, ..Conversation::default() };
         let m = metrics_of(&call);
         assert_eq!((m.hour, m.sentiment_min, m.sentiment_mean, m.sentiment_slope_per_min), (None, None, None, None));
     }

@@ -18,10 +18,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::query::StoredCall;
 use super::stats::Distribution;
 use crate::intel::{Label, Score};
 use crate::policy::{self, Observation, PolicyConfig, PolicyState};
+use crate::session::DecisionSource;
+use crate::store::Conversation;
 
 /// Most calls listed per change kind (the counts are always complete).
 pub const LIST_LIMIT: usize = 1000;
@@ -137,42 +138,39 @@ pub struct CallReplay {
     pub trigger_text: Option<String>,
 }
 
-fn stored_label(label: Option<&str>, score: f64) -> Label {
-    match label {
-        Some("negative") => Label::Negative,
-        Some("neutral") => Label::Neutral,
-        Some("positive") => Label::Positive,
-        _ => Label::from_score(score),
-    }
+fn stored_label(label: Option<Label>, score: f64) -> Label {
+    label.unwrap_or_else(|| Label::from_score(score))
 }
 
 /// Replays one call with `policy`.
-pub fn replay_call(call: &StoredCall, policy: &PolicyConfig) -> CallReplay {
+pub fn replay_call(call: &Conversation, policy: &PolicyConfig) -> CallReplay {
     replay_with(call, |state, u| policy::observe(policy, state, u))
 }
 
 /// Replays one call with any observer (the policy, or a stand-in in tests).
 pub fn replay_with(
-    call: &StoredCall,
+    call: &Conversation,
     mut observe: impl FnMut(&mut PolicyState, &policy::Utterance<'_>) -> Observation,
 ) -> CallReplay {
-    let source = call.decision_source.as_deref();
-    if call.decision_reason.is_some() && matches!(source, Some("menu") | Some("manual")) {
+    let decision = call.decision.as_ref();
+    if let Some(d) = decision.filter(|d| matches!(d.source, Some(DecisionSource::Menu | DecisionSource::Manual))) {
         return CallReplay {
             verdict: Verdict::Kept,
-            reason: call.decision_reason.clone(),
-            queue: call.queue.clone(),
-            trigger_index: call.trigger_index,
-            decision_ms: call.decision_ms,
-            trigger_text: call.trigger_text.clone(),
+            reason: Some(d.reason.as_str().to_string()),
+            queue: d.queue.clone(),
+            trigger_index: d.trigger_index,
+            decision_ms: d.decision_ms,
+            trigger_text: d.trigger_text.clone(),
         };
     }
-    let stored = call.decision_reason.is_some();
+    let stored = decision.is_some();
+    let stored_trigger = decision.and_then(|d| d.trigger_index);
+    let stored_ms = decision.and_then(|d| d.decision_ms);
     let mut state = PolicyState::default();
     let mut found = None;
     for (pos, u) in call.caller_utterances().enumerate() {
         let index = u.caller_index.unwrap_or(pos as u32 + 1);
-        let seen_by_ivr = match (stored, call.trigger_index, call.decision_ms) {
+        let seen_by_ivr = match (stored, stored_trigger, stored_ms) {
             (false, _, _) => true,
             (true, Some(t), _) => index <= t,
             (true, None, Some(ms)) => u.offset_ms <= ms,
@@ -184,7 +182,7 @@ pub fn replay_with(
         let Some(value) = u.score else { continue };
         let score = Score {
             score: value,
-            label: stored_label(u.label.as_deref(), value),
+            label: stored_label(u.label, value),
             trackers: u.trackers.clone(),
             engine: "stored".into(),
         };
@@ -205,24 +203,20 @@ pub fn replay_with(
             trigger_text: None,
         };
     };
-    let reason = d.reason.as_str().to_string();
-    let same_trigger = stored && call.trigger_index == Some(index);
-    let verdict = match stored {
-        false => Verdict::Gained,
-        true if same_trigger
-            && call.decision_reason.as_deref() == Some(reason.as_str())
-            && call.queue.as_deref() == Some(d.queue.as_str()) =>
-        {
+    let same_trigger = stored && stored_trigger == Some(index);
+    let verdict = match decision {
+        None => Verdict::Gained,
+        Some(s) if same_trigger && s.reason == d.reason && s.queue.as_deref() == Some(d.queue.as_str()) => {
             Verdict::Same
         }
-        true => Verdict::Changed,
+        Some(_) => Verdict::Changed,
     };
     CallReplay {
         verdict,
-        reason: Some(reason),
+        reason: Some(d.reason.as_str().to_string()),
         queue: Some(d.queue),
         trigger_index: Some(index),
-        decision_ms: Some(if same_trigger { call.decision_ms.unwrap_or(offset_ms) } else { offset_ms }),
+        decision_ms: Some(if same_trigger { stored_ms.unwrap_or(offset_ms) } else { offset_ms }),
         trigger_text: Some(text),
     }
 }
@@ -322,12 +316,13 @@ impl ReplayAccumulator {
     }
 
     /// Adds one call and its replay.
-    pub fn add(&mut self, call: &StoredCall, r: &CallReplay) {
+    pub fn add(&mut self, call: &Conversation, r: &CallReplay) {
         self.calls += 1;
         *self.verdicts.entry(r.verdict.as_str()).or_default() += 1;
-        if let Some(reason) = &call.decision_reason {
-            self.reasons.entry(reason.clone()).or_default()[0] += 1;
-            if let Some(ms) = call.decision_ms {
+        let before = call.decision.as_ref();
+        if let Some(d) = before {
+            self.reasons.entry(d.reason.as_str().to_string()).or_default()[0] += 1;
+            if let Some(ms) = d.decision_ms {
                 self.before_ms.push(ms as f64);
             }
         }
@@ -346,8 +341,8 @@ impl ReplayAccumulator {
         if self.lists[list].len() < LIST_LIMIT {
             self.lists[list].push(ReplayChange {
                 conversation_id: call.id.clone(),
-                before_reason: call.decision_reason.clone(),
-                before_ms: call.decision_ms,
+                before_reason: before.map(|d| d.reason.as_str().to_string()),
+                before_ms: before.and_then(|d| d.decision_ms),
                 after_reason: r.reason.clone(),
                 after_ms: r.decision_ms,
                 after_trigger_index: r.trigger_index,
@@ -394,32 +389,40 @@ impl ReplayAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::query::StoredUtterance;
     use crate::policy::{Decision, PolicySnapshot, Reason};
+    use crate::session::Speaker;
+    use crate::store::model::parse_enum;
+    use crate::store::{StoredDecision, Utterance};
 
-    fn call(scores: &[f64], stored: Option<(&str, &str, u32, i64)>) -> StoredCall {
-        StoredCall {
+    fn call(scores: &[f64], stored: Option<(&str, &str, u32, i64)>) -> Conversation {
+        Conversation {
             id: "c".into(),
-            decision_source: stored.map(|s| s.0.into()),
-            decision_reason: stored.map(|s| s.1.into()),
-            queue: stored.map(|_| "support".into()),
-            trigger_index: stored.map(|s| s.2),
-            decision_ms: stored.map(|s| s.3),
+            decision: stored.map(|s| StoredDecision {
+                source: parse_enum(s.0),
+                reason: parse_enum(s.1).unwrap(),
+                queue: Some("support".into()),
+                trigger_index: Some(s.2),
+                trigger_text: None,
+                trigger_phrase: None,
+                decision_ms: Some(s.3),
+            }),
             utterances: scores
                 .iter()
                 .enumerate()
-                .map(|(i, s)| StoredUtterance {
+                .map(|(i, s)| Utterance {
                     seq: i as u32 + 1,
-                    speaker: "caller".into(),
+                    speaker: Speaker::Caller,
                     caller_index: Some(i as u32 + 1),
                     offset_ms: (i as i64 + 1) * 10_000,
                     text: format!("utterance {}", i + 1),
+                    confidence: None,
                     score: Some(*s),
                     label: None,
                     trackers: vec![],
+                    engine: None,
                 })
                 .collect(),
-            ..StoredCall::default()
+            ..Conversation::default()
         }
     }
 

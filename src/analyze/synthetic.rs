@@ -21,7 +21,7 @@ use crate::intel::Scorer;
 use crate::keypad::{KeyRoute, Keypad};
 use crate::policy::Reason;
 use crate::session::{DomainEvent, Role, Speaker, TransferStatus};
-use crate::store::{Store, WriteOp};
+use crate::store::{Journal, Transition};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -353,7 +353,7 @@ fn start_times(options: &SyntheticOptions) -> Vec<DateTime<Utc>> {
 /// Generates `options.calls` conversations into the store, in the order
 /// they started (as a live store fills up).
 pub async fn generate(
-    store: &Store,
+    store: &(impl Journal + ?Sized),
     options: &SyntheticOptions,
     scorer: &dyn Scorer,
     config: &Config,
@@ -366,7 +366,9 @@ pub async fn generate(
         total.calls += g.calls;
         total.decided += g.decided;
         total.transferred += g.transferred;
-        store.write(WriteOp::Checkpoint { events, snapshot: None, processed: Vec::new() });
+        if let Some(first) = events.first() {
+            drop(store.commit(Transition::events(first.conversation_id.clone(), events)));
+        }
         if i % 2000 == 1999 {
             // Keep the writer's queue (and memory) bounded.
             store.flush().await?;

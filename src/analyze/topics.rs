@@ -38,8 +38,10 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
-use super::query::{StoredCall, StoredUtterance};
+use crate::policy::Reason;
 use crate::session::text::normalize;
+use crate::session::DecisionSource;
+use crate::store::{Conversation, Utterance};
 
 /// Smallest fall between two consecutive caller scores that counts as a
 /// decline in a call the policy did not escalate.
@@ -81,12 +83,12 @@ pub struct Decline {
 }
 
 /// Finds the decline of a call (see the module documentation).
-pub fn find_decline(call: &StoredCall) -> Option<Decline> {
-    let caller: Vec<&StoredUtterance> = call.caller_utterances().collect();
-    let index_of = |pos: usize, u: &StoredUtterance| u.caller_index.unwrap_or(pos as u32 + 1);
-    let escalated = call.decision_source.as_deref() == Some("policy")
-        && call.decision_reason.as_deref().is_some_and(|r| r != "buying_signal");
-    if let (true, Some(t)) = (escalated, call.trigger_index) {
+pub fn find_decline(call: &Conversation) -> Option<Decline> {
+    let caller: Vec<&Utterance> = call.caller_utterances().collect();
+    let index_of = |pos: usize, u: &Utterance| u.caller_index.unwrap_or(pos as u32 + 1);
+    let escalation =
+        call.decision.as_ref().filter(|d| d.source == Some(DecisionSource::Policy) && d.reason != Reason::BuyingSignal);
+    if let Some(t) = escalation.and_then(|d| d.trigger_index) {
         if let Some(pos) = caller.iter().enumerate().position(|(i, u)| index_of(i, u) == t) {
             return Some(Decline { position: pos, caller_index: t, kind: DeclineKind::Trigger });
         }
@@ -425,7 +427,7 @@ impl TopicCounter {
     }
 
     /// Adds one call whose decline is `decline` (calls without one are skipped).
-    pub fn add_call(&mut self, call: &StoredCall, decline: Option<&Decline>) {
+    pub fn add_call(&mut self, call: &Conversation, decline: Option<&Decline>) {
         let Some(d) = decline else { return };
         self.calls += 1;
         match d.kind {
@@ -581,28 +583,39 @@ pub struct Topics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::Speaker;
+    use crate::store::model::parse_enum;
+    use crate::store::StoredDecision;
 
-    fn call(lines: &[(&str, f64)], decision: Option<(&str, &str, u32)>) -> StoredCall {
-        StoredCall {
+    fn call(lines: &[(&str, f64)], decision: Option<(&str, &str, u32)>) -> Conversation {
+        Conversation {
             id: "c".into(),
-            decision_source: decision.map(|d| d.0.to_string()),
-            decision_reason: decision.map(|d| d.1.to_string()),
-            trigger_index: decision.map(|d| d.2),
+            decision: decision.map(|d| StoredDecision {
+                source: parse_enum(d.0),
+                reason: parse_enum(d.1).unwrap(),
+                queue: None,
+                trigger_index: Some(d.2),
+                trigger_text: None,
+                trigger_phrase: None,
+                decision_ms: None,
+            }),
             utterances: lines
                 .iter()
                 .enumerate()
-                .map(|(i, (text, score))| StoredUtterance {
+                .map(|(i, (text, score))| Utterance {
                     seq: i as u32 + 1,
-                    speaker: "caller".into(),
+                    speaker: Speaker::Caller,
                     caller_index: Some(i as u32 + 1),
                     offset_ms: i as i64 * 5000,
                     text: text.to_string(),
+                    confidence: None,
                     score: Some(*score),
                     label: None,
                     trackers: vec![],
+                    engine: None,
                 })
                 .collect(),
-            ..StoredCall::default()
+            ..Conversation::default()
         }
     }
 

@@ -70,7 +70,7 @@ pub fn resolve_token(target: &ServerArgs) -> anyhow::Result<Option<String>> {
             anyhow::ensure!(!token.is_empty(), "the admin token file {} is empty", path.display());
             Ok(Some(token.to_string()))
         }
-        None => Ok(crate::server::token::read(&crate::server::token::default_token_path())),
+        None => Ok(crate::server::token::read(&crate::config::default_token_file())),
     }
 }
 

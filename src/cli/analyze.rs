@@ -1,7 +1,7 @@
 //! `ivrx analyze`: post-call analytics over the store.
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -12,13 +12,13 @@ use crate::analyze::render::{chart, csv::CsvWriter, html, json::JsonWriter, tabl
 use crate::analyze::synthetic::{self, SyntheticOptions};
 use crate::analyze::{self, import, query, replay, AnalyzeError, Bound, Filters, Options};
 use crate::config::{Config, EngineKind, Mode};
-use crate::store::{self, Store, StoreOptions};
+use crate::store::{Location, SharedStore, StoreError, StoreOptions};
 
 /// Runs `ivrx analyze`.
 pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(args.config.as_deref())?;
     config.validate(Mode::Sandbox)?;
-    let db = args.db.clone().or_else(|| config.storage.db.clone()).unwrap_or_else(store::default_path);
+    let db = Location::sqlite(args.db.clone().unwrap_or_else(|| config.database_file()));
     let json = args.json || args.format == AnalyzeFormat::Json;
     let format = if json { AnalyzeFormat::Json } else { args.format };
     let output = Output::detect(ColorChoice::Auto);
@@ -39,14 +39,19 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }
     let imports = args.import.as_deref().map(import::read).transpose()?;
 
-    if imports.is_some() || args.synthetic.is_some() {
-        write_calls(&args, &config, &db, imports.as_deref(), progress).await?;
-    } else if !db.exists() {
-        bail!(
-            "no database at {}: run `ivrx serve` first, or create one with --import FILE or --synthetic N",
-            db.display()
-        );
-    }
+    let store = if imports.is_some() || args.synthetic.is_some() {
+        let options = StoreOptions { redact_pii: config.storage.redact_pii, ..StoreOptions::default() };
+        let store = crate::store::open(&db, options).await?;
+        write_calls(&args, &config, &store, imports.as_deref(), progress).await?;
+        store
+    } else {
+        match crate::store::open_read_only(&db).await {
+            Err(StoreError::Missing { .. }) => {
+                bail!("no database at {db}: run `ivrx serve` first, or create one with --import FILE or --synthetic N")
+            }
+            other => other?,
+        }
+    };
 
     let options = Options {
         filters,
@@ -56,34 +61,35 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         replay,
         ..Options::default()
     };
-    let total = if progress { analyze::count(&db, &options.filters)? } else { 0 };
+    let total = if progress { analyze::count(&*store, &options.filters).await? } else { 0 };
     let bar = progress_bar(progress, total, "analysing");
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let database = db.display().to_string();
+    let database = db.to_string();
     let result = match format {
         AnalyzeFormat::Json => {
             let mut w = JsonWriter::new(&mut out, &database, &options.filters)?;
-            let report = analyze::analyze(&db, &options, |m| Ok(w.row(m)?), &mut || bar.inc(1));
+            let report = analyze::analyze(&*store, &options, |m| Ok(w.row(m)?), &mut || bar.inc(1)).await;
             report.and_then(|r| Ok((w.finish(&r).map(drop)?, r)))
         }
         AnalyzeFormat::Csv => {
             let mut w = CsvWriter::new(&mut out, options.replay.is_some())?;
-            let report = analyze::analyze(&db, &options, |m| Ok(w.row(m)?), &mut || bar.inc(1));
+            let report = analyze::analyze(&*store, &options, |m| Ok(w.row(m)?), &mut || bar.inc(1)).await;
             report.and_then(|r| Ok((w.finish().map(drop)?, r)))
         }
-        AnalyzeFormat::Table => analyze::analyze(&db, &options, |_| Ok(()), &mut || bar.inc(1)).and_then(|r| {
-            bar.finish_and_clear();
-            if r.aggregates.summary.calls == 0 {
-                writeln!(out, "{}", no_calls(&args, &database))?;
-                return Ok(((), r));
+        AnalyzeFormat::Table => match analyze::analyze(&*store, &options, |_| Ok(()), &mut || bar.inc(1)).await {
+            Ok(r) => {
+                bar.finish_and_clear();
+                let ids = table::listed_ids(&r, args.top);
+                let short = store.short_ids(&ids).await.unwrap_or_default();
+                let short_id = |id: &str| short.get(id).cloned().unwrap_or_else(|| id.to_string());
+                let style = table::TableStyle { output, top: args.top, wide: args.wide, short_id: &short_id };
+                let text =
+                    if r.aggregates.summary.calls == 0 { no_calls(&args, &database) + "\n" } else { table::render(&r, style) };
+                out.write_all(text.as_bytes()).map(|()| ((), r)).map_err(AnalyzeError::Output)
             }
-            let reader = store::Reader::new(db.clone());
-            let short_id = |id: &str| reader.short_id(id).unwrap_or_else(|_| id.to_string());
-            let style = table::TableStyle { output, top: args.top, wide: args.wide, short_id: &short_id };
-            out.write_all(table::render(&r, style).as_bytes())?;
-            Ok(((), r))
-        }),
+            Err(e) => Err(e),
+        },
     };
     bar.finish_and_clear();
     let report = match result {
@@ -133,7 +139,7 @@ fn no_calls(args: &AnalyzeArgs, database: &str) -> String {
 async fn write_calls(
     args: &AnalyzeArgs,
     config: &Config,
-    db: &Path,
+    store: &SharedStore,
     imports: Option<&[import::ImportedCall]>,
     progress: bool,
 ) -> anyhow::Result<()> {
@@ -141,11 +147,11 @@ async fn write_calls(
         eprintln!("note: imported and synthetic calls are scored with the local engine");
     }
     let engine = super::engine::local_engine(config);
-    let store = Store::open(db, StoreOptions { redact_pii: config.storage.redact_pii, ..StoreOptions::default() })?;
+    let db = store.describe();
     if let (Some(calls), Some(path)) = (imports, args.import.as_deref()) {
         let bar = progress_bar(progress, calls.len() as u64, "importing");
         let done = import::store_calls(
-            &store,
+            &**store,
             calls,
             &path.display().to_string(),
             &engine,
@@ -157,24 +163,17 @@ async fn write_calls(
         bar.finish_and_clear();
         eprintln!(
             "imported {} conversations ({} utterances; the policy decided to transfer {}) into {}",
-            done.calls,
-            done.utterances,
-            done.decided,
-            db.display()
+            done.calls, done.utterances, done.decided, db
         );
     }
     if let Some(n) = args.synthetic {
         let options = SyntheticOptions { calls: n, seed: args.seed, ..SyntheticOptions::default() };
         let bar = progress_bar(progress, n, "generating");
-        let done = synthetic::generate(&store, &options, &engine, config, &mut || bar.inc(1)).await?;
+        let done = synthetic::generate(&**store, &options, &engine, config, &mut || bar.inc(1)).await?;
         bar.finish_and_clear();
         eprintln!(
             "generated {} synthetic conversations (seed {}; {} transfer decisions, {} connected) into {}",
-            done.calls,
-            args.seed,
-            done.decided,
-            done.transferred,
-            db.display()
+            done.calls, args.seed, done.decided, done.transferred, db
         );
     }
     Ok(())

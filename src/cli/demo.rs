@@ -13,18 +13,19 @@ use super::view::ConversationView;
 use crate::loadtest::mix;
 use crate::sandbox::{PlaceCall, SandboxHandle, Script};
 use crate::server::App;
-use crate::session::DomainEvent;
+use crate::session::{DomainEvent, Speaker};
+use crate::store::Location;
 
 /// The callers of the demo (bundled in the binary, from `examples/`).
 pub const DEMO_CALLERS: [&str; 4] = ["calm", "frustrated", "asks_for_human", "interested_buyer"];
 
 /// Runs the demo against a started sandbox-mode server (`app`, listening on
-/// `server`), its sandbox carrier and its database file.
+/// `server`), its sandbox carrier and its database.
 pub async fn run(
     sandbox: Option<SandboxHandle>,
     app: &Arc<App>,
     server: std::net::SocketAddr,
-    db: &Path,
+    db: &Location,
 ) -> anyhow::Result<ExitCode> {
     let Some(sandbox) = sandbox else {
         anyhow::bail!("--demo runs on the embedded sandbox; unset TELNYX_API_KEY or add --sandbox");
@@ -91,30 +92,29 @@ pub async fn run(
         }
     }
     app.store.flush().await?;
-    let reader = app.store.reader();
     let mut table =
         super::output::table(output, &["caller", "outcome", "reason", "trigger", "decided", "agent joined"]);
     for (name, conv) in DEMO_CALLERS.iter().zip(&convs) {
-        let Some(r) = reader.report(conv)? else { continue };
+        let Some(r) = app.store.report(conv).await? else { continue };
         let secs = |ms: Option<i64>| ms.map(|m| format!("{:.1} s", m as f64 / 1000.0)).unwrap_or_else(|| "-".into());
         let trigger = match r.trigger_index {
             Some(i) => r
                 .utterances
                 .iter()
-                .find(|u| u.speaker == "caller" && u.index == i)
+                .find(|u| u.speaker == Speaker::Caller && u.index == i)
                 .map(|u| format!("#{i} \"{}\"", u.text))
                 .unwrap_or_default(),
             None => "-".into(),
         };
         let outcome = match (&r.queue, r.transferred) {
             (Some(q), true) => format!("transferred to {q}"),
-            (Some(q), false) => format!("{q}: {}", r.transfer_status.as_deref().unwrap_or("?")),
+            (Some(q), false) => format!("{q}: {}", r.transfer_status.map_or("?", |s| s.as_str())),
             (None, _) => "stayed with the IVR".into(),
         };
         table.add_row(vec![
             name.to_string(),
             outcome,
-            r.reason.clone().unwrap_or_else(|| "-".into()),
+            r.reason.map_or("-", |r| r.as_str()).to_string(),
             trigger,
             secs(r.decision_ms),
             secs(r.connected_ms),
@@ -122,6 +122,6 @@ pub async fn run(
     }
     super::output::keep_whole(&mut table, [0, 4, 5]);
     println!("\n{table}");
-    println!("\nEvery conversation is stored in {}.\nNext: ivrx analyze --db {}", db.display(), db.display());
+    println!("\nEvery conversation is stored in {db}.\nNext: ivrx analyze --db {db}");
     Ok(exit::code(if convs.len() == DEMO_CALLERS.len() { exit::OK } else { exit::TIMEOUT }))
 }

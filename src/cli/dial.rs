@@ -12,7 +12,7 @@ use super::view::{bar, clock};
 use super::{exit, ColorChoice, DialArgs};
 use crate::loadtest::mix;
 use crate::sandbox::{ControlClient, ControlError, PlaceRequest};
-use crate::store::read::CallReport;
+use crate::store::CallReport;
 
 /// Runs `ivrx dial`.
 pub async fn run(mut args: DialArgs) -> anyhow::Result<ExitCode> {
@@ -155,7 +155,7 @@ fn print_report(r: &CallReport, color: bool) {
     for u in &r.utterances {
         let score = u.score.map(|s| format!("{s:+.2} {}", bar(s))).unwrap_or_else(|| "      unscored".into());
         let tags = if u.trackers.is_empty() { String::new() } else { format!("  #{}", u.trackers.join(" #")) };
-        println!("{} {:<6}  {score}  {}{tags}", clock(u.offset_ms.max(0) as u64), u.speaker, u.text);
+        println!("{} {:<6}  {score}  {}{tags}", clock(u.offset_ms.max(0) as u64), u.speaker.as_str(), u.text);
     }
     match (&r.queue, &r.reason) {
         (Some(q), Some(reason)) => {
@@ -163,7 +163,8 @@ fn print_report(r: &CallReport, color: bool) {
                 Some(i) => format!(" at caller utterance {i}"),
                 None => String::new(),
             };
-            let line = format!(">>> transfer to {q} ({reason}){at}: {}", r.transfer_status.as_deref().unwrap_or("?"));
+            let status = r.transfer_status.map_or("?", |s| s.as_str());
+            let line = format!(">>> transfer to {q} ({}){at}: {status}", reason.as_str());
             println!("{}", view_style(console::Style::new().bold()).apply_to(line));
             if let (Some(d), Some(c)) = (r.decision_ms, r.connected_ms) {
                 println!("    decided at {:.1} s, agent connected at {:.1} s", d as f64 / 1000.0, c as f64 / 1000.0);

@@ -31,7 +31,7 @@ use crate::http::latency::LatencySummary;
 use crate::loadtest::mix::{self, CallerScript, Mix};
 use crate::loadtest::report::{CallOutcome, LoadReport, MemoryReport, MixLine};
 use crate::sandbox::{ControlClient, PlaceRequest};
-use crate::store::audit::CallAudit;
+use crate::store::CallAudit;
 use crate::sysinfo::Memory;
 
 /// Ids per audit request (the server takes at most 10 000).

@@ -13,7 +13,7 @@ use super::{exit, ServeArgs};
 use crate::config::{Config, Mode};
 use crate::sandbox::{CallReporter, Sandbox, SandboxConfig, SandboxHandle};
 use crate::server::{self, App, ServerHandle, ServerOptions};
-use crate::store::{Store, StoreOptions};
+use crate::store::{Location, SharedStore, StoreOptions};
 use crate::symbl::SymblConfig;
 use crate::telnyx::{ClientConfig, RetryPolicy, TelnyxClient, WebhookSigner, WebhookVerifier};
 
@@ -27,9 +27,11 @@ pub struct Running {
     /// The embedded sandbox, in sandbox mode.
     pub sandbox: Option<SandboxHandle>,
     /// The store.
-    pub store: Store,
-    /// The database file.
-    pub db: PathBuf,
+    pub store: SharedStore,
+    /// The database.
+    pub db: Location,
+    /// The file a generated admin token is kept in.
+    pub token_file: PathBuf,
     /// Live or sandbox.
     pub mode: Mode,
 }
@@ -62,21 +64,19 @@ async fn bind(addr: &str, what: &str, flag: &str, any_port: bool) -> anyhow::Res
 
 /// Starts everything `serve` runs (without waiting), so the demo and tests can drive it.
 pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Result<Running> {
-    let db = config.storage.db.clone().unwrap_or_else(crate::store::default_path);
+    let db = config.database();
     let store_options = StoreOptions {
         redact_pii: config.storage.redact_pii,
-        busy_timeout: Duration::from_millis(config.storage.busy_timeout_ms),
+        lock_timeout: Duration::from_millis(config.storage.busy_timeout_ms),
         ..StoreOptions::default()
     };
     let store =
-        Store::open(&db, store_options).with_context(|| format!("cannot open the database {}", db.display()))?;
+        crate::store::open(&db, store_options).await.with_context(|| format!("cannot open the database {db}"))?;
+    let token_file = config.token_file();
     let admin_token = match &config.server.admin_token {
         Some(t) => t.clone(),
-        None => {
-            let path = crate::server::token::token_path(&db);
-            crate::server::token::load_or_create(&path)
-                .with_context(|| format!("cannot create the admin token file {}", path.display()))?
-        }
+        None => crate::server::token::load_or_create(&token_file)
+            .with_context(|| format!("cannot create the admin token file {}", token_file.display()))?,
     };
     let listener = bind(&args.listen, "webhook server", "--listen", args.demo).await?;
     let addr = listener.local_addr()?;
@@ -123,7 +123,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
             let connection_id = config.telnyx.connection_id.clone().unwrap_or_default();
             let settings = Arc::new(config.session_settings(connection_id, webhook_url));
             let server = server::start_with(options(client, verifier, settings, false), limits).await?;
-            Ok(Running { server, sandbox: None, store, db, mode })
+            Ok(Running { server, sandbox: None, store, db, token_file, mode })
         }
         Mode::Sandbox => {
             if config.engine.is_symbl_pstn() && SymblConfig::from_env().base_url == crate::symbl::DEFAULT_API_BASE {
@@ -162,7 +162,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
             sc.reporter = Some(reporter(server.app.clone()));
             sc.validate().map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
             let sandbox = Sandbox::start(sc, sandbox_listener).await?;
-            Ok(Running { server, sandbox: Some(sandbox), store, db, mode })
+            Ok(Running { server, sandbox: Some(sandbox), store, db, token_file, mode })
         }
     }
 }
@@ -228,7 +228,7 @@ fn watch_flags(addr: std::net::SocketAddr, token_file: &Path) -> String {
     if server != super::DEFAULT_SERVER {
         flags.push_str(&format!(" --server {server}"));
     }
-    if token_file != crate::server::token::default_token_path() {
+    if token_file != crate::config::default_token_file() {
         flags.push_str(&format!(" --token-file {}", token_file.display()));
     }
     flags
@@ -236,14 +236,14 @@ fn watch_flags(addr: std::net::SocketAddr, token_file: &Path) -> String {
 
 fn announce(r: &Running, json_logs: bool) {
     let addr = r.server.addr;
-    let token_file = crate::server::token::token_path(&r.db);
+    let token_file = &r.token_file;
     match (&r.sandbox, r.mode) {
         (Some(s), _) => {
             tracing::info!(
                 server = %format!("http://{addr}"),
                 sandbox = %s.base_url(),
                 public_key = %s.public_key_base64(),
-                db = %r.db.display(),
+                db = %r.db,
                 admin_token_file = %token_file.display(),
                 "SANDBOX MODE: no TELNYX_API_KEY configured (or --sandbox); calls come from the embedded sandbox carrier"
             );
@@ -258,15 +258,15 @@ fn announce(r: &Running, json_logs: bool) {
             };
             eprintln!(
                 "\nivrx is serving in SANDBOX mode.\n  webhook server  http://{addr}\n  sandbox carrier {sandbox_url}\n  database        {}\n  admin token     {}\n\nTry, in other terminals:\n  ivrx watch --latest{}\n  ivrx dial --sandbox{dial_flags} --script frustrated\n",
-                r.db.display(),
+                r.db,
                 token_file.display(),
-                watch_flags(addr, &token_file),
+                watch_flags(addr, token_file),
             );
         }
         (None, _) => {
             tracing::info!(
                 server = %format!("http://{addr}"),
-                db = %r.db.display(),
+                db = %r.db,
                 admin_token_file = %token_file.display(),
                 "LIVE MODE: webhooks from Telnyx, commands to the Telnyx API"
             );
@@ -276,7 +276,7 @@ fn announce(r: &Running, json_logs: bool) {
             eprintln!(
                 "\nivrx is serving in LIVE mode on http://{addr} (expose it, e.g. `ngrok http {}`,\nand set the Call Control application's webhook URL to https://<public host>/webhooks/telnyx).\n  database     {}\n  admin token  {}\n",
                 addr.port(),
-                r.db.display(),
+                r.db,
                 token_file.display()
             );
         }

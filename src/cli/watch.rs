@@ -11,7 +11,7 @@ use super::view::ConversationView;
 use super::{exit, ColorChoice, WatchArgs};
 use crate::http::url_path;
 use crate::session::{DomainEvent, Recorded};
-use crate::store::{IdMatch, Reader};
+use crate::store::{IdMatch, Location, StoreError};
 
 /// Splits a Server-Sent Events byte stream into `(event, data)` pairs.
 #[derive(Default)]
@@ -80,7 +80,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let output = Output::detect(ColorChoice::Auto);
     let mut printer = Printer { view: ConversationView::new(output.color), json: args.json, last_n: 0 };
     if let Some(db) = &args.db {
-        return replay_from_db(&args, db, &mut printer).await;
+        return replay_from_db(&args, &Location::sqlite(db), &mut printer).await;
     }
     let client = AdminClient::new(&args.target)?;
     let id = match (&args.conversation_id, args.latest) {
@@ -145,24 +145,26 @@ async fn follow(client: &AdminClient, id: &str, printer: &mut Printer) -> anyhow
     Ok(exit::code(exit::UNREACHABLE))
 }
 
-async fn replay_from_db(args: &WatchArgs, db: &std::path::Path, printer: &mut Printer) -> anyhow::Result<ExitCode> {
-    if !db.exists() {
-        eprintln!("error: no database at {}", db.display());
-        return Ok(exit::code(exit::NOT_FOUND));
-    }
-    let reader = Reader::new(db.to_path_buf());
+async fn replay_from_db(args: &WatchArgs, db: &Location, printer: &mut Printer) -> anyhow::Result<ExitCode> {
+    let store = match crate::store::open_read_only(db).await {
+        Err(StoreError::Missing { .. }) => {
+            eprintln!("error: no database at {db}");
+            return Ok(exit::code(exit::NOT_FOUND));
+        }
+        other => other?,
+    };
     let id = match &args.conversation_id {
-        Some(given) => match reader.find_conversation(given)? {
+        Some(given) => match store.find_conversation(given).await? {
             IdMatch::One(id) => id,
             IdMatch::None => {
-                eprintln!("error: no conversation {given:?} in {}", db.display());
+                eprintln!("error: no conversation {given:?} in {db}");
                 return Ok(exit::code(exit::NOT_FOUND));
             }
             IdMatch::Many(candidates) => {
                 return Err(exit::usage("watch", IdMatch::ambiguous_message(given, &candidates)))
             }
         },
-        None => match reader.latest_conversation(false)? {
+        None => match store.latest_conversation(false).await? {
             Some(id) => id,
             None => {
                 eprintln!("error: the database holds no conversations");
@@ -170,9 +172,9 @@ async fn replay_from_db(args: &WatchArgs, db: &std::path::Path, printer: &mut Pr
             }
         },
     };
-    let events = reader.events(&id, 0)?;
+    let events = store.events(&id, 0).await?;
     if events.is_empty() {
-        eprintln!("error: no conversation {id:?} in {}", db.display());
+        eprintln!("error: no conversation {id:?} in {db}");
         return Ok(exit::code(exit::NOT_FOUND));
     }
     for r in &events {

@@ -61,20 +61,13 @@ fn too_many(n: usize) -> Option<Response> {
     })
 }
 
-/// Runs a read after committing everything queued.
-async fn read_committed<T: Send + 'static>(
-    app: &App,
-    f: impl FnOnce(crate::store::Reader) -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, Response> {
-    if let Err(e) = app.store.flush().await {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "store", e));
-    }
-    let reader = app.store.reader();
-    match tokio::task::spawn_blocking(move || f(reader)).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "store", e)),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "store", e)),
-    }
+/// Commits everything queued, so that what was acknowledged is visible to the audit.
+async fn flush(app: &App) -> Result<(), Response> {
+    app.store.flush().await.map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, "store", e))
+}
+
+fn store_error(e: crate::store::StoreError) -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, "store", e)
 }
 
 /// `POST /api/v1/audit/webhooks`
@@ -82,10 +75,12 @@ pub async fn webhooks(State(app): State<Arc<App>>, Json(body): Json<WebhooksBody
     if let Some(r) = too_many(body.event_ids.len()) {
         return r;
     }
-    let checked = body.event_ids.len();
-    match read_committed(&app, move |r| r.missing_webhooks(&body.event_ids)).await {
-        Ok(missing) => Json(json!({"checked": checked, "missing": missing})).into_response(),
-        Err(r) => r,
+    if let Err(r) = flush(&app).await {
+        return r;
+    }
+    match app.store.missing_webhooks(&body.event_ids).await {
+        Ok(missing) => Json(json!({"checked": body.event_ids.len(), "missing": missing})).into_response(),
+        Err(e) => store_error(e),
     }
 }
 
@@ -94,9 +89,12 @@ pub async fn calls(State(app): State<Arc<App>>, Json(body): Json<CallsBody>) -> 
     if let Some(r) = too_many(body.call_control_ids.len()) {
         return r;
     }
-    match read_committed(&app, move |r| r.audit_calls(&body.call_control_ids)).await {
+    if let Err(r) = flush(&app).await {
+        return r;
+    }
+    match app.store.audit_calls(&body.call_control_ids).await {
         Ok(calls) => Json(json!({"calls": calls})).into_response(),
-        Err(r) => r,
+        Err(e) => store_error(e),
     }
 }
 

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::{Expectation, Trigger};
 use crate::http::latency::LatencySummary;
-use crate::store::audit::CallAudit;
+use crate::store::CallAudit;
 
 /// Everything a load run measured and checked.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

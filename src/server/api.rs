@@ -109,10 +109,7 @@ async fn resolve(app: &App, given: &str) -> Result<String, Response> {
         return Ok(id);
     }
     let live = app.calls.starting_with(given);
-    let reader = app.store.reader();
-    let g = given.to_string();
-    let stored = tokio::task::spawn_blocking(move || reader.find_conversation(&g)).await;
-    let found = live.or(stored.ok().and_then(Result::ok).unwrap_or(IdMatch::None));
+    let found = live.or(app.store.find_conversation(given).await.unwrap_or(IdMatch::None));
     match found {
         IdMatch::One(id) => Ok(id),
         IdMatch::None => Ok(given.to_string()),
@@ -130,12 +127,9 @@ async fn resolve(app: &App, given: &str) -> Result<String, Response> {
 
 async fn report_of(app: &App, id: &str) -> Response {
     flush_briefly(app).await;
-    let reader = app.store.reader();
-    let id2 = id.to_string();
-    match tokio::task::spawn_blocking(move || reader.report(&id2)).await {
-        Ok(Ok(Some(r))) => Json(r).into_response(),
-        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id:?}")),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+    match app.store.report(id).await {
+        Ok(Some(r)) => Json(r).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id:?}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
     }
 }
@@ -233,9 +227,7 @@ async fn conversation_of_call(app: &App, ccid: &str) -> Option<String> {
             return Some(c);
         }
         flush_briefly(app).await;
-        let reader = app.store.reader();
-        let c2 = ccid.to_string();
-        if let Ok(Ok(Some(c))) = tokio::task::spawn_blocking(move || reader.conversation_for_call(&c2)).await {
+        if let Ok(Some(c)) = app.store.conversation_for_call(ccid).await {
             return Some(c);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -245,12 +237,11 @@ async fn conversation_of_call(app: &App, ccid: &str) -> Option<String> {
 
 /// The report of the conversation a call belongs to, once it has ended
 /// (waiting at most `wait`). Used by the sandbox's `/report` too.
-pub async fn report_for_call(app: &App, ccid: &str, wait: Duration) -> Option<crate::store::read::CallReport> {
+pub async fn report_for_call(app: &App, ccid: &str, wait: Duration) -> Option<crate::store::CallReport> {
     let conv = conversation_of_call(app, ccid).await?;
     wait_ended(app, &conv, wait).await;
     flush_briefly(app).await;
-    let reader = app.store.reader();
-    tokio::task::spawn_blocking(move || reader.report(&conv)).await.ok()?.ok()?
+    app.store.report(&conv).await.ok()?
 }
 
 /// `GET /api/v1/calls/{call_control_id}/report`
@@ -338,16 +329,12 @@ pub async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resp
     // Not in memory: replay from the store, once the conversation's last
     // writes (queued before it left memory) are in.
     flush_briefly(&app).await;
-    let reader = app.store.reader();
-    let id2 = id.clone();
-    let stored = tokio::task::spawn_blocking(move || reader.events(&id2, 0)).await;
-    match stored {
-        Ok(Ok(events)) if !events.is_empty() => {
+    match app.store.events(&id, 0).await {
+        Ok(events) if !events.is_empty() => {
             let items: Vec<Result<SseEvent, Infallible>> = events.iter().map(|r| Ok(sse_event(r))).collect();
             sse(stream::iter(items))
         }
-        Ok(Ok(_)) => error(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id:?}")),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        Ok(_) => error(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id:?}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
     }
 }

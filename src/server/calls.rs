@@ -27,7 +27,7 @@ use crate::session::{
     Command, DomainEvent, Effect, Input, LegTag, ManualTransfer, Recorded, Request, Session, SessionSettings,
     SymblInput, TransferRefused,
 };
-use crate::store::{ids, IdMatch, Snapshot, Store, WriteOp};
+use crate::store::{ids, IdMatch, SessionState, SharedStore, Transition};
 use crate::symbl::{SymblCall, SymblEngine};
 use crate::telnyx::events::{Direction, Envelope, Event};
 use crate::telnyx::TelnyxClient;
@@ -148,7 +148,7 @@ pub struct Shared {
     /// The engine.
     pub engine: Engine,
     /// The store.
-    pub store: Store,
+    pub store: SharedStore,
     /// The live event hub.
     pub live: Arc<LiveHub>,
     /// Metrics.
@@ -327,18 +327,15 @@ impl Calls {
     /// Starts workers for every stored conversation that had not ended (after a
     /// restart). Returns how many.
     pub async fn restore(&self) -> usize {
-        let reader = self.shared.store.reader();
-        let active = tokio::task::spawn_blocking(move || reader.active_snapshots()).await;
-        let active = match active {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
+        let active = match self.shared.store.active_sessions().await {
+            Ok(a) => a,
+            Err(e) => {
                 tracing::error!(error = %e, "cannot read stored sessions; calls in progress are not resumed");
                 return 0;
             }
-            Err(_) => return 0,
         };
         let n = active.len();
-        for (conv, _) in active {
+        for conv in active {
             let Ok(mut workers) = self.workers.lock() else { break };
             if workers.contains_key(&conv) {
                 continue;
@@ -462,21 +459,17 @@ impl Worker {
 
     /// Loads the stored state and replays webhooks not processed yet.
     async fn restore(&mut self) {
-        let conv = self.session.id().to_string();
-        let reader = self.shared().store.reader();
-        let loaded = tokio::task::spawn_blocking(move || {
-            let snapshot = reader.snapshot(&conv)?;
-            let unprocessed = reader.unprocessed_webhooks(&conv)?;
-            Ok::<_, crate::store::StoreError>((snapshot, unprocessed))
-        })
-        .await;
-        let (snapshot, unprocessed) = match loaded {
-            Ok(Ok(x)) => x,
-            Ok(Err(e)) => {
+        let store = &self.shared().store;
+        let conv = self.session.id();
+        let loaded = async {
+            Ok::<_, crate::store::StoreError>((store.session(conv).await?, store.unprocessed_webhooks(conv).await?))
+        };
+        let (snapshot, unprocessed) = match loaded.await {
+            Ok(x) => x,
+            Err(e) => {
                 tracing::warn!(conversation = self.session.id(), error = %e, "cannot read stored state; starting fresh");
                 return;
             }
-            Err(_) => return,
         };
         let resumed = snapshot.is_some();
         if let Some(state) = snapshot {
@@ -503,12 +496,10 @@ impl Worker {
         }
         // Replayed utterances are scored locally: the call must not wait on the network.
         let was_local = std::mem::replace(&mut self.local_only, true);
-        for (received_at, body) in unprocessed {
-            let Ok(env) = Envelope::parse(body.as_bytes()) else { continue };
+        for webhook in unprocessed {
+            let Ok(env) = Envelope::parse(webhook.body.as_bytes()) else { continue };
             let Ok(event) = env.event() else { continue };
-            let received_at = DateTime::parse_from_rfc3339(&received_at)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_else(|_| Utc::now());
+            let received_at = webhook.received_at;
             let occurred_at = parse_time(env.data.occurred_at.as_deref());
             let id = env.data.id.clone();
             self.webhook(Box::new(event), id.clone(), occurred_at, received_at, Instant::now());
@@ -659,11 +650,9 @@ impl Worker {
             (symbl.clone(), self.shared().store.clone(), self.session.id().to_string(), *deadline * 4);
         tokio::spawn(async move {
             match tokio::time::timeout(deadline, symbl.finish(&call)).await {
-                Ok(Ok(summary)) => store.write(WriteOp::Insights {
-                    conversation_id: conv,
-                    source: "symbl".into(),
-                    insights: serde_json::to_value(summary).unwrap_or_default(),
-                }),
+                Ok(Ok(summary)) => {
+                    drop(store.record_insights(&conv, "symbl", serde_json::to_value(summary).unwrap_or_default()));
+                }
                 Ok(Err(e)) => tracing::warn!(conversation = %conv, error = %e, "Symbl topics and trackers unavailable"),
                 Err(_) => tracing::warn!(conversation = %conv, "Symbl topics and trackers: no answer in time"),
             }
@@ -783,18 +772,19 @@ impl Worker {
         if self.pending.is_empty() && self.processed.is_empty() && !outbox_changed {
             return;
         }
-        let snapshot = outbox::encode(&self.session, &self.outbox).ok().map(|state| Snapshot {
-            conversation_id: self.session.id().to_string(),
+        let session = outbox::encode(&self.session, &self.outbox).ok().map(|state| SessionState {
             state,
             // Not over while a command (such as releasing the agent) is unanswered.
             ended: self.session.is_ended() && self.outbox.pending().is_empty(),
         });
-        let op = WriteOp::Checkpoint {
+        let transition = Transition {
+            conversation_id: self.session.id().to_string(),
             events: std::mem::take(&mut self.pending),
-            snapshot,
+            session,
             processed: std::mem::take(&mut self.processed),
         };
-        self.shared().store.write(op);
+        // Queued: the worker goes on while it commits.
+        drop(self.shared().store.commit(transition));
     }
 }
 

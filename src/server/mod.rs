@@ -29,7 +29,7 @@ use self::live::LiveHub;
 use self::metrics::Metrics;
 pub use crate::http::serve::Limits;
 use crate::session::SessionSettings;
-use crate::store::Store;
+use crate::store::SharedStore;
 use crate::telnyx::{TelnyxClient, WebhookVerifier};
 
 /// State shared by the handlers.
@@ -43,7 +43,7 @@ pub struct App {
     /// Conversations in progress.
     pub calls: Calls,
     /// The store.
-    pub store: Store,
+    pub store: SharedStore,
     /// The live event hub.
     pub live: Arc<LiveHub>,
     /// Metrics.
@@ -70,7 +70,7 @@ pub struct ServerOptions {
     /// The engine.
     pub engine: Engine,
     /// The store.
-    pub store: Store,
+    pub store: SharedStore,
     /// Session settings.
     pub settings: Arc<SessionSettings>,
     /// Admin token.
@@ -159,9 +159,8 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
     });
     let seen = RecentSet::new(Duration::from_secs(3600), 1_000_000);
     // Remember the webhooks of the last hour, so a retry after a restart is still a repeat.
-    let reader = options.store.reader();
-    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    if let Ok(Ok(ids)) = tokio::task::spawn_blocking(move || reader.recent_event_ids(&since)).await {
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    if let Ok(ids) = options.store.recent_event_ids(since).await {
         let now = std::time::Instant::now();
         for id in ids {
             seen.insert(&id, now);

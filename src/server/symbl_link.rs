@@ -24,7 +24,7 @@ use super::calls::WorkerMsg;
 use crate::intel::{Label, Score, Scorer, TrackerHit};
 use crate::session::symbl_leg::{DialIn, DialInLeg, DialInOutcome};
 use crate::session::Command;
-use crate::store::{Store, WriteOp};
+use crate::store::SharedStore;
 use crate::symbl::{with_deadline, PstnSession, RealtimeEvent, ScoredMessage, SymblCall, SymblEngine, SymblError};
 use crate::telnyx::events::{Direction, Event};
 
@@ -181,7 +181,7 @@ pub struct LinkContext {
     /// Codes waiting for Symbl's legs.
     pub dial_ins: Arc<DialIns>,
     /// Where the summary goes.
-    pub store: Store,
+    pub store: SharedStore,
 }
 
 /// One call's link to Symbl (see the module docs). Dropping it makes Symbl leave.
@@ -329,11 +329,9 @@ async fn leave(ctx: &LinkContext, session: &PstnSession) {
 
 async fn store_summary(ctx: &LinkContext, conv: &str, call: &SymblCall) {
     match with_deadline(ctx.deadline * 4, "topics and trackers", ctx.symbl.finish(call)).await {
-        Ok(summary) => ctx.store.write(WriteOp::Insights {
-            conversation_id: conv.to_string(),
-            source: "symbl".into(),
-            insights: serde_json::to_value(summary).unwrap_or_default(),
-        }),
+        Ok(summary) => {
+            drop(ctx.store.record_insights(conv, "symbl", serde_json::to_value(summary).unwrap_or_default()));
+        }
         Err(e) => tracing::warn!(conversation = %conv, error = %e, "Symbl topics and trackers unavailable"),
     }
 }

@@ -1,17 +1,8 @@
 //! The admin token: configured, or generated once and kept in a file only the
-//! owner can read (0600).
+//! owner can read (0600). Which file is the configuration's to say
+//! ([`crate::config::Config::token_file`]).
 
-use std::path::{Path, PathBuf};
-
-/// Where the generated token is kept, beside the database.
-pub fn token_path(db: &Path) -> PathBuf {
-    db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("admin-token")
-}
-
-/// The default token file (beside the default database).
-pub fn default_token_path() -> PathBuf {
-    token_path(&crate::store::default_path())
-}
+use std::path::Path;
 
 /// Reads the token file, creating it with a fresh random token (mode 0600) if absent.
 pub fn load_or_create(path: &Path) -> std::io::Result<String> {

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::calls::{Route, WorkerMsg};
 use super::App;
-use crate::store::WebhookRecord;
+use crate::store::{WebhookOutcome, WebhookRecord};
 use crate::telnyx::events::{Envelope, Event};
 use crate::telnyx::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
@@ -82,9 +82,9 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     let route = app.calls.route(&event);
     let unknown = matches!(event, Event::Unknown { .. });
     let outcome = match (&route, unknown) {
-        (_, true) => "unknown_event",
-        (Route::Unrouted, _) => "unrouted",
-        (Route::To(_) | Route::New(_) | Route::DialIn, false) => "accepted",
+        (_, true) => WebhookOutcome::UnknownEvent,
+        (Route::Unrouted, _) => WebhookOutcome::Unrouted,
+        (Route::To(_) | Route::New(_) | Route::DialIn, false) => WebhookOutcome::Accepted,
     };
     if unknown {
         tracing::info!(event_type = event.event_type(), "unknown webhook event logged and ignored");
@@ -98,21 +98,21 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     // processes webhooks exactly as they were first processed, so the
     // commands it decides again carry the same command_ids.
     let order = app.dispatch_order.lock().unwrap_or_else(|p| p.into_inner());
-    let committed = app.store.write_webhook(WebhookRecord {
+    let committed = app.store.record_webhook(WebhookRecord {
         event_id: event_id.clone(),
         received_at,
         event_type: event.event_type().to_string(),
         call_control_id: event.call_control_id().map(str::to_string),
         conversation_id: conversation_id.clone(),
         attempt: envelope.meta.as_ref().map(|m| m.attempt),
-        outcome: outcome.to_string(),
+        outcome,
         body: String::from_utf8_lossy(body).into_owned(),
     });
-    app.metrics.webhook(event.event_type(), outcome);
-    if let (Route::DialIn, "accepted") = (&route, outcome) {
+    app.metrics.webhook(event.event_type(), outcome.as_str());
+    if let (Route::DialIn, WebhookOutcome::Accepted) = (&route, outcome) {
         app.calls.dial_in(&event);
     }
-    if let (Some(conv), "accepted") = (conversation_id, outcome) {
+    if let (Some(conv), WebhookOutcome::Accepted) = (conversation_id, outcome) {
         let occurred_at = envelope
             .data
             .occurred_at
@@ -131,5 +131,5 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     if !app.store.health().is_failing() {
         let _ = tokio::time::timeout(app.ack_wait, committed).await;
     }
-    reply(StatusCode::OK, "status", outcome)
+    reply(StatusCode::OK, "status", outcome.as_str())
 }

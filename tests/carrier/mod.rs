@@ -338,6 +338,6 @@ pub fn executed(r: &CommandRecord) -> bool {
 
 /// Runs a SQL query on the server's database returning one integer.
 pub fn count(db: &Path, sql: &str) -> i64 {
-    let conn = ivrx::store::Reader::new(db.to_path_buf()).connection().expect("open db");
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
     conn.query_row(sql, [], |r| r.get(0)).expect("query")
 }

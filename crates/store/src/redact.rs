@@ -175,6 +175,125 @@ fn redact_emails(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// A write as it is stored: the caller's words redacted wherever they appear.
+pub(crate) fn write_op(op: crate::journal::WriteOp) -> crate::journal::WriteOp {
+    use crate::journal::WriteOp;
+    match op {
+        WriteOp::Transition(mut t) => {
+            for r in &mut t.events {
+                event(&mut r.event);
+            }
+            if let Some(s) = &mut t.session {
+                s.state = session_state(&s.state);
+            }
+            WriteOp::Transition(t)
+        }
+        WriteOp::Webhook(mut w) => {
+            w.body = webhook_body(&w.body);
+            WriteOp::Webhook(w)
+        }
+        WriteOp::Insights { conversation_id, source, insights } => {
+            WriteOp::Insights { conversation_id, source, insights: json_strings(insights) }
+        }
+    }
+}
+
+/// What a stored interim transcript says instead of its text.
+const INTERIM: &str = "[interim]";
+
+/// Fields of a saved session that quote what someone said: the caller's
+/// utterances, the decision's trigger, tracker matches, and speak payloads of
+/// unanswered commands (the agent's briefing repeats the trigger).
+const SPEECH_FIELDS: &[&str] = &["text", "trigger_text", "trigger_phrase", "matched", "payload"];
+
+fn redact_in_place(s: &mut String) {
+    if let Cow::Owned(clean) = redact(s) {
+        *s = clean;
+    }
+}
+
+/// Redacts what a domain event quotes: utterances, what the IVR said back,
+/// the decision's trigger and tracker matches.
+fn event(event: &mut ivrx_core::session::DomainEvent) {
+    use ivrx_core::session::DomainEvent;
+    match event {
+        DomainEvent::Utterance { text, .. } | DomainEvent::IvrSaid { text } => redact_in_place(text),
+        DomainEvent::Decision { decision, .. } => {
+            redact_in_place(&mut decision.trigger_text);
+            if let Some(p) = &mut decision.trigger_phrase {
+                redact_in_place(p);
+            }
+        }
+        DomainEvent::Scored { trackers, .. } => {
+            for hit in trackers {
+                redact_in_place(&mut hit.matched);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Redacts the speech in a saved session (ids and numbers elsewhere are kept).
+fn session_state(state: &str) -> String {
+    use serde_json::Value;
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    match v {
+                        Value::String(s) if SPEECH_FIELDS.contains(&k.as_str()) => redact_in_place(s),
+                        _ => walk(v),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<Value>(state) {
+        Ok(mut v) => {
+            walk(&mut v);
+            v.to_string()
+        }
+        Err(_) => state.to_string(),
+    }
+}
+
+/// Redacts every string in a JSON value (an engine's topics and trackers quote the caller).
+fn json_strings(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(redact(&s).into_owned()),
+        Value::Array(a) => Value::Array(a.into_iter().map(json_strings).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, json_strings(v))).collect()),
+        other => other,
+    }
+}
+
+/// Redacts the transcript inside a raw webhook body (the only free text a
+/// webhook carries); other fields, such as phone numbers, are call metadata.
+///
+/// An interim transcript (`is_final: false`) is a partial copy of the final
+/// one, and a number cut in the middle escapes the rules ("my card 4111"): its
+/// text is not kept at all.
+fn webhook_body(body: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(body) else { return redact(body).into_owned() };
+    let interim = v.pointer("/data/payload/transcription_data/is_final") == Some(&serde_json::Value::Bool(false));
+    let Some(t) = v.pointer_mut("/data/payload/transcription_data/transcript") else { return body.to_string() };
+    let Some(text) = t.as_str() else { return body.to_string() };
+    if interim {
+        *t = serde_json::Value::String(INTERIM.into());
+        return v.to_string();
+    }
+    match redact(text) {
+        Cow::Borrowed(_) => body.to_string(),
+        Cow::Owned(clean) => {
+            *t = serde_json::Value::String(clean);
+            v.to_string()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

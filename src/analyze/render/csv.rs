@@ -176,7 +176,8 @@ impl<W: Write> CsvWriter<W> {
 mod tests {
     use super::*;
     use crate::analyze::per_call::metrics_of;
-    use crate::analyze::StoredCall;
+    use crate::store::{Conversation, ConversationStatus, StoredDecision};
+    use chrono::TimeZone;
 
     #[test]
     fn fields_are_quoted_only_when_needed() {
@@ -191,13 +192,20 @@ mod tests {
 
     #[test]
     fn one_row_per_call_with_a_stable_header() {
-        let call = StoredCall {
+        let call = Conversation {
             id: "c,1".into(),
-            started_at: "2026-03-01T09:00:00+00:00".into(),
-            status: "ended".into(),
-            decision_reason: Some("asked_for_human".into()),
-            trigger_text: Some("i said \"agent\"".into()),
-            ..StoredCall::default()
+            started_at: Some(chrono::Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()),
+            status: ConversationStatus::Ended,
+            decision: Some(StoredDecision {
+                reason: crate::policy::Reason::AskedForHuman,
+                source: None,
+                queue: None,
+                trigger_index: None,
+                trigger_text: Some("i said \"agent\"".into()),
+                trigger_phrase: None,
+                decision_ms: None,
+            }),
+            ..Conversation::default()
         };
         let mut w = CsvWriter::new(Vec::new(), false).unwrap();
         w.row(&metrics_of(&call)).unwrap();

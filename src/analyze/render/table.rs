@@ -92,6 +92,14 @@ fn bar(count: u64, max: u64, width: usize) -> String {
 }
 
 /// Renders the whole report.
+/// The conversation ids the tables list (so their short forms can be looked up first).
+pub fn listed_ids(report: &Report, top: usize) -> Vec<String> {
+    let recent = report.aggregates.recent_calls.iter().map(|m| &m.conversation_id);
+    let replayed = report.replay.iter().flat_map(|r| [&r.gained, &r.lost, &r.changed]);
+    let changed = replayed.flat_map(|list| list.iter().take(top).map(|c| &c.conversation_id));
+    recent.chain(changed).cloned().collect()
+}
+
 pub fn render(report: &Report, style: TableStyle) -> String {
     let a = &report.aggregates;
     let s = &a.summary;

@@ -77,13 +77,13 @@ mod tests {
     fn a_round_catches_up_so_the_writer_restarts_the_wal() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let writer = crate::connect(&path).unwrap();
+        let writer = crate::sqlite::connect(&path).unwrap();
         writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
         writer.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)").unwrap();
         for i in 0..50 {
             writer.execute("INSERT INTO t (body) VALUES (?1)", [format!("{i:0>2000}")]).unwrap();
         }
-        let checkpointer = crate::connect(&path).unwrap();
+        let checkpointer = crate::sqlite::connect(&path).unwrap();
         round(&checkpointer);
         // Everything was copied: the next commit writes from the start of the WAL.
         writer.execute("INSERT INTO t (body) VALUES ('x')", []).unwrap();
@@ -97,7 +97,7 @@ mod tests {
     fn the_thread_ends_with_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        crate::connect(&path).unwrap();
+        crate::sqlite::connect(&path).unwrap();
         let (stop_tx, stop) = std::sync::mpsc::channel();
         let t = std::thread::spawn(move || run(path, stop));
         drop(stop_tx);

@@ -1,0 +1,168 @@
+//! A transferred call's domain events, as the server records them, and ways
+//! to write them through the port.
+
+#![allow(dead_code)]
+
+use chrono::{TimeZone, Utc};
+use ivrx_core::policy::{Decision, PolicySnapshot, Reason};
+use ivrx_core::session::{DecisionSource, DomainEvent, Recorded, Role, Speaker, TransferStatus};
+use ivrx_core::settings::TransferMode;
+use ivrx_intel::{Label, TrackerHit};
+use ivrx_store::{Journal, Transition, WebhookOutcome, WebhookRecord};
+
+pub fn rec(n: u64, offset_ms: u64, event: DomainEvent) -> Recorded {
+    rec_in("c1", n, offset_ms, event)
+}
+
+pub fn rec_in(conv: &str, n: u64, offset_ms: u64, event: DomainEvent) -> Recorded {
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+    Recorded {
+        conversation_id: conv.into(),
+        n,
+        at: t0 + chrono::Duration::milliseconds(offset_ms as i64),
+        offset_ms,
+        event,
+    }
+}
+
+/// A call that asks for a person (with a card number in the trigger) and is
+/// connected to an agent.
+pub fn call() -> Vec<Recorded> {
+    let decision = Decision {
+        reason: Reason::AskedForHuman,
+        queue: "support".into(),
+        trigger_index: 2,
+        trigger_text: "get me a real person my card is 4111 1111 1111 1111".into(),
+        trigger_phrase: Some("real person".into()),
+        tracker: Some("asks_for_human".into()),
+        numbers: PolicySnapshot::default(),
+    };
+    let transfer = |n, off, status| {
+        rec(
+            n,
+            off,
+            DomainEvent::Transfer {
+                attempt: 1,
+                queue: "support".into(),
+                target: "+1201".into(),
+                mode: TransferMode::Warm,
+                status,
+                detail: None,
+                agent_call_control_id: Some("v3:agent".into()),
+            },
+        )
+    };
+    vec![
+        rec(
+            1,
+            0,
+            DomainEvent::CallStarted {
+                call_control_id: "v3:a".into(),
+                direction: "incoming".into(),
+                from: Some("+1555".into()),
+                to: Some("+1800".into()),
+            },
+        ),
+        rec(
+            2,
+            0,
+            DomainEvent::LegJoined {
+                role: Role::Caller,
+                call_control_id: "v3:a".into(),
+                call_leg_id: None,
+                call_session_id: None,
+                from: None,
+                to: None,
+            },
+        ),
+        rec(
+            3,
+            4000,
+            DomainEvent::Utterance {
+                seq: 1,
+                speaker: Speaker::Caller,
+                text: "my bill is wrong".into(),
+                confidence: Some(0.9),
+                caller_index: Some(1),
+            },
+        ),
+        rec(
+            4,
+            4001,
+            DomainEvent::Scored {
+                seq: 1,
+                speaker: Speaker::Caller,
+                score: -0.4,
+                label: Label::Negative,
+                trackers: vec![],
+                engine: "local".into(),
+                policy: None,
+            },
+        ),
+        rec(
+            5,
+            9000,
+            DomainEvent::Utterance {
+                seq: 2,
+                speaker: Speaker::Caller,
+                text: "get me a real person my card is 4111 1111 1111 1111".into(),
+                confidence: Some(0.9),
+                caller_index: Some(2),
+            },
+        ),
+        rec(
+            6,
+            9001,
+            DomainEvent::Scored {
+                seq: 2,
+                speaker: Speaker::Caller,
+                score: -0.2,
+                label: Label::Neutral,
+                trackers: vec![TrackerHit::new("asks_for_human", "real person")],
+                engine: "local".into(),
+                policy: None,
+            },
+        ),
+        rec(7, 9001, DomainEvent::Decision { source: DecisionSource::Policy, decision }),
+        transfer(8, 9001, TransferStatus::Dialing),
+        transfer(9, 12000, TransferStatus::Answered),
+        transfer(10, 15000, TransferStatus::Connected),
+        rec(
+            11,
+            16000,
+            DomainEvent::Utterance {
+                seq: 3,
+                speaker: Speaker::Agent,
+                text: "hi this is alex".into(),
+                confidence: None,
+                caller_index: None,
+            },
+        ),
+        rec(12, 60000, DomainEvent::CallEnded { reason: "completed_with_agent".into() }),
+    ]
+}
+
+/// Queues every event as a transition of its own (the order the server may
+/// commit them in, one worker batch at a time).
+pub fn write_events(store: &(impl Journal + ?Sized), events: &[Recorded]) {
+    for e in events {
+        drop(store.commit(Transition::events(e.conversation_id.clone(), vec![e.clone()])));
+    }
+}
+
+/// A raw transcription webhook routed to conversation `c1`.
+pub fn transcription(id: &str, text: &str) -> WebhookRecord {
+    let body = serde_json::json!({"data": {"event_type": "call.transcription", "id": id, "payload": {
+        "call_control_id": "v3:a", "from": "+15551234567",
+        "transcription_data": {"transcript": text, "is_final": true}}}});
+    WebhookRecord {
+        event_id: id.into(),
+        received_at: Utc::now(),
+        event_type: "call.transcription".into(),
+        call_control_id: Some("v3:a".into()),
+        conversation_id: Some("c1".into()),
+        attempt: Some(1),
+        outcome: WebhookOutcome::Accepted,
+        body: body.to_string(),
+    }
+}
