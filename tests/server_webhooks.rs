@@ -177,13 +177,26 @@ async fn forged_stale_missing_malformed_and_replayed_signatures_get_401() {
         assert_eq!(status, 401, "{what}: {err}");
         assert!(err["error"].as_str().unwrap().starts_with("signature refused"), "{what}: {err}");
     }
-    // A good one is accepted; the same bytes and signature again are a replay.
+    // A good one is accepted; the same bytes and signature again are a
+    // repeated delivery of a stored event: acknowledged as a duplicate.
     let sig = f.signer.sign(now, &body);
     let (status, _) = f.post_raw(body.clone(), Some(sig.clone()), Some(now.to_string()), "application/json").await;
     assert_eq!(status, 200);
-    let (status, err) = f.post_raw(body, Some(sig), Some(now.to_string()), "application/json").await;
+    let (status, ok) = f.post_raw(body.clone(), Some(sig.clone()), Some(now.to_string()), "application/json").await;
+    assert_eq!((status, ok["status"].as_str()), (200, Some("duplicate")), "{ok}");
+    // That signature over other bytes is a replay; a stale one is refused even for a stored event.
+    let (status, err) = f.post_raw(initiated("e2"), Some(sig), Some(now.to_string()), "application/json").await;
     assert_eq!(status, 401);
-    assert!(err["error"].as_str().unwrap().contains("replayed"));
+    assert!(err["error"].as_str().unwrap().contains("replayed"), "{err}");
+    let (status, err) = f
+        .post_raw(
+            body.clone(),
+            Some(f.signer.sign(now - 600, &body)),
+            Some((now - 600).to_string()),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, 401, "{err}");
     assert_eq!(f.actions(1).await, vec!["answer"], "nothing forged got through");
 }
 

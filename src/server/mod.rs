@@ -36,7 +36,8 @@ use crate::telnyx::{TelnyxClient, WebhookVerifier};
 pub struct App {
     /// Verifies webhook signatures.
     pub verifier: WebhookVerifier,
-    /// Signatures seen within the tolerance (replays are refused).
+    /// Signatures seen within the tolerance, with the bytes they signed (one
+    /// reused for other bytes is refused).
     pub signatures: RecentSet,
     /// Event ids seen recently (repeats are acknowledged and ignored).
     pub seen: RecentSet,
