@@ -96,6 +96,28 @@ pub(crate) enum Executed {
     Duplicate,
 }
 
+/// What `GET /sandbox/v1/legs/audit` finds, from the carrier's side: legs
+/// placed for a call (dialled with `link_to` it, or transferred to from it)
+/// left up after it ended, and calls bridged with more than one such leg.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LegAudit {
+    /// Legs still up whose call has hung up.
+    pub left_up: Vec<LeftUp>,
+    /// Calls bridged, one after the other or at once, with more than one leg placed for them.
+    pub bridged_to_several: Vec<String>,
+}
+
+/// A leg left up after the call it was placed for hung up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeftUp {
+    /// The leg.
+    pub call_control_id: String,
+    /// The call it was placed for.
+    pub linked_to: String,
+    /// True when its party answered.
+    pub answered: bool,
+}
+
 /// A leg as the control API reports it (`GET /sandbox/v1/calls/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LegStatus {
@@ -287,6 +309,10 @@ pub(crate) struct Leg {
     pub conference: Option<Arc<str>>,
     /// Leaving ends the conference and hangs up everyone else (`end_conference_on_exit`).
     pub end_conference_on_exit: bool,
+    /// The call this leg was placed for: a dial's `link_to`, a transfer's A leg.
+    pub link: Option<u64>,
+    /// Every leg this one has been bridged with.
+    pub peers: Vec<u64>,
 }
 
 impl Leg {
@@ -569,6 +595,32 @@ impl World {
         })
     }
 
+    /// `GET /sandbox/v1/legs/audit`: the legs placed for a call that are
+    /// still up after that call hung up, and the calls bridged with more than
+    /// one of the legs placed for them.
+    pub fn leg_audit(&self) -> LegAudit {
+        let mut audit = LegAudit::default();
+        for leg in self.legs.values() {
+            let Some(caller) = leg.link.and_then(|c| self.legs.get(&c)) else { continue };
+            if leg.alive() && !caller.alive() {
+                audit.left_up.push(LeftUp {
+                    call_control_id: leg.ccid.to_string(),
+                    linked_to: caller.ccid.to_string(),
+                    answered: leg.answered_at.is_some(),
+                });
+            }
+        }
+        for (&id, leg) in &self.legs {
+            let placed_for_it = leg.peers.iter().filter(|p| self.legs.get(p).is_some_and(|l| l.link == Some(id)));
+            if placed_for_it.count() > 1 {
+                audit.bridged_to_several.push(leg.ccid.to_string());
+            }
+        }
+        audit.left_up.sort_by(|a, b| a.call_control_id.cmp(&b.call_control_id));
+        audit.bridged_to_several.sort();
+        audit
+    }
+
     /// `GET /sandbox/v1/calls/{id}`.
     pub fn status(&self, ccid: &str) -> Option<LegStatus> {
         let leg = self.legs.get(&self.leg_id(ccid)?)?;
@@ -643,6 +695,11 @@ impl World {
             live: n.live,
             conference: None,
             end_conference_on_exit: false,
+            link: match n.origin {
+                Origin::Transfer { a } => Some(a),
+                _ => None,
+            },
+            peers: Vec::new(),
         };
         self.legs.insert(id, leg);
         self.by_ccid.insert(ccid, id);
@@ -742,12 +799,25 @@ impl World {
         if let Some(cs) = &d.client_state {
             check_base64_state(cs)?;
         }
+        // `link_to`: the new call shares the linked call's session.
+        let link = match d.link_to.as_deref() {
+            Some(other) => Some(self.leg_id(other).ok_or_else(|| CommandError::Invalid {
+                pointer: "/link_to".into(),
+                detail: "no call with this call_control_id".into(),
+            })?),
+            None => None,
+        };
+        let session = link.and_then(|l| self.legs.get(&l)).map(|l| {
+            let s = self.next_session;
+            self.next_session += 1;
+            (s, l.session_uuid.clone())
+        });
         let at = now.v;
         let behavior = self.behavior_for(&d.to);
         let url: Arc<str> = d.webhook_url.as_deref().map_or_else(|| self.cfg.webhook_url.clone(), Arc::from);
         let id = self.new_leg(
             NewLeg {
-                session: None,
+                session,
                 incoming: false,
                 from: d.from.clone(),
                 to: d.to.clone(),
@@ -772,6 +842,7 @@ impl World {
         };
         if let Some(leg) = self.legs.get_mut(&id) {
             leg.on_answer = Some(Box::new(on_answer));
+            leg.link = link;
         }
         self.emit_initiated(id, at);
         let timeout = d.timeout_secs.map(|s| secs(f64::from(s))).unwrap_or(self.cfg.timing.ring_timeout);
@@ -861,11 +932,13 @@ impl World {
     }
 
     fn link(&mut self, x: u64, y: u64, x_parks: bool) {
-        if let Some(l) = self.legs.get_mut(&x) {
-            l.bridge = Some(Link { peer: y, park_after_unbridge: x_parks });
-        }
-        if let Some(l) = self.legs.get_mut(&y) {
-            l.bridge = Some(Link { peer: x, park_after_unbridge: false });
+        for (leg, peer, parks) in [(x, y, x_parks), (y, x, false)] {
+            if let Some(l) = self.legs.get_mut(&leg) {
+                l.bridge = Some(Link { peer, park_after_unbridge: parks });
+                if !l.peers.contains(&peer) {
+                    l.peers.push(peer);
+                }
+            }
         }
     }
 

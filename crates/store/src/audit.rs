@@ -1,6 +1,7 @@
 //! Integrity checks over the store, for load runs: which acknowledged
 //! webhooks are missing, and what each call ended up with (decisions,
-//! connected agents), so lost events and double transfers can be counted.
+//! connected agents, agent legs answered and never ended), so lost events,
+//! double transfers and agents left on the line can be counted.
 
 use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -27,12 +28,17 @@ pub struct CallAudit {
     pub connected_transfers: u32,
     /// Agent legs that answered.
     pub agent_legs_answered: u32,
+    /// Agent legs that answered and whose end the record does not show.
+    #[serde(default)]
+    pub agent_legs_not_ended: u32,
 }
 
 impl CallAudit {
-    /// More than one decision, connected transfer or answering agent leg.
+    /// More than one decision or connected transfer. (More than one agent
+    /// may answer for one decision: every one but the connected one is
+    /// released, and must end.)
     pub fn double_transfer(&self) -> bool {
-        self.decisions > 1 || self.connected_transfers > 1 || self.agent_legs_answered > 1
+        self.decisions > 1 || self.connected_transfers > 1
     }
 }
 
@@ -87,11 +93,12 @@ fn audit_call(conn: &Connection, ccid: &str) -> rusqlite::Result<CallAudit> {
     a.connected_transfers = conn
         .prepare_cached("SELECT count(*) FROM transfers WHERE conversation_id = ?1 AND connected_ms IS NOT NULL")?
         .query_row([&conv], |r| r.get(0))?;
-    a.agent_legs_answered = conn
+    (a.agent_legs_answered, a.agent_legs_not_ended) = conn
         .prepare_cached(
-            "SELECT count(*) FROM legs WHERE conversation_id = ?1 AND role = 'agent' AND answered_ms IS NOT NULL",
+            "SELECT count(*), count(*) FILTER (WHERE ended_ms IS NULL) FROM legs
+             WHERE conversation_id = ?1 AND role = 'agent' AND answered_ms IS NOT NULL",
         )?
-        .query_row([&conv], |r| r.get(0))?;
+        .query_row([&conv], |r| Ok((r.get(0)?, r.get(1)?)))?;
     a.conversation_id = Some(conv);
     Ok(a)
 }

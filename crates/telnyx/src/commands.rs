@@ -222,6 +222,10 @@ pub struct Dial {
     pub transcription: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcription_config: Option<Value>,
+    /// Another call whose `call_session_id` the new call shares (an agent
+    /// dialled for a caller is linked to the caller's call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_to: Option<String>,
     /// Headers for the INVITE (echoed on the new leg's webhooks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_headers: Option<Vec<SipHeader>>,

@@ -220,6 +220,8 @@ impl Session {
                     from: self.settings.ivr.number.clone(),
                     to: target,
                     client_state: Some(tag),
+                    // The agent's call shares the caller's session.
+                    link_to: self.caller.as_ref().map(|l| l.call_control_id.clone()),
                     command_id: Some(command_id),
                     webhook_url: self.settings.webhook_url.clone(),
                     timeout_secs: Some(ring),
