@@ -71,6 +71,11 @@ pub struct TelnyxConfig {
     pub max_attempts: u32,
     /// Per-attempt timeout, milliseconds.
     pub attempt_timeout_ms: u64,
+    /// How long a command that keeps failing for a passing reason (5xx,
+    /// 429, no answer) is sent again, milliseconds from its first attempt: in
+    /// rounds of `max_attempts`, with the same `command_id` (Telnyx runs a
+    /// repeated one once for 60 s). 0: one round.
+    pub retry_window_ms: u64,
 }
 
 impl std::fmt::Debug for TelnyxConfig {
@@ -94,6 +99,7 @@ impl Default for TelnyxConfig {
             signature_tolerance_secs: 300,
             max_attempts: 5,
             attempt_timeout_ms: 3000,
+            retry_window_ms: 30_000,
         }
     }
 }
@@ -418,6 +424,12 @@ impl Config {
         }
         if !(50..=60_000).contains(&self.telnyx.attempt_timeout_ms) {
             return Err(invalid("telnyx.attempt_timeout_ms", "must be between 50 and 60000"));
+        }
+        if self.telnyx.retry_window_ms > 50_000 {
+            return Err(invalid(
+                "telnyx.retry_window_ms",
+                "must be at most 50000: Telnyx runs a repeated command_id once only within 60 s",
+            ));
         }
         if !self.server.webhook_path.starts_with('/') {
             return Err(invalid("server.webhook_path", "must start with '/', e.g. \"/webhooks/telnyx\""));

@@ -524,7 +524,8 @@ fn health_readiness_and_metrics_after_real_calls() {
         s.chaos.api_error_rate = 0.1;
         s.chaos.seed = Some(3);
     });
-    let s = LiveServe::start(&c, "[telnyx]\nmax_attempts = 1\n[server]\nended_call_grace_secs = 1\n");
+    let config = "[telnyx]\nmax_attempts = 1\nretry_window_ms = 0\n[server]\nended_call_grace_secs = 1\n";
+    let s = LiveServe::start(&c, config);
     assert_eq!(s.get("/healthz"), (200, "ok\n".into()));
     assert_eq!(s.get("/readyz"), (200, "ready\n".into()));
     let calls = [

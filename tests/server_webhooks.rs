@@ -70,6 +70,7 @@ async fn fixture() -> Fixture {
         admin_token: TOKEN.into(),
         max_body_bytes: 16 * 1024,
         grace: Duration::from_secs(5),
+        retry_window: Duration::from_secs(30),
         signature_tolerance: Duration::from_secs(300),
         load_audit: false,
     })

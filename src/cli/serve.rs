@@ -137,6 +137,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         admin_token,
         max_body_bytes: config.server.max_body_bytes,
         grace: Duration::from_secs(config.server.ended_call_grace_secs),
+        retry_window: Duration::from_millis(config.telnyx.retry_window_ms),
         signature_tolerance: Duration::from_secs(config.telnyx.signature_tolerance_secs),
         load_audit,
     };

@@ -155,6 +155,9 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// How long an ended conversation's worker waits for late webhooks.
     pub grace: Duration,
+    /// How long a command failing for a passing reason is sent again, in
+    /// rounds of the client's attempts, from its first attempt.
+    pub retry_window: Duration,
 }
 
 /// The registry of conversations in progress. Cheap to clone.
@@ -816,13 +819,13 @@ async fn run_sender(
 /// Releases an agent leg: its hangup, apart from the ordered commands, after
 /// a backoff that grows with the round.
 async fn run_release(shared: Arc<Shared>, cmd: Command, round: u32, worker: mpsc::UnboundedSender<WorkerMsg>) {
-    tokio::time::sleep(release_backoff(round)).await;
+    tokio::time::sleep(backoff(round)).await;
     execute(&shared, &cmd, &worker).await;
 }
 
-/// The wait before sending a release again: none the first time, then
-/// doubling from a second up to half a minute (each send retries on its own).
-fn release_backoff(round: u32) -> Duration {
+/// The wait before round `round` of a command: none the first time, then
+/// doubling from a second up to half a minute (each round retries on its own).
+fn backoff(round: u32) -> Duration {
     match round {
         0 => Duration::ZERO,
         r => Duration::from_secs(1u64 << (r - 1).min(5)).min(Duration::from_secs(30)),
@@ -830,10 +833,55 @@ fn release_backoff(round: u32) -> Duration {
 }
 
 /// Sends one command and tells the worker how it went: answered (it leaves
-/// the outbox), an agent dial's new leg, a conference's id, or a failure for good.
+/// the outbox), an agent dial's new leg, a conference's id, or a failure for
+/// good. A failure for a passing reason is sent again, same `command_id`,
+/// while the retry window lasts.
 async fn execute(shared: &Shared, cmd: &Command, worker: &mpsc::UnboundedSender<WorkerMsg>) {
     let began = Instant::now();
-    let result = match &cmd.request {
+    let mut round = 0;
+    let result = loop {
+        let result = send_once(shared, cmd, worker).await;
+        match &result {
+            Err(e) if e.is_transient() && began.elapsed() + backoff(round + 1) < shared.retry_window => {
+                round += 1;
+                tracing::debug!(action = cmd.action_name(), command_id = cmd.command_id(), round, error = %e, "sending again");
+                tokio::time::sleep(backoff(round)).await;
+            }
+            _ => break result,
+        }
+    };
+    let _ = worker.send(WorkerMsg::Answered { command_id: cmd.command_id().to_string() });
+    let action = cmd.action_name();
+    shared.metrics.command(action, began.elapsed(), result.as_ref().err().map(|e| e.kind()));
+    let Err(e) = result else { return };
+    // A leg Telnyx does not know is as gone as one it says has ended.
+    let call_gone = e.is_call_gone() || (cmd.is_agent_hangup() && matches!(e, TelnyxError::NotFound { .. }));
+    let expected = call_gone && matches!(action, "gather_stop" | "playback_stop" | "transcription_stop");
+    if expected {
+        return;
+    }
+    if call_gone {
+        tracing::debug!(action, command_id = cmd.command_id(), "call already ended");
+    } else {
+        tracing::warn!(action, command_id = cmd.command_id(), error = %e, "Telnyx command failed");
+    }
+    let _ = worker.send(WorkerMsg::Input(Input::CommandFailed {
+        command_id: cmd.command_id().to_string(),
+        action: action.to_string(),
+        role: cmd.role,
+        call_gone,
+        error: e.to_string(),
+        at: Utc::now(),
+    }));
+}
+
+/// One round of a command (the client's attempts), with what its answer tells the worker.
+async fn send_once(
+    shared: &Shared,
+    cmd: &Command,
+    worker: &mpsc::UnboundedSender<WorkerMsg>,
+) -> Result<(), TelnyxError> {
+    match &cmd.request {
         Request::Action(a) => match &cmd.call_control_id {
             Some(ccid) => shared.client.action(ccid, a).await.map(|_| ()),
             None => Ok(()),
@@ -863,30 +911,7 @@ async fn execute(shared: &Shared, cmd: &Command, worker: &mpsc::UnboundedSender<
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         },
-    };
-    let _ = worker.send(WorkerMsg::Answered { command_id: cmd.command_id().to_string() });
-    let action = cmd.action_name();
-    shared.metrics.command(action, began.elapsed(), result.as_ref().err().map(|e| e.kind()));
-    let Err(e) = result else { return };
-    // A leg Telnyx does not know is as gone as one it says has ended.
-    let call_gone = e.is_call_gone() || (cmd.is_agent_hangup() && matches!(e, TelnyxError::NotFound { .. }));
-    let expected = call_gone && matches!(action, "gather_stop" | "playback_stop" | "transcription_stop");
-    if expected {
-        return;
     }
-    if call_gone {
-        tracing::debug!(action, command_id = cmd.command_id(), "call already ended");
-    } else {
-        tracing::warn!(action, command_id = cmd.command_id(), error = %e, "Telnyx command failed");
-    }
-    let _ = worker.send(WorkerMsg::Input(Input::CommandFailed {
-        command_id: cmd.command_id().to_string(),
-        action: action.to_string(),
-        role: cmd.role,
-        call_gone,
-        error: e.to_string(),
-        at: Utc::now(),
-    }));
 }
 
 /// Scores one call's utterances with Symbl, one at a time and in order. After

@@ -80,6 +80,8 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// How long ended conversations wait for late webhooks.
     pub grace: Duration,
+    /// How long a command failing for a passing reason is sent again.
+    pub retry_window: Duration,
     /// The signature tolerance (how long a replayed signature is remembered).
     pub signature_tolerance: Duration,
     /// Mount the load-run audit endpoints ([`crate::loadtest::audit`]): only
@@ -157,6 +159,7 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         live: live.clone(),
         metrics: metrics.clone(),
         grace: options.grace,
+        retry_window: options.retry_window,
     });
     let seen = RecentSet::new(Duration::from_secs(3600), 1_000_000);
     // Remember the webhooks of the last hour, so a retry after a restart is still a repeat.
