@@ -118,6 +118,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long an ended call is kept in memory for late webhooks, seconds.
     pub ended_call_grace_secs: u64,
+    /// How often the legs whose end the record does not show are checked
+    /// with Telnyx, seconds (they always are at start; 0: only then).
+    pub reconcile_secs: u64,
     /// Longest wait for a request's headers, milliseconds; an idle connection is closed after it too.
     pub header_timeout_ms: u64,
     /// Longest wait for a request's whole body, milliseconds.
@@ -142,6 +145,7 @@ impl Default for ServerConfig {
             admin_token: None,
             max_body_bytes: 256 * 1024,
             ended_call_grace_secs: 120,
+            reconcile_secs: 60,
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
         }
@@ -421,6 +425,9 @@ impl Config {
         }
         if self.telnyx.max_attempts == 0 || self.telnyx.max_attempts > 20 {
             return Err(invalid("telnyx.max_attempts", "must be between 1 and 20"));
+        }
+        if self.server.reconcile_secs > 86_400 {
+            return Err(invalid("server.reconcile_secs", "must be at most 86400 (a day); 0 checks only at start"));
         }
         if !(50..=60_000).contains(&self.telnyx.attempt_timeout_ms) {
             return Err(invalid("telnyx.attempt_timeout_ms", "must be between 50 and 60000"));

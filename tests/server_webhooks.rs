@@ -33,8 +33,14 @@ async fn fake_api() -> (String, Log) {
             json!({"data": {"call_control_id": "v3:agent", "call_leg_id": "l", "call_session_id": "s", "is_alive": false, "record_type": "call"}}),
         )
     }
+    // Every call is gone when asked about.
+    async fn retrieve(Path(id): Path<String>) -> Json<Value> {
+        Json(json!({"data": {"call_control_id": id, "call_leg_id": "l", "call_session_id": "s", "is_alive": false,
+                             "record_type": "call", "end_time": "2026-01-01T12:00:00Z"}}))
+    }
     let app = Router::new()
         .route("/v2/calls/{id}/actions/{action}", post(action))
+        .route("/v2/calls/{id}", axum::routing::get(retrieve))
         .route("/v2/calls", post(dial))
         .with_state(log.clone());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -71,6 +77,7 @@ async fn fixture() -> Fixture {
         max_body_bytes: 16 * 1024,
         grace: Duration::from_secs(5),
         retry_window: Duration::from_secs(30),
+        reconcile_every: None,
         signature_tolerance: Duration::from_secs(300),
         load_audit: false,
     })
@@ -309,4 +316,43 @@ async fn a_manual_transfer_goes_through_the_guard() {
     assert_eq!(body["code"], "in_progress");
     let actions = f.actions(5).await;
     assert_eq!(actions.iter().filter(|a| *a == "dial").count(), 1, "{actions:?}");
+}
+
+#[tokio::test]
+async fn a_leg_whose_hangup_never_comes_is_recorded_as_ended_once_two_checks_find_it_gone() {
+    let f = fixture().await;
+    f.post(initiated("e1")).await;
+    let reader = f.server.app.store.reader();
+    for _ in 0..200 {
+        if !reader.open_legs().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let calls = &f.server.app.calls;
+    let mut suspects = std::collections::HashSet::new();
+    let first = ivrx::server::reconcile::pass(calls, &mut suspects, false).await;
+    assert_eq!((first.open, first.gone), (1, 0), "a leg found gone once may have its hangup on the way");
+    let second = ivrx::server::reconcile::pass(calls, &mut suspects, false).await;
+    assert_eq!((second.open, second.gone), (1, 1));
+    let mut ended = Vec::new();
+    for _ in 0..200 {
+        f.server.app.store.flush().await.unwrap();
+        let conn = reader.connection().unwrap();
+        ended = conn
+            .prepare("SELECT hangup_cause, hangup_source FROM legs WHERE ended_ms IS NOT NULL")
+            .unwrap()
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>();
+        if !ended.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ended, vec![("ended_while_not_listening".to_string(), "reconciliation".to_string())]);
+    assert!(reader.open_legs().unwrap().is_empty());
+    // At start, a leg found gone is reported at once.
+    assert_eq!(ivrx::server::reconcile::pass(calls, &mut suspects, true).await.open, 0);
 }

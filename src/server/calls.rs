@@ -24,8 +24,8 @@ use super::outbox::{self, Outbox};
 use super::symbl_link::{DialIns, LinkContext, PstnLink, SymblEvent};
 use crate::intel::{Score, Scorer};
 use crate::session::{
-    Command, DomainEvent, Effect, Input, LegTag, ManualTransfer, Recorded, Request, Role, Session, SessionSettings,
-    SymblInput, TransferRefused,
+    Command, DomainEvent, Effect, Input, LegCheck, LegTag, ManualTransfer, Recorded, Request, Role, Session,
+    SessionSettings, SymblInput, TransferRefused,
 };
 use crate::store::{Snapshot, Store, WriteOp};
 use crate::symbl::{SymblCall, SymblEngine};
@@ -534,6 +534,8 @@ impl Worker {
                     // Keep the conversation's own clock.
                     Input::CommandFailed { at, .. }
                     | Input::ConferenceReady { at, .. }
+                    | Input::Dialled { at, .. }
+                    | Input::LegChecked(LegCheck { at, .. })
                     | Input::Symbl(SymblInput::LegArrived { at, .. }) => *at = self.last_at,
                     _ => {}
                 }

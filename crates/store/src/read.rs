@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use ivrx_core::session::{DomainEvent, Recorded};
+use ivrx_core::session::{DomainEvent, Recorded, Role};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -314,6 +314,30 @@ impl Reader {
             conn.prepare("SELECT conversation_id, state FROM sessions WHERE ended = 0").map_err(sql(&self.path))?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql(&self.path))?;
         rows.collect::<Result<_, _>>().map_err(sql(&self.path))
+    }
+
+    /// The legs whose end the record does not show: `(call_control_id,
+    /// conversation_id, role)`.
+    pub fn open_legs(&self) -> Result<Vec<(String, String, Role)>, StoreError> {
+        let conn = self.connection()?;
+        let mut stmt = conn
+            .prepare("SELECT call_control_id, conversation_id, role FROM legs WHERE ended_ms IS NULL")
+            .map_err(sql(&self.path))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(sql(&self.path))?;
+        let mut legs = Vec::new();
+        for row in rows {
+            let (ccid, conv, role) = row.map_err(sql(&self.path))?;
+            let role = match role.as_str() {
+                "caller" => Role::Caller,
+                "agent" => Role::Agent,
+                "symbl" => Role::Symbl,
+                _ => continue,
+            };
+            legs.push((ccid, conv, role));
+        }
+        Ok(legs)
     }
 
     /// Webhooks routed to a conversation but not yet processed by it, oldest first:

@@ -158,6 +158,13 @@ CREATE TABLE insights (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        name: "the legs whose end is not recorded, for reconciliation",
+        sql: r#"
+CREATE INDEX legs_open ON legs(conversation_id) WHERE ended_ms IS NULL;
+"#,
+    },
 ];
 
 /// Applies every migration not applied yet. Returns the versions applied.

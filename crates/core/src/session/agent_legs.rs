@@ -18,6 +18,26 @@ use serde::{Deserialize, Serialize};
 use super::{Command, DomainEvent, Effect, Leg, LegTag, Phase, Request, Role, Session};
 use crate::settings::TransferMode;
 
+/// The hangup cause recorded for a leg that Telnyx, asked, says is gone: it
+/// ended while ivrx was not listening (down, or its webhook never came).
+pub const ENDED_UNOBSERVED: &str = "ended_while_not_listening";
+
+/// The hangup source recorded with [`ENDED_UNOBSERVED`].
+const RECONCILIATION: &str = "reconciliation";
+
+/// What Telnyx says of a leg whose end the record does not show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegCheck {
+    /// The leg.
+    pub call_control_id: String,
+    /// Its part in the conversation, as recorded.
+    pub role: Role,
+    /// `is_alive` (false too when Telnyx no longer knows the call).
+    pub alive: bool,
+    /// When Telnyx answered.
+    pub at: DateTime<Utc>,
+}
+
 /// An agent leg other than the current attempt's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Released {
@@ -95,11 +115,8 @@ impl Session {
     /// becomes the current attempt's when that attempt waits for its leg;
     /// otherwise it is not wanted, and is released at once (unless `gone`).
     fn agent_leg(&mut self, ccid: &str, tag: Option<&LegTag>, gone: bool, out: &mut Vec<Effect>) -> Option<Which> {
-        if self.agent.as_ref().is_some_and(|l| l.call_control_id == ccid) {
-            return Some(Which::Current);
-        }
-        if let Some(i) = self.released.iter().position(|r| r.leg.call_control_id == ccid) {
-            return Some(Which::Released(i));
+        if let Some(which) = self.which_agent_leg(ccid) {
+            return Some(which);
         }
         tag?;
         if self.awaits_agent_leg(tag) {
@@ -278,6 +295,57 @@ impl Session {
             }
             None => self.dialling.is_empty(),
         }
+    }
+
+    /// Telnyx says a leg is gone, or up: a gone leg ends in the record (as
+    /// ended while ivrx was not listening, with what follows from it); an
+    /// agent leg up that no caller needs any more is released.
+    pub(super) fn on_leg_checked(&mut self, check: LegCheck, out: &mut Vec<Effect>) {
+        let LegCheck { call_control_id: ccid, role, alive, at } = check;
+        let (cause, source) = (Some(ENDED_UNOBSERVED.to_string()), Some(RECONCILIATION.to_string()));
+        if self.caller.as_ref().is_some_and(|l| l.call_control_id == ccid) {
+            if !alive {
+                self.caller_ended(cause, source, at, out);
+            }
+            return;
+        }
+        if self.pstn.symbl.as_ref().is_some_and(|l| l.call_control_id == ccid) {
+            if !alive {
+                self.leg_gone(Role::Symbl, cause, source, at, out);
+            }
+            return;
+        }
+        let which = match self.which_agent_leg(&ccid) {
+            Some(w) => w,
+            // An agent leg this conversation has lost track of (a record
+            // from an older version): released like any other.
+            None if role == Role::Agent => {
+                self.released.push(Released { leg: Leg::default(), command_id: None, sends: 0 });
+                let i = self.released.len() - 1;
+                self.released[i].leg.call_control_id = ccid;
+                Which::Released(i)
+            }
+            None => return,
+        };
+        match (which, alive) {
+            (_, false) => {
+                if self.agent_ended(which, cause.clone(), source, at, out) && which == Which::Current {
+                    self.on_agent_hangup(cause.as_deref(), at, out);
+                }
+            }
+            (Which::Current, true) if self.phase == Phase::Ended => self.release_current(out),
+            (Which::Current, true) => {}
+            (Which::Released(i), true) => self.send_release(i, out),
+        }
+        self.maybe_end(at, out);
+    }
+
+    /// The known agent leg `ccid`, if any.
+    fn which_agent_leg(&self, ccid: &str) -> Option<Which> {
+        if self.agent.as_ref().is_some_and(|l| l.call_control_id == ccid) {
+            return Some(Which::Current);
+        }
+        self.released.iter().position(|r| r.leg.call_control_id == ccid).map(Which::Released)
     }
 
     /// True when no agent leg is up or being released and no agent dial is unanswered.

@@ -289,3 +289,56 @@ fn a_second_decision_never_adopts_a_late_leg_of_the_first() {
     connected_then_over(&mut c, a3, 3);
     assert_no_agent_left(&c, &[A1, A2, a3]);
 }
+
+fn checked(ccid: &str, role: Role, alive: bool, at: DateTime<Utc>) -> Input {
+    Input::LegChecked(LegCheck { call_control_id: ccid.into(), role, alive, at })
+}
+
+#[test]
+fn legs_found_gone_while_ivrx_was_not_listening_end_the_call() {
+    let mut c = Call::answered();
+    transfer(&mut c);
+    c.on_agent(A1, 1, "call.initiated", json!({}));
+    c.on_agent(A1, 1, "call.answered", json!({}));
+    // ivrx was down when the caller hung up; asked, Telnyx says the caller's leg is gone.
+    let t = c.t;
+    let fx = c.input(checked(A1, Role::Agent, true, t));
+    assert!(fx.is_empty(), "the agent is still needed: {fx:?}");
+    let fx = c.input(checked(CALLER, Role::Caller, false, t));
+    let ended = events(&fx).into_iter().find_map(|e| match e {
+        DomainEvent::LegEnded { role: Role::Caller, cause, source, .. } => Some((cause, source)),
+        _ => None,
+    });
+    assert_eq!(ended, Some((Some(ENDED_UNOBSERVED.to_string()), Some("reconciliation".to_string()))));
+    assert_eq!(transfer_statuses(&fx), vec![TransferStatus::Abandoned]);
+    assert_eq!(releases(&fx)[0].0, A1, "the agent no caller needs is released");
+    // The agent's end was not heard either: Telnyx says it is gone.
+    let fx = c.input(checked(A1, Role::Agent, false, t));
+    assert_eq!(agent_record(&fx, A1).2, Some(Some(ENDED_UNOBSERVED.to_string())));
+    assert!(events(&fx).iter().any(|e| matches!(e, DomainEvent::CallEnded { .. })));
+    // Asking again changes nothing.
+    assert!(c.input(checked(A1, Role::Agent, false, t)).is_empty());
+    assert!(c.input(checked(CALLER, Role::Caller, false, t)).is_empty());
+    assert_no_agent_left(&c, &[A1]);
+}
+
+#[test]
+fn an_agent_leg_up_that_no_caller_needs_is_released_when_found() {
+    let mut c = Call::answered();
+    c.on_caller("call.hangup", hung_up("normal_clearing"));
+    assert!(c.s.is_settled());
+    // A leg the record shows answered and never ended, that this session does not know.
+    let t = c.t;
+    let fx = c.input(checked(A1, Role::Agent, true, t));
+    let (ccid, id, round) = releases(&fx).remove(0);
+    assert_eq!((ccid.as_str(), round), (A1, 0));
+    assert!(!c.s.is_settled(), "not settled while it is up");
+    // Still up at the next check (the first hangup failed): sent again, same command id.
+    let fx = c.input(checked(A1, Role::Agent, true, t));
+    assert_eq!(releases(&fx), vec![(A1.to_string(), id, 1)]);
+    let fx = c.on_agent(A1, 1, "call.hangup", hung_up("normal_clearing"));
+    assert_eq!(agent_record(&fx, A1).2, Some(Some("normal_clearing".into())));
+    assert!(c.s.is_settled());
+    // A caller or Symbl leg this conversation does not know is left alone.
+    assert!(c.input(checked("v3:other", Role::Caller, false, t)).is_empty());
+}

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{Decision, PolicyConfig, PolicySnapshot, PolicyState};
 use crate::settings::{default_queues, IvrConfig, QueueConfig, TransferConfig, TransferMode};
 
+pub use agent_legs::{LegCheck, ENDED_UNOBSERVED};
 pub use symbl_link::SymblInput;
 pub use transfer::{ManualTransfer, TransferRefused};
 
@@ -196,6 +197,10 @@ pub enum Input {
         /// When the answer came.
         at: DateTime<Utc>,
     },
+    /// What Telnyx says of a leg whose end the record does not show
+    /// (`GET /v2/calls/{call_control_id}`), asked when ivrx may have missed
+    /// its end: after a restart, and periodically.
+    LegChecked(LegCheck),
     /// A command the session asked for failed for good (after retries).
     CommandFailed {
         /// The command's id.
@@ -678,6 +683,7 @@ impl Session {
             Input::Dialled { command_id, call_control_id, call_leg_id, call_session_id, at } => {
                 self.on_dialled(&command_id, call_control_id, call_leg_id, call_session_id, at, &mut out)
             }
+            Input::LegChecked(check) => self.on_leg_checked(check, &mut out),
             Input::CommandFailed { command_id, action, role, call_gone, error, at } => {
                 self.on_command_failed(&command_id, &action, role, call_gone, error, at, &mut out)
             }
@@ -739,6 +745,24 @@ impl Session {
         let source = e.hangup_source.as_ref().map(|s| s.as_str().to_string());
         self.record(at, DomainEvent::LegEnded { role, call_control_id, cause, source }, out);
         true
+    }
+
+    /// A leg is gone without a `call.hangup` to say how: ended in the record
+    /// (once) with what is known.
+    fn leg_gone(
+        &mut self,
+        role: Role,
+        cause: Option<String>,
+        source: Option<String>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
+        if let Some(l) = self.leg_mut(role).filter(|l| !l.ended) {
+            l.ended = true;
+            let call_control_id = l.call_control_id.clone();
+            self.record(at, DomainEvent::LegEnded { role, call_control_id, cause, source }, out);
+        }
+        self.maybe_end(at, out);
     }
 
     fn leg_mut(&mut self, role: Role) -> Option<&mut Leg> {

@@ -441,15 +441,7 @@ impl Session {
                     self.agent_ended(super::agent_legs::Which::Current, None, None, at, out);
                     self.maybe_end(at, out);
                 }
-                Role::Symbl => {
-                    if let Some(l) = self.leg_mut(role).filter(|l| !l.ended) {
-                        l.ended = true;
-                        let call_control_id = l.call_control_id.clone();
-                        let ended = DomainEvent::LegEnded { role, call_control_id, cause: None, source: None };
-                        self.record(at, ended, out);
-                    }
-                    self.maybe_end(at, out);
-                }
+                Role::Symbl => self.leg_gone(role, None, None, at, out),
             }
             return;
         }
