@@ -6,7 +6,9 @@
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use ivrx::session::{Command, DomainEvent, Effect, Input, LegTag, Request, Role, Session, SessionSettings};
+use ivrx::session::{
+    check_one_agent_at_a_time, Command, DomainEvent, Effect, Input, LegTag, Request, Role, Session, SessionSettings,
+};
 use ivrx::telnyx::client_state::{self, ClientState, MAX_ENCODED_LEN};
 use ivrx::telnyx::commands::Action;
 use ivrx::telnyx::events::{Envelope, Event};
@@ -424,18 +426,7 @@ proptest! {
         prop_assert!(c.s.is_settled());
         // One agent per decision: a bridge goes out only once every agent
         // bridged before has been released.
-        let (mut bridged, mut released) = (Vec::<String>::new(), Vec::<String>::new());
-        for e in &c.log {
-            match e {
-                Effect::Release { command, .. } => released.extend(command.call_control_id.clone()),
-                Effect::Send(Command { request: Request::Action(Action::Bridge(b)), .. }) => {
-                    let to = b.call_control_id.clone().unwrap_or_default();
-                    let held = bridged.iter().any(|a| *a != to && !released.contains(a));
-                    prop_assert!(!held, "{} bridged while an earlier agent still held the caller", to);
-                    bridged.push(to);
-                }
-                _ => {}
-            }
-        }
+        let one = check_one_agent_at_a_time(&c.log);
+        prop_assert!(one.is_ok(), "{:?}", one);
     }
 }

@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_in_order() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), vec![1, 2, 3]);
+        assert_eq!(migrate(&mut conn).unwrap(), vec![1, 2, 3, 4]);
         assert!(migrate(&mut conn).unwrap().is_empty());
         let v: i64 = conn.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0)).unwrap();
         assert_eq!(v, latest_version());

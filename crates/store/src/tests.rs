@@ -341,3 +341,34 @@ async fn with_redaction_off_text_is_stored_as_said() {
     assert!(all.contains("4111 1111 1111 1111") && all.contains("jane at example dot com"));
     assert!(!all.contains("[card]"));
 }
+
+#[tokio::test]
+async fn the_legs_whose_end_is_not_recorded_are_listed() {
+    let joined = |n, role, ccid: &str| {
+        let e = DomainEvent::LegJoined {
+            role,
+            call_control_id: ccid.into(),
+            call_leg_id: None,
+            call_session_id: None,
+            from: None,
+            to: None,
+        };
+        rec(n, 0, e)
+    };
+    let ended = |n, role, ccid: &str| {
+        rec(n, 5000, DomainEvent::LegEnded { role, call_control_id: ccid.into(), cause: None, source: None })
+    };
+    let events = [
+        joined(1, Role::Caller, "v3:caller"),
+        joined(2, Role::Agent, "v3:agent-1"),
+        joined(3, Role::Agent, "v3:agent-2"),
+        ended(4, Role::Agent, "v3:agent-1"),
+    ];
+    let (_dir, store) = store_with(&events).await;
+    let mut open = store.reader().open_legs().unwrap();
+    open.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        open,
+        vec![("v3:agent-2".into(), "c1".into(), Role::Agent), ("v3:caller".into(), "c1".into(), Role::Caller)]
+    );
+}

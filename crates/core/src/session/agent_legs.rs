@@ -38,6 +38,28 @@ pub struct LegCheck {
     pub at: DateTime<Utc>,
 }
 
+/// Checks one agent per decision over a session's effects, in order: a
+/// bridge goes out only once every agent bridged before it has been
+/// released. The error names the agent bridged while another still held the
+/// caller. (For tests and replays: the session keeps it by construction.)
+pub fn check_one_agent_at_a_time(effects: &[Effect]) -> Result<(), String> {
+    let (mut bridged, mut released) = (Vec::<&str>::new(), Vec::<&str>::new());
+    for e in effects {
+        match e {
+            Effect::Release { command, .. } => released.extend(command.call_control_id.as_deref()),
+            Effect::Send(Command { request: Request::Action(Action::Bridge(b)), .. }) => {
+                let to = b.call_control_id.as_deref().unwrap_or_default();
+                if let Some(held) = bridged.iter().find(|a| **a != to && !released.contains(a)) {
+                    return Err(format!("{to} bridged while {held} still held the caller"));
+                }
+                bridged.push(to);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// An agent leg other than the current attempt's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Released {

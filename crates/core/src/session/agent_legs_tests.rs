@@ -75,21 +75,17 @@ fn assert_no_agent_left(c: &Call, agents: &[&str]) {
     let ends = events(&c.log).iter().filter(|e| matches!(e, DomainEvent::CallEnded { .. })).count();
     assert_eq!(ends, 1, "the end is recorded once");
     assert!(c.s.is_settled());
-    // One agent per decision: a bridge goes out only once every agent bridged
-    // before it has been released.
-    let (mut bridged, mut released) = (Vec::<String>::new(), Vec::<String>::new());
-    for e in &c.log {
-        match e {
-            Effect::Release { command, .. } => released.extend(command.call_control_id.clone()),
-            Effect::Send(Command { request: Request::Action(Action::Bridge(b)), .. }) => {
-                let to = b.call_control_id.clone().unwrap_or_default();
-                let still_up: Vec<_> = bridged.iter().filter(|a| **a != to && !released.contains(a)).collect();
-                assert!(still_up.is_empty(), "{to} bridged while {still_up:?} still held the caller");
-                bridged.push(to);
-            }
-            _ => {}
-        }
-    }
+    check_one_agent_at_a_time(&c.log).unwrap();
+}
+
+/// The first agent's dial fails for good; the second agent's phone rings and
+/// hangs up with `cause`.
+fn both_attempts_fail(c: &mut Call, cause: &str) -> Vec<Effect> {
+    let dial = transfer(c);
+    let t = c.t;
+    c.input(failed(&dial, "dial", Role::Agent, false, t));
+    c.on_agent(A2, 2, "call.initiated", json!({}));
+    c.on_agent(A2, 2, "call.hangup", json!({"hangup_cause": cause}))
 }
 
 /// Presses 0: the first agent's dial id.
@@ -217,11 +213,7 @@ fn an_agent_who_answers_after_the_caller_hung_up_is_released() {
 #[test]
 fn an_agent_leg_of_a_transfer_that_failed_is_released() {
     let mut c = Call::answered();
-    let dial = transfer(&mut c);
-    let t = c.t;
-    c.input(failed(&dial, "dial", Role::Agent, false, t));
-    c.on_agent(A2, 2, "call.initiated", json!({}));
-    let fx = c.on_agent(A2, 2, "call.hangup", json!({"hangup_cause": "call_rejected"}));
+    let fx = both_attempts_fail(&mut c, "call_rejected");
     assert_eq!(transfer_statuses(&fx), vec![TransferStatus::AttemptFailed, TransferStatus::Failed]);
     assert_eq!(c.s.phase(), Phase::Ivr, "the decision is abandoned: the caller is back with the IVR");
     // The first dial had run after all: its agent answers, and is let go.
@@ -270,11 +262,7 @@ fn a_release_is_sent_again_with_the_same_command_id_until_the_leg_is_gone() {
 #[test]
 fn a_second_decision_never_adopts_a_late_leg_of_the_first() {
     let mut c = Call::answered();
-    let dial = transfer(&mut c);
-    let t = c.t;
-    c.input(failed(&dial, "dial", Role::Agent, false, t));
-    c.on_agent(A2, 2, "call.initiated", json!({}));
-    c.on_agent(A2, 2, "call.hangup", json!({"hangup_cause": "timeout"}));
+    both_attempts_fail(&mut c, "timeout");
     // The caller asks again: a new decision, whose first attempt is the conversation's third.
     let fx = c.press("0");
     let tag = LegTag::decode(dials(&fx)[0].client_state.as_deref()).unwrap();

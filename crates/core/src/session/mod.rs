@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{Decision, PolicyConfig, PolicySnapshot, PolicyState};
 use crate::settings::{default_queues, IvrConfig, QueueConfig, TransferConfig, TransferMode};
 
-pub use agent_legs::{LegCheck, ENDED_UNOBSERVED};
+pub use agent_legs::{check_one_agent_at_a_time, LegCheck, ENDED_UNOBSERVED};
 pub use symbl_link::SymblInput;
 pub use transfer::{ManualTransfer, TransferRefused};
 
