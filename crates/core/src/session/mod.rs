@@ -621,10 +621,11 @@ impl Session {
         self.phase == Phase::Ended
     }
 
-    /// True once the end is recorded and nothing is left to do: no agent leg
-    /// up or being released, no agent dial unanswered.
+    /// True once the end is recorded (or no caller was ever known) and
+    /// nothing is left to do: no agent leg up or being released, no agent
+    /// dial unanswered.
     pub fn is_settled(&self) -> bool {
-        self.end_recorded && self.agent_legs_settled()
+        (self.end_recorded || self.caller.is_none()) && self.agent_legs_settled()
     }
 
     /// The caller leg's call_control_id, once known.
