@@ -21,7 +21,6 @@ use crate::session::SessionSettings;
 use crate::settings::{default_queues, SettingError};
 pub use crate::settings::{IvrConfig, MenuItem, QueueConfig, TransferConfig, TransferMode};
 use crate::store::Location;
-use crate::telnyx::spec::{suggest, tables::SPEAK_LANGUAGES};
 use crate::telnyx::transcription::TranscriptionRequest;
 pub use transcription::TranscriptionSettings;
 
@@ -72,6 +71,11 @@ pub struct TelnyxConfig {
     pub max_attempts: u32,
     /// Per-attempt timeout, milliseconds.
     pub attempt_timeout_ms: u64,
+    /// How long a command that keeps failing for a passing reason (5xx,
+    /// 429, no answer) is sent again, milliseconds from its first attempt: in
+    /// rounds of `max_attempts`, with the same `command_id` (Telnyx runs a
+    /// repeated one once for 60 s). 0: one round.
+    pub retry_window_ms: u64,
 }
 
 impl std::fmt::Debug for TelnyxConfig {
@@ -117,6 +121,12 @@ impl TelnyxConfig {
         if !(50..=60_000).contains(&self.attempt_timeout_ms) {
             return Err(invalid("telnyx.attempt_timeout_ms", "must be between 50 and 60000"));
         }
+        if self.retry_window_ms > 50_000 {
+            return Err(invalid(
+                "telnyx.retry_window_ms",
+                "must be at most 50000: Telnyx runs a repeated command_id once only within 60 s",
+            ));
+        }
         Ok(())
     }
 }
@@ -131,6 +141,7 @@ impl Default for TelnyxConfig {
             signature_tolerance_secs: 300,
             max_attempts: 5,
             attempt_timeout_ms: 3000,
+            retry_window_ms: 30_000,
         }
     }
 }
@@ -149,6 +160,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long an ended call is kept in memory for late webhooks, seconds.
     pub ended_call_grace_secs: u64,
+    /// How often the legs whose end the record does not show are checked
+    /// with Telnyx, seconds (they always are at start; 0: only then).
+    pub reconcile_secs: u64,
     /// Longest wait for a request's headers, milliseconds; an idle connection is closed after it too.
     pub header_timeout_ms: u64,
     /// Longest wait for a request's whole body, milliseconds.
@@ -168,6 +182,9 @@ impl std::fmt::Debug for ServerConfig {
 impl ServerConfig {
     /// Checks the section.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.reconcile_secs > 86_400 {
+            return Err(invalid("server.reconcile_secs", "must be at most 86400 (a day); 0 checks only at start"));
+        }
         if !self.webhook_path.starts_with('/') {
             return Err(invalid("server.webhook_path", "must start with '/', e.g. \"/webhooks/telnyx\""));
         }
@@ -201,6 +218,7 @@ impl Default for ServerConfig {
             admin_token: None,
             max_body_bytes: 256 * 1024,
             ended_call_grace_secs: 120,
+            reconcile_secs: 60,
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
         }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use carrier::{by_command_id, count, executed, wait_for, Carrier, LiveServe};
+use ivrx::sandbox::{PlaceCall, Script, Step};
 use serde_json::Value;
 use serve_support::{attempts, caller_lines};
 
@@ -248,6 +249,59 @@ fn kill_9_mid_calls_then_restart_every_call_completes_once() {
     }
     assert!(s.log_text().contains("resumed calls in progress from the store"), "{}", s.log_text());
     assert_consistent_store(&db, scripts.len());
+}
+
+/// Calls whose end came while ivrx was down (killed with SIGKILL, the carrier
+/// giving up on those webhooks) end in the record as soon as it is back: at
+/// start it asks Telnyx about every leg the record shows as not ended, records
+/// the ones gone as ended while it was not listening, and hangs up the agents
+/// left ringing or briefed for callers who are gone. The next periodic check is
+/// an hour away: the check at start does it.
+#[test]
+fn calls_that_end_while_ivrx_is_down_end_in_the_record_when_it_is_back() {
+    let c = Carrier::start(10.0, |s| {
+        // The carrier gives up on a webhook after 0.1 s: whatever happens while ivrx is down is never delivered.
+        s.delivery.attempts = 2;
+        s.delivery.backoff = Duration::from_millis(100);
+    });
+    // Callers who go quiet are not re-prompted before the end of the test.
+    let mut s = LiveServe::start(&c, "[server]\nreconcile_secs = 3600\n[ivr]\nidle_timeout_secs = 300\n");
+    let live = |script: &str| {
+        let mut call = PlaceCall::new(Script::parse(script).expect("script"));
+        call.live = true;
+        c.sandbox.place_call(call).expect("place").call_control_id
+    };
+    let talkers: Vec<String> = (0..4).map(|_| live("say hi i have a question about my bill\n")).collect();
+    let operators: Vec<String> = (0..4).map(|_| live("say hi i need help with my account\npress 0\n")).collect();
+    let db = s.db();
+    wait_for("every call in the IVR and every operator caller's agent dialled", Duration::from_secs(60), || {
+        let active = count(&db, "SELECT count(*) FROM conversations WHERE status = 'active'");
+        let transferring = count(&db, "SELECT count(*) FROM conversations WHERE transfer_status IS NOT NULL");
+        (active == 8 && transferring == 4).then_some(())
+    });
+    s.kill9();
+    // Every caller hangs up while ivrx is down; their agents, unless bridged, stay on the line.
+    for ccid in talkers.iter().chain(&operators) {
+        c.sandbox.append_steps(ccid, vec![Step::Hangup]).expect("append");
+        c.wait_hangup(ccid, 60);
+    }
+    wait_for("the carrier to give up on those webhooks", Duration::from_secs(30), || {
+        (c.sandbox.delivery_stats().queued == 0).then_some(())
+    });
+    s.restart();
+    wait_for("every call to end in the record", Duration::from_secs(60), || {
+        (count(&db, "SELECT count(*) FROM conversations WHERE status != 'ended'") == 0).then_some(())
+    });
+    wait_for("every leg's end in the record", Duration::from_secs(60), || {
+        (count(&db, "SELECT count(*) FROM legs WHERE ended_ms IS NULL") == 0).then_some(())
+    });
+    let unheard =
+        count(&db, "SELECT count(*) FROM legs WHERE role = 'caller' AND hangup_cause = 'ended_while_not_listening'");
+    assert_eq!(unheard, 8, "every caller's hangup went unheard and was found\n{}", s.log_text());
+    let audit = ivrx::sandbox::LegAudit::default();
+    assert_eq!(c.sandbox.leg_audit(), audit, "no agent left on the line at the carrier");
+    assert!(s.log_text().contains("legs that ended while ivrx was not listening"), "{}", s.log_text());
+    assert_consistent_store(&db, 8);
 }
 
 // ----- hang-ups: every stage ends in a consistent record, and 90018 is no error

@@ -86,10 +86,14 @@ fn live_mode_refuses_bad_signatures_and_bad_bodies_with_clean_4xx() {
         assert_eq!(status, 401, "{what}: {err}");
         assert!(err["error"].as_str().unwrap_or_default().starts_with("signature refused"), "{what}: {err}");
     }
-    // A good one is accepted once; the same bytes and signature again are a replay.
+    // A good one is accepted once; the same bytes and signature again are a
+    // duplicate delivery (acknowledged, nothing done); that signature over
+    // other bytes is a replay.
     let (status, ok) = post(&hook, body.clone(), &good(now));
     assert_eq!((status, ok["status"].as_str()), (200, Some("unrouted")), "{ok}");
-    let (status, err) = post(&hook, body.clone(), &good(now));
+    let (status, ok) = post(&hook, body.clone(), &good(now));
+    assert_eq!((status, ok["status"].as_str()), (200, Some("duplicate")), "{ok}");
+    let (status, err) = post(&hook, envelope("e-2"), &good(now));
     assert_eq!(status, 401);
     assert!(err["error"].as_str().unwrap_or_default().contains("replayed"), "{err}");
     // Bodies: too large (the configured limit), not JSON, not an envelope, empty, wrong type.
@@ -498,7 +502,8 @@ fn health_readiness_and_metrics_after_real_calls() {
         s.chaos.api_error_rate = 0.1;
         s.chaos.seed = Some(3);
     });
-    let s = LiveServe::start(&c, "[telnyx]\nmax_attempts = 1\n[server]\nended_call_grace_secs = 1\n");
+    let config = "[telnyx]\nmax_attempts = 1\nretry_window_ms = 0\n[server]\nended_call_grace_secs = 1\n";
+    let s = LiveServe::start(&c, config);
     assert_eq!(s.get("/healthz"), (200, "ok\n".into()));
     assert_eq!(s.get("/readyz"), (200, "ready\n".into()));
     let calls = [

@@ -33,8 +33,14 @@ async fn fake_api() -> (String, Log) {
             json!({"data": {"call_control_id": "v3:agent", "call_leg_id": "l", "call_session_id": "s", "is_alive": false, "record_type": "call"}}),
         )
     }
+    // Every call is gone when asked about.
+    async fn retrieve(Path(id): Path<String>) -> Json<Value> {
+        Json(json!({"data": {"call_control_id": id, "call_leg_id": "l", "call_session_id": "s", "is_alive": false,
+                             "record_type": "call", "end_time": "2026-01-01T12:00:00Z"}}))
+    }
     let app = Router::new()
         .route("/v2/calls/{id}/actions/{action}", post(action))
+        .route("/v2/calls/{id}", axum::routing::get(retrieve))
         .route("/v2/calls", post(dial))
         .with_state(log.clone());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -70,6 +76,8 @@ async fn fixture() -> Fixture {
         admin_token: TOKEN.into(),
         max_body_bytes: 16 * 1024,
         grace: Duration::from_secs(5),
+        retry_window: Duration::from_secs(30),
+        reconcile_every: None,
         signature_tolerance: Duration::from_secs(300),
         load_audit: false,
     })
@@ -177,13 +185,26 @@ async fn forged_stale_missing_malformed_and_replayed_signatures_get_401() {
         assert_eq!(status, 401, "{what}: {err}");
         assert!(err["error"].as_str().unwrap().starts_with("signature refused"), "{what}: {err}");
     }
-    // A good one is accepted; the same bytes and signature again are a replay.
+    // A good one is accepted; the same bytes and signature again are a
+    // repeated delivery of a stored event: acknowledged as a duplicate.
     let sig = f.signer.sign(now, &body);
     let (status, _) = f.post_raw(body.clone(), Some(sig.clone()), Some(now.to_string()), "application/json").await;
     assert_eq!(status, 200);
-    let (status, err) = f.post_raw(body, Some(sig), Some(now.to_string()), "application/json").await;
+    let (status, ok) = f.post_raw(body.clone(), Some(sig.clone()), Some(now.to_string()), "application/json").await;
+    assert_eq!((status, ok["status"].as_str()), (200, Some("duplicate")), "{ok}");
+    // That signature over other bytes is a replay; a stale one is refused even for a stored event.
+    let (status, err) = f.post_raw(initiated("e2"), Some(sig), Some(now.to_string()), "application/json").await;
     assert_eq!(status, 401);
-    assert!(err["error"].as_str().unwrap().contains("replayed"));
+    assert!(err["error"].as_str().unwrap().contains("replayed"), "{err}");
+    let (status, err) = f
+        .post_raw(
+            body.clone(),
+            Some(f.signer.sign(now - 600, &body)),
+            Some((now - 600).to_string()),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, 401, "{err}");
     assert_eq!(f.actions(1).await, vec!["answer"], "nothing forged got through");
 }
 
@@ -295,4 +316,49 @@ async fn a_manual_transfer_goes_through_the_guard() {
     assert_eq!(body["code"], "in_progress");
     let actions = f.actions(5).await;
     assert_eq!(actions.iter().filter(|a| *a == "dial").count(), 1, "{actions:?}");
+}
+
+#[tokio::test]
+async fn a_leg_whose_hangup_never_comes_is_recorded_as_ended_once_two_checks_find_it_gone() {
+    let f = fixture().await;
+    f.post(initiated("e1")).await;
+    let store = &f.server.app.store;
+    let mut open = Vec::new();
+    for _ in 0..200 {
+        open = store.open_legs().await.unwrap();
+        if !open.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let conv = open.first().expect("the caller's leg is recorded").conversation_id.clone();
+    let calls = &f.server.app.calls;
+    let mut suspects = std::collections::HashSet::new();
+    let first = ivrx::server::reconcile::pass(calls, &mut suspects, false).await;
+    assert_eq!((first.open, first.gone), (1, 0), "a leg found gone once may have its hangup on the way");
+    let second = ivrx::server::reconcile::pass(calls, &mut suspects, false).await;
+    assert_eq!((second.open, second.gone), (1, 1));
+    let mut ended = Vec::new();
+    for _ in 0..200 {
+        store.flush().await.unwrap();
+        ended = store
+            .events(&conv, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r.event {
+                ivrx::session::DomainEvent::LegEnded { cause, source, .. } => Some((cause, source)),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        if !ended.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let expected = (Some("ended_while_not_listening".to_string()), Some("reconciliation".to_string()));
+    assert_eq!(ended, vec![expected]);
+    assert!(store.open_legs().await.unwrap().is_empty());
+    // At start, a leg found gone is reported at once.
+    assert_eq!(ivrx::server::reconcile::pass(calls, &mut suspects, true).await.open, 0);
 }

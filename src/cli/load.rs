@@ -11,8 +11,12 @@
 //!    Server memory is sampled every half second meanwhile.
 //! 3. Waits for the last webhooks, then audits: the acknowledged ids are paged
 //!    from the sandbox to the server, which answers those it does not hold
-//!    (lost events); each call's decisions and connected agents are read
-//!    from the store (double transfers, transfers issued against expected).
+//!    (lost events); each call's decisions, connected agents and agent legs
+//!    are read from the store (double transfers, agent legs answered and
+//!    never ended, transfers issued against expected); the sandbox says which
+//!    agent legs it still has up after their caller hung up, which callers it
+//!    bridged with more than one agent, and how many repeated deliveries the
+//!    server refused.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -30,7 +34,7 @@ use super::{exit, DialArgs};
 use crate::http::latency::LatencySummary;
 use crate::loadtest::mix::{self, CallerScript, Mix};
 use crate::loadtest::report::{CallOutcome, LoadReport, MemoryReport, MixLine};
-use crate::sandbox::{ControlClient, PlaceRequest};
+use crate::sandbox::{ControlClient, LegAudit, PlaceRequest};
 use crate::store::CallAudit;
 use crate::sysinfo::Memory;
 
@@ -232,6 +236,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     report.webhooks.attempts = delivered.attempts;
     report.webhooks.failed_attempts = delivered.failed_attempts;
     report.webhooks.gave_up = delivered.gave_up;
+    report.refused_duplicates = delivered.refused_duplicates;
     report.webhooks.per_sec = delivered.delivered as f64 / report.wall_secs.max(1e-9);
     if delivered.truncated {
         eprintln!(
@@ -245,6 +250,11 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     }
     report.lost_events = lost_events(&carrier, &server).await?;
     let audits = audit_calls(&server, &ccids, &hung_up).await?;
+    let carrier_view = settled_leg_audit(&carrier).await?;
+    report.agent_legs_left_up = carrier_view.left_up.len() as u64;
+    for leg in carrier_view.left_up.iter().take(5) {
+        eprintln!("left up: agent leg {} of call {} (answered: {})", leg.call_control_id, leg.linked_to, leg.answered);
+    }
     for (i, audit) in audits.iter().enumerate() {
         let Some(audit) = audit else { continue };
         let (script, _) = &mix.entries[usize::from(plan[i])];
@@ -255,7 +265,9 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
                 report.calls.not_ended_in_store += 1;
             }
         }
-        report.double_transfers += u64::from(audit.double_transfer());
+        let bridged_twice = ccids[i].as_ref().is_some_and(|c| carrier_view.bridged_to_several.contains(c));
+        report.double_transfers += u64::from(audit.double_transfer() || bridged_twice);
+        report.orphaned_agent_legs += u64::from(audit.agent_legs_not_ended);
         report.transfers.add(CallOutcome { script: &script.name, expect: script.expect.as_ref(), audit });
     }
     report.mix = mix
@@ -302,9 +314,23 @@ async fn lost_events(carrier: &ControlClient, server: &AdminClient) -> anyhow::R
     Ok(lost)
 }
 
+/// The carrier's view of agent legs once it has settled: agents still up
+/// after their caller hung up are re-read (briefly), as their release may
+/// still be under way.
+async fn settled_leg_audit(carrier: &ControlClient) -> anyhow::Result<LegAudit> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let audit = carrier.leg_audit().await.context("reading the sandbox's agent legs")?;
+        if audit.left_up.is_empty() || Instant::now() >= deadline {
+            return Ok(audit);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The store's view of every placed call; calls that hung up are re-read
-/// (briefly) until their conversation has ended, as the hangup webhook may
-/// still be in the server's hands.
+/// (briefly) until their conversation has ended and no agent leg that
+/// answered is without an end, as webhooks may still be in the server's hands.
 async fn audit_calls(
     server: &AdminClient,
     ccids: &[Option<String>],
@@ -324,7 +350,7 @@ async fn audit_calls(
             let audits: Vec<CallAudit> =
                 serde_json::from_value(v["calls"].clone()).context("the server's audit answer")?;
             for (&i, a) in chunk.iter().zip(audits) {
-                if hung_up[i] && !a.ended {
+                if hung_up[i] && (!a.ended || a.agent_legs_not_ended > 0) {
                     again.push(i);
                 }
                 out[i] = Some(a);
@@ -378,6 +404,11 @@ fn print_report(r: &LoadReport) {
     }
     row("lost events", r.lost_events.to_string());
     row("double transfers", r.double_transfers.to_string());
+    row(
+        "agent legs answered, never ended / left up at the carrier",
+        format!("{} / {}", r.orphaned_agent_legs, r.agent_legs_left_up),
+    );
+    row("duplicate deliveries refused", r.refused_duplicates.to_string());
     let m = &r.memory;
     row("server peak RSS", format!("{:.1} MiB", m.peak_rss_kib as f64 / 1024.0));
     row(

@@ -106,6 +106,8 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         admin_token,
         max_body_bytes: config.server.max_body_bytes,
         grace: Duration::from_secs(config.server.ended_call_grace_secs),
+        retry_window: Duration::from_millis(config.telnyx.retry_window_ms),
+        reconcile_every: (config.server.reconcile_secs > 0).then(|| Duration::from_secs(config.server.reconcile_secs)),
         signature_tolerance: Duration::from_secs(config.telnyx.signature_tolerance_secs),
         load_audit,
     };

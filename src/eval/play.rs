@@ -123,7 +123,9 @@ impl Call<'_> {
                         let score = self.engine.score(&req.text);
                         queue.extend(self.session.handle(Input::Scored { seq: req.seq, score, at: self.last_at }));
                     }
-                    Effect::Send(cmd) => failed.extend(self.send(&cmd)),
+                    // A release is sent apart from the ordered commands, at
+                    // once here: the offline clock waits for no backoff.
+                    Effect::Send(cmd) | Effect::Release { command: cmd, .. } => failed.extend(self.send(&cmd)),
                     // Symbl is never reachable offline.
                     Effect::StartSymbl => {
                         let reason = "Symbl is not used offline".to_string();

@@ -10,7 +10,8 @@ use crate::store::CallAudit;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
     /// True when every call completed, nothing was lost, nothing was
-    /// transferred twice and every call was transferred as its script expects.
+    /// transferred twice, no agent was left on the line, no duplicate
+    /// delivery was refused and every call was transferred as its script expects.
     pub ok: bool,
     /// Calls.
     pub calls: CallCounts,
@@ -36,8 +37,20 @@ pub struct LoadReport {
     pub transfers: TransferTally,
     /// Webhooks acknowledged 2xx that the store does not hold.
     pub lost_events: u64,
-    /// Calls with more than one transfer decision, connected transfer or answering agent leg.
+    /// Calls with more than one transfer decision or connected transfer in
+    /// the store, or bridged with more than one agent leg at the carrier.
     pub double_transfers: u64,
+    /// Agent legs that answered and never ended in the store.
+    #[serde(default)]
+    pub orphaned_agent_legs: u64,
+    /// Agent legs the carrier still had up after their caller's leg ended
+    /// (answered or ringing), once the run settled.
+    #[serde(default)]
+    pub agent_legs_left_up: u64,
+    /// Repeated deliveries of an acknowledged webhook that the server
+    /// refused (non-2xx), as the carrier saw them.
+    #[serde(default)]
+    pub refused_duplicates: u64,
     /// Server memory, sampled during the run.
     pub memory: MemoryReport,
     /// The scripts played.
@@ -53,6 +66,9 @@ impl LoadReport {
             && c.completed == c.planned
             && self.lost_events == 0
             && self.double_transfers == 0
+            && self.orphaned_agent_legs == 0
+            && self.agent_legs_left_up == 0
+            && self.refused_duplicates == 0
             && t.mismatched == 0
             && t.issued_where_expected == t.expected;
     }
@@ -307,8 +323,17 @@ mod tests {
         r.transfers = TransferTally { expected: 1, issued: 1, issued_where_expected: 1, ..TransferTally::default() };
         r.judge();
         assert!(r.ok);
-        r.lost_events = 1;
-        r.judge();
-        assert!(!r.ok);
+        for spoil in [
+            |r: &mut LoadReport| r.lost_events = 1,
+            |r: &mut LoadReport| r.double_transfers = 1,
+            |r: &mut LoadReport| r.orphaned_agent_legs = 1,
+            |r: &mut LoadReport| r.agent_legs_left_up = 1,
+            |r: &mut LoadReport| r.refused_duplicates = 1,
+        ] {
+            let mut bad = r.clone();
+            spoil(&mut bad);
+            bad.judge();
+            assert!(!bad.ok, "{bad:?}");
+        }
     }
 }

@@ -24,13 +24,13 @@ use super::outbox::{self, Outbox};
 use super::symbl_link::{DialIns, LinkContext, PstnLink, SymblEvent};
 use crate::intel::{Score, Scorer};
 use crate::session::{
-    Command, DomainEvent, Effect, Input, LegTag, ManualTransfer, Recorded, Request, Session, SessionSettings,
-    SymblInput, TransferRefused,
+    Command, DomainEvent, Effect, Input, LegCheck, LegTag, ManualTransfer, Recorded, Request, Role, Session,
+    SessionSettings, SymblInput, TransferRefused,
 };
 use crate::store::{ids, IdMatch, SessionState, SharedStore, Transition};
 use crate::symbl::{SymblCall, SymblEngine};
 use crate::telnyx::events::{Direction, Envelope, Event};
-use crate::telnyx::TelnyxClient;
+use crate::telnyx::{TelnyxClient, TelnyxError};
 
 /// A message for a conversation's worker.
 #[derive(Debug)]
@@ -155,6 +155,9 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// How long an ended conversation's worker waits for late webhooks.
     pub grace: Duration,
+    /// How long a command failing for a passing reason is sent again, in
+    /// rounds of the client's attempts, from its first attempt.
+    pub retry_window: Duration,
 }
 
 /// The registry of conversations in progress. Cheap to clone.
@@ -423,7 +426,8 @@ async fn run_worker(
         w.restore().await;
     }
     loop {
-        let next = if w.session.is_ended() {
+        // Once the call is over and no agent leg is left, late webhooks get a grace period.
+        let next = if w.session.is_settled() {
             tokio::time::timeout(shared.grace, rx.recv()).await.unwrap_or_default()
         } else {
             rx.recv().await
@@ -488,7 +492,11 @@ impl Worker {
                         );
                     }
                     for cmd in unanswered {
-                        self.send(cmd, None);
+                        if cmd.is_agent_hangup() {
+                            self.release(cmd, 0);
+                        } else {
+                            self.send(cmd, None);
+                        }
                     }
                 }
                 Err(e) => tracing::error!(conversation = self.session.id(), error = %e, "stored session unreadable"),
@@ -532,6 +540,8 @@ impl Worker {
                     // Keep the conversation's own clock.
                     Input::CommandFailed { at, .. }
                     | Input::ConferenceReady { at, .. }
+                    | Input::Dialled { at, .. }
+                    | Input::LegChecked(LegCheck { at, .. })
                     | Input::Symbl(SymblInput::LegArrived { at, .. }) => *at = self.last_at,
                     _ => {}
                 }
@@ -601,6 +611,12 @@ impl Worker {
     fn send(&mut self, cmd: Command, started: Option<Instant>) {
         self.outbox.push(&cmd);
         let _ = self.sender.send((cmd, started));
+    }
+
+    /// Releases an agent leg (its hangup, kept in the outbox until answered).
+    fn release(&mut self, cmd: Command, round: u32) {
+        self.outbox.push(&cmd);
+        tokio::spawn(run_release(self.calls.shared.clone(), cmd, round, self.self_tx.clone()));
     }
 
     /// Scores an utterance: inline with the local engine, or queued for the
@@ -718,6 +734,7 @@ impl Worker {
                     let started = if cmd.is_transfer_start() { received } else { None };
                     self.send(cmd, started);
                 }
+                Effect::Release { command, round } => self.release(command, round),
                 Effect::StartSymbl => self.start_symbl(&mut queue),
                 Effect::StopSymbl { fallback } => {
                     if let Some(link) = self.pstn.take() {
@@ -774,8 +791,8 @@ impl Worker {
         }
         let session = outbox::encode(&self.session, &self.outbox).ok().map(|state| SessionState {
             state,
-            // Not over while a command (such as releasing the agent) is unanswered.
-            ended: self.session.is_ended() && self.outbox.pending().is_empty(),
+            // Not over while an agent leg is up or a command is unanswered.
+            ended: self.session.is_settled() && self.outbox.pending().is_empty(),
         });
         let transition = Transition {
             conversation_id: self.session.id().to_string(),
@@ -802,43 +819,104 @@ async fn run_sender(
         if let Some(t) = started {
             shared.metrics.decision_latency(t.elapsed());
         }
-        let began = Instant::now();
-        let result = match &cmd.request {
-            Request::Action(a) => match &cmd.call_control_id {
-                Some(ccid) => shared.client.action(ccid, a).await.map(|_| ()),
-                None => Ok(()),
-            },
-            Request::Dial(d) => shared.client.dial(d).await.map(|_| ()),
-            Request::Conference(c) => match shared.client.conference(c).await {
-                Ok(Some(conference)) => {
-                    let ready = Input::ConferenceReady { conference_id: conference.id, at: Utc::now() };
-                    let _ = worker.send(WorkerMsg::Input(ready));
-                    Ok(())
+        execute(&shared, &cmd, &worker).await;
+    }
+}
+
+/// Releases an agent leg: its hangup, apart from the ordered commands, after
+/// a backoff that grows with the round.
+async fn run_release(shared: Arc<Shared>, cmd: Command, round: u32, worker: mpsc::UnboundedSender<WorkerMsg>) {
+    tokio::time::sleep(backoff(round)).await;
+    execute(&shared, &cmd, &worker).await;
+}
+
+/// The wait before round `round` of a command: none the first time, then
+/// doubling from a second up to half a minute (each round retries on its own).
+fn backoff(round: u32) -> Duration {
+    match round {
+        0 => Duration::ZERO,
+        r => Duration::from_secs(1u64 << (r - 1).min(5)).min(Duration::from_secs(30)),
+    }
+}
+
+/// Sends one command and tells the worker how it went: answered (it leaves
+/// the outbox), an agent dial's new leg, a conference's id, or a failure for
+/// good. A failure for a passing reason is sent again, same `command_id`,
+/// while the retry window lasts.
+async fn execute(shared: &Shared, cmd: &Command, worker: &mpsc::UnboundedSender<WorkerMsg>) {
+    let began = Instant::now();
+    let mut round = 0;
+    let result = loop {
+        let result = send_once(shared, cmd, worker).await;
+        match &result {
+            Err(e) if e.is_transient() && began.elapsed() + backoff(round + 1) < shared.retry_window => {
+                round += 1;
+                tracing::debug!(action = cmd.action_name(), command_id = cmd.command_id(), round, error = %e, "sending again");
+                tokio::time::sleep(backoff(round)).await;
+            }
+            _ => break result,
+        }
+    };
+    let _ = worker.send(WorkerMsg::Answered { command_id: cmd.command_id().to_string() });
+    let action = cmd.action_name();
+    shared.metrics.command(action, began.elapsed(), result.as_ref().err().map(|e| e.kind()));
+    let Err(e) = result else { return };
+    // A leg Telnyx does not know is as gone as one it says has ended.
+    let call_gone = e.is_call_gone() || (cmd.is_agent_hangup() && matches!(e, TelnyxError::NotFound { .. }));
+    if cmd.failure_is_moot(call_gone) {
+        return;
+    }
+    if call_gone {
+        tracing::debug!(action, command_id = cmd.command_id(), "call already ended");
+    } else {
+        tracing::warn!(action, command_id = cmd.command_id(), error = %e, "Telnyx command failed");
+    }
+    let _ = worker.send(WorkerMsg::Input(Input::CommandFailed {
+        command_id: cmd.command_id().to_string(),
+        action: action.to_string(),
+        role: cmd.role,
+        call_gone,
+        error: e.to_string(),
+        at: Utc::now(),
+    }));
+}
+
+/// One round of a command (the client's attempts), with what its answer tells the worker.
+async fn send_once(
+    shared: &Shared,
+    cmd: &Command,
+    worker: &mpsc::UnboundedSender<WorkerMsg>,
+) -> Result<(), TelnyxError> {
+    match &cmd.request {
+        Request::Action(a) => match &cmd.call_control_id {
+            Some(ccid) => shared.client.action(ccid, a).await.map(|_| ()),
+            None => Ok(()),
+        },
+        Request::Dial(d) => match shared.client.dial(d).await {
+            Ok(info) => {
+                if cmd.role == Role::Agent {
+                    let dialled = Input::Dialled {
+                        command_id: cmd.command_id().to_string(),
+                        call_control_id: info.call_control_id,
+                        call_leg_id: Some(info.call_leg_id),
+                        call_session_id: Some(info.call_session_id),
+                        at: Utc::now(),
+                    };
+                    let _ = worker.send(WorkerMsg::Input(dialled));
                 }
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            },
-        };
-        let _ = worker.send(WorkerMsg::Answered { command_id: cmd.command_id().to_string() });
-        let action = cmd.action_name();
-        shared.metrics.command(action, began.elapsed(), result.as_ref().err().map(|e| e.kind()));
-        let Err(e) = result else { continue };
-        if cmd.failure_is_moot(e.is_call_gone()) {
-            continue;
-        }
-        if e.is_call_gone() {
-            tracing::debug!(action, command_id = cmd.command_id(), "call already ended");
-        } else {
-            tracing::warn!(action, command_id = cmd.command_id(), error = %e, "Telnyx command failed");
-        }
-        let _ = worker.send(WorkerMsg::Input(Input::CommandFailed {
-            command_id: cmd.command_id().to_string(),
-            action: action.to_string(),
-            role: cmd.role,
-            call_gone: e.is_call_gone(),
-            error: e.to_string(),
-            at: Utc::now(),
-        }));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        Request::Conference(c) => match shared.client.conference(c).await {
+            Ok(Some(conference)) => {
+                let ready = Input::ConferenceReady { conference_id: conference.id, at: Utc::now() };
+                let _ = worker.send(WorkerMsg::Input(ready));
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        },
     }
 }
 

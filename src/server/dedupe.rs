@@ -1,6 +1,7 @@
 //! A bounded set of recently seen keys (webhook event ids, signatures) with a
-//! time to live: Telnyx retries a webhook with the same `data.id`, and a replayed
-//! signature must be refused.
+//! time to live: Telnyx retries a webhook with the same `data.id`, and a
+//! signature must not be reused for another body. A key can be remembered
+//! with a digest of what came with it, to tell a repeat from a reuse.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -38,8 +39,20 @@ pub struct RecentSet {
 
 #[derive(Debug, Default)]
 struct Inner {
-    seen: HashMap<Key, Instant, BuildHasherDefault<FirstWord>>,
+    /// When each key was remembered, and the digest of what came with it.
+    seen: HashMap<Key, (Instant, u64), BuildHasherDefault<FirstWord>>,
     order: VecDeque<(Instant, Key)>,
+}
+
+/// How a key remembered with a digest had been seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Not within the time to live.
+    New,
+    /// With the same bytes.
+    Same,
+    /// With other bytes.
+    Other,
 }
 
 /// Keys are already keyed hashes: the table uses their first word as is.
@@ -81,24 +94,47 @@ impl RecentSet {
 
     /// Inserts `key`; returns false when it was already there (a repeat).
     pub fn insert(&self, key: &str, now: Instant) -> bool {
-        let key = self.key(key);
-        let Ok(mut g) = self.inner.lock() else { return true };
+        self.remember(key, &[], now) == Seen::New
+    }
+
+    /// How `key` was seen before (compared by the bytes that came with it),
+    /// without remembering it.
+    pub fn check(&self, key: &str, with: &[u8], now: Instant) -> Seen {
+        let (key, digest) = (self.key(key), self.keys[1].hash_one(with));
+        let Ok(g) = self.inner.lock() else { return Seen::New };
+        match g.seen.get(&key) {
+            Some(&(t, d)) if now.duration_since(t) < self.ttl => {
+                if d == digest {
+                    Seen::Same
+                } else {
+                    Seen::Other
+                }
+            }
+            _ => Seen::New,
+        }
+    }
+
+    /// Remembers `key` with a digest of `with`; says how it was seen before
+    /// (a key seen before keeps its first digest).
+    pub fn remember(&self, key: &str, with: &[u8], now: Instant) -> Seen {
+        let (key, digest) = (self.key(key), self.keys[1].hash_one(with));
+        let Ok(mut g) = self.inner.lock() else { return Seen::New };
         while let Some((t, _)) = g.order.front() {
             if now.duration_since(*t) < self.ttl && g.order.len() < self.capacity {
                 break;
             }
             if let Some((t, k)) = g.order.pop_front() {
-                if g.seen.get(&k) == Some(&t) {
+                if g.seen.get(&k).map(|e| e.0) == Some(t) {
                     g.seen.remove(&k);
                 }
             }
         }
-        if g.seen.contains_key(&key) {
-            return false;
+        if let Some(&(_, d)) = g.seen.get(&key) {
+            return if d == digest { Seen::Same } else { Seen::Other };
         }
-        g.seen.insert(key, now);
+        g.seen.insert(key, (now, digest));
         g.order.push_back((now, key));
-        true
+        Seen::New
     }
 
     /// Forgets `key` (a webhook that could not be handled may be retried).
@@ -131,6 +167,20 @@ mod tests {
         assert!(s.insert("a", t));
         assert!(!s.insert("a", t + Duration::from_secs(5)));
         assert!(s.insert("a", t + Duration::from_secs(11)));
+    }
+
+    #[test]
+    fn a_key_remembered_with_bytes_tells_a_repeat_from_a_reuse() {
+        let s = RecentSet::new(Duration::from_secs(10), 100);
+        let t = Instant::now();
+        assert_eq!(s.check("sig", b"body", t), Seen::New, "checking remembers nothing");
+        assert_eq!(s.remember("sig", b"body", t), Seen::New);
+        assert_eq!(s.check("sig", b"body", t), Seen::Same);
+        assert_eq!(s.check("sig", b"other body", t), Seen::Other);
+        assert_eq!(s.remember("sig", b"other body", t), Seen::Other);
+        assert_eq!(s.remember("sig", b"body", t), Seen::Same, "the first bytes are kept");
+        assert_eq!(s.check("sig", b"other body", t + Duration::from_secs(11)), Seen::New, "expired");
+        assert_eq!(s.remember("sig", b"other body", t + Duration::from_secs(11)), Seen::New);
     }
 
     #[test]

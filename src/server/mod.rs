@@ -10,6 +10,7 @@ pub mod dedupe;
 pub mod live;
 pub mod metrics;
 pub mod outbox;
+pub mod reconcile;
 pub mod symbl_link;
 pub mod token;
 mod webhook;
@@ -36,7 +37,8 @@ use crate::telnyx::{TelnyxClient, WebhookVerifier};
 pub struct App {
     /// Verifies webhook signatures.
     pub verifier: WebhookVerifier,
-    /// Signatures seen within the tolerance (replays are refused).
+    /// Signatures seen within the tolerance, with the bytes they signed (one
+    /// reused for other bytes is refused).
     pub signatures: RecentSet,
     /// Event ids seen recently (repeats are acknowledged and ignored).
     pub seen: RecentSet,
@@ -79,6 +81,11 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// How long ended conversations wait for late webhooks.
     pub grace: Duration,
+    /// How long a command failing for a passing reason is sent again.
+    pub retry_window: Duration,
+    /// How often the legs whose end the record does not show are checked
+    /// with Telnyx (they always are at start; `None`: only then).
+    pub reconcile_every: Option<Duration>,
     /// The signature tolerance (how long a replayed signature is remembered).
     pub signature_tolerance: Duration,
     /// Mount the load-run audit endpoints ([`crate::loadtest::audit`]): only
@@ -94,11 +101,13 @@ pub struct ServerHandle {
     pub app: Arc<App>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    reconciler: tokio::task::JoinHandle<()>,
 }
 
 impl ServerHandle {
     /// Stops accepting requests and waits for the server task.
     pub async fn shutdown(mut self) {
+        self.reconciler.abort();
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
         }
@@ -143,8 +152,9 @@ pub async fn start(options: ServerOptions) -> std::io::Result<ServerHandle> {
     start_with(options, Limits::default()).await
 }
 
-/// Starts the server and resumes calls that were in progress. Clients must
-/// send a request's headers and body within `limits`.
+/// Starts the server, resumes calls that were in progress and checks with
+/// Telnyx the legs whose end the record does not show (then periodically,
+/// see [`reconcile`]). Clients must send a request's headers and body within `limits`.
 pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Result<ServerHandle> {
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(LiveHub::default());
@@ -156,6 +166,7 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         live: live.clone(),
         metrics: metrics.clone(),
         grace: options.grace,
+        retry_window: options.retry_window,
     });
     let seen = RecentSet::new(Duration::from_secs(3600), 1_000_000);
     // Remember the webhooks of the last hour, so a retry after a restart is still a repeat.
@@ -186,5 +197,6 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         let _ = rx.await;
     };
     let task = tokio::spawn(crate::http::serve::serve(options.listener, router, limits, stopped));
-    Ok(ServerHandle { addr, app, shutdown: Some(tx), task })
+    let reconciler = tokio::spawn(reconcile::run(calls, options.reconcile_every));
+    Ok(ServerHandle { addr, app, shutdown: Some(tx), task, reconciler })
 }

@@ -1,7 +1,9 @@
-//! `POST /webhooks/telnyx`: verify the signature over the raw bytes, parse,
-//! refuse replays, de-duplicate on the event id, route, store the raw webhook,
-//! hand it to the conversation's worker and acknowledge. The slow work (scoring,
-//! commands) happens after the acknowledgement.
+//! `POST /webhooks/telnyx`: verify the signature over the raw bytes (fresh
+//! timestamp, never reused for other bytes), parse, de-duplicate on the event
+//! id, route, store the raw webhook, hand it to the conversation's worker and
+//! acknowledge. A delivery of an event already stored (a carrier retry, or the
+//! very same signed bytes again) is acknowledged as a duplicate and changes
+//! nothing. The slow work (scoring, commands) happens after the acknowledgement.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +17,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::calls::{Route, WorkerMsg};
+use super::dedupe::Seen;
 use super::App;
 use crate::store::{WebhookOutcome, WebhookRecord};
 use crate::telnyx::events::{Envelope, Event};
@@ -42,19 +45,23 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         }
     }
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let signature = header(SIGNATURE_HEADER);
+    let signature = header(SIGNATURE_HEADER).map(str::trim);
+    // A signature seen before over other bytes is a replay, whatever it verifies as.
+    if signature.is_some_and(|sig| app.signatures.check(sig, body, t0) == Seen::Other) {
+        app.metrics.webhook("-", "replayed");
+        tracing::warn!("webhook refused: a signature seen before with another body (replay)");
+        return reply(StatusCode::UNAUTHORIZED, "error", "signature refused: replayed for another body");
+    }
     let now = chrono::Utc::now().timestamp();
     if let Err(e) = app.verifier.verify(signature, header(TIMESTAMP_HEADER), body, now) {
         app.metrics.webhook("-", "bad_signature");
         tracing::warn!(error = %e, "webhook refused: signature");
         return reply(StatusCode::UNAUTHORIZED, "error", format!("signature refused: {e}"));
     }
+    // The same signed bytes again are a repeated delivery: its event id says
+    // whether it was processed (then it is acknowledged as a duplicate).
     if let Some(sig) = signature {
-        if !app.signatures.insert(sig.trim(), t0) {
-            app.metrics.webhook("-", "replayed");
-            tracing::warn!("webhook refused: a signature seen before (replay)");
-            return reply(StatusCode::UNAUTHORIZED, "error", "signature refused: replayed");
-        }
+        app.signatures.remember(sig, body, t0);
     }
     let envelope = match Envelope::parse(body) {
         Ok(e) => e,

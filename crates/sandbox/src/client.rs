@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::conference::Heard;
 use crate::stats::DeliverySummary;
+use crate::world::LegAudit;
 
 /// Longest wait for one `/wait` answer (the wait itself is in sandbox time).
 const WAIT_LIMIT: Duration = Duration::from_secs(3600);
@@ -173,6 +174,13 @@ impl ControlClient {
         let body = json!({"track": true, "record_log": false});
         let v: Data<DeliverySummary> =
             self.send(self.http.post(self.url("/sandbox/v1/deliveries/reset")).json(&body)).await?;
+        Ok(v.data)
+    }
+
+    /// Legs left up after the call they were placed for hung up, and calls
+    /// bridged with more than one of them (`GET /sandbox/v1/legs/audit`).
+    pub async fn leg_audit(&self) -> Result<LegAudit, ControlError> {
+        let v: Data<LegAudit> = self.send(self.http.get(self.url("/sandbox/v1/legs/audit"))).await?;
         Ok(v.data)
     }
 

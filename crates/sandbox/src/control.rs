@@ -39,6 +39,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/sandbox/v1/parties", post(set_party))
         .route("/sandbox/v1/webhooks", get(webhooks))
         .route("/sandbox/v1/commands", get(commands))
+        .route("/sandbox/v1/legs/audit", get(leg_audit))
         .merge(super::stats::routes())
         .layer(middleware::from_fn_with_state(shared, require_api_key))
         .route("/sandbox/v1/public-key", get(public_key))
@@ -218,6 +219,10 @@ async fn set_party(State(s): State<Arc<Shared>>, raw: Bytes) -> Response {
 
 async fn webhooks(State(s): State<Arc<Shared>>) -> Response {
     Json(json!({ "data": s.delivery.log() })).into_response()
+}
+
+async fn leg_audit(State(s): State<Arc<Shared>>) -> Response {
+    Json(json!({ "data": s.with_world(|w, _| w.leg_audit()) })).into_response()
 }
 
 async fn commands(State(s): State<Arc<Shared>>) -> Response {

@@ -461,6 +461,9 @@ impl Delivery {
             };
             let ok = status.is_some_and(|s| (200..300).contains(&s));
             self.stats.attempt(&e.id, ok.then(|| sent_at.elapsed()), duplicate);
+            if duplicate && status.is_some() && !ok {
+                self.stats.refused_duplicate();
+            }
             tracing::debug!(event_type = e.event_type, id = %e.id, attempt, ?status, ?error, "webhook delivery");
             if let (Some(log), Some(body)) = (log, logged_body) {
                 let record = DeliveryRecord {

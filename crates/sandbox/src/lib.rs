@@ -48,6 +48,7 @@
 //! | `GET /sandbox/v1/deliveries` | delivery counters and acknowledgement latency ([`DeliverySummary`]) |
 //! | `POST /sandbox/v1/deliveries/reset` `{track?, record_log?}` | opens a new statistics window; `track` keeps acknowledged ids and latencies, `record_log` pauses or resumes the logs |
 //! | `GET /sandbox/v1/deliveries/ids?offset=N&limit=M` | acknowledged event ids of the window, paged → `{data, total, next_offset}` |
+//! | `GET /sandbox/v1/legs/audit` | legs placed for a call (dialled with `link_to` it, or transferred to from it) still up after it hung up, and calls bridged with more than one of them ([`LegAudit`]) |
 //! | `GET /sandbox/v1/public-key` | `{"public_key": "<base64>"}` |
 //!
 //! [`ControlClient`] is the typed client of these routes.
@@ -95,7 +96,7 @@ pub use party::{default_agent_script, parse_agent_spec, BehaviorError, PartyBeha
 pub use script::{Directive, Script, Step};
 pub use stats::DeliverySummary;
 pub use timing::TimingModel;
-pub use world::LegStatus;
+pub use world::{LeftUp, LegAudit, LegStatus};
 
 use chaos::{ApiFault, ChaosRng};
 use delivery::{Delivery, Ring};
@@ -653,6 +654,12 @@ impl SandboxHandle {
     /// A leg's status.
     pub fn call_status(&self, call_control_id: &str) -> Option<LegStatus> {
         self.shared.status(call_control_id)
+    }
+
+    /// Legs left up after the call they were placed for hung up, and calls
+    /// bridged with more than one leg placed for them.
+    pub fn leg_audit(&self) -> LegAudit {
+        self.shared.with_world(|w, _| w.leg_audit())
     }
 
     /// Waits until the leg hangs up or `timeout` (virtual) passes; returns its

@@ -45,6 +45,10 @@ pub struct DeliverySummary {
     pub failed_attempts: u64,
     /// Events given up on after the last attempt.
     pub gave_up: u64,
+    /// Repeated deliveries of an event already acknowledged (chaos
+    /// duplicates) that the application refused with a non-2xx status.
+    #[serde(default)]
+    pub refused_duplicates: u64,
     /// Time from sending a webhook to reading its 2xx answer.
     pub ack_latency: LatencySummary,
     /// Acknowledged event ids kept for [`DeliveryStats::ids`].
@@ -67,6 +71,7 @@ struct Window {
     delivered: u64,
     failed_attempts: u64,
     gave_up: u64,
+    refused_duplicates: u64,
     latencies: Vec<u32>,
     ids: Vec<u128>,
     truncated: bool,
@@ -81,6 +86,7 @@ impl Window {
             delivered: 0,
             failed_attempts: 0,
             gave_up: 0,
+            refused_duplicates: 0,
             latencies: Vec::new(),
             ids: Vec::new(),
             truncated: false,
@@ -167,6 +173,11 @@ impl DeliveryStats {
         self.lock().gave_up += 1;
     }
 
+    /// A repeated delivery of an acknowledged event was refused (non-2xx).
+    pub(crate) fn refused_duplicate(&self) {
+        self.lock().refused_duplicates += 1;
+    }
+
     /// Starts a new window, keeping ids and latencies when `track` is set.
     pub fn reset(&self, track: bool) {
         *self.lock() = Window::new(track);
@@ -184,6 +195,7 @@ impl DeliveryStats {
             delivered: w.delivered,
             failed_attempts: w.failed_attempts,
             gave_up: w.gave_up,
+            refused_duplicates: w.refused_duplicates,
             ack_latency: LatencySummary::default(),
             ids_tracked: w.ids.len() as u64,
             truncated: w.truncated,
@@ -286,7 +298,10 @@ mod tests {
         assert_eq!((sum.attempts, sum.delivered, sum.failed_attempts, sum.ids_tracked), (2, 1, 1, 0));
         assert_eq!(sum.ack_latency.count, 0);
 
+        s.refused_duplicate();
+        assert_eq!(s.summary().refused_duplicates, 1);
         s.reset(true);
+        assert_eq!(s.summary().refused_duplicates, 0, "a new window");
         s.attempt(A, Some(Duration::from_millis(1)), false);
         s.attempt(B, Some(Duration::from_millis(3)), false);
         s.attempt(B, Some(Duration::from_millis(2)), true);

@@ -988,3 +988,49 @@ fn conference_commands_are_checked_like_telnyx() {
     s.ok(&c, "answer", json!({}));
     assert_eq!(s.join(&conf, json!({"call_control_id": c})), Err(ConfError::Ended));
 }
+
+#[test]
+fn a_leg_dialled_with_link_to_shares_the_session_and_is_audited_after_its_call_ends() {
+    let mut s = Sim::new(&[
+        ("+1a1", PartyBehavior::Answer { after_secs: 1.0, script: Some(Script::default()) }),
+        ("+1a2", PartyBehavior::Answer { after_secs: 1.0, script: Some(Script::default()) }),
+    ]);
+    let caller = s.place("");
+    s.ok(&caller, "answer", json!({}));
+    let dial = |to: &str, link: &str| -> Dial {
+        serde_json::from_value(json!({"connection_id": "1", "from": "+1ivr", "to": to, "link_to": link})).unwrap()
+    };
+    let now = s.now();
+    assert_eq!(
+        s.w.dial(now, dial("+1a1", "v3:nobody")).unwrap_err(),
+        CommandError::Invalid { pointer: "/link_to".into(), detail: "no call with this call_control_id".into() }
+    );
+    let a1 = s.w.dial(now, dial("+1a1", &caller)).unwrap();
+    let a2 = s.w.dial(now, dial("+1a2", &caller)).unwrap();
+    s.drain();
+    let session = |ccid: &str| s.events(ccid, "call.initiated")[0].1["call_session_id"].clone();
+    assert_eq!(session(&a1.call_control_id), session(&caller), "link_to shares the call session");
+    assert_eq!(a1.call_session_id, a2.call_session_id);
+    s.to(2.0);
+    assert_eq!(s.state(&a2.call_control_id), LegState::Answered);
+    // Bridged with one, then the other: one call bridged with two legs placed for it.
+    s.ok(&caller, "bridge", json!({"call_control_id": a1.call_control_id, "park_after_unbridge": "self"}));
+    s.ok(&a1.call_control_id, "hangup", json!({}));
+    assert!(s.w.leg_audit().bridged_to_several.is_empty());
+    s.ok(&caller, "bridge", json!({"call_control_id": a2.call_control_id}));
+    assert_eq!(s.w.leg_audit().bridged_to_several, vec![caller.clone()]);
+    // A third, never bridged, is left up when the caller hangs up (the bridged one goes with it).
+    let a3 = s.w.dial(s.now(), dial("+1a1", &caller)).unwrap().call_control_id;
+    s.drain();
+    assert!(s.w.leg_audit().left_up.is_empty(), "the caller is still up");
+    s.ok(&caller, "hangup", json!({}));
+    let audit = s.w.leg_audit();
+    assert_eq!(audit.left_up.len(), 1, "{audit:?}");
+    assert_eq!(
+        (audit.left_up[0].call_control_id.as_str(), audit.left_up[0].linked_to.as_str()),
+        (a3.as_str(), caller.as_str())
+    );
+    assert!(!audit.left_up[0].answered);
+    s.ok(&a3, "hangup", json!({}));
+    assert!(s.w.leg_audit().left_up.is_empty());
+}

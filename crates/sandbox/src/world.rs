@@ -131,6 +131,28 @@ pub(crate) enum Executed {
     Duplicate,
 }
 
+/// What `GET /sandbox/v1/legs/audit` finds, from the carrier's side: legs
+/// placed for a call (dialled with `link_to` it, or transferred to from it)
+/// left up after it ended, and calls bridged with more than one such leg.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LegAudit {
+    /// Legs still up whose call has hung up.
+    pub left_up: Vec<LeftUp>,
+    /// Calls bridged, one after the other or at once, with more than one leg placed for them.
+    pub bridged_to_several: Vec<String>,
+}
+
+/// A leg left up after the call it was placed for hung up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeftUp {
+    /// The leg.
+    pub call_control_id: String,
+    /// The call it was placed for.
+    pub linked_to: String,
+    /// True when its party answered.
+    pub answered: bool,
+}
+
 /// A leg as the control API reports it (`GET /sandbox/v1/calls/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LegStatus {
@@ -277,6 +299,10 @@ pub(crate) struct Leg {
     pub gens: SlotGens,
     pub speech_seq: u32,
     pub live: bool,
+    /// The call this leg was placed for: a dial's `link_to`, a transfer's A leg.
+    pub link: Option<u64>,
+    /// Every leg this one has been bridged with.
+    pub peers: Vec<u64>,
 }
 
 impl Leg {
@@ -564,6 +590,32 @@ impl World {
         })
     }
 
+    /// `GET /sandbox/v1/legs/audit`: the legs placed for a call that are
+    /// still up after that call hung up, and the calls bridged with more than
+    /// one of the legs placed for them.
+    pub fn leg_audit(&self) -> LegAudit {
+        let mut audit = LegAudit::default();
+        for leg in self.legs.values() {
+            let Some(caller) = leg.link.and_then(|c| self.legs.get(&c)) else { continue };
+            if leg.alive() && !caller.alive() {
+                audit.left_up.push(LeftUp {
+                    call_control_id: leg.ccid.to_string(),
+                    linked_to: caller.ccid.to_string(),
+                    answered: leg.answered_at.is_some(),
+                });
+            }
+        }
+        for (&id, leg) in &self.legs {
+            let placed_for_it = leg.peers.iter().filter(|p| self.legs.get(p).is_some_and(|l| l.link == Some(id)));
+            if placed_for_it.count() > 1 {
+                audit.bridged_to_several.push(leg.ccid.to_string());
+            }
+        }
+        audit.left_up.sort_by(|a, b| a.call_control_id.cmp(&b.call_control_id));
+        audit.bridged_to_several.sort();
+        audit
+    }
+
     /// `GET /sandbox/v1/calls/{id}`.
     pub fn status(&self, ccid: &str) -> Option<LegStatus> {
         let id = self.leg_id(ccid)?;
@@ -638,6 +690,11 @@ impl World {
             gens: SlotGens::default(),
             speech_seq: 0,
             live: n.live,
+            link: match n.origin {
+                Origin::Transfer { a } => Some(a),
+                _ => None,
+            },
+            peers: Vec::new(),
         };
         self.legs.insert(id, leg);
         self.by_ccid.insert(ccid, id);
@@ -738,19 +795,21 @@ impl World {
             check_base64_state(cs)?;
         }
         let at = now.v;
-        // A linked call shares the other's call_session_id and clock; its
-        // webhooks keep a delivery queue of their own, as every dialled leg's.
-        let session = match d.link_to.as_deref() {
+        // `link_to`: a linked call shares the other's call_session_id and
+        // clock; its webhooks keep a delivery queue of their own, as every
+        // dialled leg's.
+        let link = match d.link_to.as_deref() {
+            Some(other) => Some(self.leg_id(other).ok_or_else(|| CommandError::Invalid {
+                pointer: "/link_to".into(),
+                detail: format!("no call {other:?}"),
+            })?),
             None => None,
-            Some(link) => {
-                let linked = self.leg_id(link).and_then(|id| self.legs.get(&id)).ok_or_else(|| {
-                    CommandError::Invalid { pointer: "/link_to".into(), detail: format!("no call {link:?}") }
-                })?;
-                let (uuid, began) = (linked.session_uuid.clone(), linked.began);
-                self.next_session += 1;
-                Some((self.next_session - 1, uuid, began))
-            }
         };
+        let session = link.and_then(|l| self.legs.get(&l)).map(|l| (l.session_uuid.clone(), l.began));
+        let session = session.map(|(uuid, began)| {
+            self.next_session += 1;
+            (self.next_session - 1, uuid, began)
+        });
         let behavior = self.behavior_for(&d.to);
         let url: Arc<str> = d.webhook_url.as_deref().map_or_else(|| self.cfg.webhook_url.clone(), Arc::from);
         let id = self.new_leg(
@@ -780,6 +839,7 @@ impl World {
         };
         if let Some(leg) = self.legs.get_mut(&id) {
             leg.on_answer = Some(Box::new(on_answer));
+            leg.link = link;
         }
         self.emit_initiated(id, at);
         let timeout = d.timeout_secs.map(|s| secs(f64::from(s))).unwrap_or(self.cfg.timing.ring_timeout);
@@ -869,11 +929,13 @@ impl World {
     }
 
     fn link(&mut self, x: u64, y: u64, x_parks: bool) {
-        if let Some(l) = self.legs.get_mut(&x) {
-            l.bridge = Some(Link { peer: y, park_after_unbridge: x_parks });
-        }
-        if let Some(l) = self.legs.get_mut(&y) {
-            l.bridge = Some(Link { peer: x, park_after_unbridge: false });
+        for (leg, peer, parks) in [(x, y, x_parks), (y, x, false)] {
+            if let Some(l) = self.legs.get_mut(&leg) {
+                l.bridge = Some(Link { peer, park_after_unbridge: parks });
+                if !l.peers.contains(&peer) {
+                    l.peers.push(peer);
+                }
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use ivrx_core::policy::Reason;
-use ivrx_core::session::{DecisionSource, Recorded, Speaker, TransferStatus};
+use ivrx_core::session::{DecisionSource, Recorded, Role, Speaker, TransferStatus};
 use ivrx_core::settings::TransferMode;
 use ivrx_intel::{Label, TrackerHit};
 use serde::{Deserialize, Serialize};
@@ -380,13 +380,29 @@ pub struct CallAudit {
     pub connected_transfers: u32,
     /// Agent legs that answered.
     pub agent_legs_answered: u32,
+    /// Agent legs that answered and whose end the record does not show.
+    #[serde(default)]
+    pub agent_legs_not_ended: u32,
 }
 
 impl CallAudit {
-    /// More than one decision, connected transfer or answering agent leg.
+    /// More than one decision or connected transfer. (More than one agent
+    /// may answer for one decision: every one but the connected one is
+    /// released, and must end.)
     pub fn double_transfer(&self) -> bool {
-        self.decisions > 1 || self.connected_transfers > 1 || self.agent_legs_answered > 1
+        self.decisions > 1 || self.connected_transfers > 1
     }
+}
+
+/// A leg whose end the record does not show (see [`Recovery::open_legs`](crate::Recovery::open_legs)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenLeg {
+    /// The leg.
+    pub call_control_id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// Caller, agent or Symbl.
+    pub role: Role,
 }
 
 /// A stored enum value (`"asked_for_human"`, `"caller"`, …) read back into

@@ -24,7 +24,7 @@ use ivrx_core::session::Recorded;
 use tokio::sync::oneshot;
 
 use crate::model::{
-    CallAudit, CallReport, Conversation, Filters, PendingWebhook, Receipt, TransferAttempt, Transition, WebhookRecord,
+    CallAudit, CallReport, Conversation, Filters, OpenLeg, PendingWebhook, Receipt, TransferAttempt, Transition, WebhookRecord,
 };
 use crate::{IdMatch, StoreError, StoreHealth};
 
@@ -100,6 +100,10 @@ pub trait Recovery: Send + Sync {
 
     /// Ids of webhooks received since `since`, to refuse repeats after a restart.
     async fn recent_event_ids(&self, since: DateTime<Utc>) -> Result<Vec<String>, StoreError>;
+
+    /// The legs whose end the record does not show, to ask the carrier about
+    /// (reconciliation).
+    async fn open_legs(&self) -> Result<Vec<OpenLeg>, StoreError>;
 }
 
 /// What `ivrx analyze` reads.

@@ -41,6 +41,7 @@ contract!(
     audits_count_decisions_and_connected_agents,
     insights_are_kept_per_engine_and_replaced,
     a_read_only_store_refuses_writes,
+    the_legs_whose_end_is_not_recorded_are_listed,
 );
 
 async fn fresh(kind: Kind) -> Fixture {
@@ -334,7 +335,7 @@ async fn audits_count_decisions_and_connected_agents(kind: Kind) {
     assert_eq!(a.conversation_id.as_deref(), Some("c1"));
     assert!(a.ended);
     assert_eq!((a.decisions, a.queue.as_deref(), a.trigger_index), (1, Some("support"), Some(2)));
-    assert_eq!((a.connected_transfers, a.agent_legs_answered), (1, 1));
+    assert_eq!((a.connected_transfers, a.agent_legs_answered, a.agent_legs_not_ended), (1, 1, 1));
     assert!(!a.double_transfer());
     assert_eq!(audits[1].call_control_id, "v3:unknown");
     assert_eq!(audits[1].conversation_id, None);
@@ -358,4 +359,42 @@ async fn a_read_only_store_refuses_writes(kind: Kind) {
     let refused = ro.commit(Transition::events("c1", vec![])).await.unwrap_err();
     assert!(matches!(refused, StoreError::ReadOnly { .. }), "{refused}");
     assert!(!ro.health().is_failing());
+}
+
+async fn the_legs_whose_end_is_not_recorded_are_listed(kind: Kind) {
+    use ivrx_core::session::Role;
+    let joined = |n, role, ccid: &str| {
+        let e = DomainEvent::LegJoined {
+            role,
+            call_control_id: ccid.into(),
+            call_leg_id: None,
+            call_session_id: None,
+            from: None,
+            to: None,
+        };
+        rec(n, 0, e)
+    };
+    let ended = |n, role, ccid: &str| {
+        rec(n, 5000, DomainEvent::LegEnded { role, call_control_id: ccid.into(), cause: None, source: None })
+    };
+    let events = [
+        joined(1, Role::Caller, "v3:caller"),
+        joined(2, Role::Agent, "v3:agent-1"),
+        joined(3, Role::Agent, "v3:agent-2"),
+        ended(4, Role::Agent, "v3:agent-1"),
+    ];
+    let f = store_with(kind, &events).await;
+    let mut open: Vec<(String, String, Role)> = f
+        .store
+        .open_legs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.call_control_id, l.conversation_id, l.role))
+        .collect();
+    open.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        open,
+        vec![("v3:agent-2".into(), "c1".into(), Role::Agent), ("v3:caller".into(), "c1".into(), Role::Caller)]
+    );
 }

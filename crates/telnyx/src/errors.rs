@@ -147,6 +147,19 @@ impl TelnyxError {
         }
     }
 
+    /// True for a passing fault worth sending the command again for (a
+    /// server error, a rate limit, no answer or no connection), as opposed
+    /// to an answer about the command itself.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            TelnyxError::Server { .. }
+                | TelnyxError::RateLimited { .. }
+                | TelnyxError::Timeout { .. }
+                | TelnyxError::Connection { .. }
+        )
+    }
+
     /// True when the error means the leg is gone: treat as a final state.
     pub fn is_call_gone(&self) -> bool {
         matches!(self, TelnyxError::CallEnded { .. })

@@ -21,22 +21,19 @@ impl Session {
     pub(super) fn on_event(&mut self, event: Event, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         let tag = LegTag::decode(event.client_state()).filter(|t| t.conv == self.id);
         let role = self.role_of(event.call_control_id(), tag.as_ref());
+        if role == Some(Role::Agent) && self.on_agent_event(&event, tag.as_ref(), at, out) {
+            return;
+        }
         match event {
             Event::CallInitiated(e) => match tag.as_ref().map(|t| t.role) {
-                Some(Role::Agent) => self.on_agent_initiated(&e, tag.as_ref(), at, out),
-                Some(Role::Symbl) => {} // Symbl's leg arrives identified (SymblInput::LegArrived)
+                Some(Role::Agent | Role::Symbl) => {} // Symbl's leg arrives identified (SymblInput::LegArrived)
                 _ => self.on_caller_initiated(&e, tag.is_some(), at, out),
             },
-            Event::CallAnswered(e) => match role {
-                Some(Role::Caller) => self.on_caller_answered(&e, at, out),
-                Some(Role::Agent) => self.on_agent_answered(&e, tag.as_ref(), at, out),
-                Some(Role::Symbl) | None => {}
-            },
+            Event::CallAnswered(e) if role == Some(Role::Caller) => self.on_caller_answered(&e, at, out),
             Event::CallHangup(e) => match role {
                 Some(Role::Caller) => self.on_caller_hangup(&e, at, out),
-                Some(Role::Agent) => self.on_agent_hangup(&e, tag.as_ref(), at, out),
                 Some(Role::Symbl) => self.on_symbl_hangup(&e, at, out),
-                None => {}
+                Some(Role::Agent) | None => {}
             },
             Event::ConferenceCreated(e) => self.on_conference_created(&e, at, out),
             Event::ConferenceParticipantJoined(e) => self.on_participant_joined(&e, at, out),
@@ -70,7 +67,8 @@ impl Session {
             if self.caller.as_ref().is_some_and(|l| l.call_control_id == ccid) {
                 return Some(Role::Caller);
             }
-            if self.agent.as_ref().is_some_and(|l| l.call_control_id == ccid) {
+            let agent = |l: &Leg| l.call_control_id == ccid;
+            if self.agent.as_ref().is_some_and(agent) || self.released.iter().any(|r| agent(&r.leg)) {
                 return Some(Role::Agent);
             }
             if self.pstn.symbl.as_ref().is_some_and(|l| l.call_control_id == ccid) {
@@ -220,12 +218,11 @@ impl Session {
         self.maybe_end(at, out);
     }
 
-    /// Records the end of the conversation once no leg is left and every
-    /// utterance has its score (an external engine answers, or fails, within
+    /// Records the end of the conversation once no leg is left (no agent leg
+    /// up or being released, no agent dial unanswered) and every utterance has its score (an external engine answers, or fails, within
     /// its deadline), so the record is complete when it says the call ended.
     pub(super) fn maybe_end(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
-        let agent_up = self.agent.as_ref().is_some_and(|l| !l.ended);
-        if self.phase != Phase::Ended || agent_up || self.end_recorded || !self.pending.is_empty() {
+        if self.phase != Phase::Ended || !self.agent_legs_settled() || self.end_recorded || !self.pending.is_empty() {
             return;
         }
         self.end_recorded = true;

@@ -10,7 +10,14 @@
 //! id stays the same when the agent joins. With Symbl in PSTN mode the caller
 //! is put in a conference that Symbl's phone leg and later the agent join
 //! (see [`SymblInput`]); Symbl's dial-in leg is identified by [`symbl_leg`].
+//!
+//! No agent is left on a dead line: every agent leg ivrx no longer needs (an
+//! attempt given up, a late answer, a caller gone) is released — hung up with
+//! one `command_id` until Telnyx confirms it or answers that the leg is gone —
+//! and at most one agent leg per decision is ever bridged to the caller (see
+//! [`agent_legs`]).
 
+mod agent_legs;
 mod flow;
 pub mod symbl_leg;
 mod symbl_link;
@@ -31,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{Decision, PolicyConfig, PolicySnapshot, PolicyState};
 use crate::settings::{default_queues, IvrConfig, QueueConfig, TransferConfig, TransferMode};
 
+pub use agent_legs::{check_one_agent_at_a_time, LegCheck, ENDED_UNOBSERVED};
 pub use symbl_link::SymblInput;
 pub use transfer::{ManualTransfer, TransferRefused};
 
@@ -176,6 +184,23 @@ pub enum Input {
         /// When the answer came.
         at: DateTime<Utc>,
     },
+    /// Telnyx answered an agent dial with the new leg's ids.
+    Dialled {
+        /// The dial's command id.
+        command_id: String,
+        /// The new leg.
+        call_control_id: String,
+        /// Its `call_leg_id`.
+        call_leg_id: Option<String>,
+        /// Its `call_session_id`.
+        call_session_id: Option<String>,
+        /// When the answer came.
+        at: DateTime<Utc>,
+    },
+    /// What Telnyx says of a leg whose end the record does not show
+    /// (`GET /v2/calls/{call_control_id}`), asked when ivrx may have missed
+    /// its end: after a restart, and periodically.
+    LegChecked(LegCheck),
     /// A command the session asked for failed for good (after retries).
     CommandFailed {
         /// The command's id.
@@ -229,6 +254,11 @@ impl Command {
         matches!(&self.request, Request::Action(a) if a.is_stop())
     }
 
+    /// True for a hangup of an agent leg (released apart from the ordered commands).
+    pub fn is_agent_hangup(&self) -> bool {
+        self.role == Role::Agent && matches!(&self.request, Request::Action(Action::Hangup(_)))
+    }
+
     /// True for the command that starts reaching an agent (dial or transfer).
     pub fn is_transfer_start(&self) -> bool {
         matches!(&self.request, Request::Dial(_) | Request::Action(Action::Transfer(_)))
@@ -270,8 +300,18 @@ pub struct ScoreRequest {
 /// What the session asks the world to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Send a command to Telnyx.
+    /// Send a command to Telnyx, in order after the conversation's earlier ones.
     Send(Command),
+    /// Release an agent leg: send its hangup apart from the ordered commands,
+    /// after a backoff that grows with `round` (0: at once). A failure other
+    /// than "the call is gone" comes back as [`Input::CommandFailed`], and the
+    /// session releases it again: the same `command_id`, the next round.
+    Release {
+        /// The hangup.
+        command: Command,
+        /// How many times it was sent before.
+        round: u32,
+    },
     /// Score an utterance.
     Score(ScoreRequest),
     /// Store and stream a domain event.
@@ -466,6 +506,9 @@ struct Leg {
     answered: bool,
     ended: bool,
     transcribing: bool,
+    /// Its `LegJoined` is recorded.
+    #[serde(default)]
+    joined: bool,
 }
 
 /// Why a speak was sent, so that its `call.speak.ended` can be acted on.
@@ -522,6 +565,16 @@ pub struct Session {
     /// PSTN mode: the conference and Symbl's leg.
     #[serde(default)]
     pstn: symbl_link::PstnState,
+    /// Agent legs other than the current attempt's, released until gone.
+    #[serde(default)]
+    released: Vec<agent_legs::Released>,
+    /// Agent dials sent and not answered yet: command id and attempt tag.
+    #[serde(default)]
+    dialling: Vec<(String, u32)>,
+    /// Transfer attempts made in the conversation, across decisions: the
+    /// `attempt` in an agent leg's tag.
+    #[serde(default)]
+    attempts_made: u32,
 }
 
 impl Session {
@@ -553,6 +606,9 @@ impl Session {
             last_snapshot: None,
             end_recorded: false,
             pstn: symbl_link::PstnState::default(),
+            released: Vec::new(),
+            dialling: Vec::new(),
+            attempts_made: 0,
         }
     }
 
@@ -577,6 +633,13 @@ impl Session {
         self.phase == Phase::Ended
     }
 
+    /// True once the end is recorded (or no caller was ever known) and
+    /// nothing is left to do: no agent leg up or being released, no agent
+    /// dial unanswered.
+    pub fn is_settled(&self) -> bool {
+        (self.end_recorded || self.caller.is_none()) && self.agent_legs_settled()
+    }
+
     /// The caller leg's call_control_id, once known.
     pub fn caller_call_control_id(&self) -> Option<&str> {
         self.caller.as_ref().map(|l| l.call_control_id.as_str())
@@ -588,6 +651,7 @@ impl Session {
             .iter()
             .chain(self.agent.iter())
             .chain(self.pstn.symbl.iter())
+            .chain(self.released.iter().map(|r| &r.leg))
             .map(|l| l.call_control_id.clone())
             .collect()
     }
@@ -629,8 +693,12 @@ impl Session {
             Input::Scored { seq, score, at } => self.on_scored(seq, score, at, &mut out),
             Input::Symbl(input) => self.on_symbl(input, &mut out),
             Input::ConferenceReady { conference_id, at } => self.on_conference_ready(conference_id, at, &mut out),
-            Input::CommandFailed { action, role, call_gone, error, at, .. } => {
-                self.on_command_failed(&action, role, call_gone, error, at, &mut out)
+            Input::Dialled { command_id, call_control_id, call_leg_id, call_session_id, at } => {
+                self.on_dialled(&command_id, call_control_id, call_leg_id, call_session_id, at, &mut out)
+            }
+            Input::LegChecked(check) => self.on_leg_checked(check, &mut out),
+            Input::CommandFailed { command_id, action, role, call_gone, error, at } => {
+                self.on_command_failed(&command_id, &action, role, call_gone, error, at, &mut out)
             }
         }
         out
@@ -690,6 +758,24 @@ impl Session {
         let source = e.hangup_source.as_ref().map(|s| s.as_str().to_string());
         self.record(at, DomainEvent::LegEnded { role, call_control_id, cause, source }, out);
         true
+    }
+
+    /// A leg is gone without a `call.hangup` to say how: ended in the record
+    /// (once) with what is known.
+    fn leg_gone(
+        &mut self,
+        role: Role,
+        cause: Option<String>,
+        source: Option<String>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
+        if let Some(l) = self.leg_mut(role).filter(|l| !l.ended) {
+            l.ended = true;
+            let call_control_id = l.call_control_id.clone();
+            self.record(at, DomainEvent::LegEnded { role, call_control_id, cause, source }, out);
+        }
+        self.maybe_end(at, out);
     }
 
     fn leg_mut(&mut self, role: Role) -> Option<&mut Leg> {

@@ -380,19 +380,7 @@ impl Session {
             }
             ("conference_join", Role::Agent) if self.phase == Phase::Transferring => {
                 self.pstn.agent_joining = false;
-                if self.agent.as_ref().is_some_and(|l| !l.ended) {
-                    self.send(Role::Agent, Action::Hangup(Plain::default()), out);
-                    if let Some(l) = self.agent.as_mut() {
-                        l.ended = true;
-                    }
-                }
-                self.record_transfer(
-                    TransferStatus::AttemptFailed,
-                    Some("could not join the conference".into()),
-                    at,
-                    out,
-                );
-                self.next_attempt(at, out);
+                self.give_up_attempt("could not join the conference".into(), at, out);
             }
             _ => {}
         }

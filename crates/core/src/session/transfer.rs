@@ -8,17 +8,17 @@
 //! in progress and no agent is connected. After a failed transfer (no agent
 //! reachable) the caller is back with the IVR and the decision is
 //! [reopened](crate::policy::reopen): only the caller (keypad or menu) or a
-//! supervisor can ask again.
+//! supervisor can ask again. One agent per decision: moving on from an
+//! attempt releases its leg (see [`agent_legs`](super::agent_legs)), so only
+//! the current attempt's agent is ever bridged.
 
 use chrono::{DateTime, Utc};
 use ivrx_telnyx::commands::{Action, Bridge, Dial, Plain, PlaybackStart, Transfer};
-use ivrx_telnyx::events::{CallAnswered, CallHangup, CallInitiated};
 use serde::{Deserialize, Serialize};
 
 use super::text::briefing;
 use super::{
-    Command, DecisionSource, DomainEvent, Effect, Leg, LegTag, Phase, Request, Role, Session, SpeakPurpose,
-    TransferStatus,
+    Command, DecisionSource, DomainEvent, Effect, LegTag, Phase, Request, Role, Session, SpeakPurpose, TransferStatus,
 };
 use crate::policy::{Decision, Reason};
 use crate::settings::TransferMode;
@@ -32,6 +32,10 @@ pub(super) struct TransferProgress {
     /// 1-based index into `targets`.
     pub attempt: u32,
     pub status: TransferStatus,
+    /// The attempt's number in the conversation (across decisions), which
+    /// its agent leg's tag carries; 0 in sessions saved before it existed.
+    #[serde(default)]
+    pub leg_tag: u32,
 }
 
 /// A supervisor's request (`ivrx transfer`).
@@ -146,6 +150,7 @@ impl Session {
                 targets,
                 attempt: 0,
                 status: TransferStatus::Failed,
+                leg_tag: 0,
             });
             self.fail_transfer("the queue has no agents", at, out);
             return;
@@ -157,6 +162,7 @@ impl Session {
             targets,
             attempt: 1,
             status: TransferStatus::Dialing,
+            leg_tag: 0,
         });
         // Reach the agent first: it is the slow part, and the latency that matters.
         self.dial_attempt(at, out);
@@ -191,26 +197,33 @@ impl Session {
         self.record(at, event, out);
     }
 
-    /// Dials (warm) or transfers to (cold) the current attempt's agent.
+    /// Dials (warm) or transfers to (cold) the current attempt's agent, after
+    /// releasing the leg of the attempt before (if it is still up).
     fn dial_attempt(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
-        let Some(t) = self.transfer.clone() else { return };
-        let Some(target) = t.targets.get(t.attempt.saturating_sub(1) as usize).cloned() else { return };
-        self.agent = None;
+        let Some(target) = self.current_target() else { return };
+        self.release_current(out);
+        self.attempts_made += 1;
+        let leg_tag = self.attempts_made;
+        let Some(t) = self.transfer.as_mut() else { return };
+        t.leg_tag = leg_tag;
+        let mode = t.mode;
         self.record_transfer(TransferStatus::Dialing, None, at, out);
-        let tag = self.tag(Role::Agent, Some(t.attempt));
+        let tag = self.tag(Role::Agent, Some(leg_tag));
         let ring = self.settings.transfer.ring_timeout_secs;
         // A caller in a conference is never transferred away: the agent is
         // dialled and joins the conference, whatever the mode.
-        let mode = if self.in_conference() { TransferMode::Warm } else { t.mode };
+        let mode = if self.in_conference() { TransferMode::Warm } else { mode };
         match mode {
             TransferMode::Warm => {
+                let command_id = self.next_command_id();
+                self.dialling.push((command_id.clone(), leg_tag));
                 // The agent's words are transcribed from the moment they answer.
                 let dial = Dial {
                     connection_id: self.settings.connection_id.clone(),
                     from: self.settings.ivr.number.clone(),
                     to: target,
                     client_state: Some(tag),
-                    command_id: Some(self.next_command_id()),
+                    command_id: Some(command_id),
                     // The agent's leg joins the caller's call session.
                     link_to: self.leg(Role::Caller).map(|l| l.call_control_id.clone()),
                     webhook_url: self.settings.webhook_url.clone(),
@@ -239,58 +252,25 @@ impl Session {
         }
     }
 
+    /// The current attempt's agent number.
+    pub(super) fn current_target(&self) -> Option<String> {
+        let t = self.transfer.as_ref()?;
+        t.targets.get(t.attempt.checked_sub(1)? as usize).cloned()
+    }
+
+    /// The tag number of the current attempt's agent leg.
+    pub(super) fn current_leg_tag(&self) -> Option<u32> {
+        // Sessions saved before attempts were numbered across decisions tagged the index.
+        self.transfer.as_ref().map(|t| if t.leg_tag == 0 { t.attempt } else { t.leg_tag })
+    }
+
     /// True when an agent-leg event belongs to the attempt under way.
-    fn is_current_attempt(&self, tag: Option<&LegTag>) -> bool {
-        match (tag.and_then(|t| t.attempt), &self.transfer) {
-            (Some(a), Some(t)) => a == t.attempt,
-            _ => false,
-        }
+    pub(super) fn is_current_attempt(&self, tag: Option<&LegTag>) -> bool {
+        matches!((tag.and_then(|t| t.attempt), self.current_leg_tag()), (Some(a), Some(c)) if a == c)
     }
 
-    /// Makes sure the agent leg of the current attempt is known (its events may
-    /// arrive before its `call.initiated`).
-    fn adopt_agent_leg(&mut self, ccid: Option<&str>, tag: Option<&LegTag>) -> bool {
-        if self.agent.is_some() {
-            return true;
-        }
-        // A dialled agent (warm, or into the conference) was dialled with transcription.
-        let dialled = self.in_conference() || self.transfer.as_ref().is_some_and(|t| t.mode == TransferMode::Warm);
-        match ccid {
-            Some(ccid) if self.is_current_attempt(tag) => {
-                self.agent = Some(Leg { call_control_id: ccid.to_string(), transcribing: dialled, ..Leg::default() });
-                true
-            }
-            _ => false,
-        }
-    }
-
-    pub(super) fn on_agent_initiated(
-        &mut self,
-        e: &CallInitiated,
-        tag: Option<&LegTag>,
-        at: DateTime<Utc>,
-        out: &mut Vec<Effect>,
-    ) {
-        let known = self.agent.as_ref().map(|l| l.call_control_id.clone());
-        if known.is_some() && known.as_deref() != e.ids.call_control_id.as_deref() {
-            return;
-        }
-        if known.is_none() && !self.adopt_agent_leg(e.ids.call_control_id.as_deref(), tag) {
-            return;
-        }
-        let ccid = e.ids.call_control_id.clone().unwrap_or_default();
-        self.record(
-            at,
-            DomainEvent::LegJoined {
-                role: Role::Agent,
-                call_control_id: ccid,
-                call_leg_id: e.ids.call_leg_id.clone(),
-                call_session_id: e.ids.call_session_id.clone(),
-                from: e.from.clone(),
-                to: e.to.clone(),
-            },
-            out,
-        );
+    /// The current attempt's agent joined: their phone rings.
+    pub(super) fn agent_ringing(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         if self.phase == Phase::Transferring
             && self.transfer.as_ref().is_some_and(|t| t.status == TransferStatus::Dialing)
         {
@@ -298,23 +278,9 @@ impl Session {
         }
     }
 
-    pub(super) fn on_agent_answered(
-        &mut self,
-        e: &CallAnswered,
-        tag: Option<&LegTag>,
-        at: DateTime<Utc>,
-        out: &mut Vec<Effect>,
-    ) {
-        if !self.adopt_agent_leg(e.ids.call_control_id.as_deref(), tag) {
-            return;
-        }
-        let Some(leg) = self.agent.as_mut() else { return };
-        if leg.answered || leg.ended {
-            return;
-        }
-        leg.answered = true;
-        let ccid = leg.call_control_id.clone();
-        self.record(at, DomainEvent::LegAnswered { role: Role::Agent, call_control_id: ccid }, out);
+    /// The current attempt's agent answered (recorded): brief them (warm) or
+    /// the transfer is done (cold).
+    pub(super) fn on_agent_answered(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         if self.phase != Phase::Transferring {
             return;
         }
@@ -405,28 +371,18 @@ impl Session {
         self.start_transcription(Role::Agent, out);
     }
 
-    pub(super) fn on_agent_hangup(
-        &mut self,
-        e: &CallHangup,
-        tag: Option<&LegTag>,
-        at: DateTime<Utc>,
-        out: &mut Vec<Effect>,
-    ) {
-        let ccid = e.ids.call_control_id.as_deref();
-        let is_current = self.agent.as_ref().is_some_and(|l| Some(l.call_control_id.as_str()) == ccid)
-            || (self.agent.is_none() && self.adopt_agent_leg(ccid, tag));
-        if !is_current {
-            return; // a leg of an earlier attempt, already accounted for
-        }
-        if !self.end_leg(Role::Agent, e, at, out) {
-            return;
-        }
+    /// The current attempt's agent hung up (recorded): during the transfer,
+    /// the attempt failed and the next agent is tried.
+    pub(super) fn on_agent_hangup(&mut self, cause: Option<&str>, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         if self.phase == Phase::Transferring {
-            let cause = e.hangup_cause.as_ref().map(|c| c.as_str());
-            self.record_transfer(TransferStatus::AttemptFailed, Some(hangup_detail(cause)), at, out);
-            self.next_attempt(at, out);
+            self.give_up_attempt(hangup_detail(cause), at, out);
         }
-        self.maybe_end(at, out);
+    }
+
+    /// The current attempt failed: its agent is released and the next one tried.
+    pub(super) fn give_up_attempt(&mut self, detail: String, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        self.record_transfer(TransferStatus::AttemptFailed, Some(detail), at, out);
+        self.next_attempt(at, out);
     }
 
     pub(super) fn next_attempt(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
@@ -442,7 +398,7 @@ impl Session {
     /// No agent could be reached: tell the caller and keep them with the IVR.
     fn fail_transfer(&mut self, detail: &str, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         self.record_transfer(TransferStatus::Failed, Some(detail.to_string()), at, out);
-        self.agent = None;
+        self.release_current(out);
         crate::policy::reopen(&mut self.policy);
         if self.caller.as_ref().is_none_or(|l| l.ended) {
             return;
@@ -457,18 +413,19 @@ impl Session {
         self.gather_with_prompt(prompt, at, out);
     }
 
-    /// The caller hung up: abandon any transfer and release the agent leg.
+    /// The caller hung up: abandon any transfer and release the agent leg
+    /// (an agent dial still unanswered is released when its leg shows up).
     pub(super) fn on_caller_gone(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         if self.phase == Phase::Transferring {
             self.record_transfer(TransferStatus::Abandoned, Some("caller hung up".into()), at, out);
         }
-        if self.agent.as_ref().is_some_and(|l| !l.ended) {
-            self.send(Role::Agent, Action::Hangup(Plain::default()), out);
-        }
+        self.release_current(out);
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_command_failed(
         &mut self,
+        command_id: &str,
         action: &str,
         role: Role,
         call_gone: bool,
@@ -476,43 +433,37 @@ impl Session {
         at: DateTime<Utc>,
         out: &mut Vec<Effect>,
     ) {
+        if self.on_release_failed(command_id, call_gone, &error, at, out) {
+            return;
+        }
         if call_gone && action == "hangup" {
             // The leg had already gone: exactly what the hangup wanted. Its
             // `call.hangup` may come later (then it is ignored) or never.
             match role {
                 Role::Caller => self.caller_ended(None, None, at, out),
-                Role::Agent | Role::Symbl => {
-                    if let Some(l) = self.leg_mut(role).filter(|l| !l.ended) {
-                        l.ended = true;
-                        let call_control_id = l.call_control_id.clone();
-                        let ended = DomainEvent::LegEnded { role, call_control_id, cause: None, source: None };
-                        self.record(at, ended, out);
-                    }
+                Role::Agent => {
+                    self.agent_ended(super::agent_legs::Which::Current, None, None, at, out);
                     self.maybe_end(at, out);
                 }
+                Role::Symbl => self.leg_gone(role, None, None, at, out),
             }
             return;
         }
+        // A dial that failed for good may still have placed the call: its leg
+        // is released if it shows up. Once the leg is known, its own events decide.
+        let current_dial = action == "dial" && self.dial_failed(command_id) && self.agent.is_none();
         self.record(
             at,
             DomainEvent::CommandFailed { action: action.to_string(), role, call_gone, error: error.clone() },
             out,
         );
         match action {
-            "dial" | "transfer" if self.phase == Phase::Transferring => {
-                self.record_transfer(TransferStatus::AttemptFailed, Some(error), at, out);
-                self.next_attempt(at, out);
+            "dial" if current_dial && self.phase == Phase::Transferring => self.give_up_attempt(error, at, out),
+            "dial" => self.maybe_end(at, out),
+            "transfer" if self.phase == Phase::Transferring && self.agent.is_none() => {
+                self.give_up_attempt(error, at, out)
             }
-            "bridge" if self.phase == Phase::Transferring && !call_gone => {
-                if self.agent.as_ref().is_some_and(|l| !l.ended) {
-                    self.send(Role::Agent, Action::Hangup(Plain::default()), out);
-                    if let Some(l) = self.agent.as_mut() {
-                        l.ended = true;
-                    }
-                }
-                self.record_transfer(TransferStatus::AttemptFailed, Some(error), at, out);
-                self.next_attempt(at, out);
-            }
+            "bridge" if self.phase == Phase::Transferring && !call_gone => self.give_up_attempt(error, at, out),
             "speak" => {
                 if let Some(pos) = self.speaks.iter().position(|(r, _)| *r == role) {
                     if let Some((_, purpose)) = self.speaks.remove(pos) {

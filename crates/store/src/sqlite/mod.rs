@@ -26,7 +26,7 @@ pub use read::Reader;
 
 use crate::journal::{Batcher, WriteQueue};
 use crate::model::{
-    CallAudit, Conversation, Filters, PendingWebhook, Receipt, TransferAttempt, Transition, WebhookRecord,
+    CallAudit, Conversation, Filters, OpenLeg, PendingWebhook, Receipt, TransferAttempt, Transition, WebhookRecord,
 };
 use crate::port::{Analytics, Audit, Conversations, Durable, Journal, Recovery, Store};
 use crate::{IdMatch, StoreError, StoreHealth, StoreOptions};
@@ -260,6 +260,10 @@ impl Recovery for SqliteStore {
 
     async fn recent_event_ids(&self, since: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
         self.read(move |r| r.recent_event_ids(since)).await
+    }
+
+    async fn open_legs(&self) -> Result<Vec<OpenLeg>, StoreError> {
+        self.read(Reader::open_legs).await
     }
 }
 

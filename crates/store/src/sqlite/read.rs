@@ -14,7 +14,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Statement};
 
 use crate::model::{
-    parse_enum, CallAudit, CallReport, Conversation, ConversationStatus, Filters, PendingWebhook, StoredDecision,
+    parse_enum, CallAudit, CallReport, Conversation, ConversationStatus, Filters, OpenLeg, PendingWebhook, StoredDecision,
     TransferAttempt, Utterance,
 };
 use crate::StoreError;
@@ -232,6 +232,24 @@ impl Reader {
         let mut stmt = conn.prepare("SELECT event_id FROM webhooks WHERE received_at >= ?1").map_err(self.err())?;
         let rows = stmt.query_map([since.to_rfc3339()], |r| r.get(0)).map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// The legs whose end the record does not show.
+    pub fn open_legs(&self) -> Result<Vec<OpenLeg>, StoreError> {
+        let conn = self.connection()?;
+        let mut stmt = conn
+            .prepare("SELECT call_control_id, conversation_id, role FROM legs WHERE ended_ms IS NULL")
+            .map_err(self.err())?;
+        let mut rows = stmt.query([]).map_err(self.err())?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let c = Col(r);
+            let (Some(call_control_id), Some(conversation_id), Some(role)) = (c.text(0), c.text(1), c.parsed(2)) else {
+                continue;
+            };
+            out.push(OpenLeg { call_control_id, conversation_id, role });
+        }
+        Ok(out)
     }
 
     /// How many conversations match.
@@ -479,11 +497,12 @@ fn audit_call(conn: &Connection, ccid: &str) -> rusqlite::Result<CallAudit> {
     a.connected_transfers = conn
         .prepare_cached("SELECT count(*) FROM transfers WHERE conversation_id = ?1 AND connected_ms IS NOT NULL")?
         .query_row([&conv], |r| r.get(0))?;
-    a.agent_legs_answered = conn
+    (a.agent_legs_answered, a.agent_legs_not_ended) = conn
         .prepare_cached(
-            "SELECT count(*) FROM legs WHERE conversation_id = ?1 AND role = 'agent' AND answered_ms IS NOT NULL",
+            "SELECT count(*), count(*) FILTER (WHERE ended_ms IS NULL) FROM legs
+             WHERE conversation_id = ?1 AND role = 'agent' AND answered_ms IS NOT NULL",
         )?
-        .query_row([&conv], |r| r.get(0))?;
+        .query_row([&conv], |r| Ok((r.get(0)?, r.get(1)?)))?;
     a.conversation_id = Some(conv);
     Ok(a)
 }

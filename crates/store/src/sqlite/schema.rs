@@ -158,6 +158,13 @@ CREATE TABLE insights (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        name: "the legs whose end is not recorded, for reconciliation",
+        sql: r#"
+CREATE INDEX legs_open ON legs(conversation_id) WHERE ended_ms IS NULL;
+"#,
+    },
 ];
 
 /// Applies every migration not applied yet. Returns the versions applied.
@@ -197,7 +204,7 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_in_order() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), vec![1, 2, 3]);
+        assert_eq!(migrate(&mut conn).unwrap(), vec![1, 2, 3, 4]);
         assert!(migrate(&mut conn).unwrap().is_empty());
         let v: i64 = conn.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0)).unwrap();
         assert_eq!(v, latest_version());
