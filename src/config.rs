@@ -21,7 +21,6 @@ use crate::session::SessionSettings;
 use crate::settings::{default_queues, SettingError};
 pub use crate::settings::{IvrConfig, MenuItem, QueueConfig, TransferConfig, TransferMode};
 use crate::store::Location;
-use crate::telnyx::spec::{suggest, tables::SPEAK_LANGUAGES};
 use crate::telnyx::transcription::TranscriptionRequest;
 pub use transcription::TranscriptionSettings;
 

@@ -151,7 +151,7 @@ impl AdminClient {
     fn unauthorized(&self) -> AdminError {
         match &self.token {
             Some(_) => AdminError::Unauthorized,
-            None => AdminError::NoToken(crate::server::token::default_token_path().display().to_string()),
+            None => AdminError::NoToken(crate::config::default_token_file().display().to_string()),
         }
     }
 }
