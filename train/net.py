@@ -3,21 +3,26 @@ plus a small non-linear head over static word embeddings.
 
 For an utterance of n normalised tokens, on VADER's valence scale:
 
-    pooled+ = sum of E[token] over tokens no negator reaches, / n
-    pooled- = sum of E[token] over negated tokens, / n
+    pooled+ = sum of E[token] over free tokens no negator reaches, / n
+    pooled- = sum of E[token] over negated free tokens, / n
     x = [pooled+, pooled-, expand(lexicon) / 4, lexicon]
     h = relu(A x + c)
-    s = expand(lexicon) + dead(wide_v / sqrt(n) + v . h + o, d)
+    s = expand(lexicon) + dead(wide_v / sqrt(n) + g v . h + o, d)
     valence = s / sqrt(s^2 + 15)
     dissatisfied = logistic(a expand(lexicon) + b + wide_d / sqrt(n) + u . h)
 
-`wide` is the linear word and bigram sum of `model.py` (tokens inside a
-contact-centre phrase the lexicon matched, and bigrams touching them, left to
-the lexicon), retrained together with the head. `E` is a static embedding
+`wide` is the linear word and bigram sum of `model.py`, retrained together
+with the head. Free tokens are those outside every contact-centre phrase the
+lexicon matched: the phrases are left to the lexicon (bigrams touching them
+too), and `g` is 0 when any phrase matched, so there the head does not
+temper the lexicon's judgement ("oh great another hour on hold" stays
+sarcastic), and 1 otherwise. `E` is a static embedding
 table: all-MiniLM-L6-v2's embedding of each word alone, reduced by PCA to K
-dimensions and quantised to int8 per dimension. `o` makes the head's
-valence exactly 0 for an utterance whose pooled embeddings and lexicon score
-are 0 (the training sets' base rate is not shipped, as in the first model).
+dimensions and quantised to int8 per dimension. The fit's valence bias
+absorbs the training sets' base rate and is not shipped; instead `o` puts
+the learned valence of the median neutral training utterance at 0, so plain
+text sits at the lexicon's neutral point, and an utterance none of whose
+free words the table knows gets no learned valence at all.
 
 Training minimises squared error through the squash (valence) plus log loss
 (dissatisfaction) with L2 penalties, full batch, by L-BFGS from a seeded
@@ -79,8 +84,13 @@ def pool_counts(scored, words: list[str], include_covered: bool) -> tuple[sp.csr
 class Inputs:
     """The head's inputs and the wide part's design for a set of utterances."""
 
-    def __init__(self, scored, vocab: model.Vocab, table: np.ndarray, scale: np.ndarray, include_covered: bool):
+    def __init__(
+        self, scored, vocab: model.Vocab, table: np.ndarray, scale: np.ndarray, include_covered: bool, gate: bool
+    ):
         self.wide = model.Design(scored, vocab)
+        # 0 where the head's valence is silenced: a contact-centre phrase of
+        # the lexicon matched (when `gate`).
+        self.gate = np.array([0.0 if gate and any(s.covered) else 1.0 for s in scored])
         plain, neg = pool_counts(scored, vocab.words, include_covered)
         e = table.astype(np.float64) * scale.astype(np.float64)
         lex = np.array([s.lexicon for s in scored])
@@ -91,7 +101,7 @@ class Inputs:
         out = Inputs.__new__(Inputs)
         d = model.Design.__new__(model.Design)
         d.dense, d.sparse, d.dims = self.wide.dense[mask], self.wide.sparse[mask], self.wide.dims
-        out.wide, out.x, out.lex_expanded = d, self.x[mask], self.lex_expanded[mask]
+        out.wide, out.x, out.lex_expanded, out.gate = d, self.x[mask], self.lex_expanded[mask], self.gate[mask]
         return out
 
 
@@ -127,7 +137,7 @@ def forward(net: Net, p: dict, inp: Inputs, mu: np.ndarray, sd: np.ndarray):
     pre = z @ p["A"] + p["c"]
     h = np.maximum(pre, 0.0)
     head = h @ p["V"]
-    sv = inp.wide.dot(p["wv"]) + head[:, 0]
+    sv = inp.wide.dot(p["wv"]) + head[:, 0] * inp.gate
     sd_ = inp.wide.dot(p["wd"]) + head[:, 1]
     return z, pre, h, sv, sd_
 
@@ -144,9 +154,12 @@ def fit(
     seed: int = 0,
     callback=None,
     val_weight: float = 1.0,
+    lexicon_inputs: bool = True,
 ):
-    """Fits both heads together (or one, with the other's weight 0).
-    Returns (net, theta, mu, sd)."""
+    """Fits both heads together (or one, with the other's weight 0). With
+    `lexicon_inputs` false the hidden units do not read the lexicon score
+    (their first-layer weights from it stay 0), so the head only adds the
+    evidence of the words. Returns (net, theta, mu, sd)."""
     net = Net(inp.wide.width, inp.x.shape[1], hidden)
     mu, sd = standardise(inp.x)
     rng = np.random.default_rng(seed)
@@ -154,6 +167,8 @@ def fit(
     p0 = net.unpack(theta0)
     p0["wv"][0] = 1.0  # the lexicon keeps its full weight
     p0["A"][:] = rng.normal(0.0, math.sqrt(2.0 / net.m), size=(net.m, hidden))
+    if not lexicon_inputs:
+        p0["A"][-2:] = 0.0
     p0["V"][:] = rng.normal(0.0, 0.01, size=(hidden, 2))
     lam_wide = inp.wide.penalty(params)
     n = len(y_val)
@@ -172,7 +187,7 @@ def fit(
         g = {}
         g["wv"] = inp.wide.tdot(g_sv) + 2 * lam_wide * p["wv"]
         g["wd"] = inp.wide.tdot(g_sd) + 2 * lam_wide * p["wd"]
-        g_head = np.stack([g_sv, g_sd], 1)
+        g_head = np.stack([g_sv * inp.gate, g_sd], 1)
         g["V"] = h.T @ g_head + 2 * lam_head * p["V"]
         g_h = (g_head @ p["V"].T) * (pre > 0)
         g["A"] = z.T @ g_h + 2 * lam_head * p["A"]
@@ -189,6 +204,9 @@ def fit(
 
     bounds = [(None, None)] * net.size
     bounds[0] = (1.0, 1.0)
+    if not lexicon_inputs:
+        a_at = 2 * net.width + (net.m - 2) * hidden
+        bounds[a_at : a_at + 2 * hidden] = [(0.0, 0.0)] * (2 * hidden)
     res = scipy.optimize.minimize(
         f,
         theta0,
@@ -225,6 +243,15 @@ def combine(valence_fit, dissatisfied_fit):
     return both, theta, muv, sdv
 
 
+def neutral_offset(net: Net, theta: np.ndarray, inp: Inputs, mu, sd) -> float:
+    """The valence offset `o` that puts the median learned valence of `inp`
+    (neutral utterances) at 0."""
+    p = net.unpack(theta)
+    *_, sv, _ = forward(net, p, inp, mu, sd)
+    raw = sv - p["wv"][0] * inp.lex_expanded - p["wv"][1]
+    return -float(np.median(raw))
+
+
 def predict(net: Net, theta: np.ndarray, inp: Inputs, mu, sd) -> tuple[np.ndarray, np.ndarray]:
     """(valence, dissatisfied) of the fitted model before export (bias kept)."""
     p = net.unpack(theta)
@@ -245,13 +272,16 @@ def export(
     scale: np.ndarray,
     dead: float,
     include_covered: bool,
+    offset: float,
+    gate: bool,
 ) -> bytes:
     """The weights file the Rust engine includes (crates/intel/src/learned.rs).
 
     Layout, little-endian:
       magic "IVRXLRN2"; u32 entries; u32 slots (a power of two); u32 text
       bytes; u32 embedding rows; u16 K; u16 hidden; u32 flags (bit 0: pool
-      tokens inside lexicon phrases too);
+      tokens inside lexicon phrases too; bit 1: the head's valence is
+      silent when a phrase matched);
       f32 x 7: valence lexicon weight (1), valence offset, dissatisfied
       lexicon weight, dissatisfied bias, valence scale, dissatisfied scale,
       valence dead zone;
@@ -277,10 +307,6 @@ def export(
     q_scale = np.concatenate([scale, scale, [1.0, 1.0]]).astype(np.float64)
     a_int = a * q_scale[:, None]
     vv = p["V"]
-    # The head's valence at x = 0 (no pooled words, lexicon 0) is shipped as
-    # an offset that cancels it, like the first model's dropped bias.
-    h0 = np.maximum(c, 0.0)
-    offset = -(h0 @ vv[:, 0])
 
     val = model.token_weights(vocab, p["wv"])
     dis = model.token_weights(vocab, p["wd"])
@@ -311,7 +337,7 @@ def export(
             h = (h + 1) & (slots - 1)
         slot_table[h] = i + 1
     text += b"\0" * (-len(text) % 4)
-    flags = 1 if include_covered else 0
+    flags = (1 if include_covered else 0) | (2 if gate else 0)
     head = MAGIC2 + struct.pack(
         "<IIIIHHI7f",
         len(entries),
@@ -358,6 +384,7 @@ class Exported:
             "<7f", blob, 8 + 24
         )
         self.include_covered = bool(flags & 1)
+        self.gate = bool(flags & 2)
         at = self.HEAD
         body = blob[at : at + n * self.ENTRY]
         at += n * self.ENTRY + slots * 4
@@ -382,8 +409,20 @@ class Exported:
 
     def score(self, s) -> tuple[float, float]:
         """(valence, dissatisfied) for one `engine.Scored` row."""
+        lex, learned, sd = self.parts(s)
+        return self.finish(lex, learned, sd, self.dead)
+
+    def finish(self, lex: float, learned: float, sd: float, dead: float) -> tuple[float, float]:
+        """(valence, dissatisfied) from `parts`, with dead zone `dead`."""
+        learned = math.copysign(max(abs(learned) - dead, 0.0), learned)
+        sv = self.a_v * lex + learned
+        return float(model.squash(np.array(sv))), 1.0 / (1.0 + math.exp(-sd))
+
+    def parts(self, s) -> tuple[float, float, float]:
+        """(expanded lexicon score, learned valence before the dead zone,
+        dissatisfaction logit) for one `engine.Scored` row."""
         tokens, negated, covered = s.tokens, s.negated, s.covered
-        v = d = 0
+        v = d = known = 0
         sums = np.zeros((2, self.k), dtype=np.int64)
         for i, (t, neg) in enumerate(zip(tokens, negated)):
             e = self.table.get(t)
@@ -392,6 +431,7 @@ class Exported:
             if covered[i]:
                 continue
             if e:
+                known += 1
                 v += e[2] if neg else e[1]
                 d += e[4] if neg else e[3]
             if i > 0 and not covered[i - 1]:
@@ -409,8 +449,8 @@ class Exported:
         x[2 * self.k + 1] = s.lexicon
         h = np.maximum(x @ self.a + self.c, np.float32(0))
         head = h @ self.v
-        learned = v / self.vscale * per + float(head[0]) + self.offset
-        learned = math.copysign(max(abs(learned) - self.dead, 0.0), learned)
-        sv = self.a_v * lex + learned
+        if self.gate and any(covered):
+            head[0] = 0.0
+        learned = v / self.vscale * per + float(head[0]) + self.offset if known else 0.0
         sd = self.a_d * lex + self.b_d + d / self.dscale * per + float(head[1])
-        return float(model.squash(np.array(sv))), 1.0 / (1.0 + math.exp(-sd))
+        return lex, learned, sd
