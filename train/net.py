@@ -310,32 +310,17 @@ def export(
 
     val = model.token_weights(vocab, p["wv"])
     dis = model.token_weights(vocab, p["wd"])
-    keys = sorted(set(val) | set(dis))
     row_of = {w: i for i, w in enumerate(vocab.words)}
-    vmax = max(max(abs(x) for x in val.get(kk, (0, 0))) for kk in keys)
-    dmax = max(max(abs(x) for x in dis.get(kk, (0, 0))) for kk in keys)
-    vscale = 32767.0 / vmax
-    dscale = 32767.0 / dmax
-    entries = []
-    for kk in keys:
-        q = [round(x * vscale) for x in val.get(kk, (0.0, 0.0))] + [round(x * dscale) for x in dis.get(kk, (0.0, 0.0))]
-        row = row_of.get(kk, 0xFFFF)
-        if (any(q) or row != 0xFFFF) and len(kk.encode()) < 1 << 16:
-            entries.append((kk, row, q))
-    slots = 1
-    while slots < len(entries) * 2:
-        slots *= 2
-    slot_table = [0] * slots
+    # Words with an embedding are kept even when their weights round to 0.
+    vscale, dscale, entries = model.quantise(val, dis, lambda kk, q: any(q) or kk in row_of)
+    slot_table = model.open_addressing([kk for kk, _ in entries])
+    slots = len(slot_table)
     text = bytearray()
     body = bytearray()
-    for i, (kk, row, q) in enumerate(entries):
+    for kk, q in entries:
         kb = kk.encode()
-        body += struct.pack("<IHH4h", len(text), len(kb), row, *q)
+        body += struct.pack("<IHH4h", len(text), len(kb), row_of.get(kk, 0xFFFF), *q)
         text += kb
-        h = model.fnv1a(kb) & (slots - 1)
-        while slot_table[h]:
-            h = (h + 1) & (slots - 1)
-        slot_table[h] = i + 1
     text += b"\0" * (-len(text) % 4)
     flags = (1 if include_covered else 0) | (2 if gate else 0)
     head = MAGIC2 + struct.pack(
@@ -390,10 +375,13 @@ class Exported:
         at += n * self.ENTRY + slots * 4
         text = blob[at : at + text_len]
         at += text_len
-        self.table = {}
+        self.table, self.rows = {}, {}
         for i in range(n):
             off, ln, row, vp, vn, dp, dn = struct.unpack_from("<IHH4h", body, i * self.ENTRY)
-            self.table[text[off : off + ln].decode()] = (row, vp, vn, dp, dn)
+            key = text[off : off + ln].decode()
+            self.table[key] = (vp, vn, dp, dn)
+            if row != 0xFFFF:
+                self.rows[key] = row
         self.emb = np.frombuffer(blob, dtype=np.int8, count=rows * k, offset=at).reshape(rows, k)
         at += rows * k
         m = 2 * k + 2
@@ -422,23 +410,12 @@ class Exported:
         """(expanded lexicon score, learned valence before the dead zone,
         dissatisfaction logit) for one `engine.Scored` row."""
         tokens, negated, covered = s.tokens, s.negated, s.covered
-        v = d = known = 0
+        v, d, known = model.word_sums(s, self.table)
         sums = np.zeros((2, self.k), dtype=np.int64)
-        for i, (t, neg) in enumerate(zip(tokens, negated)):
-            e = self.table.get(t)
-            if e and e[0] != 0xFFFF and (self.include_covered or not covered[i]):
-                sums[1 if neg else 0] += self.emb[e[0]]
-            if covered[i]:
-                continue
-            if e:
-                known += 1
-                v += e[2] if neg else e[1]
-                d += e[4] if neg else e[3]
-            if i > 0 and not covered[i - 1]:
-                b = self.table.get(f"{tokens[i - 1]} {t}")
-                if b:
-                    v += b[1]
-                    d += b[3]
+        for t, neg, cov in zip(tokens, negated, covered):
+            row = self.rows.get(t)
+            if row is not None and (self.include_covered or not cov):
+                sums[1 if neg else 0] += self.emb[row]
         n = len(tokens)
         per = 1.0 / math.sqrt(n) if n else 0.0
         lex = float(model.expand(np.array(s.lexicon)))
