@@ -393,7 +393,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__sandbox)
-            opts="-h -V --listen --webhook-url --failover-url --api-key --signing-key --time-scale --agent --duplicate-rate --reorder-rate --max-delay-ms --api-error-rate --api-rate-limit-rate --api-timeout-rate --api-drop-rate --api-drop-after-rate --seed --json --help --version"
+            opts="-h -V --listen --webhook-url --failover-url --api-key --signing-key --time-scale --no-clock-hold --agent --duplicate-rate --reorder-rate --max-delay-ms --api-error-rate --api-rate-limit-rate --api-timeout-rate --api-drop-rate --api-drop-after-rate --seed --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -497,7 +497,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__serve)
-            opts="-h -V --listen --sandbox --sandbox-listen --db --config --time-scale --json --log --print-config --demo --help --version"
+            opts="-h -V --listen --sandbox --sandbox-listen --db --config --time-scale --no-clock-hold --json --log --print-config --demo --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

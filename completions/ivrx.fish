@@ -42,6 +42,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l config -d 'Configura
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l time-scale -d 'Run the sandbox clock this many times faster than real time [default: 1, 5 with --demo]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l log -d 'Log level filter, e.g. `info`, `ivrx=debug` (RUST_LOG works too)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l sandbox -d 'Use the embedded sandbox carrier even when Telnyx credentials are set'
+complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l no-clock-hold -d 'Let the sandbox clock run on while the server is slow to answer webhooks, as a real carrier does: calls then outrun an overloaded server, which loses webhooks and caller speech (by default the clock stands still once a webhook has waited 100 ms for its answer) [config: sandbox.clock_hold = false]'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l json -d 'Log as JSON lines instead of text'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l print-config -d 'Print the effective configuration (secrets masked) and exit'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l demo -d 'Run a demo: bundled callers go through the IVR and the terminal shows each conversation'
@@ -128,6 +129,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-timeout-rate -
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-drop-rate -d 'Chaos: fraction of REST requests whose connection is dropped before they run, with no answer (0..1)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-drop-after-rate -d 'Chaos: fraction of REST requests that run, then their connection is dropped with no answer (0..1)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l seed -d 'Seed for the chaos knobs, for reproducible runs' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l no-clock-hold -d 'Let the sandbox clock run on while the application is slow to answer webhooks, as a real carrier does: calls then outrun an overloaded application, which loses webhooks and caller speech (by default the clock stands still once a webhook has waited 100 ms for its answer)'
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l json -d 'Log as JSON lines instead of text'
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -s V -l version -d 'Print version'

@@ -12,12 +12,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod transcription;
+
 use crate::intel::TrackerConfig;
 use crate::policy::PolicyConfig;
 use crate::sandbox::Chaos;
 use crate::session::SessionSettings;
 use crate::settings::default_queues;
 pub use crate::settings::{IvrConfig, MenuItem, QueueConfig, TransferConfig, TransferMode};
+use crate::telnyx::spec::{suggest, tables::SPEAK_LANGUAGES};
+use crate::telnyx::transcription::TranscriptionRequest;
+pub use transcription::TranscriptionSettings;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +48,9 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The embedded sandbox carrier.
     pub sandbox: EmbeddedSandboxConfig,
+    /// Each transcription engine's settings (`[transcription.google]`, …);
+    /// the section of `ivr.transcription_engine` is used.
+    pub transcription: TranscriptionSettings,
 }
 
 /// `[telnyx]`
@@ -235,11 +243,20 @@ pub struct EmbeddedSandboxConfig {
     pub connection_id: String,
     /// `[sandbox.chaos]`: fault injection, for testing how ivrx copes.
     pub chaos: Chaos,
+    /// The clock stands still while a webhook has waited over 100 ms for the
+    /// server's answer (default), so a slow server slows the calls down;
+    /// `false` lets the calls run on, as on a real carrier (`--no-clock-hold`).
+    pub clock_hold: bool,
 }
 
 impl Default for EmbeddedSandboxConfig {
     fn default() -> Self {
-        Self { agents: BTreeMap::new(), connection_id: "1684641123236054244".into(), chaos: Chaos::default() }
+        Self {
+            agents: BTreeMap::new(),
+            connection_id: "1684641123236054244".into(),
+            chaos: Chaos::default(),
+            clock_hold: true,
+        }
     }
 }
 
@@ -256,6 +273,7 @@ impl Default for Config {
             trackers: Vec::new(),
             storage: StorageConfig::default(),
             sandbox: EmbeddedSandboxConfig::default(),
+            transcription: TranscriptionSettings::default(),
         }
     }
 }
@@ -429,6 +447,18 @@ impl Config {
         if self.ivr.number.trim().is_empty() {
             return Err(invalid("ivr.number", "set the IVR's phone number in E.164 form, e.g. \"+18005550100\""));
         }
+        if !SPEAK_LANGUAGES.contains(&self.ivr.language.as_str()) {
+            return Err(invalid(
+                "ivr.language",
+                format!(
+                    "{:?} is not a language Telnyx speaks: use one of {} ({} in all, e.g. \"en-US\", \"es-MX\", \"fr-FR\")",
+                    self.ivr.language,
+                    suggest(&self.ivr.language, SPEAK_LANGUAGES),
+                    SPEAK_LANGUAGES.len()
+                ),
+            ));
+        }
+        self.transcription()?;
         if !crate::telnyx::commands::is_valid_voice(&self.ivr.voice) {
             return Err(invalid(
                 "ivr.voice",
@@ -582,6 +612,12 @@ impl Config {
         Ok(())
     }
 
+    /// The transcription request of the configured engine, checked against
+    /// the API's definition (the key and the fix when it would be refused).
+    pub fn transcription(&self) -> Result<TranscriptionRequest, ConfigError> {
+        self.transcription.resolve(&self.ivr.transcription_engine, &self.ivr.language)
+    }
+
     /// What the call session reads, with the connection id in use and the
     /// webhook URL to give dialled legs.
     pub fn session_settings(&self, connection_id: String, webhook_url: Option<String>) -> SessionSettings {
@@ -593,6 +629,8 @@ impl Config {
             connection_id,
             webhook_url,
             symbl_pstn: self.engine.is_symbl_pstn(),
+            // `serve` checks the configuration first; a bad one falls back to the default.
+            transcription: self.transcription().unwrap_or_default(),
         }
     }
 
@@ -679,6 +717,15 @@ mod tests {
     }
 
     #[test]
+    fn the_sandbox_clock_waits_for_a_slow_server_unless_turned_off() {
+        assert!(Config::default().sandbox.clock_hold);
+        let off = Config::from_toml("[sandbox]\nclock_hold = false\n").unwrap();
+        assert!(!off.sandbox.clock_hold);
+        off.validate(Mode::Sandbox).unwrap();
+        assert!(off.to_masked_toml().contains("clock_hold = false"));
+    }
+
+    #[test]
     fn pii_redaction_is_on_unless_turned_off() {
         assert!(Config::default().storage.redact_pii);
         assert!(Config::from_toml("[storage]\ndb = \"x.db\"\n").unwrap().storage.redact_pii);
@@ -744,11 +791,35 @@ mod tests {
             ("[queues.support]\nagents = [\"+1\"]\n", "ivr.menu[2].queue"),
             ("[sandbox.agents]\n\"+1\" = \"dance\"\n", "sandbox.agents.\"+1\""),
             ("[[trackers]]\nname = \"x\"\nphrases = []\n", "trackers[0].phrases"),
+            ("[ivr]\nlanguage = \"en\"\n", "ivr.language"),
+            ("[ivr]\ntranscription_engine = \"google\"\n", "ivr.transcription_engine"),
+            ("[ivr]\ntranscription_engine = \"Deepgram\"\n", "transcription.deepgram.transcription_model"),
+            ("[ivr]\ntranscription_engine = \"Azure\"\n", "transcription.azure.region"),
+            ("[ivr]\nlanguage = \"cy-GB\"\n", "ivr.language"),
+            ("[transcription.google]\nmodel = \"phone\"\n", "transcription.google.model"),
         ];
         for (text, key) in cases {
             let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(key_of(c.validate(Mode::Sandbox).unwrap_err()), key, "{text}");
         }
+    }
+
+    #[test]
+    fn each_engine_section_configures_its_engine() {
+        let text = "[ivr]\ntranscription_engine = \"Deepgram\"\nlanguage = \"es-MX\"\n\
+                    [transcription.deepgram]\ntranscription_model = \"deepgram/nova-2\"\n\
+                    [transcription.azure]\nregion = \"mars\"\n";
+        let c = Config::from_toml(text).unwrap();
+        c.validate(Mode::Sandbox).expect("only the section of the engine in use is checked");
+        let t = c.transcription().unwrap();
+        assert_eq!(t.engine.as_str(), "Deepgram");
+        assert_eq!(t.config["language"], "es-419", "nova-2's Spanish for es-MX");
+        let e = Config::from_toml("[ivr]\nlanguage = \"en\"\n").unwrap().validate(Mode::Sandbox).unwrap_err();
+        let line = e.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("\"en-US\"") && line.contains("ivr.language"), "{line}");
+        let e = Config::from_toml("[transcription.deepgram]\nmodel = \"x\"\n").unwrap_err();
+        assert!(e.contains("model"), "unknown keys in an engine section are refused: {e}");
     }
 
     #[test]

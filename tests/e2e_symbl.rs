@@ -281,14 +281,24 @@ impl LiveCall {
         .await;
     }
 
-    /// The caller asks for a person, thanks the agent and hangs up; the call's report.
+    /// The caller asks for a person, thanks the agent once connected and
+    /// hangs up; the call's report. (The caller waits for the connection
+    /// however long the fallback takes on a busy machine.)
     async fn escalate_and_hang_up(&self) -> Value {
-        for step in [
-            "say this is ridiculous i want to talk to a real person",
-            "pause 20",
-            "say thanks for picking up",
-            "hangup",
-        ] {
+        self.control.step(&self.ccid, "say this is ridiculous i want to talk to a real person").await;
+        eventually("the agent connected", || {
+            let ev = self.reader.events(&self.conv, 0).ok()?;
+            ev.iter()
+                .any(|e| {
+                    matches!(
+                        e.event,
+                        ivrx::session::DomainEvent::Transfer { status: ivrx::session::TransferStatus::Connected, .. }
+                    )
+                })
+                .then_some(())
+        })
+        .await;
+        for step in ["pause 2", "say thanks for picking up", "hangup"] {
             self.control.step(&self.ccid, step).await;
         }
         self.control.report(&self.ccid).await

@@ -1,7 +1,7 @@
 //! Proves the sandbox carrier against the official Telnyx Python SDK.
 //!
-//! The test builds (once, cached under `target/interop-venv`) a Python venv
-//! with the pinned SDK, starts the real `ivrx sandbox` binary on a loopback
+//! The test builds (once, cached under `target/interop-venv`, see
+//! [`interop::venv`]) a Python venv with the pinned SDK, starts the real `ivrx sandbox` binary on a loopback
 //! port, and runs `tests/interop/telnyx_sdk_interop.py`, which dials, answers,
 //! speaks, gathers, transcribes, transfers and hangs up with the SDK and
 //! verifies every webhook with the SDK's own Ed25519 verifier.
@@ -9,15 +9,13 @@
 //! The first run needs the Python package registry; without it the test fails
 //! and says so.
 
+mod interop;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
-
-/// The SDK version under test (never 4.87.1 or 4.87.2, which were malicious).
-const TELNYX_VERSION: &str = "4.176.0";
-const PYNACL_VERSION: &str = "1.5.0";
 
 /// Kills a child process (by its own handle) when the test ends, pass or fail.
 struct Reaped(Child);
@@ -27,62 +25,6 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn target_dir() -> PathBuf {
-    // The test binary lives in target/<profile>/deps/.
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent()?.parent().map(Path::to_path_buf))
-        .filter(|t| t.is_dir())
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-fn sdk_ready(python: &Path) -> bool {
-    let check = format!(
-        "import sys, telnyx, nacl; sys.exit(0 if telnyx.__version__ == '{TELNYX_VERSION}' and nacl.__version__ == '{PYNACL_VERSION}' else 1)"
-    );
-    Command::new(python).args(["-c", &check]).output().is_ok_and(|o| o.status.success())
-}
-
-/// The venv's python, with the pinned SDK installed.
-fn venv() -> PathBuf {
-    let dir = target_dir().join("interop-venv");
-    let python = dir.join("bin").join("python");
-    if python.exists() && sdk_ready(&python) {
-        return python;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let made = Command::new("python3").args(["-m", "venv"]).arg(&dir).output();
-    match made {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "could not create a Python venv with `python3 -m venv {}`: {}",
-            dir.display(),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("this test needs python3 (3.9 or newer) on PATH: {e}"),
-    }
-    let telnyx = format!("telnyx=={TELNYX_VERSION}");
-    let pynacl = format!("pynacl=={PYNACL_VERSION}");
-    let out = Command::new(dir.join("bin").join("pip"))
-        .args(["install", "--disable-pip-version-check", "--no-input", "--quiet", "--timeout", "30", &telnyx, &pynacl])
-        .output()
-        .expect("run pip");
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<_> = stderr.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-        panic!(
-            "could not install {telnyx} and {pynacl} with pip ({}).\n\
-             This test needs the Python package registry (PyPI) the first time it runs;\n\
-             the venv is then cached under {}.\npip said:\n{}",
-            out.status,
-            dir.display(),
-            tail.join("\n")
-        );
-    }
-    assert!(sdk_ready(&python), "pip succeeded but telnyx {TELNYX_VERSION} / pynacl {PYNACL_VERSION} do not import");
-    python
 }
 
 /// Lines of a child's output, read on a thread.
@@ -122,7 +64,7 @@ fn line_with(rx: &Receiver<String>, prefix: &str, timeout: Duration, seen: &mut 
 
 #[test]
 fn the_official_python_sdk_drives_the_sandbox() {
-    let python = venv();
+    let python = interop::venv();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/telnyx_sdk_interop.py");
 
     let mut py = Command::new(&python)
@@ -185,7 +127,7 @@ fn the_official_python_sdk_drives_the_sandbox() {
 
     let summary: serde_json::Value =
         serde_json::from_str(verdict.trim_start_matches("INTEROP OK ")).expect("summary is JSON");
-    assert_eq!(summary["telnyx_version"], TELNYX_VERSION);
+    assert_eq!(summary["telnyx_version"], interop::TELNYX_VERSION);
     assert!(summary["webhooks_verified"].as_u64().unwrap_or(0) >= 20, "{summary}");
     let types: Vec<&str> =
         summary["event_types"].as_array().expect("event_types").iter().filter_map(|v| v.as_str()).collect();

@@ -56,3 +56,19 @@ fn a_thousand_calls_two_hundred_at_once_lose_nothing_and_transfer_exactly_once()
     assert_eq!(report["ok"], true);
     assert!(out.status.success(), "exit status {} with an ok report", out.status);
 }
+
+#[test]
+fn the_sandbox_clock_hold_can_be_turned_off_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let print = |extra: &[&str]| {
+        let out = serve_support::ivrx(dir.path())
+            .args(["serve", "--print-config"])
+            .args(extra)
+            .output()
+            .expect("run ivrx serve --print-config");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(print(&[]).contains("clock_hold = true"), "the clock waits for a slow server by default");
+    assert!(print(&["--no-clock-hold"]).contains("clock_hold = false"));
+}

@@ -48,7 +48,12 @@ async fn inbound_call_answer_speak_gather_transcribe_hangup() {
     h.client.answer(&a, Answer { common: client_state("c3RhcnQ="), ..Answer::default() }).await.unwrap();
     let answered = h.hooks.wait_for(&a, "call.answered").await;
     assert_eq!(answered.payload()["client_state"], "c3RhcnQ=");
-    h.client.transcription_start(&a, TranscriptionStart::default()).await.unwrap();
+    // Google, with interim results (only sent when asked for).
+    let transcribe = TranscriptionStart {
+        transcription_engine_config: Some(serde_json::json!({"interim_results": true})),
+        ..TranscriptionStart::default()
+    };
+    h.client.transcription_start(&a, transcribe).await.unwrap();
     h.client.speak(&a, speak("welcome to ivrx")).await.unwrap();
     let ended = h.hooks.wait_for(&a, "call.speak.ended").await;
     assert_eq!(ended.payload()["status"], "completed");

@@ -154,7 +154,8 @@ async fn duplicates_are_acknowledged_once_processed_once() {
     assert_eq!(cs, vec!["answer"]);
     let state = f.log.lock().unwrap()[0].2["client_state"].as_str().unwrap().to_string();
     f.post(envelope("e2", "call.answered", json!({"call_control_id": "v3:caller", "client_state": state}))).await;
-    assert_eq!(f.actions(3).await, vec!["answer", "transcription_start", "gather_using_speak"]);
+    // Transcription started with the answer: no transcription_start.
+    assert_eq!(f.actions(2).await, vec!["answer", "gather_using_speak"]);
 }
 
 #[tokio::test]
@@ -215,6 +216,31 @@ async fn unknown_events_and_unknown_calls_are_logged_and_ignored() {
     assert_eq!((s, b["status"].as_str()), (200, Some("unrouted")));
     f.post(initiated("e3")).await;
     assert_eq!(f.actions(1).await, vec!["answer"], "only the real call produced a command");
+}
+
+#[tokio::test]
+async fn a_saved_recording_reaches_its_call_without_a_call_control_id() {
+    let f = fixture().await;
+    let leg = "428c31b6-7af4-4bcb-b7f5-5013ef9657c1";
+    let init = envelope(
+        "r1",
+        "call.initiated",
+        json!({"call_control_id": "v3:caller", "call_leg_id": leg, "call_session_id": "sess-1",
+               "direction": "incoming", "from": "+1555", "to": "+1800", "state": "parked"}),
+    );
+    f.post(init).await;
+    assert_eq!(f.actions(1).await, vec!["answer"]);
+    // Telnyx's shape: the leg and session ids, no call_control_id; the state
+    // may be null (a recording started by someone else).
+    let saved = json!({"call_leg_id": leg, "call_session_id": "sess-1", "connection_id": "1", "client_state": null,
+                       "channels": "single", "recording_started_at": "2020-07-10T05:08:59Z",
+                       "recording_ended_at": "2020-07-10T05:09:59Z",
+                       "recording_urls": {"mp3": "https://x/r.mp3", "wav": "https://x/r.wav"}});
+    let (s, b) = f.post(envelope("r2", "call.recording.saved", saved)).await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("accepted")), "routed by call_leg_id");
+    let other = json!({"call_leg_id": "00000000-0000-0000-0000-000000000000", "channels": "single"});
+    let (s, b) = f.post(envelope("r3", "call.recording.saved", other)).await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("unrouted")));
 }
 
 #[tokio::test]

@@ -99,10 +99,13 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: {e}");
         return Ok(exit::code(e.exit_code()));
     }
-    if let Err(e) = carrier.track_deliveries().await {
-        eprintln!("error: {e}");
-        return Ok(exit::code(exit::UNREACHABLE));
-    }
+    let held_before = match carrier.track_deliveries().await {
+        Ok(s) => s.clock_held_secs,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::code(exit::UNREACHABLE));
+        }
+    };
     let mut memory = MemoryReport { baseline_rss_kib: before.memory.rss_kib, ..MemoryReport::default() };
 
     let plan = mix.assign(calls);
@@ -228,6 +231,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
         delivered = carrier.deliveries().await.context("reading the sandbox's delivery statistics")?;
     }
     report.wall_secs = started.elapsed().as_secs_f64();
+    report.clock_held_secs = (delivered.clock_held_secs - held_before).max(0.0);
     let _ = stop_tx.send(true);
     memory = sampler.await.unwrap_or(memory);
     let after = stats(&server, true).await.context("reading the server's statistics")?;
@@ -368,6 +372,9 @@ fn print_report(r: &LoadReport) {
     }
     row("in flight (target / peak)", format!("{} / {}", r.concurrency, r.peak_in_flight));
     row("wall time", format!("{:.1} s", r.wall_secs));
+    if r.clock_held_secs > 0.0 {
+        row("sandbox clock held for a slow server", format!("{:.1} s", r.clock_held_secs));
+    }
     row("webhooks delivered", format!("{} ({:.0}/s)", r.webhooks.delivered, r.webhooks.per_sec));
     if r.webhooks.failed_attempts + r.webhooks.gave_up > 0 {
         row("failed attempts / given up", format!("{} / {}", r.webhooks.failed_attempts, r.webhooks.gave_up));

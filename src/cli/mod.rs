@@ -133,6 +133,9 @@ pub struct ServeArgs {
     /// Run the sandbox clock this many times faster than real time [default: 1, 5 with --demo]
     #[arg(long)]
     pub time_scale: Option<f64>,
+    /// Let the sandbox clock run on while the server is slow to answer webhooks, as a real carrier does: calls then outrun an overloaded server, which loses webhooks and caller speech (by default the clock stands still once a webhook has waited 100 ms for its answer) [config: sandbox.clock_hold = false]
+    #[arg(long)]
+    pub no_clock_hold: bool,
     /// Log as JSON lines instead of text
     #[arg(long)]
     pub json: bool,
@@ -374,6 +377,9 @@ pub struct SandboxArgs {
     /// Run the sandbox clock this many times faster than real time
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
+    /// Let the sandbox clock run on while the application is slow to answer webhooks, as a real carrier does: calls then outrun an overloaded application, which loses webhooks and caller speech (by default the clock stands still once a webhook has waited 100 ms for its answer)
+    #[arg(long)]
+    pub no_clock_hold: bool,
     /// How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy or no-answer (repeatable)
     #[arg(long = "agent", value_name = "NUMBER=BEHAVIOUR")]
     pub agents: Vec<String>,

@@ -19,6 +19,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     let webhook_url = config.webhook_url.clone();
     let failover_url = config.failover_url.clone();
     let time_scale = config.time_scale;
+    let clock_hold = config.delivery.hold_after.is_some();
     let default_key = config.api_key == "sandbox";
     let sandbox = Sandbox::start(config, listener).await.context("cannot start the sandbox carrier")?;
 
@@ -32,6 +33,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
             "webhook_url": webhook_url,
             "failover_url": failover_url,
             "time_scale": time_scale,
+            "clock_hold": clock_hold,
             "agents": agents,
         });
         println!("{line}");
@@ -47,7 +49,11 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         println!("  public key      {}", sandbox.public_key_base64());
         println!("                  (verify webhooks with TELNYX_PUBLIC_KEY set to this key)");
         println!("  connection id   {}", sandbox.connection_id());
-        println!("  time scale      x{time_scale}");
+        if clock_hold {
+            println!("  time scale      x{time_scale} (at most: the clock waits for an application slow to answer)");
+        } else {
+            println!("  time scale      x{time_scale} (the clock runs on even when the application falls behind)");
+        }
         if agents.is_empty() {
             println!("  agents          every number answers after 3 s with the standard agent script");
         } else {
@@ -91,6 +97,9 @@ pub fn config_from_args(args: &SandboxArgs) -> anyhow::Result<SandboxConfig> {
         );
     }
     config.time_scale = args.time_scale;
+    if args.no_clock_hold {
+        config.delivery.hold_after = None;
+    }
     config.api_key = args.api_key.trim().to_string();
     if config.api_key.is_empty() || config.api_key.chars().any(char::is_whitespace) {
         anyhow::bail!("--api-key must be a non-empty token without spaces");
@@ -164,6 +173,9 @@ mod tests {
         assert_eq!(c.chaos.duplicate_rate, 0.5);
         assert_eq!(c.chaos.api_rate_limit_rate, 0.25);
         assert_eq!(c.chaos.seed, Some(9));
+        assert!(c.delivery.hold_after.is_some(), "the clock waits for a slow application unless told not to");
+        let c = config_from_args(&args(&["--no-clock-hold"])).unwrap();
+        assert_eq!(c.delivery.hold_after, None);
     }
 
     #[test]

@@ -183,6 +183,12 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
             sc.connection_id = config.sandbox.connection_id.clone();
             sc.record_log = false;
             sc.chaos = config.sandbox.chaos.clone();
+            if !config.sandbox.clock_hold {
+                sc.delivery.hold_after = None;
+                tracing::info!(
+                    "sandbox clock hold off: calls run on when the server falls behind, as on a real carrier"
+                );
+            }
             for (number, behaviour) in &config.sandbox.agents {
                 let (n, b) = crate::sandbox::parse_agent_spec(&format!("{number}={behaviour}"))
                     .map_err(|e| anyhow::anyhow!("config key `sandbox.agents`: {}", e.0))?;
@@ -212,6 +218,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(db) = &args.db {
         config.storage.db = Some(db.clone());
+    }
+    if args.no_clock_hold {
+        config.sandbox.clock_hold = false;
     }
     let mode = config.mode(args.sandbox || args.demo);
     config.validate(mode)?;

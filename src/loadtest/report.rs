@@ -20,6 +20,10 @@ pub struct LoadReport {
     pub peak_in_flight: usize,
     /// Seconds from the first call placed to the last webhook delivered.
     pub wall_secs: f64,
+    /// Real seconds the sandbox clock stood still because webhooks waited
+    /// too long for the server's answer (0 on a server that keeps up).
+    #[serde(default)]
+    pub clock_held_secs: f64,
     /// Webhook deliveries, as the sandbox (the sender) saw them.
     pub webhooks: WebhookCounts,
     /// Webhook acknowledgement latency at the sender: request sent → 2xx answer read.

@@ -205,7 +205,10 @@ impl Calls {
         }
         let ccid = event.call_control_id();
         let Ok(mut legs) = self.legs.lock() else { return Route::Unrouted };
-        if let Some(conv) = ccid.and_then(|c| legs.get(c)) {
+        // A leg is known by its call_control_id, or by its call_leg_id for the
+        // events that have none (`call.recording.saved`).
+        let leg_id = event.ids().and_then(|i| i.call_leg_id.as_deref());
+        if let Some(conv) = ccid.or(leg_id).and_then(|c| legs.get(c)) {
             return Route::To(conv.clone());
         }
         if self.dial_ins.claims(event) {
@@ -674,9 +677,11 @@ impl Worker {
             match effect {
                 Effect::Record(r) => {
                     match &r.event {
-                        DomainEvent::LegJoined { call_control_id, .. } => {
-                            self.calls.register_leg(call_control_id, &r.conversation_id);
-                            self.legs.push(call_control_id.clone());
+                        DomainEvent::LegJoined { call_control_id, call_leg_id, .. } => {
+                            for id in std::iter::once(call_control_id).chain(call_leg_id) {
+                                self.calls.register_leg(id, &r.conversation_id);
+                                self.legs.push(id.clone());
+                            }
                         }
                         DomainEvent::Decision { decision, .. } => {
                             self.shared().metrics.decision(decision.reason.as_str())

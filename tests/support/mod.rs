@@ -157,9 +157,16 @@ impl Receiver {
         self.all().into_iter().filter(|r| r.answered == 200 && seen.insert(r.envelope.data.id.clone())).collect()
     }
 
-    /// Accepted webhooks of one leg.
+    /// Accepted webhooks of one leg: by its call_control_id, or by its
+    /// call_leg_id for the events that have none (`call.recording.saved`).
     pub fn events(&self, ccid: &str) -> Vec<Received> {
-        self.accepted().into_iter().filter(|r| r.ccid() == ccid).collect()
+        let all = self.accepted();
+        let leg_id = |r: &Received| r.payload()["call_leg_id"].as_str().map(str::to_string);
+        let legs: std::collections::HashSet<String> =
+            all.iter().filter(|r| r.ccid() == ccid).filter_map(leg_id).collect();
+        all.into_iter()
+            .filter(|r| r.ccid() == ccid || (r.ccid().is_empty() && leg_id(r).is_some_and(|l| legs.contains(&l))))
+            .collect()
     }
 
     /// Event types of one leg, in order.

@@ -14,7 +14,8 @@ pub struct IvrConfig {
     pub number: String,
     /// Text-to-speech voice (`female`, `male`, or e.g. `AWS.Polly.Joanna-Neural`).
     pub voice: String,
-    /// Language for speech and transcription.
+    /// Language Telnyx speaks in (`en-US`, `fr-FR`, …; Telnyx's closed list), also
+    /// the transcription language unless the engine's section sets one.
     pub language: String,
     /// Said first.
     pub greeting: String,
@@ -38,7 +39,8 @@ pub struct IvrConfig {
     pub max_reprompts: u32,
     /// Phrases after which the IVR says goodbye and hangs up.
     pub closing_phrases: Vec<String>,
-    /// Speech recognition engine for `transcription_start` (`Google`, `Telnyx`, `Deepgram`, …).
+    /// Speech recognition engine: `Google` (default), `Telnyx`, `Deepgram` or
+    /// `Azure`; its settings are under `[transcription.<engine>]`.
     pub transcription_engine: String,
 }
 

@@ -1,14 +1,22 @@
 //! The sandbox clock: virtual time that runs `time_scale` times faster than
 //! real time.
 //!
-//! Virtual time is `start + real_elapsed × time_scale`. Everything the sandbox
-//! simulates (speech, ringing, gather timeouts, pauses) is measured on this
-//! clock, and the `occurred_at` / `start_time` fields of webhooks carry virtual
-//! time, so an application computes realistic offsets even at ×50. Webhook
-//! signature timestamps are *real* Unix time: the 300 s tolerance is real.
+//! Virtual time is `start + (real_elapsed − held) × time_scale`. Everything the
+//! sandbox simulates (speech, ringing, gather timeouts, pauses) is measured on
+//! this clock, and the `occurred_at` / `start_time` fields of webhooks carry
+//! virtual time, so an application computes realistic offsets even at ×50.
+//! Webhook signature timestamps are *real* Unix time: the 300 s tolerance is real.
+//!
+//! The time scale is the clock's top speed. While a webhook waits too long for
+//! the application's answer (see [`DeliveryConfig::hold_after`](super::DeliveryConfig)),
+//! delivery *holds* the clock: a busy machine slows the simulation down instead
+//! of letting the calls run on ahead of an application that has not yet heard
+//! what happened in them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -23,6 +31,23 @@ struct Inner {
     real_start: Instant,
     virtual_start: DateTime<Utc>,
     scale: f64,
+    hold: Mutex<Hold>,
+    resumed: Notify,
+}
+
+/// Real time the clock stood still.
+#[derive(Debug, Default, Clone, Copy)]
+struct Hold {
+    /// Every finished hold, summed.
+    total: Duration,
+    /// The hold in progress.
+    since: Option<Instant>,
+}
+
+impl Hold {
+    fn at(&self, now: Instant) -> Duration {
+        self.total + self.since.map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
+    }
 }
 
 /// Multiplies a duration by a positive factor without panicking.
@@ -35,7 +60,49 @@ impl SandboxClock {
     /// is treated as 1 (the configuration is validated before this point).
     pub fn new(time_scale: f64) -> Self {
         let scale = if time_scale.is_finite() && time_scale > 0.0 { time_scale } else { 1.0 };
-        Self { inner: Arc::new(Inner { real_start: Instant::now(), virtual_start: Utc::now(), scale }) }
+        let inner = Inner {
+            real_start: Instant::now(),
+            virtual_start: Utc::now(),
+            scale,
+            hold: Mutex::default(),
+            resumed: Notify::new(),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    fn hold_state(&self) -> Hold {
+        *self.inner.hold.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops virtual time until [`release`](Self::release) (no-op when held).
+    pub(crate) fn hold(&self) {
+        let mut h = self.inner.hold.lock().unwrap_or_else(|p| p.into_inner());
+        h.since.get_or_insert_with(Instant::now);
+    }
+
+    /// Lets virtual time run again (no-op when not held).
+    pub(crate) fn release(&self) {
+        let mut h = self.inner.hold.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(since) = h.since.take() {
+            h.total += since.elapsed();
+            drop(h);
+            self.inner.resumed.notify_waiters();
+        }
+    }
+
+    /// True while the clock is held.
+    pub fn is_held(&self) -> bool {
+        self.hold_state().since.is_some()
+    }
+
+    /// Real time the clock has stood still since it started.
+    pub fn held(&self) -> Duration {
+        self.hold_state().at(Instant::now())
+    }
+
+    /// Completes when a hold ends (create it before checking [`is_held`](Self::is_held)).
+    pub(crate) fn resumed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.resumed.notified()
     }
 
     /// How many virtual seconds pass per real second.
@@ -45,7 +112,9 @@ impl SandboxClock {
 
     /// Virtual time elapsed since the clock started.
     pub fn elapsed(&self) -> Duration {
-        scale_duration(self.inner.real_start.elapsed(), self.inner.scale)
+        let now = Instant::now();
+        let running = now.saturating_duration_since(self.inner.real_start).saturating_sub(self.hold_state().at(now));
+        scale_duration(running, self.inner.scale)
     }
 
     /// The current virtual wall-clock time.
@@ -69,22 +138,35 @@ impl SandboxClock {
         scale_duration(virtual_duration, 1.0 / self.inner.scale)
     }
 
-    /// The real instant at which `elapsed` virtual time will have passed.
+    /// The real instant at which `elapsed` virtual time will have passed if
+    /// the clock is not held again (far in the future while it is held).
     pub fn real_deadline(&self, elapsed: Duration) -> tokio::time::Instant {
-        let real = self.to_real(elapsed);
         // Far-future deadlines saturate at about 30 years rather than overflow.
-        let real = real.min(Duration::from_secs(1 << 30));
+        const FAR: Duration = Duration::from_secs(1 << 30);
+        let hold = self.hold_state();
+        if hold.since.is_some() {
+            return tokio::time::Instant::from_std(Instant::now() + FAR);
+        }
+        let real = self.to_real(elapsed).saturating_add(hold.total).min(FAR);
         tokio::time::Instant::from_std(self.inner.real_start + real)
     }
 
-    /// Sleeps for a virtual duration (real `d / time_scale`).
+    /// Sleeps for a virtual duration (real `d / time_scale`, plus any hold).
     pub async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(self.to_real(d)).await;
+        self.sleep_until(self.elapsed().saturating_add(d)).await;
     }
 
     /// Sleeps until `elapsed` virtual time has passed since the start.
     pub async fn sleep_until(&self, elapsed: Duration) {
-        tokio::time::sleep_until(self.real_deadline(elapsed)).await;
+        while self.elapsed() < elapsed {
+            let resumed = self.resumed();
+            tokio::pin!(resumed);
+            resumed.as_mut().enable();
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.real_deadline(elapsed)) => {}
+                _ = resumed => {}
+            }
+        }
     }
 }
 
@@ -123,6 +205,29 @@ mod tests {
         c.sleep(Duration::from_secs(2)).await;
         assert!(real.elapsed() < Duration::from_millis(500));
         assert!(c.elapsed() - before >= Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_held_clock_stands_still_and_sleepers_wait_for_it() {
+        let c = SandboxClock::new(100.0);
+        c.hold();
+        c.hold();
+        let at = c.elapsed();
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(c.elapsed(), at, "no virtual time passes while held");
+        assert!(c.is_held());
+        let sleeper = tokio::spawn({
+            let c = c.clone();
+            async move { c.sleep(Duration::from_secs(1)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!sleeper.is_finished(), "a held clock does not wake sleepers");
+        c.release();
+        c.release();
+        assert!(c.held() >= Duration::from_millis(80));
+        tokio::time::timeout(Duration::from_secs(5), sleeper).await.expect("woken once released").unwrap();
+        assert!(c.elapsed() >= at + Duration::from_secs(1));
+        assert!(c.real_deadline(c.elapsed()) <= tokio::time::Instant::now() + Duration::from_millis(1));
     }
 
     #[test]

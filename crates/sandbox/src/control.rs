@@ -144,8 +144,7 @@ struct WaitQuery {
 
 async fn wait(State(s): State<Arc<Shared>>, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> Response {
     let virtual_timeout = secs(q.timeout_secs.unwrap_or(600.0));
-    let real = s.clock.to_real(virtual_timeout);
-    respond(match s.wait_hangup(&id, real).await {
+    respond(match s.wait_hangup(&id, virtual_timeout).await {
         Some((st, timed_out)) => Ok(json!({ "data": st, "timed_out": timed_out })),
         None => Err(ApiError::not_found(format!("Call {id} was not found."))),
     })

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::chaos::{Chaos, ChaosRng, DeliveryPlan};
+use super::clock::SandboxClock;
 use super::stats::DeliveryStats;
 use super::world::Emitted;
 
@@ -33,6 +34,11 @@ pub struct DeliveryConfig {
     pub backoff: Duration,
     /// Longest wait between attempts (4 s).
     pub max_backoff: Duration,
+    /// When a webhook has waited this long (real time) for the application's
+    /// answer, the sandbox clock stands still until no webhook has (100 ms;
+    /// `None`: never). Time spent on chaos delays and on backoff after a
+    /// failed attempt does not count: those are the carrier's own waits.
+    pub hold_after: Option<Duration>,
 }
 
 impl Default for DeliveryConfig {
@@ -42,6 +48,7 @@ impl Default for DeliveryConfig {
             timeout: Duration::from_secs(2),
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(4),
+            hold_after: Some(Duration::from_millis(100)),
         }
     }
 }
@@ -125,7 +132,9 @@ struct WireData<'a> {
     record_type: &'static str,
     event_type: &'a str,
     id: &'a str,
-    occurred_at: &'a str,
+    /// Absent when the payload carries its own (`conference.created`, `conference.ended`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    occurred_at: Option<&'a str>,
     payload: &'a Value,
 }
 
@@ -162,6 +171,11 @@ pub(crate) struct Delivery {
     runtime: tokio::runtime::Handle,
     stopped: AtomicBool,
     last_sweep: Mutex<Instant>,
+    /// Sessions whose next webhook waits for the application's answer, and since when.
+    waiting: Mutex<HashMap<u64, Instant>>,
+    /// Wakes the watchdog when a session starts waiting.
+    waiting_changed: tokio::sync::Notify,
+    clock: SandboxClock,
 }
 
 /// How long a reordered webhook waits for a next one to swap with (real).
@@ -174,6 +188,7 @@ impl Delivery {
         failover: Option<String>,
         chaos: Chaos,
         log_capacity: Option<usize>,
+        clock: SandboxClock,
     ) -> std::io::Result<Arc<Self>> {
         ivrx_http::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
@@ -182,7 +197,8 @@ impl Delivery {
             .pool_max_idle_per_host(256)
             .build()
             .map_err(std::io::Error::other)?;
-        Ok(Arc::new(Self {
+        let hold_after = cfg.hold_after;
+        let delivery = Arc::new(Self {
             http,
             signer,
             cfg,
@@ -195,7 +211,61 @@ impl Delivery {
             runtime: tokio::runtime::Handle::current(),
             stopped: AtomicBool::new(false),
             last_sweep: Mutex::new(Instant::now()),
-        }))
+            waiting: Mutex::new(HashMap::new()),
+            waiting_changed: tokio::sync::Notify::new(),
+            clock,
+        });
+        if let Some(after) = hold_after {
+            delivery.runtime.spawn(Arc::clone(&delivery).watch_overdue(after));
+        }
+        Ok(delivery)
+    }
+
+    /// The session's next webhook starts waiting for an answer now.
+    fn waiting(&self, session: u64) {
+        if self.cfg.hold_after.is_none() {
+            return;
+        }
+        let first = {
+            let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            w.insert(session, Instant::now());
+            w.len() == 1
+        };
+        if first {
+            self.waiting_changed.notify_one();
+        }
+    }
+
+    /// The session has nothing waiting for the application (idle, or in the carrier's own wait).
+    fn not_waiting(&self, session: u64) {
+        if self.cfg.hold_after.is_some() {
+            self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&session);
+        }
+    }
+
+    /// Holds the clock while any webhook has waited `after` for its answer.
+    async fn watch_overdue(self: Arc<Self>, after: Duration) {
+        const POLL: Duration = Duration::from_millis(10);
+        loop {
+            if self.stopped.load(Ordering::Relaxed) {
+                self.clock.release();
+                return;
+            }
+            let changed = self.waiting_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let oldest = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).values().min().copied();
+            match oldest {
+                Some(t) if t.elapsed() >= after => self.clock.hold(),
+                _ => self.clock.release(),
+            }
+            match oldest {
+                Some(_) => tokio::time::sleep(POLL).await,
+                None => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), changed).await;
+                }
+            }
+        }
     }
 
     /// Queues a webhook behind its session's earlier ones.
@@ -220,6 +290,7 @@ impl Delivery {
         q.idle_since = None;
         self.sweep(&mut queues);
         drop(queues);
+        self.waiting(session);
         let me = Arc::clone(self);
         self.runtime.spawn(me.run(session));
     }
@@ -305,6 +376,11 @@ impl Delivery {
     }
 
     async fn run(self: Arc<Self>, session: u64) {
+        self.deliver_queue(session).await;
+        self.not_waiting(session);
+    }
+
+    async fn deliver_queue(&self, session: u64) {
         while let Some((e, plan)) = self.take(session) {
             let mut batch = vec![(e, plan)];
             if plan.reorder {
@@ -317,13 +393,17 @@ impl Delivery {
                     return;
                 }
                 if plan.delay_ms > 0 {
+                    self.not_waiting(session);
                     tokio::time::sleep(Duration::from_millis(plan.delay_ms)).await;
+                    self.waiting(session);
                 }
                 self.deliver(&e, false).await;
                 if plan.duplicate {
                     self.deliver(&e, true).await;
                 }
                 self.stats.done();
+                // The next webhook waits from now.
+                self.waiting(session);
             }
         }
     }
@@ -343,7 +423,7 @@ impl Delivery {
                     record_type: "event",
                     event_type: e.event_type,
                     id: &e.id,
-                    occurred_at: &e.occurred_at,
+                    occurred_at: (e.payload.get("occurred_at").is_none()).then_some(e.occurred_at.as_str()),
                     payload: &e.payload,
                 },
                 meta: WireMeta { attempt, delivered_to: url },
@@ -401,7 +481,9 @@ impl Delivery {
                 return;
             }
             if attempt < attempts {
+                self.not_waiting(e.session);
                 tokio::time::sleep(self.cfg.backoff_after(attempt)).await;
+                self.waiting(e.session);
             }
         }
         self.stats.gave_up();
@@ -439,7 +521,7 @@ mod tests {
                 record_type: "event",
                 event_type: "call.answered",
                 id: "0ccc7b54-4df3-4bca-a65a-3da1ecc777f0",
-                occurred_at: "2020-07-10T05:08:59.668179Z",
+                occurred_at: Some("2020-07-10T05:08:59.668179Z"),
                 payload: &payload,
             },
             meta: WireMeta { attempt: 2, delivered_to: "http://127.0.0.1:1/hook" },

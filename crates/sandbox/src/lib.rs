@@ -450,10 +450,11 @@ impl Shared {
         self.with_world(|w, _| w.status(ccid))
     }
 
-    /// Waits up to `real_timeout` for the leg to hang up. `None`: unknown leg;
+    /// Waits up to `timeout` of virtual time (however long the clock is
+    /// held) for the leg to hang up. `None`: unknown leg;
     /// `Some((status, timed_out))` otherwise.
-    pub(crate) async fn wait_hangup(&self, ccid: &str, real_timeout: Duration) -> Option<(LegStatus, bool)> {
-        let deadline = tokio::time::Instant::now() + real_timeout.min(Duration::from_secs(3600));
+    pub(crate) async fn wait_hangup(&self, ccid: &str, timeout: Duration) -> Option<(LegStatus, bool)> {
+        let until = self.clock.elapsed().saturating_add(timeout.min(Duration::from_secs(24 * 3600)));
         let (tx, rx) = oneshot::channel();
         {
             // Registered before the status check, so a hangup in between is not missed.
@@ -472,7 +473,7 @@ impl Shared {
         let mut stop = self.shutdown.subscribe();
         tokio::select! {
             _ = rx => {}
-            _ = tokio::time::sleep_until(deadline) => {}
+            _ = self.clock.sleep_until(until) => {}
             _ = stop.changed() => {}
         }
         let status = self.status(ccid)?;
@@ -493,6 +494,10 @@ fn url_for(addr: SocketAddr) -> String {
 async fn scheduler(shared: Arc<Shared>) {
     let mut stop = shared.shutdown.subscribe();
     loop {
+        // Armed before the deadline is read, so a hold ending in between is not missed.
+        let resumed = shared.clock.resumed();
+        tokio::pin!(resumed);
+        resumed.as_mut().enable();
         let next = shared.tick();
         let clock = shared.clock.clone();
         let sleep = async move {
@@ -503,6 +508,7 @@ async fn scheduler(shared: Arc<Shared>) {
         };
         tokio::select! {
             _ = sleep => {}
+            _ = resumed => {}
             _ = shared.wake.notified() => {}
             _ = stop.changed() => return,
         }
@@ -526,6 +532,7 @@ impl Sandbox {
             config.failover_url.clone(),
             config.chaos.clone(),
             log_capacity,
+            clock.clone(),
         )?;
         let world = World::new(WorldConfig {
             timing: config.timing.clone(),
@@ -644,8 +651,7 @@ impl SandboxHandle {
     /// Waits until the leg hangs up or `timeout` (virtual) passes; returns its
     /// status either way (check `state`).
     pub async fn wait_for_hangup(&self, call_control_id: &str, timeout: Duration) -> Result<LegStatus, SandboxError> {
-        let real = self.shared.clock.to_real(timeout);
-        match self.shared.wait_hangup(call_control_id, real).await {
+        match self.shared.wait_hangup(call_control_id, timeout).await {
             Some((status, _)) => Ok(status),
             None => Err(SandboxError::UnknownCall(call_control_id.to_string())),
         }
@@ -658,7 +664,11 @@ impl SandboxHandle {
 
     /// Delivery counters and, in a tracking window, acknowledgement latency.
     pub fn delivery_stats(&self) -> DeliverySummary {
-        DeliverySummary { logging: self.shared.delivery.logging(), ..self.shared.delivery.stats.summary() }
+        DeliverySummary {
+            logging: self.shared.delivery.logging(),
+            clock_held_secs: self.shared.clock.held().as_secs_f64(),
+            ..self.shared.delivery.stats.summary()
+        }
     }
 
     /// Opens a new statistics window (see [`stats`]); `track` keeps the ids

@@ -74,12 +74,11 @@ pub(crate) struct Transcribing {
     pub since: VTime,
 }
 
-/// A recording in progress.
+/// A recording in progress (saved in both formats, whichever was asked for).
 #[derive(Debug, Clone)]
 pub(crate) struct Recording {
     started: VTime,
     channels: String,
-    format: String,
 }
 
 impl Media {
@@ -366,11 +365,7 @@ impl World {
     }
 
     pub(crate) fn start_recording(&mut self, id: u64, at: VTime, b: &RecordStart) {
-        let r = Recording {
-            started: at,
-            channels: b.channels.clone().unwrap_or_else(|| "single".into()),
-            format: b.format.clone().unwrap_or_else(|| "mp3".into()),
-        };
+        let r = Recording { started: at, channels: b.channels.clone().unwrap_or_else(|| "single".into()) };
         if let Some(m) = self.media(id) {
             m.recording.get_or_insert(r);
         }
@@ -382,19 +377,25 @@ impl World {
         }
     }
 
+    /// `call.recording.saved` in Telnyx's shape: the leg and session ids (no
+    /// `call_control_id`: a recording outlives its call), the state, and where
+    /// to download it (both formats, valid 10 minutes).
     pub(crate) fn emit_recording_saved(&mut self, id: u64, at: VTime, r: &Recording) {
+        let Some(leg) = self.legs.get(&id) else { return };
         let rec = ids::uuid();
         let base = self.cfg.recording_base.trim_end_matches('/').to_string();
-        let fields = json!({
+        let payload = json!({
+            "call_leg_id": &*leg.leg_uuid,
+            "call_session_id": &*leg.session_uuid,
+            "connection_id": self.cfg.connection_id,
+            "client_state": leg.client_state.as_deref(),
             "channels": r.channels,
-            "recording_id": rec,
-            "format": r.format,
             "recording_urls": { "mp3": format!("{base}/{rec}.mp3"), "wav": format!("{base}/{rec}.wav") },
-            "public_recording_urls": {},
             "recording_started_at": self.time(r.started),
             "recording_ended_at": self.time(at),
         });
-        self.emit(id, at, "call.recording.saved", false, fields);
+        let (session, ccid, url) = (leg.session, leg.ccid.clone(), leg.url.clone());
+        self.push_emitted(session, ccid, url, "call.recording.saved", at, payload);
     }
 
     // ----- transcription ----------------------------------------------------

@@ -53,6 +53,10 @@ pub struct DeliverySummary {
     pub truncated: bool,
     /// True while the webhook and command logs are being kept.
     pub logging: bool,
+    /// Real seconds the clock has stood still since the sandbox started,
+    /// waiting for a slow application (see `DeliveryConfig::hold_after`).
+    #[serde(default)]
+    pub clock_held_secs: f64,
 }
 
 #[derive(Debug)]
@@ -168,7 +172,7 @@ impl DeliveryStats {
         *self.lock() = Window::new(track);
     }
 
-    /// The window so far (`logging` is filled in by the caller).
+    /// The window so far (`logging` and `clock_held_secs` are filled in by the caller).
     pub fn summary(&self) -> DeliverySummary {
         let w = self.lock();
         let mut latencies = w.latencies.clone();
@@ -184,6 +188,7 @@ impl DeliveryStats {
             ids_tracked: w.ids.len() as u64,
             truncated: w.truncated,
             logging: false,
+            clock_held_secs: 0.0,
         };
         drop(w);
         DeliverySummary { ack_latency: summarize(&mut latencies), ..s }
@@ -229,7 +234,11 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 }
 
 fn summary_of(s: &Shared) -> DeliverySummary {
-    DeliverySummary { logging: s.delivery.logging(), ..s.delivery.stats.summary() }
+    DeliverySummary {
+        logging: s.delivery.logging(),
+        clock_held_secs: s.clock.held().as_secs_f64(),
+        ..s.delivery.stats.summary()
+    }
 }
 
 async fn summary(State(s): State<Arc<Shared>>) -> Response {

@@ -165,11 +165,51 @@ fn silent_ivr_caller_listens_five_seconds_then_speaks_and_hangs_up() {
 }
 
 #[test]
+fn transcription_started_with_the_answer_hears_the_first_words_and_follows_the_engine() {
+    // Finals only: Telnyx's engine has no interim results, nor has Google unless asked.
+    for (config, interims) in [
+        (json!({"transcription_engine": "Telnyx", "transcription_engine_config": {"language": "en"}}), false),
+        (json!({"transcription_engine": "Google"}), false),
+        (json!({"transcription_engine_config": {"interim_results": true}}), true),
+        (
+            json!({"transcription_engine": "Deepgram", "transcription_engine_config": {
+                "transcription_engine": "deepgram/nova-3", "transcription_model": "deepgram/nova-3",
+                "interim_results": true}}),
+            true,
+        ),
+        (
+            json!({"transcription_engine": "Azure", "transcription_engine_config": {
+                "transcription_engine": "Azure", "region": "eastus", "interim_results": true}}),
+            false,
+        ),
+    ] {
+        let mut s = Sim::new(&[]);
+        let a = s.place("say i would like to check my balance please\nhangup");
+        s.ok(&a, "answer", json!({"transcription": true, "transcription_config": config}));
+        s.to(12.0);
+        let tr = s.transcripts(&a);
+        assert_eq!(tr.iter().filter(|t| t.2).count(), 1, "{config}: the first line is heard: {tr:?}");
+        assert_eq!(tr.iter().any(|t| !t.2), interims, "{config}: {tr:?}");
+    }
+    // Without `transcription: true` the config alone starts nothing.
+    let mut s = Sim::new(&[]);
+    let a = s.place("say i would like to check my balance please\nhangup");
+    s.ok(&a, "answer", json!({"transcription_config": {"transcription_engine": "Google"}}));
+    s.to(12.0);
+    assert!(s.transcripts(&a).is_empty());
+}
+
+#[test]
 fn caller_waits_for_the_first_prompt_then_interims_then_final() {
     let mut s = Sim::new(&[]);
     let a = s.place("say i would like to check my balance please\nhangup");
     s.ok(&a, "answer", json!({}));
-    s.ok(&a, "transcription_start", json!({"transcription_engine": "Google", "transcription_tracks": "both"}));
+    s.ok(
+        &a,
+        "transcription_start",
+        json!({"transcription_engine": "Google", "transcription_tracks": "both",
+               "transcription_engine_config": {"language": "en", "interim_results": true}}),
+    );
     // Five words: 2 s of IVR speech.
     s.ok(&a, "speak", json!({"payload": "welcome how can i help", "voice": "female"}));
     let (t_end, p) = s.until(&a, "call.speak.ended", 5.0);
@@ -526,7 +566,58 @@ fn hangup_ends_media_first_then_saves_the_recording() {
     assert_eq!(s.events(&a, "call.playback.ended")[0].1["status"], "call_hangup");
     let rec = &s.events(&a, "call.recording.saved")[0].1;
     assert!(rec["recording_urls"]["mp3"].as_str().unwrap().ends_with(".mp3"));
+    assert!(rec["recording_urls"]["wav"].as_str().unwrap().ends_with(".wav"));
     assert_eq!(rec["channels"], "single");
+    // Telnyx's shape: the leg and session, not the call_control_id (a recording outlives its call).
+    let keys: Vec<&str> = rec.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "call_leg_id",
+            "call_session_id",
+            "channels",
+            "client_state",
+            "connection_id",
+            "recording_ended_at",
+            "recording_started_at",
+            "recording_urls"
+        ]
+    );
+    // The hangup reports the call's quality: 20 ms packets for the minute it was up.
+    let q = &s.events(&a, "call.hangup")[0].1["call_quality_stats"];
+    assert_eq!(q["inbound"]["packet_count"], "3050", "{q}");
+    assert_eq!(q["outbound"]["packet_count"], "3050");
+    assert!(s.events(&a, "call.hangup")[0].1.get("end_time").is_none(), "not a field of call.hangup");
+}
+
+#[test]
+fn webhooks_carry_the_optional_fields_telnyx_sends() {
+    let mut s = Sim::new(&[("+1agent", PartyBehavior::Answer { after_secs: 1.0, script: Some(Script::default()) })]);
+    let a = s.place("");
+    let init = &s.events(&a, "call.initiated")[0].1;
+    assert_eq!(init["caller_id_name"], super::DEFAULT_CALLER, "the number when the network has no name");
+    s.ok(&a, "answer", json!({}));
+    assert_eq!(s.events(&a, "call.answered")[0].1["state"], "answered");
+    let headers = json!([{"name": "X-Case", "value": "42"}]);
+    let uui = json!([{"name": "User-to-User", "value": "case=42"}]);
+    s.ok(&a, "transfer", json!({"to": "+1agent", "custom_headers": headers, "sip_headers": uui}));
+    let b = s.legs_other_than(&a).pop().expect("the transfer leg");
+    s.to(3.0);
+    for event in ["call.initiated", "call.answered"] {
+        let p = &s.events(&b, event)[0].1;
+        assert_eq!(
+            (&p["custom_headers"], &p["sip_headers"]),
+            (&headers, &uui),
+            "{event} echoes the transfer's headers"
+        );
+    }
+    assert!(s.events(&a, "call.answered")[0].1.get("custom_headers").is_none(), "only on the leg they were sent on");
+    s.ok(&b, "playback_start", json!({"media_name": "hold"}));
+    assert_eq!(s.events(&b, "call.playback.started")[0].1["media_name"], "hold");
+    s.ok(&a, "hangup", json!({}));
+    let never = s.place("");
+    s.ok(&never, "hangup", json!({}));
+    assert!(s.events(&never, "call.hangup")[0].1.get("call_quality_stats").is_none(), "no stats for a call never up");
 }
 
 #[test]

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use ivrx_telnyx::commands::{Action, Bridge, CallInfo, Dial, TranscriptionStart, Transfer};
+use ivrx_telnyx::commands::{Action, Bridge, CallInfo, Dial, SipHeader, TranscriptionStart, Transfer};
+use ivrx_telnyx::spec;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -261,6 +262,8 @@ pub(crate) struct Leg {
     pub from: Box<str>,
     pub to: Box<str>,
     pub caller_id_name: Option<Box<str>>,
+    /// `custom_headers` and `sip_headers` of the dial or transfer that made the leg.
+    pub headers: Option<Box<Headers>>,
     pub phase: Phase,
     pub bridge: Option<Link>,
     pub start: VTime,
@@ -321,6 +324,30 @@ impl Leg {
     }
 }
 
+/// SIP headers a dial or transfer set, echoed on the new leg's webhooks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Headers {
+    pub custom: Vec<SipHeader>,
+    pub sip: Vec<SipHeader>,
+}
+
+impl Headers {
+    fn of(custom: Option<&Vec<SipHeader>>, sip: Option<&Vec<SipHeader>>) -> Option<Box<Headers>> {
+        let h = Headers { custom: custom.cloned().unwrap_or_default(), sip: sip.cloned().unwrap_or_default() };
+        (!h.custom.is_empty() || !h.sip.is_empty()).then(|| Box::new(h))
+    }
+
+    /// Adds `custom_headers` / `sip_headers` to a payload.
+    fn add_to(&self, fields: &mut Value) {
+        if !self.custom.is_empty() {
+            fields["custom_headers"] = json!(self.custom);
+        }
+        if !self.sip.is_empty() {
+            fields["sip_headers"] = json!(self.sip);
+        }
+    }
+}
+
 /// A new leg's description.
 struct NewLeg {
     session: Option<(u64, Arc<str>)>,
@@ -328,6 +355,7 @@ struct NewLeg {
     from: String,
     to: String,
     caller_id_name: Option<String>,
+    headers: Option<Box<Headers>>,
     client_state: Option<String>,
     url: Arc<str>,
     origin: Origin,
@@ -594,6 +622,7 @@ impl World {
             from: n.from.into(),
             to: n.to.into(),
             caller_id_name: n.caller_id_name.map(Into::into),
+            headers: n.headers,
             phase: n.phase,
             bridge: None,
             start: at,
@@ -643,10 +672,27 @@ impl World {
             "state": if leg.incoming { "parked" } else { "bridging" },
             "start_time": self.time(leg.start),
         });
-        if let Some(name) = &leg.caller_id_name {
-            f["caller_id_name"] = Value::from(&**name);
+        // Inbound calls carry the caller's name, or the number when the
+        // network has none; outbound ones the name the command gave.
+        match (&leg.caller_id_name, leg.incoming) {
+            (Some(name), _) => f["caller_id_name"] = Value::from(&**name),
+            (None, true) => f["caller_id_name"] = Value::from(&*leg.from),
+            (None, false) => {}
+        }
+        if let Some(h) = &leg.headers {
+            h.add_to(&mut f);
         }
         self.emit(id, at, "call.initiated", true, f);
+    }
+
+    /// `call.answered`: the start time, the state, and the headers the leg was made with.
+    fn emit_answered(&mut self, id: u64, at: VTime) {
+        let Some(leg) = self.legs.get(&id) else { return };
+        let mut f = json!({ "start_time": self.time(leg.start), "state": "answered" });
+        if let Some(h) = &leg.headers {
+            h.add_to(&mut f);
+        }
+        self.emit(id, at, "call.answered", true, f);
     }
 
     /// A simulated caller dials the application: `call.initiated` (incoming,
@@ -661,6 +707,7 @@ impl World {
                 from: call.from,
                 to: call.to,
                 caller_id_name: call.caller_id_name,
+                headers: None,
                 client_state: None,
                 url: self.cfg.webhook_url.clone(),
                 origin: Origin::Inbound,
@@ -705,6 +752,7 @@ impl World {
                 from: d.from.clone(),
                 to: d.to.clone(),
                 caller_id_name: d.from_display_name.clone(),
+                headers: Headers::of(d.custom_headers.as_ref(), d.sip_headers.as_ref()),
                 client_state: d.client_state.clone(),
                 url,
                 origin: Origin::Dialed,
@@ -793,14 +841,12 @@ impl World {
                 self.link(a, id, false);
                 self.emit(a, at, "call.bridged", true, json!({}));
                 self.emit(id, at, "call.bridged", true, json!({}));
-                let start = self.legs.get(&id).map(|l| self.time(l.start));
-                self.emit(id, at, "call.answered", true, json!({ "start_time": start }));
+                self.emit_answered(id, at);
                 self.party_bridged(id, at, true);
                 self.party_bridged(a, at, false);
             }
             Origin::Dialed | Origin::Inbound => {
-                let start = self.legs.get(&id).map(|l| self.time(l.start));
-                self.emit(id, at, "call.answered", true, json!({ "start_time": start }));
+                self.emit_answered(id, at);
                 if let Some(on) = on_answer {
                     if let Some(url) = on.stream_url {
                         self.start_streaming(id, at, url);
@@ -860,22 +906,18 @@ impl World {
         let recording = leg.media.recording.take();
         leg.media.transcription = None;
         leg.media.streaming = None;
-        let start = leg.start;
-        let start = self.time(start);
-        self.emit(
-            id,
-            at,
-            "call.hangup",
-            true,
-            json!({
-                "hangup_cause": cause,
-                "hangup_source": source,
-                "sip_hangup_cause": sip_cause(cause),
-                "start_time": start,
-                "end_time": self.time(at),
-                "state": "hangup",
-            }),
-        );
+        let (start, answered_at) = (leg.start, leg.answered_at);
+        let mut fields = json!({
+            "hangup_cause": cause,
+            "hangup_source": source,
+            "sip_hangup_cause": sip_cause(cause),
+            "start_time": self.time(start),
+            "state": "hangup",
+        });
+        if let Some(answered) = answered_at {
+            fields["call_quality_stats"] = quality_stats(at.saturating_sub(answered));
+        }
+        self.emit(id, at, "call.hangup", true, fields);
         if let Some(r) = recording {
             self.emit_recording_saved(id, at, &r);
         }
@@ -994,9 +1036,7 @@ impl World {
         }
         leg.phase = Phase::Answered;
         leg.answered_at = Some(at);
-        let start = leg.start;
-        let start = self.time(start);
-        self.emit(id, at, "call.answered", true, json!({ "start_time": start }));
+        self.emit_answered(id, at);
         if let Some(url) = b.stream_url {
             self.start_streaming(id, at, url);
         }
@@ -1061,6 +1101,7 @@ impl World {
                 from,
                 to,
                 caller_id_name: b.from_display_name.clone(),
+                headers: Headers::of(b.custom_headers.as_ref(), b.sip_headers.as_ref()),
                 client_state: b.target_leg_client_state.clone(),
                 url,
                 origin: Origin::Transfer { a },
@@ -1133,6 +1174,17 @@ fn transcription_config(v: Option<&Value>) -> TranscriptionStart {
     v.cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
 }
 
+/// `call_quality_stats` of a leg that was up for `talk` (20 ms packets both
+/// ways, none lost: the sandbox's network is perfect).
+fn quality_stats(talk: Duration) -> Value {
+    let packets = (talk.as_millis() / 20).to_string();
+    json!({
+        "inbound": {"jitter_max_variance": "0", "jitter_packet_count": "0", "mos": "4.50",
+                    "packet_count": packets, "skip_packet_count": "0"},
+        "outbound": {"packet_count": packets, "skip_packet_count": "0"},
+    })
+}
+
 /// The SIP response a hangup cause corresponds to.
 fn sip_cause(cause: &str) -> &'static str {
     match cause {
@@ -1145,15 +1197,21 @@ fn sip_cause(cause: &str) -> &'static str {
 }
 
 impl Transcribing {
-    /// Settings from a `transcription_start` body (new or legacy shape).
+    /// Settings from a `transcription_start` body (new or legacy shape), or an
+    /// `answer`'s `transcription_config`. Interim results come only from
+    /// engines whose configuration has `interim_results`, and only when it is
+    /// true (Telnyx's engine and Azure send finals only).
     pub(crate) fn from_command(b: &TranscriptionStart, at: VTime) -> Self {
         let tracks = b.transcription_tracks.as_deref().unwrap_or("inbound");
-        let interim_cfg =
+        let engine = b.transcription_engine.as_deref().unwrap_or(spec::DEFAULT_ENGINE);
+        let has_interim = spec::engine_shapes(engine)
+            .is_some_and(|shapes| shapes.iter().any(|s| spec::field(s, "interim_results").is_some()));
+        let asked =
             b.transcription_engine_config.as_ref().and_then(|c| c.get("interim_results")).and_then(Value::as_bool);
         Self {
             inbound: matches!(tracks, "inbound" | "both"),
             outbound: matches!(tracks, "outbound" | "both"),
-            interim: b.interim_results.or(interim_cfg).unwrap_or(true),
+            interim: has_interim && b.interim_results.or(asked).unwrap_or(false),
             since: at,
         }
     }

@@ -16,6 +16,16 @@ pub struct Common {
     pub command_id: Option<String>,
 }
 
+/// One SIP header to send (`custom_headers`, `sip_headers`), echoed on the
+/// webhooks of the leg it was sent on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipHeader {
+    /// The header's name (`sip_headers` takes only `User-to-User`).
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
 macro_rules! body {
     ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$m])*
@@ -40,6 +50,9 @@ body!(
         /// Start transcription at answer time.
         transcription: bool,
         transcription_config: Value,
+        /// Headers for the SIP answer.
+        custom_headers: Vec<SipHeader>,
+        sip_headers: Vec<SipHeader>,
     }
 );
 
@@ -119,6 +132,9 @@ body!(
         /// State for the new (B) leg's webhooks.
         target_leg_client_state: String,
         webhook_url: String,
+        /// Headers for the new leg's INVITE.
+        custom_headers: Vec<SipHeader>,
+        sip_headers: Vec<SipHeader>,
     }
 );
 
@@ -206,6 +222,11 @@ pub struct Dial {
     pub transcription: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcription_config: Option<Value>,
+    /// Headers for the INVITE (echoed on the new leg's webhooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_headers: Option<Vec<SipHeader>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_headers: Option<Vec<SipHeader>>,
     /// Fields this version does not model, sent and kept verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -284,14 +305,6 @@ pub(crate) fn invalid(pointer: &str, detail: impl Into<String>) -> ValidationErr
     ValidationError::Invalid { pointer: format!("/{pointer}"), detail: detail.into() }
 }
 
-pub(crate) fn require(body: &Map<String, Value>, field: &str) -> Result<(), ValidationError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Err(missing(field)),
-        Some(Value::String(s)) if s.is_empty() => Err(missing(field)),
-        _ => Ok(()),
-    }
-}
-
 pub(crate) fn typed<T: serde::de::DeserializeOwned>(body: Map<String, Value>) -> Result<T, ValidationError> {
     serde_json::from_value(Value::Object(body)).map_err(|e| {
         // serde names the field in its message ("invalid type: …, expected … at …").
@@ -299,24 +312,11 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(body: Map<String, Value>) ->
     })
 }
 
-/// True for the voices Telnyx accepts: `male`, `female`, or `Provider.Voice…`.
-pub fn is_valid_voice(voice: &str) -> bool {
-    matches!(voice, "male" | "female")
-        || voice.split_once('.').is_some_and(|(provider, rest)| {
-            !provider.is_empty() && !rest.is_empty() && provider.chars().all(|c| c.is_ascii_alphanumeric())
-        })
-}
+pub use super::spec::is_valid_voice;
 
-fn check_speech(payload: Option<&String>, voice: Option<&String>) -> Result<(), ValidationError> {
-    if let Some(p) = payload {
-        if p.chars().count() > 3000 {
-            return Err(invalid("payload", "must be at most 3000 characters"));
-        }
-    }
-    if let Some(v) = voice {
-        if !is_valid_voice(v) {
-            return Err(invalid("voice", format!("{v:?} is not a supported voice")));
-        }
+fn check_payload_length(payload: Option<&String>) -> Result<(), ValidationError> {
+    if payload.is_some_and(|p| p.chars().count() > 3000) {
+        return Err(invalid("payload", "must be at most 3000 characters"));
     }
     Ok(())
 }
@@ -459,33 +459,19 @@ impl Action {
             Value::Null => Map::new(),
             _ => return Err(ValidationError::BadRequest("request body must be a JSON object".into())),
         };
-        for key in ["client_state", "command_id"] {
-            if let Some(v) = body.get(key) {
-                if !v.is_string() && !v.is_null() {
-                    return Err(invalid(key, "must be a string"));
-                }
-            }
-        }
-        if let Some(Value::String(cs)) = body.get("client_state") {
-            use base64::Engine as _;
-            if base64::engine::general_purpose::STANDARD.decode(cs).is_err() {
-                return Err(invalid("client_state", "must be a valid Base-64 encoded string"));
-            }
+        if let Some(fields) = super::spec::body(name) {
+            super::spec::check(fields, &body, "")?;
         }
         let action = match name {
             "answer" => Action::Answer(typed(body)?),
             "speak" => {
-                require(&body, "payload")?;
-                require(&body, "voice")?;
                 let b: Speak = typed(body)?;
-                check_speech(b.payload.as_ref(), b.voice.as_ref())?;
+                check_payload_length(b.payload.as_ref())?;
                 Action::Speak(b)
             }
             "gather_using_speak" => {
-                require(&body, "payload")?;
-                require(&body, "voice")?;
                 let b: GatherUsingSpeak = typed(body)?;
-                check_speech(b.payload.as_ref(), b.voice.as_ref())?;
+                check_payload_length(b.payload.as_ref())?;
                 check_digit_bounds(b.minimum_digits, b.maximum_digits)?;
                 Action::GatherUsingSpeak(b)
             }
@@ -506,7 +492,6 @@ impl Action {
             }
             "transcription_stop" => Action::TranscriptionStop(typed(body)?),
             "transfer" => {
-                require(&body, "to")?;
                 let b: Transfer = typed(body)?;
                 if let Some(t) = b.timeout_secs {
                     if !(5..=600).contains(&t) {
@@ -515,13 +500,10 @@ impl Action {
                 }
                 Action::Transfer(b)
             }
-            "bridge" => {
-                require(&body, "call_control_id")?;
-                Action::Bridge(typed(body)?)
-            }
+            "bridge" => Action::Bridge(typed(body)?),
             "hangup" => Action::Hangup(typed(body)?),
             "playback_start" => {
-                if body.get("audio_url").is_none() && body.get("media_name").is_none() {
+                if ["audio_url", "media_name", "playback_content"].iter().all(|f| body.get(*f).is_none()) {
                     return Err(missing("audio_url"));
                 }
                 Action::PlaybackStart(typed(body)?)
@@ -529,23 +511,9 @@ impl Action {
             "playback_stop" => Action::PlaybackStop(typed(body)?),
             "streaming_start" => Action::StreamingStart(typed(body)?),
             "streaming_stop" => Action::StreamingStop(typed(body)?),
-            "record_start" => {
-                require(&body, "format")?;
-                require(&body, "channels")?;
-                let b: RecordStart = typed(body)?;
-                if !matches!(b.format.as_deref(), Some("wav" | "mp3")) {
-                    return Err(invalid("format", "must be wav or mp3"));
-                }
-                if !matches!(b.channels.as_deref(), Some("single" | "dual")) {
-                    return Err(invalid("channels", "must be single or dual"));
-                }
-                Action::RecordStart(b)
-            }
+            "record_start" => Action::RecordStart(typed(body)?),
             "record_stop" => Action::RecordStop(typed(body)?),
-            "client_state_update" => {
-                require(&body, "client_state")?;
-                Action::ClientStateUpdate(typed(body)?)
-            }
+            "client_state_update" => Action::ClientStateUpdate(typed(body)?),
             other => return Err(ValidationError::BadRequest(format!("unknown action {other:?}"))),
         };
         Ok(action)
@@ -575,9 +543,7 @@ impl Dial {
         let Value::Object(body) = body else {
             return Err(ValidationError::BadRequest("request body must be a JSON object".into()));
         };
-        for f in ["connection_id", "to", "from"] {
-            require(&body, f)?;
-        }
+        super::spec::check(super::spec::tables::DIAL, &body, "")?;
         let d: Dial = typed(body)?;
         if let Some(t) = d.timeout_secs {
             if !(5..=600).contains(&t) {

@@ -10,12 +10,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::commands::{invalid, require, typed, ValidationError};
-
-/// Beep settings Telnyx accepts.
-const BEEPS: &[&str] = &["always", "never", "on_enter", "on_exit"];
-/// Supervisor roles Telnyx accepts.
-const SUPERVISOR_ROLES: &[&str] = &["barge", "monitor", "none", "whisper"];
+use super::commands::{invalid, typed, ValidationError};
+use super::spec::check;
+use super::spec::tables::{CONFERENCE_CREATE, CONFERENCE_JOIN, CONFERENCE_LEAVE};
 
 /// `POST /v2/conferences`: creates a conference from an existing (answered)
 /// call, which becomes its first participant.
@@ -213,35 +210,11 @@ fn object(body: Value) -> Result<Map<String, Value>, ValidationError> {
     }
 }
 
-fn check_common(body: &Map<String, Value>) -> Result<(), ValidationError> {
-    for key in ["client_state", "command_id", "call_control_id"] {
-        if let Some(v) = body.get(key) {
-            if !v.is_string() && !v.is_null() {
-                return Err(invalid(key, "must be a string"));
-            }
-        }
-    }
-    if let Some(Value::String(cs)) = body.get("client_state") {
-        use base64::Engine as _;
-        if base64::engine::general_purpose::STANDARD.decode(cs).is_err() {
-            return Err(invalid("client_state", "must be a valid Base-64 encoded string"));
-        }
-    }
-    if let Some(Value::String(b)) = body.get("beep_enabled") {
-        if !BEEPS.contains(&b.as_str()) {
-            return Err(invalid("beep_enabled", "must be always, never, on_enter or on_exit"));
-        }
-    }
-    Ok(())
-}
-
 impl ConferenceCreate {
     /// Validates a create body the way Telnyx does.
     pub fn parse(body: Value) -> Result<Self, ValidationError> {
         let body = object(body)?;
-        require(&body, "call_control_id")?;
-        require(&body, "name")?;
-        check_common(&body)?;
+        check(CONFERENCE_CREATE, &body, "")?;
         let b: ConferenceCreate = typed(body)?;
         if let Some(n) = b.max_participants {
             if !(2..=800).contains(&n) {
@@ -256,15 +229,8 @@ impl ConferenceJoin {
     /// Validates a join body the way Telnyx does.
     pub fn parse(body: Value) -> Result<Self, ValidationError> {
         let body = object(body)?;
-        require(&body, "call_control_id")?;
-        check_common(&body)?;
-        let b: ConferenceJoin = typed(body)?;
-        if let Some(r) = &b.supervisor_role {
-            if !SUPERVISOR_ROLES.contains(&r.as_str()) {
-                return Err(invalid("supervisor_role", "must be barge, monitor, none or whisper"));
-            }
-        }
-        Ok(b)
+        check(CONFERENCE_JOIN, &body, "")?;
+        typed(body)
     }
 }
 
@@ -272,8 +238,7 @@ impl ConferenceLeave {
     /// Validates a leave body the way Telnyx does.
     pub fn parse(body: Value) -> Result<Self, ValidationError> {
         let body = object(body)?;
-        require(&body, "call_control_id")?;
-        check_common(&body)?;
+        check(CONFERENCE_LEAVE, &body, "")?;
         typed(body)
     }
 }

@@ -1,5 +1,6 @@
 //! The Telnyx Call Control v2 protocol: webhook events, signatures, client state,
-//! command bodies, API errors, DTMF keys and (feature `client`) the REST client.
+//! command bodies, what the API definition accepts ([`spec`]), transcription
+//! requests per engine, API errors, DTMF keys and (feature `client`) the REST client.
 //!
 //! Everything here is written against the public protocol so that the same code
 //! talks to Telnyx in production and to the sandbox carrier in tests and demos.
@@ -14,7 +15,9 @@ pub mod dtmf;
 pub mod errors;
 pub mod events;
 pub mod signature;
+pub mod spec;
 mod string_enum;
+pub mod transcription;
 
 #[cfg(feature = "client")]
 pub use client::{ClientConfig, RetryPolicy, TelnyxClient};

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use ivrx_intel::{Label, Score};
-use ivrx_telnyx::commands::{Action, Gather, GatherUsingSpeak, Plain, Speak, TranscriptionStart};
+use ivrx_telnyx::commands::{Action, Gather, GatherUsingSpeak, Plain, Speak};
 use ivrx_telnyx::events::{
     CallAnswered, CallHangup, CallInitiated, Direction, Event, GatherEnded, GatherStatus, Transcription,
     TranscriptionTrack,
@@ -84,7 +84,9 @@ impl Session {
         if self.caller.is_some() {
             return; // a repeat of the same call
         }
-        self.caller = Some(Leg { call_control_id: ccid.clone(), ..Leg::default() });
+        // A leg ivrx dialled (`dial_out`) was dialled with transcription.
+        let transcribing = tagged && !self.symbl_listens();
+        self.caller = Some(Leg { call_control_id: ccid.clone(), transcribing, ..Leg::default() });
         self.started_at.get_or_insert(at);
         self.record(
             at,
@@ -120,15 +122,29 @@ impl Session {
     }
 
     /// Answers the caller's (inbound) leg, tagging it with the conversation.
+    /// Unless Symbl is the caller's ears, transcription starts with the
+    /// answer, so the caller's first words are heard however late the
+    /// `call.answered` webhook comes back.
     pub(super) fn answer_caller(&mut self, out: &mut Vec<Effect>) {
-        let answer = ivrx_telnyx::commands::Answer {
+        let transcribe = !self.symbl_listens();
+        let mut answer = ivrx_telnyx::commands::Answer {
             common: ivrx_telnyx::commands::Common {
                 client_state: Some(self.tag(Role::Caller, None)),
                 command_id: None,
             },
             ..Default::default()
         };
+        if transcribe {
+            answer.transcription = Some(true);
+            answer.transcription_config = Some(self.settings.transcription.config_for_answer(TRACKS));
+        }
+        let before = out.len();
         self.send(Role::Caller, Action::Answer(answer), out);
+        if transcribe && out.len() > before {
+            if let Some(leg) = self.caller.as_mut() {
+                leg.transcribing = true;
+            }
+        }
     }
 
     fn on_caller_answered(&mut self, _e: &CallAnswered, at: DateTime<Utc>, out: &mut Vec<Effect>) {
@@ -154,18 +170,12 @@ impl Session {
         self.gather_with_prompt(prompt, at, out);
     }
 
+    /// Starts transcription on a leg that was not answered with it (an agent
+    /// reached by a transfer, the caller once Symbl stops listening).
     pub(super) fn start_transcription(&mut self, role: Role, out: &mut Vec<Effect>) {
         let Some(leg) = self.leg_mut(role).filter(|l| !l.transcribing) else { return };
         leg.transcribing = true;
-        let body = TranscriptionStart {
-            transcription_engine: Some(self.settings.ivr.transcription_engine.clone()),
-            transcription_engine_config: Some(serde_json::json!({
-                "language": language_code(&self.settings.ivr.language),
-                "interim_results": true,
-            })),
-            transcription_tracks: Some("inbound".into()),
-            ..Default::default()
-        };
+        let body = self.settings.transcription.start(TRACKS);
         self.send(role, Action::TranscriptionStart(body), out);
     }
 
@@ -555,7 +565,5 @@ impl Session {
     }
 }
 
-/// `en-US` → `en`: the transcription engines take the language code.
-fn language_code(language: &str) -> String {
-    language.split(['-', '_']).next().unwrap_or("en").to_ascii_lowercase()
-}
+/// Each leg transcribes its own party: the inbound track.
+pub(super) const TRACKS: &str = "inbound";

@@ -25,6 +25,7 @@ use ivrx_intel::{Label, Score, TrackerHit};
 use ivrx_telnyx::commands::{Action, Dial};
 use ivrx_telnyx::conferences::ConferenceCommand;
 use ivrx_telnyx::events::Event;
+use ivrx_telnyx::transcription::TranscriptionRequest;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{Decision, PolicyConfig, PolicySnapshot, PolicyState};
@@ -124,10 +125,12 @@ pub struct SessionSettings {
     /// Symbl in PSTN mode: the caller goes into a conference that Symbl dials
     /// into, and Symbl's transcripts are the caller's utterances.
     pub symbl_pstn: bool,
+    /// The transcription engine and its configuration.
+    pub transcription: TranscriptionRequest,
 }
 
 impl Default for SessionSettings {
-    /// The default configuration's flow, queues, transfers and policy.
+    /// The default configuration's flow, queues, transfers, policy and transcription.
     fn default() -> Self {
         Self {
             ivr: IvrConfig::default(),
@@ -137,6 +140,7 @@ impl Default for SessionSettings {
             connection_id: "1684641123236054244".into(),
             webhook_url: None,
             symbl_pstn: false,
+            transcription: TranscriptionRequest::default(),
         }
     }
 }

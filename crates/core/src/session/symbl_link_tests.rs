@@ -36,6 +36,14 @@ fn sends(fx: &[Effect]) -> Vec<&Command> {
         .collect()
 }
 
+/// The `transcription` flag of the answer among the effects.
+fn answer_transcribes(fx: &[Effect]) -> Option<bool> {
+    sends(fx).iter().find_map(|c| match &c.request {
+        Request::Action(Action::Answer(a)) => Some(a.transcription == Some(true)),
+        _ => None,
+    })
+}
+
 fn names(fx: &[Effect]) -> Vec<&'static str> {
     sends(fx).iter().map(|c| c.action_name()).collect()
 }
@@ -147,6 +155,7 @@ impl Call {
         let fx = c.arrived(SYMBL);
         assert_eq!(kinds(&fx), vec!["leg_joined"]);
         assert_eq!(names(&fx), vec!["answer"], "Symbl is there: the caller is answered");
+        assert_eq!(answer_transcribes(&fx), Some(false), "Symbl is the caller's ears, not Telnyx");
         let fx = c.on(CALLER, Role::Caller, None, "call.answered", json!({}));
         assert_eq!(names(&fx), vec!["conference_create", "gather_using_speak"], "no Telnyx transcription");
         let create = conference(&fx);
@@ -205,7 +214,7 @@ fn a_frustrated_caller_is_transferred_once_into_the_same_conference() {
     let fx = c.on(CALLER, Role::Caller, None, "call.speak.ended", json!({"status": "completed"}));
     assert_eq!(names(&fx), vec!["playback_start"], "hold music");
     let fx = c.on(AGENT, Role::Agent, Some(1), "call.answered", json!({}));
-    assert_eq!(names(&fx), vec!["transcription_start", "speak"], "briefed first");
+    assert_eq!(names(&fx), vec!["speak"], "briefed first (dialled with transcription)");
     let fx = c.on(AGENT, Role::Agent, Some(1), "call.speak.ended", json!({"status": "completed"}));
     assert_eq!(names(&fx), vec!["playback_stop", "conference_join"], "then into the same conference");
     let ConferenceCommand::Join { conference_id, body } = conference(&fx)[0].1 else { panic!() };
@@ -247,8 +256,9 @@ fn symbl_failing_before_it_calls_in_answers_the_caller_on_telnyx_transcription()
     assert_eq!(kinds(&fx), vec!["engine_fallback"]);
     assert!(fx.contains(&Effect::StopSymbl { fallback: true }));
     assert_eq!(names(&fx), vec!["answer"]);
+    assert_eq!(answer_transcribes(&fx), Some(true), "Telnyx transcribes from the answer once Symbl is out");
     let fx = c.on(CALLER, Role::Caller, None, "call.answered", json!({}));
-    assert_eq!(names(&fx), vec!["transcription_start", "gather_using_speak"], "no conference");
+    assert_eq!(names(&fx), vec!["gather_using_speak"], "no conference");
     // A Symbl leg that calls in late is hung up; a second failure is not recorded twice.
     let fx = c.arrived(SYMBL);
     assert_eq!(names(&fx), vec!["hangup"]);

@@ -161,14 +161,20 @@ fn inbound_call_is_answered_then_greeted_with_the_menu_and_transcribed() {
         json!({"call_control_id": CALLER, "direction": "incoming", "from": "+1555", "to": "+1800"}),
     );
     assert_eq!(names(&fx), vec!["answer"]);
+    // Transcription starts with the answer: nothing the caller says is lost.
+    let Action::Answer(a) = &actions(&fx)[0] else { panic!() };
+    assert_eq!(a.transcription, Some(true));
+    assert_eq!(
+        a.transcription_config,
+        Some(json!({"transcription_engine": "Google", "transcription_tracks": "inbound",
+                    "transcription_engine_config": {"language": "en", "interim_results": true}}))
+    );
     let kinds: Vec<_> = events(&fx).iter().map(|e| e.kind()).collect();
     assert_eq!(kinds, vec!["call_started", "leg_joined"]);
     let fx = c.on_caller("call.answered", json!({}));
-    assert_eq!(names(&fx), vec!["transcription_start", "gather_using_speak"]);
+    assert_eq!(names(&fx), vec!["gather_using_speak"], "no separate transcription_start");
     let a = actions(&fx);
-    let Action::TranscriptionStart(t) = &a[0] else { panic!() };
-    assert_eq!(t.transcription_tracks.as_deref(), Some("inbound"));
-    let Action::GatherUsingSpeak(g) = &a[1] else { panic!() };
+    let Action::GatherUsingSpeak(g) = &a[0] else { panic!() };
     assert!(g.payload.as_deref().unwrap().starts_with("Thank you for calling"));
     assert_eq!(g.valid_digits.as_deref(), Some("1230"));
     assert_eq!(c.s.phase(), Phase::Ivr);
@@ -290,9 +296,9 @@ fn warm_transfer_to_connected(c: &mut Call) -> String {
     let fx = c.speak_ended(CALLER);
     assert_eq!(names(&fx), vec!["playback_start"], "hold music, never silence");
     let fx = c.on_agent(agent, 1, "call.answered", json!({}));
-    assert_eq!(names(&fx), vec!["transcription_start", "speak"], "the agent is transcribed from the answer on");
+    assert_eq!(names(&fx), vec!["speak"], "the agent was dialled with transcription: no transcription_start");
     let a = actions(&fx);
-    let Action::Speak(brief) = &a[1] else { panic!("{a:?}") };
+    let Action::Speak(brief) = &a[0] else { panic!("{a:?}") };
     assert!(brief.payload.as_deref().unwrap().contains("pressed 0"), "{brief:?}");
     let fx = c.speak_ended(agent);
     assert_eq!(names(&fx), vec!["playback_stop", "bridge"]);
@@ -620,7 +626,7 @@ fn a_session_survives_serialisation_mid_transfer() {
     let restored: Session = serde_json::from_str(&json).unwrap();
     c.s = restored.with_settings(settings(TransferMode::Warm));
     let fx = c.on_agent("v3:a1", 1, "call.answered", json!({}));
-    assert_eq!(names(&fx), vec!["transcription_start", "speak"]);
+    assert_eq!(names(&fx), vec!["speak"]);
     let ids: Vec<_> = actions(&fx).iter().map(|a| a.command_id().unwrap().to_string()).collect();
     assert!(ids[0].starts_with("conv-1-"));
 }

@@ -200,6 +200,7 @@ impl Session {
         let mode = if self.in_conference() { TransferMode::Warm } else { t.mode };
         match mode {
             TransferMode::Warm => {
+                // The agent's words are transcribed from the moment they answer.
                 let dial = Dial {
                     connection_id: self.settings.connection_id.clone(),
                     from: self.settings.ivr.number.clone(),
@@ -208,6 +209,8 @@ impl Session {
                     command_id: Some(self.next_command_id()),
                     webhook_url: self.settings.webhook_url.clone(),
                     timeout_secs: Some(ring),
+                    transcription: Some(true),
+                    transcription_config: Some(self.settings.transcription.config_for_answer(super::flow::TRACKS)),
                     ..Default::default()
                 };
                 out.push(Effect::Send(Command {
@@ -244,9 +247,11 @@ impl Session {
         if self.agent.is_some() {
             return true;
         }
+        // A dialled agent (warm, or into the conference) was dialled with transcription.
+        let dialled = self.in_conference() || self.transfer.as_ref().is_some_and(|t| t.mode == TransferMode::Warm);
         match ccid {
             Some(ccid) if self.is_current_attempt(tag) => {
-                self.agent = Some(Leg { call_control_id: ccid.to_string(), ..Leg::default() });
+                self.agent = Some(Leg { call_control_id: ccid.to_string(), transcribing: dialled, ..Leg::default() });
                 true
             }
             _ => false,
@@ -520,7 +525,7 @@ impl Session {
     pub fn dial_out(&mut self, to: String, from: String, at: DateTime<Utc>) -> Vec<Effect> {
         let mut out = Vec::new();
         self.started_at.get_or_insert(at);
-        let dial = Dial {
+        let mut dial = Dial {
             connection_id: self.settings.connection_id.clone(),
             from,
             to,
@@ -529,6 +534,11 @@ impl Session {
             webhook_url: self.settings.webhook_url.clone(),
             ..Default::default()
         };
+        // Transcribed from the moment they answer (see `on_caller_initiated`).
+        if !self.symbl_listens() {
+            dial.transcription = Some(true);
+            dial.transcription_config = Some(self.settings.transcription.config_for_answer(super::flow::TRACKS));
+        }
         out.push(Effect::Send(Command { call_control_id: None, role: Role::Caller, request: Request::Dial(dial) }));
         out
     }
