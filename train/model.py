@@ -249,7 +249,8 @@ def open_addressing(keys: list[str]) -> list[int]:
 
 
 def export(valence_w: np.ndarray, dissatisfied_w: np.ndarray, vocab: Vocab, tau: float = 0.0, dead: float = 0.0) -> bytes:
-    """The weights file the Rust engine includes (see src/intel/learned.rs).
+    """The first model's weights file (`benches/learned-v1.bin`; the engine reads it, see
+    crates/intel/src/learned.rs).
 
     Layout, little-endian:
       magic "IVRXLRN1"; u32 entries; u32 slots (a power of two); u32 text bytes;
