@@ -3,8 +3,9 @@
 //! `cargo bench --bench scorer` prints criterion's figures per group and, at
 //! the end, the overhead ratios of the engine's parts against `vader_parity`
 //! alone, measured in the same run: the engine as it ships (lexicon and
-//! learned model), the lexicon engine alone (the engine before the learned
-//! model), and the learned model's own share.
+//! learned model), the lexicon engine alone (the engine before any learned
+//! model), the engine with the first, linear learned model
+//! (`benches/learned-v1.bin`), and each learned model's own share.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -22,6 +23,12 @@ fn corpus_lines() -> Vec<String> {
     scripts.iter().flat_map(|s| s.script.utterances().map(str::to_string).collect::<Vec<_>>()).collect()
 }
 
+/// The first learned model: the word and bigram table alone.
+fn linear() -> LearnedScorer {
+    static V1: &[u8] = include_bytes!("learned-v1.bin");
+    LearnedScorer::from_bytes(V1).expect("the first model's weights load")
+}
+
 struct Subjects {
     lines: Vec<String>,
     vader: SentimentIntensityAnalyzer,
@@ -29,7 +36,9 @@ struct Subjects {
     trackers: TrackerSet,
     engine: LocalEngine,
     lexicon_engine: LocalEngine,
+    linear_engine: LocalEngine,
     learned: LearnedScorer,
+    linear: LearnedScorer,
     /// Each line normalised, with its lexicon score and domain phrases: the
     /// learned model's input.
     prepared: Vec<(Normalized, f64, Phrases)>,
@@ -59,7 +68,9 @@ impl Subjects {
             trackers: TrackerSet::default(),
             engine,
             lexicon_engine: LocalEngine::lexicon_only(TrackerSet::default()),
+            linear_engine: LocalEngine::with_learned(TrackerSet::default(), linear()),
             learned: LearnedScorer::new(),
+            linear: linear(),
             prepared,
             scores,
             config: PolicyConfig::default(),
@@ -102,9 +113,21 @@ impl Subjects {
         }
     }
 
+    fn linear_engine(&self) {
+        for l in &self.lines {
+            black_box(self.linear_engine.score(black_box(l)));
+        }
+    }
+
     fn learned(&self) {
         for (norm, lexicon, phrases) in &self.prepared {
             black_box(self.learned.score(black_box(norm), *lexicon, phrases));
+        }
+    }
+
+    fn linear(&self) {
+        for (norm, lexicon, phrases) in &self.prepared {
+            black_box(self.linear.score(black_box(norm), *lexicon, phrases));
         }
     }
 
@@ -129,7 +152,9 @@ fn benches(c: &mut Criterion, s: &Subjects) {
     g.bench_function("local_sentiment", |b| b.iter(|| s.sentiment()));
     g.bench_function("trackers", |b| b.iter(|| s.trackers()));
     g.bench_function("learned_model", |b| b.iter(|| s.learned()));
+    g.bench_function("linear_model", |b| b.iter(|| s.linear()));
     g.bench_function("lexicon_engine", |b| b.iter(|| s.lexicon_engine()));
+    g.bench_function("linear_engine", |b| b.iter(|| s.linear_engine()));
     g.bench_function("local_engine", |b| b.iter(|| s.engine()));
     g.bench_function("observe", |b| b.iter(|| s.observe()));
     g.finish();
@@ -158,7 +183,9 @@ fn ratios(s: &Subjects) {
         ("local sentiment (normalize + lexicon + VADER)", time(budget, || s.sentiment())),
         ("trackers (normalize + match)", time(budget, || s.trackers())),
         ("learned model alone (on prepared input)", time(budget, || s.learned())),
-        ("lexicon engine (before the learned model)", time(budget, || s.lexicon_engine())),
+        ("first, linear model alone (on prepared input)", time(budget, || s.linear())),
+        ("lexicon engine (no learned model)", time(budget, || s.lexicon_engine())),
+        ("engine with the first, linear model", time(budget, || s.linear_engine())),
         ("local engine (lexicon + learned + trackers)", time(budget, || s.engine())),
         ("policy observe", time(budget, || s.observe())),
     ];

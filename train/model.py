@@ -215,8 +215,42 @@ def soft_threshold(weights: dict[str, tuple[float, float]], tau: float) -> dict[
     return {k: (shrink(a), shrink(b)) for k, (a, b) in weights.items()}
 
 
+def quantise(val: dict, dis: dict, keep) -> tuple[float, float, list[tuple[str, list[int]]]]:
+    """Valence and dissatisfaction weights per key as 16-bit integers:
+    (valence scale, dissatisfaction scale, [(key, [valence plain, negated,
+    dissatisfied plain, negated])]) for the keys `keep(key, weights)` keeps
+    (keys of 64 KiB or more never)."""
+    keys = sorted(set(val) | set(dis))
+    vmax = max(max(abs(x) for x in val.get(k, (0, 0))) for k in keys)
+    dmax = max(max(abs(x) for x in dis.get(k, (0, 0))) for k in keys)
+    vscale = 32767.0 / vmax
+    dscale = 32767.0 / dmax
+    entries = []
+    for k in keys:
+        q = [round(x * vscale) for x in val.get(k, (0.0, 0.0))] + [round(x * dscale) for x in dis.get(k, (0.0, 0.0))]
+        if keep(k, q) and len(k.encode()) < 1 << 16:
+            entries.append((k, q))
+    return vscale, dscale, entries
+
+
+def open_addressing(keys: list[str]) -> list[int]:
+    """The slot table over `keys` (entry index + 1, or 0): a power of two at
+    least twice the keys, FNV-1a 64 of the UTF-8 text, linear probing."""
+    slots = 1
+    while slots < len(keys) * 2:
+        slots *= 2
+    table = [0] * slots
+    for i, k in enumerate(keys):
+        h = fnv1a(k.encode()) & (slots - 1)
+        while table[h]:
+            h = (h + 1) & (slots - 1)
+        table[h] = i + 1
+    return table
+
+
 def export(valence_w: np.ndarray, dissatisfied_w: np.ndarray, vocab: Vocab, tau: float = 0.0, dead: float = 0.0) -> bytes:
-    """The weights file the Rust engine includes (see src/intel/learned.rs).
+    """The first model's weights file (`benches/learned-v1.bin`; the engine reads it, see
+    crates/intel/src/learned.rs).
 
     Layout, little-endian:
       magic "IVRXLRN1"; u32 entries; u32 slots (a power of two); u32 text bytes;
@@ -230,31 +264,15 @@ def export(valence_w: np.ndarray, dissatisfied_w: np.ndarray, vocab: Vocab, tau:
     """
     val = soft_threshold(token_weights(vocab, valence_w), tau)
     dis = token_weights(vocab, dissatisfied_w)
-    keys = sorted(set(val) | set(dis))
-    vmax = max(max(abs(x) for x in val.get(k, (0, 0))) for k in keys)
-    dmax = max(max(abs(x) for x in dis.get(k, (0, 0))) for k in keys)
-    vscale = 32767.0 / vmax
-    dscale = 32767.0 / dmax
-    entries = []
-    for k in keys:
-        q = [round(x * vscale) for x in val.get(k, (0.0, 0.0))] + [round(x * dscale) for x in dis.get(k, (0.0, 0.0))]
-        if any(q):
-            entries.append((k, q))
-    entries = [(k, q) for k, q in entries if len(k.encode()) < 1 << 16]
-    slots = 1
-    while slots < len(entries) * 2:
-        slots *= 2
-    table = [0] * slots
+    vscale, dscale, entries = quantise(val, dis, lambda k, q: any(q))
+    table = open_addressing([k for k, _ in entries])
+    slots = len(table)
     text = bytearray()
     body = bytearray()
-    for i, (k, q) in enumerate(entries):
+    for k, q in entries:
         kb = k.encode()
         body += struct.pack("<IH4h", len(text), len(kb), *q)
         text += kb
-        h = fnv1a(kb) & (slots - 1)
-        while table[h]:
-            h = (h + 1) & (slots - 1)
-        table[h] = i + 1
     head = MAGIC + struct.pack(
         # The valence bias only absorbed the training sets' base rate: not shipped.
         "<III7f", len(entries), slots, len(text), valence_w[0], 0.0, dissatisfied_w[0], dissatisfied_w[1],
@@ -269,6 +287,29 @@ def count_tokens(scored) -> tuple[Counter, Counter]:
         words.update(s.tokens)
         pairs.update(bigrams(s.tokens))
     return words, pairs
+
+
+def word_sums(s, table: dict[str, tuple[int, int, int, int]]) -> tuple[int, int, int]:
+    """(valence sum, dissatisfaction sum, free words found) of one
+    `engine.Scored` row over a table of (valence plain, negated, dissatisfied
+    plain, negated) integers: free words by their negation, then free
+    bigrams, as the engine adds them."""
+    tokens, negated, covered = s.tokens, s.negated, s.covered
+    v = d = known = 0
+    for i, (t, neg) in enumerate(zip(tokens, negated)):
+        if covered[i]:
+            continue
+        e = table.get(t)
+        if e:
+            known += 1
+            v += e[1] if neg else e[0]
+            d += e[3] if neg else e[2]
+        if i > 0 and not covered[i - 1]:
+            e = table.get(f"{tokens[i - 1]} {t}")
+            if e:
+                v += e[0]
+                d += e[2]
+    return v, d, known
 
 
 class Exported:
@@ -292,20 +333,8 @@ class Exported:
 
     def score(self, s) -> tuple[float, float]:
         """(valence, dissatisfied) for one `engine.Scored` row."""
-        tokens, negated, covered, lexicon = s.tokens, s.negated, s.covered, s.lexicon
-        v = d = 0
-        for i, (t, neg) in enumerate(zip(tokens, negated)):
-            if covered[i]:
-                continue
-            e = self.table.get(t)
-            if e:
-                v += e[1] if neg else e[0]
-                d += e[3] if neg else e[2]
-            if i > 0 and not covered[i - 1]:
-                e = self.table.get(f"{tokens[i - 1]} {t}")
-                if e:
-                    v += e[0]
-                    d += e[2]
+        tokens, lexicon = s.tokens, s.lexicon
+        v, d, _ = word_sums(s, self.table)
         per = 1.0 / math.sqrt(len(tokens)) if tokens else 0.0
         lex = float(expand(np.array(lexicon)))
         learned = v / self.vscale * per

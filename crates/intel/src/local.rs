@@ -23,7 +23,8 @@ pub struct Assessment {
     pub score: f64,
     /// The lexicon scorer's compound (VADER plus the contact-centre lexicon).
     pub lexicon: f64,
-    /// The learned model's valence and dissatisfaction, when it runs.
+    /// The learned model's valence and the probability that the caller is
+    /// dissatisfied, when it runs (the frustration signal beside the score).
     pub learned: Option<Learned>,
 }
 
@@ -32,6 +33,12 @@ impl LocalEngine {
     /// model stacked on it.
     pub fn new(trackers: TrackerSet) -> Self {
         Self { trackers, sentiment: SentimentScorer::new(), learned: Some(LearnedScorer::new()) }
+    }
+
+    /// An engine with these trackers and other learned weights (the first
+    /// learned model's, say, for comparison).
+    pub fn with_learned(trackers: TrackerSet, learned: LearnedScorer) -> Self {
+        Self { trackers, sentiment: SentimentScorer::new(), learned: Some(learned) }
     }
 
     /// An engine that scores with the lexicon scorer alone, as before the
