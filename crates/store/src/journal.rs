@@ -1,6 +1,6 @@
 //! The write queue every backend shares: writes are queued without waiting,
 //! redacted on the way in, and committed in batches by one writer (for
-//! SQLite, a thread). When a commit fails (disk full, database locked) the
+//! SQLite, a thread; for PostgreSQL, a task). When a commit fails (disk full, database locked) the
 //! batch is kept and retried with back-off, the failure is logged loudly and
 //! reported by [`StoreHealth`]: accepted writes are not lost while the
 //! process runs.
@@ -202,6 +202,44 @@ impl Batcher {
         }
         self.top_up();
         true
+    }
+
+    /// Waits until there is something to commit; false once every sender is
+    /// gone and nothing is left. (Cancel-safe: nothing is taken from the
+    /// queue after the one await.)
+    pub(crate) async fn fill(&mut self) -> bool {
+        if self.idle() {
+            match self.rx.recv().await {
+                Some(item) => self.take(item),
+                None => return false,
+            }
+        }
+        self.top_up();
+        true
+    }
+
+    /// Records what a check of the database while idle found: an unreachable
+    /// database makes the store unhealthy (so `/readyz` answers 503) before
+    /// any write has to fail.
+    pub(crate) fn probed(&mut self, result: Result<(), StoreError>) {
+        match result {
+            Ok(()) => {
+                if self.health.failing.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(db = %self.store, "the database is reachable again");
+                    if let Ok(mut g) = self.health.last_error.lock() {
+                        *g = None;
+                    }
+                }
+            }
+            Err(e) => {
+                if !self.health.failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(db = %self.store, error = %e, "the database cannot be reached");
+                }
+                if let Ok(mut g) = self.health.last_error.lock() {
+                    *g = Some(e.to_string());
+                }
+            }
+        }
     }
 
     /// Settles a commit attempt: on success everyone waiting hears of it (a
