@@ -375,7 +375,8 @@ pub fn default_token_file() -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// SQLite file (default: `ivrx.db` in the user's data directory).
+    /// SQLite file (default: `ivrx.db` in the user's data directory), or a
+    /// PostgreSQL database: `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
     pub db: Option<PathBuf>,
     /// Redact card numbers, SSNs, e-mail addresses and phone numbers before storing text.
     pub redact_pii: bool,
@@ -389,7 +390,20 @@ impl StorageConfig {
         if !(10..=600_000).contains(&self.busy_timeout_ms) {
             return Err(invalid("storage.busy_timeout_ms", "must be between 10 and 600000 milliseconds"));
         }
+        self.location()?;
         Ok(())
+    }
+
+    /// The database `db` names ([`default_database`] when unset): a
+    /// `postgres://` or `postgresql://` URL is PostgreSQL, anything else a
+    /// SQLite file.
+    pub fn location(&self) -> Result<Location, ConfigError> {
+        match &self.db {
+            Some(db) => Location::parse(db).map_err(|e| {
+                invalid("storage.db", format!("{e} (also set by --db and IVRX_DB; a path means a SQLite file)"))
+            }),
+            None => Ok(Location::Sqlite(default_database())),
+        }
     }
 }
 
@@ -590,20 +604,19 @@ impl Config {
         }
     }
 
-    /// The database file: `[storage] db`, else [`default_database`].
-    pub fn database_file(&self) -> PathBuf {
-        self.storage.db.clone().unwrap_or_else(default_database)
-    }
-
-    /// The database.
-    pub fn database(&self) -> Location {
-        Location::Sqlite(self.database_file())
+    /// The database: `[storage] db` (or `--db`, `IVRX_DB`), else [`default_database`].
+    pub fn database(&self) -> Result<Location, ConfigError> {
+        self.storage.location()
     }
 
     /// The file a server keeps the admin token it generates in (when none is
-    /// configured): beside its database file.
+    /// configured): beside its SQLite file; for a PostgreSQL database, in the
+    /// data directory ([`default_token_file`]).
     pub fn token_file(&self) -> PathBuf {
-        token_file_beside(&self.database_file())
+        match self.database() {
+            Ok(Location::Sqlite(path)) => token_file_beside(&path),
+            _ => default_token_file(),
+        }
     }
 
     /// Live when a Telnyx API key is configured and the sandbox was not asked for.
