@@ -4,6 +4,8 @@
 //! password, an unreachable server, a missing database). Runs against the
 //! test process's throw-away cluster (see `ivrx_testkit::postgres`).
 
+mod common;
+
 use ivrx_store::{Location, PostgresStore, StoreError, StoreOptions};
 use ivrx_testkit::postgres::{cluster, Cluster};
 
@@ -122,4 +124,28 @@ async fn reading_an_empty_database_says_there_is_no_store() {
     let Some(pg) = pg() else { return };
     let e = PostgresStore::open_read_only(&location(&pg.fresh_database())).await.unwrap_err();
     assert!(matches!(e, StoreError::Missing { .. }), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_elsewhere_is_reported_and_nothing_is_lost() {
+    use ivrx_store::{Conversations, Journal};
+    let Some(pg) = pg() else { return };
+    let url = pg.fresh_database();
+    let options = StoreOptions { lock_timeout: std::time::Duration::from_millis(100), ..StoreOptions::default() };
+    let store = PostgresStore::open(&location(&url), options).await.unwrap();
+    // Another session holds the event log locked.
+    let mut blocker = psql(&url).await;
+    let tx = blocker.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    common::write_events(&store, &common::call());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !store.health().is_failing() {
+        assert!(std::time::Instant::now() < deadline, "the failure was never reported");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(store.health().last_error().unwrap().contains("lock timeout"), "{:?}", store.health().last_error());
+    tx.rollback().await.unwrap();
+    store.flush().await.unwrap();
+    assert!(!store.health().is_failing());
+    assert_eq!(store.events("c1", 0).await.unwrap().len(), 12);
 }

@@ -56,24 +56,22 @@ pub(crate) struct Db {
     pub(crate) name: String,
     user: String,
     dbname: String,
+    /// `SET LOCAL lock_timeout` for each write transaction.
+    pub(crate) set_lock_timeout: String,
 }
 
 impl Db {
     /// A pool of connections to `url`; nothing is connected yet.
     pub(crate) fn new(url: &PostgresUrl, lock_timeout: Duration) -> Result<Self, StoreError> {
         let name = url.to_string();
-        let mut config =
-            config(url.expose()).map_err(|reason| StoreError::BadLocation { given: name.clone(), reason })?;
+        let config = config(url.expose()).map_err(|reason| StoreError::BadLocation { given: name.clone(), reason })?;
         let user = config.get_user().unwrap_or_default().to_string();
         let dbname = config.get_dbname().unwrap_or(&user).to_string();
         // A write waits this long for a row lock another instance holds
         // before it fails (and is retried), as SQLite's busy timeout does.
-        let lock = format!("-c lock_timeout={}", lock_timeout.as_millis());
-        let options = match config.get_options() {
-            Some(o) if !o.is_empty() => format!("{o} {lock}"),
-            _ => lock,
-        };
-        config.options(&options);
+        // Set per transaction, not per session, so that it holds through a
+        // pooler in transaction mode.
+        let set_lock_timeout = format!("SET LOCAL lock_timeout = {}", lock_timeout.as_millis().max(1));
         let manager = Manager::from_config(config, tls(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
@@ -83,7 +81,7 @@ impl Db {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::database(name.clone(), e))?;
-        Ok(Db { pool, name, user, dbname })
+        Ok(Db { pool, name, user, dbname, set_lock_timeout })
     }
 
     /// A connection from the pool, or the error that names what to fix.
@@ -115,7 +113,8 @@ impl Db {
             if *code == SqlState::INVALID_CATALOG_NAME {
                 return StoreError::NoSuchDatabase { store, name: self.dbname.clone() };
             }
-            return StoreError::database(store, e);
+            // The driver's own text is only "db error": say what the server said.
+            return StoreError::database(store, format!("{} (SQLSTATE {})", db.message(), code.code()));
         }
         let text = e.to_string();
         let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());

@@ -102,7 +102,7 @@ async fn run_writer(db: Db, mut batcher: Batcher) {
             }
         }
         let result = match db.get().await {
-            Ok(mut client) => write::commit(&mut client, batcher.ops()).await.map_err(db.err()),
+            Ok(mut client) => write::commit(&mut client, &db.set_lock_timeout, batcher.ops()).await.map_err(db.err()),
             Err(e) => Err(e),
         };
         if let Some(wait) = batcher.settle(result) {

@@ -42,8 +42,13 @@ async fn run(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) ->
 
 /// Commits a batch in one transaction. For each write: whether it was new
 /// (only a webhook can be a repeat).
-pub(super) async fn commit(client: &mut deadpool_postgres::Object, batch: &[WriteOp]) -> Result<Vec<bool>> {
+pub(super) async fn commit(
+    client: &mut deadpool_postgres::Object,
+    set_lock_timeout: &str,
+    batch: &[WriteOp],
+) -> Result<Vec<bool>> {
     let tx = client.transaction().await?;
+    tx.batch_execute(set_lock_timeout).await?;
     let mut new = Vec::with_capacity(batch.len());
     for op in batch {
         new.push(match op {
