@@ -145,6 +145,90 @@ impl WriteQueue {
     }
 }
 
+/// A backend's write side: its queue, or none when the store was opened
+/// read-only (every write is then refused with [`StoreError::ReadOnly`]).
+/// A backend's [`Journal`](crate::Journal) is this ([`journal_via`]).
+pub(crate) struct Writes {
+    queue: Option<WriteQueue>,
+    store: String,
+    read_only: StoreHealth,
+}
+
+impl Writes {
+    /// Writes through `queue`.
+    pub(crate) fn new(queue: WriteQueue, store: String) -> Self {
+        Writes { queue: Some(queue), store, read_only: StoreHealth::default() }
+    }
+
+    /// No writes: the store is read-only.
+    pub(crate) fn read_only(store: String) -> Self {
+        Writes { queue: None, store, read_only: StoreHealth::default() }
+    }
+
+    fn with<T>(&self, write: impl FnOnce(&WriteQueue) -> Durable<T>) -> Durable<T> {
+        match &self.queue {
+            Some(q) => write(q),
+            None => Durable::failed(StoreError::ReadOnly { store: self.store.clone() }),
+        }
+    }
+
+    pub(crate) fn commit(&self, transition: Transition) -> Durable<()> {
+        self.with(|q| q.commit(transition))
+    }
+
+    pub(crate) fn record_webhook(&self, webhook: WebhookRecord) -> Durable<Receipt> {
+        self.with(|q| q.record_webhook(webhook))
+    }
+
+    pub(crate) fn record_insights(&self, id: &str, source: &str, insights: serde_json::Value) -> Durable<()> {
+        self.with(|q| q.record_insights(id, source, insights))
+    }
+
+    pub(crate) fn flush(&self) -> Durable<()> {
+        self.with(WriteQueue::flush)
+    }
+
+    pub(crate) fn health(&self) -> &StoreHealth {
+        self.queue.as_ref().map_or(&self.read_only, WriteQueue::health)
+    }
+}
+
+/// Implements [`Journal`](crate::Journal) for a backend by its [`Writes`] field.
+macro_rules! journal_via {
+    ($store:ty, $writes:ident) => {
+        impl $crate::port::Journal for $store {
+            fn commit(&self, transition: $crate::model::Transition) -> $crate::port::Durable<()> {
+                self.$writes.commit(transition)
+            }
+
+            fn record_webhook(
+                &self,
+                webhook: $crate::model::WebhookRecord,
+            ) -> $crate::port::Durable<$crate::model::Receipt> {
+                self.$writes.record_webhook(webhook)
+            }
+
+            fn record_insights(
+                &self,
+                conversation_id: &str,
+                source: &str,
+                insights: serde_json::Value,
+            ) -> $crate::port::Durable<()> {
+                self.$writes.record_insights(conversation_id, source, insights)
+            }
+
+            fn flush(&self) -> $crate::port::Durable<()> {
+                self.$writes.flush()
+            }
+
+            fn health(&self) -> &$crate::StoreHealth {
+                self.$writes.health()
+            }
+        }
+    };
+}
+pub(crate) use journal_via;
+
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 

@@ -26,13 +26,11 @@ use ivrx_core::session::Recorded;
 pub(crate) use connect::config;
 use connect::Db;
 
-use crate::journal::{Batcher, WriteQueue};
+use crate::journal::{Batcher, WriteQueue, Writes};
 use crate::location::PostgresUrl;
-use crate::model::{
-    CallAudit, Conversation, Filters, OpenLeg, PendingWebhook, Receipt, TransferAttempt, Transition, WebhookRecord,
-};
-use crate::port::{Analytics, Audit, Conversations, Durable, Journal, Recovery, Store};
-use crate::{IdMatch, StoreError, StoreHealth, StoreOptions};
+use crate::model::{CallAudit, Conversation, Filters, OpenLeg, PendingWebhook, TransferAttempt};
+use crate::port::{Analytics, Audit, Conversations, Recovery, Store};
+use crate::{IdMatch, StoreError, StoreOptions};
 
 /// How often an idle writer checks that the database answers.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -42,8 +40,7 @@ const CALLS_PER_PAGE: usize = 64;
 /// A store in a PostgreSQL database.
 pub struct PostgresStore {
     db: Db,
-    /// `None` when opened read-only.
-    queue: Option<WriteQueue>,
+    writes: Writes,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -61,7 +58,8 @@ impl PostgresStore {
         schema::migrate(&db).await?;
         let (queue, batcher) = WriteQueue::new(&options, db.name.clone());
         tokio::spawn(run_writer(db.clone(), batcher));
-        Ok(Self { db, queue: Some(queue) })
+        let writes = Writes::new(queue, db.name.clone());
+        Ok(Self { db, writes })
     }
 
     /// Connects to an existing ivrx database for reading only: nothing is
@@ -69,16 +67,13 @@ impl PostgresStore {
     pub async fn open_read_only(url: &PostgresUrl) -> Result<Self, StoreError> {
         let db = Db::new(url, crate::StoreOptions::default().lock_timeout)?;
         schema::check(&db).await?;
-        Ok(Self { db, queue: None })
+        let writes = Writes::read_only(db.name.clone());
+        Ok(Self { db, writes })
     }
 
     /// Every text value of every table, one per line (privacy audits).
     pub async fn every_text(&self) -> Result<String, StoreError> {
         self.db.every_text().await
-    }
-
-    fn queue(&self) -> Result<&WriteQueue, StoreError> {
-        self.queue.as_ref().ok_or_else(|| StoreError::ReadOnly { store: self.db.name.clone() })
     }
 }
 
@@ -111,43 +106,7 @@ async fn run_writer(db: Db, mut batcher: Batcher) {
     }
 }
 
-impl Journal for PostgresStore {
-    fn commit(&self, transition: Transition) -> Durable<()> {
-        match self.queue() {
-            Ok(q) => q.commit(transition),
-            Err(e) => Durable::failed(e),
-        }
-    }
-
-    fn record_webhook(&self, webhook: WebhookRecord) -> Durable<Receipt> {
-        match self.queue() {
-            Ok(q) => q.record_webhook(webhook),
-            Err(e) => Durable::failed(e),
-        }
-    }
-
-    fn record_insights(&self, conversation_id: &str, source: &str, insights: serde_json::Value) -> Durable<()> {
-        match self.queue() {
-            Ok(q) => q.record_insights(conversation_id, source, insights),
-            Err(e) => Durable::failed(e),
-        }
-    }
-
-    fn flush(&self) -> Durable<()> {
-        match self.queue() {
-            Ok(q) => q.flush(),
-            Err(e) => Durable::failed(e),
-        }
-    }
-
-    fn health(&self) -> &StoreHealth {
-        static READ_ONLY: std::sync::OnceLock<StoreHealth> = std::sync::OnceLock::new();
-        match &self.queue {
-            Some(q) => q.health(),
-            None => READ_ONLY.get_or_init(StoreHealth::default),
-        }
-    }
-}
+crate::journal::journal_via!(PostgresStore, writes);
 
 #[async_trait]
 impl Conversations for PostgresStore {
