@@ -682,6 +682,10 @@ impl Config {
         let mut c = self.clone();
         c.telnyx.api_key = c.telnyx.api_key.as_deref().map(mask);
         c.server.admin_token = c.server.admin_token.as_deref().map(mask);
+        // A database URL's password.
+        if let Ok(Location::Postgres(url)) = self.database() {
+            c.storage.db = Some(url.to_string().into());
+        }
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }
@@ -791,6 +795,15 @@ mod tests {
     fn pii_redaction_is_on_unless_turned_off() {
         assert!(Config::default().storage.redact_pii);
         assert!(Config::from_toml("[storage]\ndb = \"x.db\"\n").unwrap().storage.redact_pii);
+        let pg = Config::from_toml("[storage]\ndb = \"postgres://ivrx:s3cret@db:5432/ivrx\"\n").unwrap();
+        assert!(matches!(pg.database().unwrap(), Location::Postgres(_)));
+        assert_eq!(pg.token_file(), default_token_file(), "no directory beside a URL");
+        let shown = pg.to_masked_toml();
+        assert!(shown.contains("postgres://ivrx:***@db:5432/ivrx") && !shown.contains("s3cret"), "{shown}");
+        let bad = Config::from_toml("[storage]\ndb = \"postgres://ivrx@db:port/ivrx\"\n").unwrap();
+        let e = bad.storage.validate().unwrap_err().to_string();
+        assert!(e.contains("storage.db") && e.contains("IVRX_DB"), "{e}");
+        assert!(matches!(Config::default().database().unwrap(), Location::Sqlite(_)));
         let off = Config::from_toml("[storage]\nredact_pii = false\n").unwrap();
         assert!(!off.storage.redact_pii);
         off.validate(Mode::Sandbox).unwrap();

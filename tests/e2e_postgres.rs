@@ -102,6 +102,15 @@ fn calls_are_stored_in_postgres_and_survive_a_database_restart() {
     let connected = reports.iter().filter(|r| r["transferred"] == true).count() + 1;
     assert_eq!(calls.iter().filter(|c| c["transferred"] == true).count(), connected, "{json}");
     assert!(!json.to_string().contains("ivrx-test"), "the database's password is never printed");
+
+    // watch replays a stored call from PostgreSQL, found by a prefix of its id.
+    let id = during["conversation_id"].as_str().unwrap();
+    let out = ivrx(s.dir.path()).args(["watch", "--json", "--db", &url, &id[..8]]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.iter().any(|e| e.to_string().contains("\"decision\"")), "{events:?}");
+    assert!(events.iter().any(|e| e.to_string().contains("call_ended")), "{events:?}");
 }
 
 /// Store writes waiting, from `/metrics`.
