@@ -49,6 +49,15 @@ pub enum StoreError {
         /// What the connection attempt met.
         reason: String,
     },
+    /// The TLS handshake with the database server failed (an untrusted or
+    /// mismatched certificate, or a server without TLS under `sslmode=require`).
+    #[error("the TLS handshake with the database {store} failed: {reason}; trust the server's CA (add it to the system's certificates, or point SSL_CERT_FILE at it), or use sslmode=disable only on a network you trust")]
+    Tls {
+        /// The database.
+        store: String,
+        /// What the handshake met.
+        reason: String,
+    },
     /// The database server refused the user or its password.
     #[error("the database {store} refused user {user:?}: {reason}; fix the user and password in the URL (--db, IVRX_DB or [storage] db)")]
     Refused {

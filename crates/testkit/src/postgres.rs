@@ -67,6 +67,38 @@ pub fn cluster() -> Option<&'static Cluster> {
 }
 
 impl Cluster {
+    /// A cluster of its own that also speaks TLS, with a certificate for
+    /// 127.0.0.1 signed by the throw-away CA at [`Cluster::ca`]; stopped once
+    /// the process ends. `None` as for [`cluster`].
+    ///
+    /// # Panics
+    /// Under CI, when it cannot be started.
+    pub fn start_with_tls() -> Option<Cluster> {
+        let pid = std::process::id().to_string();
+        let started = run(&["start", "--owner", &pid, "--tls"]).and_then(|out| {
+            let mut lines = out.lines();
+            match (lines.next(), lines.next()) {
+                (Some(url), Some(dir)) => Ok(Cluster { url: url.to_string(), dir: PathBuf::from(dir) }),
+                _ => Err(format!("unexpected output from pg-test-cluster start: {out:?}")),
+            }
+        });
+        match started {
+            Ok(c) => Some(c),
+            Err(e) if in_ci() => {
+                panic!("a TLS PostgreSQL is needed by this test under CI and could not be started: {e}")
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: PostgreSQL with TLS could not be started for this test ({e})");
+                None
+            }
+        }
+    }
+
+    /// The CA that signed a TLS cluster's certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
     /// The URL of the cluster's `postgres` database (user `postgres` with a password).
     pub fn url(&self) -> &str {
         &self.url

@@ -117,12 +117,15 @@ impl Db {
             return StoreError::database(store, format!("{} (SQLSTATE {})", db.message(), code.code()));
         }
         let text = e.to_string();
+        let reason = match std::error::Error::source(&e) {
+            Some(s) => format!("{text}: {s}"),
+            None => text.clone(),
+        };
+        if text.contains("TLS") || text.contains("SSL") {
+            return StoreError::Tls { store, reason };
+        }
         let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-        if text.starts_with("error connecting") || text.contains("timed out") || text.contains("TLS") || io {
-            let reason = match std::error::Error::source(&e) {
-                Some(s) => format!("{text}: {s}"),
-                None => text,
-            };
+        if text.starts_with("error connecting") || text.contains("timed out") || io {
             return StoreError::Unreachable { store, reason };
         }
         StoreError::database(store, e)
