@@ -40,7 +40,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
         'ivrx;serve' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address the webhook server listens on, HOST:PORT')
             [CompletionResult]::new('--sandbox-listen', '--sandbox-listen', [CompletionResultType]::ParameterName, 'Address of the embedded sandbox carrier, HOST:PORT')
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'SQLite database file [default: ivrx.db in the user''s data directory]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Database: a SQLite file, or postgres://USER:PASSWORD@HOST:PORT/DATABASE [default: ivrx.db in the user''s data directory]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: ivrx.toml in the user''s config directory]')
             [CompletionResult]::new('--time-scale', '--time-scale', [CompletionResultType]::ParameterName, 'Run the sandbox clock this many times faster than real time [default: 1, 5 with --demo]')
             [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'Log level filter, e.g. `info`, `ivrx=debug` (RUST_LOG works too)')
@@ -84,7 +84,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Base URL of the running `ivrx serve`')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin token of the server [default: read from --token-file]')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]')
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Replay an ended conversation from this database, without a server')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Replay an ended conversation from this database (a SQLite file or a postgres:// URL), without a server')
             [CompletionResult]::new('--latest', '--latest', [CompletionResultType]::ParameterName, 'Follow the newest active conversation (waits for one to start)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print NDJSON events for scripts')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -107,7 +107,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             break
         }
         'ivrx;analyze' {
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'SQLite database file [default: ivrx.db in the user''s data directory]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Database: a SQLite file, or postgres://USER:PASSWORD@HOST:PORT/DATABASE [default: ivrx.db in the user''s data directory]')
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)')
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only calls that started before this time (RFC 3339, or YYYY-MM-DD to include that whole day)')
             [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'Only calls transferred to this queue')
@@ -116,7 +116,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--chart', '--chart', [CompletionResultType]::ParameterName, 'Write an SVG chart (sentiment timelines, time-to-transfer histogram)')
             [CompletionResult]::new('--html', '--html', [CompletionResultType]::ParameterName, 'Write a self-contained HTML report')
             [CompletionResult]::new('--replay-policy', '--replay-policy', [CompletionResultType]::ParameterName, 'Re-run the escalation policy with other thresholds and show what would change')
-            [CompletionResult]::new('--import', '--import', [CompletionResultType]::ParameterName, 'Import conversations (JSON lines or a Symbl messages export) and score them')
+            [CompletionResult]::new('--import', '--import', [CompletionResultType]::ParameterName, 'Import conversations (JSON lines or a Symbl messages export) and score them; a SQLite ivrx database is copied as it is (e.g. into PostgreSQL: --import ivrx.db --db postgres://…)')
             [CompletionResult]::new('--synthetic', '--synthetic', [CompletionResultType]::ParameterName, 'Generate this many synthetic conversations into the database first (for demos and benchmarks)')
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed for --synthetic (the same seed gives the same calls)')
             [CompletionResult]::new('--top', '--top', [CompletionResultType]::ParameterName, 'Topics listed (every format), and rows of the other lists in the table and HTML outputs (recent calls, trackers, replay changes)')

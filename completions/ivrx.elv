@@ -36,7 +36,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
         &'ivrx;serve'= {
             cand --listen 'Address the webhook server listens on, HOST:PORT'
             cand --sandbox-listen 'Address of the embedded sandbox carrier, HOST:PORT'
-            cand --db 'SQLite database file [default: ivrx.db in the user''s data directory]'
+            cand --db 'Database: a SQLite file, or postgres://USER:PASSWORD@HOST:PORT/DATABASE [default: ivrx.db in the user''s data directory]'
             cand --config 'Configuration file [default: ivrx.toml in the user''s config directory]'
             cand --time-scale 'Run the sandbox clock this many times faster than real time [default: 1, 5 with --demo]'
             cand --log 'Log level filter, e.g. `info`, `ivrx=debug` (RUST_LOG works too)'
@@ -78,7 +78,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --server 'Base URL of the running `ivrx serve`'
             cand --token 'Admin token of the server [default: read from --token-file]'
             cand --token-file 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]'
-            cand --db 'Replay an ended conversation from this database, without a server'
+            cand --db 'Replay an ended conversation from this database (a SQLite file or a postgres:// URL), without a server'
             cand --latest 'Follow the newest active conversation (waits for one to start)'
             cand --json 'Print NDJSON events for scripts'
             cand -h 'Print help (see more with ''--help'')'
@@ -99,7 +99,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --version 'Print version'
         }
         &'ivrx;analyze'= {
-            cand --db 'SQLite database file [default: ivrx.db in the user''s data directory]'
+            cand --db 'Database: a SQLite file, or postgres://USER:PASSWORD@HOST:PORT/DATABASE [default: ivrx.db in the user''s data directory]'
             cand --since 'Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)'
             cand --until 'Only calls that started before this time (RFC 3339, or YYYY-MM-DD to include that whole day)'
             cand --queue 'Only calls transferred to this queue'
@@ -108,7 +108,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --chart 'Write an SVG chart (sentiment timelines, time-to-transfer histogram)'
             cand --html 'Write a self-contained HTML report'
             cand --replay-policy 'Re-run the escalation policy with other thresholds and show what would change'
-            cand --import 'Import conversations (JSON lines or a Symbl messages export) and score them'
+            cand --import 'Import conversations (JSON lines or a Symbl messages export) and score them; a SQLite ivrx database is copied as it is (e.g. into PostgreSQL: --import ivrx.db --db postgres://…)'
             cand --synthetic 'Generate this many synthetic conversations into the database first (for demos and benchmarks)'
             cand --seed 'Seed for --synthetic (the same seed gives the same calls)'
             cand --top 'Topics listed (every format), and rows of the other lists in the table and HTML outputs (recent calls, trackers, replay changes)'

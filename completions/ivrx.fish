@@ -38,7 +38,7 @@ complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "completions" -d 'Print a 
 complete -c ivrx -n "__fish_ivrx_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l listen -d 'Address the webhook server listens on, HOST:PORT' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l sandbox-listen -d 'Address of the embedded sandbox carrier, HOST:PORT' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l db -d 'SQLite database file [default: ivrx.db in the user\'s data directory]' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l db -d 'Database: a SQLite file, or postgres://USER:PASSWORD@HOST:PORT/DATABASE [default: ivrx.db in the user\'s data directory]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l config -d 'Configuration file [default: ivrx.toml in the user\'s config directory]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l time-scale -d 'Run the sandbox clock this many times faster than real time [default: 1, 5 with --demo]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand serve" -l log -d 'Log level filter, e.g. `info`, `ivrx=debug` (RUST_LOG works too)' -r
@@ -72,7 +72,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -s V -l version -d 'Prin
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l server -d 'Base URL of the running `ivrx serve`' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token -d 'Admin token of the server [default: read from --token-file]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
-complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l db -d 'Replay an ended conversation from this database, without a server' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l db -d 'Replay an ended conversation from this database (a SQLite file or a postgres:// URL), without a server' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l latest -d 'Follow the newest active conversation (waits for one to start)'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l json -d 'Print NDJSON events for scripts'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -85,7 +85,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l token-file -d 'Fi
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -l json -d 'Print the result as JSON'
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand transfer" -s V -l version -d 'Print version'
-complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l db -d 'SQLite database file [default: ivrx.db in the user\'s data directory]' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l db -d 'Database: a SQLite file, or postgres://USER:PASSWORD@HOST:PORT/DATABASE [default: ivrx.db in the user\'s data directory]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l since -d 'Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l until -d 'Only calls that started before this time (RFC 3339, or YYYY-MM-DD to include that whole day)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l queue -d 'Only calls transferred to this queue' -r
@@ -97,7 +97,7 @@ json\t'One JSON document'"
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l chart -d 'Write an SVG chart (sentiment timelines, time-to-transfer histogram)' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l html -d 'Write a self-contained HTML report' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l replay-policy -d 'Re-run the escalation policy with other thresholds and show what would change' -r -F
-complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l import -d 'Import conversations (JSON lines or a Symbl messages export) and score them' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l import -d 'Import conversations (JSON lines or a Symbl messages export) and score them; a SQLite ivrx database is copied as it is (e.g. into PostgreSQL: --import ivrx.db --db postgres://…)' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l synthetic -d 'Generate this many synthetic conversations into the database first (for demos and benchmarks)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l seed -d 'Seed for --synthetic (the same seed gives the same calls)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand analyze" -l top -d 'Topics listed (every format), and rows of the other lists in the table and HTML outputs (recent calls, trackers, replay changes)' -r

@@ -375,7 +375,8 @@ pub fn default_token_file() -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// SQLite file (default: `ivrx.db` in the user's data directory).
+    /// SQLite file (default: `ivrx.db` in the user's data directory), or a
+    /// PostgreSQL database: `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
     pub db: Option<PathBuf>,
     /// Redact card numbers, SSNs, e-mail addresses and phone numbers before storing text.
     pub redact_pii: bool,
@@ -389,7 +390,20 @@ impl StorageConfig {
         if !(10..=600_000).contains(&self.busy_timeout_ms) {
             return Err(invalid("storage.busy_timeout_ms", "must be between 10 and 600000 milliseconds"));
         }
+        self.location()?;
         Ok(())
+    }
+
+    /// The database `db` names ([`default_database`] when unset): a
+    /// `postgres://` or `postgresql://` URL is PostgreSQL, anything else a
+    /// SQLite file.
+    pub fn location(&self) -> Result<Location, ConfigError> {
+        match &self.db {
+            Some(db) => Location::parse(db).map_err(|e| {
+                invalid("storage.db", format!("{e} (also set by --db and IVRX_DB; a path means a SQLite file)"))
+            }),
+            None => Ok(Location::Sqlite(default_database())),
+        }
     }
 }
 
@@ -590,20 +604,19 @@ impl Config {
         }
     }
 
-    /// The database file: `[storage] db`, else [`default_database`].
-    pub fn database_file(&self) -> PathBuf {
-        self.storage.db.clone().unwrap_or_else(default_database)
-    }
-
-    /// The database.
-    pub fn database(&self) -> Location {
-        Location::Sqlite(self.database_file())
+    /// The database: `[storage] db` (or `--db`, `IVRX_DB`), else [`default_database`].
+    pub fn database(&self) -> Result<Location, ConfigError> {
+        self.storage.location()
     }
 
     /// The file a server keeps the admin token it generates in (when none is
-    /// configured): beside its database file.
+    /// configured): beside its SQLite file; for a PostgreSQL database, in the
+    /// data directory ([`default_token_file`]).
     pub fn token_file(&self) -> PathBuf {
-        token_file_beside(&self.database_file())
+        match self.database() {
+            Ok(Location::Sqlite(path)) => token_file_beside(&path),
+            _ => default_token_file(),
+        }
     }
 
     /// Live when a Telnyx API key is configured and the sandbox was not asked for.
@@ -669,6 +682,10 @@ impl Config {
         let mut c = self.clone();
         c.telnyx.api_key = c.telnyx.api_key.as_deref().map(mask);
         c.server.admin_token = c.server.admin_token.as_deref().map(mask);
+        // A database URL's password.
+        if let Ok(Location::Postgres(url)) = self.database() {
+            c.storage.db = Some(url.to_string().into());
+        }
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }
@@ -778,6 +795,15 @@ mod tests {
     fn pii_redaction_is_on_unless_turned_off() {
         assert!(Config::default().storage.redact_pii);
         assert!(Config::from_toml("[storage]\ndb = \"x.db\"\n").unwrap().storage.redact_pii);
+        let pg = Config::from_toml("[storage]\ndb = \"postgres://ivrx:s3cret@db:5432/ivrx\"\n").unwrap();
+        assert!(matches!(pg.database().unwrap(), Location::Postgres(_)));
+        assert_eq!(pg.token_file(), default_token_file(), "no directory beside a URL");
+        let shown = pg.to_masked_toml();
+        assert!(shown.contains("postgres://ivrx:***@db:5432/ivrx") && !shown.contains("s3cret"), "{shown}");
+        let bad = Config::from_toml("[storage]\ndb = \"postgres://ivrx@db:port/ivrx\"\n").unwrap();
+        let e = bad.storage.validate().unwrap_err().to_string();
+        assert!(e.contains("storage.db") && e.contains("IVRX_DB"), "{e}");
+        assert!(matches!(Config::default().database().unwrap(), Location::Sqlite(_)));
         let off = Config::from_toml("[storage]\nredact_pii = false\n").unwrap();
         assert!(!off.storage.redact_pii);
         off.validate(Mode::Sandbox).unwrap();

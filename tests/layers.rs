@@ -143,13 +143,26 @@ fn the_io_list_catches_an_io_crate() {
 const DATABASE_CRATES: &[&str] =
     &["rusqlite", "libsqlite3-sys", "tokio-postgres", "postgres", "deadpool-postgres", "sqlx"];
 
+/// Whether `line` names a driver crate as Rust does: a path starting with it
+/// (`rusqlite::Connection`, not a module of that name inside another path)
+/// or a `use` of it. A `postgres://` URL is not the driver.
+fn names_driver(line: &str, words: &[&str]) -> bool {
+    DATABASE_CRATES.iter().map(|d| d.replace('-', "_")).any(|d| {
+        let used = words.windows(2).any(|w| w[0] == "use" && w[1] == d);
+        let path = line.match_indices(&format!("{d}::")).any(|(i, _)| {
+            line[..i].chars().next_back().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        });
+        used || path
+    })
+}
+
 /// What in a line of Rust shows SQL or a database driver: a driver's name, or
 /// SQL keywords as a query spells them (upper case, in the order only SQL
 /// puts them).
 fn sql_in(line: &str) -> Option<&'static str> {
     let words: Vec<&str> = line.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').collect();
     let has = |a: &str, b: &str| words.windows(2).any(|w| w[0] == a && w[1] == b);
-    let driver = words.iter().any(|w| DATABASE_CRATES.iter().any(|d| d.replace('-', "_") == *w));
+    let driver = names_driver(line, &words);
     let update = words.windows(3).any(|w| w[0] == "UPDATE" && w[2] == "SET");
     [
         (driver, "a database driver"),
@@ -226,6 +239,10 @@ fn the_sql_scan_catches_sql() {
     assert_eq!(sql_in("\"PRAGMA wal_checkpoint(PASSIVE)\""), Some("PRAGMA"));
     assert_eq!(sql_in("let conn = rusqlite::Connection::open(path)?;"), Some("a database driver"));
     assert_eq!(sql_in("use tokio_postgres::Client;"), Some("a database driver"));
+    assert_eq!(sql_in("    let (c, conn) = postgres::connect(url)?;"), Some("a database driver"));
+    assert_eq!(sql_in("use sqlx;"), Some("a database driver"));
+    assert_eq!(sql_in("/// A database: postgres://USER:PASSWORD@HOST/DB"), None);
+    assert_eq!(sql_in("let c = ivrx_testkit::postgres::cluster();"), None);
     assert_eq!(sql_in("/// Selects the calls from the store, then updates the set."), None);
     assert_eq!(sql_in("// Insert the call into the table, select the first one."), None);
 }

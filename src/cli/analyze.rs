@@ -12,13 +12,16 @@ use crate::analyze::render::{chart, csv::CsvWriter, html, json::JsonWriter, tabl
 use crate::analyze::synthetic::{self, SyntheticOptions};
 use crate::analyze::{self, import, query, replay, AnalyzeError, Bound, Filters, Options};
 use crate::config::{Config, EngineKind, Mode};
-use crate::store::{Location, SharedStore, StoreError, StoreOptions};
+use crate::store::{copy, Location, SharedStore, StoreError, StoreOptions};
 
 /// Runs `ivrx analyze`.
 pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(args.config.as_deref())?;
     config.validate(Mode::Sandbox)?;
-    let db = Location::sqlite(args.db.clone().unwrap_or_else(|| config.database_file()));
+    let db = match &args.db {
+        Some(given) => Location::parse(given).map_err(|e| exit::usage("analyze", format!("--db: {e}")))?,
+        None => config.database()?,
+    };
     let json = args.json || args.format == AnalyzeFormat::Json;
     let format = if json { AnalyzeFormat::Json } else { args.format };
     let output = Output::detect(ColorChoice::Auto);
@@ -37,11 +40,22 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("warning: {}: {retired}", path.display());
         }
     }
-    let imports = args.import.as_deref().map(import::read).transpose()?;
+    // A SQLite store given to --import is copied as it is; other files are
+    // conversations to score.
+    let copy_from = args.import.as_deref().filter(|p| copy::is_sqlite_file(p));
+    if let Some(from) = copy_from {
+        if db.sqlite_file().is_some_and(|to| same_file(to, from)) {
+            return Err(exit::usage("analyze", format!("--import {} is the --db database itself", from.display())));
+        }
+    }
+    let imports = args.import.as_deref().filter(|_| copy_from.is_none()).map(import::read).transpose()?;
 
-    let store = if imports.is_some() || args.synthetic.is_some() {
+    let store = if args.import.is_some() || args.synthetic.is_some() {
         let options = StoreOptions { redact_pii: config.storage.redact_pii, ..StoreOptions::default() };
         let store = crate::store::open(&db, options).await?;
+        if let Some(from) = copy_from {
+            copy_store(from, &store, progress).await?;
+        }
         write_calls(&args, &config, &store, imports.as_deref(), progress).await?;
         store
     } else {
@@ -118,6 +132,30 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(exit::code(exit::OK))
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Copies the SQLite store at `from` into `to` (`--import ivrx.db`).
+async fn copy_store(from: &std::path::Path, to: &SharedStore, progress: bool) -> anyhow::Result<()> {
+    let source = crate::store::open_read_only(&Location::sqlite(from)).await?;
+    let total = if progress { source.count(&Filters::default()).await? } else { 0 };
+    let bar = progress_bar(progress, total, "copying");
+    let copied = copy::copy(&*source, &**to, || bar.inc(1)).await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "copied {} conversations ({} events) from {} into {}",
+        copied.conversations,
+        copied.events,
+        from.display(),
+        to.describe()
+    );
+    Ok(())
 }
 
 /// What the tables say when no stored call is left to report on.

@@ -122,6 +122,11 @@ pub async fn run(
     }
     super::output::keep_whole(&mut table, [0, 4, 5]);
     println!("\n{table}");
-    println!("\nEvery conversation is stored in {db}.\nNext: ivrx analyze --db {db}");
+    // A URL is shown with its password masked: name the database the way it was given.
+    let again = match db {
+        Location::Sqlite(_) => format!("--db {db}"),
+        Location::Postgres(_) => "with the same --db or IVRX_DB".to_string(),
+    };
+    println!("\nEvery conversation is stored in {db}.\nNext: ivrx analyze {again}");
     Ok(exit::code(if convs.len() == DEMO_CALLERS.len() { exit::OK } else { exit::TIMEOUT }))
 }

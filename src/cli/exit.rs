@@ -68,7 +68,8 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
 }
 
 /// The exit code for a failed command: clap's for a usage mistake, the one
-/// for a failed request to the server or the sandbox carrier, else [`ERROR`].
+/// for a failed request to the server or the sandbox carrier, [`UNREACHABLE`]
+/// for a database server that cannot be reached, else [`ERROR`].
 pub fn of_error(e: &anyhow::Error) -> u8 {
     if e.is::<clap::Error>() {
         USAGE
@@ -76,6 +77,8 @@ pub fn of_error(e: &anyhow::Error) -> u8 {
         of_admin(e)
     } else if let Some(e) = e.downcast_ref::<ControlError>() {
         of_sandbox(e)
+    } else if let Some(crate::store::StoreError::Unreachable { .. }) = e.downcast_ref() {
+        UNREACHABLE
     } else {
         ERROR
     }

@@ -84,7 +84,7 @@ pub enum Command {
     Transfer(TransferArgs),
     /// Post-call analytics over stored conversations: tables, CSV, JSON, charts
     #[command(
-        long_about = "Post-call analytics over stored conversations.\n\nPer call: duration, caller sentiment (min, mean, final, slope per minute), the transfer decision, its reason and trigger, and the time to the decision and to the agent. Across calls: transfer rate, reasons, time-to-transfer median, p90 and histogram, calls by hour (UTC), trackers, and topics near the decline: words and phrases over-represented in the caller utterances just before each call's decline (the policy's trigger, or the steepest drop of a call the policy did not escalate), ranked by a log-odds ratio with an informative Dirichlet prior, with the counts.\n\n--replay-policy re-runs the escalation policy over the stored scores with other thresholds and shows the decisions gained and lost. --import stores conversations recorded elsewhere (JSON lines or a Symbl messages export) after scoring them. Rows are streamed: memory stays bounded on large databases."
+        long_about = "Post-call analytics over stored conversations.\n\nPer call: duration, caller sentiment (min, mean, final, slope per minute), the transfer decision, its reason and trigger, and the time to the decision and to the agent. Across calls: transfer rate, reasons, time-to-transfer median, p90 and histogram, calls by hour (UTC), trackers, and topics near the decline: words and phrases over-represented in the caller utterances just before each call's decline (the policy's trigger, or the steepest drop of a call the policy did not escalate), ranked by a log-odds ratio with an informative Dirichlet prior, with the counts.\n\n--replay-policy re-runs the escalation policy over the stored scores with other thresholds and shows the decisions gained and lost. --import stores conversations recorded elsewhere (JSON lines or a Symbl messages export) after scoring them; given a SQLite ivrx database, it copies its conversations (event logs, session snapshots, insights) into --db, e.g. a PostgreSQL database, and copying again adds only what is missing. Rows are streamed: memory stays bounded on large databases."
     )]
     Analyze(AnalyzeArgs),
     /// Score text with the configured engine (calibrate what the engine thinks)
@@ -137,8 +137,8 @@ pub struct ServeArgs {
     /// Address of the embedded sandbox carrier, HOST:PORT
     #[arg(long, default_value = "127.0.0.1:8090", env = "IVRX_SANDBOX_LISTEN", value_parser = listen_address)]
     pub sandbox_listen: String,
-    /// SQLite database file [default: ivrx.db in the user's data directory]
-    #[arg(long, env = "IVRX_DB")]
+    /// Database: a SQLite file, or postgres://USER:PASSWORD@HOST:PORT/DATABASE [default: ivrx.db in the user's data directory]
+    #[arg(long, env = "IVRX_DB", value_name = "FILE|URL")]
     pub db: Option<PathBuf>,
     /// Configuration file [default: ivrx.toml in the user's config directory]
     #[arg(long, env = "IVRX_CONFIG")]
@@ -270,8 +270,8 @@ pub struct WatchArgs {
     // The running `ivrx serve`.
     #[command(flatten)]
     pub target: ServerArgs,
-    /// Replay an ended conversation from this database, without a server
-    #[arg(long)]
+    /// Replay an ended conversation from this database (a SQLite file or a postgres:// URL), without a server
+    #[arg(long, value_name = "FILE|URL")]
     pub db: Option<PathBuf>,
     /// Print NDJSON events for scripts
     #[arg(long)]
@@ -311,8 +311,8 @@ pub enum AnalyzeFormat {
 /// `ivrx analyze`
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeArgs {
-    /// SQLite database file [default: ivrx.db in the user's data directory]
-    #[arg(long, env = "IVRX_DB")]
+    /// Database: a SQLite file, or postgres://USER:PASSWORD@HOST:PORT/DATABASE [default: ivrx.db in the user's data directory]
+    #[arg(long, env = "IVRX_DB", value_name = "FILE|URL")]
     pub db: Option<PathBuf>,
     /// Only calls that started at or after this time (RFC 3339 or YYYY-MM-DD)
     #[arg(long)]
@@ -341,7 +341,7 @@ pub struct AnalyzeArgs {
     /// Re-run the escalation policy with other thresholds and show what would change
     #[arg(long, value_name = "FILE.toml")]
     pub replay_policy: Option<PathBuf>,
-    /// Import conversations (JSON lines or a Symbl messages export) and score them
+    /// Import conversations (JSON lines or a Symbl messages export) and score them; a SQLite ivrx database is copied as it is (e.g. into PostgreSQL: --import ivrx.db --db postgres://…)
     #[arg(long, value_name = "FILE")]
     pub import: Option<PathBuf>,
     /// Generate this many synthetic conversations into the database first (for demos and benchmarks)

@@ -64,14 +64,13 @@ async fn bind(addr: &str, what: &str, flag: &str, any_port: bool) -> anyhow::Res
 
 /// Starts everything `serve` runs (without waiting), so the demo and tests can drive it.
 pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Result<Running> {
-    let db = config.database();
+    let db = config.database()?;
     let store_options = StoreOptions {
         redact_pii: config.storage.redact_pii,
         lock_timeout: Duration::from_millis(config.storage.busy_timeout_ms),
         ..StoreOptions::default()
     };
-    let store =
-        crate::store::open(&db, store_options).await.with_context(|| format!("cannot open the database {db}"))?;
+    let store = crate::store::open(&db, store_options).await?;
     let token_file = config.token_file();
     let admin_token = match &config.server.admin_token {
         Some(t) => t.clone(),

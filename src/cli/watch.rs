@@ -80,7 +80,8 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let output = Output::detect(ColorChoice::Auto);
     let mut printer = Printer { view: ConversationView::new(output.color), json: args.json, last_n: 0 };
     if let Some(db) = &args.db {
-        return replay_from_db(&args, &Location::sqlite(db), &mut printer).await;
+        let db = Location::parse(db).map_err(|e| exit::usage("watch", format!("--db: {e}")))?;
+        return replay_from_db(&args, &db, &mut printer).await;
     }
     let client = AdminClient::new(&args.target)?;
     let id = match (&args.conversation_id, args.latest) {

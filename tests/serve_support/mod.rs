@@ -70,8 +70,12 @@ impl Serve {
         self.dir.path().join("ivrx.db")
     }
 
+    /// The admin token the server generated: beside its SQLite file, or in
+    /// the data directory when its database is PostgreSQL (`--db postgres://…`).
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("admin-token")).expect("admin token file").trim().to_string()
+        let beside = self.dir.path().join("admin-token");
+        let file = if beside.exists() { beside } else { self.dir.path().join("data/ivrx/admin-token") };
+        std::fs::read_to_string(file).expect("admin token file").trim().to_string()
     }
 
     fn spawn(&mut self, sandbox_listen: &str) {
@@ -79,7 +83,10 @@ impl Serve {
         std::fs::write(&cfg, &self.config).unwrap();
         let mut cmd = ivrx(self.dir.path());
         cmd.args(["serve", "--sandbox", "--json", "--listen", "127.0.0.1:0", "--sandbox-listen", sandbox_listen]);
-        cmd.arg("--db").arg(self.db()).arg("--config").arg(&cfg);
+        if !self.extra.iter().any(|a| a == "--db") {
+            cmd.arg("--db").arg(self.db());
+        }
+        cmd.arg("--config").arg(&cfg);
         if !self.extra.iter().any(|a| a == "--time-scale") {
             cmd.args(["--time-scale", TIME_SCALE]);
         }

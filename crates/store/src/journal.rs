@@ -1,6 +1,6 @@
 //! The write queue every backend shares: writes are queued without waiting,
 //! redacted on the way in, and committed in batches by one writer (for
-//! SQLite, a thread). When a commit fails (disk full, database locked) the
+//! SQLite, a thread; for PostgreSQL, a task). When a commit fails (disk full, database locked) the
 //! batch is kept and retried with back-off, the failure is logged loudly and
 //! reported by [`StoreHealth`]: accepted writes are not lost while the
 //! process runs.
@@ -145,6 +145,90 @@ impl WriteQueue {
     }
 }
 
+/// A backend's write side: its queue, or none when the store was opened
+/// read-only (every write is then refused with [`StoreError::ReadOnly`]).
+/// A backend's [`Journal`](crate::Journal) is this ([`journal_via`]).
+pub(crate) struct Writes {
+    queue: Option<WriteQueue>,
+    store: String,
+    read_only: StoreHealth,
+}
+
+impl Writes {
+    /// Writes through `queue`.
+    pub(crate) fn new(queue: WriteQueue, store: String) -> Self {
+        Writes { queue: Some(queue), store, read_only: StoreHealth::default() }
+    }
+
+    /// No writes: the store is read-only.
+    pub(crate) fn read_only(store: String) -> Self {
+        Writes { queue: None, store, read_only: StoreHealth::default() }
+    }
+
+    fn with<T>(&self, write: impl FnOnce(&WriteQueue) -> Durable<T>) -> Durable<T> {
+        match &self.queue {
+            Some(q) => write(q),
+            None => Durable::failed(StoreError::ReadOnly { store: self.store.clone() }),
+        }
+    }
+
+    pub(crate) fn commit(&self, transition: Transition) -> Durable<()> {
+        self.with(|q| q.commit(transition))
+    }
+
+    pub(crate) fn record_webhook(&self, webhook: WebhookRecord) -> Durable<Receipt> {
+        self.with(|q| q.record_webhook(webhook))
+    }
+
+    pub(crate) fn record_insights(&self, id: &str, source: &str, insights: serde_json::Value) -> Durable<()> {
+        self.with(|q| q.record_insights(id, source, insights))
+    }
+
+    pub(crate) fn flush(&self) -> Durable<()> {
+        self.with(WriteQueue::flush)
+    }
+
+    pub(crate) fn health(&self) -> &StoreHealth {
+        self.queue.as_ref().map_or(&self.read_only, WriteQueue::health)
+    }
+}
+
+/// Implements [`Journal`](crate::Journal) for a backend by its [`Writes`] field.
+macro_rules! journal_via {
+    ($store:ty, $writes:ident) => {
+        impl $crate::port::Journal for $store {
+            fn commit(&self, transition: $crate::model::Transition) -> $crate::port::Durable<()> {
+                self.$writes.commit(transition)
+            }
+
+            fn record_webhook(
+                &self,
+                webhook: $crate::model::WebhookRecord,
+            ) -> $crate::port::Durable<$crate::model::Receipt> {
+                self.$writes.record_webhook(webhook)
+            }
+
+            fn record_insights(
+                &self,
+                conversation_id: &str,
+                source: &str,
+                insights: serde_json::Value,
+            ) -> $crate::port::Durable<()> {
+                self.$writes.record_insights(conversation_id, source, insights)
+            }
+
+            fn flush(&self) -> $crate::port::Durable<()> {
+                self.$writes.flush()
+            }
+
+            fn health(&self) -> &$crate::StoreHealth {
+                self.$writes.health()
+            }
+        }
+    };
+}
+pub(crate) use journal_via;
+
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -202,6 +286,44 @@ impl Batcher {
         }
         self.top_up();
         true
+    }
+
+    /// Waits until there is something to commit; false once every sender is
+    /// gone and nothing is left. (Cancel-safe: nothing is taken from the
+    /// queue after the one await.)
+    pub(crate) async fn fill(&mut self) -> bool {
+        if self.idle() {
+            match self.rx.recv().await {
+                Some(item) => self.take(item),
+                None => return false,
+            }
+        }
+        self.top_up();
+        true
+    }
+
+    /// Records what a check of the database while idle found: an unreachable
+    /// database makes the store unhealthy (so `/readyz` answers 503) before
+    /// any write has to fail.
+    pub(crate) fn probed(&mut self, result: Result<(), StoreError>) {
+        match result {
+            Ok(()) => {
+                if self.health.failing.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(db = %self.store, "the database is reachable again");
+                    if let Ok(mut g) = self.health.last_error.lock() {
+                        *g = None;
+                    }
+                }
+            }
+            Err(e) => {
+                if !self.health.failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(db = %self.store, error = %e, "the database cannot be reached");
+                }
+                if let Ok(mut g) = self.health.last_error.lock() {
+                    *g = Some(e.to_string());
+                }
+            }
+        }
     }
 
     /// Settles a commit attempt: on success everyone waiting hears of it (a

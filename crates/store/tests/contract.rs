@@ -24,6 +24,16 @@ macro_rules! contract {
                 }
             )*
         }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if super::Kind::Postgres.available() {
+                        super::$test(super::Kind::Postgres).await
+                    }
+                }
+            )*
+        }
     };
 }
 

@@ -3,5 +3,7 @@
 //!
 //! - [`symbl_standin`]: a local stand-in for the Symbl.ai API, written from
 //!   its documentation, so the real Symbl client runs against it.
+//! - [`postgres`]: a throw-away PostgreSQL cluster for the tests that need one.
 
+pub mod postgres;
 pub mod symbl_standin;

@@ -24,12 +24,10 @@ use rusqlite::Connection;
 
 pub use read::Reader;
 
-use crate::journal::{Batcher, WriteQueue};
-use crate::model::{
-    CallAudit, Conversation, Filters, OpenLeg, PendingWebhook, Receipt, TransferAttempt, Transition, WebhookRecord,
-};
-use crate::port::{Analytics, Audit, Conversations, Durable, Journal, Recovery, Store};
-use crate::{IdMatch, StoreError, StoreHealth, StoreOptions};
+use crate::journal::{Batcher, WriteQueue, Writes};
+use crate::model::{CallAudit, Conversation, Filters, OpenLeg, PendingWebhook, TransferAttempt};
+use crate::port::{Analytics, Audit, Conversations, Recovery, Store};
+use crate::{IdMatch, StoreError, StoreOptions};
 
 /// Calls [`Analytics::calls`] hands over at a time.
 const CALLS_PER_BATCH: usize = 64;
@@ -39,8 +37,7 @@ const BATCHES_IN_FLIGHT: usize = 4;
 /// A store in a SQLite file.
 pub struct SqliteStore {
     reader: Reader,
-    /// `None` when opened read-only.
-    queue: Option<WriteQueue>,
+    writes: Writes,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -109,7 +106,8 @@ impl SqliteStore {
                 drop(checkpoints);
             })
             .map_err(|source| StoreError::Io { path: path.display().to_string(), source })?;
-        Ok(Self { reader: Reader::new(path.to_path_buf()), queue: Some(queue) })
+        let writes = Writes::new(queue, path.display().to_string());
+        Ok(Self { reader: Reader::new(path.to_path_buf()), writes })
     }
 
     /// Opens an existing database for reading only: nothing is created,
@@ -118,7 +116,7 @@ impl SqliteStore {
         if !path.is_file() {
             return Err(StoreError::Missing { store: path.display().to_string() });
         }
-        Ok(Self { reader: Reader::new(path.to_path_buf()), queue: None })
+        Ok(Self { reader: Reader::new(path.to_path_buf()), writes: Writes::read_only(path.display().to_string()) })
     }
 
     /// The database file.
@@ -129,10 +127,6 @@ impl SqliteStore {
     /// The synchronous reader of this file.
     pub fn reader(&self) -> &Reader {
         &self.reader
-    }
-
-    fn queue(&self) -> Result<&WriteQueue, StoreError> {
-        self.queue.as_ref().ok_or_else(|| StoreError::ReadOnly { store: self.describe() })
     }
 
     /// Runs a read on tokio's blocking pool.
@@ -162,43 +156,7 @@ fn run_writer(mut conn: Connection, mut batcher: Batcher) {
     }
 }
 
-impl Journal for SqliteStore {
-    fn commit(&self, transition: Transition) -> Durable<()> {
-        match self.queue() {
-            Ok(q) => q.commit(transition),
-            Err(e) => Durable::failed(e),
-        }
-    }
-
-    fn record_webhook(&self, webhook: WebhookRecord) -> Durable<Receipt> {
-        match self.queue() {
-            Ok(q) => q.record_webhook(webhook),
-            Err(e) => Durable::failed(e),
-        }
-    }
-
-    fn record_insights(&self, conversation_id: &str, source: &str, insights: serde_json::Value) -> Durable<()> {
-        match self.queue() {
-            Ok(q) => q.record_insights(conversation_id, source, insights),
-            Err(e) => Durable::failed(e),
-        }
-    }
-
-    fn flush(&self) -> Durable<()> {
-        match self.queue() {
-            Ok(q) => q.flush(),
-            Err(e) => Durable::failed(e),
-        }
-    }
-
-    fn health(&self) -> &StoreHealth {
-        static READ_ONLY: std::sync::OnceLock<StoreHealth> = std::sync::OnceLock::new();
-        match &self.queue {
-            Some(q) => q.health(),
-            None => READ_ONLY.get_or_init(StoreHealth::default),
-        }
-    }
-}
+crate::journal::journal_via!(SqliteStore, writes);
 
 #[async_trait]
 impl Conversations for SqliteStore {
