@@ -801,7 +801,7 @@ impl World {
         let link = match d.link_to.as_deref() {
             Some(other) => Some(self.leg_id(other).ok_or_else(|| CommandError::Invalid {
                 pointer: "/link_to".into(),
-                detail: format!("no call {other:?}"),
+                detail: "no call with this call_control_id".into(),
             })?),
             None => None,
         };
