@@ -154,8 +154,8 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
         }
         'ivrx;sandbox' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address the sandbox API listens on')
-            [CompletionResult]::new('--webhook-url', '--webhook-url', [CompletionResultType]::ParameterName, 'Where webhooks are delivered')
-            [CompletionResult]::new('--failover-url', '--failover-url', [CompletionResultType]::ParameterName, 'Where webhooks go when the webhook URL fails')
+            [CompletionResult]::new('--webhook-url', '--webhook-url', [CompletionResultType]::ParameterName, 'Where webhooks are delivered. Repeat it for several instances of the application: webhooks then go round-robin over the URLs like a load balancer''s (consecutive webhooks of one call reach different instances), and a URL that refuses the connection, times out or answers 5xx is passed over for the next one')
+            [CompletionResult]::new('--failover-url', '--failover-url', [CompletionResultType]::ParameterName, 'Where webhooks go when the webhook URL fails: Telnyx''s retries (attempt 2 onwards) go there')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key clients must send as `Authorization: Bearer KEY`')
             [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]')
             [CompletionResult]::new('--time-scale', '--time-scale', [CompletionResultType]::ParameterName, 'Run the sandbox clock this many times faster than real time')

@@ -143,8 +143,8 @@ set edit:completion:arg-completer[ivrx] = {|@words|
         }
         &'ivrx;sandbox'= {
             cand --listen 'Address the sandbox API listens on'
-            cand --webhook-url 'Where webhooks are delivered'
-            cand --failover-url 'Where webhooks go when the webhook URL fails'
+            cand --webhook-url 'Where webhooks are delivered. Repeat it for several instances of the application: webhooks then go round-robin over the URLs like a load balancer''s (consecutive webhooks of one call reach different instances), and a URL that refuses the connection, times out or answers 5xx is passed over for the next one'
+            cand --failover-url 'Where webhooks go when the webhook URL fails: Telnyx''s retries (attempt 2 onwards) go there'
             cand --api-key 'API key clients must send as `Authorization: Bearer KEY`'
             cand --signing-key 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]'
             cand --time-scale 'Run the sandbox clock this many times faster than real time'

@@ -121,8 +121,8 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand eval" -l json -d 'Print one JS
 complete -c ivrx -n "__fish_ivrx_using_subcommand eval" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand eval" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l listen -d 'Address the sandbox API listens on' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l webhook-url -d 'Where webhooks are delivered' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l failover-url -d 'Where webhooks go when the webhook URL fails' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l webhook-url -d 'Where webhooks are delivered. Repeat it for several instances of the application: webhooks then go round-robin over the URLs like a load balancer\'s (consecutive webhooks of one call reach different instances), and a URL that refuses the connection, times out or answers 5xx is passed over for the next one' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l failover-url -d 'Where webhooks go when the webhook URL fails: Telnyx\'s retries (attempt 2 onwards) go there' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-key -d 'API key clients must send as `Authorization: Bearer KEY`' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l signing-key -d 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l time-scale -d 'Run the sandbox clock this many times faster than real time' -r

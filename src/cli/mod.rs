@@ -417,11 +417,11 @@ pub struct SandboxArgs {
     /// Address the sandbox API listens on
     #[arg(long, default_value = "127.0.0.1:8090")]
     pub listen: String,
-    /// Where webhooks are delivered
-    #[arg(long)]
-    pub webhook_url: String,
-    /// Where webhooks go when the webhook URL fails
-    #[arg(long)]
+    /// Where webhooks are delivered. Repeat it for several instances of the application: webhooks then go round-robin over the URLs like a load balancer's (consecutive webhooks of one call reach different instances), and a URL that refuses the connection, times out or answers 5xx is passed over for the next one
+    #[arg(long = "webhook-url", value_name = "URL", required = true)]
+    pub webhook_urls: Vec<String>,
+    /// Where webhooks go when the webhook URL fails: Telnyx's retries (attempt 2 onwards) go there
+    #[arg(long, value_name = "URL")]
     pub failover_url: Option<String>,
     /// API key clients must send as `Authorization: Bearer KEY`
     #[arg(long, default_value = "sandbox", env = "IVRX_SANDBOX_API_KEY", hide_env_values = true)]
