@@ -160,7 +160,7 @@ impl Instance {
             .env("TELNYX_API_KEY", "sandbox")
             .env("TELNYX_PUBLIC_KEY", public_key)
             .env("TELNYX_CONNECTION_ID", &carrier.connection_id)
-            .env("IVRX_NUMBER", "+15555550199")
+            .env("IVRX_NUMBER", IVR_NUMBER)
             .env("IVRX_ADMIN_TOKEN", &token);
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start ivrx serve");
         let (log, rx) = watch_lines(child.stderr.take().unwrap(), |v| {
@@ -184,6 +184,13 @@ impl Instance {
 }
 
 const CALLER: &str = "say my internet has been down since yesterday\nsay this is ridiculous\nhangup\n";
+
+/// A caller who asks for a person: the instance transfers, with `IVRX_NUMBER` as caller id.
+const ASKS_FOR_HUMAN: &str =
+    "say my internet has been down since yesterday\nsay i want to talk to a real person\npause 20\nhangup\n";
+
+/// The instances' `IVRX_NUMBER` (not the number simulated callers dial, so its use is seen).
+const IVR_NUMBER: &str = "+15555550142";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_spread_over_two_live_instances_and_one_stopped_leaves_every_webhook_to_the_other() {
@@ -226,7 +233,7 @@ async fn a_call_is_spread_over_two_live_instances_and_one_stopped_leaves_every_w
     // at the first attempt, and the call runs there from start to end.
     b.process.stop();
     let before = carrier.control.deliveries().await.unwrap();
-    let ccid = carrier.call(CALLER).await;
+    let ccid = carrier.call(ASKS_FOR_HUMAN).await;
     carrier.settle().await;
     let log = carrier.webhooks().await;
     let tried: Vec<_> = log.iter().filter(|d| d.call_control_id == ccid).collect();
@@ -249,6 +256,32 @@ async fn a_call_is_spread_over_two_live_instances_and_one_stopped_leaves_every_w
     assert!(report["end_reason"].is_string(), "{report}\n{}", a.process.log());
     let lines: Vec<_> = report["utterances"].as_array().unwrap().iter().filter(|u| u["speaker"] == "caller").collect();
     assert_eq!(lines.len(), 2, "{report}");
+    assert_eq!(report["reason"], "asked_for_human", "{report}");
+    // IVRX_NUMBER is the caller id of the agent's call; IVRX_ADMIN_TOKEN guards the admin API.
+    let commands: Value = reqwest::Client::new()
+        .get(format!("{}/sandbox/v1/commands", carrier.base))
+        .bearer_auth("sandbox")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let agent_calls: Vec<_> = commands["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "dial" && c["body"]["link_to"] == ccid.as_str())
+        .collect();
+    assert!(!agent_calls.is_empty(), "{commands:#}");
+    assert!(agent_calls.iter().all(|c| c["body"]["from"] == IVR_NUMBER), "{agent_calls:#?}");
+    let refused = reqwest::Client::new()
+        .get(format!("{}/api/v1/calls/{ccid}/report", a.url))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
     drop(b.home);
 }
 
