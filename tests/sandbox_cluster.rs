@@ -68,6 +68,20 @@ fn watch_lines(
     (log, rx)
 }
 
+/// `GET url` with a bearer token: the status and the JSON body (null when there is none).
+async fn get_with_status(url: &str, token: &str) -> (u16, Value) {
+    let r = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// `GET url` with a bearer token, answered 200: its JSON body.
+async fn get(url: &str, token: &str) -> Value {
+    let (status, v) = get_with_status(url, token).await;
+    assert_eq!(status, 200, "GET {url}: {v}");
+    v
+}
+
 /// A standalone `ivrx sandbox`.
 struct Carrier {
     /// Kept for its drop.
@@ -96,10 +110,9 @@ impl Carrier {
         Carrier { _process: process, base, connection_id, control }
     }
 
-    /// `GET /sandbox/v1/public-key`, as an operator fetches it for `TELNYX_PUBLIC_KEY`.
+    /// `GET /sandbox/v1/public-key`, as an operator fetches it for `TELNYX_PUBLIC_KEY` (no key needed).
     async fn public_key(&self) -> String {
-        let v: Value =
-            reqwest::get(format!("{}/sandbox/v1/public-key", self.base)).await.unwrap().json().await.unwrap();
+        let v = get(&format!("{}/sandbox/v1/public-key", self.base), "").await;
         v["public_key"].as_str().expect("public_key").to_string()
     }
 
@@ -122,15 +135,7 @@ impl Carrier {
 
     /// The webhook log.
     async fn webhooks(&self) -> Vec<DeliveryRecord> {
-        let v: Value = reqwest::Client::new()
-            .get(format!("{}/sandbox/v1/webhooks", self.base))
-            .bearer_auth("sandbox")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get(&format!("{}/sandbox/v1/webhooks", self.base), "sandbox").await;
         serde_json::from_value(v["data"].clone()).unwrap()
     }
 }
@@ -244,29 +249,14 @@ async fn a_call_is_spread_over_two_live_instances_and_one_stopped_leaves_every_w
     assert!(tried.iter().any(|d| d.url == b.webhook_url), "the stopped instance's turn came and was passed over");
     let after = carrier.control.deliveries().await.unwrap();
     assert_eq!(after.gave_up, before.gave_up);
-    let report: Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/calls/{ccid}/report", a.url))
-        .bearer_auth(&a.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report_url = format!("{}/api/v1/calls/{ccid}/report", a.url);
+    let report = get(&report_url, &a.token).await;
     assert!(report["end_reason"].is_string(), "{report}\n{}", a.process.log());
     let lines: Vec<_> = report["utterances"].as_array().unwrap().iter().filter(|u| u["speaker"] == "caller").collect();
     assert_eq!(lines.len(), 2, "{report}");
     assert_eq!(report["reason"], "asked_for_human", "{report}");
     // IVRX_NUMBER is the caller id of the agent's call; IVRX_ADMIN_TOKEN guards the admin API.
-    let commands: Value = reqwest::Client::new()
-        .get(format!("{}/sandbox/v1/commands", carrier.base))
-        .bearer_auth("sandbox")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let commands = get(&format!("{}/sandbox/v1/commands", carrier.base), "sandbox").await;
     let agent_calls: Vec<_> = commands["data"]
         .as_array()
         .unwrap()
@@ -275,13 +265,7 @@ async fn a_call_is_spread_over_two_live_instances_and_one_stopped_leaves_every_w
         .collect();
     assert!(!agent_calls.is_empty(), "{commands:#}");
     assert!(agent_calls.iter().all(|c| c["body"]["from"] == IVR_NUMBER), "{agent_calls:#?}");
-    let refused = reqwest::Client::new()
-        .get(format!("{}/api/v1/calls/{ccid}/report", a.url))
-        .bearer_auth("not-the-token")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 401);
+    assert_eq!(get_with_status(&report_url, "not-the-token").await.0, 401);
     drop(b.home);
 }
 

@@ -676,6 +676,36 @@ async fn a_url_that_refuses_or_answers_5xx_is_passed_over_within_the_attempt() {
     assert_eq!((ok.url.as_str(), ok.event_id.as_str()), (receivers[0].url.as_str(), answered[0].event_id.as_str()));
 }
 
+/// A URL that accepts connections and never answers.
+async fn silent_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/telnyx", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_url_that_times_out_is_passed_over_within_the_attempt() {
+    let silent = silent_url().await;
+    let s = silent.clone();
+    let (h, receivers) = Harness::start_balanced(1, move |c| {
+        c.webhook_urls.insert(0, s);
+        c.delivery.timeout = Duration::from_millis(300);
+    })
+    .await;
+    let delivered = short_call(&h).await;
+    assert!(delivered.iter().all(|d| d.attempt == 1 && d.url == receivers[0].url), "{delivered:#?}");
+    let timed_out: Vec<_> = h.sandbox.webhook_log().into_iter().filter(|d| d.url == silent).collect();
+    assert!(!timed_out.is_empty(), "the silent URL had its turns");
+    assert!(timed_out.iter().all(|d| d.status.is_none() && d.error.is_some()), "{timed_out:#?}");
+    assert_eq!(h.sandbox.delivery_stats().gave_up, 0);
+}
+
 #[tokio::test]
 async fn when_every_url_fails_the_carrier_retries_with_the_next_attempt() {
     let (h, receivers) = Harness::start_balanced(2, |c| c.delivery.attempts = 3).await;

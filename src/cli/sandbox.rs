@@ -203,6 +203,18 @@ mod tests {
     }
 
     #[test]
+    fn webhook_url_repeats_for_several_instances() {
+        let c = config_from_args(&args(&["--webhook-url", "http://127.0.0.1:8081/webhooks"])).unwrap();
+        assert_eq!(c.webhook_urls, ["http://127.0.0.1:8080/webhooks", "http://127.0.0.1:8081/webhooks"]);
+        let e = err(&["--webhook-url", "http://127.0.0.1:8080/webhooks"]);
+        assert!(e.contains("--webhook-url \"http://127.0.0.1:8080/webhooks\" is given twice"), "{e}");
+        let e = err(&["--webhook-url", "nope"]);
+        assert!(e.contains("--webhook-url must be an absolute http"), "{e}");
+        let none = crate::cli::Cli::try_parse_from(["ivrx", "sandbox"]).unwrap_err().to_string();
+        assert!(none.contains("--webhook-url <URL>"), "{none}");
+    }
+
+    #[test]
     fn bad_webhook_url_is_refused() {
         let mut a = args(&[]);
         a.webhook_urls = vec!["localhost:8080".into()];
