@@ -63,7 +63,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l concurrency -d 'Calls
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l mix -d 'Scripts and weights, NAME=WEIGHT,… [default: calm=40,frustrated=30,asks_for_human=15,interested_buyer=15 over the bundled callers; every script of --script-dir equally]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script-dir -d 'Play the *.ivrx scripts of this directory (named by file stem) instead of the bundled callers' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l ramp -d 'Spread the start of the first --concurrency calls over this many seconds (real time)' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox -d 'Place a simulated inbound call into a running `ivrx serve --sandbox`'
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox -d 'Place a simulated inbound call into a running `ivrx serve --sandbox`, or into a standalone `ivrx sandbox` (the report then comes from the --server it delivers to)'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l interactive -d 'Type the caller\'s lines yourself'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l json -d 'Print one JSON object (the last line of stdout) instead of the transcript'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l load -d 'Load test: keep --concurrency simulated calls in flight until --calls have been played'

@@ -9,7 +9,8 @@
 //! succeeds across instances with separate stores: consecutive webhooks of a
 //! call reach different instances, in the call's order, each acknowledged
 //! once; with one instance stopped every webhook reaches the other. And
-//! `ivrx dial --sandbox --load` audits through a live-mode instance.
+//! `ivrx dial --sandbox` reports, and `ivrx dial --sandbox --load` audits,
+//! through a live-mode instance.
 
 mod serve_support;
 
@@ -281,6 +282,19 @@ fn a_load_run_audits_through_a_live_instance_against_a_standalone_sandbox() {
     });
     let key = runtime.block_on(carrier.public_key());
     let instance = Instance::start(&carrier, &key, port);
+
+    // One call: the carrier has no report of its own, the instance has.
+    let out = ivrx(home.path())
+        .args(["dial", "--sandbox", "--script", "asks_for_human", "--json"])
+        .args(["--sandbox-url", &carrier.base, "--server", &instance.url, "--token", &instance.token])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    assert_eq!(report["reason"], "asked_for_human", "{report}");
+    assert!(report["end_reason"].is_string(), "{report}");
+
     let child = ivrx(home.path())
         .args(["dial", "--sandbox", "--load", "--calls", "24", "--concurrency", "6", "--ramp", "1", "--json"])
         .args(["--sandbox-url", &carrier.base, "--server", &instance.url, "--token", &instance.token])

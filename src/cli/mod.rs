@@ -216,7 +216,7 @@ pub struct DialArgs {
     /// Caller id (live) [default: the IVR number], or the simulated caller's number (sandbox)
     #[arg(long)]
     pub from: Option<String>,
-    /// Place a simulated inbound call into a running `ivrx serve --sandbox`
+    /// Place a simulated inbound call into a running `ivrx serve --sandbox`, or into a standalone `ivrx sandbox` (the report then comes from the --server it delivers to)
     #[arg(long)]
     pub sandbox: bool,
     /// Base URL of the sandbox carrier
