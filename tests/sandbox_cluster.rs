@@ -315,4 +315,8 @@ fn a_load_run_audits_through_a_live_instance_against_a_standalone_sandbox() {
     assert_eq!(n("/transfers/issued_where_expected"), n("/transfers/expected"));
     assert_eq!(report["ok"], true, "{report:#}");
     assert!(out.status.success());
+    let by_url = report["webhooks"]["by_url"].as_array().unwrap();
+    assert_eq!(by_url.len(), 1, "{by_url:?}");
+    assert_eq!((&by_url[0]["url"], &by_url[0]["failed"]), (&Value::from(url), &Value::from(0)));
+    assert_eq!(by_url[0]["acknowledged"], report["webhooks"]["attempts"]);
 }
