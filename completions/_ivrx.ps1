@@ -70,7 +70,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--mix', '--mix', [CompletionResultType]::ParameterName, 'Scripts and weights, NAME=WEIGHT,… [default: calm=40,frustrated=30,asks_for_human=15,interested_buyer=15 over the bundled callers; every script of --script-dir equally]')
             [CompletionResult]::new('--script-dir', '--script-dir', [CompletionResultType]::ParameterName, 'Play the *.ivrx scripts of this directory (named by file stem) instead of the bundled callers')
             [CompletionResult]::new('--ramp', '--ramp', [CompletionResultType]::ParameterName, 'Spread the start of the first --concurrency calls over this many seconds (real time)')
-            [CompletionResult]::new('--sandbox', '--sandbox', [CompletionResultType]::ParameterName, 'Place a simulated inbound call into a running `ivrx serve --sandbox`')
+            [CompletionResult]::new('--sandbox', '--sandbox', [CompletionResultType]::ParameterName, 'Place a simulated inbound call into a running `ivrx serve --sandbox`, or into a standalone `ivrx sandbox` (the report then comes from the --server it delivers to)')
             [CompletionResult]::new('--interactive', '--interactive', [CompletionResultType]::ParameterName, 'Type the caller''s lines yourself')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object (the last line of stdout) instead of the transcript')
             [CompletionResult]::new('--load', '--load', [CompletionResultType]::ParameterName, 'Load test: keep --concurrency simulated calls in flight until --calls have been played')
@@ -154,8 +154,8 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
         }
         'ivrx;sandbox' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address the sandbox API listens on')
-            [CompletionResult]::new('--webhook-url', '--webhook-url', [CompletionResultType]::ParameterName, 'Where webhooks are delivered')
-            [CompletionResult]::new('--failover-url', '--failover-url', [CompletionResultType]::ParameterName, 'Where webhooks go when the webhook URL fails')
+            [CompletionResult]::new('--webhook-url', '--webhook-url', [CompletionResultType]::ParameterName, 'Where webhooks are delivered. Repeat it for several instances of the application: webhooks then go round-robin over the URLs like a load balancer''s (consecutive webhooks of one call reach different instances), and a URL that refuses the connection, times out or answers 5xx is passed over for the next one')
+            [CompletionResult]::new('--failover-url', '--failover-url', [CompletionResultType]::ParameterName, 'Where webhooks go when the webhook URL fails: Telnyx''s retries (attempt 2 onwards) go there')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key clients must send as `Authorization: Bearer KEY`')
             [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]')
             [CompletionResult]::new('--time-scale', '--time-scale', [CompletionResultType]::ParameterName, 'Run the sandbox clock this many times faster than real time')

@@ -65,7 +65,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --mix 'Scripts and weights, NAME=WEIGHT,… [default: calm=40,frustrated=30,asks_for_human=15,interested_buyer=15 over the bundled callers; every script of --script-dir equally]'
             cand --script-dir 'Play the *.ivrx scripts of this directory (named by file stem) instead of the bundled callers'
             cand --ramp 'Spread the start of the first --concurrency calls over this many seconds (real time)'
-            cand --sandbox 'Place a simulated inbound call into a running `ivrx serve --sandbox`'
+            cand --sandbox 'Place a simulated inbound call into a running `ivrx serve --sandbox`, or into a standalone `ivrx sandbox` (the report then comes from the --server it delivers to)'
             cand --interactive 'Type the caller''s lines yourself'
             cand --json 'Print one JSON object (the last line of stdout) instead of the transcript'
             cand --load 'Load test: keep --concurrency simulated calls in flight until --calls have been played'
@@ -143,8 +143,8 @@ set edit:completion:arg-completer[ivrx] = {|@words|
         }
         &'ivrx;sandbox'= {
             cand --listen 'Address the sandbox API listens on'
-            cand --webhook-url 'Where webhooks are delivered'
-            cand --failover-url 'Where webhooks go when the webhook URL fails'
+            cand --webhook-url 'Where webhooks are delivered. Repeat it for several instances of the application: webhooks then go round-robin over the URLs like a load balancer''s (consecutive webhooks of one call reach different instances), and a URL that refuses the connection, times out or answers 5xx is passed over for the next one'
+            cand --failover-url 'Where webhooks go when the webhook URL fails: Telnyx''s retries (attempt 2 onwards) go there'
             cand --api-key 'API key clients must send as `Authorization: Bearer KEY`'
             cand --signing-key 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]'
             cand --time-scale 'Run the sandbox clock this many times faster than real time'

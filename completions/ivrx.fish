@@ -63,7 +63,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l concurrency -d 'Calls
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l mix -d 'Scripts and weights, NAME=WEIGHT,… [default: calm=40,frustrated=30,asks_for_human=15,interested_buyer=15 over the bundled callers; every script of --script-dir equally]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script-dir -d 'Play the *.ivrx scripts of this directory (named by file stem) instead of the bundled callers' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l ramp -d 'Spread the start of the first --concurrency calls over this many seconds (real time)' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox -d 'Place a simulated inbound call into a running `ivrx serve --sandbox`'
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox -d 'Place a simulated inbound call into a running `ivrx serve --sandbox`, or into a standalone `ivrx sandbox` (the report then comes from the --server it delivers to)'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l interactive -d 'Type the caller\'s lines yourself'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l json -d 'Print one JSON object (the last line of stdout) instead of the transcript'
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l load -d 'Load test: keep --concurrency simulated calls in flight until --calls have been played'
@@ -121,8 +121,8 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand eval" -l json -d 'Print one JS
 complete -c ivrx -n "__fish_ivrx_using_subcommand eval" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand eval" -s V -l version -d 'Print version'
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l listen -d 'Address the sandbox API listens on' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l webhook-url -d 'Where webhooks are delivered' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l failover-url -d 'Where webhooks go when the webhook URL fails' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l webhook-url -d 'Where webhooks are delivered. Repeat it for several instances of the application: webhooks then go round-robin over the URLs like a load balancer\'s (consecutive webhooks of one call reach different instances), and a URL that refuses the connection, times out or answers 5xx is passed over for the next one' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l failover-url -d 'Where webhooks go when the webhook URL fails: Telnyx\'s retries (attempt 2 onwards) go there' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-key -d 'API key clients must send as `Authorization: Bearer KEY`' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l signing-key -d 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l time-scale -d 'Run the sandbox clock this many times faster than real time' -r

@@ -592,6 +592,143 @@ async fn retries_go_to_the_failover_url() {
     assert_eq!(primary.len(), 1, "only the first attempt goes to the primary URL");
 }
 
+/// A URL nothing listens on: connections to it are refused.
+fn refused_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/webhooks/telnyx", l.local_addr().unwrap())
+}
+
+/// Plays a short answered call: answer, transcription, a line, hangup; waits
+/// until the carrier has delivered its last webhook. Returns the successful
+/// deliveries of its leg, in the order they were made.
+async fn short_call(h: &Harness) -> Vec<ivrx::sandbox::DeliveryRecord> {
+    let a = h.place("say hello there\nhangup");
+    h.client.answer(&a, Answer::default()).await.unwrap();
+    h.client.transcription_start(&a, TranscriptionStart::default()).await.unwrap();
+    let status = h.sandbox.wait_for_hangup(&a, Duration::from_secs(120)).await.unwrap();
+    assert_eq!(status.state, LegState::HungUp);
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    while h.sandbox.delivery_stats().queued > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "webhooks still queued: {:?}", h.sandbox.delivery_stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let delivered: Vec<_> = h.sandbox.webhook_log().into_iter().filter(|d| d.call_control_id == a && d.ok()).collect();
+    let types: Vec<_> = delivered.iter().map(|d| d.event_type.as_str()).collect();
+    assert_eq!(types.first(), Some(&"call.initiated"), "{types:?}");
+    assert_eq!(types.last(), Some(&"call.hangup"), "{types:?}");
+    assert!(types.contains(&"call.answered") && types.contains(&"call.transcription"), "{types:?}");
+    delivered
+}
+
+#[tokio::test]
+async fn several_webhook_urls_take_turns_within_a_call() {
+    let (h, receivers) = Harness::start_balanced(2, |_| {}).await;
+    let delivered = short_call(&h).await;
+    for pair in delivered.windows(2) {
+        assert_ne!(pair[0].url, pair[1].url, "consecutive webhooks of one call go to different URLs");
+    }
+    assert!(delivered.iter().all(|d| d.attempt == 1 && !d.duplicate));
+    // Each receiver got its share, once each, in the carrier's order.
+    let mut total = 0;
+    for r in &receivers {
+        let mine: Vec<_> = delivered.iter().filter(|d| d.url == r.url).map(|d| d.event_id.clone()).collect();
+        let got: Vec<_> = r.all().iter().map(|x| x.envelope.data.id.clone()).collect();
+        assert_eq!(got, mine);
+        assert!(!got.is_empty());
+        assert_eq!(r.bad_signatures(), 0);
+        total += got.len();
+    }
+    assert_eq!(total, delivered.len());
+    let stats = h.sandbox.delivery_stats();
+    let by_url: Vec<_> = stats.by_url.iter().map(|u| (u.url.clone(), u.failed)).collect();
+    let mut urls: Vec<_> = receivers.iter().map(|r| (r.url.clone(), 0)).collect();
+    urls.sort();
+    assert_eq!(by_url, urls);
+    assert!(stats.by_url.iter().all(|u| u.acknowledged > 0));
+
+    // A second call starts on the other URL from the first one's start.
+    let second = short_call(&h).await;
+    assert_ne!(second[0].url, delivered[0].url, "calls spread their first webhooks over the URLs");
+}
+
+#[tokio::test]
+async fn a_url_that_refuses_or_answers_5xx_is_passed_over_within_the_attempt() {
+    let refused = refused_url();
+    let r = refused.clone();
+    let (h, receivers) = Harness::start_balanced(2, move |c| c.webhook_urls.push(r)).await;
+    receivers[1].fail_next("call.answered", 1);
+    let delivered = short_call(&h).await;
+    // Everything was acknowledged at the first attempt, by a listening receiver.
+    assert!(delivered.iter().all(|d| d.attempt == 1 && d.url != refused), "{delivered:#?}");
+    let stats = h.sandbox.delivery_stats();
+    assert_eq!(stats.gave_up, 0);
+    let dead = stats.by_url.iter().find(|u| u.url == refused).expect("the refused URL was tried");
+    assert!(dead.attempts > 0 && dead.acknowledged == 0, "{dead:?}");
+    // The 500 was answered to call.answered, which then went to another URL in the same attempt.
+    let answered: Vec<_> = h
+        .sandbox
+        .webhook_log()
+        .into_iter()
+        .filter(|d| d.event_type == "call.answered" && d.url == receivers[1].url)
+        .collect();
+    assert_eq!(answered.iter().map(|d| (d.attempt, d.status)).collect::<Vec<_>>(), [(1, Some(500))]);
+    let ok = delivered.iter().find(|d| d.event_type == "call.answered").unwrap();
+    assert_eq!((ok.url.as_str(), ok.event_id.as_str()), (receivers[0].url.as_str(), answered[0].event_id.as_str()));
+}
+
+/// A URL that accepts connections and never answers.
+async fn silent_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/telnyx", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_url_that_times_out_is_passed_over_within_the_attempt() {
+    let silent = silent_url().await;
+    let s = silent.clone();
+    let (h, receivers) = Harness::start_balanced(1, move |c| {
+        c.webhook_urls.insert(0, s);
+        c.delivery.timeout = Duration::from_millis(300);
+    })
+    .await;
+    let delivered = short_call(&h).await;
+    assert!(delivered.iter().all(|d| d.attempt == 1 && d.url == receivers[0].url), "{delivered:#?}");
+    let timed_out: Vec<_> = h.sandbox.webhook_log().into_iter().filter(|d| d.url == silent).collect();
+    assert!(!timed_out.is_empty(), "the silent URL had its turns");
+    assert!(timed_out.iter().all(|d| d.status.is_none() && d.error.is_some()), "{timed_out:#?}");
+    assert_eq!(h.sandbox.delivery_stats().gave_up, 0);
+}
+
+#[tokio::test]
+async fn when_every_url_fails_the_carrier_retries_with_the_next_attempt() {
+    let (h, receivers) = Harness::start_balanced(2, |c| c.delivery.attempts = 3).await;
+    for r in &receivers {
+        r.fail_next("call.initiated", 1);
+    }
+    let delivered = short_call(&h).await;
+    let init = &delivered[0];
+    assert_eq!(init.attempt, 2, "one carrier attempt tried both URLs; the retry is attempt 2");
+    let tries: Vec<_> = h
+        .sandbox
+        .webhook_log()
+        .into_iter()
+        .filter(|d| d.event_id == init.event_id)
+        .map(|d| (d.attempt, d.status, d.url))
+        .collect();
+    assert_eq!(tries.len(), 3, "{tries:?}");
+    assert_eq!((tries[0].0, tries[0].1, tries[1].0, tries[1].1), (1, Some(500), 1, Some(500)));
+    assert_ne!(tries[0].2, tries[1].2);
+    assert_eq!((tries[2].0, tries[2].1), (2, Some(200)));
+    assert_eq!(h.sandbox.delivery_stats().gave_up, 0);
+}
+
 #[tokio::test]
 async fn chaos_reordering_swaps_neighbours_and_loses_nothing() {
     let h = Harness::start_with(|c| {

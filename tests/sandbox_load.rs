@@ -75,7 +75,7 @@ async fn thousands_of_calls_in_flight() {
         bad: AtomicUsize::new(0),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    config.webhook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    config.webhook_urls = vec![format!("http://{}/hook", listener.local_addr().unwrap())];
     let router = Router::new().fallback(hook).with_state(app.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     let sandbox = Sandbox::start(config, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();

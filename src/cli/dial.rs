@@ -87,10 +87,18 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
     }
     let report: Value = match api.report(&ccid).await {
         Ok(v) => v,
-        Err(ControlError::NotFound(m)) => {
-            eprintln!("the call ended; no report is available ({m}): is this sandbox embedded in `ivrx serve`?");
-            return Ok(exit::code(exit::NOT_FOUND));
-        }
+        // A standalone carrier knows nothing of the server: ask the server.
+        Err(ControlError::NotFound(m)) => match server_report(&args, &ccid).await {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!(
+                    "the call ended; no report is available: the sandbox has none ({m}), nor has the server at {} \
+                     ({e}); is --server the `ivrx serve` this sandbox delivers to?",
+                    args.target.server
+                );
+                return Ok(exit::code(exit::NOT_FOUND));
+            }
+        },
         Err(e) => return Err(e.into()),
     };
     if args.json {
@@ -100,6 +108,14 @@ async fn sandbox_call(args: DialArgs) -> anyhow::Result<ExitCode> {
     let report: CallReport = serde_json::from_value(report)?;
     print_report(&report, Output::detect(ColorChoice::Auto).color);
     Ok(exit::code(exit::OK))
+}
+
+/// The call's report from the server `--server` names (a live-mode
+/// instance behind a standalone `ivrx sandbox`), waiting up to a minute for
+/// its conversation to end in the store.
+async fn server_report(args: &DialArgs, ccid: &str) -> anyhow::Result<Value> {
+    let server = AdminClient::new(&args.target)?;
+    Ok(server.get(&format!("/api/v1/calls/{ccid}/report?wait_secs=60")).await?)
 }
 
 /// Prints what the simulated caller hears (the IVR's prompts, the agent) while

@@ -236,6 +236,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     report.webhooks.attempts = delivered.attempts;
     report.webhooks.failed_attempts = delivered.failed_attempts;
     report.webhooks.gave_up = delivered.gave_up;
+    report.webhooks.by_url = std::mem::take(&mut delivered.by_url);
     report.refused_duplicates = delivered.refused_duplicates;
     report.webhooks.per_sec = delivered.delivered as f64 / report.wall_secs.max(1e-9);
     if delivered.truncated {
@@ -389,6 +390,11 @@ fn print_report(r: &LoadReport) {
     row("webhooks delivered", format!("{} ({:.0}/s)", r.webhooks.delivered, r.webhooks.per_sec));
     if r.webhooks.failed_attempts + r.webhooks.gave_up > 0 {
         row("failed attempts / given up", format!("{} / {}", r.webhooks.failed_attempts, r.webhooks.gave_up));
+    }
+    if r.webhooks.by_url.len() > 1 {
+        for u in &r.webhooks.by_url {
+            row(&format!("  to {}", u.url), format!("{} acknowledged, {} failed", u.acknowledged, u.failed));
+        }
     }
     row("ack latency at the sender p50 / p99 / max", ms(&r.ack_latency));
     if let Some(s) = &r.server_ack_latency {

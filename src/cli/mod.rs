@@ -52,7 +52,11 @@ Quick start (sandbox, no account needed):
 /// What `ivrx --help` says about the environment (and the man page's ENVIRONMENT).
 pub const ENVIRONMENT: &str = "\
 TELNYX_API_KEY, TELNYX_PUBLIC_KEY, TELNYX_CONNECTION_ID switch `serve` to live
-mode. NO_COLOR disables colour; COLUMNS sets the width tables are fitted to.";
+mode; TELNYX_API_BASE points it at another Call Control API (a standalone
+`ivrx sandbox`: its URL plus /v2); IVRX_NUMBER is the IVR's number (the caller
+id agents see); IVRX_ADMIN_TOKEN is the admin token `serve` requires and the
+clients send; IVRX_PUBLIC_URL is where Telnyx reaches `serve`. NO_COLOR
+disables colour; COLUMNS sets the width tables are fitted to.";
 
 /// `ivrx`: the command line.
 #[derive(Debug, Parser)]
@@ -70,7 +74,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the webhook server: IVR flow, live scoring, escalation, transfers, storage
     #[command(
-        long_about = "Run the webhook server.\n\nTelnyx (or the embedded sandbox carrier) posts signed webhooks to it; ivrx answers the call, runs the IVR menu, transcribes and scores every caller utterance, and transfers the caller to a live agent when the escalation policy says so. Every conversation is stored in SQLite.\n\nWith no TELNYX_API_KEY configured, serve runs in sandbox mode: the sandbox carrier is embedded in the same process and announced at start."
+        long_about = "Run the webhook server.\n\nTelnyx (or the embedded sandbox carrier) posts signed webhooks to it; ivrx answers the call, runs the IVR menu, transcribes and scores every caller utterance, and transfers the caller to a live agent when the escalation policy says so. Every conversation is stored in SQLite.\n\nWith no TELNYX_API_KEY configured, serve runs in sandbox mode: the sandbox carrier is embedded in the same process and announced at start.\n\nLive mode reads TELNYX_API_KEY, TELNYX_PUBLIC_KEY, TELNYX_CONNECTION_ID, TELNYX_API_BASE (default https://api.telnyx.com/v2), IVRX_NUMBER (the IVR's number, the caller id agents see), IVRX_PUBLIC_URL and IVRX_ADMIN_TOKEN (generated and kept beside the database when unset). Pointed at a standalone `ivrx sandbox` (TELNYX_API_BASE=http://HOST:PORT/v2, TELNYX_API_KEY its --api-key, TELNYX_PUBLIC_KEY from its GET /sandbox/v1/public-key, TELNYX_CONNECTION_ID its connection id), several live instances can run behind it as behind a load balancer."
     )]
     Serve(ServeArgs),
     /// Place a call: a real one through Telnyx, or a simulated caller in the sandbox
@@ -96,7 +100,7 @@ pub enum Command {
     Eval(EvalArgs),
     /// Run the sandbox carrier alone: a local Telnyx Call Control stand-in
     #[command(
-        long_about = "Run the sandbox carrier alone.\n\nThe sandbox serves the Telnyx Call Control REST API under /v2 (same paths, bodies, answers and error codes), delivers Ed25519-signed webhooks in the real envelope and order, and simulates callers (scripts) and agents (answer, refuse, no answer). `ivrx serve --sandbox` embeds it; run it alone to test another Telnyx application against it."
+        long_about = "Run the sandbox carrier alone.\n\nThe sandbox serves the Telnyx Call Control REST API under /v2 (same paths, bodies, answers and error codes), delivers Ed25519-signed webhooks in the real envelope and order, and simulates callers (scripts) and agents (answer, refuse, no answer). `ivrx serve --sandbox` embeds it; run it alone to test another Telnyx application against it.\n\nWith --webhook-url repeated it plays the load balancer in front of several instances of the application: webhooks go round-robin over the URLs (consecutive webhooks of one call to different instances, each call's in order), a URL that refuses the connection, times out or answers 5xx is passed over for the next one within the same attempt, and only when every URL fails does the carrier retry (meta.attempt + 1, after backoff, to --failover-url when given). GET /sandbox/v1/deliveries counts the attempts per URL.\n\nLive-mode `ivrx serve` instances point at it with TELNYX_API_BASE=<its URL>/v2, TELNYX_API_KEY=<--api-key>, TELNYX_PUBLIC_KEY=<GET /sandbox/v1/public-key>, TELNYX_CONNECTION_ID=<the connection id printed at start>, IVRX_NUMBER and IVRX_ADMIN_TOKEN; `ivrx dial --sandbox --sandbox-url URL --server INSTANCE --load` then plays a load run and audits the store through that instance."
     )]
     Sandbox(SandboxArgs),
     /// Print a shell completion script
@@ -212,7 +216,7 @@ pub struct DialArgs {
     /// Caller id (live) [default: the IVR number], or the simulated caller's number (sandbox)
     #[arg(long)]
     pub from: Option<String>,
-    /// Place a simulated inbound call into a running `ivrx serve --sandbox`
+    /// Place a simulated inbound call into a running `ivrx serve --sandbox`, or into a standalone `ivrx sandbox` (the report then comes from the --server it delivers to)
     #[arg(long)]
     pub sandbox: bool,
     /// Base URL of the sandbox carrier
@@ -417,11 +421,11 @@ pub struct SandboxArgs {
     /// Address the sandbox API listens on
     #[arg(long, default_value = "127.0.0.1:8090")]
     pub listen: String,
-    /// Where webhooks are delivered
-    #[arg(long)]
-    pub webhook_url: String,
-    /// Where webhooks go when the webhook URL fails
-    #[arg(long)]
+    /// Where webhooks are delivered. Repeat it for several instances of the application: webhooks then go round-robin over the URLs like a load balancer's (consecutive webhooks of one call reach different instances), and a URL that refuses the connection, times out or answers 5xx is passed over for the next one
+    #[arg(long = "webhook-url", value_name = "URL", required = true)]
+    pub webhook_urls: Vec<String>,
+    /// Where webhooks go when the webhook URL fails: Telnyx's retries (attempt 2 onwards) go there
+    #[arg(long, value_name = "URL")]
     pub failover_url: Option<String>,
     /// API key clients must send as `Authorization: Bearer KEY`
     #[arg(long, default_value = "sandbox", env = "IVRX_SANDBOX_API_KEY", hide_env_values = true)]

@@ -16,7 +16,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         format!("cannot listen on {} (--listen); pick a free address such as 127.0.0.1:0", args.listen)
     })?;
     let agents: Vec<String> = config.agents.iter().map(|(n, b)| format!("{n}={b}")).collect();
-    let webhook_url = config.webhook_url.clone();
+    let webhook_urls = config.webhook_urls.clone();
     let failover_url = config.failover_url.clone();
     let time_scale = config.time_scale;
     let clock_hold = config.delivery.hold_after.is_some();
@@ -30,7 +30,8 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
             "api_base": sandbox.api_base(),
             "public_key": sandbox.public_key_base64(),
             "connection_id": sandbox.connection_id(),
-            "webhook_url": webhook_url,
+            "webhook_url": webhook_urls.first(),
+            "webhook_urls": webhook_urls,
             "failover_url": failover_url,
             "time_scale": time_scale,
             "clock_hold": clock_hold,
@@ -42,7 +43,15 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
             if default_key { "Authorization: Bearer sandbox".to_string() } else { "the key from --api-key".into() };
         println!("ivrx sandbox carrier listening on {}", sandbox.base_url());
         println!("  REST API base   {}   ({key})", sandbox.api_base());
-        println!("  webhooks to     {webhook_url}");
+        match webhook_urls.as_slice() {
+            [one] => println!("  webhooks to     {one}"),
+            many => {
+                println!("  webhooks to     {}  (round-robin, passing over a URL that fails)", many[0]);
+                for url in &many[1..] {
+                    println!("                  {url}");
+                }
+            }
+        }
         if let Some(f) = &failover_url {
             println!("  failover        {f}");
         }
@@ -89,7 +98,8 @@ fn rate(flag: &str, v: f64) -> anyhow::Result<f64> {
 /// Builds the sandbox configuration from the flags, naming the flag and the
 /// fix when one is wrong.
 pub fn config_from_args(args: &SandboxArgs) -> anyhow::Result<SandboxConfig> {
-    let mut config = SandboxConfig::new(args.webhook_url.clone());
+    let mut config = SandboxConfig::new("");
+    config.webhook_urls = args.webhook_urls.clone();
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         anyhow::bail!(
             "--time-scale must be a positive number (1 = real time, 20 = twenty times faster), got {}",
@@ -193,9 +203,21 @@ mod tests {
     }
 
     #[test]
+    fn webhook_url_repeats_for_several_instances() {
+        let c = config_from_args(&args(&["--webhook-url", "http://127.0.0.1:8081/webhooks"])).unwrap();
+        assert_eq!(c.webhook_urls, ["http://127.0.0.1:8080/webhooks", "http://127.0.0.1:8081/webhooks"]);
+        let e = err(&["--webhook-url", "http://127.0.0.1:8080/webhooks"]);
+        assert!(e.contains("--webhook-url \"http://127.0.0.1:8080/webhooks\" is given twice"), "{e}");
+        let e = err(&["--webhook-url", "nope"]);
+        assert!(e.contains("--webhook-url must be an absolute http"), "{e}");
+        let none = crate::cli::Cli::try_parse_from(["ivrx", "sandbox"]).unwrap_err().to_string();
+        assert!(none.contains("--webhook-url <URL>"), "{none}");
+    }
+
+    #[test]
     fn bad_webhook_url_is_refused() {
         let mut a = args(&[]);
-        a.webhook_url = "localhost:8080".into();
+        a.webhook_urls = vec!["localhost:8080".into()];
         let e = config_from_args(&a).unwrap_err().to_string();
         assert!(e.contains("--webhook-url must be an absolute http"), "{e}");
     }

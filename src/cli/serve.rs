@@ -123,7 +123,9 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
                 .map(|u| format!("{}{}", u.trim_end_matches('/'), config.server.webhook_path));
             let connection_id = config.telnyx.connection_id.clone().unwrap_or_default();
             let settings = Arc::new(config.session_settings(connection_id, webhook_url));
-            let server = server::start_with(options(client, verifier, settings, false), limits).await?;
+            // Against a standalone sandbox carrier, load runs audit the store through this server.
+            let load_audit = !is_telnyx(&config.telnyx.api_base);
+            let server = server::start_with(options(client, verifier, settings, load_audit), limits).await?;
             Ok(Running { server, sandbox: None, store, db, token_file, mode })
         }
         Mode::Sandbox => {
@@ -165,6 +167,15 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
             let sandbox = Sandbox::start(sc, sandbox_listener).await?;
             Ok(Running { server, sandbox: Some(sandbox), store, db, token_file, mode })
         }
+    }
+}
+
+/// True when `api_base` is Telnyx's own API (any `telnyx.com` host), not a
+/// stand-in such as `ivrx sandbox`.
+fn is_telnyx(api_base: &str) -> bool {
+    match reqwest::Url::parse(api_base).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)) {
+        Some(host) => host == "telnyx.com" || host.ends_with(".telnyx.com"),
+        None => true,
     }
 }
 
@@ -281,5 +292,19 @@ fn announce(r: &Running, json_logs: bool) {
                 token_file.display()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_telnyx;
+
+    #[test]
+    fn only_telnyx_hosts_are_telnyx() {
+        assert!(is_telnyx(crate::telnyx::DEFAULT_API_BASE));
+        assert!(is_telnyx("https://API.Telnyx.com/v2"));
+        assert!(is_telnyx("not a url"), "unparseable: treated as the real API (no audit endpoints)");
+        assert!(!is_telnyx("http://127.0.0.1:8090/v2"));
+        assert!(!is_telnyx("https://telnyx.com.example.org/v2"));
     }
 }

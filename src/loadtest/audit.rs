@@ -1,6 +1,8 @@
 //! The server's side of load runs: integrity checks and a fresh measurement
-//! window (token-protected), mounted only when `ivrx serve` runs against the
-//! embedded sandbox carrier (see [`crate::server::ServerOptions::load_audit`]):
+//! window (token-protected), mounted only when `ivrx serve` runs against a
+//! sandbox carrier — its embedded one, or a standalone `ivrx sandbox` named by
+//! `TELNYX_API_BASE` — never against Telnyx (see
+//! [`crate::server::ServerOptions::load_audit`]):
 //!
 //! | method | path | what |
 //! |---|---|---|

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::{Expectation, Trigger};
 use crate::http::latency::LatencySummary;
+use crate::sandbox::UrlDeliveries;
 use crate::store::CallAudit;
 
 /// Everything a load run measured and checked.
@@ -104,6 +105,10 @@ pub struct WebhookCounts {
     pub failed_attempts: u64,
     /// Events given up on after every attempt.
     pub gave_up: u64,
+    /// Attempts per webhook URL (several when the sandbox delivers to
+    /// several instances).
+    #[serde(default)]
+    pub by_url: Vec<UrlDeliveries>,
 }
 
 /// Server memory.

@@ -89,7 +89,8 @@ pub struct ServerOptions {
     /// The signature tolerance (how long a replayed signature is remembered).
     pub signature_tolerance: Duration,
     /// Mount the load-run audit endpoints ([`crate::loadtest::audit`]): only
-    /// when serving against the embedded sandbox carrier.
+    /// when serving against a sandbox carrier (embedded or standalone), never
+    /// against Telnyx.
     pub load_audit: bool,
 }
 

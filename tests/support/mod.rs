@@ -253,24 +253,48 @@ impl Harness {
     }
 
     async fn start_inner(configure: impl FnOnce(&mut SandboxConfig), with_failover: bool) -> (Self, Option<Receiver>) {
-        let mut config = SandboxConfig::new("http://127.0.0.1:9/unset");
-        config.time_scale = 20.0;
-        config.record_log = true;
-        config.delivery.backoff = Duration::from_millis(50);
+        let mut config = Self::config();
         configure(&mut config);
         let key = config.signer.public_key_base64();
         let hooks = Receiver::start(&key).await;
-        config.webhook_url = hooks.url.clone();
+        config.webhook_urls = vec![hooks.url.clone()];
         let failover = if with_failover { Some(Receiver::start(&key).await) } else { None };
         if let Some(f) = &failover {
             config.failover_url = Some(f.url.clone());
         }
+        (Self::start_config(config, hooks).await, failover)
+    }
+
+    fn config() -> SandboxConfig {
+        let mut config = SandboxConfig::new("http://127.0.0.1:9/unset");
+        config.time_scale = 20.0;
+        config.record_log = true;
+        config.delivery.backoff = Duration::from_millis(50);
+        config
+    }
+
+    /// A sandbox at ×20 delivering round-robin over `n` receivers (the first
+    /// is also `hooks`), then over the URLs `configure` appends to
+    /// `webhook_urls`.
+    pub async fn start_balanced(n: usize, configure: impl FnOnce(&mut SandboxConfig)) -> (Self, Vec<Receiver>) {
+        let mut config = Self::config();
+        let key = config.signer.public_key_base64();
+        let mut receivers = Vec::new();
+        for _ in 0..n.max(1) {
+            receivers.push(Receiver::start(&key).await);
+        }
+        config.webhook_urls = receivers.iter().map(|r| r.url.clone()).collect();
+        configure(&mut config);
+        (Self::start_config(config, receivers[0].clone()).await, receivers)
+    }
+
+    async fn start_config(config: SandboxConfig, hooks: Receiver) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sandbox");
         let sandbox = Sandbox::start(config, listener).await.expect("start sandbox");
         let mut cc = ClientConfig::new(sandbox.api_base(), sandbox.api_key());
         cc.retry = RetryPolicy { base_backoff: Duration::from_millis(20), ..RetryPolicy::default() };
         let client = TelnyxClient::new(cc).expect("client");
-        (Self { sandbox, client, hooks }, failover)
+        Self { sandbox, client, hooks }
     }
 
     /// Like [`start_with`](Self::start_with), with a second receiver as the

@@ -6,10 +6,17 @@
 //! webhooks waiting. A non-2xx answer or a timeout is retried with
 //! `meta.attempt` incremented, a fresh signature and timestamp, and backoff;
 //! retries go to the failover URL when one is configured.
+//!
+//! With several webhook URLs the sandbox also plays the load balancer in
+//! front of the application's instances ([`Balancer`]): webhooks addressed to
+//! the application go round-robin over the URLs, and within one attempt a URL
+//! that refuses the connection, times out or answers 5xx is passed over for
+//! the next one, as a load balancer retries the next upstream. Only when every
+//! URL has failed does the attempt fail and the carrier's retries above apply.
 
 use ivrx_http::error_chain::error_chain;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -121,6 +128,53 @@ impl<T: Clone> Ring<T> {
     }
 }
 
+/// The load balancer in front of the application: its URLs, tried in turn.
+#[derive(Debug)]
+pub(crate) struct Balancer {
+    /// The application's webhook URLs; the first also names the application
+    /// in the simulation (webhooks addressed to it are balanced).
+    urls: Vec<Arc<str>>,
+    /// Where the next call session's first webhook goes.
+    next_session: AtomicUsize,
+}
+
+impl Balancer {
+    /// A balancer over `urls` (at least one).
+    pub fn new(urls: Vec<Arc<str>>) -> Self {
+        debug_assert!(!urls.is_empty());
+        Self { urls, next_session: AtomicUsize::new(0) }
+    }
+
+    /// Where a new call session's rotation starts: spread over the URLs.
+    fn first(&self) -> usize {
+        if self.urls.len() < 2 {
+            return 0;
+        }
+        self.next_session.fetch_add(1, Ordering::Relaxed) % self.urls.len()
+    }
+
+    /// True when sessions keep a rotation between bursts.
+    fn rotates(&self) -> bool {
+        self.urls.len() > 1
+    }
+
+    /// The URLs a webhook addressed to `url` may go to: the whole pool when it
+    /// is addressed to the application, else `url` alone (a leg given its own
+    /// `webhook_url`).
+    fn upstreams<'a>(&'a self, url: &'a Arc<str>) -> &'a [Arc<str>] {
+        if self.urls.first().is_some_and(|u| Arc::ptr_eq(u, url) || u == url) {
+            &self.urls
+        } else {
+            std::slice::from_ref(url)
+        }
+    }
+}
+
+/// True when a load balancer would try the next URL: no answer, or a 5xx.
+fn passes_over(status: Option<u16>) -> bool {
+    status.is_none_or(|s| s >= 500)
+}
+
 #[derive(Serialize)]
 struct WireEnvelope<'a> {
     data: WireData<'a>,
@@ -151,6 +205,8 @@ struct SessionQueue {
     rng: Option<ChaosRng>,
     /// A worker task is delivering this queue.
     running: bool,
+    /// Where the session's next webhook goes first, in the balancer's URLs.
+    cursor: usize,
     /// When the queue last went idle (for pruning).
     idle_since: Option<Instant>,
 }
@@ -160,6 +216,7 @@ pub(crate) struct Delivery {
     http: reqwest::Client,
     signer: WebhookSigner,
     cfg: DeliveryConfig,
+    balancer: Balancer,
     failover: Option<Arc<str>>,
     chaos: Chaos,
     queues: Mutex<HashMap<u64, SessionQueue>>,
@@ -185,6 +242,7 @@ impl Delivery {
     pub fn new(
         signer: WebhookSigner,
         cfg: DeliveryConfig,
+        balancer: Balancer,
         failover: Option<String>,
         chaos: Chaos,
         log_capacity: Option<usize>,
@@ -202,6 +260,7 @@ impl Delivery {
             http,
             signer,
             cfg,
+            balancer,
             failover: failover.filter(|f| !f.is_empty()).map(Arc::from),
             chaos,
             queues: Mutex::new(HashMap::new()),
@@ -279,6 +338,7 @@ impl Delivery {
             items: VecDeque::with_capacity(4),
             rng: (!self.chaos.delivery_is_calm()).then(|| ChaosRng::new(self.chaos.seed, session)),
             running: false,
+            cursor: self.balancer.first(),
             idle_since: None,
         });
         q.items.push_back(e);
@@ -333,17 +393,22 @@ impl Delivery {
         self.log.as_ref().map(|l| l.lock().unwrap_or_else(|p| p.into_inner()).to_vec()).unwrap_or_default()
     }
 
-    /// Takes the session's next webhook; removes the queue (ending the worker)
-    /// when there is none.
-    fn take(&self, session: u64) -> Option<(Emitted, DeliveryPlan)> {
+    /// Takes the session's next webhook and where it goes first, having kept
+    /// `cursor` (where the previous one's rotation ended); removes the queue
+    /// (ending the worker) when there is none.
+    fn take(&self, session: u64, cursor: Option<usize>) -> Option<(Emitted, DeliveryPlan, usize)> {
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         let q = queues.get_mut(&session)?;
+        if let Some(c) = cursor {
+            q.cursor = c;
+        }
         match q.items.pop_front() {
             Some(e) => {
                 let plan = q.rng.as_mut().map(|r| r.delivery(&self.chaos)).unwrap_or_default();
-                Some((e, plan))
+                Some((e, plan, q.cursor))
             }
-            None if q.rng.is_some() => {
+            // Kept idle: the chaos stream or the rotation carries on with the next burst.
+            None if q.rng.is_some() || self.balancer.rotates() => {
                 q.running = false;
                 q.idle_since = Some(Instant::now());
                 None
@@ -381,7 +446,8 @@ impl Delivery {
     }
 
     async fn deliver_queue(&self, session: u64) {
-        while let Some((e, plan)) = self.take(session) {
+        let mut kept = None;
+        while let Some((e, plan, mut cursor)) = self.take(session, kept) {
             let mut batch = vec![(e, plan)];
             if plan.reorder {
                 if let Some(next) = self.take_following(session).await {
@@ -397,90 +463,48 @@ impl Delivery {
                     tokio::time::sleep(Duration::from_millis(plan.delay_ms)).await;
                     self.waiting(session);
                 }
-                self.deliver(&e, false).await;
+                self.deliver(&e, false, &mut cursor).await;
                 if plan.duplicate {
-                    self.deliver(&e, true).await;
+                    self.deliver(&e, true, &mut cursor).await;
                 }
                 self.stats.done();
                 // The next webhook waits from now.
                 self.waiting(session);
             }
+            kept = Some(cursor);
         }
     }
 
-    async fn deliver(&self, e: &Emitted, duplicate: bool) {
+    /// Delivers one webhook: up to `cfg.attempts` carrier attempts, each
+    /// tried on the balancer's URLs from `cursor` until one answers (see the
+    /// module docs). Leaves `cursor` on the URL after the one that took it.
+    async fn deliver(&self, e: &Emitted, duplicate: bool, cursor: &mut usize) {
         let attempts = self.cfg.attempts.max(1);
+        let pool = self.balancer.upstreams(&e.url);
         for attempt in 1..=attempts {
-            if self.stopped.load(Ordering::Relaxed) {
-                return;
-            }
-            let url: &str = match &self.failover {
-                Some(f) if attempt > 1 => f,
-                _ => &e.url,
+            let targets = match &self.failover {
+                Some(f) if attempt > 1 => std::slice::from_ref(f),
+                _ => pool,
             };
-            let wire = WireEnvelope {
-                data: WireData {
-                    record_type: "event",
-                    event_type: e.event_type,
-                    id: &e.id,
-                    occurred_at: e.envelope_occurred_at(),
-                    payload: &e.payload,
-                },
-                meta: WireMeta { attempt, delivered_to: url },
-            };
-            let body = match serde_json::to_vec(&wire) {
-                Ok(b) => b,
-                Err(err) => {
-                    tracing::error!(error = %err, "webhook could not be serialised");
+            // A single URL has no rotation to keep.
+            let rotating = targets.len() > 1;
+            let mut next = if rotating { *cursor } else { 0 };
+            let mut answer = None;
+            for _ in 0..targets.len() {
+                if self.stopped.load(Ordering::Relaxed) {
                     return;
                 }
-            };
-            let timestamp = chrono::Utc::now().timestamp();
-            let signature = self.signer.sign(timestamp, &body);
-            let log = self.log.as_ref().filter(|_| self.logging());
-            let logged_body = log.map(|_| serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null));
-            let sent_at = Instant::now();
-            let sent = self
-                .http
-                .post(url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(SIGNATURE_HEADER, signature)
-                .header(TIMESTAMP_HEADER, timestamp.to_string())
-                .timeout(self.cfg.timeout)
-                .body(body)
-                .send()
-                .await;
-            let (status, error) = match sent {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    // Read the answer so the connection can be reused.
-                    let _ = resp.bytes().await;
-                    (Some(status), None)
+                let at = next % targets.len();
+                next = at + 1;
+                answer = self.post(e, duplicate, attempt, &targets[at]).await;
+                if !passes_over(answer) {
+                    break;
                 }
-                Err(err) => (None, Some(error_chain(&err))),
-            };
-            let ok = status.is_some_and(|s| (200..300).contains(&s));
-            self.stats.attempt(&e.id, ok.then(|| sent_at.elapsed()), duplicate);
-            if duplicate && status.is_some() && !ok {
-                self.stats.refused_duplicate();
             }
-            tracing::debug!(event_type = e.event_type, id = %e.id, attempt, ?status, ?error, "webhook delivery");
-            if let (Some(log), Some(body)) = (log, logged_body) {
-                let record = DeliveryRecord {
-                    event_id: e.id.clone(),
-                    event_type: e.event_type.to_string(),
-                    call_control_id: e.call_control_id.to_string(),
-                    url: url.to_string(),
-                    attempt,
-                    duplicate,
-                    status,
-                    error: error.clone(),
-                    sent_at: super::clock::rfc3339(chrono::Utc::now()),
-                    body,
-                };
-                log.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+            if rotating {
+                *cursor = next;
             }
-            if ok {
+            if answer.is_some_and(|s| (200..300).contains(&s)) {
                 return;
             }
             if attempt < attempts {
@@ -491,6 +515,74 @@ impl Delivery {
         }
         self.stats.gave_up();
         tracing::warn!(event_type = e.event_type, id = %e.id, attempts, "webhook not delivered; giving up");
+    }
+
+    /// Posts the webhook once to `url`, signed now; logs and counts it.
+    /// Returns the receiver's status, `None` when it did not answer.
+    async fn post(&self, e: &Emitted, duplicate: bool, attempt: u32, url: &str) -> Option<u16> {
+        let wire = WireEnvelope {
+            data: WireData {
+                record_type: "event",
+                event_type: e.event_type,
+                id: &e.id,
+                occurred_at: e.envelope_occurred_at(),
+                payload: &e.payload,
+            },
+            meta: WireMeta { attempt, delivered_to: url },
+        };
+        let body = match serde_json::to_vec(&wire) {
+            Ok(b) => b,
+            Err(err) => {
+                tracing::error!(error = %err, "webhook could not be serialised");
+                return None;
+            }
+        };
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = self.signer.sign(timestamp, &body);
+        let log = self.log.as_ref().filter(|_| self.logging());
+        let logged_body = log.map(|_| serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null));
+        let sent_at = Instant::now();
+        let sent = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .timeout(self.cfg.timeout)
+            .body(body)
+            .send()
+            .await;
+        let (status, error) = match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                // Read the answer so the connection can be reused.
+                let _ = resp.bytes().await;
+                (Some(status), None)
+            }
+            Err(err) => (None, Some(error_chain(&err))),
+        };
+        let ok = status.is_some_and(|s| (200..300).contains(&s));
+        self.stats.attempt(&e.id, url, ok.then(|| sent_at.elapsed()), duplicate);
+        if duplicate && status.is_some() && !ok {
+            self.stats.refused_duplicate();
+        }
+        tracing::debug!(event_type = e.event_type, id = %e.id, attempt, url, ?status, ?error, "webhook delivery");
+        if let (Some(log), Some(body)) = (log, logged_body) {
+            let record = DeliveryRecord {
+                event_id: e.id.clone(),
+                event_type: e.event_type.to_string(),
+                call_control_id: e.call_control_id.to_string(),
+                url: url.to_string(),
+                attempt,
+                duplicate,
+                status,
+                error,
+                sent_at: super::clock::rfc3339(chrono::Utc::now()),
+                body,
+            };
+            log.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+        }
+        status
     }
 }
 

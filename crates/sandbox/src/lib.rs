@@ -20,6 +20,12 @@
 //! # let _ = call; Ok(()) }
 //! ```
 //!
+//! With several [`webhook_urls`](SandboxConfig::webhook_urls) the sandbox
+//! stands in for a load balancer in front of several instances of the
+//! application: webhooks go round-robin (consecutive webhooks of one call to
+//! different URLs), and a URL that refuses the connection, times out or
+//! answers 5xx is passed over for the next one within the same attempt.
+//!
 //! Conferences (`POST /v2/conferences`, `…/actions/join`, `…/actions/leave`)
 //! work as on Telnyx, with their webhooks; participants hear each other (see
 //! the `conference` module).
@@ -45,7 +51,7 @@
 //! | `GET /sandbox/v1/calls/{id}/heard` | what the party on the leg hears, as newline-delimited [`Heard`] JSON, until it hangs up |
 //! | `POST /sandbox/v1/parties` `{number, behavior, script?}` | how a number behaves when dialled |
 //! | `GET /sandbox/v1/webhooks`, `GET /sandbox/v1/commands` | the logs (when `record_log`) |
-//! | `GET /sandbox/v1/deliveries` | delivery counters and acknowledgement latency ([`DeliverySummary`]) |
+//! | `GET /sandbox/v1/deliveries` | delivery counters, acknowledgement latency and attempts per webhook URL ([`DeliverySummary`]) |
 //! | `POST /sandbox/v1/deliveries/reset` `{track?, record_log?}` | opens a new statistics window; `track` keeps acknowledged ids and latencies, `record_log` pauses or resumes the logs |
 //! | `GET /sandbox/v1/deliveries/ids?offset=N&limit=M` | acknowledged event ids of the window, paged → `{data, total, next_offset}` |
 //! | `GET /sandbox/v1/legs/audit` | legs placed for a call (dialled with `link_to` it, or transferred to from it) still up after it hung up, and calls bridged with more than one of them ([`LegAudit`]) |
@@ -94,12 +100,12 @@ pub use delivery::{DeliveryConfig, DeliveryRecord};
 pub use legs::LegState;
 pub use party::{default_agent_script, parse_agent_spec, BehaviorError, PartyBehavior, DEFAULT_AGENT_SCRIPT};
 pub use script::{Directive, Script, Step};
-pub use stats::DeliverySummary;
+pub use stats::{DeliverySummary, UrlDeliveries};
 pub use timing::TimingModel;
 pub use world::{LeftUp, LegAudit, LegStatus};
 
 use chaos::{ApiFault, ChaosRng};
-use delivery::{Delivery, Ring};
+use delivery::{Balancer, Delivery, Ring};
 use world::{AppendError, Now, VTime, World, WorldConfig};
 
 /// Produces a report about a call (for `GET /sandbox/v1/calls/{id}/report`),
@@ -111,8 +117,10 @@ pub type CallReporter = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Option
 pub struct SandboxConfig {
     /// Clients must send `Authorization: Bearer <api_key>`.
     pub api_key: String,
-    /// Where webhooks go (unless a dial or transfer names another URL).
-    pub webhook_url: String,
+    /// Where webhooks go (unless a dial or transfer names another URL): the
+    /// application's instances, round-robin like a load balancer (see the
+    /// `delivery` module); one URL is one instance.
+    pub webhook_urls: Vec<String>,
     /// Where retries go when set.
     pub failover_url: Option<String>,
     /// Signs the webhooks; its public key is what the application verifies with.
@@ -142,7 +150,7 @@ pub struct SandboxConfig {
 impl std::fmt::Debug for SandboxConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SandboxConfig")
-            .field("webhook_url", &self.webhook_url)
+            .field("webhook_urls", &self.webhook_urls)
             .field("failover_url", &self.failover_url)
             .field("public_key", &self.signer.public_key_base64())
             .field("time_scale", &self.time_scale)
@@ -164,7 +172,7 @@ impl SandboxConfig {
     pub fn new(webhook_url: impl Into<String>) -> Self {
         Self {
             api_key: ids::api_key(),
-            webhook_url: webhook_url.into(),
+            webhook_urls: vec![webhook_url.into()],
             failover_url: None,
             signer: WebhookSigner::generate(),
             time_scale: 1.0,
@@ -186,7 +194,15 @@ impl SandboxConfig {
             return Err(ConfigError::TimeScale(self.time_scale));
         }
         self.chaos.validate()?;
-        check_url("webhook_url", &self.webhook_url)?;
+        if self.webhook_urls.is_empty() {
+            return Err(ConfigError::NoWebhookUrl);
+        }
+        for (i, url) in self.webhook_urls.iter().enumerate() {
+            check_url("webhook_url", url)?;
+            if self.webhook_urls[..i].contains(url) {
+                return Err(ConfigError::RepeatedUrl(url.chars().take(200).collect()));
+            }
+        }
         if let Some(f) = &self.failover_url {
             check_url("failover_url", f)?;
         }
@@ -233,6 +249,12 @@ pub enum ConfigError {
         /// The value.
         url: String,
     },
+    /// No webhook URL.
+    #[error("webhook_url is required: where the application receives webhooks")]
+    NoWebhookUrl,
+    /// A webhook URL is listed twice.
+    #[error("webhook_url {0:?} is given twice: list each instance of the application once")]
+    RepeatedUrl(String),
     /// The API key is empty or has spaces or control characters.
     #[error("api_key must be a non-empty token without spaces")]
     ApiKey,
@@ -533,9 +555,11 @@ impl Sandbox {
         let base_url = url_for(local_addr);
         let clock = SandboxClock::new(config.time_scale);
         let log_capacity = config.record_log.then_some(config.log_capacity);
+        let webhook_urls: Vec<Arc<str>> = config.webhook_urls.iter().map(|u| Arc::from(u.as_str())).collect();
         let delivery = Delivery::new(
             config.signer.clone(),
             config.delivery.clone(),
+            Balancer::new(webhook_urls.clone()),
             config.failover_url.clone(),
             config.chaos.clone(),
             log_capacity,
@@ -544,7 +568,7 @@ impl Sandbox {
         let world = World::new(WorldConfig {
             timing: config.timing.clone(),
             connection_id: config.connection_id.clone(),
-            webhook_url: Arc::from(config.webhook_url.as_str()),
+            webhook_url: webhook_urls[0].clone(),
             parties: config.agents.iter().cloned().collect(),
             default_agent: config.default_agent.clone(),
             epoch: clock.epoch(),

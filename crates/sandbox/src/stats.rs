@@ -8,6 +8,7 @@
 //! UUID as a number), both capped at [`DeliveryStats::cap`] entries, so a load
 //! run can compare what was acknowledged with what the application stored.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,6 +62,27 @@ pub struct DeliverySummary {
     /// waiting for a slow application (see `DeliveryConfig::hold_after`).
     #[serde(default)]
     pub clock_held_secs: f64,
+    /// Attempts per webhook URL, in URL order (the first [`MAX_URLS`]
+    /// URLs seen in the window): how the deliveries spread over the
+    /// application's instances.
+    #[serde(default)]
+    pub by_url: Vec<UrlDeliveries>,
+}
+
+/// Most distinct URLs a window breaks its counts down by.
+pub const MAX_URLS: usize = 64;
+
+/// The deliveries to one webhook URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UrlDeliveries {
+    /// The URL.
+    pub url: String,
+    /// Requests sent to it.
+    pub attempts: u64,
+    /// Requests it answered 2xx (chaos duplicates included).
+    pub acknowledged: u64,
+    /// Requests it answered otherwise or not at all.
+    pub failed: u64,
 }
 
 #[derive(Debug)]
@@ -75,6 +97,7 @@ struct Window {
     latencies: Vec<u32>,
     ids: Vec<u128>,
     truncated: bool,
+    by_url: BTreeMap<Arc<str>, UrlDeliveries>,
 }
 
 impl Window {
@@ -90,6 +113,7 @@ impl Window {
             latencies: Vec::new(),
             ids: Vec::new(),
             truncated: false,
+            by_url: BTreeMap::new(),
         }
     }
 }
@@ -138,12 +162,23 @@ impl DeliveryStats {
         let _ = self.queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| Some(q.saturating_sub(n)));
     }
 
-    /// One attempt: `acked` is the latency of a 2xx answer, `None` for a
-    /// failure; `event_id` is the event's `data.id`. A chaos `duplicate`
-    /// copy counts as an attempt with its latency, not as another event.
-    pub(crate) fn attempt(&self, event_id: &str, acked: Option<Duration>, duplicate: bool) {
+    /// One attempt, sent to `url`: `acked` is the latency of a 2xx answer,
+    /// `None` for a failure; `event_id` is the event's `data.id`. A chaos
+    /// `duplicate` copy counts as an attempt with its latency, not as another event.
+    pub(crate) fn attempt(&self, event_id: &str, url: &str, acked: Option<Duration>, duplicate: bool) {
         let mut w = self.lock();
         w.attempts += 1;
+        if !w.by_url.contains_key(url) && w.by_url.len() < MAX_URLS {
+            w.by_url.insert(Arc::from(url), UrlDeliveries { url: url.into(), ..UrlDeliveries::default() });
+        }
+        if let Some(u) = w.by_url.get_mut(url) {
+            u.attempts += 1;
+            if acked.is_some() {
+                u.acknowledged += 1;
+            } else {
+                u.failed += 1;
+            }
+        }
         let Some(latency) = acked else {
             w.failed_attempts += 1;
             return;
@@ -201,6 +236,7 @@ impl DeliveryStats {
             truncated: w.truncated,
             logging: false,
             clock_held_secs: 0.0,
+            by_url: w.by_url.values().cloned().collect(),
         };
         drop(w);
         DeliverySummary { ack_latency: summarize(&mut latencies), ..s }
@@ -288,23 +324,28 @@ mod tests {
 
     const A: &str = "0ccc7b54-4df3-4bca-a65a-3da1ecc777f0";
     const B: &str = "1ccc7b54-4df3-4bca-a65a-3da1ecc777f1";
+    const U: &str = "http://127.0.0.1:8081/webhooks/telnyx";
+    const V: &str = "http://127.0.0.1:8082/webhooks/telnyx";
 
     #[test]
     fn counts_always_and_tracks_only_in_a_window() {
         let s = DeliveryStats::new(10);
-        s.attempt(A, Some(Duration::from_millis(2)), false);
-        s.attempt(A, None, false);
+        s.attempt(A, U, Some(Duration::from_millis(2)), false);
+        s.attempt(A, V, None, false);
         let sum = s.summary();
         assert_eq!((sum.attempts, sum.delivered, sum.failed_attempts, sum.ids_tracked), (2, 1, 1, 0));
         assert_eq!(sum.ack_latency.count, 0);
+        let per_url: Vec<_> =
+            sum.by_url.iter().map(|u| (u.url.as_str(), u.attempts, u.acknowledged, u.failed)).collect();
+        assert_eq!(per_url, [(U, 1, 1, 0), (V, 1, 0, 1)]);
 
         s.refused_duplicate();
         assert_eq!(s.summary().refused_duplicates, 1);
         s.reset(true);
         assert_eq!(s.summary().refused_duplicates, 0, "a new window");
-        s.attempt(A, Some(Duration::from_millis(1)), false);
-        s.attempt(B, Some(Duration::from_millis(3)), false);
-        s.attempt(B, Some(Duration::from_millis(2)), true);
+        s.attempt(A, U, Some(Duration::from_millis(1)), false);
+        s.attempt(B, U, Some(Duration::from_millis(3)), false);
+        s.attempt(B, U, Some(Duration::from_millis(2)), true);
         s.gave_up();
         let sum = s.summary();
         assert_eq!((sum.attempts, sum.delivered, sum.gave_up, sum.ids_tracked), (3, 2, 1, 2));
@@ -318,9 +359,9 @@ mod tests {
     fn windows_are_capped_and_queue_counts_saturate() {
         let s = DeliveryStats::new(1);
         s.reset(true);
-        s.attempt(A, Some(Duration::ZERO), false);
-        s.attempt(B, Some(Duration::ZERO), false);
-        s.attempt("not-a-uuid", Some(Duration::ZERO), false);
+        s.attempt(A, U, Some(Duration::ZERO), false);
+        s.attempt(B, U, Some(Duration::ZERO), false);
+        s.attempt("not-a-uuid", U, Some(Duration::ZERO), false);
         let sum = s.summary();
         assert_eq!((sum.delivered, sum.ids_tracked, sum.truncated), (3, 1, true));
         s.queued();
