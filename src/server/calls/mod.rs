@@ -32,7 +32,7 @@ use std::time::Duration;
 
 pub use self::registry::{Calls, ManualError, Route};
 pub use self::scoring::Engine;
-pub use self::worker::WorkerMsg;
+pub use self::worker::{Webhook, WorkerMsg};
 use super::live::LiveHub;
 use super::metrics::Metrics;
 use crate::session::SessionSettings;

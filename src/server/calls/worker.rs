@@ -22,22 +22,26 @@ use crate::session::{
 use crate::store::{SessionState, StoreError, Transition};
 use crate::telnyx::events::{Envelope, Event};
 
+/// A verified, de-duplicated webhook, for its conversation.
+#[derive(Debug)]
+pub struct Webhook {
+    /// The event.
+    pub event: Box<Event>,
+    /// `data.id`.
+    pub event_id: String,
+    /// `data.occurred_at`, parsed.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// When the server received it.
+    pub received_at: DateTime<Utc>,
+    /// When the server received it (monotonic, for latency).
+    pub received: Instant,
+}
+
 /// A message for a conversation's worker.
 #[derive(Debug)]
 pub enum WorkerMsg {
     /// A verified, de-duplicated webhook.
-    Webhook {
-        /// The event.
-        event: Box<Event>,
-        /// `data.id`.
-        event_id: String,
-        /// `data.occurred_at`, parsed.
-        occurred_at: Option<DateTime<Utc>>,
-        /// When the server received it.
-        received_at: DateTime<Utc>,
-        /// When the server received it (monotonic, for latency).
-        received: Instant,
-    },
+    Webhook(Webhook),
     /// Another input (a failed command).
     Input(Input),
     /// A manual transfer request.
@@ -181,11 +185,15 @@ impl Worker {
         for webhook in unprocessed {
             let Ok(env) = Envelope::parse(webhook.body.as_bytes()) else { continue };
             let Ok(event) = env.event() else { continue };
-            let received_at = webhook.received_at;
-            let occurred_at = parse_time(env.data.occurred_at.as_deref());
-            let id = env.data.id.clone();
-            self.webhook(Box::new(event), id.clone(), occurred_at, received_at, Instant::now());
-            self.replayed.insert(id);
+            let event_id = env.data.id.clone();
+            self.replayed.insert(event_id.clone());
+            self.webhook(Webhook {
+                event: Box::new(event),
+                event_id,
+                occurred_at: parse_time(env.data.occurred_at.as_deref()),
+                received_at: webhook.received_at,
+                received: Instant::now(),
+            });
         }
         self.scoring.end_replay(was_local_only);
         if self.session.awaits_symbl() {
@@ -203,11 +211,11 @@ impl Worker {
 
     fn handle(&mut self, msg: WorkerMsg) {
         match msg {
-            WorkerMsg::Webhook { event, event_id, occurred_at, received_at, received } => {
-                if self.replayed.remove(&event_id) {
+            WorkerMsg::Webhook(webhook) => {
+                if self.replayed.remove(&webhook.event_id) {
                     return; // already replayed from the store when the worker started
                 }
-                self.webhook(event, event_id, occurred_at, received_at, received);
+                self.webhook(webhook);
             }
             WorkerMsg::Input(mut input) => {
                 match &mut input {
@@ -281,14 +289,7 @@ impl Worker {
         }
     }
 
-    fn webhook(
-        &mut self,
-        event: Box<Event>,
-        event_id: String,
-        occurred_at: Option<DateTime<Utc>>,
-        received_at: DateTime<Utc>,
-        received: Instant,
-    ) {
+    fn webhook(&mut self, Webhook { event, event_id, occurred_at, received_at, received }: Webhook) {
         self.last_at = occurred_at.unwrap_or(received_at);
         let fx = self.session.handle(Input::Webhook { event, occurred_at, received_at });
         self.processed.push(event_id);
