@@ -271,3 +271,54 @@ async fn run_symbl_scorer(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intel::LocalEngine;
+    use crate::server::metrics::Metrics;
+    use crate::session::{SessionSettings, Speaker};
+    use crate::store::{SqliteStore, StoreOptions};
+    use crate::symbl::{Credentials, SymblClient, SymblConfig, SymblEngineOptions};
+    use crate::telnyx::{ClientConfig, TelnyxClient};
+
+    #[tokio::test]
+    async fn an_utterance_beyond_the_symbl_backlog_is_a_symbl_failure_for_the_call() {
+        crate::http::tls::install_crypto_provider();
+        let nowhere = "http://127.0.0.1:9";
+        let client = SymblClient::new(Credentials::new("id", "secret"), SymblConfig::new(nowhere)).unwrap();
+        let symbl = SymblEngine::new(client, SymblEngineOptions::default());
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("ivrx.db"), StoreOptions::default()).unwrap();
+        let shared = Arc::new(Shared {
+            settings: Arc::new(SessionSettings::default()),
+            client: TelnyxClient::new(ClientConfig::new(format!("{nowhere}/v2"), "KEY")).unwrap(),
+            engine: Engine::Symbl { symbl, local: Arc::new(LocalEngine::default()), deadline: Duration::from_secs(60) },
+            store: Arc::new(store),
+            live: Arc::default(),
+            metrics: Arc::new(Metrics::new()),
+            grace: Duration::from_secs(1),
+            retry_window: Duration::from_secs(1),
+        });
+        let (worker, mut inbox) = mpsc::unbounded_channel();
+        let mut scoring = Scoring::new(shared, Arc::default(), "c1".into(), worker);
+        let req = |seq| ScoreRequest { seq, speaker: Speaker::Caller, text: "thanks".into(), refs: Vec::new() };
+        // On this single-threaded runtime the scorer has not run yet: the backlog fills up.
+        for seq in 0..SYMBL_BACKLOG as u32 {
+            assert!(scoring.score(req(seq)).is_none(), "utterance {seq} waits for Symbl");
+        }
+        assert!(inbox.try_recv().is_err());
+        assert!(scoring.score(req(SYMBL_BACKLOG as u32)).is_none());
+        match inbox.try_recv() {
+            Ok(WorkerMsg::ScoreFailed { seq, error, .. }) => {
+                assert_eq!(seq, SYMBL_BACKLOG as u32);
+                assert!(error.contains("fell behind"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The worker falls back on that failure: from then on, scores are local and at once.
+        assert!(scoring.fall_back());
+        assert!(!scoring.fall_back(), "once");
+        assert_eq!(scoring.score(req(99)).map(|s| s.engine), Some(LocalEngine::default().score("thanks").engine));
+    }
+}
