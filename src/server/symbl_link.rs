@@ -20,6 +20,7 @@ use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::calls::scoring::{store_summary, SYMBL_BACKLOG};
 use super::calls::WorkerMsg;
 use crate::intel::{Label, Score, Scorer, TrackerHit};
 use crate::session::symbl_leg::{DialIn, DialInLeg, DialInOutcome};
@@ -253,60 +254,79 @@ async fn run_link(
             return;
         }
     };
-    let (score_tx, score_rx) = mpsc::unbounded_channel();
+    let (score_tx, score_rx) = mpsc::channel(SYMBL_BACKLOG);
     tokio::spawn(run_scorer(ctx.clone(), session.call.clone(), score_rx, worker.clone()));
     let join_by = Instant::now() + ctx.join_timeout;
     let mut arrived = false;
+    let mut behind = false;
     for msg in early {
         match msg {
-            LinkMsg::Score { seq, text, refs } => {
-                let _ = score_tx.send((seq, text, refs));
-            }
+            LinkMsg::Score { seq, text, refs } => behind |= !queue_score(&score_tx, &worker, (seq, text, refs)),
             LinkMsg::Arrived => arrived = true,
             LinkMsg::Stop { .. } => {}
         }
     }
-    let summarize = loop {
-        tokio::select! {
-            event = sub.next_event() => match event {
-                Some(Ok(event)) => {
-                    if let Some(heard) = heard(event) {
-                        report(&worker, heard);
+    let summarize = !behind
+        && loop {
+            tokio::select! {
+                event = sub.next_event() => match event {
+                    Some(Ok(event)) => {
+                        if let Some(heard) = heard(event) {
+                            report(&worker, heard);
+                        }
                     }
-                }
-                Some(Err(SymblError::Decode { message, .. })) => {
-                    tracing::debug!(conversation = %conv, %message, "unreadable real-time message from Symbl; skipped");
-                }
-                Some(Err(e)) => {
-                    report(&worker, SymblEvent::Failed { reason: format!("Symbl's real-time connection failed: {e}") });
+                    Some(Err(SymblError::Decode { message, .. })) => {
+                        tracing::debug!(conversation = %conv, %message, "unreadable real-time message from Symbl; skipped");
+                    }
+                    Some(Err(e)) => {
+                        report(&worker, SymblEvent::Failed { reason: format!("Symbl's real-time connection failed: {e}") });
+                        break false;
+                    }
+                    None => {
+                        report(&worker, SymblEvent::Failed { reason: "Symbl closed its real-time connection".into() });
+                        break false;
+                    }
+                },
+                msg = rx.recv() => match msg {
+                    Some(LinkMsg::Score { seq, text, refs }) => {
+                        if !queue_score(&score_tx, &worker, (seq, text, refs)) {
+                            break false;
+                        }
+                    }
+                    Some(LinkMsg::Arrived) => arrived = true,
+                    Some(LinkMsg::Stop { summarize }) => break summarize,
+                    None => break false,
+                },
+                () = tokio::time::sleep_until(join_by), if !arrived => {
+                    let reason = format!("Symbl did not call in within {} ms", ctx.join_timeout.as_millis());
+                    report(&worker, SymblEvent::Failed { reason });
                     break false;
                 }
-                None => {
-                    report(&worker, SymblEvent::Failed { reason: "Symbl closed its real-time connection".into() });
-                    break false;
-                }
-            },
-            msg = rx.recv() => match msg {
-                Some(LinkMsg::Score { seq, text, refs }) => {
-                    let _ = score_tx.send((seq, text, refs));
-                }
-                Some(LinkMsg::Arrived) => arrived = true,
-                Some(LinkMsg::Stop { summarize }) => break summarize,
-                None => break false,
-            },
-            () = tokio::time::sleep_until(join_by), if !arrived => {
-                let reason = format!("Symbl did not call in within {} ms", ctx.join_timeout.as_millis());
-                report(&worker, SymblEvent::Failed { reason });
-                break false;
             }
-        }
-    };
+        };
     ctx.dial_ins.forget(&code);
     drop(score_tx);
     leave(&ctx, &session).await;
     sub.close().await;
     if summarize {
-        store_summary(&ctx, &conv, &session.call).await;
+        store_summary(&ctx.symbl, &ctx.store, &conv, &session.call, ctx.deadline).await;
+    }
+}
+
+/// An utterance to score: its number, its text and its Symbl message ids.
+type ToScore = (u32, String, Vec<String>);
+
+/// Hands an utterance to the scorer. False when Symbl is [`SYMBL_BACKLOG`]
+/// utterances behind: that is reported as Symbl failing for the call. (A
+/// scorer that has stopped has reported its failure already.)
+fn queue_score(score_tx: &mpsc::Sender<ToScore>, worker: &mpsc::UnboundedSender<WorkerMsg>, u: ToScore) -> bool {
+    match score_tx.try_send(u) {
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            let reason = format!("Symbl fell behind: {SYMBL_BACKLOG} utterances waiting for their score");
+            report(worker, SymblEvent::Failed { reason });
+            false
+        }
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => true,
     }
 }
 
@@ -324,15 +344,6 @@ async fn stopped(rx: &mut mpsc::UnboundedReceiver<LinkMsg>, early: &mut Vec<Link
 async fn leave(ctx: &LinkContext, session: &PstnSession) {
     if let Err(e) = with_deadline(ctx.deadline, "stopping the connection", ctx.symbl.stop_pstn(session)).await {
         tracing::debug!(error = %e, "Symbl's connection could not be stopped (it may be gone already)");
-    }
-}
-
-async fn store_summary(ctx: &LinkContext, conv: &str, call: &SymblCall) {
-    match with_deadline(ctx.deadline * 4, "topics and trackers", ctx.symbl.finish(call)).await {
-        Ok(summary) => {
-            drop(ctx.store.record_insights(conv, "symbl", serde_json::to_value(summary).unwrap_or_default()));
-        }
-        Err(e) => tracing::warn!(conversation = %conv, error = %e, "Symbl topics and trackers unavailable"),
     }
 }
 
@@ -365,7 +376,7 @@ fn end_time(duration: Option<&serde_json::Value>) -> Option<DateTime<Utc>> {
 async fn run_scorer(
     ctx: LinkContext,
     call: SymblCall,
-    mut rx: mpsc::UnboundedReceiver<(u32, String, Vec<String>)>,
+    mut rx: mpsc::Receiver<ToScore>,
     worker: mpsc::UnboundedSender<WorkerMsg>,
 ) {
     let mut scored: HashMap<String, ScoredMessage> = HashMap::new();

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::calls::{Route, WorkerMsg};
+use super::calls::{Route, Webhook, WorkerMsg};
 use super::dedupe::Seen;
 use super::App;
 use crate::store::{WebhookOutcome, WebhookRecord};
@@ -126,7 +126,8 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
             .as_deref()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&chrono::Utc));
-        let msg = WorkerMsg::Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 };
+        let msg =
+            WorkerMsg::Webhook(Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 });
         match route {
             Route::New(_) => app.calls.dispatch_new(&conv, msg),
             _ => app.calls.dispatch(&conv, msg),

@@ -1,0 +1,61 @@
+//! Conversations in progress, in four parts that each own their data:
+//!
+//! - [`registry`]: which conversations are in progress and which legs belong
+//!   to them; routes each webhook to its conversation and answers id lookups;
+//! - [`worker`]: one task per conversation, so events of one call are handled
+//!   in order while different calls run in parallel. It runs the sans-I/O
+//!   [`Session`](crate::session::Session) and carries out the effects it
+//!   returns, one by one;
+//! - [`sender`]: the conversation's commands to Telnyx, sent in order (agent
+//!   releases apart), sent again within the retry window, kept in the outbox
+//!   until answered;
+//! - [`scoring`]: the conversation's scoring backend (local, Symbl text,
+//!   Symbl PSTN), which owns the fallback to the local engine and the storage
+//!   of Symbl's summary.
+//!
+//! After each batch of inputs a worker checkpoints atomically: the domain
+//! events, the session's new state and the ids of the webhooks it processed.
+//! A worker started for a conversation that already has stored state (after a
+//! restart) restores the snapshot, sends again the commands it had decided on
+//! that Telnyx had not answered (see [`outbox`](super::outbox)), and replays
+//! the webhooks that were acknowledged but not yet processed; command ids are
+//! deterministic, so a command that had already gone out is ignored by Telnyx
+//! as a repeat.
+
+pub mod registry;
+pub mod scoring;
+pub mod sender;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::registry::{Calls, ManualError, Route};
+pub use self::scoring::Engine;
+pub use self::worker::{Webhook, WorkerMsg};
+use super::live::LiveHub;
+use super::metrics::Metrics;
+use crate::session::SessionSettings;
+use crate::store::SharedStore;
+use crate::telnyx::TelnyxClient;
+
+/// What the workers share.
+pub struct Shared {
+    /// Session settings.
+    pub settings: Arc<SessionSettings>,
+    /// The Telnyx (or sandbox) API client.
+    pub client: TelnyxClient,
+    /// The engine.
+    pub engine: Engine,
+    /// The store.
+    pub store: SharedStore,
+    /// The live event hub.
+    pub live: Arc<LiveHub>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// How long an ended conversation's worker waits for late webhooks.
+    pub grace: Duration,
+    /// How long a command failing for a passing reason is sent again, in
+    /// rounds of the client's attempts, from its first attempt.
+    pub retry_window: Duration,
+}

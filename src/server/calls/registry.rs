@@ -1,0 +1,256 @@
+//! The registry of conversations in progress: their workers' inboxes, the
+//! legs that belong to each, and the calls to the Symbl dial-in number still
+//! being identified. It routes a webhook to its conversation and answers id
+//! lookups; the workers do the rest.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+
+use super::worker::{self, WorkerMsg};
+use super::{sender, Shared};
+use crate::server::symbl_link::DialIns;
+use crate::session::{Input, LegTag, ManualTransfer, SymblInput, TransferRefused};
+use crate::store::{ids, IdMatch};
+use crate::telnyx::events::{Direction, Event};
+
+/// Where a webhook goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// To this conversation.
+    To(String),
+    /// To a conversation this webhook starts (a new inbound call).
+    New(String),
+    /// To the Symbl dial-in handling: a call to the Symbl dial-in number that
+    /// has not said which conversation it belongs to yet.
+    DialIn,
+    /// Nowhere: not a call ivrx knows.
+    Unrouted,
+}
+
+/// Why a manual transfer could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ManualError {
+    /// No conversation in progress has that id or call_control_id.
+    #[error("no conversation in progress with id or call_control_id {0:?}")]
+    NotFound(String),
+    /// The session refused it.
+    #[error("{0}")]
+    Refused(#[from] TransferRefused),
+    /// The worker did not answer.
+    #[error("the conversation's worker is gone")]
+    Gone,
+}
+
+/// The registry of conversations in progress. Cheap to clone.
+#[derive(Clone)]
+pub struct Calls {
+    shared: Arc<Shared>,
+    /// Each running worker's inbox, by conversation id.
+    workers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<WorkerMsg>>>>,
+    /// The conversation of each known leg, by call_control_id (and call_leg_id).
+    legs: Arc<Mutex<HashMap<String, String>>>,
+    dial_ins: Arc<DialIns>,
+}
+
+impl Calls {
+    /// An empty registry.
+    pub fn new(shared: Shared) -> Self {
+        let dial_ins = Arc::new(shared.engine.dial_ins());
+        Self { shared: Arc::new(shared), workers: Arc::default(), legs: Arc::default(), dial_ins }
+    }
+
+    /// What the workers share.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The calls to the Symbl dial-in number and the codes conversations wait for.
+    pub(super) fn dial_ins(&self) -> &Arc<DialIns> {
+        &self.dial_ins
+    }
+
+    /// Conversations with a running worker.
+    pub fn active_count(&self) -> usize {
+        self.workers.lock().map(|g| g.len()).unwrap_or(0)
+    }
+
+    /// Decides which conversation an event belongs to, registering a new
+    /// conversation for a new inbound call.
+    pub fn route(&self, event: &Event) -> Route {
+        if let Some(tag) = LegTag::decode(event.client_state()) {
+            return Route::To(tag.conv);
+        }
+        let ccid = event.call_control_id();
+        let Ok(mut legs) = self.legs.lock() else { return Route::Unrouted };
+        // A leg is known by its call_control_id, or by its call_leg_id for the
+        // events that have none (`call.recording.saved`).
+        let leg_id = event.ids().and_then(|i| i.call_leg_id.as_deref());
+        if let Some(conv) = ccid.or(leg_id).and_then(|c| legs.get(c)) {
+            return Route::To(conv.clone());
+        }
+        if self.dial_ins.claims(event) {
+            return Route::DialIn;
+        }
+        if let Event::CallInitiated(e) = event {
+            let incoming = e.direction.as_ref().is_none_or(|d| *d == Direction::Incoming);
+            if let (true, Some(ccid)) = (incoming, ccid) {
+                let conv = e.ids.call_session_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                legs.insert(ccid.to_string(), conv.clone());
+                return Route::New(conv);
+            }
+        }
+        Route::Unrouted
+    }
+
+    /// Sends a message to a conversation's worker, starting one if needed. A
+    /// worker for a conversation that may have stored state (after a restart)
+    /// restores it.
+    pub fn dispatch(&self, conv: &str, msg: WorkerMsg) {
+        self.dispatch_to(conv, msg, false)
+    }
+
+    /// Like [`Calls::dispatch`], for a conversation that starts with `msg`.
+    pub fn dispatch_new(&self, conv: &str, msg: WorkerMsg) {
+        self.dispatch_to(conv, msg, true)
+    }
+
+    fn dispatch_to(&self, conv: &str, msg: WorkerMsg, fresh: bool) {
+        let Ok(mut workers) = self.workers.lock() else { return };
+        let tx = match workers.get(conv) {
+            Some(tx) => tx.clone(),
+            None => self.start_worker(&mut workers, conv, fresh),
+        };
+        // Sent under the lock: a worker removes itself under the same lock and
+        // then drains its queue, so nothing sent here is lost. The inbox is
+        // unbounded for that reason: a webhook handed over here has been
+        // acknowledged, and the worker's own command sender and scorer report
+        // to it (a full inbox would lose the one and stall the others). What
+        // fills it is bounded by the webhooks the server accepts.
+        let _ = tx.send(msg);
+    }
+
+    /// Starts a worker for `conv`, registered under the held lock.
+    fn start_worker(
+        &self,
+        workers: &mut HashMap<String, mpsc::UnboundedSender<WorkerMsg>>,
+        conv: &str,
+        fresh: bool,
+    ) -> mpsc::UnboundedSender<WorkerMsg> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        workers.insert(conv.to_string(), tx.clone());
+        self.shared.metrics.set_active_calls(workers.len());
+        tokio::spawn(worker::run(self.clone(), conv.to_string(), tx.clone(), rx, fresh));
+        tx
+    }
+
+    /// Handles an event of a call to the Symbl dial-in number: answers it,
+    /// reads its code, and hands it to its conversation (or hangs it up).
+    pub fn dial_in(&self, event: &Event) {
+        let step = self.dial_ins.handle(event);
+        sender::send_detached(&self.shared.client, step.commands);
+        if let Some((leg, conv)) = step.identified {
+            self.register_leg(&leg.call_control_id, &conv);
+            let arrived = SymblInput::LegArrived {
+                call_control_id: leg.call_control_id,
+                call_leg_id: leg.call_leg_id,
+                call_session_id: leg.call_session_id,
+                from: leg.from,
+                to: leg.to,
+                at: Utc::now(),
+            };
+            self.dispatch(&conv, WorkerMsg::Input(Input::Symbl(arrived)));
+        }
+    }
+
+    /// Finds the conversation for an id or a call_control_id.
+    pub fn resolve(&self, id: &str) -> Option<String> {
+        if self.workers.lock().ok()?.contains_key(id) {
+            return Some(id.to_string());
+        }
+        self.legs.lock().ok()?.get(id).cloned()
+    }
+
+    /// The conversations in progress whose id, or one of whose legs'
+    /// call_control_id, starts with `given` (see [`crate::store::ids`]); an
+    /// exact id is [`Calls::resolve`]'s.
+    pub fn starting_with(&self, given: &str) -> IdMatch {
+        let mut found = match self.workers.lock() {
+            Ok(w) => ids::starting_with(w.keys().map(String::as_str), given),
+            Err(_) => Vec::new(),
+        };
+        if let Ok(legs) = self.legs.lock() {
+            let ccids = ids::starting_with(legs.keys().map(String::as_str), given);
+            found.extend(ccids.iter().filter_map(|c| legs.get(c).cloned()));
+        }
+        IdMatch::from_found(None, found)
+    }
+
+    /// Asks a conversation for a manual transfer.
+    pub async fn manual_transfer(&self, id: &str, req: ManualTransfer) -> Result<String, ManualError> {
+        let conv = self.resolve(id).ok_or_else(|| ManualError::NotFound(id.to_string()))?;
+        let (reply, rx) = oneshot::channel();
+        self.dispatch(&conv, WorkerMsg::Manual { req, reply });
+        rx.await.map_err(|_| ManualError::Gone)??;
+        Ok(conv)
+    }
+
+    /// Places an outbound call that goes through the IVR; returns the conversation id.
+    pub fn dial_out(&self, to: String, from: String) -> String {
+        let conv = uuid::Uuid::new_v4().to_string();
+        self.dispatch_new(&conv, WorkerMsg::DialOut { to, from });
+        conv
+    }
+
+    /// Starts workers for every stored conversation that had not ended (after a
+    /// restart). Returns how many.
+    pub async fn restore(&self) -> usize {
+        let active = match self.shared.store.active_sessions().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read stored sessions; calls in progress are not resumed");
+                return 0;
+            }
+        };
+        let n = active.len();
+        for conv in active {
+            let Ok(mut workers) = self.workers.lock() else { break };
+            if !workers.contains_key(&conv) {
+                self.start_worker(&mut workers, &conv, false);
+            }
+        }
+        if n > 0 {
+            tracing::info!(conversations = n, "resumed calls in progress from the store");
+        }
+        n
+    }
+
+    /// Routes a leg's webhooks to `conv` from now on.
+    pub(super) fn register_leg(&self, ccid: &str, conv: &str) {
+        if let Ok(mut legs) = self.legs.lock() {
+            legs.insert(ccid.to_string(), conv.to_string());
+        }
+    }
+
+    /// A worker leaves: nothing is sent to it after this returns (it then
+    /// drains what was sent before).
+    pub(super) fn leave(&self, conv: &str) {
+        if let Ok(mut workers) = self.workers.lock() {
+            workers.remove(conv);
+            self.shared.metrics.set_active_calls(workers.len());
+        }
+    }
+
+    /// Forgets the legs of a conversation that has left.
+    pub(super) fn forget(&self, conv: &str, legs: &[String]) {
+        if let Ok(mut g) = self.legs.lock() {
+            for l in legs {
+                if g.get(l).map(String::as_str) == Some(conv) {
+                    g.remove(l);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! One conversation's commands to Telnyx. [`Commands`] owns the outbox (the
+//! commands not answered yet, saved with each checkpoint) and hands each
+//! command to a task that sends them in order; an agent leg's release goes
+//! apart from the order, after its backoff. A command failing for a passing
+//! reason is sent again, same `command_id`, while the retry window lasts; how
+//! each command went is reported to the worker ([`WorkerMsg`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use super::worker::WorkerMsg;
+use super::Shared;
+use crate::server::outbox::Outbox;
+use crate::session::{Command, Input, Request, Role};
+use crate::telnyx::{TelnyxClient, TelnyxError};
+
+/// A command for the ordered sender, with when its webhook arrived (a transfer's start, for latency).
+type Queued = (Command, Option<Instant>);
+
+/// One conversation's commands: the outbox, the ordered sender and the releases.
+pub(super) struct Commands {
+    shared: Arc<Shared>,
+    /// The ordered sender's queue. Unbounded: the worker cannot wait, and
+    /// every command in it is also in the outbox, whose size the session
+    /// bounds (a few commands per event).
+    ordered: mpsc::UnboundedSender<Queued>,
+    /// The worker, told how each command went.
+    worker: mpsc::UnboundedSender<WorkerMsg>,
+    /// Commands sent but not answered yet.
+    outbox: Outbox,
+}
+
+impl Commands {
+    /// Starts the conversation's ordered sender.
+    pub(super) fn start(shared: Arc<Shared>, worker: mpsc::UnboundedSender<WorkerMsg>) -> Self {
+        let (ordered, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run_ordered(shared.clone(), rx, worker.clone()));
+        Self { shared, ordered, worker, outbox: Outbox::default() }
+    }
+
+    /// Sends a command after the conversation's earlier ones, keeping it in
+    /// the outbox until answered. `started`: when the webhook that led to it
+    /// arrived (a transfer's start, for the decision latency).
+    pub(super) fn send(&mut self, cmd: Command, started: Option<Instant>) {
+        self.outbox.push(&cmd);
+        let _ = self.ordered.send((cmd, started));
+    }
+
+    /// Releases an agent leg: its hangup, apart from the ordered commands,
+    /// after a backoff that grows with `round` (kept in the outbox until answered).
+    pub(super) fn release(&mut self, cmd: Command, round: u32) {
+        self.outbox.push(&cmd);
+        tokio::spawn(run_release(self.shared.clone(), cmd, round, self.worker.clone()));
+    }
+
+    /// Sends again the commands a stored conversation had not seen answered.
+    pub(super) fn resend(&mut self, unanswered: Vec<Command>) {
+        for cmd in unanswered {
+            if cmd.is_agent_hangup() {
+                self.release(cmd, 0);
+            } else {
+                self.send(cmd, None);
+            }
+        }
+    }
+
+    /// Telnyx answered a command (or it failed for good).
+    pub(super) fn answered(&mut self, command_id: &str) {
+        self.outbox.done(command_id);
+    }
+
+    /// The commands not answered yet.
+    pub(super) fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// True (once) when the outbox changed since the last call.
+    pub(super) fn take_changed(&mut self) -> bool {
+        self.outbox.take_changed()
+    }
+}
+
+/// Sends commands to a leg that belongs to no conversation yet (a call to the
+/// Symbl dial-in number), in order, in the background; failures are logged.
+pub(super) fn send_detached(client: &TelnyxClient, commands: Vec<Command>) {
+    if commands.is_empty() {
+        return;
+    }
+    let client = client.clone();
+    tokio::spawn(async move {
+        for cmd in commands {
+            let (Request::Action(action), Some(ccid)) = (&cmd.request, &cmd.call_control_id) else { continue };
+            if let Err(e) = client.action(ccid, action).await {
+                if !e.is_call_gone() {
+                    tracing::warn!(action = action.name(), error = %e, "command to Symbl's dial-in leg failed");
+                }
+            }
+        }
+    });
+}
+
+/// Sends one conversation's commands in order, reporting how each went.
+async fn run_ordered(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
+    worker: mpsc::UnboundedSender<WorkerMsg>,
+) {
+    while let Some((cmd, started)) = rx.recv().await {
+        if let Some(t) = started {
+            shared.metrics.decision_latency(t.elapsed());
+        }
+        execute(&shared, &cmd, &worker).await;
+    }
+}
+
+/// Sends an agent leg's hangup after the backoff of its round.
+async fn run_release(shared: Arc<Shared>, cmd: Command, round: u32, worker: mpsc::UnboundedSender<WorkerMsg>) {
+    tokio::time::sleep(backoff(round)).await;
+    execute(&shared, &cmd, &worker).await;
+}
+
+/// The wait before round `round` of a command: none the first time, then
+/// doubling from a second up to half a minute (each round retries on its own).
+fn backoff(round: u32) -> Duration {
+    match round {
+        0 => Duration::ZERO,
+        r => Duration::from_secs(1u64 << (r - 1).min(5)).min(Duration::from_secs(30)),
+    }
+}
+
+/// Sends one command and tells the worker how it went: answered (it leaves
+/// the outbox), an agent dial's new leg, a conference's id, or a failure for
+/// good. A failure for a passing reason is sent again, same `command_id`,
+/// while the retry window lasts.
+async fn execute(shared: &Shared, cmd: &Command, worker: &mpsc::UnboundedSender<WorkerMsg>) {
+    let began = Instant::now();
+    let mut round = 0;
+    let result = loop {
+        let result = send_once(shared, cmd, worker).await;
+        match &result {
+            Err(e) if e.is_transient() && began.elapsed() + backoff(round + 1) < shared.retry_window => {
+                round += 1;
+                tracing::debug!(action = cmd.action_name(), command_id = cmd.command_id(), round, error = %e, "sending again");
+                tokio::time::sleep(backoff(round)).await;
+            }
+            _ => break result,
+        }
+    };
+    let _ = worker.send(WorkerMsg::Answered { command_id: cmd.command_id().to_string() });
+    let action = cmd.action_name();
+    shared.metrics.command(action, began.elapsed(), result.as_ref().err().map(|e| e.kind()));
+    let Err(e) = result else { return };
+    // A leg Telnyx does not know is as gone as one it says has ended.
+    let call_gone = e.is_call_gone() || (cmd.is_agent_hangup() && matches!(e, TelnyxError::NotFound { .. }));
+    if cmd.failure_is_moot(call_gone) {
+        return;
+    }
+    if call_gone {
+        tracing::debug!(action, command_id = cmd.command_id(), "call already ended");
+    } else {
+        tracing::warn!(action, command_id = cmd.command_id(), error = %e, "Telnyx command failed");
+    }
+    let _ = worker.send(WorkerMsg::Input(Input::CommandFailed {
+        command_id: cmd.command_id().to_string(),
+        action: action.to_string(),
+        role: cmd.role,
+        call_gone,
+        error: e.to_string(),
+        at: Utc::now(),
+    }));
+}
+
+/// One round of a command (the client's attempts), with what its answer tells the worker.
+async fn send_once(
+    shared: &Shared,
+    cmd: &Command,
+    worker: &mpsc::UnboundedSender<WorkerMsg>,
+) -> Result<(), TelnyxError> {
+    match &cmd.request {
+        Request::Action(a) => match &cmd.call_control_id {
+            Some(ccid) => shared.client.action(ccid, a).await.map(|_| ()),
+            None => Ok(()),
+        },
+        Request::Dial(d) => {
+            let info = shared.client.dial(d).await?;
+            if cmd.role == Role::Agent {
+                let dialled = Input::Dialled {
+                    command_id: cmd.command_id().to_string(),
+                    call_control_id: info.call_control_id,
+                    call_leg_id: Some(info.call_leg_id),
+                    call_session_id: Some(info.call_session_id),
+                    at: Utc::now(),
+                };
+                let _ = worker.send(WorkerMsg::Input(dialled));
+            }
+            Ok(())
+        }
+        Request::Conference(c) => {
+            if let Some(conference) = shared.client.conference(c).await? {
+                let ready = Input::ConferenceReady { conference_id: conference.id, at: Utc::now() };
+                let _ = worker.send(WorkerMsg::Input(ready));
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_a_second_up_to_half_a_minute() {
+        let secs: Vec<u64> = (0..8).map(|r| backoff(r).as_secs()).collect();
+        assert_eq!(secs, [0, 1, 2, 4, 8, 16, 30, 30]);
+    }
+}
