@@ -27,8 +27,9 @@ pub use ids::IdMatch;
 pub use journal::StoreHealth;
 pub use location::Location;
 pub use model::{
-    CallAudit, CallReport, Conversation, ConversationStatus, Filters, OpenLeg, PendingWebhook, Receipt, ReportUtterance,
-    SessionState, StoredDecision, TransferAttempt, Transition, Utterance, WebhookOutcome, WebhookRecord,
+    CallAudit, CallReport, Conversation, ConversationStatus, Filters, OpenLeg, PendingWebhook, Receipt,
+    ReportUtterance, SessionState, StoredDecision, TransferAttempt, Transition, Utterance, WebhookOutcome,
+    WebhookRecord,
 };
 pub use port::{Analytics, Audit, Conversations, Durable, Journal, Recovery, SharedStore, Store};
 pub use sqlite::SqliteStore;

@@ -24,7 +24,8 @@ use ivrx_core::session::Recorded;
 use tokio::sync::oneshot;
 
 use crate::model::{
-    CallAudit, CallReport, Conversation, Filters, OpenLeg, PendingWebhook, Receipt, TransferAttempt, Transition, WebhookRecord,
+    CallAudit, CallReport, Conversation, Filters, OpenLeg, PendingWebhook, Receipt, TransferAttempt, Transition,
+    WebhookRecord,
 };
 use crate::{IdMatch, StoreError, StoreHealth};
 

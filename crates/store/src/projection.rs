@@ -37,4 +37,3 @@ pub(crate) fn trigger_index(d: &Decision) -> Option<u32> {
 pub(crate) fn json<T: serde::Serialize>(value: &T) -> Option<String> {
     serde_json::to_string(value).ok()
 }
-

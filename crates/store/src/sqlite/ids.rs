@@ -110,5 +110,4 @@ mod tests {
         assert_eq!(r.short_id("0123456789").unwrap(), "01234567");
         assert_eq!(r.short_id("c1").unwrap(), "c1");
     }
-
 }

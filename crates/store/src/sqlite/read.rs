@@ -14,8 +14,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Statement};
 
 use crate::model::{
-    parse_enum, CallAudit, CallReport, Conversation, ConversationStatus, Filters, OpenLeg, PendingWebhook, StoredDecision,
-    TransferAttempt, Utterance,
+    parse_enum, CallAudit, CallReport, Conversation, ConversationStatus, Filters, OpenLeg, PendingWebhook,
+    StoredDecision, TransferAttempt, Utterance,
 };
 use crate::StoreError;
 
