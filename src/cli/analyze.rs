@@ -84,8 +84,11 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                 let short = store.short_ids(&ids).await.unwrap_or_default();
                 let short_id = |id: &str| short.get(id).cloned().unwrap_or_else(|| id.to_string());
                 let style = table::TableStyle { output, top: args.top, wide: args.wide, short_id: &short_id };
-                let text =
-                    if r.aggregates.summary.calls == 0 { no_calls(&args, &database) + "\n" } else { table::render(&r, style) };
+                let text = if r.aggregates.summary.calls == 0 {
+                    no_calls(&args, &database) + "\n"
+                } else {
+                    table::render(&r, style)
+                };
                 out.write_all(text.as_bytes()).map(|()| ((), r)).map_err(AnalyzeError::Output)
             }
             Err(e) => Err(e),

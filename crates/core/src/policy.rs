@@ -235,12 +235,12 @@ pub struct Observation {
 /// `min_utterances` on). A decision is [claimed](claim) before it is
 /// returned: it is the call's.
 pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utterance<'_>) -> Observation {
-    let norm = Normalized::new(utterance.text);
-    let snapshot = track_normalized(config, state, utterance, &norm);
+    let norm = config.reads_words().then(|| Normalized::new(utterance.text));
+    let snapshot = track_normalized(config, state, utterance, norm.as_ref());
     let decision = if state.decided {
         None
     } else {
-        let cues = cues::detect_normalized(&norm);
+        let cues = norm.as_ref().map(cues::detect_normalized).unwrap_or_default();
         let found = tracker_decision(config, state, utterance, &snapshot, &cues)
             .or_else(|| phrasing_decision(config, utterance, &snapshot, &cues))
             .or_else(|| frustration_decision(config, state, utterance, &snapshot, &cues))
@@ -255,15 +255,21 @@ pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utter
 /// decide (the IVR no longer has the caller: a transfer is under way, or the
 /// call is closing).
 pub fn track(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utterance<'_>) -> PolicySnapshot {
-    track_normalized(config, state, utterance, &Normalized::new(utterance.text))
+    let norm = (config.repeat_similarity > 0.0).then(|| Normalized::new(utterance.text));
+    track_normalized(config, state, utterance, norm.as_ref())
 }
 
+/// Updates the numbers; `norm` is the utterance's words when a rule reads them.
 fn track_normalized(
     config: &PolicyConfig,
     state: &mut PolicyState,
     utterance: &Utterance<'_>,
-    norm: &Normalized,
+    norm: Option<&Normalized>,
 ) -> PolicySnapshot {
+    let Some(norm) = norm.filter(|_| config.repeat_similarity > 0.0) else {
+        state.recent_words.clear();
+        return update(config, state, utterance.score.score);
+    };
     let words = content_words(norm);
     let repeat = state.recent_words.iter().map(|w| overlap(w, &words)).fold(0.0, f64::max);
     state.recent_words.push(words);

@@ -371,6 +371,34 @@ impl PolicyConfig {
         keys
     }
 
+    /// These settings with the escalation signals off: no phrasing cues, no
+    /// corrections or repeats, no incline, no complaint check on sales, and
+    /// bot frustration back to transferring when sentiment agrees. The policy
+    /// as it was before them, for comparison.
+    pub fn without_signals(mut self) -> Self {
+        self.person_phrasing = false;
+        self.leaving_phrasing = false;
+        self.corrections = false;
+        self.repeat_similarity = 0.0;
+        self.incline_rise = 0.0;
+        self.complaint_blocks_sales = false;
+        if let Some(rule) = self.trackers.get_mut(BOT_FRUSTRATION).filter(|r| r.action == TrackerAction::Evidence) {
+            rule.action = TrackerAction::WhenNegative;
+        }
+        self
+    }
+
+    /// True when a rule reads the utterance's words (cues or repeats), not
+    /// only its score and tracker hits.
+    pub fn reads_words(&self) -> bool {
+        self.person_phrasing
+            || self.leaving_phrasing
+            || self.corrections
+            || self.repeat_similarity > 0.0
+            || self.incline_rise > 0.0
+            || self.complaint_blocks_sales
+    }
+
     /// The rule for a tracker, if it has one.
     pub fn tracker_rule(&self, tracker: &str) -> Option<&TrackerRule> {
         self.trackers.get(tracker)

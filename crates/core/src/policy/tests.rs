@@ -355,3 +355,15 @@ fn with_the_local_engine() {
     );
     assert_eq!(o.decision.unwrap().reason, Reason::AskedForHuman);
 }
+
+#[test]
+fn without_signals_is_the_policy_before_them() {
+    let c = PolicyConfig::default().without_signals();
+    c.validate().unwrap();
+    assert!(!c.reads_words());
+    assert!(PolicyConfig::default().reads_words());
+    assert_eq!(c.trackers["bot_frustration"].action, TrackerAction::WhenNegative);
+    let (d, _) = run(&c, &[with_hit(-0.4, "bot_frustration", "not listening")]);
+    assert_eq!(d.unwrap().reason, Reason::BotFrustration, "at once, as before");
+    assert!(said(&c, &[("i am finished with your company", -0.2)]).0.is_none());
+}
