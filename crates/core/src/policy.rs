@@ -114,12 +114,17 @@ pub struct PolicySnapshot {
     #[serde(default)]
     pub utterances: u32,
     /// How much the utterance repeats the most similar recent one (content
-    /// words, Jaccard 0-1).
-    #[serde(default)]
+    /// words, Jaccard 0-1). Left out of JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub repeat: f64,
-    /// How far the level rose above its lowest point in the window.
-    #[serde(default)]
+    /// How far the level rose above its lowest point in the window. Left
+    /// out of JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub rise: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Why a call is transferred.
