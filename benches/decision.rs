@@ -7,7 +7,8 @@
 //!
 //! `cargo bench --bench decision` prints criterion's figures and, at the end,
 //! ratios against two baselines measured in the same run: the signature check
-//! alone, and raw VADER on the same utterance.
+//! alone, and raw VADER on the same utterance; and the same path with the
+//! policy's escalation signals off (the policy before them).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use criterion::Criterion;
 use ivrx::intel::{LocalEngine, Scorer};
+use ivrx::policy::PolicyConfig;
 use ivrx::session::{Command, Effect, Input, Request, Session, SessionSettings};
 use ivrx::telnyx::{Envelope, WebhookSigner, WebhookVerifier};
 use serde_json::{json, Value};
@@ -100,8 +102,8 @@ fn is_transfer(c: &Command) -> bool {
 
 /// The session just before the utterance that turns the call, that
 /// utterance's webhook, and a webhook for an utterance that decides nothing.
-fn scenario(f: &mut Fixture) -> (Session, Signed, Signed) {
-    let mut s = Session::new("bench", Arc::new(SessionSettings::default()));
+fn scenario(f: &mut Fixture, settings: SessionSettings) -> (Session, Signed, Signed) {
+    let mut s = Session::new("bench", Arc::new(settings));
     let initiated = f.webhook(
         "call.initiated",
         json!({"call_leg_id": "leg-a", "call_session_id": "sess-a", "direction": "incoming",
@@ -140,7 +142,9 @@ fn per_iter(mut f: impl FnMut(), n: u32) -> Duration {
 
 fn main() {
     let mut f = Fixture::new();
-    let (before, trigger, calm) = scenario(&mut f);
+    let (before, trigger, calm) = scenario(&mut f, SessionSettings::default());
+    let off = SessionSettings { policy: PolicyConfig::default().without_signals(), ..SessionSettings::default() };
+    let (before_off, trigger_off, _) = scenario(&mut f, off);
     let text = SCRIPT.lines().filter_map(|l| l.strip_prefix("say ")).nth(2).unwrap().to_string();
     let f = f;
 
@@ -169,6 +173,7 @@ fn main() {
     // Side-by-side ratios, interleaved rounds so machine noise hits all alike.
     let n = 2_000;
     let (mut sig, mut vader, mut path, mut clone) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut path_off = Duration::ZERO;
     for _ in 0..5 {
         sig += per_iter(
             || {
@@ -195,11 +200,21 @@ fn main() {
             },
             n,
         );
+        path_off += per_iter(
+            || {
+                let mut s = before_off.clone();
+                black_box(f.decide(&mut s, &trigger_off));
+            },
+            n,
+        );
     }
     let path = path.saturating_sub(clone);
+    let path_off = path_off.saturating_sub(clone);
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!("\nwebhook → transfer command, against baselines in the same run:");
     println!("  decision path / signature check alone: {:.2}×", ratio(path, sig));
     println!("  decision path / raw VADER on the utterance: {:.2}×", ratio(path, vader));
+    println!("  decision path / the same with the escalation signals off: {:.2}×", ratio(path, path_off));
+    println!("  decision path, signals off / signature check alone: {:.2}×", ratio(path_off, sig));
     println!("  decision path: {:.1} µs per webhook (this run)", path.as_secs_f64() / 5.0 * 1e6);
 }

@@ -5,7 +5,8 @@
 //! alone, measured in the same run: the engine as it ships (lexicon and
 //! learned model), the lexicon engine alone (the engine before any learned
 //! model), the engine with the first, linear learned model
-//! (`benches/learned-v1.bin`), and each learned model's own share.
+//! (`benches/learned-v1.bin`), and each learned model's own share; and the
+//! policy with and without its escalation signals (cues, repeats, incline).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -44,6 +45,8 @@ struct Subjects {
     prepared: Vec<(Normalized, f64, Phrases)>,
     scores: Vec<Score>,
     config: PolicyConfig,
+    /// The policy with its escalation signals off: as it was before them.
+    without_signals: PolicyConfig,
 }
 
 impl Subjects {
@@ -74,6 +77,7 @@ impl Subjects {
             prepared,
             scores,
             config: PolicyConfig::default(),
+            without_signals: PolicyConfig::default().without_signals(),
         }
     }
 
@@ -132,6 +136,10 @@ impl Subjects {
     }
 
     fn observe(&self) {
+        self.observe_with(&self.config);
+    }
+
+    fn observe_with(&self, config: &PolicyConfig) {
         let mut state = PolicyState::default();
         for (i, (l, s)) in self.lines.iter().zip(&self.scores).enumerate() {
             // A fresh call every eight utterances, like short IVR calls.
@@ -139,7 +147,7 @@ impl Subjects {
                 state = PolicyState::default();
             }
             let u = Utterance { index: (i % 8) as u32 + 1, text: l, score: s, offset_ms: 0 };
-            black_box(observe(&self.config, &mut state, black_box(&u)));
+            black_box(observe(config, &mut state, black_box(&u)));
         }
     }
 }
@@ -188,6 +196,7 @@ fn ratios(s: &Subjects) {
         ("engine with the first, linear model", time(budget, || s.linear_engine())),
         ("local engine (lexicon + learned + trackers)", time(budget, || s.engine())),
         ("policy observe", time(budget, || s.observe())),
+        ("policy observe, escalation signals off", time(budget, || s.observe_with(&s.without_signals))),
     ];
     println!("\n{} corpus utterances; per utterance, and relative to vader_parity alone:", s.lines.len());
     for (name, d) in rows {

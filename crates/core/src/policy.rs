@@ -10,14 +10,17 @@
 //! | rule | fires when | reason | queue |
 //! |---|---|---|---|
 //! | tracker `asks_for_human`, `abuse`, `churn_risk` | any hit | its own | support |
-//! | tracker `bot_frustration` | a hit, and the utterance ≤ -0.05 or the level ≤ -0.25 | `bot_frustration` | support |
-//! | tracker `buying_signal` | a hit, the utterance ≥ 0 and the level ≥ -0.3 | `buying_signal` | sales |
+//! | a request for a person or leaving, in other words ([`cues`]) | a hit | `asked_for_human`, `churn_risk` | support |
+//! | signs of frustration: tracker `bot_frustration`, a correction, a repeat of an earlier utterance (content words, Jaccard ≥ 0.6) | a second sign or a negative utterance (≤ -0.05) within 2 utterances; at once when the sign's utterance ≤ -0.7 | `bot_frustration`, `correction`, `repetition` | support |
+//! | tracker `buying_signal` | a hit, the utterance ≥ 0, the level ≥ -0.3 and no problem named in the utterance | `buying_signal` | sales |
+//! | rapid incline | the level rose ≥ 0.2 above its lowest in the window, the utterance ≥ 0.1 and wants something ("tell me more"), no problem named | `rapid_incline` | sales |
 //! | rapid decline | the level fell ≥ 0.5 below its peak over the last 3 utterances and is ≤ -0.2 | `rapid_decline` | support |
 //! | floor | the level (EWMA, weight 0.5, from neutral) ≤ -0.35 | `sentiment_floor` | support |
 //! | consecutive negatives | 3 utterances ≤ -0.35 in a row (mildly negative ones between them neither count nor break the run; one ≥ 0 breaks it) | `consecutive_negatives` | support |
 //!
 //! The sentiment rules wait for 2 utterances: one plainly stated problem is not
-//! a trend. Tracker rules act at once. Keys pressed at the menu are routed by
+//! a trend. Tracker rules act at once; one mild sign of frustration waits for
+//! one more utterance of evidence. Keys pressed at the menu are routed by
 //! the menu ([`crate::keypad`]); their decisions go through the same
 //! [`claim`] as the policy's own.
 
@@ -29,7 +32,9 @@ pub use config::{
     builtin_reason, default_tracker_rules, PolicyConfig, PolicyConfigError, Retired, RetiredKey, TrackerAction,
     TrackerRule,
 };
-use ivrx_intel::{Score, TrackerHit};
+use ivrx_intel::cues::{self, Cue, Cues};
+use ivrx_intel::trackers::{ASKS_FOR_HUMAN, BUYING_SIGNAL, CHURN_RISK};
+use ivrx_intel::{Normalized, Score, TrackerHit};
 
 /// The running state of the policy for one call. Serialisable, so a call can
 /// be resumed after a restart.
@@ -53,6 +58,24 @@ pub struct PolicyState {
     pub consecutive_negatives: u32,
     /// The call's decision, once made: the one copy the session reads.
     pub decision: Option<Decision>,
+    /// The content words of the latest utterances, oldest first, at most
+    /// `repeat_window` of them: what a repeat is looked for in.
+    pub recent_words: Vec<Vec<String>>,
+    /// The latest sign of frustration not yet acted on.
+    pub sign: Option<Sign>,
+}
+
+/// A sign of frustration that waits for one more utterance of evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sign {
+    /// The caller utterance (count) it came with.
+    pub at: u32,
+    /// What it stands for.
+    pub reason: Reason,
+    /// What the caller said.
+    pub phrase: String,
+    /// The tracker, when a tracker hit is the sign.
+    pub tracker: Option<String>,
 }
 
 /// One scored caller utterance, as the policy sees it.
@@ -90,6 +113,18 @@ pub struct PolicySnapshot {
     /// Caller utterances observed so far, this one included.
     #[serde(default)]
     pub utterances: u32,
+    /// How much the utterance repeats the most similar recent one (content
+    /// words, Jaccard 0-1). Left out of JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeat: f64,
+    /// How far the level rose above its lowest point in the window. Left
+    /// out of JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rise: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Why a call is transferred.
@@ -112,6 +147,12 @@ pub enum Reason {
     SentimentFloor,
     /// Too many negative utterances in a row.
     ConsecutiveNegatives,
+    /// The caller corrected the system, and another sign followed.
+    Correction,
+    /// The caller repeated an earlier request, and another sign followed.
+    Repetition,
+    /// Sentiment rose quickly and the caller wants something: route to sales.
+    RapidIncline,
     /// The caller pressed 0.
     Operator,
     /// The caller chose a queue from the IVR menu.
@@ -132,6 +173,9 @@ impl Reason {
             Reason::RapidDecline => "rapid_decline",
             Reason::SentimentFloor => "sentiment_floor",
             Reason::ConsecutiveNegatives => "consecutive_negatives",
+            Reason::Correction => "correction",
+            Reason::Repetition => "repetition",
+            Reason::RapidIncline => "rapid_incline",
             Reason::Operator => "operator",
             Reason::MenuChoice => "menu_choice",
             Reason::Manual => "manual",
@@ -149,6 +193,9 @@ impl Reason {
             Reason::RapidDecline => "sentiment fell quickly",
             Reason::SentimentFloor => "sentiment fell below the floor",
             Reason::ConsecutiveNegatives => "several negative statements in a row",
+            Reason::Correction => "the caller corrected the system and stayed unhappy",
+            Reason::Repetition => "the caller repeated the same request",
+            Reason::RapidIncline => "the caller warmed up quickly and wants to buy",
             Reason::Operator => "the caller pressed 0 for an operator",
             Reason::MenuChoice => "the caller chose this queue from the menu",
             Reason::Manual => "a supervisor transferred the call",
@@ -185,17 +232,24 @@ pub struct Observation {
 }
 
 /// Feeds one caller utterance to the policy: updates the numbers and, if the
-/// call has not been decided yet, applies the tracker rules (in order:
-/// immediate transfers, then rules that need negative sentiment, then rules
-/// that need non-negative sentiment) and the sentiment rules (rapid decline,
-/// floor, consecutive negatives; only from `min_utterances` on). A decision
-/// is [claimed](claim) before it is returned: it is the call's.
+/// call has not been decided yet, applies the rules in order: tracker rules
+/// that transfer at once, then those that need negative sentiment, then
+/// those that need non-negative sentiment; requests for a person and leaving
+/// in other words ([`cues`]); signs of frustration; a rapid incline; and the
+/// sentiment rules (rapid decline, floor, consecutive negatives; only from
+/// `min_utterances` on). A decision is [claimed](claim) before it is
+/// returned: it is the call's.
 pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utterance<'_>) -> Observation {
-    let snapshot = track(config, state, utterance);
+    let norm = config.reads_words().then(|| Normalized::new(utterance.text));
+    let snapshot = track_normalized(config, state, utterance, norm.as_ref());
     let decision = if state.decided {
         None
     } else {
-        let found = tracker_decision(config, state, utterance, &snapshot)
+        let cues = norm.as_ref().map(cues::detect_normalized).unwrap_or_default();
+        let found = tracker_decision(config, state, utterance, &snapshot, &cues)
+            .or_else(|| phrasing_decision(config, utterance, &snapshot, &cues))
+            .or_else(|| frustration_decision(config, state, utterance, &snapshot, &cues))
+            .or_else(|| incline_decision(config, utterance, &snapshot, &cues))
             .or_else(|| sentiment_decision(config, state, utterance, &snapshot));
         found.and_then(|d| claim(state, d))
     };
@@ -206,7 +260,30 @@ pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utter
 /// decide (the IVR no longer has the caller: a transfer is under way, or the
 /// call is closing).
 pub fn track(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utterance<'_>) -> PolicySnapshot {
-    update(config, state, utterance.score.score)
+    let norm = (config.repeat_similarity > 0.0).then(|| Normalized::new(utterance.text));
+    track_normalized(config, state, utterance, norm.as_ref())
+}
+
+/// Updates the numbers; `norm` is the utterance's words when a rule reads them.
+fn track_normalized(
+    config: &PolicyConfig,
+    state: &mut PolicyState,
+    utterance: &Utterance<'_>,
+    norm: Option<&Normalized>,
+) -> PolicySnapshot {
+    let Some(norm) = norm.filter(|_| config.repeat_similarity > 0.0) else {
+        state.recent_words.clear();
+        return update(config, state, utterance.score.score);
+    };
+    let words = content_words(norm);
+    let repeat = state.recent_words.iter().map(|w| overlap(w, &words)).fold(0.0, f64::max);
+    state.recent_words.push(words);
+    let keep = config.repeat_window.max(1) as usize;
+    if state.recent_words.len() > keep {
+        let excess = state.recent_words.len() - keep;
+        state.recent_words.drain(..excess);
+    }
+    PolicySnapshot { repeat, ..update(config, state, utterance.score.score) }
 }
 
 /// The decision guard: records `decision` as the call's and returns it, unless
@@ -258,6 +335,9 @@ fn update(config: &PolicyConfig, state: &mut PolicyState, score: f64) -> PolicyS
 fn numbers(config: &PolicyConfig, state: &PolicyState, score: f64) -> PolicySnapshot {
     let peak = state.recent_levels.iter().copied().fold(state.level, f64::max);
     let drop = (peak - state.level).max(0.0);
+    // The neutral start counts while it is still in the window.
+    let start = if state.recent_levels.len() < config.drop_window.max(1) as usize { 0.0 } else { state.level };
+    let trough = state.recent_levels.iter().copied().fold(state.level.min(start), f64::min);
     PolicySnapshot {
         score,
         level: state.level,
@@ -267,6 +347,8 @@ fn numbers(config: &PolicyConfig, state: &PolicyState, score: f64) -> PolicySnap
         distance_to_drop: config.rapid_drop - drop,
         peak,
         utterances: state.utterances,
+        repeat: 0.0,
+        rise: (state.level - trough).max(0.0),
     }
 }
 
@@ -293,19 +375,20 @@ fn tracker_decision(
     state: &PolicyState,
     utterance: &Utterance<'_>,
     snapshot: &PolicySnapshot,
+    cues: &Cues,
 ) -> Option<Decision> {
     let score = snapshot.score;
     // The lower of the level before and after this utterance: the mood of the call so far.
     let before = state.recent_levels.last().copied().unwrap_or(0.0);
     let low = before.min(state.level);
     let negative = score <= config.agree_negative_score || low <= config.agree_negative_level;
-    let not_negative = score >= config.sales_min_score && low >= config.sales_min_level;
+    let not_negative = score >= config.sales_min_score && low >= config.sales_min_level && !blocks_sales(config, cues);
     for action in [TrackerAction::Transfer, TrackerAction::WhenNegative, TrackerAction::WhenNotNegative] {
         let agrees = match action {
             TrackerAction::Transfer => true,
             TrackerAction::WhenNegative => negative,
             TrackerAction::WhenNotNegative => not_negative,
-            TrackerAction::Ignore => false,
+            TrackerAction::Evidence | TrackerAction::Ignore => false,
         };
         if !agrees {
             continue;
@@ -324,6 +407,162 @@ fn tracker_decision(
         }
     }
     None
+}
+
+/// True when the utterance names a problem and that keeps it from sales.
+fn blocks_sales(config: &PolicyConfig, cues: &Cues) -> bool {
+    config.complaint_blocks_sales && cues.has(Cue::Complaint)
+}
+
+/// The queue of a built-in tracker's rule, else the default.
+fn tracker_queue<'a>(config: &'a PolicyConfig, tracker: &str, default: &'a str) -> &'a str {
+    config.tracker_rule(tracker).and_then(|r| r.queue.as_deref()).unwrap_or(default)
+}
+
+fn cue_decision(
+    reason: Reason,
+    queue: &str,
+    utterance: &Utterance<'_>,
+    phrase: &str,
+    snapshot: &PolicySnapshot,
+) -> Decision {
+    Decision { trigger_phrase: Some(phrase.to_string()), ..decision_for(reason, queue, utterance, None, snapshot) }
+}
+
+/// Requests for a person and leaving, in words no tracker lists.
+fn phrasing_decision(
+    config: &PolicyConfig,
+    utterance: &Utterance<'_>,
+    snapshot: &PolicySnapshot,
+    cues: &Cues,
+) -> Option<Decision> {
+    let rules = [
+        (config.person_phrasing, Cue::AsksForPerson, Reason::AskedForHuman, ASKS_FOR_HUMAN),
+        (config.leaving_phrasing, Cue::Leaving, Reason::ChurnRisk, CHURN_RISK),
+    ];
+    rules.into_iter().find_map(|(on, cue, reason, tracker)| {
+        let hit = cues.get(cue).filter(|_| on)?;
+        let queue = tracker_queue(config, tracker, &config.support_queue);
+        Some(cue_decision(reason, queue, utterance, &hit.matched, snapshot))
+    })
+}
+
+/// The sign of frustration in this utterance, if any: a hit of a tracker
+/// whose action is `evidence`, a correction, a repeat.
+fn sign_in(config: &PolicyConfig, state: &PolicyState, utterance: &Utterance<'_>, cues: &Cues) -> Option<Sign> {
+    let at = state.utterances;
+    for hit in &utterance.score.trackers {
+        let Some(rule) = config.tracker_rule(&hit.tracker).filter(|r| r.action == TrackerAction::Evidence) else {
+            continue;
+        };
+        if let Some(reason) = rule.reason.or_else(|| builtin_reason(&hit.tracker)) {
+            return Some(Sign { at, reason, phrase: hit.said().to_string(), tracker: Some(hit.tracker.clone()) });
+        }
+    }
+    if let Some(hit) = cues.get(Cue::Correction).filter(|_| config.corrections) {
+        return Some(Sign { at, reason: Reason::Correction, phrase: hit.matched.clone(), tracker: None });
+    }
+    None
+}
+
+/// One mild sign of frustration waits for one more utterance of evidence: a
+/// second sign, or a negative utterance, within `frustration_window`.
+fn frustration_decision(
+    config: &PolicyConfig,
+    state: &mut PolicyState,
+    utterance: &Utterance<'_>,
+    snapshot: &PolicySnapshot,
+    cues: &Cues,
+) -> Option<Decision> {
+    let repeated = config.repeat_similarity > 0.0 && snapshot.repeat >= config.repeat_similarity;
+    let sign = sign_in(config, state, utterance, cues).or_else(|| {
+        repeated.then(|| Sign {
+            at: state.utterances,
+            reason: Reason::Repetition,
+            phrase: utterance.text.to_string(),
+            tracker: None,
+        })
+    });
+    let pending = state.sign.take().filter(|s| state.utterances.saturating_sub(s.at) <= config.frustration_window);
+    let (sign, confirmed) = match (sign, pending) {
+        (Some(sign), Some(_)) => (sign, true),
+        (Some(sign), None) => (sign, snapshot.score <= config.frustration_alone_score),
+        (None, Some(pending)) => {
+            let negative = snapshot.score <= config.agree_negative_score;
+            (pending, negative)
+        }
+        (None, None) => return None,
+    };
+    if !confirmed {
+        state.sign = Some(sign);
+        return None;
+    }
+    let hit = sign.tracker.as_ref().map(|t| TrackerHit::new(t.clone(), sign.phrase.clone()));
+    let queue = match &sign.tracker {
+        Some(t) => tracker_queue(config, t, &config.support_queue),
+        None => &config.support_queue,
+    };
+    Some(Decision {
+        trigger_phrase: Some(sign.phrase),
+        ..decision_for(sign.reason, queue, utterance, hit.as_ref(), snapshot)
+    })
+}
+
+/// Sentiment rose quickly and the caller wants something.
+fn incline_decision(
+    config: &PolicyConfig,
+    utterance: &Utterance<'_>,
+    snapshot: &PolicySnapshot,
+    cues: &Cues,
+) -> Option<Decision> {
+    if config.incline_rise <= 0.0
+        || snapshot.rise < config.incline_rise
+        || snapshot.score < config.incline_min_score
+        || blocks_sales(config, cues)
+    {
+        return None;
+    }
+    let buying = config.tracker_rule(BUYING_SIGNAL).is_some_and(|r| r.action != TrackerAction::Ignore);
+    let wants = cues.get(Cue::Interest).map(|h| h.matched.clone()).or_else(|| {
+        let hit = utterance.score.trackers.iter().find(|h| buying && h.tracker == BUYING_SIGNAL)?;
+        Some(hit.said().to_string())
+    })?;
+    let queue = tracker_queue(config, BUYING_SIGNAL, &config.sales_queue);
+    Some(cue_decision(Reason::RapidIncline, queue, utterance, &wants, snapshot))
+}
+
+/// Words that carry no request of their own: what a repeat is not made of.
+const FILLER: &[&str] = &[
+    "i", "me", "my", "you", "your", "we", "our", "it", "is", "am", "are", "was", "be", "the", "a", "an", "to", "of",
+    "and", "or", "in", "on", "for", "with", "at", "that", "this", "do", "does", "did", "not", "can", "could", "would",
+    "will", "please", "just", "yes", "no", "ok", "okay", "so", "um", "uh", "oh", "well", "what", "how", "have", "has",
+    "had", "there", "want", "need", "like", "said", "say", "again", "still", "thanks", "thank", "great", "lovely",
+    "perfect", "right", "fine", "good", "hello", "hi", "bye", "sorry", "yeah", "yep", "all", "zero", "one", "two",
+    "three", "four", "five", "six", "seven", "eight", "nine", "ten", "oh", "double",
+];
+
+/// The words of an utterance that say what it is about (no filler, no
+/// numbers: reading out a number twice is a confirmation, not a repeat).
+fn content_words(norm: &Normalized) -> Vec<String> {
+    let mut words: Vec<String> = norm
+        .words()
+        .filter(|w| !FILLER.contains(w) && !w.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string)
+        .collect();
+    words.sort_unstable();
+    words.dedup();
+    words
+}
+
+/// Jaccard overlap of two sorted, deduplicated word lists: saying
+/// essentially the same thing again, not adding to it ("the twentieth",
+/// then "the twentieth of each month").
+fn overlap(a: &[String], b: &[String]) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let shared = a.iter().filter(|w| b.binary_search(w).is_ok()).count();
+    shared as f64 / (a.len() + b.len() - shared) as f64
 }
 
 fn sentiment_decision(

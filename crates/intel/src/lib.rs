@@ -2,6 +2,7 @@
 //! spot named phrase sets. Plain library code with no I/O (the Symbl engine,
 //! a network client, is the `ivrx-symbl` crate).
 
+pub mod cues;
 pub mod learned;
 pub mod lexicon;
 pub mod local;

@@ -68,6 +68,39 @@ pub struct PolicyConfig {
     /// …and the smoothed level, before and after the utterance, at least this
     /// (a caller in the middle of a complaint is not a sales lead). Default -0.3.
     pub sales_min_level: f64,
+    /// A request for a person in words no tracker lists ("whoever runs
+    /// billing", "a member of your team") transfers like `asks_for_human`.
+    /// Default true.
+    pub person_phrasing: bool,
+    /// Leaving in words no tracker lists ("i am done with you", "how do i
+    /// quit") transfers like `churn_risk`. Default true.
+    pub leaving_phrasing: bool,
+    /// "No that is not what i said" is a sign of frustration. Default true.
+    pub corrections: bool,
+    /// An utterance repeats an earlier one, a sign of frustration, when their
+    /// content words (filler and numbers aside) overlap this much (Jaccard,
+    /// 0-1); 0 turns it off. Default 0.6.
+    pub repeat_similarity: f64,
+    /// How many earlier utterances a repeat is looked for in. Default 3.
+    pub repeat_window: u32,
+    /// A sign of frustration (a correction, a repeat, a hit of a tracker
+    /// whose action is `evidence`) transfers when another sign, or a negative
+    /// utterance, follows within this many utterances. Default 2.
+    pub frustration_window: u32,
+    /// …or at once when the utterance with the sign scores at or below
+    /// this. Default -0.7.
+    pub frustration_alone_score: f64,
+    /// A rapid incline routes to sales: the level rose this much above its
+    /// lowest point in the window (the neutral start included), the
+    /// utterance scores at least `incline_min_score` and the caller wants
+    /// something ("tell me more", "how do i get one", a buying-signal hit).
+    /// 0 turns it off. Default 0.2.
+    pub incline_rise: f64,
+    /// The utterance's own score for a rapid incline. Default 0.1.
+    pub incline_min_score: f64,
+    /// An utterance that names a problem ("but the bill is wrong") is not a
+    /// sales lead, whatever its praise or buying words. Default true.
+    pub complaint_blocks_sales: bool,
     /// The key that asks for an operator (the support queue). Default "0".
     /// The other keys are the menu's (`[[ivr.menu]]`).
     pub operator_digit: String,
@@ -120,6 +153,16 @@ impl Default for PolicyConfig {
             agree_negative_level: -0.25,
             sales_min_score: 0.0,
             sales_min_level: -0.3,
+            person_phrasing: true,
+            leaving_phrasing: true,
+            corrections: true,
+            repeat_similarity: 0.6,
+            repeat_window: 3,
+            frustration_window: 2,
+            frustration_alone_score: -0.7,
+            incline_rise: 0.2,
+            incline_min_score: 0.1,
+            complaint_blocks_sales: true,
             operator_digit: "0".into(),
             trackers: default_tracker_rules(),
             sales_digit: None,
@@ -137,6 +180,10 @@ pub enum TrackerAction {
     WhenNegative,
     /// Transfer when sentiment is not negative (buying signals).
     WhenNotNegative,
+    /// A sign of frustration: transfers with a second sign or a negative
+    /// utterance within `frustration_window`, or at once when strongly
+    /// negative (`frustration_alone_score`).
+    Evidence,
     /// Do nothing (the hit is still recorded with the score).
     Ignore,
 }
@@ -165,14 +212,14 @@ impl TrackerRule {
 }
 
 /// The default rules: a request for a person, abuse and churn risk transfer
-/// to support at once; bot frustration transfers to support when sentiment
-/// agrees; a buying signal with non-negative sentiment transfers to sales.
+/// to support at once; bot frustration is a sign of frustration that a second sign confirms; a buying signal
+/// with non-negative sentiment transfers to sales.
 pub fn default_tracker_rules() -> BTreeMap<String, TrackerRule> {
     [
         (ASKS_FOR_HUMAN, TrackerAction::Transfer),
         (ABUSE, TrackerAction::Transfer),
         (CHURN_RISK, TrackerAction::Transfer),
-        (BOT_FRUSTRATION, TrackerAction::WhenNegative),
+        (BOT_FRUSTRATION, TrackerAction::Evidence),
         (BUYING_SIGNAL, TrackerAction::WhenNotNegative),
     ]
     .into_iter()
@@ -278,6 +325,22 @@ impl PolicyConfig {
         in_range("agree_negative_level", self.agree_negative_level, -1.0, 1.0)?;
         in_range("sales_min_score", self.sales_min_score, -1.0, 1.0)?;
         in_range("sales_min_level", self.sales_min_level, -1.0, 1.0)?;
+        in_range("repeat_similarity", self.repeat_similarity, 0.0, 1.0)?;
+        if self.repeat_window == 0 || self.repeat_window > 20 {
+            return Err(err(
+                "repeat_window",
+                format!("must be between 1 and 20 utterances, got {}", self.repeat_window),
+            ));
+        }
+        if self.frustration_window == 0 || self.frustration_window > 20 {
+            return Err(err(
+                "frustration_window",
+                format!("must be between 1 and 20 utterances, got {}", self.frustration_window),
+            ));
+        }
+        in_range("frustration_alone_score", self.frustration_alone_score, -1.0, 0.0)?;
+        in_range("incline_rise", self.incline_rise, 0.0, 2.0)?;
+        in_range("incline_min_score", self.incline_min_score, -1.0, 1.0)?;
         digit("operator_digit", &self.operator_digit)?;
         for (name, rule) in &self.trackers {
             let key = |field: &str| format!("trackers.{name}.{field}");
@@ -306,6 +369,34 @@ impl PolicyConfig {
             });
         }
         keys
+    }
+
+    /// These settings with the escalation signals off: no phrasing cues, no
+    /// corrections or repeats, no incline, no complaint check on sales, and
+    /// bot frustration back to transferring when sentiment agrees. The policy
+    /// as it was before them, for comparison.
+    pub fn without_signals(mut self) -> Self {
+        self.person_phrasing = false;
+        self.leaving_phrasing = false;
+        self.corrections = false;
+        self.repeat_similarity = 0.0;
+        self.incline_rise = 0.0;
+        self.complaint_blocks_sales = false;
+        if let Some(rule) = self.trackers.get_mut(BOT_FRUSTRATION).filter(|r| r.action == TrackerAction::Evidence) {
+            rule.action = TrackerAction::WhenNegative;
+        }
+        self
+    }
+
+    /// True when a rule reads the utterance's words (cues or repeats), not
+    /// only its score and tracker hits.
+    pub fn reads_words(&self) -> bool {
+        self.person_phrasing
+            || self.leaving_phrasing
+            || self.corrections
+            || self.repeat_similarity > 0.0
+            || self.incline_rise > 0.0
+            || self.complaint_blocks_sales
     }
 
     /// The rule for a tracker, if it has one.
@@ -339,6 +430,12 @@ mod tests {
             (|c| c.support_queue = " ".into(), "support_queue", "must name a queue"),
             (|c| c.operator_digit = "00".into(), "operator_digit", "one DTMF key"),
             (|c| c.sales_min_level = 3.0, "sales_min_level", "between -1 and 1"),
+            (|c| c.repeat_similarity = 1.5, "repeat_similarity", "between 0 and 1"),
+            (|c| c.repeat_window = 0, "repeat_window", "between 1 and 20"),
+            (|c| c.frustration_window = 21, "frustration_window", "between 1 and 20"),
+            (|c| c.frustration_alone_score = 0.2, "frustration_alone_score", "between -1 and 0"),
+            (|c| c.incline_rise = -0.1, "incline_rise", "between 0 and 2"),
+            (|c| c.incline_min_score = f64::INFINITY, "incline_min_score", "between -1 and 1"),
             (
                 |c| {
                     c.trackers.insert("legal".into(), TrackerRule::new(TrackerAction::Transfer));
@@ -375,6 +472,8 @@ mod tests {
             [policy]
             floor = -0.6
             support_queue = "care"
+            repeat_similarity = 0.0
+            person_phrasing = false
             [policy.trackers.buying_signal]
             action = "ignore"
             [policy.trackers.legal]
@@ -389,6 +488,8 @@ mod tests {
         assert_eq!(c.floor, -0.6);
         assert_eq!(c.support_queue, "care");
         assert_eq!(c.smoothing, 0.5);
+        assert_eq!((c.repeat_similarity, c.person_phrasing, c.leaving_phrasing), (0.0, false, true));
+        assert_eq!(c.trackers["bot_frustration"].action, TrackerAction::Evidence);
         assert_eq!(c.trackers["buying_signal"].action, TrackerAction::Ignore);
         assert_eq!(c.trackers["asks_for_human"].action, TrackerAction::Transfer);
         assert_eq!(c.trackers["legal"].reason, Some(Reason::ChurnRisk));

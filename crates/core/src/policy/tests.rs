@@ -112,14 +112,128 @@ fn abuse_and_churn_escalate_to_support() {
 }
 
 #[test]
-fn bot_frustration_needs_sentiment_to_agree() {
-    let (d, _) = run(&PolicyConfig::default(), &[with_hit(0.0, "bot_frustration", "a computer")]);
+fn one_mild_sign_of_frustration_waits_for_one_more_utterance() {
+    let c = PolicyConfig::default();
+    let (d, state) = run(&c, &[with_hit(-0.4, "bot_frustration", "not listening")]);
+    assert!(d.is_none(), "one mild sign is not enough");
+    assert_eq!(state.sign.as_ref().map(|s| s.reason), Some(Reason::BotFrustration));
+    // A second sign confirms it.
+    let (d, _) =
+        run(&c, &[with_hit(-0.4, "bot_frustration", "not listening"), with_hit(0.0, "bot_frustration", "robot")]);
+    let d = d.unwrap();
+    assert_eq!((d.reason, d.trigger_index, d.tracker.as_deref()), (Reason::BotFrustration, 2, Some("bot_frustration")));
+    assert_eq!(d.trigger_phrase.as_deref(), Some("robot"));
+    // So does a negative utterance next, with the sign as the trigger phrase.
+    let (d, _) = run(&c, &[with_hit(-0.2, "bot_frustration", "not listening"), score(-0.3)]);
+    let d = d.unwrap();
+    assert_eq!((d.reason, d.trigger_index), (Reason::BotFrustration, 2));
+    assert_eq!(d.trigger_phrase.as_deref(), Some("not listening"));
+    // A calm utterance next does not, and the sign expires after the window.
+    let (d, _) = run(&c, &[with_hit(-0.4, "bot_frustration", "a computer"), score(0.1), score(0.0), score(-0.3)]);
     assert!(d.is_none());
-    let (d, _) = run(&PolicyConfig::default(), &[with_hit(-0.4, "bot_frustration", "not listening")]);
+    // A strongly negative sign acts alone.
+    let (d, _) = run(&c, &[with_hit(-0.8, "bot_frustration", "useless system")]);
     assert_eq!(d.unwrap().reason, Reason::BotFrustration);
-    // A negative level agrees too.
-    let (d, _) = run(&PolicyConfig::default(), &[score(-0.6), with_hit(0.0, "bot_frustration", "robot")]);
-    assert_eq!(d.unwrap().reason, Reason::BotFrustration);
+}
+
+/// Runs utterances (text and score, no tracker hits) through the policy.
+fn said(config: &PolicyConfig, lines: &[(&str, f64)]) -> (Option<Decision>, PolicyState) {
+    let scores: Vec<Score> = lines.iter().map(|&(_, s)| score(s)).collect();
+    let mut state = PolicyState::default();
+    let mut first = None;
+    for (i, (&(text, _), s)) in lines.iter().zip(&scores).enumerate() {
+        let u = Utterance { index: i as u32 + 1, text, score: s, offset_ms: 0 };
+        let o = observe(config, &mut state, &u);
+        first = first.or(o.decision);
+    }
+    (first, state)
+}
+
+#[test]
+fn a_single_mild_correction_on_the_first_turn_waits() {
+    let c = PolicyConfig::default();
+    let (d, _) = said(&c, &[("no thats not what i asked", -0.4), ("i need my pin number reset", 0.0), ("thanks", 0.4)]);
+    assert!(d.is_none());
+    let (d, _) = said(&c, &[("no thats not what i asked", -0.4), ("its still wrong", -0.2)]);
+    let d = d.unwrap();
+    assert_eq!((d.reason, d.trigger_index, d.queue.as_str()), (Reason::Correction, 2, "support"));
+    assert_eq!(d.trigger_phrase.as_deref(), Some("that is not what i"), "the sign that waited");
+    assert!(d.tracker.is_none());
+    let off = PolicyConfig { corrections: false, ..c };
+    assert!(said(&off, &[("no thats not what i asked", -0.4), ("thats wrong", -0.2)]).0.is_none());
+}
+
+#[test]
+fn repeating_the_same_request_is_a_sign() {
+    let c = PolicyConfig::default();
+    let lines =
+        [("i want to change my payment date", 0.0), ("change payment date", 0.0), ("change my payment date", 0.0)];
+    let (d, state) = said(&c, &lines);
+    let d = d.unwrap();
+    assert_eq!((d.reason, d.trigger_index), (Reason::Repetition, 3));
+    assert!(d.numbers.repeat >= 0.6, "{}", d.numbers.repeat);
+    assert!(state.recent_words.len() <= c.repeat_window as usize);
+    // Reading a number out again confirms it; it does not repeat a request.
+    let (d, _) = said(
+        &c,
+        &[("my account number is seven seven three", 0.0), ("yes seven seven three", 0.0), ("seven seven three", 0.0)],
+    );
+    assert!(d.is_none());
+    let off = PolicyConfig { repeat_similarity: 0.0, ..c };
+    assert!(said(&off, &lines).0.is_none());
+}
+
+#[test]
+fn requests_for_a_person_and_leaving_in_other_words() {
+    let c = PolicyConfig::default();
+    let (d, _) =
+        said(&c, &[("my bill doubled", -0.3), ("could i have a word with someone in your accounts team", 0.0)]);
+    let d = d.unwrap();
+    assert_eq!((d.reason, d.trigger_index, d.queue.as_str()), (Reason::AskedForHuman, 2, "support"));
+    assert_eq!(d.trigger_phrase.as_deref(), Some("could i have a word with someone"));
+    assert!(d.tracker.is_none(), "no tracker fired: the phrasing did");
+    let (d, _) = said(&c, &[("i am finished with your company", -0.2)]);
+    assert_eq!(d.unwrap().reason, Reason::ChurnRisk);
+    let off = PolicyConfig { person_phrasing: false, leaving_phrasing: false, ..c.clone() };
+    assert!(said(&off, &[("could i have a word with someone in your accounts team", 0.0)]).0.is_none());
+    assert!(said(&off, &[("i am finished with your company", -0.2)]).0.is_none());
+    // The tracker rule's queue applies.
+    let mut care = c;
+    care.trackers.get_mut("asks_for_human").unwrap().queue = Some("care".into());
+    assert_eq!(said(&care, &[("find me somebody who handles refunds", 0.0)]).0.unwrap().queue, "care");
+}
+
+#[test]
+fn a_rapid_incline_with_interest_routes_to_sales() {
+    let c = PolicyConfig::default();
+    let (d, _) = said(&c, &[("i got your letter", 0.0), ("that sounds great", 0.5), ("how do i get it", 0.3)]);
+    let d = d.unwrap();
+    assert_eq!((d.reason, d.queue.as_str(), d.trigger_index), (Reason::RapidIncline, "sales", 3));
+    assert!(d.numbers.rise >= 0.2, "{}", d.numbers.rise);
+    assert_eq!(d.trigger_phrase.as_deref(), Some("how do i get"));
+    // Relief is an incline too, but wants nothing.
+    assert!(said(&c, &[("my router is down", -0.4), ("oh that fixed it", 0.4), ("brilliant thanks", 0.7)]).0.is_none());
+    // Interest without a rise is not a surge; the incline can be turned off.
+    let warm = [("great", 0.6), ("lovely", 0.6), ("perfect", 0.6), ("how do i get it", 0.3)];
+    assert!(said(&c, &warm).0.is_none());
+    let off = PolicyConfig { incline_rise: 0.0, ..c };
+    assert!(said(&off, &[("i got your letter", 0.0), ("that sounds great", 0.5), ("how do i get it", 0.3)])
+        .0
+        .is_none());
+}
+
+#[test]
+fn praise_with_a_complaint_is_not_a_sales_lead() {
+    let c = PolicyConfig::default();
+    let complaint = "i love the phone but i want a better deal because the bill went up";
+    let s = with_hit(0.3, "buying_signal", "better deal");
+    let mut state = PolicyState::default();
+    let o = observe(&c, &mut state, &Utterance { index: 1, text: complaint, score: &s, offset_ms: 0 });
+    assert!(o.decision.is_none());
+    let open = PolicyConfig { complaint_blocks_sales: false, ..c };
+    let mut state = PolicyState::default();
+    let o = observe(&open, &mut state, &Utterance { index: 1, text: complaint, score: &s, offset_ms: 0 });
+    assert_eq!(o.decision.unwrap().reason, Reason::BuyingSignal);
 }
 
 #[test]
@@ -240,4 +354,16 @@ fn with_the_local_engine() {
         &Utterance { index: 3, text: "I want to speak to a real person", score: &s, offset_ms: 0 },
     );
     assert_eq!(o.decision.unwrap().reason, Reason::AskedForHuman);
+}
+
+#[test]
+fn without_signals_is_the_policy_before_them() {
+    let c = PolicyConfig::default().without_signals();
+    c.validate().unwrap();
+    assert!(!c.reads_words());
+    assert!(PolicyConfig::default().reads_words());
+    assert_eq!(c.trackers["bot_frustration"].action, TrackerAction::WhenNegative);
+    let (d, _) = run(&c, &[with_hit(-0.4, "bot_frustration", "not listening")]);
+    assert_eq!(d.unwrap().reason, Reason::BotFrustration, "at once, as before");
+    assert!(said(&c, &[("i am finished with your company", -0.2)]).0.is_none());
 }
