@@ -174,10 +174,18 @@ impl ConversationView {
                     out.push(format!("    requested via {src}"));
                 }
                 let n = &decision.numbers;
-                out.push(format!(
+                let mut l = format!(
                     "    numbers: score {:+.2}  level {:+.2}  drop {:.2}  consecutive negatives {}",
                     n.score, n.level, n.drop, n.consecutive_negatives
-                ));
+                );
+                // The escalation signals, where they had something to say.
+                if n.repeat > 0.0 {
+                    l.push_str(&format!("  repeat {:.2}", n.repeat));
+                }
+                if n.rise > 0.0 {
+                    l.push_str(&format!("  rise {:.2}", n.rise));
+                }
+                out.push(l);
             }
             DomainEvent::Transfer { status, target, detail, attempt, .. } => {
                 self.transfer_status = Some(*status);
@@ -379,5 +387,32 @@ mod tests {
         assert!(text.contains("transfer to support (asked_for_human) decided at 9.0 s; agent connected at 21.0 s"));
         assert!(v.is_ended());
         assert!(!text.contains('\u{1b}'), "no colour when asked for none");
+        assert!(text.contains("consecutive negatives 0\n"), "no signals shown when they said nothing: {text}");
+    }
+
+    #[test]
+    fn the_numbers_show_the_signals_that_spoke() {
+        let mut v = ConversationView::new(false);
+        let decision = |numbers| {
+            rec(
+                1,
+                1000,
+                DomainEvent::Decision {
+                    source: DecisionSource::Policy,
+                    decision: Decision {
+                        reason: Reason::Repetition,
+                        queue: "support".into(),
+                        trigger_index: 3,
+                        trigger_text: "i said my bill is wrong".into(),
+                        trigger_phrase: None,
+                        tracker: None,
+                        numbers,
+                    },
+                },
+            )
+        };
+        let lines = v.push(&decision(PolicySnapshot { repeat: 0.8, rise: 0.45, ..Default::default() }));
+        let text = lines.join("\n");
+        assert!(text.contains("consecutive negatives 0  repeat 0.80  rise 0.45"), "{text}");
     }
 }
