@@ -15,14 +15,7 @@ pub fn rec(n: u64, offset_ms: u64, event: DomainEvent) -> Recorded {
 }
 
 pub fn rec_in(conv: &str, n: u64, offset_ms: u64, event: DomainEvent) -> Recorded {
-    let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
-    Recorded {
-        conversation_id: conv.into(),
-        n,
-        at: t0 + chrono::Duration::milliseconds(offset_ms as i64),
-        offset_ms,
-        event,
-    }
+    Recorded::at_offset(conv, n, Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(), offset_ms, event)
 }
 
 /// A call that asks for a person (with a card number in the trigger) and is
