@@ -1,5 +1,5 @@
 //! Commits a batch of writes to PostgreSQL in one transaction, with the
-//! same statements' meaning as SQLite's (see [`crate::projection`]): every
+//! statements SQLite runs too (see [`crate::projection::sql`]): every
 //! statement is idempotent, so a replayed event changes nothing, and an
 //! event id is stored once (its primary key) whichever instance receives it.
 

@@ -1,7 +1,7 @@
 //! Commits a batch of writes to SQLite in one transaction: the domain event
-//! log plus the tables that make conversations easy to query (see
-//! [`crate::projection`]). Every statement is idempotent, so a replayed event
-//! changes nothing.
+//! log plus the tables that make conversations easy to query, with the
+//! statements PostgreSQL runs too (see [`crate::projection::sql`]). Every
+//! statement is idempotent, so a replayed event changes nothing.
 
 use ivrx_core::session::{DomainEvent, Recorded, TransferStatus};
 use rusqlite::{params, CachedStatement, Connection, Transaction};
