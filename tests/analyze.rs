@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use ivrx::config::TransferMode;
 use ivrx::intel::{Label, TrackerHit};
 use ivrx::policy::{Decision, PolicySnapshot, Reason};
@@ -52,13 +52,8 @@ impl Call {
     }
 
     fn push(&mut self, offset_ms: u64, event: DomainEvent) {
-        self.events.push(Recorded {
-            conversation_id: self.id.clone(),
-            n: self.events.len() as u64 + 1,
-            at: self.t0 + Duration::milliseconds(offset_ms as i64),
-            offset_ms,
-            event,
-        });
+        let n = self.events.len() as u64 + 1;
+        self.events.push(Recorded::at_offset(&self.id, n, self.t0, offset_ms, event));
     }
 
     fn say(mut self, offset_s: u64, speaker: Speaker, text: &str, score: f64, trackers: &[(&str, &str)]) -> Self {

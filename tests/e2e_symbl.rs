@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use ivrx::store::sqlite::Reader;
 use ivrx_testkit::symbl_standin::{StandinConfig, SymblStandin};
 use serde_json::{json, Value};
-use serve_support::{attempts, Serve};
+use serve_support::{attempts, conv, events, Serve};
 
 /// The embedded sandbox's API key (`ivrx serve --sandbox`).
 const SANDBOX_KEY: &str = "sandbox";
@@ -72,19 +72,6 @@ async fn rig(timeout_ms: u64, extra_config: &str) -> Rig {
 
 fn log_has(serve: &Serve, needle: &str) -> bool {
     serve.log.lock().unwrap().iter().any(|l| l.contains(needle))
-}
-
-fn conv(report: &Value) -> String {
-    report["conversation_id"].as_str().expect("conversation_id").to_string()
-}
-
-fn events(db: &Path, conv: &str) -> Vec<Value> {
-    Reader::new(db.to_path_buf())
-        .events(conv, 0)
-        .unwrap()
-        .into_iter()
-        .map(|r| serde_json::to_value(r).unwrap())
-        .collect()
 }
 
 fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {

@@ -5,30 +5,9 @@
 mod serve_support;
 
 use serde_json::Value;
-use serve_support::{attempts, caller_lines, Serve};
+use serve_support::{attempts, caller_lines, conv, events, Serve, OPERATOR};
 
 use ivrx::store::sqlite::Reader;
-
-const OPERATOR: &str = "\
-say hi i need some help with my account
-press 0
-pause 20
-say thanks for picking up
-hangup
-";
-
-fn events(db: &std::path::Path, conv: &str) -> Vec<Value> {
-    Reader::new(db.to_path_buf())
-        .events(conv, 0)
-        .unwrap()
-        .into_iter()
-        .map(|r| serde_json::to_value(r).unwrap())
-        .collect()
-}
-
-fn conv(report: &Value) -> String {
-    report["conversation_id"].as_str().unwrap().to_string()
-}
 
 #[test]
 fn pressing_zero_reaches_an_agent_once_and_the_agent_is_transcribed() {

@@ -11,18 +11,11 @@ use std::time::Duration;
 use carrier::{by_command_id, count, executed, wait_for, Carrier, LiveServe};
 use ivrx::sandbox::{PlaceCall, Script, Step};
 use serde_json::Value;
-use serve_support::{attempts, caller_lines};
+use serve_support::{attempts, caller_lines, OPERATOR};
 
 const FRUSTRATED: &str = include_str!("../examples/frustrated.ivrx");
 const CALM: &str = include_str!("../examples/calm.ivrx");
 const BUYER: &str = include_str!("../examples/interested_buyer.ivrx");
-const OPERATOR: &str = "\
-say hi i need some help with my account
-press 0
-pause 20
-say thanks for picking up
-hangup
-";
 
 /// The bundled callers and the operator caller, each staying on the line a
 /// minute after their last step. Retries wait in real time (a 429's

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use ivrx::sandbox::{LegState, PartyBehavior, Script};
+use ivrx::sandbox::{Chaos, LegState, PartyBehavior, Script};
 use ivrx::telnyx::commands::{
     Action, Answer, Bridge, Dial, GatherUsingSpeak, Plain, Speak, TranscriptionStart, Transfer,
 };
@@ -32,6 +32,34 @@ async fn answer(h: &Harness, a: &str) {
     h.hooks.wait_for(a, "call.initiated").await;
     h.client.answer(a, Answer::default()).await.expect("answer");
     h.hooks.wait_for(a, "call.answered").await;
+}
+
+/// A harness whose webhooks suffer the chaos `set` turns on, from a fixed
+/// `seed`, and an inbound call it has answered.
+async fn answered_under_chaos(seed: u64, set: impl FnOnce(&mut Chaos)) -> (Harness, String) {
+    let h = Harness::start_with(|c| {
+        set(&mut c.chaos);
+        c.chaos.seed = Some(seed);
+    })
+    .await;
+    let a = h.place("");
+    answer(&h, &a).await;
+    (h, a)
+}
+
+/// An outbound call on the sandbox's connection.
+fn outbound(h: &Harness, from: &str, to: &str) -> Dial {
+    Dial { connection_id: h.sandbox.connection_id(), from: from.into(), to: to.into(), ..Dial::default() }
+}
+
+/// Sends a control API request with the sandbox's API key.
+async fn send(request: reqwest::RequestBuilder, key: &str) -> reqwest::Response {
+    request.bearer_auth(key).send().await.unwrap()
+}
+
+/// A control API answer's JSON body.
+async fn body(response: reqwest::Response) -> Value {
+    response.json().await.unwrap()
 }
 
 #[tokio::test]
@@ -209,13 +237,7 @@ async fn dial_then_bridge_then_hangup_takes_both_legs_down() {
     let h = Harness::start_with(|c| c.agents.push(("+15550006000".into(), agent(1.0, "")))).await;
     let a = h.place("");
     answer(&h, &a).await;
-    let dial = Dial {
-        connection_id: h.sandbox.connection_id(),
-        from: "+15555550199".into(),
-        to: "+15550006000".into(),
-        client_state: Some("ZGlhbA==".into()),
-        ..Dial::default()
-    };
+    let dial = Dial { client_state: Some("ZGlhbA==".into()), ..outbound(&h, "+15555550199", "+15550006000") };
     let info = h.client.dial(&dial).await.unwrap();
     assert!(!info.is_alive);
     assert_eq!(info.record_type, "call");
@@ -341,13 +363,7 @@ async fn a_repeated_command_id_is_answered_ok_and_not_executed() {
     assert_eq!(speaks.len(), 2);
     assert_eq!((speaks[0].duplicate, speaks[1].duplicate), (false, true));
 
-    let dial = Dial {
-        connection_id: h.sandbox.connection_id(),
-        from: "+1".into(),
-        to: "+15550007000".into(),
-        command_id: Some("dial-1".into()),
-        ..Dial::default()
-    };
+    let dial = Dial { command_id: Some("dial-1".into()), ..outbound(&h, "+1", "+15550007000") };
     let first = h.client.dial(&dial).await.unwrap();
     let second = h.client.dial(&dial).await.unwrap();
     assert_eq!(first.call_control_id, second.call_control_id);
@@ -378,13 +394,7 @@ async fn a_failed_delivery_is_retried_with_the_next_attempt_number() {
 
 #[tokio::test]
 async fn chaos_duplicates_keep_the_event_id_and_are_signed_again() {
-    let h = Harness::start_with(|c| {
-        c.chaos.duplicate_rate = 1.0;
-        c.chaos.seed = Some(42);
-    })
-    .await;
-    let a = h.place("");
-    answer(&h, &a).await;
+    let (h, a) = answered_under_chaos(42, |c| c.duplicate_rate = 1.0).await;
     h.client.hangup(&a, Plain::default()).await.unwrap();
     h.hooks.wait_for(&a, "call.hangup").await;
     // The duplicate of the last webhook follows it.
@@ -458,61 +468,28 @@ async fn control_api_places_watches_and_feeds_calls() {
     assert_eq!(r["public_key"], h.sandbox.public_key_base64());
     let r = http.post(format!("{base}/sandbox/v1/calls")).json(&json!({"script": "say hi"})).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = http
-        .post(format!("{base}/sandbox/v1/calls"))
-        .bearer_auth(&key)
-        .json(&json!({"script": "shout hi"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send(http.post(format!("{base}/sandbox/v1/calls")).json(&json!({"script": "shout hi"})), &key).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("line 1"));
 
     // A live call: the caller says what the test sends.
-    let r: Value = http
-        .post(format!("{base}/sandbox/v1/calls"))
-        .bearer_auth(&key)
-        .json(&json!({"from": "+15550101010", "script": "", "live": true, "caller_id_name": "Dana"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let live = json!({"from": "+15550101010", "script": "", "live": true, "caller_id_name": "Dana"});
+    let r = body(send(http.post(format!("{base}/sandbox/v1/calls")).json(&live), &key).await).await;
     let a = r["data"]["call_control_id"].as_str().unwrap().to_string();
     let init = h.hooks.wait_for(&a, "call.initiated").await;
     assert_eq!(init.payload()["caller_id_name"], "Dana");
     assert_eq!(init.payload()["from"], "+15550101010");
     h.client.answer(&a, Answer::default()).await.unwrap();
     h.client.transcription_start(&a, TranscriptionStart::default()).await.unwrap();
-    let r = http
-        .post(format!("{base}/sandbox/v1/calls/{a}/steps"))
-        .bearer_auth(&key)
-        .json(&json!({"step": "say can you hear me"}))
-        .send()
-        .await
-        .unwrap();
+    let step = |step: &str| http.post(format!("{base}/sandbox/v1/calls/{a}/steps")).json(&json!({ "step": step }));
+    let r = send(step("say can you hear me"), &key).await;
     assert_eq!(r.status(), 200);
     h.hooks.wait_final(&a, "inbound", "can you hear me").await;
-    let st: Value =
-        http.get(format!("{base}/sandbox/v1/calls/{a}")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let st = body(send(http.get(format!("{base}/sandbox/v1/calls/{a}")), &key).await).await;
     assert_eq!(st["data"]["state"], "answered");
     assert_eq!(st["data"]["live"], true);
-    http.post(format!("{base}/sandbox/v1/calls/{a}/steps"))
-        .bearer_auth(&key)
-        .json(&json!({"step": "hangup"}))
-        .send()
-        .await
-        .unwrap();
-    let waited: Value = http
-        .get(format!("{base}/sandbox/v1/calls/{a}/wait?timeout_secs=600"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    send(step("hangup"), &key).await;
+    let waited = body(send(http.get(format!("{base}/sandbox/v1/calls/{a}/wait?timeout_secs=600")), &key).await).await;
     assert_eq!(waited["data"]["state"], "hangup");
     assert_eq!(waited["data"]["hangup_source"], "caller");
     assert_eq!(waited["timed_out"], false);
@@ -523,36 +500,25 @@ async fn control_api_places_watches_and_feeds_calls() {
     assert_eq!(st.hangup_cause.as_deref(), Some("originator_cancel"));
 
     // Parties configured at run time.
-    let r = http
-        .post(format!("{base}/sandbox/v1/parties"))
-        .bearer_auth(&key)
-        .json(&json!({"number": "+15550008000", "behavior": "busy"}))
-        .send()
-        .await
-        .unwrap();
+    let party = |behavior: &str| {
+        http.post(format!("{base}/sandbox/v1/parties")).json(&json!({"number": "+15550008000", "behavior": behavior}))
+    };
+    let r = send(party("busy"), &key).await;
     assert_eq!(r.status(), 200);
-    let r = http
-        .post(format!("{base}/sandbox/v1/parties"))
-        .bearer_auth(&key)
-        .json(&json!({"number": "+15550008000", "behavior": "sometimes"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send(party("sometimes"), &key).await;
     assert_eq!(r.status(), 422);
     let dial = Dial { connection_id: "1".into(), from: "+1".into(), to: "+15550008000".into(), ..Dial::default() };
     let c = h.client.dial(&dial).await.unwrap().call_control_id;
     assert_eq!(h.hooks.wait_for(&c, "call.hangup").await.payload()["hangup_cause"], "user_busy");
 
     // Logs and the (absent) reporter.
-    let log: Value =
-        http.get(format!("{base}/sandbox/v1/webhooks")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let log = body(send(http.get(format!("{base}/sandbox/v1/webhooks")), &key).await).await;
     assert!(log["data"].as_array().unwrap().len() >= 5);
-    let cmds: Value =
-        http.get(format!("{base}/sandbox/v1/commands")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let cmds = body(send(http.get(format!("{base}/sandbox/v1/commands")), &key).await).await;
     assert!(cmds["data"].as_array().unwrap().iter().any(|c| c["action"] == "dial"));
-    let r = http.get(format!("{base}/sandbox/v1/calls/{a}/report")).bearer_auth(&key).send().await.unwrap();
+    let r = send(http.get(format!("{base}/sandbox/v1/calls/{a}/report")), &key).await;
     assert_eq!(r.status(), 404);
-    let r = http.get(format!("{base}/sandbox/v1/calls/v3:nope")).bearer_auth(&key).send().await.unwrap();
+    let r = send(http.get(format!("{base}/sandbox/v1/calls/v3:nope")), &key).await;
     assert_eq!(r.status(), 404);
 }
 
@@ -565,16 +531,8 @@ async fn reporter_answers_the_report_endpoint() {
     })
     .await;
     let a = h.place("");
-    let r: Value = h
-        .http()
-        .get(format!("{}/sandbox/v1/calls/{a}/report", h.sandbox.base_url()))
-        .bearer_auth(h.sandbox.api_key())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = h.http().get(format!("{}/sandbox/v1/calls/{a}/report", h.sandbox.base_url()));
+    let r = body(send(report, &h.sandbox.api_key()).await).await;
     assert_eq!(r["call"], a);
     h.sandbox.shutdown();
     assert!(h.sandbox.place_call(ivrx::sandbox::PlaceCall::new(Script::default())).is_err());
@@ -731,15 +689,7 @@ async fn when_every_url_fails_the_carrier_retries_with_the_next_attempt() {
 
 #[tokio::test]
 async fn chaos_reordering_swaps_neighbours_and_loses_nothing() {
-    let h = Harness::start_with(|c| {
-        c.chaos.reorder_rate = 1.0;
-        c.chaos.seed = Some(3);
-    })
-    .await;
-    let a = h.place("");
-    h.hooks.wait_for(&a, "call.initiated").await;
-    h.client.answer(&a, Answer::default()).await.unwrap();
-    h.hooks.wait_for(&a, "call.answered").await;
+    let (h, a) = answered_under_chaos(3, |c| c.reorder_rate = 1.0).await;
     // A burst: speak.started, then at hangup speak.ended, playback.ended, call.hangup, recording.saved.
     h.client
         .record_start(

@@ -3,7 +3,7 @@
 //! way live calls do and every table stays consistent. Utterances are scored
 //! by a [`Scorer`] and the caller's are run through the escalation policy.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::config::TransferMode;
 use crate::intel::Scorer;
@@ -76,13 +76,8 @@ impl<'a> CallRecorder<'a> {
     pub fn push(&mut self, offset_ms: u64, event: DomainEvent) {
         let offset_ms = offset_ms.max(self.last_offset_ms);
         self.last_offset_ms = offset_ms;
-        self.events.push(Recorded {
-            conversation_id: self.id.clone(),
-            n: self.events.len() as u64 + 1,
-            at: self.started_at + Duration::milliseconds(offset_ms as i64),
-            offset_ms,
-            event,
-        });
+        let n = self.events.len() as u64 + 1;
+        self.events.push(Recorded::at_offset(&self.id, n, self.started_at, offset_ms, event));
     }
 
     /// The decision made so far, if any.
@@ -123,18 +118,7 @@ impl<'a> CallRecorder<'a> {
             decided = obs.decision;
             obs.snapshot
         });
-        self.push(
-            scored_at,
-            DomainEvent::Scored {
-                seq,
-                speaker,
-                score: score.score,
-                label: score.label,
-                trackers: score.trackers.clone(),
-                engine: self.scorer.name().to_string(),
-                policy: snapshot,
-            },
-        );
+        self.push(scored_at, DomainEvent::scored(seq, speaker, &score, self.scorer.name(), snapshot));
         if let Some(d) = decided.clone() {
             self.push(scored_at, DomainEvent::Decision { source: DecisionSource::Policy, decision: d });
         }

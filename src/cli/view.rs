@@ -261,8 +261,9 @@ impl ConversationView {
 mod tests {
     use super::*;
     use crate::intel::{Label, TrackerHit};
-    use crate::policy::{Decision, PolicySnapshot, Reason};
+    use crate::policy::PolicySnapshot;
     use crate::session::DecisionSource;
+    use ivrx_testkit::conversation::{asked_for_human, call_started, caller_scored};
 
     fn rec(n: u64, ms: u64, event: DomainEvent) -> Recorded {
         Recorded { conversation_id: "c1".into(), n, at: chrono::Utc::now(), offset_ms: ms, event }
@@ -285,16 +286,7 @@ mod tests {
         let mut lines = Vec::new();
         let snap = |level| Some(PolicySnapshot { level, ..Default::default() });
         for r in [
-            rec(
-                1,
-                0,
-                DomainEvent::CallStarted {
-                    call_control_id: "v3:a".into(),
-                    direction: "incoming".into(),
-                    from: Some("+1555".into()),
-                    to: Some("+1800".into()),
-                },
-            ),
+            rec(1, 0, call_started()),
             rec(
                 2,
                 4000,
@@ -306,19 +298,7 @@ mod tests {
                     caller_index: Some(1),
                 },
             ),
-            rec(
-                3,
-                4000,
-                DomainEvent::Scored {
-                    seq: 1,
-                    speaker: Speaker::Caller,
-                    score: -0.4,
-                    label: Label::Negative,
-                    trackers: vec![],
-                    engine: "local".into(),
-                    policy: snap(-0.4),
-                },
-            ),
+            rec(3, 4000, caller_scored(1, -0.4, Label::Negative, vec![], snap(-0.4))),
             rec(
                 4,
                 9000,
@@ -333,30 +313,20 @@ mod tests {
             rec(
                 5,
                 9000,
-                DomainEvent::Scored {
-                    seq: 2,
-                    speaker: Speaker::Caller,
-                    score: -0.2,
-                    label: Label::Neutral,
-                    trackers: vec![TrackerHit::new("asks_for_human", "real person")],
-                    engine: "local".into(),
-                    policy: snap(-0.3),
-                },
+                caller_scored(
+                    2,
+                    -0.2,
+                    Label::Neutral,
+                    vec![TrackerHit::new("asks_for_human", "real person")],
+                    snap(-0.3),
+                ),
             ),
             rec(
                 6,
                 9000,
                 DomainEvent::Decision {
                     source: DecisionSource::Policy,
-                    decision: Decision {
-                        reason: Reason::AskedForHuman,
-                        queue: "support".into(),
-                        trigger_index: 2,
-                        trigger_text: "get me a real person".into(),
-                        trigger_phrase: Some("real person".into()),
-                        tracker: Some("asks_for_human".into()),
-                        numbers: PolicySnapshot::default(),
-                    },
+                    decision: asked_for_human("get me a real person"),
                 },
             ),
             rec(

@@ -458,14 +458,8 @@ mod tests {
         ScoredMessage {
             message: ConversationMessage {
                 id: id.into(),
-                text: String::new(),
-                from: None,
-                start_time: None,
-                end_time: None,
-                time_offset: None,
-                duration: None,
-                conversation_id: None,
                 sentiment: Some(Sentiment { polarity: Polarity { score: polarity }, suggested: None }),
+                ..ConversationMessage::default()
             },
             score: Score {
                 score: polarity,

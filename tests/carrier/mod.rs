@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use ivrx::sandbox::{CommandRecord, LegState, LegStatus, PlaceCall, Sandbox, SandboxConfig, SandboxHandle, Script};
 use serde_json::Value;
 
-use super::serve_support::ivrx;
+use super::serve_support::{ivrx, kill9};
 
 /// The runtime every carrier and HTTP request of a test binary runs on.
 pub fn rt() -> &'static tokio::runtime::Runtime {
@@ -273,10 +273,7 @@ impl LiveServe {
 
     /// Kills the server with SIGKILL (no clean shutdown).
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill9(&mut self.child);
     }
 
     /// Starts it again on the same port, database and configuration.

@@ -52,25 +52,23 @@ class Hook(BaseHTTPRequestHandler):
         try:
             verify_webhook_signature(body, dict(self.headers.items()), PUBLIC_KEY["value"])
         except WebhookVerificationError as e:
-            with COND:
-                FAILURES.append(f"webhook signature refused by the SDK: {e}")
-                COND.notify_all()
-            self.send_response(401)
-            self.end_headers()
-            return
+            return self.refuse(401, f"webhook signature refused by the SDK: {e}")
         try:
             envelope = json.loads(body)
         except ValueError as e:
-            with COND:
-                FAILURES.append(f"webhook body is not JSON: {e}")
-                COND.notify_all()
-            self.send_response(400)
-            self.end_headers()
-            return
+            return self.refuse(400, f"webhook body is not JSON: {e}")
         with COND:
             EVENTS.append((envelope, body))
             COND.notify_all()
         self.send_response(200)
+        self.end_headers()
+
+    def refuse(self, status, failure):
+        """Records why a webhook is refused and answers with `status`."""
+        with COND:
+            FAILURES.append(failure)
+            COND.notify_all()
+        self.send_response(status)
         self.end_headers()
 
     def log_message(self, *args):

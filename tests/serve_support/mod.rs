@@ -123,10 +123,7 @@ impl Serve {
 
     /// Kills the server with SIGKILL (no clean shutdown).
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill9(&mut self.child);
     }
 
     /// Starts it again on the same database, sandbox on the same port.
@@ -231,6 +228,38 @@ fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A caller who presses 0 for an operator, then thanks the agent.
+pub const OPERATOR: &str = "\
+say hi i need some help with my account
+press 0
+pause 20
+say thanks for picking up
+hangup
+";
+
+/// The conversation id of a report.
+pub fn conv(report: &Value) -> String {
+    report["conversation_id"].as_str().expect("conversation_id").to_string()
+}
+
+/// A conversation's domain events as stored in the database at `db`, as JSON.
+pub fn events(db: &Path, conv: &str) -> Vec<Value> {
+    ivrx::store::sqlite::Reader::new(db.to_path_buf())
+        .events(conv, 0)
+        .unwrap()
+        .into_iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect()
+}
+
+/// Kills a child process with SIGKILL (no clean shutdown) and reaps it.
+pub fn kill9(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 /// The caller utterances of a report, in order.

@@ -66,32 +66,52 @@ impl GatherSpec {
     /// The spec of a `gather_using_speak` command.
     pub fn from_gather_using_speak(b: &GatherUsingSpeak) -> Self {
         let ssml = b.payload_type.as_deref() == Some("ssml");
-        let (min_digits, max_digits) = digit_bounds(b.minimum_digits, b.maximum_digits);
         Self {
-            valid_digits: valid_set(b.valid_digits.as_ref()),
-            min_digits,
-            max_digits,
-            terminating_digit: terminating(b.terminating_digit.as_ref()),
             first_timeout: millis(b.timeout_millis, 60_000),
-            inter_digit_timeout: millis(b.inter_digit_timeout_millis, 5_000),
-            overall_timeout: None,
             max_tries: b.maximum_tries.unwrap_or(3).clamp(1, 10),
             prompt: Some(spoken_text(b.payload.as_deref().unwrap_or_default(), ssml)),
             invalid_prompt: b.invalid_payload.as_deref().filter(|s| !s.trim().is_empty()).map(|p| spoken_text(p, ssml)),
+            ..Self::keys(
+                b.valid_digits.as_ref(),
+                (b.minimum_digits, b.maximum_digits),
+                b.terminating_digit.as_ref(),
+                b.inter_digit_timeout_millis,
+            )
         }
     }
 
     /// The spec of a `gather` command (no prompt, one try).
     pub fn from_gather(b: &Gather) -> Self {
-        let (min_digits, max_digits) = digit_bounds(b.minimum_digits, b.maximum_digits);
         Self {
-            valid_digits: valid_set(b.valid_digits.as_ref()),
+            first_timeout: millis(b.initial_timeout_millis, 5_000),
+            overall_timeout: Some(millis(b.timeout_millis, 60_000)),
+            ..Self::keys(
+                b.valid_digits.as_ref(),
+                (b.minimum_digits, b.maximum_digits),
+                b.terminating_digit.as_ref(),
+                b.inter_digit_timeout_millis,
+            )
+        }
+    }
+
+    /// The keys both commands take, from the fields they share: one try,
+    /// no prompt, no overall limit, and no wait for the first key (each
+    /// command sets its own).
+    fn keys(
+        valid: Option<&String>,
+        (min, max): (Option<u32>, Option<u32>),
+        terminating_digit: Option<&String>,
+        inter_digit_millis: Option<u64>,
+    ) -> Self {
+        let (min_digits, max_digits) = digit_bounds(min, max);
+        Self {
+            valid_digits: valid_set(valid),
             min_digits,
             max_digits,
-            terminating_digit: terminating(b.terminating_digit.as_ref()),
-            first_timeout: millis(b.initial_timeout_millis, 5_000),
-            inter_digit_timeout: millis(b.inter_digit_timeout_millis, 5_000),
-            overall_timeout: Some(millis(b.timeout_millis, 60_000)),
+            terminating_digit: terminating(terminating_digit),
+            first_timeout: Duration::ZERO,
+            inter_digit_timeout: millis(inter_digit_millis, 5_000),
+            overall_timeout: None,
             max_tries: 1,
             prompt: None,
             invalid_prompt: None,

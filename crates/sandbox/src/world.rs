@@ -703,18 +703,7 @@ impl World {
 
     fn info(&self, id: u64) -> Option<CallInfo> {
         let leg = self.legs.get(&id)?;
-        Some(CallInfo {
-            call_control_id: leg.ccid.to_string(),
-            call_leg_id: leg.leg_uuid.to_string(),
-            call_session_id: leg.session_uuid.to_string(),
-            is_alive: false,
-            record_type: "call".into(),
-            client_state: None,
-            call_duration: None,
-            start_time: None,
-            end_time: None,
-            extra: Map::new(),
-        })
+        Some(dial_answer(leg.ccid.to_string(), leg.leg_uuid.to_string(), leg.session_uuid.to_string()))
     }
 
     fn emit_initiated(&mut self, id: u64, at: VTime) {
@@ -1214,11 +1203,12 @@ pub(crate) enum AppendError {
     NotLive,
 }
 
-fn unreachable_info() -> CallInfo {
+/// The answer to a dial: the new call's ids, not alive yet.
+fn dial_answer(call_control_id: String, call_leg_id: String, call_session_id: String) -> CallInfo {
     CallInfo {
-        call_control_id: String::new(),
-        call_leg_id: String::new(),
-        call_session_id: String::new(),
+        call_control_id,
+        call_leg_id,
+        call_session_id,
         is_alive: false,
         record_type: "call".into(),
         client_state: None,
@@ -1227,6 +1217,10 @@ fn unreachable_info() -> CallInfo {
         end_time: None,
         extra: Map::new(),
     }
+}
+
+fn unreachable_info() -> CallInfo {
+    dial_answer(String::new(), String::new(), String::new())
 }
 
 fn check_base64_state(cs: &str) -> Result<(), CommandError> {

@@ -289,7 +289,7 @@ pub struct MessageSender {
 }
 
 /// One message of a conversation (`GET /v1/conversations/{id}/messages`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationMessage {
     /// Message id.

@@ -498,13 +498,8 @@ mod tests {
         ConversationMessage {
             id: id.into(),
             text: text.into(),
-            from: None,
-            start_time: None,
-            end_time: None,
-            time_offset: None,
-            duration: None,
-            conversation_id: None,
             sentiment: score.map(|s| Sentiment { polarity: Polarity { score: s }, suggested: None }),
+            ..ConversationMessage::default()
         }
     }
 

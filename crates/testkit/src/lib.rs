@@ -4,6 +4,9 @@
 //! - [`symbl_standin`]: a local stand-in for the Symbl.ai API, written from
 //!   its documentation, so the real Symbl client runs against it.
 //! - [`postgres`]: a throw-away PostgreSQL cluster for the tests that need one.
+//! - [`conversation`]: domain events of a call that asks for a person, for
+//!   tests that build conversations by hand.
 
+pub mod conversation;
 pub mod postgres;
 pub mod symbl_standin;

@@ -40,6 +40,33 @@ fn run(args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Starts a cluster of this process's own with the script's extra `flags`.
+fn start(flags: &[&str]) -> Result<Cluster, String> {
+    let pid = std::process::id().to_string();
+    let out = run(&[&["start", "--owner", &pid], flags].concat())?;
+    let mut lines = out.lines();
+    match (lines.next(), lines.next()) {
+        (Some(url), Some(dir)) => Ok(Cluster { url: url.to_string(), dir: PathBuf::from(dir) }),
+        _ => Err(format!("unexpected output from pg-test-cluster start: {out:?}")),
+    }
+}
+
+/// A started cluster, or `None` after saying on stderr why tests skip;
+/// `needed` and `what` name the kind of PostgreSQL in the two messages.
+///
+/// # Panics
+/// Under CI, when it could not be started.
+fn or_skip<C>(started: Result<C, impl std::fmt::Display>, needed: &str, what: &str) -> Option<C> {
+    match started {
+        Ok(c) => Some(c),
+        Err(e) if in_ci() => panic!("{needed} is needed by this test under CI and could not be started: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: {what} could not be started for this test ({e})");
+            None
+        }
+    }
+}
+
 /// The process's cluster, started on first use; `None` (after saying why on
 /// stderr) when PostgreSQL is not available outside CI.
 ///
@@ -47,23 +74,7 @@ fn run(args: &[&str]) -> Result<String, String> {
 /// Under CI, when the cluster cannot be started.
 pub fn cluster() -> Option<&'static Cluster> {
     static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
-    let started = CLUSTER.get_or_init(|| {
-        let pid = std::process::id().to_string();
-        let out = run(&["start", "--owner", &pid])?;
-        let mut lines = out.lines();
-        match (lines.next(), lines.next()) {
-            (Some(url), Some(dir)) => Ok(Cluster { url: url.to_string(), dir: PathBuf::from(dir) }),
-            _ => Err(format!("unexpected output from pg-test-cluster start: {out:?}")),
-        }
-    });
-    match started {
-        Ok(c) => Some(c),
-        Err(e) if in_ci() => panic!("PostgreSQL is needed by this test under CI and could not be started: {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED: PostgreSQL could not be started for this test ({e})");
-            None
-        }
-    }
+    or_skip(CLUSTER.get_or_init(|| start(&[])).as_ref(), "PostgreSQL", "PostgreSQL")
 }
 
 impl Cluster {
@@ -74,24 +85,7 @@ impl Cluster {
     /// # Panics
     /// Under CI, when it cannot be started.
     pub fn start_with_tls() -> Option<Cluster> {
-        let pid = std::process::id().to_string();
-        let started = run(&["start", "--owner", &pid, "--tls"]).and_then(|out| {
-            let mut lines = out.lines();
-            match (lines.next(), lines.next()) {
-                (Some(url), Some(dir)) => Ok(Cluster { url: url.to_string(), dir: PathBuf::from(dir) }),
-                _ => Err(format!("unexpected output from pg-test-cluster start: {out:?}")),
-            }
-        });
-        match started {
-            Ok(c) => Some(c),
-            Err(e) if in_ci() => {
-                panic!("a TLS PostgreSQL is needed by this test under CI and could not be started: {e}")
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: PostgreSQL with TLS could not be started for this test ({e})");
-                None
-            }
-        }
+        or_skip(start(&["--tls"]), "a TLS PostgreSQL", "PostgreSQL with TLS")
     }
 
     /// The CA that signed a TLS cluster's certificate.

@@ -482,19 +482,7 @@ impl Session {
         at: DateTime<Utc>,
         out: &mut Vec<Effect>,
     ) {
-        self.record(
-            at,
-            DomainEvent::Scored {
-                seq,
-                speaker,
-                score: score.score,
-                label: score.label,
-                trackers: score.trackers.clone(),
-                engine: score.engine.clone(),
-                policy,
-            },
-            out,
-        );
+        self.record(at, DomainEvent::scored(seq, speaker, score, &score.engine, policy), out);
     }
 
     /// The IVR's answer to a caller utterance that did not trigger a transfer.

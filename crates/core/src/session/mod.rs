@@ -345,6 +345,20 @@ pub struct Recorded {
     pub event: DomainEvent,
 }
 
+impl Recorded {
+    /// Event `n` of a conversation that started at `started_at`, `offset_ms` into it.
+    pub fn at_offset(
+        conversation_id: &str,
+        n: u64,
+        started_at: DateTime<Utc>,
+        offset_ms: u64,
+        event: DomainEvent,
+    ) -> Self {
+        let at = started_at + chrono::Duration::milliseconds(offset_ms as i64);
+        Recorded { conversation_id: conversation_id.to_string(), n, at, offset_ms, event }
+    }
+}
+
 /// Transfer progress states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -477,6 +491,20 @@ impl DomainEvent {
             DomainEvent::CommandFailed { .. } => "command_failed",
             DomainEvent::EngineFallback { .. } => "engine_fallback",
             DomainEvent::CallEnded { .. } => "call_ended",
+        }
+    }
+
+    /// The record of an utterance's score by `engine`, with the policy's
+    /// numbers after it (caller only).
+    pub fn scored(seq: u32, speaker: Speaker, score: &Score, engine: &str, policy: Option<PolicySnapshot>) -> Self {
+        DomainEvent::Scored {
+            seq,
+            speaker,
+            score: score.score,
+            label: score.label,
+            trackers: score.trackers.clone(),
+            engine: engine.to_string(),
+            policy,
         }
     }
 }

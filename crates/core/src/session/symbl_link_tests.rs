@@ -8,6 +8,7 @@ use ivrx_telnyx::conferences::ConferenceCommand;
 use ivrx_telnyx::events::Event;
 use serde_json::{json, Value};
 
+use super::super::tests::events;
 use super::super::*;
 use crate::settings::TransferMode;
 
@@ -46,15 +47,6 @@ fn answer_transcribes(fx: &[Effect]) -> Option<bool> {
 
 fn names(fx: &[Effect]) -> Vec<&'static str> {
     sends(fx).iter().map(|c| c.action_name()).collect()
-}
-
-fn events(fx: &[Effect]) -> Vec<DomainEvent> {
-    fx.iter()
-        .filter_map(|e| match e {
-            Effect::Record(r) => Some(r.event.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn kinds(fx: &[Effect]) -> Vec<&'static str> {

@@ -162,7 +162,8 @@ fn dials(fx: &[Effect]) -> Vec<Dial> {
         .collect()
 }
 
-fn events(fx: &[Effect]) -> Vec<DomainEvent> {
+/// The domain events the effects record, in order.
+pub(super) fn events(fx: &[Effect]) -> Vec<DomainEvent> {
     fx.iter()
         .filter_map(|e| match e {
             Effect::Record(r) => Some(r.event.clone()),

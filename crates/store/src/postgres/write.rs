@@ -1,5 +1,5 @@
 //! Commits a batch of writes to PostgreSQL in one transaction, with the
-//! same statements' meaning as SQLite's (see [`crate::projection`]): every
+//! statements SQLite runs too (see [`crate::projection::sql`]): every
 //! statement is idempotent, so a replayed event changes nothing, and an
 //! event id is stored once (its primary key) whichever instance receives it.
 
@@ -12,7 +12,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::journal::WriteOp;
 use crate::model::{enum_name, WebhookRecord};
-use crate::projection;
+use crate::projection::{self, sql};
 
 type Result<T> = std::result::Result<T, tokio_postgres::Error>;
 
@@ -57,17 +57,11 @@ pub(super) async fn commit(
                     apply_event(&tx, r).await?;
                 }
                 if let Some(s) = &t.session {
-                    run(
-                        &tx,
-                        "INSERT INTO sessions (conversation_id, state, ended, updated_at) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (conversation_id) DO UPDATE SET state = excluded.state, ended = excluded.ended,
-                         updated_at = excluded.updated_at",
-                        &[&text(&t.conversation_id), &text(&s.state), &s.ended, &Utc::now()],
-                    )
-                    .await?;
+                    run(&tx, sql::SESSION, &[&text(&t.conversation_id), &text(&s.state), &s.ended, &Utc::now()])
+                        .await?;
                 }
                 for id in &t.processed {
-                    run(&tx, "UPDATE webhooks SET processed = true WHERE event_id = $1", &[&text(id)]).await?;
+                    run(&tx, sql::WEBHOOK_PROCESSED, &[&text(id)]).await?;
                 }
                 true
             }
@@ -75,9 +69,7 @@ pub(super) async fn commit(
             WriteOp::Insights { conversation_id, source, insights } => {
                 run(
                     &tx,
-                    "INSERT INTO insights (conversation_id, source, body, created_at) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (conversation_id, source) DO UPDATE SET body = excluded.body,
-                     created_at = excluded.created_at",
+                    sql::INSIGHTS,
                     &[&text(conversation_id), &text(source), &text(&insights.to_string()), &Utc::now()],
                 )
                 .await?;
@@ -97,9 +89,7 @@ async fn record_webhook(tx: &Transaction<'_>, w: &WebhookRecord) -> Result<bool>
     let received_at: DateTime<Utc> = w.received_at;
     let inserted = run(
         tx,
-        "INSERT INTO webhooks
-         (event_id, received_at, event_type, call_control_id, conversation_id, attempt, outcome, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
+        sql::WEBHOOK,
         &[
             &text(&w.event_id),
             &received_at,
@@ -127,13 +117,7 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
     let conv = text(&r.conversation_id);
     let off = r.offset_ms as i64;
     let n = r.n as i64;
-    let inserted = run(
-        tx,
-        "INSERT INTO events (conversation_id, n, kind, at, offset_ms, body) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (conversation_id, n) DO NOTHING",
-        &[&conv, &n, &r.event.kind(), &r.at, &off, &text(&projection::body(r))],
-    )
-    .await?;
+    let inserted = run(tx, sql::EVENT, &[&conv, &n, &r.event.kind(), &r.at, &off, &text(&projection::body(r))]).await?;
     if inserted == 0 {
         return Ok(()); // already applied
     }
@@ -141,8 +125,7 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
         DomainEvent::CallStarted { call_control_id, direction, from, to } => {
             run(
                 tx,
-                "INSERT INTO conversations (id, started_at, direction, caller, callee, caller_call_control_id)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                sql::CALL_STARTED,
                 &[&conv, &r.at, &text(direction), &opt_text(from), &opt_text(to), &text(call_control_id)],
             )
             .await?;
@@ -150,9 +133,7 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
         DomainEvent::LegJoined { role, call_control_id, call_leg_id, call_session_id, from, to } => {
             run(
                 tx,
-                "INSERT INTO legs (call_control_id, conversation_id, role, call_leg_id, call_session_id,
-                 from_number, to_number, joined_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (call_control_id) DO NOTHING",
+                sql::LEG_JOINED,
                 &[
                     &text(call_control_id),
                     &conv,
@@ -167,27 +148,15 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
             .await?;
         }
         DomainEvent::LegAnswered { call_control_id, .. } => {
-            run(
-                tx,
-                "UPDATE legs SET answered_ms = $2 WHERE call_control_id = $1 AND answered_ms IS NULL",
-                &[&text(call_control_id), &off],
-            )
-            .await?;
+            run(tx, sql::LEG_ANSWERED, &[&text(call_control_id), &off]).await?;
         }
         DomainEvent::LegEnded { call_control_id, cause, source, .. } => {
-            run(
-                tx,
-                "UPDATE legs SET ended_ms = $2, hangup_cause = $3, hangup_source = $4
-                 WHERE call_control_id = $1 AND ended_ms IS NULL",
-                &[&text(call_control_id), &off, &opt_text(cause), &opt_text(source)],
-            )
-            .await?;
+            run(tx, sql::LEG_ENDED, &[&text(call_control_id), &off, &opt_text(cause), &opt_text(source)]).await?;
         }
         DomainEvent::Utterance { seq, speaker, text: said, confidence, caller_index } => {
             run(
                 tx,
-                "INSERT INTO utterances (conversation_id, seq, speaker, caller_index, offset_ms, text, confidence)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (conversation_id, seq) DO NOTHING",
+                sql::UTTERANCE,
                 &[&conv, &int(*seq), &speaker.as_str(), &caller_index.map(int), &off, &text(said), confidence],
             )
             .await?;
@@ -197,8 +166,7 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
             let policy = policy.as_ref().and_then(projection::json);
             run(
                 tx,
-                "UPDATE utterances SET score = $3, label = $4, trackers = $5, engine = $6, policy = $7
-                 WHERE conversation_id = $1 AND seq = $2",
+                sql::SCORED,
                 &[&conv, &int(*seq), score, &label.as_str(), &text(&trackers), &text(engine), &opt_text(&policy)],
             )
             .await?;
@@ -209,9 +177,7 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
             let trigger_index = projection::trigger_index(decision).map(int);
             run(
                 tx,
-                "INSERT INTO decisions (conversation_id, n, offset_ms, source, reason, queue, trigger_index,
-                 trigger_text, trigger_phrase, tracker, numbers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (conversation_id, n) DO NOTHING",
+                sql::DECISION,
                 &[
                     &conv,
                     &n,
@@ -229,9 +195,7 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
             .await?;
             run(
                 tx,
-                "UPDATE conversations SET decision_reason = $2, decision_source = $3, queue = $4, trigger_index = $5,
-                 trigger_text = $6, trigger_phrase = $7, decision_ms = $8
-                 WHERE id = $1",
+                sql::CONVERSATION_DECISION,
                 &[
                     &conv,
                     &decision.reason.as_str(),
@@ -246,24 +210,12 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
             .await?;
         }
         DomainEvent::Transfer { attempt, queue, target, mode, status, detail, agent_call_control_id } => {
-            let stmt = tx
-                .prepare_cached("SELECT COALESCE(max(n), 0)::bigint FROM decisions WHERE conversation_id = $1")
-                .await?;
+            let stmt = tx.prepare_cached(sql::LATEST_DECISION).await?;
             let decision_n: i64 = tx.query_one(&stmt, &[&conv]).await?.get(0);
             let (answered, connected, ended) = projection::transfer_times(*status, off);
             run(
                 tx,
-                "INSERT INTO transfers (conversation_id, decision_n, attempt, queue, target, mode, status, detail,
-                 agent_call_control_id, requested_ms, answered_ms, connected_ms, ended_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                 ON CONFLICT (conversation_id, decision_n, attempt) DO UPDATE SET
-                   status = CASE WHEN transfers.status = 'failed' AND excluded.status = 'attempt_failed'
-                                 THEN transfers.status ELSE excluded.status END,
-                   detail = COALESCE(excluded.detail, transfers.detail),
-                   agent_call_control_id = COALESCE(excluded.agent_call_control_id, transfers.agent_call_control_id),
-                   answered_ms = COALESCE(transfers.answered_ms, excluded.answered_ms),
-                   connected_ms = COALESCE(transfers.connected_ms, excluded.connected_ms),
-                   ended_ms = COALESCE(transfers.ended_ms, excluded.ended_ms)",
+                sql::TRANSFER,
                 &[
                     &conv,
                     &decision_n,
@@ -282,24 +234,10 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
             )
             .await?;
             let transferred = *status == TransferStatus::Connected;
-            run(
-                tx,
-                "UPDATE conversations SET transfer_status = $2,
-                   transferred = transferred OR $3,
-                   connected_ms = COALESCE(connected_ms, $4)
-                 WHERE id = $1",
-                &[&conv, &status.as_str(), &transferred, &connected],
-            )
-            .await?;
+            run(tx, sql::CONVERSATION_TRANSFER, &[&conv, &status.as_str(), &transferred, &connected]).await?;
         }
         DomainEvent::CallEnded { reason } => {
-            run(
-                tx,
-                "UPDATE conversations SET status = 'ended', ended_at = $2, end_reason = $3, duration_ms = $4
-                 WHERE id = $1 AND status != 'ended'",
-                &[&conv, &r.at, &text(reason), &off],
-            )
-            .await?;
+            run(tx, sql::CALL_ENDED, &[&conv, &r.at, &text(reason), &off]).await?;
         }
         DomainEvent::IvrSaid { .. }
         | DomainEvent::Dtmf { .. }

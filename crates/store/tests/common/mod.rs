@@ -4,39 +4,24 @@
 #![allow(dead_code)]
 
 use chrono::{TimeZone, Utc};
-use ivrx_core::policy::{Decision, PolicySnapshot, Reason};
 use ivrx_core::session::{DecisionSource, DomainEvent, Recorded, Role, Speaker, TransferStatus};
 use ivrx_core::settings::TransferMode;
 use ivrx_intel::{Label, TrackerHit};
 use ivrx_store::{Journal, Transition, WebhookOutcome, WebhookRecord};
+use ivrx_testkit::conversation::{asked_for_human, call_started, caller_scored};
 
 pub fn rec(n: u64, offset_ms: u64, event: DomainEvent) -> Recorded {
     rec_in("c1", n, offset_ms, event)
 }
 
 pub fn rec_in(conv: &str, n: u64, offset_ms: u64, event: DomainEvent) -> Recorded {
-    let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
-    Recorded {
-        conversation_id: conv.into(),
-        n,
-        at: t0 + chrono::Duration::milliseconds(offset_ms as i64),
-        offset_ms,
-        event,
-    }
+    Recorded::at_offset(conv, n, Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(), offset_ms, event)
 }
 
 /// A call that asks for a person (with a card number in the trigger) and is
 /// connected to an agent.
 pub fn call() -> Vec<Recorded> {
-    let decision = Decision {
-        reason: Reason::AskedForHuman,
-        queue: "support".into(),
-        trigger_index: 2,
-        trigger_text: "get me a real person my card is 4111 1111 1111 1111".into(),
-        trigger_phrase: Some("real person".into()),
-        tracker: Some("asks_for_human".into()),
-        numbers: PolicySnapshot::default(),
-    };
+    let decision = asked_for_human("get me a real person my card is 4111 1111 1111 1111");
     let transfer = |n, off, status| {
         rec(
             n,
@@ -53,16 +38,7 @@ pub fn call() -> Vec<Recorded> {
         )
     };
     vec![
-        rec(
-            1,
-            0,
-            DomainEvent::CallStarted {
-                call_control_id: "v3:a".into(),
-                direction: "incoming".into(),
-                from: Some("+1555".into()),
-                to: Some("+1800".into()),
-            },
-        ),
+        rec(1, 0, call_started()),
         rec(
             2,
             0,
@@ -86,19 +62,7 @@ pub fn call() -> Vec<Recorded> {
                 caller_index: Some(1),
             },
         ),
-        rec(
-            4,
-            4001,
-            DomainEvent::Scored {
-                seq: 1,
-                speaker: Speaker::Caller,
-                score: -0.4,
-                label: Label::Negative,
-                trackers: vec![],
-                engine: "local".into(),
-                policy: None,
-            },
-        ),
+        rec(4, 4001, caller_scored(1, -0.4, Label::Negative, vec![], None)),
         rec(
             5,
             9000,
@@ -113,15 +77,7 @@ pub fn call() -> Vec<Recorded> {
         rec(
             6,
             9001,
-            DomainEvent::Scored {
-                seq: 2,
-                speaker: Speaker::Caller,
-                score: -0.2,
-                label: Label::Neutral,
-                trackers: vec![TrackerHit::new("asks_for_human", "real person")],
-                engine: "local".into(),
-                policy: None,
-            },
+            caller_scored(2, -0.2, Label::Neutral, vec![TrackerHit::new("asks_for_human", "real person")], None),
         ),
         rec(7, 9001, DomainEvent::Decision { source: DecisionSource::Policy, decision }),
         transfer(8, 9001, TransferStatus::Dialing),
