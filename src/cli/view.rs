@@ -261,7 +261,7 @@ impl ConversationView {
 mod tests {
     use super::*;
     use crate::intel::{Label, TrackerHit};
-    use crate::policy::PolicySnapshot;
+    use crate::policy::{Decision, PolicySnapshot, Reason};
     use crate::session::DecisionSource;
     use ivrx_testkit::conversation::{asked_for_human, call_started, caller_scored};
 
