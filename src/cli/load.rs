@@ -93,13 +93,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     // The measurement window.
     let before = stats(&server, false).await?;
     server.post("/api/v1/stats/reset", &json!({})).await?;
-    let held_before = match carrier.track_deliveries().await {
-        Ok(s) => s.clock_held_secs,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(exit::code(exit::UNREACHABLE));
-        }
-    };
+    // A failure here reaches `exit::report`, which gives the sandbox's codes.
+    let held_before = carrier.track_deliveries().await?.clock_held_secs;
     let mut memory = MemoryReport { baseline_rss_kib: before.memory.rss_kib, ..MemoryReport::default() };
 
     let plan = mix.assign(calls);
