@@ -17,7 +17,7 @@ use crate::intel::Score;
 use crate::server::outbox;
 use crate::server::symbl_link::SymblEvent;
 use crate::session::{
-    DomainEvent, Effect, Input, LegCheck, ManualTransfer, Recorded, Role, Session, SymblInput, TransferRefused,
+    DomainEvent, Effect, Input, LegCheck, ManualTransfer, Recorded, Session, SymblInput, TransferRefused,
 };
 use crate::store::{SessionState, StoreError, Transition};
 use crate::telnyx::events::{Envelope, Event};
@@ -298,7 +298,8 @@ impl Worker {
 
     /// Carries out effects, in order, with those they lead to: records are
     /// kept for the checkpoint and streamed after it, utterances are scored
-    /// (at once, or answered later), commands go to the conversation's sender.
+    /// (at once, or answered later), commands go to the conversation's sender,
+    /// legs to the registry, decisions to the metrics.
     fn run(&mut self, effects: Vec<Effect>, received: Option<Instant>) {
         let mut queue: VecDeque<Effect> = effects.into();
         while let Some(effect) = queue.pop_front() {
@@ -315,6 +316,15 @@ impl Worker {
                     self.commands.send(cmd, started);
                 }
                 Effect::Release { command, round } => self.commands.release(command, round),
+                Effect::RouteLeg { call_control_id, call_leg_id } => {
+                    for id in std::iter::once(call_control_id).chain(call_leg_id) {
+                        self.calls.register_leg(&id, self.session.id());
+                        self.legs.push(id);
+                    }
+                }
+                Effect::Decided(reason) => self.shared().metrics.decision(reason.as_str()),
+                Effect::FinishScoring => self.scoring.finish(),
+                Effect::SymblJoined => self.scoring.pstn_arrived(),
                 Effect::StartSymbl => {
                     if !self.scoring.start_pstn() {
                         let failed = SymblInput::Failed { reason: "Symbl is not configured".into(), at: self.last_at };
@@ -324,6 +334,11 @@ impl Worker {
                 Effect::StopSymbl { fallback } => {
                     self.scoring.stop_pstn(fallback);
                     if fallback {
+                        tracing::error!(
+                            conversation = self.session.id(),
+                            reason = self.session.symbl_failure().unwrap_or_default(),
+                            "Symbl failed for this call; it continues on Telnyx transcription and the local engine"
+                        );
                         // Whatever still waits for Symbl is scored here and now.
                         self.scoring.fall_back();
                         queue.extend(self.scoring.score_waiting_locally(&mut self.session, self.last_at));
@@ -333,29 +348,9 @@ impl Worker {
         }
     }
 
-    /// A domain event: what it means for the registry, the metrics and the
-    /// scoring backend; then kept for the checkpoint and live followers.
+    /// Keeps a domain event for the checkpoint and live followers (interim
+    /// transcripts are streamed only).
     fn record(&mut self, r: Recorded) {
-        match &r.event {
-            DomainEvent::LegJoined { call_control_id, call_leg_id, role, .. } => {
-                for id in std::iter::once(call_control_id).chain(call_leg_id) {
-                    self.calls.register_leg(id, &r.conversation_id);
-                    self.legs.push(id.clone());
-                }
-                if *role == Role::Symbl {
-                    self.scoring.pstn_arrived();
-                }
-            }
-            DomainEvent::Decision { decision, .. } => self.shared().metrics.decision(decision.reason.as_str()),
-            DomainEvent::CallEnded { .. } => self.scoring.finish(),
-            DomainEvent::EngineFallback { reason, .. } if self.shared().engine.dial_in().is_some() => {
-                tracing::error!(
-                    conversation = %r.conversation_id, %reason,
-                    "Symbl failed for this call; it continues on Telnyx transcription and the local engine"
-                );
-            }
-            _ => {}
-        }
         if !matches!(r.event, DomainEvent::Interim { .. }) {
             self.pending.push(r.clone());
         }
