@@ -213,6 +213,39 @@ async fn duplicates_are_acknowledged_once_processed_once() {
 }
 
 #[tokio::test]
+async fn a_webhook_for_a_full_inbox_is_refused_unacknowledged_then_taken_when_delivered_again() {
+    let f = fixture().await;
+    f.post(initiated("e1")).await;
+    assert_eq!(f.actions(1).await, vec!["answer"]);
+    let state = f.log.lock().unwrap()[0].2["client_state"].as_str().unwrap().to_string();
+    let calls = &f.server.app.calls;
+    let conv = calls.resolve("v3:caller").expect("the call is in progress");
+    // Hold every place the inbox gives to messages from outside.
+    let mut held = Vec::new();
+    while let Ok(slot) = calls.reserve(&conv, false) {
+        held.push(slot);
+        assert!(held.len() <= ivrx::server::calls::INBOX, "the inbox is bounded");
+    }
+    assert!(held.len() + ivrx::server::calls::RESERVED_FOR_REPORTS <= ivrx::server::calls::INBOX);
+    let answered = envelope("e2", "call.answered", json!({"call_control_id": "v3:caller", "client_state": state}));
+    let (status, body) = f.post(answered.clone()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("inbox is full"), "{body}");
+    let store = &f.server.app.store;
+    store.flush().await.unwrap();
+    assert_eq!(store.missing_webhooks(&["e2".to_string()]).await.unwrap(), ["e2"], "not stored: not acknowledged");
+    let metrics = f.server.app.metrics.render();
+    assert!(metrics.contains(r#"outcome="busy""#), "the refusal is counted: {metrics}");
+    // Telnyx delivers it again once there is room: not a duplicate, taken and acted on.
+    drop(held);
+    let (status, body) = f.post(answered).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("accepted")), "{body}");
+    assert_eq!(f.actions(2).await, vec!["answer", "gather_using_speak"]);
+    store.flush().await.unwrap();
+    assert!(store.missing_webhooks(&["e2".to_string()]).await.unwrap().is_empty(), "stored once acknowledged");
+}
+
+#[tokio::test]
 async fn forged_stale_missing_malformed_and_replayed_signatures_get_401() {
     let f = fixture().await;
     let body = initiated("e1");

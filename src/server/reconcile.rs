@@ -113,7 +113,7 @@ pub async fn pass(calls: &Calls, suspects: &mut HashSet<String>, at_start: bool)
             result.gone += 1;
         }
         let check = LegCheck { call_control_id: ccid, role, alive, at: Utc::now() };
-        calls.dispatch(&conv, WorkerMsg::Input(Input::LegChecked(check)));
+        calls.deliver(&conv, WorkerMsg::Input(Input::LegChecked(check)));
     }
     *suspects = gone_now;
     result

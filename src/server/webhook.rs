@@ -1,16 +1,19 @@
 //! `POST /webhooks/telnyx`: verify the signature over the raw bytes (fresh
 //! timestamp, never reused for other bytes), parse, de-duplicate on the event
-//! id, route, store the raw webhook, hand it to the conversation's worker and
-//! acknowledge. A delivery of an event already stored (a carrier retry, or the
-//! very same signed bytes again) is acknowledged as a duplicate and changes
-//! nothing. The slow work (scoring, commands) happens after the acknowledgement.
+//! id, route, hold room in the conversation's inbox, store the raw webhook,
+//! hand it to the conversation's worker and acknowledge. A delivery of an
+//! event already stored (a carrier retry, or the very same signed bytes
+//! again) is acknowledged as a duplicate and changes nothing. When the
+//! conversation's inbox is full the webhook is refused with `503`, neither
+//! stored nor remembered as seen, so that Telnyx's next delivery of it is
+//! taken. The slow work (scoring, commands) happens after the acknowledgement.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -105,6 +108,23 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     // processes webhooks exactly as they were first processed, so the
     // commands it decides again carry the same command_ids.
     let order = app.dispatch_order.lock().unwrap_or_else(|p| p.into_inner());
+    // Room in the worker's inbox first: only a webhook it will take is stored
+    // and acknowledged.
+    let slot = match (&conversation_id, outcome) {
+        (Some(conv), WebhookOutcome::Accepted) => match app.calls.reserve(conv, matches!(route, Route::New(_))) {
+            Ok(slot) => Some(slot),
+            Err(busy) => {
+                drop(order);
+                app.seen.remove(&event_id);
+                app.metrics.webhook(event.event_type(), "busy");
+                tracing::warn!(conversation = %conv, event_type = event.event_type(), "webhook refused: {busy}");
+                let retry = [(RETRY_AFTER, "1")];
+                return (StatusCode::SERVICE_UNAVAILABLE, retry, Json(json!({ "error": busy.to_string() })))
+                    .into_response();
+            }
+        },
+        _ => None,
+    };
     let committed = app.store.record_webhook(WebhookRecord {
         event_id: event_id.clone(),
         received_at,
@@ -119,19 +139,20 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     if let (Route::DialIn, WebhookOutcome::Accepted) = (&route, outcome) {
         app.calls.dial_in(&event);
     }
-    if let (Some(conv), WebhookOutcome::Accepted) = (conversation_id, outcome) {
+    if let Some(slot) = slot {
         let occurred_at = envelope
             .data
             .occurred_at
             .as_deref()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&chrono::Utc));
-        let msg =
-            WorkerMsg::Webhook(Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 });
-        match route {
-            Route::New(_) => app.calls.dispatch_new(&conv, msg),
-            _ => app.calls.dispatch(&conv, msg),
-        }
+        slot.send(WorkerMsg::Webhook(Webhook {
+            event: Box::new(event),
+            event_id,
+            occurred_at,
+            received_at,
+            received: t0,
+        }));
     }
     drop(order);
     // Acknowledge once the raw webhook is on disk, so an accepted event survives

@@ -7,6 +7,7 @@ use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::registry::Calls;
@@ -58,6 +59,23 @@ pub enum WorkerMsg {
     Answered { command_id: String },
 }
 
+/// A conversation worker's inbox, as the registry and the worker's helpers
+/// (command sender, scorer, Symbl link) hold it. Bounded: see
+/// [`INBOX`](super::registry::INBOX) for what happens when it is full.
+pub type WorkerInbox = mpsc::Sender<WorkerMsg>;
+
+/// Hands the worker a report without waiting: at once when there is room,
+/// otherwise from a task that waits for room. For a helper that cannot wait
+/// (the worker itself, or code it calls); the report is never dropped.
+pub(crate) fn report_soon(worker: &WorkerInbox, msg: WorkerMsg) {
+    if let Err(TrySendError::Full(msg)) = worker.try_send(msg) {
+        let worker = worker.clone();
+        tokio::spawn(async move {
+            let _ = worker.send(msg).await;
+        });
+    }
+}
+
 /// Messages handled at most before a checkpoint.
 const BATCH: usize = 64;
 
@@ -90,8 +108,8 @@ struct Worker {
 pub(super) async fn run(
     calls: Calls,
     conv: String,
-    self_tx: mpsc::UnboundedSender<WorkerMsg>,
-    mut rx: mpsc::UnboundedReceiver<WorkerMsg>,
+    self_tx: WorkerInbox,
+    mut rx: mpsc::Receiver<WorkerMsg>,
     fresh: bool,
 ) {
     let shared = calls.shared().clone();
@@ -127,9 +145,11 @@ pub(super) async fn run(
         }
         w.checkpoint();
     }
-    // Leave the registry, then finish whatever was sent before we left.
+    // Leave the registry, then finish whatever was sent, or is sent with a
+    // slot held, before we left (helpers' reports from now on are moot).
     calls.leave(&conv);
-    while let Ok(m) = rx.try_recv() {
+    rx.close();
+    while let Some(m) = rx.recv().await {
         w.handle(m);
     }
     // Whatever an external engine never answered for is scored here, so the
