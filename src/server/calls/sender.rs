@@ -74,6 +74,17 @@ impl Commands {
         }
     }
 
+    /// The worker is leaving: what still waits goes to the ordered sender,
+    /// which finishes alone. It never waits for the worker now (the worker's
+    /// inbox is closed: its reports fail at once), so waiting for room here is safe.
+    pub(super) async fn finish(&mut self) {
+        for next in self.waiting.drain(..) {
+            if self.ordered.send(next).await.is_err() {
+                break;
+            }
+        }
+    }
+
     /// Releases an agent leg: its hangup, apart from the ordered commands,
     /// after a backoff that grows with `round` (kept in the outbox until answered).
     pub(super) fn release(&mut self, cmd: Command, round: u32) {
@@ -230,6 +241,38 @@ async fn send_once(shared: &Shared, cmd: &Command, worker: &WorkerInbox) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intel::LocalEngine;
+    use crate::server::calls::Engine;
+    use crate::telnyx::commands::{Action, Plain};
+
+    fn hangup(n: usize) -> Command {
+        let mut action = Action::Hangup(Plain::default());
+        action.set_command_id(format!("c1-{n}"));
+        Command { call_control_id: Some("leg".into()), role: Role::Caller, request: Request::Action(action) }
+    }
+
+    /// On this single-threaded runtime the ordered sender runs only when the test yields.
+    #[tokio::test]
+    async fn commands_past_the_ordered_queue_wait_in_order_and_go_as_the_sender_takes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = super::super::tests::shared(Engine::Local(Arc::new(LocalEngine::default())), dir.path());
+        let (worker, _inbox) = mpsc::channel(super::super::INBOX);
+        let mut commands = Commands::start(Arc::new(shared), worker);
+        for n in 0..ORDERED + 3 {
+            commands.send(hangup(n), None);
+        }
+        let waiting = |c: &Commands| c.waiting.iter().map(|(c, _)| c.command_id().to_string()).collect::<Vec<_>>();
+        assert_eq!(waiting(&commands), ["c1-32", "c1-33", "c1-34"], "the queue is full; the rest wait in order");
+        assert_eq!(commands.outbox().pending().len(), ORDERED + 3, "all of them in the outbox");
+        commands.answered("c1-0");
+        assert_eq!(waiting(&commands).len(), 3, "no room yet");
+        // The sender takes the first command; its answer hands over the next.
+        tokio::task::yield_now().await;
+        commands.answered("c1-0");
+        let left = waiting(&commands);
+        assert!(left.len() < 3, "{left:?}");
+        assert_eq!(left, ["c1-32", "c1-33", "c1-34"][3 - left.len()..], "the first waiting went first");
+    }
 
     #[test]
     fn backoff_doubles_from_a_second_up_to_half_a_minute() {

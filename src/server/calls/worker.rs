@@ -157,6 +157,7 @@ pub(super) async fn run(
     let fx = w.scoring.score_waiting_locally(&mut w.session, w.last_at);
     w.run(fx, None);
     w.checkpoint();
+    w.commands.finish().await;
     shared.live.remove(&conv);
     calls.forget(&conv, &w.legs);
 }
