@@ -4,8 +4,8 @@
 //! hand it to the conversation's worker and acknowledge. A delivery of an
 //! event already stored (a carrier retry, or the very same signed bytes
 //! again) is acknowledged as a duplicate and changes nothing. When the
-//! conversation's inbox is full the webhook is refused with `503`, neither
-//! stored nor remembered as seen, so that Telnyx's next delivery of it is
+//! conversation's inbox is full the webhook is refused with `503` before it
+//! is remembered as seen or stored, so that Telnyx's next delivery of it is
 //! taken. The slow work (scoring, commands) happens after the acknowledgement.
 
 use std::sync::Arc;
@@ -85,9 +85,13 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         app.metrics.webhook(event.event_type(), "malformed");
         return reply(StatusCode::BAD_REQUEST, "error", "data.id must be a non-empty event id");
     }
-    if !app.seen.insert(&event_id, t0) {
+    let duplicate = || {
         app.metrics.webhook(event.event_type(), "duplicate");
-        return reply(StatusCode::OK, "status", "duplicate");
+        reply(StatusCode::OK, "status", "duplicate")
+    };
+    // A repeat of an event already taken; asked again below, once room is held.
+    if app.seen.check(&event_id, &[], t0) != Seen::New {
+        return duplicate();
     }
     let route = app.calls.route(&event);
     let unknown = matches!(event, Event::Unknown { .. });
@@ -103,19 +107,12 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         Route::To(c) | Route::New(c) => Some(c.clone()),
         Route::DialIn | Route::Unrouted => None,
     };
-    let received_at = chrono::Utc::now();
-    // Stored in the order the worker will see it: a replay after a crash then
-    // processes webhooks exactly as they were first processed, so the
-    // commands it decides again carry the same command_ids.
-    let order = app.dispatch_order.lock().unwrap_or_else(|p| p.into_inner());
-    // Room in the worker's inbox first: only a webhook it will take is stored
-    // and acknowledged.
+    // Room in the worker's inbox before the event counts as seen: only a
+    // webhook its worker will take is remembered, stored and acknowledged.
     let slot = match (&conversation_id, outcome) {
         (Some(conv), WebhookOutcome::Accepted) => match app.calls.reserve(conv, matches!(route, Route::New(_))) {
             Ok(slot) => Some(slot),
             Err(busy) => {
-                drop(order);
-                app.seen.remove(&event_id);
                 app.metrics.webhook(event.event_type(), "busy");
                 tracing::warn!(conversation = %conv, event_type = event.event_type(), "webhook refused: {busy}");
                 let retry = [(RETRY_AFTER, "1")];
@@ -125,6 +122,14 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         },
         _ => None,
     };
+    if !app.seen.insert(&event_id, t0) {
+        return duplicate();
+    }
+    let received_at = chrono::Utc::now();
+    // Stored in the order the worker will see it: a replay after a crash then
+    // processes webhooks exactly as they were first processed, so the
+    // commands it decides again carry the same command_ids.
+    let order = app.dispatch_order.lock().unwrap_or_else(|p| p.into_inner());
     let committed = app.store.record_webhook(WebhookRecord {
         event_id: event_id.clone(),
         received_at,
