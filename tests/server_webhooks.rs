@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use tokio::sync::Notify;
 
 use ivrx::intel::LocalEngine;
 use ivrx::server::{self, ServerHandle, ServerOptions};
@@ -17,18 +18,32 @@ use ivrx::telnyx::{ClientConfig, TelnyxClient, WebhookSigner};
 
 type Log = Arc<Mutex<Vec<(String, String, Value)>>>;
 
-async fn fake_api() -> (String, Log) {
-    let log: Log = Arc::default();
+/// The commands the stand-in received, and a bell rung at each one.
+#[derive(Clone, Default)]
+struct Received {
+    log: Log,
+    bell: Arc<Notify>,
+}
+
+impl Received {
+    fn push(&self, entry: (String, String, Value)) {
+        self.log.lock().unwrap().push(entry);
+        self.bell.notify_waiters();
+    }
+}
+
+async fn fake_api() -> (String, Received) {
+    let received = Received::default();
     async fn action(
-        State(log): State<Log>,
+        State(r): State<Received>,
         Path((id, action)): Path<(String, String)>,
         Json(b): Json<Value>,
     ) -> Json<Value> {
-        log.lock().unwrap().push((id, action, b));
+        r.push((id, action, b));
         Json(json!({"data": {"result": "ok"}}))
     }
-    async fn dial(State(log): State<Log>, Json(b): Json<Value>) -> Json<Value> {
-        log.lock().unwrap().push((String::new(), "dial".into(), b));
+    async fn dial(State(r): State<Received>, Json(b): Json<Value>) -> Json<Value> {
+        r.push((String::new(), "dial".into(), b));
         Json(
             json!({"data": {"call_control_id": "v3:agent", "call_leg_id": "l", "call_session_id": "s", "is_alive": false, "record_type": "call"}}),
         )
@@ -42,17 +57,18 @@ async fn fake_api() -> (String, Log) {
         .route("/v2/calls/{id}/actions/{action}", post(action))
         .route("/v2/calls/{id}", axum::routing::get(retrieve))
         .route("/v2/calls", post(dial))
-        .with_state(log.clone());
+        .with_state(received.clone());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v2", l.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (base, log)
+    (base, received)
 }
 
 struct Fixture {
     server: ServerHandle,
     signer: WebhookSigner,
     log: Log,
+    bell: Arc<Notify>,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -61,7 +77,7 @@ const TOKEN: &str = "test-admin-token-0123456789";
 
 async fn fixture() -> Fixture {
     ivrx::http::tls::install_crypto_provider();
-    let (base, log) = fake_api().await;
+    let (base, Received { log, bell }) = fake_api().await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("ivrx.db"), StoreOptions::default()).unwrap());
     let signer = WebhookSigner::generate();
@@ -83,8 +99,29 @@ async fn fixture() -> Fixture {
     })
     .await
     .unwrap();
-    Fixture { server, signer, log, http: reqwest::Client::new(), _dir: dir }
+    // The stand-in says every call is gone: a leg recorded before the pass
+    // made at start asks about it would be taken for one that ended while
+    // ivrx was not listening. Webhooks come once that pass is done.
+    let started = tokio::time::timeout(PATIENCE, server.reconciled_at_start()).await;
+    assert_eq!(started.expect("the reconciliation at start finishes").open, 0, "nothing was stored before");
+    Fixture { server, signer, log, bell, http: reqwest::Client::new(), _dir: dir }
 }
+
+/// What `probe` finds, once it finds something (asked every 10 ms, up to [`PATIENCE`]).
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Longest wait for what the server does in the background: far more than it
+/// needs on a busy machine.
+const PATIENCE: Duration = Duration::from_secs(60);
 
 fn envelope(id: &str, event_type: &str, payload: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({
@@ -128,15 +165,24 @@ impl Fixture {
         self.post_raw(body, Some(sig), Some(ts.to_string()), "application/json").await
     }
 
+    /// The actions received so far, once there are at least `n`.
     async fn actions(&self, n: usize) -> Vec<String> {
-        for _ in 0..200 {
-            let got: Vec<String> = self.log.lock().unwrap().iter().map(|(_, a, _)| a.clone()).collect();
-            if got.len() >= n {
-                return got;
+        let received = || self.log.lock().unwrap().iter().map(|(_, a, _)| a.clone()).collect::<Vec<String>>();
+        let enough = async {
+            loop {
+                // Listening before looking: a command arriving in between still rings.
+                let bell = self.bell.notified();
+                let got = received();
+                if got.len() >= n {
+                    return got;
+                }
+                bell.await;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        match tokio::time::timeout(PATIENCE, enough).await {
+            Ok(got) => got,
+            Err(_) => panic!("fewer than {n} actions within {PATIENCE:?}: {:?}", received()),
         }
-        self.log.lock().unwrap().iter().map(|(_, a, _)| a.clone()).collect()
     }
 }
 
@@ -164,6 +210,39 @@ async fn duplicates_are_acknowledged_once_processed_once() {
     f.post(envelope("e2", "call.answered", json!({"call_control_id": "v3:caller", "client_state": state}))).await;
     // Transcription started with the answer: no transcription_start.
     assert_eq!(f.actions(2).await, vec!["answer", "gather_using_speak"]);
+}
+
+#[tokio::test]
+async fn a_webhook_for_a_full_inbox_is_refused_unacknowledged_then_taken_when_delivered_again() {
+    let f = fixture().await;
+    f.post(initiated("e1")).await;
+    assert_eq!(f.actions(1).await, vec!["answer"]);
+    let state = f.log.lock().unwrap()[0].2["client_state"].as_str().unwrap().to_string();
+    let calls = &f.server.app.calls;
+    let conv = calls.resolve("v3:caller").expect("the call is in progress");
+    // Hold every place the inbox gives to messages from outside.
+    let mut held = Vec::new();
+    while let Ok(slot) = calls.reserve(&conv, false) {
+        held.push(slot);
+        assert!(held.len() <= ivrx::server::calls::INBOX, "the inbox is bounded");
+    }
+    assert!(held.len() + ivrx::server::calls::RESERVED_FOR_REPORTS <= ivrx::server::calls::INBOX);
+    let answered = envelope("e2", "call.answered", json!({"call_control_id": "v3:caller", "client_state": state}));
+    let (status, body) = f.post(answered.clone()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("inbox is full"), "{body}");
+    let store = &f.server.app.store;
+    store.flush().await.unwrap();
+    assert_eq!(store.missing_webhooks(&["e2".to_string()]).await.unwrap(), ["e2"], "not stored: not acknowledged");
+    let metrics = f.server.app.metrics.render();
+    assert!(metrics.contains(r#"outcome="busy""#), "the refusal is counted: {metrics}");
+    // Telnyx delivers it again once there is room: not a duplicate, taken and acted on.
+    drop(held);
+    let (status, body) = f.post(answered).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("accepted")), "{body}");
+    assert_eq!(f.actions(2).await, vec!["answer", "gather_using_speak"]);
+    store.flush().await.unwrap();
+    assert!(store.missing_webhooks(&["e2".to_string()]).await.unwrap().is_empty(), "stored once acknowledged");
 }
 
 #[tokio::test]
@@ -305,7 +384,7 @@ async fn a_manual_transfer_goes_through_the_guard() {
     let cs = f.log.lock().unwrap()[0].2["client_state"].as_str().unwrap().to_string();
     let answered = envelope("e2", "call.answered", json!({"call_control_id": "v3:caller", "client_state": cs}));
     f.post(answered).await;
-    f.actions(3).await;
+    assert_eq!(f.actions(2).await, vec!["answer", "gather_using_speak"], "the IVR has the caller");
     let transfer =
         |to: Value| f.http.post(f.url("/api/v1/conversations/v3:caller/transfer")).bearer_auth(TOKEN).json(&to).send();
     let r = transfer(json!({"queue": "sales"})).await.unwrap();
@@ -323,25 +402,20 @@ async fn a_leg_whose_hangup_never_comes_is_recorded_as_ended_once_two_checks_fin
     let f = fixture().await;
     f.post(initiated("e1")).await;
     let store = &f.server.app.store;
-    let mut open = Vec::new();
-    for _ in 0..200 {
-        open = store.open_legs().await.unwrap();
-        if !open.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let conv = open.first().expect("the caller's leg is recorded").conversation_id.clone();
+    let open = eventually("the caller's leg is recorded", || async {
+        Some(store.open_legs().await.unwrap()).filter(|o| !o.is_empty())
+    })
+    .await;
+    let conv = open[0].conversation_id.clone();
     let calls = &f.server.app.calls;
     let mut suspects = std::collections::HashSet::new();
     let first = ivrx::server::reconcile::pass(calls, &mut suspects, false).await;
     assert_eq!((first.open, first.gone), (1, 0), "a leg found gone once may have its hangup on the way");
     let second = ivrx::server::reconcile::pass(calls, &mut suspects, false).await;
     assert_eq!((second.open, second.gone), (1, 1));
-    let mut ended = Vec::new();
-    for _ in 0..200 {
+    let ended = eventually("the leg's end is recorded", || async {
         store.flush().await.unwrap();
-        ended = store
+        let ended = store
             .events(&conv, 0)
             .await
             .unwrap()
@@ -351,11 +425,9 @@ async fn a_leg_whose_hangup_never_comes_is_recorded_as_ended_once_two_checks_fin
                 _ => None,
             })
             .collect::<Vec<_>>();
-        if !ended.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        Some(ended).filter(|e| !e.is_empty())
+    })
+    .await;
     let expected = (Some("ended_while_not_listening".to_string()), Some("reconciliation".to_string()));
     assert_eq!(ended, vec![expected]);
     assert!(store.open_legs().await.unwrap().is_empty());

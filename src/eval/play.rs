@@ -132,7 +132,12 @@ impl Call<'_> {
                         let input = Input::Symbl(SymblInput::Failed { reason, at: self.last_at });
                         queue.extend(self.session.handle(input));
                     }
-                    Effect::StopSymbl { .. } => {}
+                    // No registry, metrics, Symbl or summary offline.
+                    Effect::StopSymbl { .. }
+                    | Effect::SymblJoined
+                    | Effect::RouteLeg { .. }
+                    | Effect::Decided(_)
+                    | Effect::FinishScoring => {}
                 }
             }
             let Some(input) = failed.pop_front() else { return };

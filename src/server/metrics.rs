@@ -101,7 +101,11 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ivrx");
         let webhooks = Family::<WebhookLabels, Counter>::default();
-        registry.register("webhooks", "Webhooks received, by event type and outcome", webhooks.clone());
+        registry.register(
+            "webhooks",
+            "Webhooks received, by event type and outcome (busy: refused unacknowledged, the call's inbox full)",
+            webhooks.clone(),
+        );
         let commands = Family::<ActionLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
         });

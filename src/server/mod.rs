@@ -103,6 +103,8 @@ pub struct ServerHandle {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     reconciler: tokio::task::JoinHandle<()>,
+    /// What the reconciliation pass made at start found, once it is done.
+    reconciled: tokio::sync::watch::Receiver<Option<reconcile::Pass>>,
 }
 
 impl ServerHandle {
@@ -113,6 +115,14 @@ impl ServerHandle {
             let _ = s.send(());
         }
         let _ = self.task.await;
+    }
+
+    /// Waits for the reconciliation pass made at start (the legs that ended
+    /// while ivrx was not listening) and says what it found.
+    pub async fn reconciled_at_start(&self) -> reconcile::Pass {
+        let mut rx = self.reconciled.clone();
+        let found = rx.wait_for(Option::is_some).await.map(|p| *p);
+        found.ok().flatten().unwrap_or_default()
     }
 
     /// Waits until the server stops by itself.
@@ -198,6 +208,7 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         let _ = rx.await;
     };
     let task = tokio::spawn(crate::http::serve::serve(options.listener, router, limits, stopped));
-    let reconciler = tokio::spawn(reconcile::run(calls, options.reconcile_every));
-    Ok(ServerHandle { addr, app, shutdown: Some(tx), task, reconciler })
+    let (reconciled_tx, reconciled) = tokio::sync::watch::channel(None);
+    let reconciler = tokio::spawn(reconcile::run(calls, options.reconcile_every, reconciled_tx));
+    Ok(ServerHandle { addr, app, shutdown: Some(tx), task, reconciler, reconciled })
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
+use tokio::sync::watch;
 
 use super::calls::{Calls, WorkerMsg};
 use crate::session::{Input, LegCheck, Role};
@@ -35,10 +36,12 @@ pub struct Pass {
     pub unanswered: usize,
 }
 
-/// Runs a pass at once, then one every `every` (none when `None`).
-pub async fn run(calls: Calls, every: Option<Duration>) {
+/// Runs a pass at once (what it found goes to `reconciled`), then one every
+/// `every` (none when `None`).
+pub async fn run(calls: Calls, every: Option<Duration>, reconciled: watch::Sender<Option<Pass>>) {
     let mut suspects = HashSet::new();
     let first = pass(&calls, &mut suspects, true).await;
+    reconciled.send_replace(Some(first));
     if first.gone > 0 {
         tracing::info!(
             open = first.open,
@@ -110,7 +113,7 @@ pub async fn pass(calls: &Calls, suspects: &mut HashSet<String>, at_start: bool)
             result.gone += 1;
         }
         let check = LegCheck { call_control_id: ccid, role, alive, at: Utc::now() };
-        calls.dispatch(&conv, WorkerMsg::Input(Input::LegChecked(check)));
+        calls.deliver(&conv, WorkerMsg::Input(Input::LegChecked(check)));
     }
     *suspects = gone_now;
     result

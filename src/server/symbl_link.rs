@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::calls::scoring::{store_summary, SYMBL_BACKLOG};
-use super::calls::WorkerMsg;
+use super::calls::{WorkerInbox, WorkerMsg};
 use crate::intel::{Label, Score, Scorer, TrackerHit};
 use crate::session::symbl_leg::{DialIn, DialInLeg, DialInOutcome};
 use crate::session::Command;
@@ -187,12 +187,16 @@ pub struct LinkContext {
 
 /// One call's link to Symbl (see the module docs). Dropping it makes Symbl leave.
 pub struct PstnLink {
+    /// Unbounded, so that the worker never waits for its link (which waits
+    /// for the worker): what goes in is bounded anyway, one message per
+    /// utterance made of Symbl's own transcripts (past [`SYMBL_BACKLOG`]
+    /// waiting the link reports Symbl behind and stops), one `Arrived`, one `Stop`.
     tx: mpsc::UnboundedSender<LinkMsg>,
 }
 
 impl PstnLink {
     /// Asks Symbl to dial into conversation `conv`; reports to `worker`.
-    pub fn start(ctx: LinkContext, conv: String, worker: mpsc::UnboundedSender<WorkerMsg>) -> Self {
+    pub fn start(ctx: LinkContext, conv: String, worker: WorkerInbox) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run_link(ctx, conv, rx, worker));
         Self { tx }
@@ -215,16 +219,12 @@ impl PstnLink {
     }
 }
 
-fn report(worker: &mpsc::UnboundedSender<WorkerMsg>, event: SymblEvent) {
-    let _ = worker.send(WorkerMsg::Symbl(event));
+/// Reports to the worker, waiting for room (the worker never waits for the link).
+async fn report(worker: &WorkerInbox, event: SymblEvent) {
+    let _ = worker.send(WorkerMsg::Symbl(event)).await;
 }
 
-async fn run_link(
-    ctx: LinkContext,
-    conv: String,
-    mut rx: mpsc::UnboundedReceiver<LinkMsg>,
-    worker: mpsc::UnboundedSender<WorkerMsg>,
-) {
+async fn run_link(ctx: LinkContext, conv: String, mut rx: mpsc::UnboundedReceiver<LinkMsg>, worker: WorkerInbox) {
     let code = ctx.dial_ins.expect(&conv);
     let dtmf = format!("{code}#");
     let mut early = Vec::new();
@@ -239,7 +239,7 @@ async fn run_link(
         Ok(s) => s,
         Err(e) => {
             ctx.dial_ins.forget(&code);
-            report(&worker, SymblEvent::Failed { reason: format!("Symbl could not dial in: {e}") });
+            report(&worker, SymblEvent::Failed { reason: format!("Symbl could not dial in: {e}") }).await;
             return;
         }
     };
@@ -250,7 +250,8 @@ async fn run_link(
         Err(e) => {
             ctx.dial_ins.forget(&code);
             leave(&ctx, &session).await;
-            report(&worker, SymblEvent::Failed { reason: format!("Symbl's real-time results are unavailable: {e}") });
+            report(&worker, SymblEvent::Failed { reason: format!("Symbl's real-time results are unavailable: {e}") })
+                .await;
             return;
         }
     };
@@ -261,7 +262,7 @@ async fn run_link(
     let mut behind = false;
     for msg in early {
         match msg {
-            LinkMsg::Score { seq, text, refs } => behind |= !queue_score(&score_tx, &worker, (seq, text, refs)),
+            LinkMsg::Score { seq, text, refs } => behind |= !queue_score(&score_tx, &worker, (seq, text, refs)).await,
             LinkMsg::Arrived => arrived = true,
             LinkMsg::Stop { .. } => {}
         }
@@ -272,24 +273,24 @@ async fn run_link(
                 event = sub.next_event() => match event {
                     Some(Ok(event)) => {
                         if let Some(heard) = heard(event) {
-                            report(&worker, heard);
+                            report(&worker, heard).await;
                         }
                     }
                     Some(Err(SymblError::Decode { message, .. })) => {
                         tracing::debug!(conversation = %conv, %message, "unreadable real-time message from Symbl; skipped");
                     }
                     Some(Err(e)) => {
-                        report(&worker, SymblEvent::Failed { reason: format!("Symbl's real-time connection failed: {e}") });
+                        report(&worker, SymblEvent::Failed { reason: format!("Symbl's real-time connection failed: {e}") }).await;
                         break false;
                     }
                     None => {
-                        report(&worker, SymblEvent::Failed { reason: "Symbl closed its real-time connection".into() });
+                        report(&worker, SymblEvent::Failed { reason: "Symbl closed its real-time connection".into() }).await;
                         break false;
                     }
                 },
                 msg = rx.recv() => match msg {
                     Some(LinkMsg::Score { seq, text, refs }) => {
-                        if !queue_score(&score_tx, &worker, (seq, text, refs)) {
+                        if !queue_score(&score_tx, &worker, (seq, text, refs)).await {
                             break false;
                         }
                     }
@@ -299,7 +300,7 @@ async fn run_link(
                 },
                 () = tokio::time::sleep_until(join_by), if !arrived => {
                     let reason = format!("Symbl did not call in within {} ms", ctx.join_timeout.as_millis());
-                    report(&worker, SymblEvent::Failed { reason });
+                    report(&worker, SymblEvent::Failed { reason }).await;
                     break false;
                 }
             }
@@ -319,11 +320,11 @@ type ToScore = (u32, String, Vec<String>);
 /// Hands an utterance to the scorer. False when Symbl is [`SYMBL_BACKLOG`]
 /// utterances behind: that is reported as Symbl failing for the call. (A
 /// scorer that has stopped has reported its failure already.)
-fn queue_score(score_tx: &mpsc::Sender<ToScore>, worker: &mpsc::UnboundedSender<WorkerMsg>, u: ToScore) -> bool {
+async fn queue_score(score_tx: &mpsc::Sender<ToScore>, worker: &WorkerInbox, u: ToScore) -> bool {
     match score_tx.try_send(u) {
         Err(mpsc::error::TrySendError::Full(_)) => {
             let reason = format!("Symbl fell behind: {SYMBL_BACKLOG} utterances waiting for their score");
-            report(worker, SymblEvent::Failed { reason });
+            report(worker, SymblEvent::Failed { reason }).await;
             false
         }
         Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => true,
@@ -373,22 +374,17 @@ fn end_time(duration: Option<&serde_json::Value>) -> Option<DateTime<Utc>> {
 }
 
 /// Scores utterances in order from their Symbl messages' sentiment.
-async fn run_scorer(
-    ctx: LinkContext,
-    call: SymblCall,
-    mut rx: mpsc::Receiver<ToScore>,
-    worker: mpsc::UnboundedSender<WorkerMsg>,
-) {
+async fn run_scorer(ctx: LinkContext, call: SymblCall, mut rx: mpsc::Receiver<ToScore>, worker: WorkerInbox) {
     let mut scored: HashMap<String, ScoredMessage> = HashMap::new();
     while let Some((seq, text, refs)) = rx.recv().await {
         match wait_for_scores(&ctx, &call, &refs, &mut scored).await {
             Ok(()) => {
                 let messages: Vec<&ScoredMessage> = refs.iter().filter_map(|id| scored.get(id)).collect();
                 let score = combine(&messages, ctx.local.score(&text).trackers);
-                let _ = worker.send(WorkerMsg::Scored { seq, score });
+                let _ = worker.send(WorkerMsg::Scored { seq, score }).await;
             }
             Err(e) => {
-                report(&worker, SymblEvent::Failed { reason: format!("{e} ({})", e.kind()) });
+                report(&worker, SymblEvent::Failed { reason: format!("{e} ({})", e.kind()) }).await;
                 return;
             }
         }

@@ -1,16 +1,19 @@
 //! `POST /webhooks/telnyx`: verify the signature over the raw bytes (fresh
 //! timestamp, never reused for other bytes), parse, de-duplicate on the event
-//! id, route, store the raw webhook, hand it to the conversation's worker and
-//! acknowledge. A delivery of an event already stored (a carrier retry, or the
-//! very same signed bytes again) is acknowledged as a duplicate and changes
-//! nothing. The slow work (scoring, commands) happens after the acknowledgement.
+//! id, route, hold room in the conversation's inbox, store the raw webhook,
+//! hand it to the conversation's worker and acknowledge. A delivery of an
+//! event already stored (a carrier retry, or the very same signed bytes
+//! again) is acknowledged as a duplicate and changes nothing. When the
+//! conversation's inbox is full the webhook is refused with `503` before it
+//! is remembered as seen or stored, so that Telnyx's next delivery of it is
+//! taken. The slow work (scoring, commands) happens after the acknowledgement.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -82,9 +85,13 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         app.metrics.webhook(event.event_type(), "malformed");
         return reply(StatusCode::BAD_REQUEST, "error", "data.id must be a non-empty event id");
     }
-    if !app.seen.insert(&event_id, t0) {
+    let duplicate = || {
         app.metrics.webhook(event.event_type(), "duplicate");
-        return reply(StatusCode::OK, "status", "duplicate");
+        reply(StatusCode::OK, "status", "duplicate")
+    };
+    // A repeat of an event already taken; asked again below, once room is held.
+    if app.seen.check(&event_id, &[], t0) != Seen::New {
+        return duplicate();
     }
     let route = app.calls.route(&event);
     let unknown = matches!(event, Event::Unknown { .. });
@@ -100,6 +107,24 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         Route::To(c) | Route::New(c) => Some(c.clone()),
         Route::DialIn | Route::Unrouted => None,
     };
+    // Room in the worker's inbox before the event counts as seen: only a
+    // webhook its worker will take is remembered, stored and acknowledged.
+    let slot = match (&conversation_id, outcome) {
+        (Some(conv), WebhookOutcome::Accepted) => match app.calls.reserve(conv, matches!(route, Route::New(_))) {
+            Ok(slot) => Some(slot),
+            Err(busy) => {
+                app.metrics.webhook(event.event_type(), "busy");
+                tracing::warn!(conversation = %conv, event_type = event.event_type(), "webhook refused: {busy}");
+                let retry = [(RETRY_AFTER, "1")];
+                return (StatusCode::SERVICE_UNAVAILABLE, retry, Json(json!({ "error": busy.to_string() })))
+                    .into_response();
+            }
+        },
+        _ => None,
+    };
+    if !app.seen.insert(&event_id, t0) {
+        return duplicate();
+    }
     let received_at = chrono::Utc::now();
     // Stored in the order the worker will see it: a replay after a crash then
     // processes webhooks exactly as they were first processed, so the
@@ -119,19 +144,20 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     if let (Route::DialIn, WebhookOutcome::Accepted) = (&route, outcome) {
         app.calls.dial_in(&event);
     }
-    if let (Some(conv), WebhookOutcome::Accepted) = (conversation_id, outcome) {
+    if let Some(slot) = slot {
         let occurred_at = envelope
             .data
             .occurred_at
             .as_deref()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&chrono::Utc));
-        let msg =
-            WorkerMsg::Webhook(Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 });
-        match route {
-            Route::New(_) => app.calls.dispatch_new(&conv, msg),
-            _ => app.calls.dispatch(&conv, msg),
-        }
+        slot.send(WorkerMsg::Webhook(Webhook {
+            event: Box::new(event),
+            event_id,
+            occurred_at,
+            received_at,
+            received: t0,
+        }));
     }
     drop(order);
     // Acknowledge once the raw webhook is on disk, so an accepted event survives

@@ -30,9 +30,9 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::registry::{Calls, ManualError, Route};
+pub use self::registry::{Busy, Calls, ManualError, Route, Slot, INBOX, RESERVED_FOR_REPORTS};
 pub use self::scoring::Engine;
-pub use self::worker::{Webhook, WorkerMsg};
+pub use self::worker::{Webhook, WorkerInbox, WorkerMsg};
 use super::live::LiveHub;
 use super::metrics::Metrics;
 use crate::session::SessionSettings;
@@ -58,4 +58,29 @@ pub struct Shared {
     /// How long a command failing for a passing reason is sent again, in
     /// rounds of the client's attempts, from its first attempt.
     pub retry_window: Duration,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::store::{SqliteStore, StoreOptions};
+    use crate::telnyx::ClientConfig;
+
+    /// What the workers share, over a store in `dir` and a command API nowhere.
+    pub(crate) fn shared(engine: Engine, dir: &Path) -> Shared {
+        crate::http::tls::install_crypto_provider();
+        let store = SqliteStore::open(&dir.join("ivrx.db"), StoreOptions::default()).unwrap();
+        Shared {
+            settings: Arc::new(SessionSettings::default()),
+            client: TelnyxClient::new(ClientConfig::new("http://127.0.0.1:9/v2", "KEY")).unwrap(),
+            engine,
+            store: Arc::new(store),
+            live: Arc::default(),
+            metrics: Arc::new(Metrics::new()),
+            grace: Duration::from_secs(1),
+            retry_window: Duration::from_secs(1),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
-use super::worker::{self, WorkerMsg};
+use super::worker::{self, WorkerInbox, WorkerMsg};
 use super::{sender, Shared};
 use crate::server::symbl_link::DialIns;
 use crate::session::{Input, LegTag, ManualTransfer, SymblInput, TransferRefused};
@@ -42,6 +42,40 @@ pub enum ManualError {
     /// The worker did not answer.
     #[error("the conversation's worker is gone")]
     Gone,
+    /// The conversation's inbox is full.
+    #[error("{0}")]
+    Busy(#[from] Busy),
+}
+
+/// A conversation's inbox has no room for one more message from outside
+/// (see [`INBOX`]): the message was not taken, and may be offered again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the conversation's inbox is full; try again shortly")]
+pub struct Busy;
+
+/// Messages a conversation's inbox holds. A call brings a few webhooks a
+/// second at most and its worker handles one in microseconds, so an inbox
+/// this full means the worker is held up (reading a stored call back, say):
+/// a webhook is then refused unacknowledged, and Telnyx delivers it again,
+/// rather than queueing without limit.
+pub const INBOX: usize = 256;
+
+/// Of [`INBOX`], the room kept for the worker's own helpers (its command
+/// sender, scorer and Symbl link), which wait for room rather than lose a
+/// report: what they report on is what the worker asked of them, a few
+/// commands and at most [`SYMBL_BACKLOG`](super::scoring::SYMBL_BACKLOG)
+/// utterances at a time, so they seldom wait; the worker never waits for them.
+pub const RESERVED_FOR_REPORTS: usize = 96;
+
+/// Room held in a conversation's inbox for one message (see [`Calls::reserve`]).
+#[derive(Debug)]
+pub struct Slot(mpsc::OwnedPermit<WorkerMsg>);
+
+impl Slot {
+    /// Puts the message in the room held for it.
+    pub fn send(self, msg: WorkerMsg) {
+        self.0.send(msg);
+    }
 }
 
 /// The registry of conversations in progress. Cheap to clone.
@@ -49,7 +83,7 @@ pub enum ManualError {
 pub struct Calls {
     shared: Arc<Shared>,
     /// Each running worker's inbox, by conversation id.
-    workers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<WorkerMsg>>>>,
+    workers: Arc<Mutex<HashMap<String, WorkerInbox>>>,
     /// The conversation of each known leg, by call_control_id (and call_leg_id).
     legs: Arc<Mutex<HashMap<String, String>>>,
     dial_ins: Arc<DialIns>,
@@ -105,41 +139,56 @@ impl Calls {
         Route::Unrouted
     }
 
-    /// Sends a message to a conversation's worker, starting one if needed. A
-    /// worker for a conversation that may have stored state (after a restart)
-    /// restores it.
-    pub fn dispatch(&self, conv: &str, msg: WorkerMsg) {
-        self.dispatch_to(conv, msg, false)
+    /// Holds room for one message from outside (a webhook, a request) in a
+    /// conversation's inbox, starting its worker if needed; [`Busy`] when the
+    /// inbox is full but for the room kept for reports. A worker started for a
+    /// conversation that is not `fresh` restores its stored state (after a
+    /// restart). A worker leaving takes every message sent with a slot it
+    /// handed out, so a message given to a [`Slot`] is never lost.
+    pub fn reserve(&self, conv: &str, fresh: bool) -> Result<Slot, Busy> {
+        let inbox = self.inbox(conv, fresh).ok_or(Busy)?;
+        if inbox.capacity() <= RESERVED_FOR_REPORTS {
+            return Err(Busy);
+        }
+        inbox.try_reserve_owned().map(Slot).map_err(|_| Busy)
     }
 
-    /// Like [`Calls::dispatch`], for a conversation that starts with `msg`.
-    pub fn dispatch_new(&self, conv: &str, msg: WorkerMsg) {
-        self.dispatch_to(conv, msg, true)
+    /// Sends a message from outside to a conversation's worker (see [`Calls::reserve`]).
+    pub fn dispatch(&self, conv: &str, msg: WorkerMsg) -> Result<(), Busy> {
+        self.reserve(conv, false)?.send(msg);
+        Ok(())
     }
 
-    fn dispatch_to(&self, conv: &str, msg: WorkerMsg, fresh: bool) {
-        let Ok(mut workers) = self.workers.lock() else { return };
-        let tx = match workers.get(conv) {
+    /// Hands a conversation's worker a message it must not miss (what
+    /// Telnyx says of one of its legs), waiting in the background for room
+    /// if need be, like the worker's own helpers.
+    pub fn deliver(&self, conv: &str, msg: WorkerMsg) {
+        let (calls, conv) = (self.clone(), conv.to_string());
+        tokio::spawn(async move {
+            // A worker that leaves in between takes no more; the next one does.
+            let mut msg = msg;
+            while let Some(inbox) = calls.inbox(&conv, false) {
+                match inbox.send(msg).await {
+                    Ok(()) => return,
+                    Err(mpsc::error::SendError(m)) => msg = m,
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+
+    /// The inbox of `conv`'s worker, started if needed.
+    fn inbox(&self, conv: &str, fresh: bool) -> Option<WorkerInbox> {
+        let mut workers = self.workers.lock().ok()?;
+        Some(match workers.get(conv) {
             Some(tx) => tx.clone(),
             None => self.start_worker(&mut workers, conv, fresh),
-        };
-        // Sent under the lock: a worker removes itself under the same lock and
-        // then drains its queue, so nothing sent here is lost. The inbox is
-        // unbounded for that reason: a webhook handed over here has been
-        // acknowledged, and the worker's own command sender and scorer report
-        // to it (a full inbox would lose the one and stall the others). What
-        // fills it is bounded by the webhooks the server accepts.
-        let _ = tx.send(msg);
+        })
     }
 
     /// Starts a worker for `conv`, registered under the held lock.
-    fn start_worker(
-        &self,
-        workers: &mut HashMap<String, mpsc::UnboundedSender<WorkerMsg>>,
-        conv: &str,
-        fresh: bool,
-    ) -> mpsc::UnboundedSender<WorkerMsg> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn start_worker(&self, workers: &mut HashMap<String, WorkerInbox>, conv: &str, fresh: bool) -> WorkerInbox {
+        let (tx, rx) = mpsc::channel(INBOX);
         workers.insert(conv.to_string(), tx.clone());
         self.shared.metrics.set_active_calls(workers.len());
         tokio::spawn(worker::run(self.clone(), conv.to_string(), tx.clone(), rx, fresh));
@@ -161,7 +210,7 @@ impl Calls {
                 to: leg.to,
                 at: Utc::now(),
             };
-            self.dispatch(&conv, WorkerMsg::Input(Input::Symbl(arrived)));
+            self.deliver(&conv, WorkerMsg::Input(Input::Symbl(arrived)));
         }
     }
 
@@ -192,7 +241,7 @@ impl Calls {
     pub async fn manual_transfer(&self, id: &str, req: ManualTransfer) -> Result<String, ManualError> {
         let conv = self.resolve(id).ok_or_else(|| ManualError::NotFound(id.to_string()))?;
         let (reply, rx) = oneshot::channel();
-        self.dispatch(&conv, WorkerMsg::Manual { req, reply });
+        self.dispatch(&conv, WorkerMsg::Manual { req, reply })?;
         rx.await.map_err(|_| ManualError::Gone)??;
         Ok(conv)
     }
@@ -200,7 +249,10 @@ impl Calls {
     /// Places an outbound call that goes through the IVR; returns the conversation id.
     pub fn dial_out(&self, to: String, from: String) -> String {
         let conv = uuid::Uuid::new_v4().to_string();
-        self.dispatch_new(&conv, WorkerMsg::DialOut { to, from });
+        // A new worker's inbox is empty.
+        if let Ok(slot) = self.reserve(&conv, true) {
+            slot.send(WorkerMsg::DialOut { to, from });
+        }
         conv
     }
 
@@ -234,8 +286,8 @@ impl Calls {
         }
     }
 
-    /// A worker leaves: nothing is sent to it after this returns (it then
-    /// drains what was sent before).
+    /// A worker leaves: no slot in its inbox is handed out after this
+    /// returns (it then takes what was sent, or is sent with a slot held, before).
     pub(super) fn leave(&self, conv: &str) {
         if let Ok(mut workers) = self.workers.lock() {
             workers.remove(conv);
@@ -252,5 +304,45 @@ impl Calls {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intel::LocalEngine;
+    use crate::server::calls::Engine;
+
+    fn answered() -> WorkerMsg {
+        WorkerMsg::Answered { command_id: "c1-1".into() }
+    }
+
+    /// On this single-threaded runtime the worker runs only when the test
+    /// yields: the inbox fills up exactly.
+    #[tokio::test]
+    async fn a_full_inbox_refuses_outside_messages_and_keeps_room_for_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls =
+            Calls::new(super::super::tests::shared(Engine::Local(Arc::new(LocalEngine::default())), dir.path()));
+        let mut held = Vec::new();
+        while let Ok(slot) = calls.reserve("c1", true) {
+            held.push(slot);
+        }
+        assert_eq!(held.len(), INBOX - RESERVED_FOR_REPORTS);
+        assert_eq!(calls.dispatch("c1", answered()), Err(Busy));
+        // The worker's helpers still get in, up to the room kept for them.
+        let inbox = calls.inbox("c1", false).unwrap();
+        for _ in 0..RESERVED_FOR_REPORTS {
+            inbox.try_send(answered()).expect("room for reports");
+        }
+        assert!(inbox.try_send(answered()).is_err(), "bounded");
+        // Messages sent with the slots held are all taken; once the worker has
+        // run, there is room again.
+        for slot in held {
+            slot.send(answered());
+        }
+        assert_eq!(calls.dispatch("c1", answered()), Err(Busy));
+        tokio::task::yield_now().await;
+        assert_eq!(calls.dispatch("c1", answered()), Ok(()));
     }
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::worker::WorkerMsg;
+use super::worker::{report_soon, WorkerInbox, WorkerMsg};
 use super::Shared;
 use crate::intel::{Score, Scorer};
 use crate::server::symbl_link::{DialIns, LinkContext, PstnLink};
@@ -93,7 +93,7 @@ pub(super) struct Scoring {
     dial_ins: Arc<DialIns>,
     conv: String,
     /// The call's worker: scores from the background come back to it.
-    worker: mpsc::UnboundedSender<WorkerMsg>,
+    worker: WorkerInbox,
     /// Symbl text mode: the call's queue, once the first utterance went.
     queue: Option<mpsc::Sender<(u32, String)>>,
     /// Symbl text mode: the call's Symbl conversation, until its summary is asked for.
@@ -106,12 +106,7 @@ pub(super) struct Scoring {
 
 impl Scoring {
     /// The backend of conversation `conv`, reporting to its worker.
-    pub(super) fn new(
-        shared: Arc<Shared>,
-        dial_ins: Arc<DialIns>,
-        conv: String,
-        worker: mpsc::UnboundedSender<WorkerMsg>,
-    ) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, dial_ins: Arc<DialIns>, conv: String, worker: WorkerInbox) -> Self {
         Self { shared, dial_ins, conv, worker, queue: None, call: None, pstn: None, local_only: false }
     }
 
@@ -146,7 +141,7 @@ impl Scoring {
                 TrySendError::Full(u) => (format!("Symbl fell behind: {SYMBL_BACKLOG} utterances waiting"), u),
                 TrySendError::Closed(u) => ("Symbl's scorer for this call stopped".to_string(), u),
             };
-            let _ = self.worker.send(WorkerMsg::ScoreFailed { seq, text, error });
+            report_soon(&self.worker, WorkerMsg::ScoreFailed { seq, text, error });
         }
         None
     }
@@ -251,22 +246,22 @@ async fn run_symbl_scorer(
     call: SymblCall,
     deadline: Duration,
     mut rx: mpsc::Receiver<(u32, String)>,
-    worker: mpsc::UnboundedSender<WorkerMsg>,
+    worker: WorkerInbox,
 ) {
     let mut failed: Option<String> = None;
     while let Some((seq, text)) = rx.recv().await {
         if let Some(error) = &failed {
-            let _ = worker.send(WorkerMsg::ScoreFailed { seq, text, error: error.clone() });
+            let _ = worker.send(WorkerMsg::ScoreFailed { seq, text, error: error.clone() }).await;
             continue;
         }
         match symbl.score_utterance_within(&call, &text, deadline).await {
             Ok(score) => {
-                let _ = worker.send(WorkerMsg::Scored { seq, score });
+                let _ = worker.send(WorkerMsg::Scored { seq, score }).await;
             }
             Err(e) => {
                 let error = format!("{} ({})", e, e.kind());
                 failed = Some(error.clone());
-                let _ = worker.send(WorkerMsg::ScoreFailed { seq, text, error });
+                let _ = worker.send(WorkerMsg::ScoreFailed { seq, text, error }).await;
             }
         }
     }
@@ -276,11 +271,8 @@ async fn run_symbl_scorer(
 mod tests {
     use super::*;
     use crate::intel::LocalEngine;
-    use crate::server::metrics::Metrics;
-    use crate::session::{SessionSettings, Speaker};
-    use crate::store::{SqliteStore, StoreOptions};
+    use crate::session::Speaker;
     use crate::symbl::{Credentials, SymblClient, SymblConfig, SymblEngineOptions};
-    use crate::telnyx::{ClientConfig, TelnyxClient};
 
     #[tokio::test]
     async fn an_utterance_beyond_the_symbl_backlog_is_a_symbl_failure_for_the_call() {
@@ -289,18 +281,10 @@ mod tests {
         let client = SymblClient::new(Credentials::new("id", "secret"), SymblConfig::new(nowhere)).unwrap();
         let symbl = SymblEngine::new(client, SymblEngineOptions::default());
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("ivrx.db"), StoreOptions::default()).unwrap();
-        let shared = Arc::new(Shared {
-            settings: Arc::new(SessionSettings::default()),
-            client: TelnyxClient::new(ClientConfig::new(format!("{nowhere}/v2"), "KEY")).unwrap(),
-            engine: Engine::Symbl { symbl, local: Arc::new(LocalEngine::default()), deadline: Duration::from_secs(60) },
-            store: Arc::new(store),
-            live: Arc::default(),
-            metrics: Arc::new(Metrics::new()),
-            grace: Duration::from_secs(1),
-            retry_window: Duration::from_secs(1),
-        });
-        let (worker, mut inbox) = mpsc::unbounded_channel();
+        let engine =
+            Engine::Symbl { symbl, local: Arc::new(LocalEngine::default()), deadline: Duration::from_secs(60) };
+        let shared = Arc::new(super::super::tests::shared(engine, dir.path()));
+        let (worker, mut inbox) = mpsc::channel(super::super::INBOX);
         let mut scoring = Scoring::new(shared, Arc::default(), "c1".into(), worker);
         let req = |seq| ScoreRequest { seq, speaker: Speaker::Caller, text: "thanks".into(), refs: Vec::new() };
         // On this single-threaded runtime the scorer has not run yet: the backlog fills up.

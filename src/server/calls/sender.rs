@@ -5,13 +5,14 @@
 //! reason is sent again, same `command_id`, while the retry window lasts; how
 //! each command went is reported to the worker ([`WorkerMsg`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::mpsc;
 
-use super::worker::WorkerMsg;
+use super::worker::{WorkerInbox, WorkerMsg};
 use super::Shared;
 use crate::server::outbox::Outbox;
 use crate::session::{Command, Input, Request, Role};
@@ -20,25 +21,33 @@ use crate::telnyx::{TelnyxClient, TelnyxError};
 /// A command for the ordered sender, with when its webhook arrived (a transfer's start, for latency).
 type Queued = (Command, Option<Instant>);
 
+/// Commands the ordered sender's queue holds: room for what several inputs
+/// lead to (one input leads to a handful of commands at most). Beyond it a
+/// command waits in the worker, in order, until the sender has finished one
+/// (its answer frees the room): the worker never waits for its sender, which
+/// waits for room in the worker's inbox to report.
+pub const ORDERED: usize = 32;
+
 /// One conversation's commands: the outbox, the ordered sender and the releases.
 pub(super) struct Commands {
     shared: Arc<Shared>,
-    /// The ordered sender's queue. Unbounded: the worker cannot wait, and
-    /// every command in it is also in the outbox, whose size the session
-    /// bounds (a few commands per event).
-    ordered: mpsc::UnboundedSender<Queued>,
+    /// The ordered sender's queue ([`ORDERED`] commands).
+    ordered: mpsc::Sender<Queued>,
+    /// Commands for the ordered sender while its queue is full, in order
+    /// (each is also in the outbox).
+    waiting: VecDeque<Queued>,
     /// The worker, told how each command went.
-    worker: mpsc::UnboundedSender<WorkerMsg>,
+    worker: WorkerInbox,
     /// Commands sent but not answered yet.
     outbox: Outbox,
 }
 
 impl Commands {
     /// Starts the conversation's ordered sender.
-    pub(super) fn start(shared: Arc<Shared>, worker: mpsc::UnboundedSender<WorkerMsg>) -> Self {
-        let (ordered, rx) = mpsc::unbounded_channel();
+    pub(super) fn start(shared: Arc<Shared>, worker: WorkerInbox) -> Self {
+        let (ordered, rx) = mpsc::channel(ORDERED);
         tokio::spawn(run_ordered(shared.clone(), rx, worker.clone()));
-        Self { shared, ordered, worker, outbox: Outbox::default() }
+        Self { shared, ordered, waiting: VecDeque::new(), worker, outbox: Outbox::default() }
     }
 
     /// Sends a command after the conversation's earlier ones, keeping it in
@@ -46,7 +55,34 @@ impl Commands {
     /// arrived (a transfer's start, for the decision latency).
     pub(super) fn send(&mut self, cmd: Command, started: Option<Instant>) {
         self.outbox.push(&cmd);
-        let _ = self.ordered.send((cmd, started));
+        self.waiting.push_back((cmd, started));
+        self.hand_over();
+    }
+
+    /// Hands the ordered sender what waits for it, as far as its queue has room.
+    fn hand_over(&mut self) {
+        while let Some(next) = self.waiting.pop_front() {
+            match self.ordered.try_send(next) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(next)) => {
+                    self.waiting.push_front(next);
+                    return;
+                }
+                // The sender is gone (the runtime is shutting down): nothing goes out.
+                Err(mpsc::error::TrySendError::Closed(_)) => self.waiting.clear(),
+            }
+        }
+    }
+
+    /// The worker is leaving: what still waits goes to the ordered sender,
+    /// which finishes alone. It never waits for the worker now (the worker's
+    /// inbox is closed: its reports fail at once), so waiting for room here is safe.
+    pub(super) async fn finish(&mut self) {
+        for next in self.waiting.drain(..) {
+            if self.ordered.send(next).await.is_err() {
+                break;
+            }
+        }
     }
 
     /// Releases an agent leg: its hangup, apart from the ordered commands,
@@ -70,6 +106,7 @@ impl Commands {
     /// Telnyx answered a command (or it failed for good).
     pub(super) fn answered(&mut self, command_id: &str) {
         self.outbox.done(command_id);
+        self.hand_over();
     }
 
     /// The commands not answered yet.
@@ -103,11 +140,7 @@ pub(super) fn send_detached(client: &TelnyxClient, commands: Vec<Command>) {
 }
 
 /// Sends one conversation's commands in order, reporting how each went.
-async fn run_ordered(
-    shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<Queued>,
-    worker: mpsc::UnboundedSender<WorkerMsg>,
-) {
+async fn run_ordered(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>, worker: WorkerInbox) {
     while let Some((cmd, started)) = rx.recv().await {
         if let Some(t) = started {
             shared.metrics.decision_latency(t.elapsed());
@@ -117,7 +150,7 @@ async fn run_ordered(
 }
 
 /// Sends an agent leg's hangup after the backoff of its round.
-async fn run_release(shared: Arc<Shared>, cmd: Command, round: u32, worker: mpsc::UnboundedSender<WorkerMsg>) {
+async fn run_release(shared: Arc<Shared>, cmd: Command, round: u32, worker: WorkerInbox) {
     tokio::time::sleep(backoff(round)).await;
     execute(&shared, &cmd, &worker).await;
 }
@@ -135,7 +168,7 @@ fn backoff(round: u32) -> Duration {
 /// the outbox), an agent dial's new leg, a conference's id, or a failure for
 /// good. A failure for a passing reason is sent again, same `command_id`,
 /// while the retry window lasts.
-async fn execute(shared: &Shared, cmd: &Command, worker: &mpsc::UnboundedSender<WorkerMsg>) {
+async fn execute(shared: &Shared, cmd: &Command, worker: &WorkerInbox) {
     let began = Instant::now();
     let mut round = 0;
     let result = loop {
@@ -149,7 +182,7 @@ async fn execute(shared: &Shared, cmd: &Command, worker: &mpsc::UnboundedSender<
             _ => break result,
         }
     };
-    let _ = worker.send(WorkerMsg::Answered { command_id: cmd.command_id().to_string() });
+    let _ = worker.send(WorkerMsg::Answered { command_id: cmd.command_id().to_string() }).await;
     let action = cmd.action_name();
     shared.metrics.command(action, began.elapsed(), result.as_ref().err().map(|e| e.kind()));
     let Err(e) = result else { return };
@@ -163,22 +196,19 @@ async fn execute(shared: &Shared, cmd: &Command, worker: &mpsc::UnboundedSender<
     } else {
         tracing::warn!(action, command_id = cmd.command_id(), error = %e, "Telnyx command failed");
     }
-    let _ = worker.send(WorkerMsg::Input(Input::CommandFailed {
+    let failed = Input::CommandFailed {
         command_id: cmd.command_id().to_string(),
         action: action.to_string(),
         role: cmd.role,
         call_gone,
         error: e.to_string(),
         at: Utc::now(),
-    }));
+    };
+    let _ = worker.send(WorkerMsg::Input(failed)).await;
 }
 
 /// One round of a command (the client's attempts), with what its answer tells the worker.
-async fn send_once(
-    shared: &Shared,
-    cmd: &Command,
-    worker: &mpsc::UnboundedSender<WorkerMsg>,
-) -> Result<(), TelnyxError> {
+async fn send_once(shared: &Shared, cmd: &Command, worker: &WorkerInbox) -> Result<(), TelnyxError> {
     match &cmd.request {
         Request::Action(a) => match &cmd.call_control_id {
             Some(ccid) => shared.client.action(ccid, a).await.map(|_| ()),
@@ -194,14 +224,14 @@ async fn send_once(
                     call_session_id: Some(info.call_session_id),
                     at: Utc::now(),
                 };
-                let _ = worker.send(WorkerMsg::Input(dialled));
+                let _ = worker.send(WorkerMsg::Input(dialled)).await;
             }
             Ok(())
         }
         Request::Conference(c) => {
             if let Some(conference) = shared.client.conference(c).await? {
                 let ready = Input::ConferenceReady { conference_id: conference.id, at: Utc::now() };
-                let _ = worker.send(WorkerMsg::Input(ready));
+                let _ = worker.send(WorkerMsg::Input(ready)).await;
             }
             Ok(())
         }
@@ -211,6 +241,38 @@ async fn send_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intel::LocalEngine;
+    use crate::server::calls::Engine;
+    use crate::telnyx::commands::{Action, Plain};
+
+    fn hangup(n: usize) -> Command {
+        let mut action = Action::Hangup(Plain::default());
+        action.set_command_id(format!("c1-{n}"));
+        Command { call_control_id: Some("leg".into()), role: Role::Caller, request: Request::Action(action) }
+    }
+
+    /// On this single-threaded runtime the ordered sender runs only when the test yields.
+    #[tokio::test]
+    async fn commands_past_the_ordered_queue_wait_in_order_and_go_as_the_sender_takes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = super::super::tests::shared(Engine::Local(Arc::new(LocalEngine::default())), dir.path());
+        let (worker, _inbox) = mpsc::channel(super::super::INBOX);
+        let mut commands = Commands::start(Arc::new(shared), worker);
+        for n in 0..ORDERED + 3 {
+            commands.send(hangup(n), None);
+        }
+        let waiting = |c: &Commands| c.waiting.iter().map(|(c, _)| c.command_id().to_string()).collect::<Vec<_>>();
+        assert_eq!(waiting(&commands), ["c1-32", "c1-33", "c1-34"], "the queue is full; the rest wait in order");
+        assert_eq!(commands.outbox().pending().len(), ORDERED + 3, "all of them in the outbox");
+        commands.answered("c1-0");
+        assert_eq!(waiting(&commands).len(), 3, "no room yet");
+        // The sender takes the first command; its answer hands over the next.
+        tokio::task::yield_now().await;
+        commands.answered("c1-0");
+        let left = waiting(&commands);
+        assert!(left.len() < 3, "{left:?}");
+        assert_eq!(left, ["c1-32", "c1-33", "c1-34"][3 - left.len()..], "the first waiting went first");
+    }
 
     #[test]
     fn backoff_doubles_from_a_second_up_to_half_a_minute() {

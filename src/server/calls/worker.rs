@@ -7,6 +7,7 @@ use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::registry::Calls;
@@ -17,7 +18,7 @@ use crate::intel::Score;
 use crate::server::outbox;
 use crate::server::symbl_link::SymblEvent;
 use crate::session::{
-    DomainEvent, Effect, Input, LegCheck, ManualTransfer, Recorded, Role, Session, SymblInput, TransferRefused,
+    DomainEvent, Effect, Input, LegCheck, ManualTransfer, Recorded, Session, SymblInput, TransferRefused,
 };
 use crate::store::{SessionState, StoreError, Transition};
 use crate::telnyx::events::{Envelope, Event};
@@ -58,6 +59,23 @@ pub enum WorkerMsg {
     Answered { command_id: String },
 }
 
+/// A conversation worker's inbox, as the registry and the worker's helpers
+/// (command sender, scorer, Symbl link) hold it. Bounded: see
+/// [`INBOX`](super::registry::INBOX) for what happens when it is full.
+pub type WorkerInbox = mpsc::Sender<WorkerMsg>;
+
+/// Hands the worker a report without waiting: at once when there is room,
+/// otherwise from a task that waits for room. For a helper that cannot wait
+/// (the worker itself, or code it calls); the report is never dropped.
+pub(crate) fn report_soon(worker: &WorkerInbox, msg: WorkerMsg) {
+    if let Err(TrySendError::Full(msg)) = worker.try_send(msg) {
+        let worker = worker.clone();
+        tokio::spawn(async move {
+            let _ = worker.send(msg).await;
+        });
+    }
+}
+
 /// Messages handled at most before a checkpoint.
 const BATCH: usize = 64;
 
@@ -90,8 +108,8 @@ struct Worker {
 pub(super) async fn run(
     calls: Calls,
     conv: String,
-    self_tx: mpsc::UnboundedSender<WorkerMsg>,
-    mut rx: mpsc::UnboundedReceiver<WorkerMsg>,
+    self_tx: WorkerInbox,
+    mut rx: mpsc::Receiver<WorkerMsg>,
     fresh: bool,
 ) {
     let shared = calls.shared().clone();
@@ -127,9 +145,11 @@ pub(super) async fn run(
         }
         w.checkpoint();
     }
-    // Leave the registry, then finish whatever was sent before we left.
+    // Leave the registry, then finish whatever was sent, or is sent with a
+    // slot held, before we left (helpers' reports from now on are moot).
     calls.leave(&conv);
-    while let Ok(m) = rx.try_recv() {
+    rx.close();
+    while let Some(m) = rx.recv().await {
         w.handle(m);
     }
     // Whatever an external engine never answered for is scored here, so the
@@ -137,6 +157,7 @@ pub(super) async fn run(
     let fx = w.scoring.score_waiting_locally(&mut w.session, w.last_at);
     w.run(fx, None);
     w.checkpoint();
+    w.commands.finish().await;
     shared.live.remove(&conv);
     calls.forget(&conv, &w.legs);
 }
@@ -298,7 +319,8 @@ impl Worker {
 
     /// Carries out effects, in order, with those they lead to: records are
     /// kept for the checkpoint and streamed after it, utterances are scored
-    /// (at once, or answered later), commands go to the conversation's sender.
+    /// (at once, or answered later), commands go to the conversation's sender,
+    /// legs to the registry, decisions to the metrics.
     fn run(&mut self, effects: Vec<Effect>, received: Option<Instant>) {
         let mut queue: VecDeque<Effect> = effects.into();
         while let Some(effect) = queue.pop_front() {
@@ -315,6 +337,15 @@ impl Worker {
                     self.commands.send(cmd, started);
                 }
                 Effect::Release { command, round } => self.commands.release(command, round),
+                Effect::RouteLeg { call_control_id, call_leg_id } => {
+                    for id in std::iter::once(call_control_id).chain(call_leg_id) {
+                        self.calls.register_leg(&id, self.session.id());
+                        self.legs.push(id);
+                    }
+                }
+                Effect::Decided(reason) => self.shared().metrics.decision(reason.as_str()),
+                Effect::FinishScoring => self.scoring.finish(),
+                Effect::SymblJoined => self.scoring.pstn_arrived(),
                 Effect::StartSymbl => {
                     if !self.scoring.start_pstn() {
                         let failed = SymblInput::Failed { reason: "Symbl is not configured".into(), at: self.last_at };
@@ -324,6 +355,11 @@ impl Worker {
                 Effect::StopSymbl { fallback } => {
                     self.scoring.stop_pstn(fallback);
                     if fallback {
+                        tracing::error!(
+                            conversation = self.session.id(),
+                            reason = self.session.symbl_failure().unwrap_or_default(),
+                            "Symbl failed for this call; it continues on Telnyx transcription and the local engine"
+                        );
                         // Whatever still waits for Symbl is scored here and now.
                         self.scoring.fall_back();
                         queue.extend(self.scoring.score_waiting_locally(&mut self.session, self.last_at));
@@ -333,29 +369,9 @@ impl Worker {
         }
     }
 
-    /// A domain event: what it means for the registry, the metrics and the
-    /// scoring backend; then kept for the checkpoint and live followers.
+    /// Keeps a domain event for the checkpoint and live followers (interim
+    /// transcripts are streamed only).
     fn record(&mut self, r: Recorded) {
-        match &r.event {
-            DomainEvent::LegJoined { call_control_id, call_leg_id, role, .. } => {
-                for id in std::iter::once(call_control_id).chain(call_leg_id) {
-                    self.calls.register_leg(id, &r.conversation_id);
-                    self.legs.push(id.clone());
-                }
-                if *role == Role::Symbl {
-                    self.scoring.pstn_arrived();
-                }
-            }
-            DomainEvent::Decision { decision, .. } => self.shared().metrics.decision(decision.reason.as_str()),
-            DomainEvent::CallEnded { .. } => self.scoring.finish(),
-            DomainEvent::EngineFallback { reason, .. } if self.shared().engine.dial_in().is_some() => {
-                tracing::error!(
-                    conversation = %r.conversation_id, %reason,
-                    "Symbl failed for this call; it continues on Telnyx transcription and the local engine"
-                );
-            }
-            _ => {}
-        }
         if !matches!(r.event, DomainEvent::Interim { .. }) {
             self.pending.push(r.clone());
         }

@@ -180,7 +180,7 @@ impl Session {
             from: j.from,
             to: j.to,
         };
-        self.record(at, event, out);
+        self.leg_joined(at, event, out);
         if which == Which::Current {
             self.agent_ringing(at, out);
         }

@@ -97,7 +97,7 @@ impl Session {
             },
             out,
         );
-        self.record(
+        self.leg_joined(
             at,
             DomainEvent::LegJoined {
                 role: Role::Caller,
@@ -228,6 +228,7 @@ impl Session {
         self.end_recorded = true;
         let reason = self.end_reason.clone().unwrap_or_else(|| "caller_hangup".into());
         self.record(at, DomainEvent::CallEnded { reason }, out);
+        out.push(Effect::FinishScoring);
     }
 
     fn on_speak_ended(&mut self, role: Role, at: DateTime<Utc>, out: &mut Vec<Effect>) {

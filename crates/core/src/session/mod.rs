@@ -35,7 +35,7 @@ use ivrx_telnyx::events::Event;
 use ivrx_telnyx::transcription::TranscriptionRequest;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Decision, PolicyConfig, PolicySnapshot, PolicyState};
+use crate::policy::{Decision, PolicyConfig, PolicySnapshot, PolicyState, Reason};
 use crate::settings::{default_queues, IvrConfig, QueueConfig, TransferConfig, TransferMode};
 
 pub use agent_legs::{check_one_agent_at_a_time, LegCheck, ENDED_UNOBSERVED};
@@ -314,11 +314,29 @@ pub enum Effect {
     },
     /// Score an utterance.
     Score(ScoreRequest),
-    /// Store and stream a domain event.
+    /// Store a domain event and stream it to live followers; nothing more.
     Record(Recorded),
+    /// Route this leg's webhooks to the conversation from now on: by its
+    /// `call_control_id`, and by its `call_leg_id` for the events that carry
+    /// none (`call.recording.saved`).
+    RouteLeg {
+        /// The leg.
+        call_control_id: String,
+        /// Its `call_leg_id`, when known.
+        call_leg_id: Option<String>,
+    },
+    /// The transfer decision was taken (counted by reason).
+    Decided(Reason),
+    /// Every utterance is scored and none will come any more (the end is
+    /// recorded): the scoring backend finishes, storing the external engine's
+    /// summary of the call if it makes one (Symbl in text mode).
+    FinishScoring,
     /// PSTN mode: ask Symbl to dial into the call. The driver picks the DTMF
     /// code Symbl presses, and answers with [`SymblInput`]s.
     StartSymbl,
+    /// PSTN mode: Symbl's phone leg is on the call; the time it had to call
+    /// in no longer runs.
+    SymblJoined,
     /// PSTN mode: Symbl leaves the call. `fallback`: Symbl failed, so every
     /// utterance from now on (and any still waiting) is scored locally and no
     /// summary is fetched; otherwise the call ended: fetch and store Symbl's
@@ -748,6 +766,19 @@ impl Session {
             offset_ms: self.offset(at),
             event,
         }));
+    }
+
+    /// Records that a leg joined the conversation (a [`DomainEvent::LegJoined`])
+    /// and routes its webhooks here.
+    fn leg_joined(&mut self, at: DateTime<Utc>, joined: DomainEvent, out: &mut Vec<Effect>) {
+        let route = match &joined {
+            DomainEvent::LegJoined { call_control_id, call_leg_id, .. } => {
+                Some(Effect::RouteLeg { call_control_id: call_control_id.clone(), call_leg_id: call_leg_id.clone() })
+            }
+            _ => None,
+        };
+        self.record(at, joined, out);
+        out.extend(route);
     }
 
     fn next_command_id(&mut self) -> String {

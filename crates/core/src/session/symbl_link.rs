@@ -87,6 +87,9 @@ pub(super) struct PstnState {
     pub failed: bool,
     /// Symbl was asked to leave.
     pub stopped: bool,
+    /// Why Symbl failed, once it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
     /// The create command went out.
     pub creating: bool,
     /// The caller's conference.
@@ -123,6 +126,11 @@ impl Session {
     /// (a worker resuming a stored call has none: it reports Symbl as failed).
     pub fn awaits_symbl(&self) -> bool {
         self.settings.symbl_pstn && self.pstn.requested && !self.pstn.stopped && !self.is_ended()
+    }
+
+    /// Why Symbl failed for this call (PSTN mode), once it did.
+    pub fn symbl_failure(&self) -> Option<&str> {
+        self.pstn.failure.as_deref()
     }
 
     /// Remembers what the IVR said (PSTN mode), to recognise it if Symbl hears it.
@@ -195,11 +203,12 @@ impl Session {
             return;
         }
         self.pstn.symbl = Some(Leg { call_control_id: ccid.clone(), answered: true, ..Leg::default() });
-        self.record(
+        self.leg_joined(
             at,
             DomainEvent::LegJoined { role: Role::Symbl, call_control_id: ccid, call_leg_id, call_session_id, from, to },
             out,
         );
+        out.push(Effect::SymblJoined);
         if self.phase == Phase::Ringing && self.caller.as_ref().is_some_and(|l| !l.answered && !l.ended) {
             self.answer_caller(out);
         }
@@ -323,6 +332,7 @@ impl Session {
         }
         self.pstn.failed = true;
         self.pstn.stopped = true;
+        self.pstn.failure = Some(reason.clone());
         self.record(at, DomainEvent::EngineFallback { from: "symbl".into(), to: "local".into(), reason }, out);
         out.push(Effect::StopSymbl { fallback: true });
         if self.pstn.symbl.as_ref().is_some_and(|l| !l.ended) {

@@ -146,6 +146,8 @@ impl Call {
         assert!(names(&fx).is_empty(), "the caller waits (ringing) for Symbl");
         let fx = c.arrived(SYMBL);
         assert_eq!(kinds(&fx), vec!["leg_joined"]);
+        assert!(fx.contains(&Effect::SymblJoined), "{fx:?}");
+        assert!(fx.contains(&Effect::RouteLeg { call_control_id: SYMBL.into(), call_leg_id: None }), "{fx:?}");
         assert_eq!(names(&fx), vec!["answer"], "Symbl is there: the caller is answered");
         assert_eq!(answer_transcribes(&fx), Some(false), "Symbl is the caller's ears, not Telnyx");
         let fx = c.on(CALLER, Role::Caller, None, "call.answered", json!({}));
@@ -249,6 +251,7 @@ fn symbl_failing_before_it_calls_in_answers_the_caller_on_telnyx_transcription()
     let fx = c.failed("Symbl could not dial in: refused");
     assert_eq!(kinds(&fx), vec!["engine_fallback"]);
     assert!(fx.contains(&Effect::StopSymbl { fallback: true }));
+    assert_eq!(c.s.symbl_failure(), Some("Symbl could not dial in: refused"), "for the operator's log");
     assert_eq!(names(&fx), vec!["answer"]);
     assert_eq!(answer_transcribes(&fx), Some(true), "Telnyx transcribes from the answer once Symbl is out");
     let fx = c.on(CALLER, Role::Caller, None, "call.answered", json!({}));

@@ -366,6 +366,31 @@ fn warm_transfer_dials_briefs_and_bridges() {
         .any(|e| matches!(e, DomainEvent::CallEnded { reason } if reason == "completed_with_agent")));
 }
 
+/// What the shell does beyond storing and streaming, as the session asks it.
+fn shell_effects(fx: &[Effect]) -> Vec<Effect> {
+    fx.iter()
+        .filter(|e| matches!(e, Effect::RouteLeg { .. } | Effect::Decided(_) | Effect::FinishScoring))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn the_session_asks_for_routing_counting_and_finishing_explicitly() {
+    let mut c = Call::answered();
+    let route = |ccid: &str, leg: Option<&str>| Effect::RouteLeg {
+        call_control_id: ccid.into(),
+        call_leg_id: leg.map(str::to_string),
+    };
+    assert_eq!(shell_effects(&c.log), vec![route(CALLER, Some("leg-a"))], "the caller's leg, by both ids");
+    let agent = warm_transfer_to_connected(&mut c);
+    let since_answer = &c.log[c.log.iter().position(|e| matches!(e, Effect::Decided(_))).unwrap()..];
+    assert_eq!(shell_effects(since_answer), vec![Effect::Decided(Reason::Operator), route(&agent, None)]);
+    c.on_caller("call.hangup", json!({"hangup_cause": "normal_clearing", "hangup_source": "caller"}));
+    let fx = c.on_agent(&agent, 1, "call.hangup", json!({"hangup_cause": "normal_clearing"}));
+    assert_eq!(shell_effects(&fx), vec![Effect::FinishScoring], "once the end is recorded");
+    assert!(matches!(events(&fx).last(), Some(DomainEvent::CallEnded { .. })));
+}
+
 #[test]
 fn a_goodbye_hangup_racing_the_callers_own_hangup_still_records_the_end() {
     let mut c = Call::answered();

@@ -140,8 +140,9 @@ impl Session {
     ) {
         let targets =
             targets.or_else(|| self.settings.queues.get(&decision.queue).map(|q| q.agents.clone())).unwrap_or_default();
-        let queue = decision.queue.clone();
+        let (queue, reason) = (decision.queue.clone(), decision.reason);
         self.record(at, DomainEvent::Decision { source, decision }, out);
+        out.push(Effect::Decided(reason));
         if targets.is_empty() {
             // Configuration is validated, so this is a queue removed at run time.
             self.transfer = Some(TransferProgress {
