@@ -11,7 +11,7 @@ use ivrx_core::session::{DomainEvent, Recorded, TransferStatus};
 use tokio_postgres::types::ToSql;
 
 use crate::journal::WriteOp;
-use crate::model::{enum_name, WebhookRecord};
+use crate::model::{enum_name, Transition, WebhookRecord};
 use crate::projection;
 
 type Result<T> = std::result::Result<T, tokio_postgres::Error>;
@@ -53,22 +53,7 @@ pub(super) async fn commit(
     for op in batch {
         new.push(match op {
             WriteOp::Transition(t) => {
-                for r in &t.events {
-                    apply_event(&tx, r).await?;
-                }
-                if let Some(s) = &t.session {
-                    run(
-                        &tx,
-                        "INSERT INTO sessions (conversation_id, state, ended, updated_at) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (conversation_id) DO UPDATE SET state = excluded.state, ended = excluded.ended,
-                         updated_at = excluded.updated_at",
-                        &[&text(&t.conversation_id), &text(&s.state), &s.ended, &Utc::now()],
-                    )
-                    .await?;
-                }
-                for id in &t.processed {
-                    run(&tx, "UPDATE webhooks SET processed = true WHERE event_id = $1", &[&text(id)]).await?;
-                }
+                apply_transition(&tx, t).await?;
                 true
             }
             WriteOp::Webhook(w) => record_webhook(&tx, w).await?,
@@ -87,6 +72,28 @@ pub(super) async fn commit(
     }
     tx.commit().await?;
     Ok(new)
+}
+
+/// Applies one conversation's transition: its events, its session's state
+/// and the webhooks it consumed.
+pub(super) async fn apply_transition(tx: &Transaction<'_>, t: &Transition) -> Result<()> {
+    for r in &t.events {
+        apply_event(tx, r).await?;
+    }
+    if let Some(s) = &t.session {
+        run(
+            tx,
+            "INSERT INTO sessions (conversation_id, state, ended, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (conversation_id) DO UPDATE SET state = excluded.state, ended = excluded.ended,
+             updated_at = excluded.updated_at",
+            &[&text(&t.conversation_id), &text(&s.state), &s.ended, &Utc::now()],
+        )
+        .await?;
+    }
+    for id in &t.processed {
+        run(tx, "UPDATE webhooks SET processed = true WHERE event_id = $1", &[&text(id)]).await?;
+    }
+    Ok(())
 }
 
 /// Stores a webhook once; true when it is new. A webhook found already
