@@ -23,7 +23,7 @@ use crate::store::{WebhookOutcome, WebhookRecord};
 use crate::telnyx::events::{Envelope, Event};
 use crate::telnyx::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
-fn reply(status: StatusCode, key: &str, value: impl Into<String>) -> Response {
+pub(super) fn reply(status: StatusCode, key: &str, value: impl Into<String>) -> Response {
     (status, Json(json!({ key: value.into() }))).into_response()
 }
 
@@ -86,8 +86,11 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         app.metrics.webhook(event.event_type(), "duplicate");
         return reply(StatusCode::OK, "status", "duplicate");
     }
-    let route = app.calls.route(&event);
+    let mut route = app.calls.route(&event);
     let unknown = matches!(event, Event::Unknown { .. });
+    if route == Route::Unrouted && !unknown && app.calls.shared().ownership.is_some() {
+        route = super::cluster::route_stored(app, &event).await.unwrap_or(route);
+    }
     let outcome = match (&route, unknown) {
         (_, true) => WebhookOutcome::UnknownEvent,
         (Route::Unrouted, _) => WebhookOutcome::Unrouted,
@@ -101,6 +104,26 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         Route::DialIn | Route::Unrouted => None,
     };
     let received_at = chrono::Utc::now();
+    if app.calls.shared().ownership.is_some() {
+        let record = WebhookRecord {
+            event_id: event_id.clone(),
+            received_at,
+            event_type: event.event_type().to_string(),
+            call_control_id: event.call_control_id().map(str::to_string),
+            conversation_id,
+            attempt: envelope.meta.as_ref().map(|m| m.attempt),
+            outcome,
+            body: String::from_utf8_lossy(body).into_owned(),
+        };
+        let occurred_at = envelope
+            .data
+            .occurred_at
+            .as_deref()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        let webhook = Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 };
+        return super::cluster::accept(app, record, route, webhook).await;
+    }
     // Stored in the order the worker will see it: a replay after a crash then
     // processes webhooks exactly as they were first processed, so the
     // commands it decides again carry the same command_ids.

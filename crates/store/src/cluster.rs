@@ -65,6 +65,9 @@ pub trait Cluster: Send + Sync {
     /// conversation at once.
     async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
 
+    /// Gives up every lease `owner` holds (an instance stopping).
+    async fn release_all(&self, owner: &str) -> Result<u64, StoreError>;
+
     /// Commits a transition in one transaction, only if `lease` is still
     /// current (its row locked), extending it by `term`.
     async fn checkpoint(&self, lease: &Lease, transition: Transition, term: Duration) -> Result<Fence, StoreError>;

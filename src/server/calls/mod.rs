@@ -58,4 +58,17 @@ pub struct Shared {
     /// How long a command failing for a passing reason is sent again, in
     /// rounds of the client's attempts, from its first attempt.
     pub retry_window: Duration,
+    /// Under several instances on one database: this instance and how long
+    /// its conversations stay its own without renewal (`None`: the only instance).
+    pub ownership: Option<Ownership>,
+}
+
+/// This instance among several sharing one database (see [`crate::store::cluster`]).
+#[derive(Debug, Clone)]
+pub struct Ownership {
+    /// This instance's name in the conversations' leases.
+    pub instance: String,
+    /// How long a lease lasts without renewal: how soon another instance
+    /// takes over the conversations of one that died.
+    pub term: Duration,
 }

@@ -299,6 +299,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             grace: Duration::from_secs(1),
             retry_window: Duration::from_secs(1),
+            ownership: None,
         });
         let (worker, mut inbox) = mpsc::unbounded_channel();
         let mut scoring = Scoring::new(shared, Arc::default(), "c1".into(), worker);

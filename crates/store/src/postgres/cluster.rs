@@ -87,6 +87,14 @@ impl Cluster for PgCluster {
         Ok(())
     }
 
+    async fn release_all(&self, owner: &str) -> Result<u64, StoreError> {
+        let client = self.db.get().await?;
+        client
+            .execute("UPDATE leases SET expires_at = now() WHERE owner = $1 AND expires_at > now()", &[&owner])
+            .await
+            .map_err(self.db.err())
+    }
+
     async fn checkpoint(&self, lease: &Lease, transition: Transition, term: Duration) -> Result<Fence, StoreError> {
         let transition = if self.redact_pii {
             match redact::write_op(WriteOp::Transition(transition)) {

@@ -1,0 +1,102 @@
+//! Several `ivrx serve` instances on one PostgreSQL database behind a
+//! standalone `ivrx sandbox` delivering round-robin (a load balancer):
+//! consecutive webhooks of one call reach different instances, and every
+//! call is still handled once, from start to end, by whichever instance
+//! owns it at the time.
+
+mod serve_support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use serve_support::live::{free_port, get, Carrier, Instance};
+use serve_support::{ivrx, output_within};
+
+/// The admin token every instance of the cluster shares.
+const TOKEN: &str = "one-token-for-the-cluster";
+
+/// How long a dead instance keeps its calls before another takes them (short for tests).
+const CONFIG: &str = "[storage]\nlease_ms = 1500\n";
+
+/// PostgreSQL, the carrier and `n` instances on a fresh database.
+struct Cluster {
+    _home: tempfile::TempDir,
+    carrier: Carrier,
+    instances: Vec<Instance>,
+}
+
+impl Cluster {
+    fn start(pg_url: &str, n: usize) -> Cluster {
+        let home = tempfile::tempdir().unwrap();
+        let config = home.path().join("ivrx.toml");
+        std::fs::write(&config, CONFIG).unwrap();
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let urls: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}/webhooks/telnyx")).collect();
+        let carrier = Carrier::start(home.path(), &urls);
+        let key = tokio::runtime::Runtime::new().unwrap().block_on(carrier.public_key());
+        let config = config.to_string_lossy().into_owned();
+        let envs = [("IVRX_ADMIN_TOKEN", TOKEN), ("IVRX_CONFIG", config.as_str())];
+        let instances = ports.iter().map(|p| Instance::start_on(&carrier, &key, *p, Some(pg_url), &envs)).collect();
+        Cluster { _home: home, carrier, instances }
+    }
+
+    /// Starts a load run through instance 0; returns the child.
+    fn load(&self, calls: u32, concurrency: u32) -> std::process::Child {
+        let a = &self.instances[0];
+        ivrx(self._home.path())
+            .args(["dial", "--sandbox", "--load", "--json", "--ramp", "1"])
+            .args(["--calls", &calls.to_string(), "--concurrency", &concurrency.to_string()])
+            .args(["--sandbox-url", &self.carrier.base, "--server", &a.url, "--token", TOKEN])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The load report, once the run has ended.
+    fn report(&self, child: std::process::Child) -> Value {
+        let out = output_within(child, Duration::from_secs(900), "ivrx dial --sandbox --load");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
+            panic!(
+                "the load report is not JSON ({e}): {stdout}\n{}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.logs()
+            )
+        })
+    }
+
+    fn logs(&self) -> String {
+        self.instances.iter().enumerate().map(|(i, x)| format!("--- instance {i}\n{}", x.process.log())).collect()
+    }
+}
+
+/// What a load run must show whatever happened to the instances.
+fn check(report: &Value, calls: u64, logs: &dyn Fn() -> String) {
+    let n = |p: &str| report.pointer(p).and_then(Value::as_u64).unwrap_or_else(|| panic!("{p} in {report}"));
+    assert_eq!(n("/calls/completed"), calls, "{report:#}\n{}", logs());
+    assert_eq!(n("/calls/not_ended_in_store"), 0, "{report:#}");
+    assert_eq!(n("/lost_events"), 0, "{report:#}");
+    assert_eq!(n("/double_transfers"), 0, "{report:#}");
+    assert_eq!(n("/orphaned_agent_legs"), 0, "{report:#}");
+    assert!(n("/transfers/expected") > 0);
+    assert_eq!(n("/transfers/issued_where_expected"), n("/transfers/expected"), "{report:#}");
+    assert_eq!(n("/transfers/mismatched"), 0, "{report:#}");
+    assert_eq!(report["ok"], true, "{report:#}");
+}
+
+#[test]
+fn three_instances_share_every_call_and_each_is_handled_once() {
+    let Some(pg) = ivrx_testkit::postgres::cluster() else { return };
+    ivrx::http::tls::install_crypto_provider();
+    let cluster = Cluster::start(&pg.fresh_database(), 3);
+    let t0 = Instant::now();
+    let report = cluster.report(cluster.load(60, 20));
+    eprintln!("60 calls over 3 instances in {:.1}s: {}", t0.elapsed().as_secs_f64(), report["wall_secs"]);
+    eprintln!("ack {} decision {}", report["ack_latency"], report["decision_latency"]);
+    check(&report, 60, &|| cluster.logs());
+    let by_url = report["webhooks"]["by_url"].as_array().unwrap();
+    assert_eq!(by_url.len(), 3, "{by_url:?}");
+    assert!(by_url.iter().all(|u| u["acknowledged"].as_u64() > Some(0)), "{by_url:?}");
+}
