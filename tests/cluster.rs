@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use serve_support::live::{free_port, get, Carrier, Instance};
+use serve_support::live::{free_port, Carrier, Instance};
 use serve_support::{ivrx, output_within};
 
 /// The admin token every instance of the cluster shares.
@@ -86,9 +86,13 @@ fn check(report: &Value, calls: u64, logs: &dyn Fn() -> String) {
     assert_eq!(report["ok"], true, "{report:#}");
 }
 
+/// The tests of this file take turns: one of them restarts the database.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn three_instances_share_every_call_and_each_is_handled_once() {
     let Some(pg) = ivrx_testkit::postgres::cluster() else { return };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     ivrx::http::tls::install_crypto_provider();
     let cluster = Cluster::start(&pg.fresh_database(), 3);
     let t0 = Instant::now();
@@ -99,4 +103,34 @@ fn three_instances_share_every_call_and_each_is_handled_once() {
     let by_url = report["webhooks"]["by_url"].as_array().unwrap();
     assert_eq!(by_url.len(), 3, "{by_url:?}");
     assert!(by_url.iter().all(|u| u["acknowledged"].as_u64() > Some(0)), "{by_url:?}");
+    assert_eq!(report["repeated_commands"], 0, "no instance died: nothing is sent twice");
+}
+
+/// The fault test: 600 calls, 150 at once, over three instances; one is
+/// killed (SIGKILL) and started again later, another is stopped (Ctrl-C),
+/// and PostgreSQL restarts, all while calls are in flight.
+#[test]
+fn calls_survive_a_killed_instance_a_stopped_one_and_a_database_restart() {
+    let Some(pg) = ivrx_testkit::postgres::cluster() else { return };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    ivrx::http::tls::install_crypto_provider();
+    let mut cluster = Cluster::start(&pg.fresh_database(), 3);
+    let t0 = Instant::now();
+    let run = cluster.load(600, 150);
+    let at = |secs: u64| std::thread::sleep(Duration::from_secs(secs).saturating_sub(t0.elapsed()));
+    at(10);
+    eprintln!("{:>5.1}s SIGKILL instance 1", t0.elapsed().as_secs_f64());
+    cluster.instances[1].process.stop();
+    at(20);
+    eprintln!("{:>5.1}s Ctrl-C instance 2", t0.elapsed().as_secs_f64());
+    cluster.instances[2].process.interrupt();
+    at(30);
+    eprintln!("{:>5.1}s restart PostgreSQL", t0.elapsed().as_secs_f64());
+    pg.restart();
+    at(40);
+    eprintln!("{:>5.1}s instance 1 back", t0.elapsed().as_secs_f64());
+    cluster.instances[1].restart();
+    let report = cluster.report(run);
+    eprintln!("600 calls with faults in {:.1}s: {report:#}", t0.elapsed().as_secs_f64());
+    check(&report, 600, &|| cluster.logs());
 }

@@ -47,21 +47,23 @@ pub(super) async fn route_stored(app: &App, event: &Event) -> Option<Route> {
 pub(super) async fn accept(app: &App, record: WebhookRecord, route: Route, webhook: Webhook) -> Response {
     let (event_id, outcome) = (record.event_id.clone(), record.outcome);
     let event_type = webhook.event.event_type().to_string();
-    let receipt = match tokio::time::timeout(STORE_WAIT, app.store.record_webhook(record)).await {
+    // While the database is failing, the webhook is refused soon rather than late.
+    let wait = if app.store.health().is_failing() { app.ack_wait } else { STORE_WAIT };
+    let receipt = match tokio::time::timeout(wait, app.store.record_webhook(record)).await {
         Ok(Ok(receipt)) => receipt,
         Ok(Err(e)) => return not_stored(app, &event_id, &event_type, &e.to_string()),
         Err(_) => return not_stored(app, &event_id, &event_type, "timed out"),
     };
-    if receipt == Receipt::Repeat {
-        app.metrics.webhook(&event_type, "duplicate");
-        return reply(StatusCode::OK, "status", "duplicate");
-    }
-    app.metrics.webhook(&event_type, outcome.as_str());
+    let repeat = receipt == Receipt::Repeat;
+    app.metrics.webhook(&event_type, if repeat { "duplicate" } else { outcome.as_str() });
     match (route, outcome) {
-        (Route::DialIn, WebhookOutcome::Accepted) => app.calls.dial_in(&webhook.event),
+        (Route::DialIn, WebhookOutcome::Accepted) if !repeat => app.calls.dial_in(&webhook.event),
         (Route::To(conv) | Route::New(conv), WebhookOutcome::Accepted) => {
             let here = app.calls.resolve(&conv).is_some_and(|c| c == conv);
-            app.calls.dispatch(&conv, WorkerMsg::Webhook(webhook));
+            // A repeat was stored by an earlier attempt, perhaps refused here
+            // after all (503) and so never handed on: the owner is told again.
+            let msg = if repeat { WorkerMsg::Pending } else { WorkerMsg::Webhook(webhook) };
+            app.calls.dispatch(&conv, msg);
             if !here {
                 if let Some(cluster) = app.store.cluster() {
                     if let Err(e) = cluster.wake(&conv).await {
@@ -73,7 +75,7 @@ pub(super) async fn accept(app: &App, record: WebhookRecord, route: Route, webho
         }
         _ => {}
     }
-    reply(StatusCode::OK, "status", outcome.as_str())
+    reply(StatusCode::OK, "status", if repeat { "duplicate" } else { outcome.as_str() })
 }
 
 fn not_stored(app: &App, event_id: &str, event_type: &str, why: &str) -> Response {
