@@ -59,18 +59,15 @@ pub(super) async fn accept(app: &App, record: WebhookRecord, route: Route, webho
     match (route, outcome) {
         (Route::DialIn, WebhookOutcome::Accepted) if !repeat => app.calls.dial_in(&webhook.event),
         (Route::To(conv) | Route::New(conv), WebhookOutcome::Accepted) => {
+            // Storing it woke the owner (NOTIFY); a worker here takes it when
+            // this instance owns the call or may take it.
             let here = app.calls.resolve(&conv).is_some_and(|c| c == conv);
-            // A repeat was stored by an earlier attempt, perhaps refused here
-            // after all (503) and so never handed on: the owner is told again.
-            let msg = if repeat { WorkerMsg::Pending } else { WorkerMsg::Webhook(webhook) };
-            app.calls.dispatch(&conv, msg);
-            if !here {
-                if let Some(cluster) = app.store.cluster() {
-                    if let Err(e) = cluster.wake(&conv).await {
-                        // The owner looks for stored webhooks at each lease renewal anyway.
-                        tracing::debug!(conversation = %conv, error = %e, "cannot wake the conversation's owner");
-                    }
-                }
+            let elsewhere = app.calls.shared().ownership.as_ref().is_some_and(|o| o.is_elsewhere(&conv));
+            if here || !elsewhere {
+                // A repeat was stored by an earlier attempt, perhaps refused
+                // here after all (503): the worker looks in the store.
+                let msg = if repeat { WorkerMsg::Pending } else { WorkerMsg::Webhook(webhook) };
+                app.calls.dispatch(&conv, msg);
             }
         }
         _ => {}

@@ -176,10 +176,7 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         metrics: metrics.clone(),
         grace: options.grace,
         retry_window: options.retry_window,
-        ownership: options
-            .store
-            .cluster()
-            .map(|_| Ownership { instance: uuid::Uuid::new_v4().to_string(), term: options.lease_term }),
+        ownership: options.store.cluster().map(|_| Ownership::new(options.lease_term)),
     });
     let seen = RecentSet::new(Duration::from_secs(3600), 1_000_000);
     // Remember the webhooks of the last hour, so a retry after a restart is still a repeat.

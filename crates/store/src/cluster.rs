@@ -72,7 +72,8 @@ pub trait Cluster: Send + Sync {
     /// current (its row locked), extending it by `term`.
     async fn checkpoint(&self, lease: &Lease, transition: Transition, term: Duration) -> Result<Fence, StoreError>;
 
-    /// Tells every instance that `conversation_id` has work waiting.
+    /// Tells every instance that `conversation_id` has work waiting (storing
+    /// an accepted webhook for a conversation does so by itself).
     async fn wake(&self, conversation_id: &str) -> Result<(), StoreError>;
 
     /// The conversations other instances woke, as they are woken. The

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream::{BoxStream, StreamExt};
 use tokio::sync::mpsc;
+use deadpool_postgres::Transaction;
 use tokio_postgres::AsyncMessage;
 
 use super::connect::{tls, Db};
@@ -131,9 +132,10 @@ impl Cluster for PgCluster {
     }
 
     async fn wake(&self, conversation_id: &str) -> Result<(), StoreError> {
-        let client = self.db.get().await?;
-        client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &conversation_id]).await.map_err(self.db.err())?;
-        Ok(())
+        let mut client = self.db.get().await?;
+        let tx = client.transaction().await.map_err(self.db.err())?;
+        notify(&tx, conversation_id).await.map_err(self.db.err())?;
+        tx.commit().await.map_err(self.db.err())
     }
 
     fn wake_ups(&self) -> BoxStream<'static, Option<String>> {
@@ -160,6 +162,13 @@ impl Cluster for PgCluster {
             .map_err(self.db.err())?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
+}
+
+/// Wakes every instance for `conversation_id` once `tx` commits (an
+/// accepted webhook stored for it wakes its owner this way).
+pub(super) async fn notify(tx: &Transaction<'_>, conversation_id: &str) -> Result<(), tokio_postgres::Error> {
+    let stmt = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+    tx.execute(&stmt, &[&CHANNEL, &conversation_id]).await.map(drop)
 }
 
 /// Listens on [`CHANNEL`] on a connection of its own, forwarding each

@@ -11,7 +11,7 @@ use ivrx_core::session::{DomainEvent, Recorded, TransferStatus};
 use tokio_postgres::types::ToSql;
 
 use crate::journal::WriteOp;
-use crate::model::{enum_name, Transition, WebhookRecord};
+use crate::model::{enum_name, Transition, WebhookOutcome, WebhookRecord};
 use crate::projection;
 
 type Result<T> = std::result::Result<T, tokio_postgres::Error>;
@@ -120,6 +120,9 @@ async fn record_webhook(tx: &Transaction<'_>, w: &WebhookRecord) -> Result<bool>
     )
     .await?;
     if inserted > 0 {
+        if let (Some(conv), WebhookOutcome::Accepted) = (&w.conversation_id, w.outcome) {
+            super::cluster::notify(tx, conv).await?;
+        }
         return Ok(true);
     }
     let stmt = tx.prepare_cached("SELECT received_at = $2 FROM webhooks WHERE event_id = $1").await?;

@@ -46,6 +46,7 @@ pub(in crate::server::calls) async fn run(mut w: Worker, conv: String, mut rx: m
         Ok(Acquired::Owned(lease)) => lease,
         Ok(Acquired::Held { owner }) => {
             tracing::debug!(conversation = %conv, %owner, "another instance owns this conversation");
+            ownership.owned_elsewhere(&conv);
             calls.leave(&conv);
             return;
         }
