@@ -27,7 +27,8 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(pg_url: &str, n: usize) -> Cluster {
+    /// `n` instances on `db` (PostgreSQL), or one on its own SQLite file when `None`.
+    fn start_on(db: Option<&str>, n: usize) -> Cluster {
         let home = tempfile::tempdir().unwrap();
         let config = home.path().join("ivrx.toml");
         std::fs::write(&config, CONFIG).unwrap();
@@ -37,8 +38,12 @@ impl Cluster {
         let key = tokio::runtime::Runtime::new().unwrap().block_on(carrier.public_key());
         let config = config.to_string_lossy().into_owned();
         let envs = [("IVRX_ADMIN_TOKEN", TOKEN), ("IVRX_CONFIG", config.as_str())];
-        let instances = ports.iter().map(|p| Instance::start_on(&carrier, &key, *p, Some(pg_url), &envs)).collect();
+        let instances = ports.iter().map(|p| Instance::start_on(&carrier, &key, *p, db, &envs)).collect();
         Cluster { _home: home, carrier, instances }
+    }
+
+    fn start(pg_url: &str, n: usize) -> Cluster {
+        Cluster::start_on(Some(pg_url), n)
     }
 
     /// Starts a load run through instance 0; returns the child.
@@ -133,4 +138,42 @@ fn calls_survive_a_killed_instance_a_stopped_one_and_a_database_restart() {
     let report = cluster.report(run);
     eprintln!("600 calls with faults in {:.1}s: {report:#}", t0.elapsed().as_secs_f64());
     check(&report, 600, &|| cluster.logs());
+}
+
+/// Side by side in one run (`cargo test --release --test cluster -- --ignored
+/// --nocapture`): the same load on one instance on SQLite, one on
+/// PostgreSQL and three on PostgreSQL, with the ratios of their wall times
+/// and latencies to SQLite's.
+#[test]
+#[ignore = "a measurement, not a check; run on demand"]
+fn side_by_side_one_sqlite_one_and_three_postgres_instances() {
+    let Some(pg) = ivrx_testkit::postgres::cluster() else { return };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    ivrx::http::tls::install_crypto_provider();
+    let (calls, concurrency) = (120, 40);
+    let mut rows: Vec<(String, Value)> = Vec::new();
+    for (name, db, n) in [
+        ("sqlite x1", None, 1),
+        ("postgres x1", Some(pg.fresh_database()), 1),
+        ("postgres x3", Some(pg.fresh_database()), 3),
+    ] {
+        let cluster = Cluster::start_on(db.as_deref(), n);
+        let report = cluster.report(cluster.load(calls, concurrency));
+        check(&report, calls.into(), &|| cluster.logs());
+        rows.push((name.to_string(), report));
+    }
+    let f = |r: &Value, p: &str| r.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let base = rows[0].1.clone();
+    eprintln!("{calls} calls, {concurrency} at once; ratio to sqlite x1 in brackets");
+    for (name, r) in &rows {
+        let cell = |p: &str| format!("{:.1} ({:.2})", f(r, p), f(r, p) / f(&base, p));
+        eprintln!(
+            "{name:12} wall s {} | ack p50 ms {} p99 {} | decision p50 ms {} p99 {}",
+            cell("/wall_secs"),
+            cell("/ack_latency/p50_ms"),
+            cell("/ack_latency/p99_ms"),
+            cell("/decision_latency/p50_ms"),
+            cell("/decision_latency/p99_ms"),
+        );
+    }
 }

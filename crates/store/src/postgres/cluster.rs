@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use deadpool_postgres::Transaction;
 use futures_util::stream::{BoxStream, StreamExt};
 use tokio::sync::mpsc;
-use deadpool_postgres::Transaction;
 use tokio_postgres::AsyncMessage;
 
 use super::connect::{tls, Db};
