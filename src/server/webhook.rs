@@ -104,31 +104,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         Route::DialIn | Route::Unrouted => None,
     };
     let received_at = chrono::Utc::now();
-    if app.calls.shared().ownership.is_some() {
-        let record = WebhookRecord {
-            event_id: event_id.clone(),
-            received_at,
-            event_type: event.event_type().to_string(),
-            call_control_id: event.call_control_id().map(str::to_string),
-            conversation_id,
-            attempt: envelope.meta.as_ref().map(|m| m.attempt),
-            outcome,
-            body: String::from_utf8_lossy(body).into_owned(),
-        };
-        let occurred_at = envelope
-            .data
-            .occurred_at
-            .as_deref()
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&chrono::Utc));
-        let webhook = Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 };
-        return super::cluster::accept(app, record, route, webhook).await;
-    }
-    // Stored in the order the worker will see it: a replay after a crash then
-    // processes webhooks exactly as they were first processed, so the
-    // commands it decides again carry the same command_ids.
-    let order = app.dispatch_order.lock().unwrap_or_else(|p| p.into_inner());
-    let committed = app.store.record_webhook(WebhookRecord {
+    let record = WebhookRecord {
         event_id: event_id.clone(),
         received_at,
         event_type: event.event_type().to_string(),
@@ -137,18 +113,27 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         attempt: envelope.meta.as_ref().map(|m| m.attempt),
         outcome,
         body: String::from_utf8_lossy(body).into_owned(),
-    });
+    };
+    let occurred_at = envelope
+        .data
+        .occurred_at
+        .as_deref()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
+    if app.calls.shared().ownership.is_some() {
+        let webhook = Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 };
+        return super::cluster::accept(app, record, route, webhook).await;
+    }
+    // Stored in the order the worker will see it: a replay after a crash then
+    // processes webhooks exactly as they were first processed, so the
+    // commands it decides again carry the same command_ids.
+    let order = app.dispatch_order.lock().unwrap_or_else(|p| p.into_inner());
+    let committed = app.store.record_webhook(record);
     app.metrics.webhook(event.event_type(), outcome.as_str());
     if let (Route::DialIn, WebhookOutcome::Accepted) = (&route, outcome) {
         app.calls.dial_in(&event);
     }
     if let (Some(conv), WebhookOutcome::Accepted) = (conversation_id, outcome) {
-        let occurred_at = envelope
-            .data
-            .occurred_at
-            .as_deref()
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&chrono::Utc));
         let msg =
             WorkerMsg::Webhook(Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 });
         match route {
