@@ -382,6 +382,10 @@ pub struct StorageConfig {
     pub redact_pii: bool,
     /// How long a write waits for a lock held by another process before it fails (and is retried), milliseconds.
     pub busy_timeout_ms: u64,
+    /// With PostgreSQL, several instances: how long a call stays with an
+    /// instance that stops renewing its hold on it (how soon another takes
+    /// over the calls of one that died), milliseconds.
+    pub lease_ms: u64,
 }
 
 impl StorageConfig {
@@ -389,6 +393,9 @@ impl StorageConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(10..=600_000).contains(&self.busy_timeout_ms) {
             return Err(invalid("storage.busy_timeout_ms", "must be between 10 and 600000 milliseconds"));
+        }
+        if !(300..=600_000).contains(&self.lease_ms) {
+            return Err(invalid("storage.lease_ms", "must be between 300 and 600000 milliseconds"));
         }
         self.location()?;
         Ok(())
@@ -409,7 +416,7 @@ impl StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { db: None, redact_pii: true, busy_timeout_ms: 5000 }
+        Self { db: None, redact_pii: true, busy_timeout_ms: 5000, lease_ms: 5000 }
     }
 }
 
@@ -816,6 +823,7 @@ mod tests {
             ("[server]\nheader_timeout_ms = 0\n", "server.header_timeout_ms"),
             ("[server]\nbody_timeout_ms = 9999999\n", "server.body_timeout_ms"),
             ("[storage]\nbusy_timeout_ms = 1\n", "storage.busy_timeout_ms"),
+            ("[storage]\nlease_ms = 10\n", "storage.lease_ms"),
             ("[sandbox.chaos]\napi_drop_rate = 1.5\n", "sandbox.chaos.api_drop_rate"),
         ] {
             let c = Config::from_toml(toml).unwrap();

@@ -96,6 +96,7 @@ async fn fixture() -> Fixture {
         reconcile_every: None,
         signature_tolerance: Duration::from_secs(300),
         load_audit: false,
+        lease_term: Duration::from_secs(5),
     })
     .await
     .unwrap();

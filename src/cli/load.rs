@@ -233,6 +233,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     report.webhooks.gave_up = delivered.gave_up;
     report.webhooks.by_url = std::mem::take(&mut delivered.by_url);
     report.refused_duplicates = delivered.refused_duplicates;
+    report.repeated_commands = delivered.repeated_commands;
     report.webhooks.per_sec = delivered.delivered as f64 / report.wall_secs.max(1e-9);
     if delivered.truncated {
         eprintln!(
@@ -410,6 +411,7 @@ fn print_report(r: &LoadReport) {
         format!("{} / {}", r.orphaned_agent_legs, r.agent_legs_left_up),
     );
     row("duplicate deliveries refused", r.refused_duplicates.to_string());
+    row("commands repeated (same command_id)", r.repeated_commands.to_string());
     let m = &r.memory;
     row("server peak RSS", format!("{:.1} MiB", m.peak_rss_kib as f64 / 1024.0));
     row(

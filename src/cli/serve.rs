@@ -109,6 +109,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         reconcile_every: (config.server.reconcile_secs > 0).then(|| Duration::from_secs(config.server.reconcile_secs)),
         signature_tolerance: Duration::from_secs(config.telnyx.signature_tolerance_secs),
         load_audit,
+        lease_term: Duration::from_millis(config.storage.lease_ms),
     };
     match mode {
         Mode::Live => {

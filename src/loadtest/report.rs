@@ -52,6 +52,11 @@ pub struct LoadReport {
     /// refused (non-2xx), as the carrier saw them.
     #[serde(default)]
     pub refused_duplicates: u64,
+    /// Commands the carrier received again with a `command_id` it had
+    /// executed (not executed twice): what the server sent more than once,
+    /// e.g. an instance taking over a call resending the unanswered commands.
+    #[serde(default)]
+    pub repeated_commands: u64,
     /// Server memory, sampled during the run.
     pub memory: MemoryReport,
     /// The scripts played.

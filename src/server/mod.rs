@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod calls;
+mod cluster;
 pub mod dedupe;
 pub mod live;
 pub mod metrics;
@@ -24,7 +25,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
-use self::calls::{Calls, Engine, Shared};
+use self::calls::{Calls, Engine, Ownership, Shared};
 use self::dedupe::RecentSet;
 use self::live::LiveHub;
 use self::metrics::Metrics;
@@ -92,6 +93,10 @@ pub struct ServerOptions {
     /// when serving against a sandbox carrier (embedded or standalone), never
     /// against Telnyx.
     pub load_audit: bool,
+    /// With a store several instances share: how long a conversation stays
+    /// with an instance that stops renewing its lease (how soon another
+    /// takes over the calls of one that died).
+    pub lease_term: Duration,
 }
 
 /// A running server.
@@ -105,16 +110,19 @@ pub struct ServerHandle {
     reconciler: tokio::task::JoinHandle<()>,
     /// What the reconciliation pass made at start found, once it is done.
     reconciled: tokio::sync::watch::Receiver<Option<reconcile::Pass>>,
+    cluster: tokio::task::JoinHandle<()>,
 }
 
 impl ServerHandle {
     /// Stops accepting requests and waits for the server task.
     pub async fn shutdown(mut self) {
         self.reconciler.abort();
+        self.cluster.abort();
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
         }
         let _ = self.task.await;
+        cluster::step_down(&self.app.calls).await;
     }
 
     /// Waits for the reconciliation pass made at start (the legs that ended
@@ -178,6 +186,7 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         metrics: metrics.clone(),
         grace: options.grace,
         retry_window: options.retry_window,
+        ownership: options.store.cluster().map(|_| Ownership::new(options.lease_term)),
     });
     let seen = RecentSet::new(Duration::from_secs(3600), 1_000_000);
     // Remember the webhooks of the last hour, so a retry after a restart is still a repeat.
@@ -200,7 +209,9 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         ack_wait: Duration::from_millis(250),
         dispatch_order: std::sync::Mutex::new(()),
     });
-    calls.restore().await;
+    if calls.shared().ownership.is_none() {
+        calls.restore().await;
+    }
     let router = router(app.clone(), &options.webhook_path, options.max_body_bytes, limits, options.load_audit);
     let addr = options.listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -209,6 +220,7 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
     };
     let task = tokio::spawn(crate::http::serve::serve(options.listener, router, limits, stopped));
     let (reconciled_tx, reconciled) = tokio::sync::watch::channel(None);
+    let cluster = tokio::spawn(cluster::run(calls.clone()));
     let reconciler = tokio::spawn(reconcile::run(calls, options.reconcile_every, reconciled_tx));
-    Ok(ServerHandle { addr, app, shutdown: Some(tx), task, reconciler, reconciled })
+    Ok(ServerHandle { addr, app, shutdown: Some(tx), task, reconciler, reconciled, cluster })
 }

@@ -26,7 +26,7 @@ use crate::store::{WebhookOutcome, WebhookRecord};
 use crate::telnyx::events::{Envelope, Event};
 use crate::telnyx::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
-fn reply(status: StatusCode, key: &str, value: impl Into<String>) -> Response {
+pub(super) fn reply(status: StatusCode, key: &str, value: impl Into<String>) -> Response {
     (status, Json(json!({ key: value.into() }))).into_response()
 }
 
@@ -93,8 +93,11 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     if app.seen.check(&event_id, &[], t0) != Seen::New {
         return duplicate();
     }
-    let route = app.calls.route(&event);
+    let mut route = app.calls.route(&event);
     let unknown = matches!(event, Event::Unknown { .. });
+    if route == Route::Unrouted && !unknown && app.calls.shared().ownership.is_some() {
+        route = super::cluster::route_stored(app, &event).await.unwrap_or(route);
+    }
     let outcome = match (&route, unknown) {
         (_, true) => WebhookOutcome::UnknownEvent,
         (Route::Unrouted, _) => WebhookOutcome::Unrouted,
@@ -109,28 +112,28 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     };
     // Room in the worker's inbox before the event counts as seen: only a
     // webhook its worker will take is remembered, stored and acknowledged.
+    // Under several instances the store is the inbox: see `cluster::accept`.
+    let cluster = app.calls.shared().ownership.is_some();
     let slot = match (&conversation_id, outcome) {
-        (Some(conv), WebhookOutcome::Accepted) => match app.calls.reserve(conv, matches!(route, Route::New(_))) {
-            Ok(slot) => Some(slot),
-            Err(busy) => {
-                app.metrics.webhook(event.event_type(), "busy");
-                tracing::warn!(conversation = %conv, event_type = event.event_type(), "webhook refused: {busy}");
-                let retry = [(RETRY_AFTER, "1")];
-                return (StatusCode::SERVICE_UNAVAILABLE, retry, Json(json!({ "error": busy.to_string() })))
-                    .into_response();
+        (Some(conv), WebhookOutcome::Accepted) if !cluster => {
+            match app.calls.reserve(conv, matches!(route, Route::New(_))) {
+                Ok(slot) => Some(slot),
+                Err(busy) => {
+                    app.metrics.webhook(event.event_type(), "busy");
+                    tracing::warn!(conversation = %conv, event_type = event.event_type(), "webhook refused: {busy}");
+                    let retry = [(RETRY_AFTER, "1")];
+                    return (StatusCode::SERVICE_UNAVAILABLE, retry, Json(json!({ "error": busy.to_string() })))
+                        .into_response();
+                }
             }
-        },
+        }
         _ => None,
     };
     if !app.seen.insert(&event_id, t0) {
         return duplicate();
     }
     let received_at = chrono::Utc::now();
-    // Stored in the order the worker will see it: a replay after a crash then
-    // processes webhooks exactly as they were first processed, so the
-    // commands it decides again carry the same command_ids.
-    let order = app.dispatch_order.lock().unwrap_or_else(|p| p.into_inner());
-    let committed = app.store.record_webhook(WebhookRecord {
+    let record = WebhookRecord {
         event_id: event_id.clone(),
         received_at,
         event_type: event.event_type().to_string(),
@@ -139,18 +142,27 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         attempt: envelope.meta.as_ref().map(|m| m.attempt),
         outcome,
         body: String::from_utf8_lossy(body).into_owned(),
-    });
+    };
+    let occurred_at = envelope
+        .data
+        .occurred_at
+        .as_deref()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
+    if cluster {
+        let webhook = Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 };
+        return super::cluster::accept(app, record, route, webhook).await;
+    }
+    // Stored in the order the worker will see it: a replay after a crash then
+    // processes webhooks exactly as they were first processed, so the
+    // commands it decides again carry the same command_ids.
+    let order = app.dispatch_order.lock().unwrap_or_else(|p| p.into_inner());
+    let committed = app.store.record_webhook(record);
     app.metrics.webhook(event.event_type(), outcome.as_str());
     if let (Route::DialIn, WebhookOutcome::Accepted) = (&route, outcome) {
         app.calls.dial_in(&event);
     }
     if let Some(slot) = slot {
-        let occurred_at = envelope
-            .data
-            .occurred_at
-            .as_deref()
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&chrono::Utc));
         slot.send(WorkerMsg::Webhook(Webhook {
             event: Box::new(event),
             event_id,

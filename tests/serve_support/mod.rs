@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod live;
+
 /// The time scale e2e tests run the sandbox clock at.
 pub const TIME_SCALE: &str = "20";
 

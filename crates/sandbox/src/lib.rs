@@ -463,6 +463,9 @@ impl Shared {
     }
 
     pub(crate) fn log_command(&self, r: CommandRecord) {
+        if r.duplicate {
+            self.delivery.stats.repeated_command();
+        }
         if let Some(log) = self.commands.as_ref().filter(|_| self.delivery.logging()) {
             log.lock().unwrap_or_else(|p| p.into_inner()).push(r);
         }

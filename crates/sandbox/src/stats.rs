@@ -50,6 +50,10 @@ pub struct DeliverySummary {
     /// duplicates) that the application refused with a non-2xx status.
     #[serde(default)]
     pub refused_duplicates: u64,
+    /// Commands received again with a `command_id` already executed
+    /// (answered ok, not executed again): what an application sent twice.
+    #[serde(default)]
+    pub repeated_commands: u64,
     /// Time from sending a webhook to reading its 2xx answer.
     pub ack_latency: LatencySummary,
     /// Acknowledged event ids kept for [`DeliveryStats::ids`].
@@ -94,6 +98,7 @@ struct Window {
     failed_attempts: u64,
     gave_up: u64,
     refused_duplicates: u64,
+    repeated_commands: u64,
     latencies: Vec<u32>,
     ids: Vec<u128>,
     truncated: bool,
@@ -110,6 +115,7 @@ impl Window {
             failed_attempts: 0,
             gave_up: 0,
             refused_duplicates: 0,
+            repeated_commands: 0,
             latencies: Vec::new(),
             ids: Vec::new(),
             truncated: false,
@@ -213,6 +219,11 @@ impl DeliveryStats {
         self.lock().refused_duplicates += 1;
     }
 
+    /// A command came again with a `command_id` already executed.
+    pub(crate) fn repeated_command(&self) {
+        self.lock().repeated_commands += 1;
+    }
+
     /// Starts a new window, keeping ids and latencies when `track` is set.
     pub fn reset(&self, track: bool) {
         *self.lock() = Window::new(track);
@@ -231,6 +242,7 @@ impl DeliveryStats {
             failed_attempts: w.failed_attempts,
             gave_up: w.gave_up,
             refused_duplicates: w.refused_duplicates,
+            repeated_commands: w.repeated_commands,
             ack_latency: LatencySummary::default(),
             ids_tracked: w.ids.len() as u64,
             truncated: w.truncated,

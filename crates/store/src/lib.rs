@@ -10,6 +10,7 @@
 //! database locked) it is kept and retried, and [`StoreHealth`] says so.
 //! Caller text is stored [`redact`]ed unless redaction is turned off.
 
+pub mod cluster;
 pub mod copy;
 mod error;
 pub mod ids;

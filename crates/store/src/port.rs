@@ -23,6 +23,7 @@ use futures_util::stream::BoxStream;
 use ivrx_core::session::Recorded;
 use tokio::sync::oneshot;
 
+use crate::cluster::Cluster;
 use crate::model::{
     CallAudit, CallReport, Conversation, Filters, OpenLeg, PendingWebhook, Receipt, TransferAttempt, Transition,
     WebhookRecord,
@@ -136,6 +137,12 @@ pub trait Audit: Send + Sync {
 pub trait Store: Journal + Conversations + Recovery + Analytics + Audit {
     /// The database as people see it (a path, or a URL with its password masked).
     fn describe(&self) -> String;
+
+    /// Conversation ownership across instances, for a backend several
+    /// instances share (`None`: this store serves one instance).
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
 }
 
 /// A store shared by the server's tasks.

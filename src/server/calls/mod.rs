@@ -58,6 +58,46 @@ pub struct Shared {
     /// How long a command failing for a passing reason is sent again, in
     /// rounds of the client's attempts, from its first attempt.
     pub retry_window: Duration,
+    /// Under several instances on one database: this instance and how long
+    /// its conversations stay its own without renewal (`None`: the only instance).
+    pub ownership: Option<Ownership>,
+}
+
+/// This instance among several sharing one database (see [`crate::store::cluster`]).
+#[derive(Debug, Clone)]
+pub struct Ownership {
+    /// This instance's name in the conversations' leases.
+    pub instance: String,
+    /// How long a lease lasts without renewal: how soon another instance
+    /// takes over the conversations of one that died.
+    pub term: Duration,
+    /// Conversations found owned by another live instance, and when: for a
+    /// lease term this instance does not try to take them on each webhook.
+    pub elsewhere: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+}
+
+impl Ownership {
+    /// This instance, holding conversations for `term` without renewal.
+    pub fn new(term: Duration) -> Self {
+        Ownership { instance: uuid::Uuid::new_v4().to_string(), term, elsewhere: Arc::default() }
+    }
+
+    /// Notes that another live instance owns `conv`.
+    pub fn owned_elsewhere(&self, conv: &str) {
+        if let Ok(mut g) = self.elsewhere.lock() {
+            let now = std::time::Instant::now();
+            if g.len() > 100_000 {
+                g.retain(|_, t| now.duration_since(*t) < self.term);
+            }
+            g.insert(conv.to_string(), now);
+        }
+    }
+
+    /// True while another live instance was lately found owning `conv`.
+    pub fn is_elsewhere(&self, conv: &str) -> bool {
+        let Ok(g) = self.elsewhere.lock() else { return false };
+        g.get(conv).is_some_and(|t| t.elapsed() < self.term)
+    }
 }
 
 #[cfg(test)]
@@ -81,6 +121,7 @@ pub(crate) mod tests {
             metrics: Arc::new(Metrics::new()),
             grace: Duration::from_secs(1),
             retry_window: Duration::from_secs(1),
+            ownership: None,
         }
     }
 }

@@ -279,8 +279,28 @@ impl Calls {
         n
     }
 
+    /// Under several instances: tells this instance's worker for `conv`, if
+    /// there is one, that webhooks wait in the store. False when there is none.
+    /// A full inbox needs no wake-up: the worker looks in the store after
+    /// what it holds, and at every lease renewal.
+    pub fn poke(&self, conv: &str) -> bool {
+        let Ok(workers) = self.workers.lock() else { return false };
+        workers
+            .get(conv)
+            .is_some_and(|tx| !matches!(tx.try_send(WorkerMsg::Pending), Err(mpsc::error::TrySendError::Closed(_))))
+    }
+
+    /// Under several instances: [`Calls::poke`]s every worker of this instance.
+    pub fn poke_all(&self) {
+        if let Ok(workers) = self.workers.lock() {
+            for tx in workers.values() {
+                let _ = tx.try_send(WorkerMsg::Pending);
+            }
+        }
+    }
+
     /// Routes a leg's webhooks to `conv` from now on.
-    pub(super) fn register_leg(&self, ccid: &str, conv: &str) {
+    pub(crate) fn register_leg(&self, ccid: &str, conv: &str) {
         if let Ok(mut legs) = self.legs.lock() {
             legs.insert(ccid.to_string(), conv.to_string());
         }

@@ -40,6 +40,15 @@ pub(super) struct Commands {
     worker: WorkerInbox,
     /// Commands sent but not answered yet.
     outbox: Outbox,
+    /// Under several instances: commands decided but held until the
+    /// checkpoint that holds them in the outbox commits (`None`: sent at once).
+    held: Option<Vec<Held>>,
+}
+
+/// A command held until its checkpoint commits.
+enum Held {
+    Ordered(Queued),
+    Release(Command, u32),
 }
 
 impl Commands {
@@ -47,7 +56,7 @@ impl Commands {
     pub(super) fn start(shared: Arc<Shared>, worker: WorkerInbox) -> Self {
         let (ordered, rx) = mpsc::channel(ORDERED);
         tokio::spawn(run_ordered(shared.clone(), rx, worker.clone()));
-        Self { shared, ordered, waiting: VecDeque::new(), worker, outbox: Outbox::default() }
+        Self { shared, ordered, waiting: VecDeque::new(), worker, outbox: Outbox::default(), held: None }
     }
 
     /// Sends a command after the conversation's earlier ones, keeping it in
@@ -55,8 +64,13 @@ impl Commands {
     /// arrived (a transfer's start, for the decision latency).
     pub(super) fn send(&mut self, cmd: Command, started: Option<Instant>) {
         self.outbox.push(&cmd);
-        self.waiting.push_back((cmd, started));
-        self.hand_over();
+        match &mut self.held {
+            Some(held) => held.push(Held::Ordered((cmd, started))),
+            None => {
+                self.waiting.push_back((cmd, started));
+                self.hand_over();
+            }
+        }
     }
 
     /// Hands the ordered sender what waits for it, as far as its queue has room.
@@ -89,7 +103,30 @@ impl Commands {
     /// after a backoff that grows with `round` (kept in the outbox until answered).
     pub(super) fn release(&mut self, cmd: Command, round: u32) {
         self.outbox.push(&cmd);
-        tokio::spawn(run_release(self.shared.clone(), cmd, round, self.worker.clone()));
+        match &mut self.held {
+            Some(held) => held.push(Held::Release(cmd, round)),
+            None => drop(tokio::spawn(run_release(self.shared.clone(), cmd, round, self.worker.clone()))),
+        }
+    }
+
+    /// From now on, commands wait for [`Commands::send_held`] (the
+    /// checkpoint that records them) before they go out.
+    pub(super) fn hold(&mut self) {
+        self.held.get_or_insert_with(Vec::new);
+    }
+
+    /// Sends the commands held since the last checkpoint, in order.
+    pub(super) fn send_held(&mut self) {
+        let Some(held) = &mut self.held else { return };
+        for h in std::mem::take(held) {
+            match h {
+                Held::Ordered(q) => self.waiting.push_back(q),
+                Held::Release(cmd, round) => {
+                    drop(tokio::spawn(run_release(self.shared.clone(), cmd, round, self.worker.clone())))
+                }
+            }
+        }
+        self.hand_over();
     }
 
     /// Sends again the commands a stored conversation had not seen answered.

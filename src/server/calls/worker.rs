@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
+mod owner;
+
 use super::registry::Calls;
 use super::scoring::Scoring;
 use super::sender::Commands;
@@ -57,6 +59,8 @@ pub enum WorkerMsg {
     Symbl(SymblEvent),
     /// Telnyx answered a command (or it failed for good): it leaves the outbox.
     Answered { command_id: String },
+    /// Under several instances: webhooks for this conversation wait in the store.
+    Pending,
 }
 
 /// A conversation worker's inbox, as the registry and the worker's helpers
@@ -100,6 +104,8 @@ struct Worker {
     legs: Vec<String>,
     /// The conversation's clock: when the last thing it knows of happened.
     last_at: DateTime<Utc>,
+    /// Under several instances: the conversation's lease.
+    owned: Option<owner::Owned>,
 }
 
 /// Runs conversation `conv`'s worker until its call is over and the grace
@@ -124,7 +130,11 @@ pub(super) async fn run(
         replayed: HashSet::new(),
         legs: Vec::new(),
         last_at: Utc::now(),
+        owned: None,
     };
+    if shared.ownership.is_some() {
+        return owner::run(w, conv, rx).await;
+    }
     if !fresh {
         w.restore().await;
     }
@@ -143,7 +153,7 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        w.checkpoint();
+        w.checkpoint().await;
     }
     // Leave the registry, then finish whatever was sent, or is sent with a
     // slot held, before we left (helpers' reports from now on are moot).
@@ -156,7 +166,7 @@ pub(super) async fn run(
     // conversation's record can end.
     let fx = w.scoring.score_waiting_locally(&mut w.session, w.last_at);
     w.run(fx, None);
-    w.checkpoint();
+    w.checkpoint().await;
     w.commands.finish().await;
     shared.live.remove(&conv);
     calls.forget(&conv, &w.legs);
@@ -227,7 +237,7 @@ impl Worker {
         if resumed {
             tracing::info!(conversation = self.session.id(), replayed = self.processed.len(), "resumed a stored call");
         }
-        self.checkpoint();
+        self.checkpoint().await;
     }
 
     fn handle(&mut self, msg: WorkerMsg) {
@@ -307,6 +317,7 @@ impl Worker {
                 self.run(fx, None);
             }
             WorkerMsg::Answered { command_id } => self.commands.answered(&command_id),
+            WorkerMsg::Pending => {} // taken from the store by the owner's loop
         }
     }
 
@@ -378,19 +389,30 @@ impl Worker {
         self.unpublished.push(r);
     }
 
-    /// Hands what happened to the store, then to live followers.
-    fn checkpoint(&mut self) {
-        self.write_checkpoint();
+    /// Hands what happened to the store, then to live followers. False when
+    /// the conversation has another owner now (several instances): nothing
+    /// was stored, and the worker must stop.
+    async fn checkpoint(&mut self) -> bool {
+        if self.owned.is_some() {
+            if !owner::checkpoint(self).await {
+                return false;
+            }
+        } else if let Some(transition) = self.transition() {
+            // Queued: the worker goes on while it commits.
+            drop(self.shared().store.commit(transition));
+        }
         let live = &self.calls.shared().live;
         for r in self.unpublished.drain(..) {
             live.publish(&r);
         }
+        true
     }
 
-    fn write_checkpoint(&mut self) {
+    /// What happened since the last checkpoint, if anything.
+    fn transition(&mut self) -> Option<Transition> {
         let outbox_changed = self.commands.take_changed();
         if self.pending.is_empty() && self.processed.is_empty() && !outbox_changed {
-            return;
+            return None;
         }
         let outbox = self.commands.outbox();
         let session = outbox::encode(&self.session, outbox).ok().map(|state| SessionState {
@@ -398,14 +420,12 @@ impl Worker {
             // Not over while an agent leg is up or a command is unanswered.
             ended: self.session.is_settled() && outbox.pending().is_empty(),
         });
-        let transition = Transition {
+        Some(Transition {
             conversation_id: self.session.id().to_string(),
             events: std::mem::take(&mut self.pending),
             session,
             processed: std::mem::take(&mut self.processed),
-        };
-        // Queued: the worker goes on while it commits.
-        drop(self.shared().store.commit(transition));
+        })
     }
 }
 

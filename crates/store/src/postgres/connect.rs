@@ -34,7 +34,7 @@ pub(crate) fn config(url: &str) -> Result<tokio_postgres::Config, String> {
 /// TLS through rustls (ring): server certificates are checked against the
 /// system's roots and the Mozilla roots. `sslmode=prefer` (the default)
 /// uses TLS when the server offers it, `require` insists, `disable` never.
-fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
+pub(crate) fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let native = rustls_native_certs::load_native_certs();
@@ -58,6 +58,8 @@ pub(crate) struct Db {
     dbname: String,
     /// `SET LOCAL lock_timeout` for each write transaction.
     pub(crate) set_lock_timeout: String,
+    /// The driver's settings, for a connection of its own outside the pool (`LISTEN`).
+    pub(crate) config: tokio_postgres::Config,
 }
 
 impl Db {
@@ -72,7 +74,8 @@ impl Db {
         // Set per transaction, not per session, so that it holds through a
         // pooler in transaction mode.
         let set_lock_timeout = format!("SET LOCAL lock_timeout = {}", lock_timeout.as_millis().max(1));
-        let manager = Manager::from_config(config, tls(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), tls(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -81,7 +84,7 @@ impl Db {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::database(name.clone(), e))?;
-        Ok(Db { pool, name, user, dbname, set_lock_timeout })
+        Ok(Db { pool, name, user, dbname, set_lock_timeout, config })
     }
 
     /// A connection from the pool, or the error that names what to fix.

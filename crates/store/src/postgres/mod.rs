@@ -10,6 +10,7 @@
 //! `/readyz`) before a write has to fail. Reads take a connection from the
 //! pool. Migrations run at open under an advisory lock ([`schema`]).
 
+mod cluster;
 mod connect;
 mod read;
 mod schema;
@@ -41,6 +42,7 @@ const CALLS_PER_PAGE: usize = 64;
 pub struct PostgresStore {
     db: Db,
     writes: Writes,
+    cluster: cluster::PgCluster,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -59,7 +61,8 @@ impl PostgresStore {
         let (queue, batcher) = WriteQueue::new(&options, db.name.clone());
         tokio::spawn(run_writer(db.clone(), batcher));
         let writes = Writes::new(queue, db.name.clone());
-        Ok(Self { db, writes })
+        let cluster = cluster::PgCluster { db: db.clone(), redact_pii: options.redact_pii };
+        Ok(Self { db, writes, cluster })
     }
 
     /// Connects to an existing ivrx database for reading only: nothing is
@@ -68,7 +71,8 @@ impl PostgresStore {
         let db = Db::new(url, crate::StoreOptions::default().lock_timeout)?;
         schema::check(&db).await?;
         let writes = Writes::read_only(db.name.clone());
-        Ok(Self { db, writes })
+        let cluster = cluster::PgCluster { db: db.clone(), redact_pii: true };
+        Ok(Self { db, writes, cluster })
     }
 
     /// Every text value of every table, one per line (privacy audits).
@@ -199,5 +203,9 @@ impl Audit for PostgresStore {
 impl Store for PostgresStore {
     fn describe(&self) -> String {
         self.db.name.clone()
+    }
+
+    fn cluster(&self) -> Option<&dyn crate::cluster::Cluster> {
+        Some(&self.cluster)
     }
 }

@@ -27,10 +27,11 @@ struct Migration {
 }
 
 /// Every migration, oldest first.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "conversations, legs, utterances, decisions, transfers, events, webhooks, sessions, insights",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "conversations, legs, utterances, decisions, transfers, events, webhooks, sessions, insights",
+        sql: r#"
 CREATE TABLE conversations (
     id                     TEXT COLLATE "C" PRIMARY KEY,
     started_at             TIMESTAMPTZ NOT NULL,
@@ -162,7 +163,22 @@ CREATE TABLE insights (
     PRIMARY KEY (conversation_id, source)
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "conversation leases for several instances, pending webhooks by conversation",
+        sql: r#"
+CREATE TABLE leases (
+    conversation_id  TEXT COLLATE "C" PRIMARY KEY,
+    owner            TEXT NOT NULL,
+    epoch            BIGINT NOT NULL,
+    expires_at       TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX leases_expiry ON leases(expires_at);
+CREATE INDEX webhooks_pending ON webhooks(conversation_id) WHERE NOT processed AND outcome = 'accepted';
+"#,
+    },
+];
 
 /// The newest schema version this build knows.
 pub(super) fn latest_version() -> i64 {

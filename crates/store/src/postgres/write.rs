@@ -11,7 +11,7 @@ use ivrx_core::session::{DomainEvent, Recorded, TransferStatus};
 use tokio_postgres::types::ToSql;
 
 use crate::journal::WriteOp;
-use crate::model::{enum_name, WebhookRecord};
+use crate::model::{enum_name, Transition, WebhookOutcome, WebhookRecord};
 use crate::projection::{self, sql};
 
 type Result<T> = std::result::Result<T, tokio_postgres::Error>;
@@ -53,16 +53,7 @@ pub(super) async fn commit(
     for op in batch {
         new.push(match op {
             WriteOp::Transition(t) => {
-                for r in &t.events {
-                    apply_event(&tx, r).await?;
-                }
-                if let Some(s) = &t.session {
-                    run(&tx, sql::SESSION, &[&text(&t.conversation_id), &text(&s.state), &s.ended, &Utc::now()])
-                        .await?;
-                }
-                for id in &t.processed {
-                    run(&tx, sql::WEBHOOK_PROCESSED, &[&text(id)]).await?;
-                }
+                apply_transition(&tx, t).await?;
                 true
             }
             WriteOp::Webhook(w) => record_webhook(&tx, w).await?,
@@ -79,6 +70,21 @@ pub(super) async fn commit(
     }
     tx.commit().await?;
     Ok(new)
+}
+
+/// Applies one conversation's transition: its events, its session's state
+/// and the webhooks it consumed.
+pub(super) async fn apply_transition(tx: &Transaction<'_>, t: &Transition) -> Result<()> {
+    for r in &t.events {
+        apply_event(tx, r).await?;
+    }
+    if let Some(s) = &t.session {
+        run(tx, sql::SESSION, &[&text(&t.conversation_id), &text(&s.state), &s.ended, &Utc::now()]).await?;
+    }
+    for id in &t.processed {
+        run(tx, sql::WEBHOOK_PROCESSED, &[&text(id)]).await?;
+    }
+    Ok(())
 }
 
 /// Stores a webhook once; true when it is new. A webhook found already
@@ -103,6 +109,9 @@ async fn record_webhook(tx: &Transaction<'_>, w: &WebhookRecord) -> Result<bool>
     )
     .await?;
     if inserted > 0 {
+        if let (Some(conv), WebhookOutcome::Accepted) = (&w.conversation_id, w.outcome) {
+            super::cluster::notify(tx, conv).await?;
+        }
         return Ok(true);
     }
     let stmt = tx.prepare_cached("SELECT received_at = $2 FROM webhooks WHERE event_id = $1").await?;

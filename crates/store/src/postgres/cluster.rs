@@ -1,0 +1,221 @@
+//! Several instances on one PostgreSQL database (see [`crate::cluster`]):
+//! a lease row per conversation, checkpoints fenced by the lease's epoch
+//! under a row lock, and wake-ups through `LISTEN`/`NOTIFY` on one channel.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::Transaction;
+use futures_util::stream::{BoxStream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_postgres::AsyncMessage;
+
+use super::connect::{tls, Db};
+use super::write;
+use crate::cluster::{Acquired, Cluster, Fence, Lease};
+use crate::journal::WriteOp;
+use crate::model::Transition;
+use crate::{redact, StoreError};
+
+/// The notification channel wake-ups go through.
+const CHANNEL: &str = "ivrx_work";
+/// Subscribes a connection to [`CHANNEL`].
+const LISTEN: &str = "LISTEN ivrx_work";
+/// How long the listener waits before connecting again after losing its connection.
+const RECONNECT: Duration = Duration::from_millis(500);
+
+fn secs(term: Duration) -> f64 {
+    term.as_secs_f64()
+}
+
+/// The cluster side of a PostgreSQL store.
+pub(super) struct PgCluster {
+    pub(super) db: Db,
+    pub(super) redact_pii: bool,
+}
+
+#[async_trait]
+impl Cluster for PgCluster {
+    async fn acquire(&self, conversation_id: &str, owner: &str, term: Duration) -> Result<Acquired, StoreError> {
+        let db = &self.db;
+        let client = db.get().await?;
+        let taken = client
+            .query_opt(
+                "INSERT INTO leases (conversation_id, owner, epoch, expires_at)
+                 VALUES ($1, $2, 1, now() + make_interval(secs => $3))
+                 ON CONFLICT (conversation_id) DO UPDATE SET owner = excluded.owner, epoch = leases.epoch + 1,
+                   expires_at = excluded.expires_at
+                 WHERE leases.expires_at <= now() OR leases.owner = excluded.owner
+                 RETURNING epoch",
+                &[&conversation_id, &owner, &secs(term)],
+            )
+            .await
+            .map_err(db.err())?;
+        if let Some(row) = taken {
+            let lease =
+                Lease { conversation_id: conversation_id.to_string(), owner: owner.to_string(), epoch: row.get(0) };
+            return Ok(Acquired::Owned(lease));
+        }
+        let holder = client
+            .query_opt("SELECT owner FROM leases WHERE conversation_id = $1", &[&conversation_id])
+            .await
+            .map_err(db.err())?;
+        Ok(Acquired::Held { owner: holder.map(|r| r.get(0)).unwrap_or_default() })
+    }
+
+    async fn renew(&self, lease: &Lease, term: Duration) -> Result<bool, StoreError> {
+        let client = self.db.get().await?;
+        let n = client
+            .execute(
+                "UPDATE leases SET expires_at = now() + make_interval(secs => $4)
+                 WHERE conversation_id = $1 AND owner = $2 AND epoch = $3",
+                &[&lease.conversation_id, &lease.owner, &lease.epoch, &secs(term)],
+            )
+            .await
+            .map_err(self.db.err())?;
+        Ok(n == 1)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let client = self.db.get().await?;
+        client
+            .execute(
+                "UPDATE leases SET expires_at = now() WHERE conversation_id = $1 AND owner = $2 AND epoch = $3",
+                &[&lease.conversation_id, &lease.owner, &lease.epoch],
+            )
+            .await
+            .map_err(self.db.err())?;
+        Ok(())
+    }
+
+    async fn release_all(&self, owner: &str) -> Result<u64, StoreError> {
+        let client = self.db.get().await?;
+        client
+            .execute("UPDATE leases SET expires_at = now() WHERE owner = $1 AND expires_at > now()", &[&owner])
+            .await
+            .map_err(self.db.err())
+    }
+
+    async fn checkpoint(&self, lease: &Lease, transition: Transition, term: Duration) -> Result<Fence, StoreError> {
+        let transition = if self.redact_pii {
+            match redact::write_op(WriteOp::Transition(transition)) {
+                WriteOp::Transition(t) => t,
+                _ => unreachable!("redaction keeps the kind of write"),
+            }
+        } else {
+            transition
+        };
+        let db = &self.db;
+        let mut client = db.get().await?;
+        let tx = client.transaction().await.map_err(db.err())?;
+        tx.batch_execute(&db.set_lock_timeout).await.map_err(db.err())?;
+        let current = tx
+            .query_opt(
+                "SELECT owner, epoch FROM leases WHERE conversation_id = $1 FOR UPDATE",
+                &[&lease.conversation_id],
+            )
+            .await
+            .map_err(db.err())?;
+        let ours = current.is_some_and(|r| r.get::<_, String>(0) == lease.owner && r.get::<_, i64>(1) == lease.epoch);
+        if !ours {
+            return Ok(Fence::Lost); // rolled back as the transaction drops
+        }
+        write::apply_transition(&tx, &transition).await.map_err(db.err())?;
+        tx.execute(
+            "UPDATE leases SET expires_at = now() + make_interval(secs => $2) WHERE conversation_id = $1",
+            &[&lease.conversation_id, &secs(term)],
+        )
+        .await
+        .map_err(db.err())?;
+        tx.commit().await.map_err(db.err())?;
+        Ok(Fence::Committed)
+    }
+
+    async fn wake(&self, conversation_id: &str) -> Result<(), StoreError> {
+        let mut client = self.db.get().await?;
+        let tx = client.transaction().await.map_err(self.db.err())?;
+        notify(&tx, conversation_id).await.map_err(self.db.err())?;
+        tx.commit().await.map_err(self.db.err())
+    }
+
+    fn wake_ups(&self) -> BoxStream<'static, Option<String>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(listen(self.db.clone(), tx));
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|w| (w, rx)) }).boxed()
+    }
+
+    async fn orphans(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.db.get().await?;
+        let rows = client
+            .query(
+                "SELECT w.conversation_id FROM (
+                   SELECT conversation_id FROM sessions WHERE NOT ended
+                   UNION
+                   SELECT conversation_id FROM webhooks
+                   WHERE NOT processed AND outcome = 'accepted' AND conversation_id IS NOT NULL
+                 ) w
+                 WHERE NOT EXISTS (SELECT 1 FROM leases l
+                                   WHERE l.conversation_id = w.conversation_id AND l.expires_at > now())",
+                &[],
+            )
+            .await
+            .map_err(self.db.err())?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+/// Wakes every instance for `conversation_id` once `tx` commits (an
+/// accepted webhook stored for it wakes its owner this way).
+pub(super) async fn notify(tx: &Transaction<'_>, conversation_id: &str) -> Result<(), tokio_postgres::Error> {
+    let stmt = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+    tx.execute(&stmt, &[&CHANNEL, &conversation_id]).await.map(drop)
+}
+
+/// Listens on [`CHANNEL`] on a connection of its own, forwarding each
+/// notification's conversation; connects again when the connection is lost
+/// (saying so with `None`), until nobody reads.
+async fn listen(db: Db, tx: mpsc::UnboundedSender<Option<String>>) {
+    let mut connected_before = false;
+    while !tx.is_closed() {
+        match db.config.connect(tls()).await {
+            Ok((client, conn)) => {
+                listen_on(&client, conn, &tx, connected_before).await;
+                connected_before = true;
+                tracing::warn!(db = %db.name, "the wake-up listener lost its connection; connecting again");
+            }
+            Err(e) => tracing::debug!(db = %db.name, error = %db.classify(e), "the wake-up listener cannot connect"),
+        }
+        tokio::time::sleep(RECONNECT).await;
+    }
+}
+
+/// Listens on one connection until it is lost.
+async fn listen_on<S, T>(
+    client: &tokio_postgres::Client,
+    mut conn: tokio_postgres::Connection<S, T>,
+    tx: &mpsc::UnboundedSender<Option<String>>,
+    reconnected: bool,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+    // The connection must be polled for LISTEN to be answered.
+    let mut listening = std::pin::pin!(client.batch_execute(LISTEN));
+    loop {
+        tokio::select! {
+            r = &mut listening => if r.is_ok() { break } else { return },
+            m = messages.next() => if !matches!(m, Some(Ok(_))) { return },
+        }
+    }
+    if reconnected && tx.send(None).is_err() {
+        return;
+    }
+    while let Some(Ok(m)) = messages.next().await {
+        if let AsyncMessage::Notification(n) = m {
+            if tx.send(Some(n.payload().to_string())).is_err() {
+                return;
+            }
+        }
+    }
+}

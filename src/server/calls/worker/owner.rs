@@ -1,0 +1,222 @@
+//! A conversation's worker when several instances share one database: it
+//! runs only while its instance holds the conversation's lease (see
+//! [`crate::store::cluster`]).
+//!
+//! Any instance stores a webhook it receives (the event id is unique in the
+//! database) and acknowledges it once committed; the owner takes the
+//! conversation's stored webhooks in the order they were stored, whichever
+//! instance stored them (the one it received itself in its original form,
+//! the others from the store). Every checkpoint commits only under the
+//! lease's current epoch, and the commands it decided go out only once it
+//! has: a worker that lost its lease stops without having sent anything the
+//! database does not hold, and the next owner resumes from the last
+//! checkpoint, replays the webhooks not yet consumed and sends again the
+//! unanswered commands with their command_ids.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::{parse_time, Webhook, Worker, WorkerMsg, BATCH};
+use crate::store::cluster::{Acquired, Fence, Lease};
+use crate::telnyx::events::Envelope;
+
+/// The longest wait between two attempts of a checkpoint the database refused.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The conversation's lease and what the worker took from the store under it.
+pub(in crate::server::calls) struct Owned {
+    lease: Lease,
+    /// Webhooks taken since the last checkpoint (consumed when it commits).
+    taken: HashSet<String>,
+    /// Webhooks this instance received itself, as received, until taken.
+    received: HashMap<String, Webhook>,
+    /// The lease was lost: the worker stops.
+    lost: bool,
+}
+
+/// Runs the worker while this instance owns the conversation; steps aside at
+/// once when another live instance does.
+pub(in crate::server::calls) async fn run(mut w: Worker, conv: String, mut rx: mpsc::Receiver<WorkerMsg>) {
+    let calls = w.calls.clone();
+    let shared = calls.shared().clone();
+    let (Some(ownership), Some(cluster)) = (shared.ownership.clone(), shared.store.cluster()) else { return };
+    let lease = match cluster.acquire(&conv, &ownership.instance, ownership.term).await {
+        Ok(Acquired::Owned(lease)) => lease,
+        Ok(Acquired::Held { owner }) => {
+            tracing::debug!(conversation = %conv, %owner, "another instance owns this conversation");
+            ownership.owned_elsewhere(&conv);
+            calls.leave(&conv);
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(conversation = %conv, error = %e, "cannot take this conversation's lease; another instance will");
+            calls.leave(&conv);
+            return;
+        }
+    };
+    tracing::debug!(conversation = %conv, epoch = lease.epoch, "owns this conversation");
+    w.commands.hold();
+    w.owned = Some(Owned { lease, taken: HashSet::new(), received: HashMap::new(), lost: false });
+    w.restore().await;
+    let mut renew = tokio::time::interval(ownership.term / 3);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    renew.reset();
+    let mut idle_since = Instant::now();
+    let mut lost = lost_lease(&w);
+    while !lost {
+        let mut pull = false;
+        tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => {
+                    idle_since = Instant::now();
+                    take(&mut w, m, &mut pull);
+                }
+                None => break,
+            },
+            // Once the call is over and no agent leg is left, late webhooks get a grace period.
+            _ = tokio::time::sleep_until((idle_since + shared.grace).into()), if w.session.is_settled() => break,
+            _ = renew.tick() => {
+                let lease = &w.owned.as_ref().expect("owned").lease;
+                match cluster.renew(lease, ownership.term).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost = true;
+                        break;
+                    }
+                    Err(e) => tracing::debug!(conversation = %conv, error = %e, "cannot renew the lease"),
+                }
+                // A wake-up may have been missed: look anyway.
+                pull = true;
+            }
+        }
+        for _ in 0..BATCH {
+            match rx.try_recv() {
+                Ok(m) => take(&mut w, m, &mut pull),
+                Err(_) => break,
+            }
+        }
+        if pull {
+            take_stored(&mut w).await;
+        }
+        lost = !w.checkpoint().await;
+    }
+    calls.leave(&conv);
+    if lost {
+        tracing::warn!(conversation = %conv, "another instance took this conversation over; its worker here stops");
+    } else {
+        // Finish whatever was sent, or is sent with a slot held, before we
+        // left; then give the conversation up.
+        let mut pull = true;
+        rx.close();
+        while let Some(m) = rx.recv().await {
+            take(&mut w, m, &mut pull);
+        }
+        take_stored(&mut w).await;
+        let fx = w.scoring.score_waiting_locally(&mut w.session, w.last_at);
+        w.run(fx, None);
+        let committed = w.checkpoint().await;
+        w.commands.finish().await;
+        if committed {
+            if let Some(o) = &w.owned {
+                if let Err(e) = cluster.release(&o.lease).await {
+                    tracing::debug!(conversation = %conv, error = %e, "cannot give the lease up; it expires");
+                }
+            }
+        }
+    }
+    shared.live.remove(&conv);
+    calls.forget(&conv, &w.legs);
+}
+
+fn lost_lease(w: &Worker) -> bool {
+    w.owned.as_ref().is_none_or(|o| o.lost)
+}
+
+/// Handles a message; a webhook (or a wake-up) means: take the stored ones.
+fn take(w: &mut Worker, msg: WorkerMsg, pull: &mut bool) {
+    match msg {
+        WorkerMsg::Webhook(webhook) => {
+            if let Some(o) = &mut w.owned {
+                o.received.insert(webhook.event_id.clone(), webhook);
+            }
+            *pull = true;
+        }
+        WorkerMsg::Pending => *pull = true,
+        other => w.handle(other),
+    }
+}
+
+/// Takes the conversation's stored webhooks not consumed yet, in the order
+/// they were stored.
+async fn take_stored(w: &mut Worker) {
+    let store = w.shared().store.clone();
+    let stored = match store.unprocessed_webhooks(w.session.id()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(conversation = w.session.id(), error = %e, "cannot read the stored webhooks yet");
+            return;
+        }
+    };
+    for stored in stored {
+        let Ok(env) = Envelope::parse(stored.body.as_bytes()) else { continue };
+        let id = env.data.id.clone();
+        let Some(o) = &mut w.owned else { return };
+        if w.replayed.contains(&id) || !o.taken.insert(id.clone()) {
+            continue;
+        }
+        let webhook = match o.received.remove(&id) {
+            Some(webhook) => webhook,
+            None => {
+                let Ok(event) = env.event() else { continue };
+                Webhook {
+                    event: Box::new(event),
+                    event_id: id,
+                    occurred_at: parse_time(env.data.occurred_at.as_deref()),
+                    received_at: stored.received_at,
+                    received: Instant::now(),
+                }
+            }
+        };
+        w.webhook(webhook);
+    }
+    if let Some(o) = &mut w.owned {
+        let taken = &o.taken;
+        o.received.retain(|id, _| !taken.contains(id));
+    }
+}
+
+/// Commits what happened under the lease, retrying while the database
+/// fails; then sends the commands it decided. False once the lease is lost.
+pub(in crate::server::calls) async fn checkpoint(w: &mut Worker) -> bool {
+    let store = w.shared().store.clone();
+    let Some(cluster) = store.cluster() else { return false };
+    let term = w.shared().ownership.as_ref().map_or(Duration::from_secs(5), |o| o.term);
+    if let Some(transition) = w.transition() {
+        let Some(o) = &w.owned else { return false };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match cluster.checkpoint(&o.lease, transition.clone(), term).await {
+                Ok(Fence::Committed) => break,
+                Ok(Fence::Lost) => {
+                    if let Some(o) = &mut w.owned {
+                        o.lost = true;
+                    }
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!(conversation = w.session.id(), error = %e, "checkpoint failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        if let Some(o) = &mut w.owned {
+            o.taken.clear();
+        }
+        w.replayed.clear();
+    }
+    w.commands.send_held();
+    true
+}
