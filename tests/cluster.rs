@@ -9,8 +9,9 @@ mod serve_support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use ivrx::sandbox::PlaceRequest;
 use serde_json::Value;
-use serve_support::live::{free_port, Carrier, Instance};
+use serve_support::live::{free_port, get, get_with_status, Carrier, Instance};
 use serve_support::{ivrx, output_within};
 
 /// The admin token every instance of the cluster shares.
@@ -176,4 +177,60 @@ fn side_by_side_one_sqlite_one_and_three_postgres_instances() {
             cell("/decision_latency/p99_ms"),
         );
     }
+}
+
+/// The instance that handles a call once its caller has spoken (the owner
+/// lists it), and its conversation id.
+async fn owner_of(cluster: &Cluster) -> (usize, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for (i, x) in cluster.instances.iter().enumerate() {
+            let v = get(&format!("{}/api/v1/conversations", x.url), TOKEN).await;
+            let listed = v["conversations"].as_array().cloned().unwrap_or_default();
+            if let Some(c) = listed.iter().find(|c| c["utterances"].as_u64() > Some(0)) {
+                return (i, c["conversation_id"].as_str().unwrap().to_string());
+            }
+        }
+        assert!(Instant::now() < deadline, "no instance handles the call: {}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn a_manual_transfer_through_any_instance_is_decided_once_by_the_owner() {
+    let Some(pg) = ivrx_testkit::postgres::cluster() else { return };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    ivrx::http::tls::install_crypto_provider();
+    let cluster = Cluster::start(&pg.fresh_database(), 2);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let script = "say hi i have a question\npause 300\nsay still here\nhangup\n";
+        let call = PlaceRequest { script: script.into(), ..PlaceRequest::default() };
+        let ccid = cluster.carrier.control.place(&call).await.unwrap();
+        let (owner, conv) = owner_of(&cluster).await;
+        let http = reqwest::Client::new();
+        let transfer = |x: &Instance| {
+            let url = format!("{}/api/v1/conversations/{conv}/transfer", x.url);
+            http.post(url).bearer_auth(TOKEN).json(&serde_json::json!({"queue": "sales"})).send()
+        };
+        let other = &cluster.instances[1 - owner];
+        let first = transfer(other).await.unwrap();
+        assert_eq!(first.status(), 200, "through the other instance: {}", first.text().await.unwrap());
+        let body: Value = first.json().await.unwrap();
+        assert_eq!(body["status"], "transferring");
+        for (who, x) in [("the other instance", other), ("the owner", &cluster.instances[owner])] {
+            let again = transfer(x).await.unwrap();
+            assert_eq!(again.status(), 409, "a second transfer through {who} is refused");
+        }
+        let missing = http.post(format!("{}/api/v1/conversations/no-such-call/transfer", other.url));
+        assert_eq!(missing.bearer_auth(TOKEN).send().await.unwrap().status(), 404);
+
+        assert!(cluster.carrier.control.wait(&ccid, 600.0).await.unwrap(), "the call ended");
+        let url = format!("{}/api/v1/conversations/{conv}", other.url);
+        let (status, r) = get_with_status(&url, TOKEN).await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["reason"], "manual", "{r}");
+        assert_eq!(r["queue"], "sales", "{r}");
+        assert_eq!(r["transferred"], true, "{r}");
+        assert_eq!(r["transfers"].as_array().map(Vec::len), Some(1), "one transfer: {r}");
+    });
 }

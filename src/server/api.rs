@@ -172,6 +172,7 @@ pub async fn transfer(
         Err(ManualError::Refused(r)) => error(StatusCode::CONFLICT, r.code(), r),
         Err(ManualError::Gone) => error(StatusCode::CONFLICT, "ended", "the call has already ended"),
         Err(ManualError::Busy(busy)) => error(StatusCode::SERVICE_UNAVAILABLE, "busy", busy),
+        Err(e @ ManualError::Unanswered(_)) => error(StatusCode::GATEWAY_TIMEOUT, "unanswered", e),
     }
 }
 

@@ -59,17 +59,11 @@ pub(super) async fn accept(app: &App, record: WebhookRecord, route: Route, webho
     match (route, outcome) {
         (Route::DialIn, WebhookOutcome::Accepted) if !repeat => app.calls.dial_in(&webhook.event),
         (Route::To(conv) | Route::New(conv), WebhookOutcome::Accepted) => {
-            // Storing it woke the owner (NOTIFY); a worker here takes it when
-            // this instance owns the call or may take it.
-            let here = app.calls.resolve(&conv).is_some_and(|c| c == conv);
-            let elsewhere = app.calls.shared().ownership.as_ref().is_some_and(|o| o.is_elsewhere(&conv));
-            if here || !elsewhere {
-                // A repeat was stored by an earlier attempt, perhaps refused
-                // here after all (503): the worker looks in the store.
-                // It is stored already: a full inbox only delays it.
-                let msg = if repeat { WorkerMsg::Pending } else { WorkerMsg::Webhook(webhook) };
-                app.calls.deliver(&conv, msg);
-            }
+            // Storing it woke the owner (NOTIFY). A repeat was stored by an
+            // earlier attempt, perhaps refused here after all (503): the
+            // worker looks in the store.
+            let msg = if repeat { WorkerMsg::Pending } else { WorkerMsg::Webhook(webhook) };
+            app.calls.wake_owner(&conv, msg);
         }
         _ => {}
     }

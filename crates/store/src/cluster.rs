@@ -1,7 +1,8 @@
 //! The port for several `ivrx serve` instances on one database: which
 //! instance owns a conversation ([`Lease`]), checkpoints that commit only
 //! while their lease is current (the fencing token), and the wake-ups that
-//! tell an owner another instance stored a webhook for its conversation.
+//! tell an owner another instance stored a webhook or a [`Request`] for its
+//! conversation.
 //!
 //! A lease is a row per conversation with an owner, an epoch and an expiry.
 //! Taking a lease that is free, expired or the taker's own raises the epoch;
@@ -51,6 +52,25 @@ pub enum Fence {
     Lost,
 }
 
+/// An operator's request stored for a conversation's owner by whichever
+/// instance received it (a manual transfer), answered under the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Its id, in the order requests were stored.
+    pub id: i64,
+    /// What is asked, as the application encoded it.
+    pub body: String,
+}
+
+/// The owner's answer to a [`Request`], as the application encoded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The request answered.
+    pub request_id: i64,
+    /// The outcome.
+    pub body: String,
+}
+
 /// Conversation ownership and wake-ups across instances.
 #[async_trait]
 pub trait Cluster: Send + Sync {
@@ -68,9 +88,24 @@ pub trait Cluster: Send + Sync {
     /// Gives up every lease `owner` holds (an instance stopping).
     async fn release_all(&self, owner: &str) -> Result<u64, StoreError>;
 
-    /// Commits a transition in one transaction, only if `lease` is still
-    /// current (its row locked), extending it by `term`.
-    async fn checkpoint(&self, lease: &Lease, transition: Transition, term: Duration) -> Result<Fence, StoreError>;
+    /// Commits a transition and answers to requests in one transaction,
+    /// only if `lease` is still current (its row locked), extending it by `term`.
+    async fn checkpoint(
+        &self,
+        lease: &Lease,
+        transition: Option<Transition>,
+        answers: &[Answer],
+        term: Duration,
+    ) -> Result<Fence, StoreError>;
+
+    /// Stores a request for `conversation_id`'s owner and wakes every instance.
+    async fn request(&self, conversation_id: &str, body: &str) -> Result<i64, StoreError>;
+
+    /// `conversation_id`'s requests not answered yet, in the order they were stored.
+    async fn requests(&self, conversation_id: &str) -> Result<Vec<Request>, StoreError>;
+
+    /// A request's answer, once its owner committed one.
+    async fn answer_of(&self, request_id: i64) -> Result<Option<String>, StoreError>;
 
     /// Tells every instance that `conversation_id` has work waiting (storing
     /// an accepted webhook for a conversation does so by itself).
@@ -81,7 +116,7 @@ pub trait Cluster: Send + Sync {
     /// (wake-ups may have been missed while it was down).
     fn wake_ups(&self) -> BoxStream<'static, Option<String>>;
 
-    /// Conversations with work (a session not ended, or an accepted
-    /// webhook not processed) whose lease is missing or has expired.
+    /// Conversations with work (a session not ended, an accepted webhook
+    /// not processed or a request not answered) whose lease is missing or has expired.
     async fn orphans(&self) -> Result<Vec<String>, StoreError>;
 }

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use ivrx_store::cluster::{Acquired, Fence, Lease};
+use ivrx_store::cluster::{Acquired, Answer, Fence, Lease};
 use ivrx_store::{
     Conversations, Journal, Location, PostgresStore, Recovery, SessionState, Store, StoreOptions, Transition,
 };
@@ -49,7 +49,7 @@ async fn a_conversation_has_one_owner_and_a_stale_owner_cannot_commit() {
     let la = owned(ca.acquire("c1", "a", TERM).await.unwrap());
     assert_eq!(la.epoch, 1);
     assert_eq!(cb.acquire("c1", "b", TERM).await.unwrap(), Acquired::Held { owner: "a".into() });
-    assert_eq!(ca.checkpoint(&la, step(1, &[]), TERM).await.unwrap(), Fence::Committed);
+    assert_eq!(ca.checkpoint(&la, Some(step(1, &[])), &[], TERM).await.unwrap(), Fence::Committed);
     assert!(ca.renew(&la, TERM).await.unwrap());
 
     // Instance a is presumed dead (its lease expired): b takes over at the next epoch.
@@ -57,10 +57,10 @@ async fn a_conversation_has_one_owner_and_a_stale_owner_cannot_commit() {
     let lb = owned(cb.acquire("c1", "b", TERM).await.unwrap());
     assert_eq!(lb.epoch, 2);
     // a wakes up and tries to go on: refused, whatever the timing.
-    assert_eq!(ca.checkpoint(&la, step(2, &[]), TERM).await.unwrap(), Fence::Lost);
+    assert_eq!(ca.checkpoint(&la, Some(step(2, &[])), &[], TERM).await.unwrap(), Fence::Lost);
     assert!(!ca.renew(&la, TERM).await.unwrap());
     assert_eq!(owned(cb.acquire("c1", "b", TERM).await.unwrap()).epoch, 3, "even its own owner raises the epoch");
-    assert_eq!(cb.checkpoint(&lb, step(2, &[]), TERM).await.unwrap(), Fence::Lost, "epoch 2 is stale now");
+    assert_eq!(cb.checkpoint(&lb, Some(step(2, &[])), &[], TERM).await.unwrap(), Fence::Lost, "epoch 2 is stale now");
 
     let events = b.events("c1", 0).await.unwrap();
     assert_eq!(events.iter().map(|r| r.n).collect::<Vec<_>>(), [1], "nothing of a fenced checkpoint is stored");
@@ -106,7 +106,7 @@ async fn work_left_without_a_live_owner_is_found_and_owners_are_woken() {
     assert_eq!(cb.orphans().await.unwrap(), ["c1"]);
     let la = owned(ca.acquire("c1", "a", TERM).await.unwrap());
     assert!(cb.orphans().await.unwrap().is_empty(), "owned by a live instance");
-    assert_eq!(ca.checkpoint(&la, step(1, &["ev-1"]), TERM).await.unwrap(), Fence::Committed);
+    assert_eq!(ca.checkpoint(&la, Some(step(1, &["ev-1"])), &[], TERM).await.unwrap(), Fence::Committed);
     assert!(a.unprocessed_webhooks("c1").await.unwrap().is_empty(), "consumed in the checkpoint");
     ca.release(&la).await.unwrap();
     assert_eq!(cb.orphans().await.unwrap(), ["c1"], "its session has not ended and its owner is gone");
@@ -121,4 +121,35 @@ async fn work_left_without_a_live_owner_is_found_and_owners_are_woken() {
         }
     }
     assert_eq!(woken.as_deref(), Some("c1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_stored_anywhere_is_answered_once_under_the_current_lease() {
+    let Some(pg) = cluster() else { return };
+    let url = pg.fresh_database();
+    let (a, b) = (open(&url).await, open(&url).await);
+    let (ca, cb) = (a.cluster().unwrap(), b.cluster().unwrap());
+    let la = owned(ca.acquire("c1", "a", TERM).await.unwrap());
+    ca.checkpoint(&la, Some(step(1, &[])), &[], TERM).await.unwrap();
+
+    // Stored through b, for a's conversation.
+    let id = cb.request("c1", "{\"queue\":\"sales\"}").await.unwrap();
+    let pending = ca.requests("c1").await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!((pending[0].id, pending[0].body.as_str()), (id, "{\"queue\":\"sales\"}"));
+    assert_eq!(cb.answer_of(id).await.unwrap(), None);
+
+    // A stale owner's answer is refused with its checkpoint.
+    ca.release(&la).await.unwrap();
+    let lb = owned(cb.acquire("c1", "b", TERM).await.unwrap());
+    let stale = [Answer { request_id: id, body: "stale".into() }];
+    assert_eq!(ca.checkpoint(&la, None, &stale, TERM).await.unwrap(), Fence::Lost);
+    assert_eq!(cb.answer_of(id).await.unwrap(), None);
+
+    let answer = [Answer { request_id: id, body: "done".into() }];
+    assert_eq!(cb.checkpoint(&lb, None, &answer, TERM).await.unwrap(), Fence::Committed);
+    let again = [Answer { request_id: id, body: "again".into() }];
+    cb.checkpoint(&lb, None, &again, TERM).await.unwrap();
+    assert_eq!(ca.answer_of(id).await.unwrap().as_deref(), Some("done"), "answered once");
+    assert!(ca.requests("c1").await.unwrap().is_empty());
 }

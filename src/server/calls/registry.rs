@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
@@ -45,7 +46,16 @@ pub enum ManualError {
     /// The conversation's inbox is full.
     #[error("{0}")]
     Busy(#[from] Busy),
+    /// Several instances: the request is stored, but the conversation's
+    /// owner did not answer in time; it still decides it when it can.
+    #[error("the request is stored, but the call's owning instance has not answered within {} s; it decides it as soon as it can", .0.as_secs())]
+    Unanswered(Duration),
 }
+
+/// Several instances: the longest wait for the owner's answer to a manual transfer.
+const ANSWER_WAIT: Duration = Duration::from_secs(10);
+/// How often the answer is looked for meanwhile.
+const ANSWER_POLL: Duration = Duration::from_millis(50);
 
 /// A conversation's inbox has no room for one more message from outside
 /// (see [`INBOX`]): the message was not taken, and may be offered again.
@@ -239,11 +249,60 @@ impl Calls {
 
     /// Asks a conversation for a manual transfer.
     pub async fn manual_transfer(&self, id: &str, req: ManualTransfer) -> Result<String, ManualError> {
+        if self.shared.ownership.is_some() {
+            return self.manual_transfer_stored(id, req).await;
+        }
         let conv = self.resolve(id).ok_or_else(|| ManualError::NotFound(id.to_string()))?;
         let (reply, rx) = oneshot::channel();
         self.dispatch(&conv, WorkerMsg::Manual { req, reply })?;
         rx.await.map_err(|_| ManualError::Gone)??;
         Ok(conv)
+    }
+
+    /// Several instances: stores the request for the conversation's owner,
+    /// whichever instance it is, and waits a bounded time for its answer,
+    /// which the owner commits with the decision.
+    async fn manual_transfer_stored(&self, id: &str, req: ManualTransfer) -> Result<String, ManualError> {
+        let store = &self.shared.store;
+        let cluster = store.cluster().ok_or(ManualError::Gone)?;
+        let not_found = || ManualError::NotFound(id.to_string());
+        let conv = match self.resolve(id) {
+            Some(conv) => conv,
+            None => store.conversation_for_call(id).await.ok().flatten().unwrap_or_else(|| id.to_string()),
+        };
+        if !matches!(store.session(&conv).await, Ok(Some(_))) {
+            return Err(not_found());
+        }
+        let body = serde_json::to_string(&req).map_err(|_| ManualError::Gone)?;
+        let request = cluster.request(&conv, &body).await.map_err(|e| {
+            tracing::warn!(conversation = %conv, error = %e, "cannot store a manual transfer");
+            ManualError::Gone
+        })?;
+        self.wake_owner(&conv, WorkerMsg::Pending);
+        let deadline = Instant::now() + ANSWER_WAIT;
+        loop {
+            if let Ok(Some(answer)) = cluster.answer_of(request).await {
+                let outcome: Result<(), TransferRefused> =
+                    serde_json::from_str(&answer).map_err(|_| ManualError::Gone)?;
+                return outcome.map(|()| conv).map_err(ManualError::from);
+            }
+            if Instant::now() >= deadline {
+                return Err(ManualError::Unanswered(ANSWER_WAIT));
+            }
+            tokio::time::sleep(ANSWER_POLL).await;
+        }
+    }
+
+    /// Several instances: once work for `conv` is stored (which woke every
+    /// instance), hands `msg` to a worker here when this instance owns the
+    /// call or may take it.
+    pub fn wake_owner(&self, conv: &str, msg: WorkerMsg) {
+        let here = self.resolve(conv).is_some_and(|c| c == conv);
+        let elsewhere = self.shared.ownership.as_ref().is_some_and(|o| o.is_elsewhere(conv));
+        if here || !elsewhere {
+            // It is stored already: a full inbox only delays it.
+            self.deliver(conv, msg);
+        }
     }
 
     /// Places an outbound call that goes through the IVR; returns the conversation id.

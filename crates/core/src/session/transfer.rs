@@ -39,7 +39,7 @@ pub(super) struct TransferProgress {
 }
 
 /// A supervisor's request (`ivrx transfer`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ManualTransfer {
     /// Transfer to this queue's agents.
     pub queue: Option<String>,
@@ -48,7 +48,7 @@ pub struct ManualTransfer {
 }
 
 /// Why a manual transfer was not started.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum TransferRefused {
     /// The call is over.
     #[error("the call has already ended")]

@@ -12,7 +12,7 @@ use tokio_postgres::AsyncMessage;
 
 use super::connect::{tls, Db};
 use super::write;
-use crate::cluster::{Acquired, Cluster, Fence, Lease};
+use crate::cluster::{Acquired, Answer, Cluster, Fence, Lease, Request};
 use crate::journal::WriteOp;
 use crate::model::Transition;
 use crate::{redact, StoreError};
@@ -96,14 +96,19 @@ impl Cluster for PgCluster {
             .map_err(self.db.err())
     }
 
-    async fn checkpoint(&self, lease: &Lease, transition: Transition, term: Duration) -> Result<Fence, StoreError> {
-        let transition = if self.redact_pii {
-            match redact::write_op(WriteOp::Transition(transition)) {
-                WriteOp::Transition(t) => t,
+    async fn checkpoint(
+        &self,
+        lease: &Lease,
+        transition: Option<Transition>,
+        answers: &[Answer],
+        term: Duration,
+    ) -> Result<Fence, StoreError> {
+        let transition = match transition {
+            Some(t) if self.redact_pii => match redact::write_op(WriteOp::Transition(t)) {
+                WriteOp::Transition(t) => Some(t),
                 _ => unreachable!("redaction keeps the kind of write"),
-            }
-        } else {
-            transition
+            },
+            t => t,
         };
         let db = &self.db;
         let mut client = db.get().await?;
@@ -120,7 +125,14 @@ impl Cluster for PgCluster {
         if !ours {
             return Ok(Fence::Lost); // rolled back as the transaction drops
         }
-        write::apply_transition(&tx, &transition).await.map_err(db.err())?;
+        if let Some(transition) = &transition {
+            write::apply_transition(&tx, transition).await.map_err(db.err())?;
+        }
+        for a in answers {
+            tx.execute("UPDATE requests SET answer = $2 WHERE id = $1 AND answer IS NULL", &[&a.request_id, &a.body])
+                .await
+                .map_err(db.err())?;
+        }
         tx.execute(
             "UPDATE leases SET expires_at = now() + make_interval(secs => $2) WHERE conversation_id = $1",
             &[&lease.conversation_id, &secs(term)],
@@ -129,6 +141,42 @@ impl Cluster for PgCluster {
         .map_err(db.err())?;
         tx.commit().await.map_err(db.err())?;
         Ok(Fence::Committed)
+    }
+
+    async fn request(&self, conversation_id: &str, body: &str) -> Result<i64, StoreError> {
+        let mut client = self.db.get().await?;
+        let tx = client.transaction().await.map_err(self.db.err())?;
+        let row = tx
+            .query_one(
+                "INSERT INTO requests (conversation_id, body) VALUES ($1, $2) RETURNING id",
+                &[&conversation_id, &body],
+            )
+            .await
+            .map_err(self.db.err())?;
+        notify(&tx, conversation_id).await.map_err(self.db.err())?;
+        tx.commit().await.map_err(self.db.err())?;
+        Ok(row.get(0))
+    }
+
+    async fn requests(&self, conversation_id: &str) -> Result<Vec<Request>, StoreError> {
+        let client = self.db.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, body FROM requests WHERE conversation_id = $1 AND answer IS NULL ORDER BY id",
+                &[&conversation_id],
+            )
+            .await
+            .map_err(self.db.err())?;
+        Ok(rows.iter().map(|r| Request { id: r.get(0), body: r.get(1) }).collect())
+    }
+
+    async fn answer_of(&self, request_id: i64) -> Result<Option<String>, StoreError> {
+        let client = self.db.get().await?;
+        let row = client
+            .query_opt("SELECT answer FROM requests WHERE id = $1", &[&request_id])
+            .await
+            .map_err(self.db.err())?;
+        Ok(row.and_then(|r| r.get(0)))
     }
 
     async fn wake(&self, conversation_id: &str) -> Result<(), StoreError> {
@@ -153,6 +201,8 @@ impl Cluster for PgCluster {
                    UNION
                    SELECT conversation_id FROM webhooks
                    WHERE NOT processed AND outcome = 'accepted' AND conversation_id IS NOT NULL
+                   UNION
+                   SELECT conversation_id FROM requests WHERE answer IS NULL
                  ) w
                  WHERE NOT EXISTS (SELECT 1 FROM leases l
                                    WHERE l.conversation_id = w.conversation_id AND l.expires_at > now())",

@@ -178,6 +178,20 @@ CREATE INDEX leases_expiry ON leases(expires_at);
 CREATE INDEX webhooks_pending ON webhooks(conversation_id) WHERE NOT processed AND outcome = 'accepted';
 "#,
     },
+    Migration {
+        version: 3,
+        name: "operator requests any instance stores for a conversation's owner",
+        sql: r#"
+CREATE TABLE requests (
+    id               BIGSERIAL PRIMARY KEY,
+    conversation_id  TEXT COLLATE "C" NOT NULL,
+    body             TEXT NOT NULL,
+    answer           TEXT,
+    created_at       TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX requests_pending ON requests(conversation_id) WHERE answer IS NULL;
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

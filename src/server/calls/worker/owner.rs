@@ -12,6 +12,10 @@
 //! database does not hold, and the next owner resumes from the last
 //! checkpoint, replays the webhooks not yet consumed and sends again the
 //! unanswered commands with their command_ids.
+//!
+//! An operator's manual transfer received by any instance is stored as a
+//! request for the conversation; the owner takes it with the webhooks and
+//! commits its answer in the same checkpoint as the decision it made.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -19,7 +23,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{parse_time, Webhook, Worker, WorkerMsg, BATCH};
-use crate::store::cluster::{Acquired, Fence, Lease};
+use crate::session::{ManualTransfer, TransferRefused};
+use crate::store::cluster::{Acquired, Answer, Fence, Lease};
 use crate::telnyx::events::Envelope;
 
 /// The longest wait between two attempts of a checkpoint the database refused.
@@ -32,6 +37,10 @@ pub(in crate::server::calls) struct Owned {
     taken: HashSet<String>,
     /// Webhooks this instance received itself, as received, until taken.
     received: HashMap<String, Webhook>,
+    /// Requests taken since the last checkpoint.
+    asked: HashSet<i64>,
+    /// Their answers, committed with the next checkpoint.
+    answers: Vec<Answer>,
     /// The lease was lost: the worker stops.
     lost: bool,
 }
@@ -58,7 +67,14 @@ pub(in crate::server::calls) async fn run(mut w: Worker, conv: String, mut rx: m
     };
     tracing::debug!(conversation = %conv, epoch = lease.epoch, "owns this conversation");
     w.commands.hold();
-    w.owned = Some(Owned { lease, taken: HashSet::new(), received: HashMap::new(), lost: false });
+    w.owned = Some(Owned {
+        lease,
+        taken: HashSet::new(),
+        received: HashMap::new(),
+        asked: HashSet::new(),
+        answers: Vec::new(),
+        lost: false,
+    });
     w.restore().await;
     let mut renew = tokio::time::interval(ownership.term / 3);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -185,6 +201,42 @@ async fn take_stored(w: &mut Worker) {
         let taken = &o.taken;
         o.received.retain(|id, _| !taken.contains(id));
     }
+    take_requests(w).await;
+}
+
+/// Takes the conversation's stored requests not answered yet, in order;
+/// the session decides each one as if it had been asked here.
+async fn take_requests(w: &mut Worker) {
+    let Some(cluster) = w.shared().store.cluster() else { return };
+    let requests = match cluster.requests(w.session.id()).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(conversation = w.session.id(), error = %e, "cannot read the stored requests yet");
+            return;
+        }
+    };
+    for request in requests {
+        let Some(o) = &mut w.owned else { return };
+        if !o.asked.insert(request.id) {
+            continue;
+        }
+        // The answer is the session's outcome; one it cannot read is answered
+        // with something no outcome reads as either.
+        let body = match serde_json::from_str::<ManualTransfer>(&request.body) {
+            Ok(req) => {
+                let outcome: Result<(), TransferRefused> =
+                    w.session.request_transfer(req, w.last_at).map(|fx| w.run(fx, None));
+                serde_json::to_string(&outcome).unwrap_or_default()
+            }
+            Err(e) => {
+                tracing::warn!(conversation = w.session.id(), error = %e, "a stored request cannot be read");
+                String::new()
+            }
+        };
+        if let Some(o) = &mut w.owned {
+            o.answers.push(Answer { request_id: request.id, body });
+        }
+    }
 }
 
 /// Commits what happened under the lease, retrying while the database
@@ -193,11 +245,12 @@ pub(in crate::server::calls) async fn checkpoint(w: &mut Worker) -> bool {
     let store = w.shared().store.clone();
     let Some(cluster) = store.cluster() else { return false };
     let term = w.shared().ownership.as_ref().map_or(Duration::from_secs(5), |o| o.term);
-    if let Some(transition) = w.transition() {
-        let Some(o) = &w.owned else { return false };
+    let transition = w.transition();
+    let Some(o) = &w.owned else { return false };
+    if transition.is_some() || !o.answers.is_empty() {
         let mut backoff = Duration::from_millis(50);
         loop {
-            match cluster.checkpoint(&o.lease, transition.clone(), term).await {
+            match cluster.checkpoint(&o.lease, transition.clone(), &o.answers, term).await {
                 Ok(Fence::Committed) => break,
                 Ok(Fence::Lost) => {
                     if let Some(o) = &mut w.owned {
@@ -214,6 +267,8 @@ pub(in crate::server::calls) async fn checkpoint(w: &mut Worker) -> bool {
         }
         if let Some(o) = &mut w.owned {
             o.taken.clear();
+            o.asked.clear();
+            o.answers.clear();
         }
         w.replayed.clear();
     }
