@@ -234,3 +234,42 @@ fn a_manual_transfer_through_any_instance_is_decided_once_by_the_owner() {
         assert_eq!(r["transfers"].as_array().map(Vec::len), Some(1), "one transfer: {r}");
     });
 }
+
+/// `id:` and `event:` of each Server-Sent Event in `body`.
+fn sse_events(body: &str) -> Vec<(u64, String)> {
+    body.split("\n\n")
+        .filter_map(|e| {
+            let field = |name: &str| e.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+            Some((field("id:")?.parse().ok()?, field("event:")?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_call_handled_by_one_instance_is_followed_live_through_another() {
+    let Some(pg) = ivrx_testkit::postgres::cluster() else { return };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    ivrx::http::tls::install_crypto_provider();
+    let cluster = Cluster::start(&pg.fresh_database(), 2);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let script = "say hi there\npause 60\nsay this is taking long\npause 60\nsay thanks bye\nhangup\n";
+        let call = PlaceRequest { script: script.into(), ..PlaceRequest::default() };
+        let ccid = cluster.carrier.control.place(&call).await.unwrap();
+        let (owner, conv) = owner_of(&cluster).await;
+        let other = &cluster.instances[1 - owner];
+        let url = format!("{}/api/v1/conversations/{conv}/events", other.url);
+        let followed = reqwest::Client::new().get(&url).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(followed.status(), 200);
+        let body = tokio::time::timeout(Duration::from_secs(120), followed.text()).await;
+        let followed = sse_events(&body.expect("the stream ends with the call").unwrap());
+        assert!(cluster.carrier.control.wait(&ccid, 60.0).await.unwrap(), "the call ended");
+
+        assert_eq!(followed.last().map(|e| e.1.as_str()), Some("call_ended"), "{followed:?}");
+        assert!(followed.windows(2).all(|w| w[0].0 < w[1].0), "each event once, in order: {followed:?}");
+        // What the follower saw is everything stored.
+        let replay = reqwest::Client::new().get(&url).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(sse_events(&replay.text().await.unwrap()), followed);
+        let texts = followed.iter().filter(|e| e.1 == "utterance").count();
+        assert!(texts >= 3, "the caller's three lines and the IVR's: {followed:?}");
+    });
+}

@@ -328,17 +328,61 @@ pub async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resp
         let s = stream::iter(history).chain(live);
         return sse(s);
     }
+    // Several instances: told of what is committed from now on.
+    let committed = app.calls.shared().ownership.as_ref().and_then(|_| app.live.follow_stored(&id));
     // Not in memory: replay from the store, once the conversation's last
     // writes (queued before it left memory) are in.
     flush_briefly(&app).await;
     match app.store.events(&id, 0).await {
         Ok(events) if !events.is_empty() => {
             let items: Vec<Result<SseEvent, Infallible>> = events.iter().map(|r| Ok(sse_event(r))).collect();
-            sse(stream::iter(items))
+            let ended = events.iter().any(|r| matches!(r.event, DomainEvent::CallEnded { .. }));
+            match committed {
+                Some(committed) if !ended => {
+                    let last = events.last().map_or(0, |r| r.n);
+                    sse(stream::iter(items).chain(follow_stored(app.clone(), id, last, committed)))
+                }
+                _ => sse(stream::iter(items)),
+            }
         }
         Ok(_) => error(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id:?}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
     }
+}
+
+/// How often a follower of a call handled elsewhere looks in the store
+/// without being told (a notification may be lost with its connection).
+const FOLLOW_RECHECK: Duration = Duration::from_secs(2);
+
+/// Several instances: the events of a call another instance handles, read
+/// from the store after `last` each time a checkpoint there commits, until
+/// it ends.
+fn follow_stored(
+    app: Arc<App>,
+    id: String,
+    last: u64,
+    committed: tokio::sync::watch::Receiver<u64>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    stream::unfold((committed, last, false), move |(mut committed, last, done)| {
+        let (app, id) = (app.clone(), id.clone());
+        async move {
+            if done {
+                return None;
+            }
+            loop {
+                // Its sender gone (not expected), the store is looked in now and then.
+                if let Ok(Err(_)) = tokio::time::timeout(FOLLOW_RECHECK, committed.changed()).await {
+                    tokio::time::sleep(FOLLOW_RECHECK).await;
+                }
+                let Ok(new) = app.store.events(&id, last).await else { continue };
+                let Some(n) = new.last().map(|r| r.n) else { continue };
+                let ended = new.iter().any(|r| matches!(r.event, DomainEvent::CallEnded { .. }));
+                let items: Vec<Result<SseEvent, Infallible>> = new.iter().map(|r| Ok(sse_event(r))).collect();
+                return Some((stream::iter(items), (committed, n, ended)));
+            }
+        }
+    })
+    .flatten()
 }
 
 fn sse<S>(s: S) -> Response

@@ -79,12 +79,14 @@ fn not_stored(app: &App, event_id: &str, event_type: &str, why: &str) -> Respons
 }
 
 /// Wakes this instance's workers when another instance stored webhooks for
-/// them, and takes over the conversations whose owner stopped renewing its
+/// them, tells followers here of calls handled elsewhere that events were
+/// committed, and takes over the conversations whose owner stopped renewing its
 /// lease (at once at start, then every half term).
 pub(super) async fn run(calls: Calls) {
     let shared = calls.shared().clone();
     let (Some(ownership), Some(cluster)) = (shared.ownership.clone(), shared.store.cluster()) else { return };
     let mut wake_ups = cluster.wake_ups();
+    let mut committed = cluster.committed();
     let mut sweep = tokio::time::interval(ownership.term / 2);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -94,6 +96,11 @@ pub(super) async fn run(calls: Calls) {
                     calls.poke(&conv);
                 }
                 Some(None) => calls.poke_all(),
+                None => return,
+            },
+            c = committed.next() => match c {
+                Some(Some((conv, n))) => shared.live.committed(Some(&conv), n),
+                Some(None) => shared.live.committed(None, 0),
                 None => return,
             },
             _ = sweep.tick() => match cluster.orphans().await {

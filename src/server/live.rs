@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::session::{DomainEvent, Recorded, Speaker};
 
@@ -40,6 +40,9 @@ struct Entry {
 #[derive(Default)]
 pub struct LiveHub {
     convs: Mutex<HashMap<String, Entry>>,
+    /// Several instances: followers here of conversations another instance
+    /// handles, told the last event number each checkpoint there committed.
+    elsewhere: Mutex<HashMap<String, watch::Sender<u64>>>,
 }
 
 /// A follower: the conversation so far, then the stream.
@@ -97,6 +100,25 @@ impl LiveHub {
         let e = g.get_mut(id)?;
         let rx = e.tx.get_or_insert_with(|| broadcast::channel(FOLLOW_BUFFER).0).subscribe();
         Some(Subscription { history: e.history.clone(), rx, ended: e.summary.ended })
+    }
+
+    /// Several instances: what tells a follower here that events of `id`
+    /// were committed (by whichever instance handles it).
+    pub fn follow_stored(&self, id: &str) -> Option<watch::Receiver<u64>> {
+        let mut g = self.elsewhere.lock().ok()?;
+        Some(g.entry(id.to_string()).or_insert_with(|| watch::channel(0).0).subscribe())
+    }
+
+    /// Several instances: events of `id` up to `n` are committed; `None`
+    /// for every conversation (notifications may have been missed).
+    pub fn committed(&self, id: Option<&str>, n: u64) {
+        let Ok(mut g) = self.elsewhere.lock() else { return };
+        g.retain(|_, tx| tx.receiver_count() > 0);
+        for (conv, tx) in g.iter() {
+            if id.is_none_or(|id| id == conv) {
+                tx.send_replace(n);
+            }
+        }
     }
 
     /// Forgets a conversation (its worker has finished).

@@ -116,6 +116,11 @@ pub trait Cluster: Send + Sync {
     /// (wake-ups may have been missed while it was down).
     fn wake_ups(&self) -> BoxStream<'static, Option<String>>;
 
+    /// The conversations whose checkpoints other instances (or this one)
+    /// committed events in, with the last event's number, as they commit;
+    /// `None` after a reconnection (some may have been missed).
+    fn committed(&self) -> BoxStream<'static, Option<(String, u64)>>;
+
     /// Conversations with work (a session not ended, an accepted webhook
     /// not processed or a request not answered) whose lease is missing or has expired.
     async fn orphans(&self) -> Result<Vec<String>, StoreError>;

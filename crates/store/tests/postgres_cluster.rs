@@ -153,3 +153,25 @@ async fn a_request_stored_anywhere_is_answered_once_under_the_current_lease() {
     assert_eq!(ca.answer_of(id).await.unwrap().as_deref(), Some("done"), "answered once");
     assert!(ca.requests("c1").await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_announces_its_last_event_to_every_instance() {
+    let Some(pg) = cluster() else { return };
+    let url = pg.fresh_database();
+    let (a, b) = (open(&url).await, open(&url).await);
+    let (ca, cb) = (a.cluster().unwrap(), b.cluster().unwrap());
+    let mut committed = cb.committed();
+    let la = owned(ca.acquire("c1", "a", TERM).await.unwrap());
+    // The listener may not be listening yet: commit until it hears one.
+    let mut heard = None;
+    for n in 1..=5 {
+        assert_eq!(ca.checkpoint(&la, Some(step(n, &[])), &[], TERM).await.unwrap(), Fence::Committed);
+        if let Ok(Some(c)) = tokio::time::timeout(Duration::from_millis(500), committed.next()).await {
+            heard = c.map(|(conv, last)| (conv, last, n));
+            break;
+        }
+    }
+    let (conv, last, n) = heard.expect("a checkpoint was announced");
+    assert_eq!(conv, "c1");
+    assert_eq!(last, n, "the last event committed");
+}

@@ -19,8 +19,8 @@ use crate::{redact, StoreError};
 
 /// The notification channel wake-ups go through.
 const CHANNEL: &str = "ivrx_work";
-/// Subscribes a connection to [`CHANNEL`].
-const LISTEN: &str = "LISTEN ivrx_work";
+/// The channel checkpoints announce their events on: `<conversation> <last n>`.
+const COMMITTED: &str = "ivrx_events";
 /// How long the listener waits before connecting again after losing its connection.
 const RECONNECT: Duration = Duration::from_millis(500);
 
@@ -127,6 +127,10 @@ impl Cluster for PgCluster {
         }
         if let Some(transition) = &transition {
             write::apply_transition(&tx, transition).await.map_err(db.err())?;
+            if let Some(last) = transition.events.last() {
+                let payload = format!("{} {}", lease.conversation_id, last.n);
+                tx.execute("SELECT pg_notify($1, $2)", &[&COMMITTED, &payload]).await.map_err(db.err())?;
+            }
         }
         for a in answers {
             tx.execute("UPDATE requests SET answer = $2 WHERE id = $1 AND answer IS NULL", &[&a.request_id, &a.body])
@@ -187,9 +191,14 @@ impl Cluster for PgCluster {
     }
 
     fn wake_ups(&self) -> BoxStream<'static, Option<String>> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(listen(self.db.clone(), tx));
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|w| (w, rx)) }).boxed()
+        listen(self.db.clone(), CHANNEL, |payload| Some(payload.to_string()))
+    }
+
+    fn committed(&self) -> BoxStream<'static, Option<(String, u64)>> {
+        listen(self.db.clone(), COMMITTED, |payload| {
+            let (conv, n) = payload.rsplit_once(' ')?;
+            Some((conv.to_string(), n.parse().ok()?))
+        })
     }
 
     async fn orphans(&self) -> Result<Vec<String>, StoreError> {
@@ -221,37 +230,50 @@ pub(super) async fn notify(tx: &Transaction<'_>, conversation_id: &str) -> Resul
     tx.execute(&stmt, &[&CHANNEL, &conversation_id]).await.map(drop)
 }
 
-/// Listens on [`CHANNEL`] on a connection of its own, forwarding each
-/// notification's conversation; connects again when the connection is lost
-/// (saying so with `None`), until nobody reads.
-async fn listen(db: Db, tx: mpsc::UnboundedSender<Option<String>>) {
-    let mut connected_before = false;
-    while !tx.is_closed() {
-        match db.config.connect(tls()).await {
-            Ok((client, conn)) => {
-                listen_on(&client, conn, &tx, connected_before).await;
-                connected_before = true;
-                tracing::warn!(db = %db.name, "the wake-up listener lost its connection; connecting again");
+/// The notifications on `channel`, read by `parse`, from a connection of
+/// its own that connects again when lost (saying so with `None`), until
+/// nobody reads.
+fn listen<T: Send + 'static>(
+    db: Db,
+    channel: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> BoxStream<'static, Option<T>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut connected_before = false;
+        while !tx.is_closed() {
+            match db.config.connect(tls()).await {
+                Ok((client, conn)) => {
+                    listen_on(&client, conn, channel, parse, &tx, connected_before).await;
+                    connected_before = true;
+                    tracing::warn!(db = %db.name, channel, "a notification listener lost its connection; connecting again");
+                }
+                Err(e) => {
+                    tracing::debug!(db = %db.name, error = %db.classify(e), "a notification listener cannot connect")
+                }
             }
-            Err(e) => tracing::debug!(db = %db.name, error = %db.classify(e), "the wake-up listener cannot connect"),
+            tokio::time::sleep(RECONNECT).await;
         }
-        tokio::time::sleep(RECONNECT).await;
-    }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|w| (w, rx)) }).boxed()
 }
 
 /// Listens on one connection until it is lost.
-async fn listen_on<S, T>(
+async fn listen_on<S, U, T>(
     client: &tokio_postgres::Client,
-    mut conn: tokio_postgres::Connection<S, T>,
-    tx: &mpsc::UnboundedSender<Option<String>>,
+    mut conn: tokio_postgres::Connection<S, U>,
+    channel: &str,
+    parse: fn(&str) -> Option<T>,
+    tx: &mpsc::UnboundedSender<Option<T>>,
     reconnected: bool,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
     // The connection must be polled for LISTEN to be answered.
-    let mut listening = std::pin::pin!(client.batch_execute(LISTEN));
+    let listen = format!("LISTEN {channel}");
+    let mut listening = std::pin::pin!(client.batch_execute(&listen));
     loop {
         tokio::select! {
             r = &mut listening => if r.is_ok() { break } else { return },
@@ -263,8 +285,10 @@ async fn listen_on<S, T>(
     }
     while let Some(Ok(m)) = messages.next().await {
         if let AsyncMessage::Notification(n) = m {
-            if tx.send(Some(n.payload().to_string())).is_err() {
-                return;
+            if let Some(t) = parse(n.payload()) {
+                if tx.send(Some(t)).is_err() {
+                    return;
+                }
             }
         }
     }
