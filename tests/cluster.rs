@@ -179,16 +179,19 @@ fn side_by_side_one_sqlite_one_and_three_postgres_instances() {
     }
 }
 
-/// The instance that handles a call once its caller has spoken (the owner
-/// lists it), and its conversation id.
-async fn owner_of(cluster: &Cluster) -> (usize, String) {
+/// Places a call playing `script`; once its caller has spoken, its
+/// call_control_id, the instance that handles it (the owner lists it) and
+/// its conversation id.
+async fn place(cluster: &Cluster, script: &str) -> (String, usize, String) {
+    let call = PlaceRequest { script: script.into(), ..PlaceRequest::default() };
+    let ccid = cluster.carrier.control.place(&call).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         for (i, x) in cluster.instances.iter().enumerate() {
             let v = get(&format!("{}/api/v1/conversations", x.url), TOKEN).await;
             let listed = v["conversations"].as_array().cloned().unwrap_or_default();
             if let Some(c) = listed.iter().find(|c| c["utterances"].as_u64() > Some(0)) {
-                return (i, c["conversation_id"].as_str().unwrap().to_string());
+                return (ccid, i, c["conversation_id"].as_str().unwrap().to_string());
             }
         }
         assert!(Instant::now() < deadline, "no instance handles the call: {}", cluster.logs());
@@ -204,9 +207,7 @@ fn a_manual_transfer_through_any_instance_is_decided_once_by_the_owner() {
     let cluster = Cluster::start(&pg.fresh_database(), 2);
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let script = "say hi i have a question\npause 300\nsay still here\nhangup\n";
-        let call = PlaceRequest { script: script.into(), ..PlaceRequest::default() };
-        let ccid = cluster.carrier.control.place(&call).await.unwrap();
-        let (owner, conv) = owner_of(&cluster).await;
+        let (ccid, owner, conv) = place(&cluster, script).await;
         let http = reqwest::Client::new();
         let transfer = |x: &Instance| {
             let url = format!("{}/api/v1/conversations/{conv}/transfer", x.url);
@@ -253,9 +254,7 @@ fn a_call_handled_by_one_instance_is_followed_live_through_another() {
     let cluster = Cluster::start(&pg.fresh_database(), 2);
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let script = "say hi there\npause 60\nsay this is taking long\npause 60\nsay thanks bye\nhangup\n";
-        let call = PlaceRequest { script: script.into(), ..PlaceRequest::default() };
-        let ccid = cluster.carrier.control.place(&call).await.unwrap();
-        let (owner, conv) = owner_of(&cluster).await;
+        let (ccid, owner, conv) = place(&cluster, script).await;
         let other = &cluster.instances[1 - owner];
         let url = format!("{}/api/v1/conversations/{conv}/events", other.url);
         let followed = reqwest::Client::new().get(&url).bearer_auth(TOKEN).send().await.unwrap();

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use super::{parse_time, Webhook, Worker, WorkerMsg, BATCH};
 use crate::session::{ManualTransfer, TransferRefused};
 use crate::store::cluster::{Acquired, Answer, Fence, Lease};
+use crate::store::StoreError;
 use crate::telnyx::events::Envelope;
 
 /// The longest wait between two attempts of a checkpoint the database refused.
@@ -168,13 +169,7 @@ fn take(w: &mut Worker, msg: WorkerMsg, pull: &mut bool) {
 /// they were stored.
 async fn take_stored(w: &mut Worker) {
     let store = w.shared().store.clone();
-    let stored = match store.unprocessed_webhooks(w.session.id()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::debug!(conversation = w.session.id(), error = %e, "cannot read the stored webhooks yet");
-            return;
-        }
-    };
+    let Some(stored) = or_later(w, "webhooks", store.unprocessed_webhooks(w.session.id()).await) else { return };
     for stored in stored {
         let Ok(env) = Envelope::parse(stored.body.as_bytes()) else { continue };
         let id = env.data.id.clone();
@@ -204,17 +199,17 @@ async fn take_stored(w: &mut Worker) {
     take_requests(w).await;
 }
 
+/// What was read from the store, or `None` (it is read again at the next wake-up or renewal).
+fn or_later<T>(w: &Worker, what: &str, read: Result<Vec<T>, StoreError>) -> Option<Vec<T>> {
+    read.map_err(|e| tracing::debug!(conversation = w.session.id(), error = %e, "cannot read the stored {what} yet"))
+        .ok()
+}
+
 /// Takes the conversation's stored requests not answered yet, in order;
 /// the session decides each one as if it had been asked here.
 async fn take_requests(w: &mut Worker) {
     let Some(cluster) = w.shared().store.cluster() else { return };
-    let requests = match cluster.requests(w.session.id()).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(conversation = w.session.id(), error = %e, "cannot read the stored requests yet");
-            return;
-        }
-    };
+    let Some(requests) = or_later(w, "requests", cluster.requests(w.session.id()).await) else { return };
     for request in requests {
         let Some(o) = &mut w.owned else { return };
         if !o.asked.insert(request.id) {
