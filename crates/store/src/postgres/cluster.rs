@@ -1,6 +1,6 @@
 //! Several instances on one PostgreSQL database (see [`crate::cluster`]):
 //! a lease row per conversation, checkpoints fenced by the lease's epoch
-//! under a row lock, and wake-ups through `LISTEN`/`NOTIFY` on one channel.
+//! under a row lock, wake-ups and committed events through `LISTEN`/`NOTIFY`.
 
 use std::time::Duration;
 
