@@ -143,14 +143,8 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         outcome,
         body: String::from_utf8_lossy(body).into_owned(),
     };
-    let occurred_at = envelope
-        .data
-        .occurred_at
-        .as_deref()
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&chrono::Utc));
     if cluster {
-        let webhook = Webhook { event: Box::new(event), event_id, occurred_at, received_at, received: t0 };
+        let webhook = Webhook::new(event, &envelope, received_at, t0);
         return super::cluster::accept(app, record, route, webhook).await;
     }
     // Stored in the order the worker will see it: a replay after a crash then
@@ -163,13 +157,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         app.calls.dial_in(&event);
     }
     if let Some(slot) = slot {
-        slot.send(WorkerMsg::Webhook(Webhook {
-            event: Box::new(event),
-            event_id,
-            occurred_at,
-            received_at,
-            received: t0,
-        }));
+        slot.send(WorkerMsg::Webhook(Webhook::new(event, &envelope, received_at, t0)));
     }
     drop(order);
     // Acknowledge once the raw webhook is on disk, so an accepted event survives

@@ -40,6 +40,26 @@ pub struct Webhook {
     pub received: Instant,
 }
 
+impl Webhook {
+    /// The webhook `env` carries, whose `event` is already read, received at
+    /// `received_at` (`received`: the same moment on the monotonic clock).
+    pub fn new(event: Event, env: &Envelope, received_at: DateTime<Utc>, received: Instant) -> Self {
+        Self {
+            event: Box::new(event),
+            event_id: env.data.id.clone(),
+            occurred_at: parse_time(env.data.occurred_at.as_deref()),
+            received_at,
+            received,
+        }
+    }
+
+    /// A webhook read back from the store, or `None` for an event this
+    /// version cannot read.
+    fn stored(env: &Envelope, received_at: DateTime<Utc>) -> Option<Self> {
+        Some(Self::new(env.event().ok()?, env, received_at, Instant::now()))
+    }
+}
+
 /// A message for a conversation's worker.
 #[derive(Debug)]
 pub enum WorkerMsg {
@@ -215,16 +235,9 @@ impl Worker {
         let was_local_only = self.scoring.begin_replay();
         for webhook in unprocessed {
             let Ok(env) = Envelope::parse(webhook.body.as_bytes()) else { continue };
-            let Ok(event) = env.event() else { continue };
-            let event_id = env.data.id.clone();
-            self.replayed.insert(event_id.clone());
-            self.webhook(Webhook {
-                event: Box::new(event),
-                event_id,
-                occurred_at: parse_time(env.data.occurred_at.as_deref()),
-                received_at: webhook.received_at,
-                received: Instant::now(),
-            });
+            let Some(webhook) = Webhook::stored(&env, webhook.received_at) else { continue };
+            self.replayed.insert(webhook.event_id.clone());
+            self.webhook(webhook);
         }
         self.scoring.end_replay(was_local_only);
         if self.session.awaits_symbl() {

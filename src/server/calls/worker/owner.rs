@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::{parse_time, Webhook, Worker, WorkerMsg, BATCH};
+use super::{Webhook, Worker, WorkerMsg, BATCH};
 use crate::session::{ManualTransfer, TransferRefused};
 use crate::store::cluster::{Acquired, Answer, Fence, Lease};
 use crate::store::StoreError;
@@ -177,19 +177,8 @@ async fn take_stored(w: &mut Worker) {
         if w.replayed.contains(&id) || !o.taken.insert(id.clone()) {
             continue;
         }
-        let webhook = match o.received.remove(&id) {
-            Some(webhook) => webhook,
-            None => {
-                let Ok(event) = env.event() else { continue };
-                Webhook {
-                    event: Box::new(event),
-                    event_id: id,
-                    occurred_at: parse_time(env.data.occurred_at.as_deref()),
-                    received_at: stored.received_at,
-                    received: Instant::now(),
-                }
-            }
-        };
+        let received = o.received.remove(&id);
+        let Some(webhook) = received.or_else(|| Webhook::stored(&env, stored.received_at)) else { continue };
         w.webhook(webhook);
     }
     if let Some(o) = &mut w.owned {
