@@ -132,7 +132,7 @@ pub(crate) fn unauthorized() -> ApiError {
     )
 }
 
-fn record(method: &Method, path: &str) -> CommandRecord {
+pub(crate) fn record(method: &Method, path: &str) -> CommandRecord {
     CommandRecord {
         received_at: super::clock::rfc3339(chrono::Utc::now()),
         method: method.to_string(),
@@ -155,7 +155,7 @@ pub(crate) struct AnswerDropped;
 type Dropped = Option<Extension<AnswerDropped>>;
 
 /// Logs a request's outcome and turns it into the answer.
-fn finish(s: &Shared, mut rec: CommandRecord, outcome: Result<Value, ApiError>) -> Response {
+pub(crate) fn finish(s: &Shared, mut rec: CommandRecord, outcome: Result<Value, ApiError>) -> Response {
     match outcome {
         Ok(v) => {
             rec.status = 200;
@@ -275,6 +275,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/v2/conferences", post(create_conference).fallback(method_not_allowed))
         .route("/v2/conferences/{id}", get(retrieve_conference).fallback(method_not_allowed))
         .route("/v2/conferences/{id}/actions/{action}", post(conference_action).fallback(method_not_allowed))
+        .route("/v2/messages", post(super::messaging::send).fallback(method_not_allowed))
         .layer(middleware::from_fn_with_state(shared.clone(), api_chaos))
         .layer(middleware::from_fn_with_state(shared, require_api_key))
 }

@@ -1,6 +1,7 @@
-//! Fault injection: webhooks duplicated, reordered and delayed, and REST
+//! Fault injection: webhooks duplicated, reordered and delayed, REST
 //! answers that fail (500), throttle (429), come late, or never come (the
-//! connection is dropped, before or after the command ran). Every decision comes
+//! connection is dropped, before or after the command ran), and SMS refused
+//! (422), answered late or never delivered. Every decision comes
 //! from a seeded random generator so a run can be reproduced; delivery uses one
 //! generator per call session, so one call's faults do not depend on how other
 //! calls interleave.
@@ -33,6 +34,12 @@ pub struct Chaos {
     pub api_drop_rate: f64,
     /// Fraction of REST requests whose command runs, then the connection is dropped (no answer).
     pub api_drop_after_rate: f64,
+    /// Fraction of SMS (`POST /v2/messages`) refused with `422` (not routable).
+    pub message_refuse_rate: f64,
+    /// Fraction of SMS queued but answered late ([`api_late_ms`](Self::api_late_ms)).
+    pub message_timeout_rate: f64,
+    /// Fraction of SMS whose `message.finalized` says `delivery_failed`.
+    pub message_fail_rate: f64,
 }
 
 impl Default for Chaos {
@@ -48,6 +55,9 @@ impl Default for Chaos {
             api_late_ms: 4000,
             api_drop_rate: 0.0,
             api_drop_after_rate: 0.0,
+            message_refuse_rate: 0.0,
+            message_timeout_rate: 0.0,
+            message_fail_rate: 0.0,
         }
     }
 }
@@ -73,6 +83,9 @@ impl Chaos {
             ("api_timeout_rate", self.api_timeout_rate),
             ("api_drop_rate", self.api_drop_rate),
             ("api_drop_after_rate", self.api_drop_after_rate),
+            ("message_refuse_rate", self.message_refuse_rate),
+            ("message_timeout_rate", self.message_timeout_rate),
+            ("message_fail_rate", self.message_fail_rate),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(ChaosError { field, value: v.to_string() });
@@ -117,6 +130,17 @@ pub(crate) enum ApiFault {
     },
 }
 
+/// What chaos does to one SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MessageFault {
+    /// Refused with `422`.
+    Refused,
+    /// Queued, answered late.
+    Late,
+    /// Queued, then its delivery fails.
+    Undelivered,
+}
+
 /// A seeded generator of chaos decisions.
 #[derive(Debug)]
 pub(crate) struct ChaosRng(StdRng);
@@ -144,6 +168,19 @@ impl ChaosRng {
             delay_ms: if c.max_delay_ms > 0 { self.0.gen_range(0..=c.max_delay_ms) } else { 0 },
             duplicate: self.hit(c.duplicate_rate),
             reorder: self.hit(c.reorder_rate),
+        }
+    }
+
+    /// The fault for the next SMS, if any.
+    pub fn message(&mut self, c: &Chaos) -> Option<MessageFault> {
+        if self.hit(c.message_refuse_rate) {
+            Some(MessageFault::Refused)
+        } else if self.hit(c.message_timeout_rate) {
+            Some(MessageFault::Late)
+        } else if self.hit(c.message_fail_rate) {
+            Some(MessageFault::Undelivered)
+        } else {
+            None
         }
     }
 
@@ -209,6 +246,13 @@ mod tests {
         assert_eq!(r.api(&drop), Some(ApiFault::Dropped { executed: false }));
         let after = Chaos { api_drop_after_rate: 1.0, ..Chaos::default() };
         assert_eq!(r.api(&after), Some(ApiFault::Dropped { executed: true }));
+        assert_eq!(r.message(&Chaos::default()), None);
+        assert_eq!(r.message(&Chaos { message_refuse_rate: 1.0, ..Chaos::default() }), Some(MessageFault::Refused));
+        assert_eq!(r.message(&Chaos { message_timeout_rate: 1.0, ..Chaos::default() }), Some(MessageFault::Late));
+        let fail = Chaos { message_fail_rate: 1.0, ..Chaos::default() };
+        assert_eq!(r.message(&fail), Some(MessageFault::Undelivered));
+        assert!(fail.validate().is_ok());
+        assert_eq!(Chaos { message_fail_rate: 1.1, ..fail }.validate().unwrap_err().field, "message_fail_rate");
     }
 
     #[test]

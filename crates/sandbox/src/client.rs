@@ -162,6 +162,12 @@ impl ControlClient {
         Ok(HeardLines { resp, buffer: Vec::new(), base: self.base.clone() })
     }
 
+    /// Every SMS the sandbox took, oldest first (`GET /sandbox/v1/messages`).
+    pub async fn messages(&self) -> Result<Vec<crate::SandboxMessage>, ControlError> {
+        let v: Data<Vec<crate::SandboxMessage>> = self.send(self.http.get(self.url("/sandbox/v1/messages"))).await?;
+        Ok(v.data)
+    }
+
     /// The delivery statistics of the current window (`GET /sandbox/v1/deliveries`).
     pub async fn deliveries(&self) -> Result<DeliverySummary, ControlError> {
         let v: Data<DeliverySummary> = self.send(self.http.get(self.url("/sandbox/v1/deliveries"))).await?;

@@ -40,6 +40,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/sandbox/v1/webhooks", get(webhooks))
         .route("/sandbox/v1/commands", get(commands))
         .route("/sandbox/v1/legs/audit", get(leg_audit))
+        .route("/sandbox/v1/messages", get(super::messaging::list))
         .merge(super::stats::routes())
         .layer(middleware::from_fn_with_state(shared, require_api_key))
         .route("/sandbox/v1/public-key", get(public_key))

@@ -26,6 +26,9 @@
 //! different URLs), and a URL that refuses the connection, times out or
 //! answers 5xx is passed over for the next one within the same attempt.
 //!
+//! Messaging (`POST /v2/messages`, the `message.sent` and `message.finalized`
+//! webhooks) works as on Telnyx too (see the `messaging` module).
+//!
 //! Conferences (`POST /v2/conferences`, `…/actions/join`, `…/actions/leave`)
 //! work as on Telnyx, with their webhooks; participants hear each other (see
 //! the `conference` module).
@@ -55,6 +58,7 @@
 //! | `POST /sandbox/v1/deliveries/reset` `{track?, record_log?}` | opens a new statistics window; `track` keeps acknowledged ids and latencies, `record_log` pauses or resumes the logs |
 //! | `GET /sandbox/v1/deliveries/ids?offset=N&limit=M` | acknowledged event ids of the window, paged → `{data, total, next_offset}` |
 //! | `GET /sandbox/v1/legs/audit` | legs placed for a call (dialled with `link_to` it, or transferred to from it) still up after it hung up, and calls bridged with more than one of them ([`LegAudit`]) |
+//! | `GET /sandbox/v1/messages` | every SMS sent through `POST /v2/messages` → `{"data": [SandboxMessage]}` |
 //! | `GET /sandbox/v1/public-key` | `{"public_key": "<base64>"}` |
 //!
 //! [`ControlClient`] is the typed client of these routes.
@@ -72,6 +76,7 @@ pub mod gather;
 mod ids;
 pub mod legs;
 mod media;
+mod messaging;
 pub mod offline;
 mod party;
 pub mod stats;
@@ -98,6 +103,7 @@ pub use clock::SandboxClock;
 pub use conference::Heard;
 pub use delivery::{DeliveryConfig, DeliveryRecord};
 pub use legs::LegState;
+pub use messaging::{message_codes, SandboxMessage};
 pub use party::{default_agent_script, parse_agent_spec, BehaviorError, PartyBehavior, DEFAULT_AGENT_SCRIPT};
 pub use script::{Directive, Script, Step};
 pub use stats::{DeliverySummary, UrlDeliveries};
@@ -106,7 +112,7 @@ pub use world::{LeftUp, LegAudit, LegStatus};
 
 use chaos::{ApiFault, ChaosRng};
 use delivery::{Balancer, Delivery, Ring};
-use world::{AppendError, Now, VTime, World, WorldConfig};
+use world::{AppendError, Emitted, Now, VTime, World, WorldConfig};
 
 /// Produces a report about a call (for `GET /sandbox/v1/calls/{id}/report`),
 /// given its `call_control_id`. The server plugs in its conversation summary.
@@ -372,6 +378,9 @@ pub(crate) struct Shared {
     api_rng: Mutex<ChaosRng>,
     reporter: Option<CallReporter>,
     shutdown: watch::Sender<bool>,
+    messages: messaging::Messages,
+    /// Where webhooks go when a request names no URL.
+    webhook_url: Arc<str>,
 }
 
 impl Shared {
@@ -469,6 +478,16 @@ impl Shared {
         if let Some(log) = self.commands.as_ref().filter(|_| self.delivery.logging()) {
             log.lock().unwrap_or_else(|p| p.into_inner()).push(r);
         }
+    }
+
+    /// Queues a webhook that comes from no call (a message's delivery).
+    pub(crate) fn deliver(&self, e: Emitted) {
+        self.delivery.push(e);
+    }
+
+    /// Where webhooks go when a request names no URL.
+    pub(crate) fn default_webhook_url(&self) -> Arc<str> {
+        self.webhook_url.clone()
     }
 
     pub(crate) fn api_fault(&self) -> Option<ApiFault> {
@@ -595,6 +614,8 @@ impl Sandbox {
             chaos: config.chaos.clone(),
             reporter: config.reporter.clone(),
             shutdown: watch::channel(false).0,
+            messages: messaging::Messages::new(config.chaos.seed),
+            webhook_url: webhook_urls[0].clone(),
         });
         let app = api::router(shared.clone())
             .merge(control::router(shared.clone()))

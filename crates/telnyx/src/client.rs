@@ -25,6 +25,7 @@ use super::conferences::{
     Conference, ConferenceCommand, ConferenceCreate, ConferenceJoin, ConferenceLeave, ConferenceResponse,
 };
 use super::errors::TelnyxError;
+use super::messaging::{MessageCreate, MessageResponse, OutboundMessage};
 
 /// How failed requests are retried.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +153,17 @@ impl TelnyxClient {
     pub fn with_observer(mut self, observer: CommandObserver) -> Self {
         self.observer = Some(observer);
         self
+    }
+
+    /// The same client with another retry behaviour.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// How failed requests are retried.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
     }
 
     /// The base URL commands go to.
@@ -315,6 +327,17 @@ impl TelnyxClient {
         }
     }
 
+    /// `POST /messages`: sends one SMS. Unlike call commands a message has no
+    /// idempotency key, so a request that got no answer in time is **not**
+    /// sent again (Telnyx may have queued it: a second would text twice); a
+    /// refused connection, a 5xx or a 429 (nothing queued) is.
+    pub async fn send_message(&self, body: &MessageCreate) -> Result<OutboundMessage, TelnyxError> {
+        let json = serde_json::to_value(body).map_err(|e| TelnyxError::Decode { message: e.to_string() })?;
+        let url = format!("{}/messages", self.base_url);
+        let r: MessageResponse = self.request("message", "", reqwest::Method::POST, &url, Some(&json), false).await?;
+        Ok(r.data)
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         action: &str,
@@ -322,6 +345,20 @@ impl TelnyxClient {
         method: reqwest::Method,
         url: &str,
         body: Option<&Value>,
+    ) -> Result<T, TelnyxError> {
+        self.request(action, command_id, method, url, body, true).await
+    }
+
+    /// One request with retries; `resend_unanswered`: a request that got no
+    /// answer in time is sent again (safe only when it is idempotent).
+    async fn request<T: DeserializeOwned>(
+        &self,
+        action: &str,
+        command_id: &str,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+        resend_unanswered: bool,
     ) -> Result<T, TelnyxError> {
         let started = Instant::now();
         let mut attempts = 0;
@@ -347,7 +384,7 @@ impl TelnyxClient {
                     } else {
                         TelnyxError::Connection { attempts, message: error_chain(&e) }
                     };
-                    if last {
+                    if last || (e.is_timeout() && !resend_unanswered) {
                         break Err(err);
                     }
                     tracing::debug!(action, command_id, attempts, error = %err, "retrying Telnyx command");

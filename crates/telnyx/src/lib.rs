@@ -1,6 +1,7 @@
 //! The Telnyx Call Control v2 protocol: webhook events, signatures, client state,
 //! command bodies, what the API definition accepts ([`spec`]), transcription
-//! requests per engine, API errors, DTMF keys and (feature `client`) the REST client.
+//! requests per engine, API errors, DTMF keys, Messaging (SMS and its delivery
+//! webhooks) and (feature `client`) the REST client.
 //!
 //! Everything here is written against the public protocol so that the same code
 //! talks to Telnyx in production and to the sandbox carrier in tests and demos.
@@ -14,6 +15,7 @@ pub mod conferences;
 pub mod dtmf;
 pub mod errors;
 pub mod events;
+pub mod messaging;
 pub mod signature;
 pub mod spec;
 mod string_enum;
