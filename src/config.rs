@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod notify;
 pub mod transcription;
 
 use crate::intel::TrackerConfig;
@@ -22,6 +23,7 @@ use crate::settings::{default_queues, SettingError};
 pub use crate::settings::{IvrConfig, MenuItem, QueueConfig, TransferConfig, TransferMode};
 use crate::store::Location;
 use crate::telnyx::transcription::TranscriptionRequest;
+pub use notify::{NotifyConfig, SupervisorConfig};
 pub use transcription::TranscriptionSettings;
 
 /// The whole configuration.
@@ -51,6 +53,8 @@ pub struct Config {
     /// Each transcription engine's settings (`[transcription.google]`, …);
     /// the section of `ivr.transcription_engine` is used.
     pub transcription: TranscriptionSettings,
+    /// Alerts when a call turns (SMS to supervisors).
+    pub notify: NotifyConfig,
 }
 
 /// `[telnyx]`
@@ -63,6 +67,9 @@ pub struct TelnyxConfig {
     pub public_key: Option<String>,
     /// Call Control application id (`TELNYX_CONNECTION_ID`).
     pub connection_id: Option<String>,
+    /// Messaging profile of the IVR's number, for SMS alerts
+    /// (`TELNYX_MESSAGING_PROFILE_ID`).
+    pub messaging_profile_id: Option<String>,
     /// API base URL (`TELNYX_API_BASE`).
     pub api_base: String,
     /// Largest accepted difference between a webhook's signed timestamp and now.
@@ -84,6 +91,7 @@ impl std::fmt::Debug for TelnyxConfig {
             .field("api_key", &self.api_key.as_deref().map(mask))
             .field("public_key", &self.public_key)
             .field("connection_id", &self.connection_id)
+            .field("messaging_profile_id", &self.messaging_profile_id)
             .field("api_base", &self.api_base)
             .finish_non_exhaustive()
     }
@@ -112,6 +120,17 @@ impl TelnyxConfig {
                 ));
             }
         }
+        if let Some(id) = &self.messaging_profile_id {
+            if uuid::Uuid::try_parse(id.trim()).is_err() {
+                return Err(invalid(
+                    "telnyx.messaging_profile_id",
+                    format!(
+                        "{id:?} is not a messaging profile id: copy the id (a UUID such as \
+                         \"40017f4c-1f4e-4d8b-9e2c-0b5d6a7f8e90\") from Messaging → Profiles in the Telnyx portal"
+                    ),
+                ));
+            }
+        }
         if !(self.api_base.starts_with("http://") || self.api_base.starts_with("https://")) {
             return Err(invalid("telnyx.api_base", "must be an http:// or https:// URL"));
         }
@@ -137,6 +156,7 @@ impl Default for TelnyxConfig {
             api_key: None,
             public_key: None,
             connection_id: None,
+            messaging_profile_id: None,
             api_base: crate::telnyx::DEFAULT_API_BASE.into(),
             signature_tolerance_secs: 300,
             max_attempts: 5,
@@ -334,8 +354,7 @@ impl EngineConfig {
             }
             return Ok(());
         };
-        let digits = number.strip_prefix('+').unwrap_or("");
-        if !(8..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+        if !is_e164(number) {
             return Err(invalid(key, format!("{number:?} is not a number in E.164 form, e.g. \"+18005550123\"")));
         }
         if number == ivr_number {
@@ -488,6 +507,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             sandbox: EmbeddedSandboxConfig::default(),
             transcription: TranscriptionSettings::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -520,6 +540,12 @@ pub enum ConfigError {
         /// What is wrong and how to fix it.
         message: String,
     },
+}
+
+/// True for a phone number in E.164 form (`+` and 8 to 15 digits).
+pub fn is_e164(number: &str) -> bool {
+    let digits = number.strip_prefix('+').unwrap_or("");
+    (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit())
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -597,6 +623,9 @@ impl Config {
         if let Some(v) = nonempty("TELNYX_CONNECTION_ID") {
             self.telnyx.connection_id = Some(v);
         }
+        if let Some(v) = nonempty("TELNYX_MESSAGING_PROFILE_ID") {
+            self.telnyx.messaging_profile_id = Some(v);
+        }
         if let Some(v) = nonempty("TELNYX_API_BASE") {
             self.telnyx.api_base = v;
         }
@@ -659,6 +688,14 @@ impl Config {
         self.engine.validate(mode, &self.ivr.number)?;
         self.policy.validate().map_err(|e| invalid(format!("policy.{}", e.key), e.message))?;
         validate_trackers(&self.trackers)?;
+        self.notify.validate(&self.queues)?;
+        if mode == Mode::Live && !self.notify.supervisors.is_empty() && self.telnyx.messaging_profile_id.is_none() {
+            return Err(invalid(
+                "telnyx.messaging_profile_id",
+                "required in live mode to text [notify] supervisors: the id of the messaging profile the IVR's \
+                 number belongs to ([telnyx] messaging_profile_id or TELNYX_MESSAGING_PROFILE_ID)",
+            ));
+        }
         self.sandbox.validate()
     }
 

@@ -94,6 +94,16 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         header_timeout: Duration::from_millis(config.server.header_timeout_ms),
         body_timeout: Duration::from_millis(config.server.body_timeout_ms),
     };
+    let public_webhook_url =
+        config.server.public_url.as_ref().map(|u| format!("{}{}", u.trim_end_matches('/'), config.server.webhook_path));
+    let notify = server::notify::NotifySettings {
+        config: config.notify.clone(),
+        from: config.ivr.number.clone(),
+        messaging_profile_id: config.telnyx.messaging_profile_id.clone(),
+        // Delivery webhooks come to the voice webhook URL (else the messaging profile's).
+        webhook_url: public_webhook_url.clone(),
+        redact: config.storage.redact_pii,
+    };
     let options = |client, verifier, settings, load_audit| ServerOptions {
         listener,
         webhook_path: config.server.webhook_path.clone(),
@@ -110,6 +120,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         signature_tolerance: Duration::from_secs(config.telnyx.signature_tolerance_secs),
         load_audit,
         lease_term: Duration::from_millis(config.storage.lease_ms),
+        notify,
     };
     match mode {
         Mode::Live => {
@@ -117,11 +128,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
             let verifier = WebhookVerifier::from_base64(config.telnyx.public_key.as_deref().unwrap_or(""))?;
             let client =
                 TelnyxClient::new(ClientConfig { base_url: config.telnyx.api_base.clone(), api_key: key, retry })?;
-            let webhook_url = config
-                .server
-                .public_url
-                .as_ref()
-                .map(|u| format!("{}{}", u.trim_end_matches('/'), config.server.webhook_path));
+            let webhook_url = public_webhook_url;
             let connection_id = config.telnyx.connection_id.clone().unwrap_or_default();
             let settings = Arc::new(config.session_settings(connection_id, webhook_url));
             // Against a standalone sandbox carrier, load runs audit the store through this server.

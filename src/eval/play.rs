@@ -137,6 +137,7 @@ impl Call<'_> {
                     | Effect::SymblJoined
                     | Effect::RouteLeg { .. }
                     | Effect::Decided(_)
+                    | Effect::Notify(_)
                     | Effect::FinishScoring => {}
                 }
             }

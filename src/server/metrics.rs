@@ -30,6 +30,12 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    channel: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: String,
 }
@@ -75,6 +81,7 @@ pub struct Metrics {
     commands: Family<ActionLabels, Histogram>,
     command_errors: Family<ErrorLabels, Counter>,
     decisions: Family<ReasonLabels, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
     active_calls: Gauge,
     ack_latency: Histogram,
     decision_latency: Histogram,
@@ -118,6 +125,12 @@ impl Metrics {
         );
         let decisions = Family::<ReasonLabels, Counter>::default();
         registry.register("decisions", "Transfer decisions, by reason", decisions.clone());
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Alerts (sms, crm) by outcome: sent, delivered, failed, rate_limited, dropped, duplicate",
+            notifications.clone(),
+        );
         let active_calls = Gauge::default();
         registry.register("active_calls", "Conversations in progress", active_calls.clone());
         let ack_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
@@ -134,6 +147,7 @@ impl Metrics {
             commands,
             command_errors,
             decisions,
+            notifications,
             active_calls,
             ack_latency,
             decision_latency,
@@ -158,6 +172,13 @@ impl Metrics {
     /// Counts a decision.
     pub fn decision(&self, reason: &str) {
         self.decisions.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
+    }
+
+    /// Counts an alert's outcome.
+    pub fn notification(&self, channel: &str, outcome: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels { channel: channel.into(), outcome: outcome.into() })
+            .inc();
     }
 
     /// Sets the number of active conversations.

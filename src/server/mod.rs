@@ -10,6 +10,7 @@ mod cluster;
 pub mod dedupe;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod outbox;
 pub mod reconcile;
 pub mod symbl_link;
@@ -32,7 +33,7 @@ use self::metrics::Metrics;
 pub use crate::http::serve::Limits;
 use crate::session::SessionSettings;
 use crate::store::SharedStore;
-use crate::telnyx::{TelnyxClient, WebhookVerifier};
+use crate::telnyx::{RetryPolicy, TelnyxClient, WebhookVerifier};
 
 /// State shared by the handlers.
 pub struct App {
@@ -97,6 +98,8 @@ pub struct ServerOptions {
     /// with an instance that stops renewing its lease (how soon another
     /// takes over the calls of one that died).
     pub lease_term: Duration,
+    /// Alerts when a call turns (`[notify]`).
+    pub notify: notify::NotifySettings,
 }
 
 /// A running server.
@@ -111,12 +114,16 @@ pub struct ServerHandle {
     /// What the reconciliation pass made at start found, once it is done.
     reconciled: tokio::sync::watch::Receiver<Option<reconcile::Pass>>,
     cluster: tokio::task::JoinHandle<()>,
+    alerts: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ServerHandle {
     /// Stops accepting requests and waits for the server task.
     pub async fn shutdown(mut self) {
         self.reconciler.abort();
+        if let Some(a) = &self.alerts {
+            a.abort();
+        }
         self.cluster.abort();
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
@@ -177,6 +184,9 @@ pub async fn start(options: ServerOptions) -> std::io::Result<ServerHandle> {
 pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Result<ServerHandle> {
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(LiveHub::default());
+    let sms_retry = RetryPolicy { max_attempts: options.notify.config.max_attempts, ..options.client.retry().clone() };
+    let sms_client = options.client.clone().with_retry(sms_retry);
+    let (alerts, alert_sender) = notify::Alerts::new(options.notify, sms_client, metrics.clone());
     let calls = Calls::new(Shared {
         settings: options.settings,
         client: options.client,
@@ -187,7 +197,9 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         grace: options.grace,
         retry_window: options.retry_window,
         ownership: options.store.cluster().map(|_| Ownership::new(options.lease_term)),
+        alerts,
     });
+    let alert_task = alert_sender.map(|s| s.start(calls.clone()));
     let seen = RecentSet::new(Duration::from_secs(3600), 1_000_000);
     // Remember the webhooks of the last hour, so a retry after a restart is still a repeat.
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
@@ -222,5 +234,5 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
     let (reconciled_tx, reconciled) = tokio::sync::watch::channel(None);
     let cluster = tokio::spawn(cluster::run(calls.clone()));
     let reconciler = tokio::spawn(reconcile::run(calls, options.reconcile_every, reconciled_tx));
-    Ok(ServerHandle { addr, app, shutdown: Some(tx), task, reconciler, reconciled, cluster })
+    Ok(ServerHandle { addr, app, shutdown: Some(tx), task, reconciler, reconciled, cluster, alerts: alert_task })
 }

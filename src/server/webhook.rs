@@ -24,6 +24,7 @@ use super::dedupe::Seen;
 use super::App;
 use crate::store::{WebhookOutcome, WebhookRecord};
 use crate::telnyx::events::{Envelope, Event};
+use crate::telnyx::messaging::{is_messaging_event, MessageEvent};
 use crate::telnyx::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 pub(super) fn reply(status: StatusCode, key: &str, value: impl Into<String>) -> Response {
@@ -73,6 +74,9 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
             return reply(StatusCode::BAD_REQUEST, "error", e.to_string());
         }
     };
+    if is_messaging_event(&envelope.data.event_type) {
+        return message_webhook(app, &envelope, body, t0).await;
+    }
     let event = match envelope.event() {
         Ok(e) => e,
         Err(e) => {
@@ -162,6 +166,51 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
     drop(order);
     // Acknowledge once the raw webhook is on disk, so an accepted event survives
     // a crash; when the store is failing, acknowledge anyway and keep it queued.
+    if !app.store.health().is_failing() {
+        let _ = tokio::time::timeout(app.ack_wait, committed).await;
+    }
+    reply(StatusCode::OK, "status", outcome.as_str())
+}
+
+/// A messaging webhook (`message.sent`, `message.finalized`, …), verified
+/// like any other: de-duplicated on its event id, stored, and a delivery
+/// update handed to the alerts. It belongs to no call; other messaging
+/// events are logged and ignored.
+async fn message_webhook(app: &App, envelope: &Envelope, body: &Bytes, t0: Instant) -> Response {
+    let event_type = envelope.data.event_type.as_str();
+    let event_id = envelope.data.id.as_str();
+    if event_id.is_empty() || event_id.len() > 200 {
+        app.metrics.webhook(event_type, "malformed");
+        return reply(StatusCode::BAD_REQUEST, "error", "data.id must be a non-empty event id");
+    }
+    let event = match MessageEvent::from_parts(event_type, &envelope.data.payload) {
+        Some(Ok(e)) => Some(e),
+        Some(Err(e)) => {
+            app.metrics.webhook(event_type, "malformed");
+            return reply(StatusCode::BAD_REQUEST, "error", format!("{event_type} payload: {e}"));
+        }
+        None => None,
+    };
+    if !app.seen.insert(event_id, t0) {
+        app.metrics.webhook(event_type, "duplicate");
+        return reply(StatusCode::OK, "status", "duplicate");
+    }
+    let outcome = if event.is_some() { WebhookOutcome::Message } else { WebhookOutcome::UnknownEvent };
+    let committed = app.store.record_webhook(WebhookRecord {
+        event_id: event_id.to_string(),
+        received_at: chrono::Utc::now(),
+        event_type: event_type.to_string(),
+        call_control_id: None,
+        conversation_id: None,
+        attempt: envelope.meta.as_ref().map(|m| m.attempt),
+        outcome,
+        body: String::from_utf8_lossy(body).into_owned(),
+    });
+    app.metrics.webhook(event_type, outcome.as_str());
+    match event {
+        Some(e) => app.calls.shared().alerts.delivery(e),
+        None => tracing::info!(event_type, "messaging webhook logged and ignored"),
+    }
     if !app.store.health().is_failing() {
         let _ = tokio::time::timeout(app.ack_wait, committed).await;
     }

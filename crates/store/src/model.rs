@@ -265,15 +265,19 @@ pub enum WebhookOutcome {
     Unrouted,
     /// An event type ivrx does not handle: logged and ignored.
     UnknownEvent,
+    /// A messaging webhook (an SMS's delivery): taken by the alerts, never
+    /// by a conversation's worker.
+    Message,
 }
 
 impl WebhookOutcome {
-    /// `accepted`, `unrouted` or `unknown_event`.
+    /// `accepted`, `unrouted`, `unknown_event` or `message`.
     pub fn as_str(self) -> &'static str {
         match self {
             WebhookOutcome::Accepted => "accepted",
             WebhookOutcome::Unrouted => "unrouted",
             WebhookOutcome::UnknownEvent => "unknown_event",
+            WebhookOutcome::Message => "message",
         }
     }
 }

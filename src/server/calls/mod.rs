@@ -61,6 +61,8 @@ pub struct Shared {
     /// Under several instances on one database: this instance and how long
     /// its conversations stay its own without renewal (`None`: the only instance).
     pub ownership: Option<Ownership>,
+    /// Alerts when a call turns.
+    pub alerts: super::notify::Alerts,
 }
 
 /// This instance among several sharing one database (see [`crate::store::cluster`]).
@@ -122,6 +124,7 @@ pub(crate) mod tests {
             grace: Duration::from_secs(1),
             retry_window: Duration::from_secs(1),
             ownership: None,
+            alerts: Default::default(),
         }
     }
 }

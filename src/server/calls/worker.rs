@@ -81,6 +81,8 @@ pub enum WorkerMsg {
     Answered { command_id: String },
     /// Under several instances: webhooks for this conversation wait in the store.
     Pending,
+    /// Something that happened to the call outside it (an alert sent or failed): recorded.
+    Note(DomainEvent),
 }
 
 /// A conversation worker's inbox, as the registry and the worker's helpers
@@ -331,6 +333,10 @@ impl Worker {
             }
             WorkerMsg::Answered { command_id } => self.commands.answered(&command_id),
             WorkerMsg::Pending => {} // taken from the store by the owner's loop
+            WorkerMsg::Note(event) => {
+                let fx = self.session.note(self.last_at, event);
+                self.run(fx, None);
+            }
         }
     }
 
@@ -368,6 +374,7 @@ impl Worker {
                     }
                 }
                 Effect::Decided(reason) => self.shared().metrics.decision(reason.as_str()),
+                Effect::Notify(notice) => self.shared().alerts.notice(self.session.id(), &notice),
                 Effect::FinishScoring => self.scoring.finish(),
                 Effect::SymblJoined => self.scoring.pstn_arrived(),
                 Effect::StartSymbl => {

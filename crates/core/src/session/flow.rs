@@ -87,6 +87,9 @@ impl Session {
         let transcribing = tagged && !self.symbl_listens();
         self.caller = Some(Leg { call_control_id: ccid.clone(), transcribing, ..Leg::default() });
         self.started_at.get_or_insert(at);
+        // A call ivrx placed (`dial_out`) has the caller at its far end.
+        let inbound = e.direction.as_ref().is_none_or(|d| d.as_str() == "incoming");
+        self.caller_number = if inbound { e.from.clone() } else { e.to.clone() };
         self.record(
             at,
             DomainEvent::CallStarted {

@@ -327,6 +327,9 @@ pub enum Effect {
     },
     /// The transfer decision was taken (counted by reason).
     Decided(Reason),
+    /// People outside the call are told (supervisor alerts, a CRM): the
+    /// transfer was decided, or reached its outcome.
+    Notify(Box<Notice>),
     /// Every utterance is scored and none will come any more (the end is
     /// recorded): the scoring backend finishes, storing the external engine's
     /// summary of the call if it makes one (Symbl in text mode).
@@ -345,6 +348,51 @@ pub enum Effect {
         /// Symbl failed for this call.
         fallback: bool,
     },
+}
+
+/// What a [`Effect::Notify`] tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// The transfer was decided.
+    Decided,
+    /// Caller and agent are talking.
+    Connected,
+    /// No agent could be reached.
+    Failed,
+    /// The caller hung up before an agent was connected.
+    Abandoned,
+}
+
+impl NoticeKind {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Decided => "decided",
+            NoticeKind::Connected => "connected",
+            NoticeKind::Failed => "failed",
+            NoticeKind::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// A transfer decided or ended, for people outside the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// Decided, or which outcome.
+    pub kind: NoticeKind,
+    /// The call's decision.
+    pub decision: Decision,
+    /// The caller's number.
+    pub caller: Option<String>,
+    /// For an outcome: the attempt it ended at and that attempt's agent.
+    pub attempt: u32,
+    /// The agent dialled last, if any.
+    pub target: Option<String>,
+    /// Why it failed (`no agent answered`).
+    pub detail: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// A domain event with its place in the conversation.
@@ -487,6 +535,23 @@ pub enum DomainEvent {
     CommandFailed { action: String, role: Role, call_gone: bool, error: String },
     /// The configured engine failed for this call; the rest is scored by `to`.
     EngineFallback { from: String, to: String, reason: String },
+    /// An alert about the call left ivrx (an SMS to a supervisor, a CRM
+    /// webhook), was delivered, or failed. `key` names the decision or
+    /// outcome it is about, the same for every attempt and status.
+    Notification {
+        /// `sms` or `crm`.
+        channel: String,
+        /// What it is about, e.g. `<conversation>:decision`.
+        key: String,
+        /// The recipient: a number, or the CRM URL.
+        to: String,
+        /// `sent`, `delivered`, `failed`, `rate_limited`, `dropped`.
+        status: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Why it failed, or the carrier's message id.
+        detail: Option<String>,
+    },
     /// The conversation ended.
     CallEnded { reason: String },
 }
@@ -508,6 +573,7 @@ impl DomainEvent {
             DomainEvent::Transfer { .. } => "transfer",
             DomainEvent::CommandFailed { .. } => "command_failed",
             DomainEvent::EngineFallback { .. } => "engine_fallback",
+            DomainEvent::Notification { .. } => "notification",
             DomainEvent::CallEnded { .. } => "call_ended",
         }
     }
@@ -621,6 +687,9 @@ pub struct Session {
     /// `attempt` in an agent leg's tag.
     #[serde(default)]
     attempts_made: u32,
+    /// The caller's number (the far end of the caller's leg).
+    #[serde(default)]
+    caller_number: Option<String>,
 }
 
 impl Session {
@@ -655,6 +724,7 @@ impl Session {
             released: Vec::new(),
             dialling: Vec::new(),
             attempts_made: 0,
+            caller_number: None,
         }
     }
 

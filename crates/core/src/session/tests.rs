@@ -392,6 +392,30 @@ fn the_session_asks_for_routing_counting_and_finishing_explicitly() {
 }
 
 #[test]
+fn the_decision_and_the_transfer_outcome_are_told_once_each_with_the_caller() {
+    let mut c = Call::answered();
+    warm_transfer_to_connected(&mut c);
+    let notices: Vec<(NoticeKind, Option<String>, Reason)> = (c.log.iter())
+        .filter_map(|e| match e {
+            Effect::Notify(n) => Some((n.kind, n.caller.clone(), n.decision.reason)),
+            _ => None,
+        })
+        .collect();
+    let caller = c.log.iter().find_map(|e| match e {
+        Effect::Record(Recorded { event: DomainEvent::CallStarted { from, .. }, .. }) => from.clone(),
+        _ => None,
+    });
+    assert!(caller.is_some());
+    assert_eq!(
+        notices,
+        vec![
+            (NoticeKind::Decided, caller.clone(), Reason::Operator),
+            (NoticeKind::Connected, caller, Reason::Operator)
+        ]
+    );
+}
+
+#[test]
 fn a_goodbye_hangup_racing_the_callers_own_hangup_still_records_the_end() {
     let mut c = Call::answered();
     c.say("thats all thanks bye", 0.5, &[]);

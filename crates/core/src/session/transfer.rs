@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::text::briefing;
 use super::{
-    Command, DecisionSource, DomainEvent, Effect, LegTag, Phase, Request, Role, Session, SpeakPurpose, TransferStatus,
+    Command, DecisionSource, DomainEvent, Effect, LegTag, Notice, NoticeKind, Phase, Request, Role, Session,
+    SpeakPurpose, TransferStatus,
 };
 use crate::policy::{Decision, Reason};
 use crate::settings::TransferMode;
@@ -141,8 +142,9 @@ impl Session {
         let targets =
             targets.or_else(|| self.settings.queues.get(&decision.queue).map(|q| q.agents.clone())).unwrap_or_default();
         let (queue, reason) = (decision.queue.clone(), decision.reason);
-        self.record(at, DomainEvent::Decision { source, decision }, out);
+        self.record(at, DomainEvent::Decision { source, decision: decision.clone() }, out);
         out.push(Effect::Decided(reason));
+        self.notify(NoticeKind::Decided, decision, None, at, out);
         if targets.is_empty() {
             // Configuration is validated, so this is a queue removed at run time.
             self.transfer = Some(TransferProgress {
@@ -195,7 +197,44 @@ impl Session {
             detail,
             agent_call_control_id: self.agent.as_ref().map(|l| l.call_control_id.clone()),
         };
+        let kind = match status {
+            TransferStatus::Connected => Some(NoticeKind::Connected),
+            TransferStatus::Failed => Some(NoticeKind::Failed),
+            TransferStatus::Abandoned => Some(NoticeKind::Abandoned),
+            _ => None,
+        };
+        let told = match (&event, kind, self.policy.decision.clone()) {
+            (DomainEvent::Transfer { detail, .. }, Some(kind), Some(decision)) => {
+                Some((kind, decision, detail.clone()))
+            }
+            _ => None,
+        };
         self.record(at, event, out);
+        if let Some((kind, decision, detail)) = told {
+            self.notify(kind, decision, detail, at, out);
+        }
+    }
+
+    /// Tells people outside the call that the transfer was decided or ended.
+    fn notify(
+        &self,
+        kind: NoticeKind,
+        decision: Decision,
+        detail: Option<String>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) {
+        // A decision starts a transfer: the one before it (if any) is not its.
+        let t = self.transfer.as_ref().filter(|_| kind != NoticeKind::Decided);
+        out.push(Effect::Notify(Box::new(Notice {
+            kind,
+            decision,
+            caller: self.caller_number.clone(),
+            attempt: t.map_or(0, |t| t.attempt),
+            target: t.and_then(|t| t.targets.get(t.attempt.saturating_sub(1) as usize).cloned()),
+            detail,
+            at,
+        })));
     }
 
     /// Dials (warm) or transfers to (cold) the current attempt's agent, after

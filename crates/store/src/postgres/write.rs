@@ -252,7 +252,8 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
         | DomainEvent::Dtmf { .. }
         | DomainEvent::Interim { .. }
         | DomainEvent::CommandFailed { .. }
-        | DomainEvent::EngineFallback { .. } => {}
+        | DomainEvent::EngineFallback { .. }
+        | DomainEvent::Notification { .. } => {}
     }
     Ok(())
 }

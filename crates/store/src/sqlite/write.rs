@@ -190,7 +190,8 @@ fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> rusqlite::Result<()> {
         | DomainEvent::Dtmf { .. }
         | DomainEvent::Interim { .. }
         | DomainEvent::CommandFailed { .. }
-        | DomainEvent::EngineFallback { .. } => {}
+        | DomainEvent::EngineFallback { .. }
+        | DomainEvent::Notification { .. } => {}
     }
     Ok(())
 }
