@@ -4,7 +4,8 @@
 //! Load order: built-in defaults, then the file (`--config`, else `ivrx.toml` in
 //! the user's config directory if it exists), then the environment
 //! (`TELNYX_API_KEY`, `TELNYX_PUBLIC_KEY`, `TELNYX_CONNECTION_ID`, `TELNYX_API_BASE`,
-//! `IVRX_NUMBER`, `IVRX_PUBLIC_URL`, `IVRX_ADMIN_TOKEN`). Bad values are refused
+//! `TELNYX_MESSAGING_PROFILE_ID`, `IVRX_NUMBER`, `IVRX_PUBLIC_URL`, `IVRX_ADMIN_TOKEN`,
+//! `IVRX_CRM_URL`, `IVRX_CRM_SECRET`). Bad values are refused
 //! at start with a message naming the key and the fix.
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ use crate::settings::{default_queues, SettingError};
 pub use crate::settings::{IvrConfig, MenuItem, QueueConfig, TransferConfig, TransferMode};
 use crate::store::Location;
 use crate::telnyx::transcription::TranscriptionRequest;
-pub use notify::{NotifyConfig, SupervisorConfig};
+pub use notify::{CrmConfig, NotifyConfig, SupervisorConfig};
 pub use transcription::TranscriptionSettings;
 
 /// The whole configuration.
@@ -626,6 +627,12 @@ impl Config {
         if let Some(v) = nonempty("TELNYX_MESSAGING_PROFILE_ID") {
             self.telnyx.messaging_profile_id = Some(v);
         }
+        if let Some(v) = nonempty("IVRX_CRM_URL") {
+            self.notify.crm.url = Some(v);
+        }
+        if let Some(v) = nonempty("IVRX_CRM_SECRET") {
+            self.notify.crm.secret = Some(v);
+        }
         if let Some(v) = nonempty("TELNYX_API_BASE") {
             self.telnyx.api_base = v;
         }
@@ -718,6 +725,7 @@ impl Config {
             symbl_pstn: self.engine.is_symbl_pstn(),
             // `serve` checks the configuration first; a bad one falls back to the default.
             transcription: self.transcription().unwrap_or_default(),
+            redact_pii: self.storage.redact_pii,
         }
     }
 
@@ -726,6 +734,7 @@ impl Config {
         let mut c = self.clone();
         c.telnyx.api_key = c.telnyx.api_key.as_deref().map(mask);
         c.server.admin_token = c.server.admin_token.as_deref().map(mask);
+        c.notify.crm.secret = c.notify.crm.secret.as_deref().map(mask);
         // A database URL's password.
         if let Ok(Location::Postgres(url)) = self.database() {
             c.storage.db = Some(url.to_string().into());

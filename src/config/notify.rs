@@ -27,6 +27,76 @@ pub struct NotifyConfig {
     /// Alerts waiting to be sent at most; beyond, an alert is recorded as
     /// `dropped` (the call never waits for an alert).
     pub queue_capacity: usize,
+    /// The signed CRM webhook (`[notify.crm]`).
+    pub crm: CrmConfig,
+}
+
+/// `[notify.crm]`: a signed JSON event to a CRM on every transfer decision
+/// and outcome.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrmConfig {
+    /// Where events are posted (`IVRX_CRM_URL`); none: no CRM events.
+    pub url: Option<String>,
+    /// The shared HMAC secret (`IVRX_CRM_SECRET`), 16 characters or more.
+    pub secret: Option<String>,
+    /// Attempts per event (anything but a 2xx is retried).
+    pub max_attempts: u32,
+    /// Wait before the second attempt, milliseconds; doubled each time after.
+    pub backoff_ms: u64,
+    /// How long one attempt may take, milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for CrmConfig {
+    fn default() -> Self {
+        Self { url: None, secret: None, max_attempts: 5, backoff_ms: 500, timeout_ms: 5000 }
+    }
+}
+
+impl std::fmt::Debug for CrmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrmConfig")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "****"))
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CrmConfig {
+    /// Checks the section: a URL needs its secret.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.url else { return Ok(()) };
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return Err(invalid(
+                    "notify.crm.url",
+                    format!(
+                    "{url:?} is not an absolute http:// or https:// URL, e.g. \"https://crm.example.com/hooks/ivrx\""
+                ),
+                ))
+            }
+        }
+        if self.secret.as_deref().is_none_or(|s| s.trim().chars().count() < 16) {
+            return Err(invalid(
+                "notify.crm.secret",
+                "required with notify.crm.url, at least 16 characters: the shared secret the CRM checks the \
+                 HMAC-SHA256 signature with ([notify.crm] secret or IVRX_CRM_SECRET; e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        if !(1..=20).contains(&self.max_attempts) {
+            return Err(invalid("notify.crm.max_attempts", "must be between 1 and 20"));
+        }
+        if !(10..=60_000).contains(&self.backoff_ms) {
+            return Err(invalid("notify.crm.backoff_ms", "must be between 10 and 60000"));
+        }
+        if !(100..=60_000).contains(&self.timeout_ms) {
+            return Err(invalid("notify.crm.timeout_ms", "must be between 100 and 60000"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for NotifyConfig {
@@ -37,6 +107,7 @@ impl Default for NotifyConfig {
             rate_window_secs: 3600,
             max_attempts: 3,
             queue_capacity: 256,
+            crm: CrmConfig::default(),
         }
     }
 }
@@ -117,7 +188,7 @@ impl NotifyConfig {
         if !(1..=100_000).contains(&self.queue_capacity) {
             return Err(invalid("notify.queue_capacity", "must be between 1 and 100000"));
         }
-        Ok(())
+        self.crm.validate()
     }
 }
 
@@ -153,6 +224,14 @@ mod tests {
         let e = key_of(&NotifyConfig { max_per_supervisor: 0, ..with(ok.clone()) });
         assert!(e.starts_with("notify.max_per_supervisor"), "{e}");
         assert!(key_of(&NotifyConfig { rate_window_secs: 0, ..with(ok) }).starts_with("notify.rate_window_secs"));
+        let crm = |url: &str, secret: Option<&str>| NotifyConfig {
+            crm: CrmConfig { url: Some(url.into()), secret: secret.map(str::to_string), ..CrmConfig::default() },
+            ..NotifyConfig::default()
+        };
+        assert!(key_of(&crm("crm.example/hooks", Some("0123456789abcdef"))).starts_with("notify.crm.url"));
+        let e = key_of(&crm("https://crm.example/hooks", Some("short")));
+        assert!(e.starts_with("notify.crm.secret") && e.contains("IVRX_CRM_SECRET"), "{e}");
+        assert!(crm("https://crm.example/hooks", Some("0123456789abcdef")).validate(&default_queues()).is_ok());
     }
 
     #[test]

@@ -114,14 +114,14 @@ pub struct ServerHandle {
     /// What the reconciliation pass made at start found, once it is done.
     reconciled: tokio::sync::watch::Receiver<Option<reconcile::Pass>>,
     cluster: tokio::task::JoinHandle<()>,
-    alerts: Option<tokio::task::JoinHandle<()>>,
+    alerts: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl ServerHandle {
     /// Stops accepting requests and waits for the server task.
     pub async fn shutdown(mut self) {
         self.reconciler.abort();
-        if let Some(a) = &self.alerts {
+        for a in &self.alerts {
             a.abort();
         }
         self.cluster.abort();
@@ -186,7 +186,7 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
     let live = Arc::new(LiveHub::default());
     let sms_retry = RetryPolicy { max_attempts: options.notify.config.max_attempts, ..options.client.retry().clone() };
     let sms_client = options.client.clone().with_retry(sms_retry);
-    let (alerts, alert_sender) = notify::Alerts::new(options.notify, sms_client, metrics.clone());
+    let (alerts, alert_senders) = notify::Alerts::new(options.notify, sms_client, metrics.clone());
     let calls = Calls::new(Shared {
         settings: options.settings,
         client: options.client,
@@ -199,7 +199,7 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         ownership: options.store.cluster().map(|_| Ownership::new(options.lease_term)),
         alerts,
     });
-    let alert_task = alert_sender.map(|s| s.start(calls.clone()));
+    let alert_tasks = alert_senders.start(calls.clone());
     let seen = RecentSet::new(Duration::from_secs(3600), 1_000_000);
     // Remember the webhooks of the last hour, so a retry after a restart is still a repeat.
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
@@ -234,5 +234,5 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
     let (reconciled_tx, reconciled) = tokio::sync::watch::channel(None);
     let cluster = tokio::spawn(cluster::run(calls.clone()));
     let reconciler = tokio::spawn(reconcile::run(calls, options.reconcile_every, reconciled_tx));
-    Ok(ServerHandle { addr, app, shutdown: Some(tx), task, reconciler, reconciled, cluster, alerts: alert_task })
+    Ok(ServerHandle { addr, app, shutdown: Some(tx), task, reconciler, reconciled, cluster, alerts: alert_tasks })
 }

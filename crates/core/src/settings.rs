@@ -5,8 +5,11 @@
 
 use std::collections::BTreeMap;
 
+use ivrx_telnyx::commands::SipHeader;
 use ivrx_telnyx::spec::{suggest, tables::SPEAK_LANGUAGES};
 use serde::{Deserialize, Serialize};
+
+use crate::policy::Decision;
 
 /// `[ivr]`: what the caller hears and can press.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +194,112 @@ pub struct TransferConfig {
     pub hold_music_url: String,
     /// Said to the caller when no agent could be reached.
     pub failure_line: String,
+    /// The caller's context sent to the agent's phone as SIP headers.
+    pub headers: ContextHeaders,
+}
+
+/// `[transfer.headers]`: the context the agent's leg is dialled with, as
+/// Telnyx `custom_headers` (a softphone or CRM shows them when it rings).
+/// A header whose name is empty is not sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContextHeaders {
+    /// Send them at all.
+    pub enabled: bool,
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The decision's reason (`asked_for_human`, …).
+    pub reason: String,
+    /// What triggered it: a tracker phrase; with PII redaction off, the
+    /// caller's words when no phrase matched.
+    pub trigger: String,
+    /// The triggering utterance's score, two decimals.
+    pub score: String,
+    /// The queue.
+    pub queue: String,
+    /// Longest value sent, in characters (longer ones are cut).
+    pub max_value_chars: usize,
+}
+
+impl Default for ContextHeaders {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            conversation_id: "X-Ivrx-Conversation-Id".into(),
+            reason: "X-Ivrx-Reason".into(),
+            trigger: "X-Ivrx-Trigger".into(),
+            score: "X-Ivrx-Score".into(),
+            queue: "X-Ivrx-Queue".into(),
+            max_value_chars: 128,
+        }
+    }
+}
+
+impl ContextHeaders {
+    /// The headers for a transfer of `conversation_id` decided by `decision`.
+    /// With `redact_pii` no word of the caller's is sent: the trigger is a
+    /// tracker's phrase (from the configuration) or left out.
+    pub fn for_decision(&self, conversation_id: &str, decision: &Decision, redact_pii: bool) -> Vec<SipHeader> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        let trigger = match (&decision.trigger_phrase, redact_pii) {
+            (Some(phrase), _) => Some(phrase.clone()),
+            (None, false) => Some(decision.trigger_text.clone()),
+            (None, true) => None,
+        };
+        let values = [
+            (&self.conversation_id, Some(conversation_id.to_string())),
+            (&self.reason, Some(decision.reason.as_str().to_string())),
+            (&self.trigger, trigger),
+            (&self.score, Some(format!("{:.2}", decision.numbers.score))),
+            (&self.queue, Some(decision.queue.clone())),
+        ];
+        let fit = |v: &str| -> String {
+            v.chars().filter(|c| !c.is_control()).take(self.max_value_chars).collect::<String>().trim().to_string()
+        };
+        values
+            .into_iter()
+            .filter(|(name, _)| !name.is_empty())
+            .filter_map(|(name, value)| Some(SipHeader { name: name.clone(), value: fit(&value?) }))
+            .filter(|h| !h.value.is_empty())
+            .collect()
+    }
+
+    /// Checks the names (Telnyx takes custom headers named `X-…`) and the length.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let names = [
+            ("conversation_id", &self.conversation_id),
+            ("reason", &self.reason),
+            ("trigger", &self.trigger),
+            ("score", &self.score),
+            ("queue", &self.queue),
+        ];
+        for (i, (field, name)) in names.iter().enumerate() {
+            if name.is_empty() {
+                continue;
+            }
+            let key = format!("transfer.headers.{field}");
+            let token = name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let x = name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"));
+            if !(x && name.len() > 2 && token) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{name:?} cannot be a custom SIP header: use X- and letters, digits or dashes \
+                         (at most 64), e.g. \"X-Ivrx-Reason\", or \"\" to leave it out"
+                    ),
+                ));
+            }
+            if names[..i].iter().any(|(_, other)| other.eq_ignore_ascii_case(name)) {
+                return Err(invalid(key, format!("{name:?} is used twice: give each header its own name")));
+            }
+        }
+        if !(8..=512).contains(&self.max_value_chars) {
+            return Err(invalid("transfer.headers.max_value_chars", "must be between 8 and 512"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for TransferConfig {
@@ -201,6 +310,7 @@ impl Default for TransferConfig {
             bridging_line: "I'm connecting you with a member of our team now. Please hold.".into(),
             hold_music_url: "https://assets.ivrx.dev/hold-music.mp3".into(),
             failure_line: "I'm sorry, nobody is available right now. I'm still here to help.".into(),
+            headers: ContextHeaders::default(),
         }
     }
 }
@@ -320,13 +430,51 @@ impl TransferConfig {
         if !(5..=600).contains(&self.ring_timeout_secs) {
             return Err(invalid("transfer.ring_timeout_secs", "must be between 5 and 600 (Telnyx's range)"));
         }
-        Ok(())
+        self.headers.validate()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{PolicySnapshot, Reason};
+
+    fn decision(phrase: Option<&str>) -> Decision {
+        Decision {
+            reason: Reason::Abuse,
+            queue: "support".into(),
+            trigger_index: 3,
+            trigger_text: "my number is 555 123 4567 and this is crap\r\n".into(),
+            trigger_phrase: phrase.map(str::to_string),
+            tracker: None,
+            numbers: PolicySnapshot { score: -0.734, ..PolicySnapshot::default() },
+        }
+    }
+
+    #[test]
+    fn context_headers_are_limited_and_carry_no_caller_words_when_redacting() {
+        let h = ContextHeaders::default();
+        let pairs = |v: Vec<SipHeader>| v.into_iter().map(|h| (h.name, h.value)).collect::<Vec<_>>();
+        let p = |n: &str, v: &str| (n.to_string(), v.to_string());
+        assert_eq!(
+            pairs(h.for_decision("conv-1", &decision(Some("crap")), true)),
+            [
+                p("X-Ivrx-Conversation-Id", "conv-1"),
+                p("X-Ivrx-Reason", "abuse"),
+                p("X-Ivrx-Trigger", "crap"),
+                p("X-Ivrx-Score", "-0.73"),
+                p("X-Ivrx-Queue", "support")
+            ]
+        );
+        let redacted = pairs(h.for_decision("conv-1", &decision(None), true));
+        assert!(!redacted.iter().any(|(n, _)| n == "X-Ivrx-Trigger"), "no phrase, no caller words: {redacted:?}");
+        let short = ContextHeaders { max_value_chars: 10, score: String::new(), ..h.clone() };
+        let open = pairs(short.for_decision("conv-1", &decision(None), false));
+        assert!(open.contains(&p("X-Ivrx-Trigger", "my number")), "cut, trimmed: {open:?}");
+        assert!(!open.iter().any(|(n, _)| n == "X-Ivrx-Score"), "an empty name is left out");
+        let off = ContextHeaders { enabled: false, ..h };
+        assert!(off.for_decision("conv-1", &decision(None), false).is_empty());
+    }
 
     #[test]
     fn each_section_checks_itself_and_names_the_key() {
@@ -340,6 +488,13 @@ mod tests {
         ivr.menu[0].queue = Some("nowhere".into());
         ivr.menu[0].say = None;
         assert_eq!(ivr.validate(&queues, "0").unwrap_err().key, "ivr.menu[0].queue");
+        let bad_header = ContextHeaders { reason: "Reason".into(), ..ContextHeaders::default() };
+        let transfer = TransferConfig { headers: bad_header, ..TransferConfig::default() };
+        assert_eq!(transfer.validate().unwrap_err().key, "transfer.headers.reason");
+        let twice = ContextHeaders { queue: "x-ivrx-reason".into(), ..ContextHeaders::default() };
+        assert!(twice.validate().unwrap_err().message.contains("twice"));
+        let none = ContextHeaders { trigger: String::new(), max_value_chars: 8, ..ContextHeaders::default() };
+        none.validate().unwrap();
         let transfer = TransferConfig { failure_line: " ".into(), ..TransferConfig::default() };
         assert_eq!(transfer.validate().unwrap_err().key, "transfer.failure_line");
         let queue = QueueConfig { agents: vec![], bridging_line: None };

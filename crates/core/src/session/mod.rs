@@ -135,6 +135,8 @@ pub struct SessionSettings {
     pub symbl_pstn: bool,
     /// The transcription engine and its configuration.
     pub transcription: TranscriptionRequest,
+    /// No word of the caller's leaves ivrx in headers (`[storage] redact_pii`).
+    pub redact_pii: bool,
 }
 
 impl Default for SessionSettings {
@@ -149,6 +151,7 @@ impl Default for SessionSettings {
             webhook_url: None,
             symbl_pstn: false,
             transcription: TranscriptionRequest::default(),
+            redact_pii: true,
         }
     }
 }
@@ -393,6 +396,15 @@ pub struct Notice {
     pub detail: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
+}
+
+impl Notice {
+    /// Names this notice in conversation `conversation_id`: the same every
+    /// time it is seen (a repeated webhook, a replay after a restart), so
+    /// whoever is told can be told once: `{conversation}:{kind}:{ms}`.
+    pub fn key(&self, conversation_id: &str) -> String {
+        format!("{conversation_id}:{}:{}", self.kind.as_str(), self.at.timestamp_millis())
+    }
 }
 
 /// A domain event with its place in the conversation.

@@ -253,6 +253,12 @@ impl Session {
         // A caller in a conference is never transferred away: the agent is
         // dialled and joins the conference, whatever the mode.
         let mode = if self.in_conference() { TransferMode::Warm } else { mode };
+        let headers = self
+            .policy
+            .decision
+            .as_ref()
+            .map(|d| self.settings.transfer.headers.for_decision(&self.id, d, self.settings.redact_pii));
+        let headers = headers.filter(|h| !h.is_empty());
         match mode {
             TransferMode::Warm => {
                 let command_id = self.next_command_id();
@@ -270,6 +276,7 @@ impl Session {
                     timeout_secs: Some(ring),
                     transcription: Some(true),
                     transcription_config: Some(self.settings.transcription.config_for_answer(super::flow::TRACKS)),
+                    custom_headers: headers,
                     ..Default::default()
                 };
                 out.push(Effect::Send(Command {
@@ -285,6 +292,7 @@ impl Session {
                     timeout_secs: Some(ring),
                     target_leg_client_state: Some(tag),
                     webhook_url: self.settings.webhook_url.clone(),
+                    custom_headers: headers,
                     ..Default::default()
                 };
                 self.send(Role::Caller, Action::Transfer(body), out);

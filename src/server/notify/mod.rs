@@ -1,5 +1,7 @@
 //! Alerts when a call turns: an SMS to each supervisor who follows the
-//! queue and reason (`[notify]`) when a transfer is decided or fails.
+//! queue and reason (`[notify]`) when a transfer is decided or fails, and a
+//! signed event to a CRM ([`crm`], `[notify.crm]`) when it is decided and
+//! when it ends.
 //!
 //! A conversation's session tells when a transfer is decided or ends
 //! ([`Notice`]); its worker hands the notice to [`Alerts`] without waiting:
@@ -9,9 +11,11 @@
 //! fails a call. Each alert has a key derived from what it is about (the
 //! conversation and the decision or outcome), so the same decision seen
 //! twice — a duplicated webhook, a replay — texts a supervisor once. What
-//! happens to every SMS (sent, delivered, failed, rate limited, dropped) is
-//! recorded as a `notification` event of the conversation and counted in
-//! `ivrx_notifications_total`.
+//! happens to every SMS (sent, delivered, failed, rate limited, dropped) and
+//! CRM event (sent, failed, dropped) is recorded as a `notification` event of
+//! the conversation and counted in `ivrx_notifications_total`.
+
+pub mod crm;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -37,7 +41,7 @@ pub struct NotifySettings {
     pub messaging_profile_id: Option<String>,
     /// Where delivery webhooks go (`None`: the messaging profile's URL).
     pub webhook_url: Option<String>,
-    /// Redact PII in what is texted (`[storage] redact_pii`).
+    /// Redact PII in what is texted or posted (`[storage] redact_pii`).
     pub redact: bool,
 }
 
@@ -81,11 +85,12 @@ const TRIGGER_CHARS: usize = 80;
 impl Incident {
     /// The alert a notice calls for: a decision, or a transfer that failed.
     pub fn from_notice(conversation_id: &str, notice: &Notice) -> Option<Incident> {
-        let (kind, key) = match notice.kind {
-            NoticeKind::Decided => (IncidentKind::Decided, format!("{conversation_id}:decision")),
-            NoticeKind::Failed => (IncidentKind::TransferFailed, format!("{conversation_id}:transfer-failed")),
+        let kind = match notice.kind {
+            NoticeKind::Decided => IncidentKind::Decided,
+            NoticeKind::Failed => IncidentKind::TransferFailed,
             NoticeKind::Connected | NoticeKind::Abandoned => return None,
         };
+        let key = notice.key(conversation_id);
         let d = &notice.decision;
         let trigger = d.trigger_phrase.clone().unwrap_or_else(|| d.trigger_text.clone());
         Some(Incident {
@@ -134,13 +139,30 @@ enum Job {
 /// delivery webhooks to the sending task without waiting. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Alerts {
-    tx: Option<mpsc::Sender<Job>>,
+    sms: Option<mpsc::Sender<Job>>,
+    crm: Option<mpsc::Sender<crm::CrmEvent>>,
+    redact: bool,
     metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for Alerts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Alerts").field("on", &self.tx.is_some()).finish()
+        f.debug_struct("Alerts").field("sms", &self.sms.is_some()).field("crm", &self.crm.is_some()).finish()
+    }
+}
+
+/// The sending tasks, until they are started with the conversations they record to.
+pub struct Senders {
+    sms: Option<AlertSender>,
+    crm: Option<crm::CrmSender>,
+}
+
+impl Senders {
+    /// Starts each configured sender.
+    pub fn start(self, calls: Calls) -> Vec<tokio::task::JoinHandle<()>> {
+        let sms = self.sms.map(|s| tokio::spawn(s.run(calls.clone())));
+        let crm = self.crm.map(|c| tokio::spawn(c.run(calls)));
+        sms.into_iter().chain(crm).collect()
     }
 }
 
@@ -153,40 +175,54 @@ pub struct AlertSender {
 }
 
 impl Alerts {
-    /// Alerts per `settings` (off when no supervisor is configured), sent
-    /// with `client`; the sender runs once [`AlertSender::start`]ed.
-    pub fn new(settings: NotifySettings, client: TelnyxClient, metrics: Arc<Metrics>) -> (Self, Option<AlertSender>) {
-        if settings.config.supervisors.is_empty() {
-            return (Self::default(), None);
-        }
-        let (tx, rx) = mpsc::channel(settings.config.queue_capacity);
-        let alerts = Self { tx: Some(tx), metrics: Some(metrics.clone()) };
-        (alerts, Some(AlertSender { rx, client, settings, metrics }))
-    }
-
-    /// True when alerts are configured.
-    pub fn is_on(&self) -> bool {
-        self.tx.is_some()
+    /// Alerts per `settings`: SMS when supervisors are configured, CRM
+    /// events when a CRM URL is; SMS go through `client`. The senders run
+    /// once [`Senders::start`]ed.
+    pub fn new(settings: NotifySettings, client: TelnyxClient, metrics: Arc<Metrics>) -> (Self, Senders) {
+        let capacity = settings.config.queue_capacity;
+        let mut alerts = Self { redact: settings.redact, metrics: Some(metrics.clone()), ..Self::default() };
+        let crm = crm::CrmSender::new(&settings.config.crm, capacity, metrics.clone()).map(|(sender, rx)| {
+            alerts.crm = Some(sender);
+            rx
+        });
+        let sms = (!settings.config.supervisors.is_empty()).then(|| {
+            let (tx, rx) = mpsc::channel(capacity);
+            alerts.sms = Some(tx);
+            AlertSender { rx, client, settings, metrics }
+        });
+        (alerts, Senders { sms, crm })
     }
 
     fn offer(&self, job: Job) {
-        let Some(tx) = &self.tx else { return };
+        let Some(tx) = &self.sms else { return };
         if let Err(e) = tx.try_send(job) {
             let what = match e.into_inner() {
                 Job::Incident(i) => i.key,
                 Job::Delivery(d) => d.message.id,
             };
-            tracing::warn!(alert = %what, "alert queue full: alert dropped");
-            if let Some(m) = &self.metrics {
-                m.notification("sms", "dropped");
-            }
+            self.dropped("sms", &what);
         }
     }
 
-    /// Queues the alerts a conversation's notice calls for.
+    fn dropped(&self, channel: &str, what: &str) {
+        tracing::warn!(channel, alert = %what, "alert queue full: alert dropped");
+        if let Some(m) = &self.metrics {
+            m.notification(channel, "dropped");
+        }
+    }
+
+    /// Queues the alerts and CRM event a conversation's notice calls for.
     pub fn notice(&self, conversation_id: &str, notice: &Notice) {
-        if let Some(incident) = Incident::from_notice(conversation_id, notice) {
-            self.offer(Job::Incident(incident));
+        if self.sms.is_some() {
+            if let Some(incident) = Incident::from_notice(conversation_id, notice) {
+                self.offer(Job::Incident(incident));
+            }
+        }
+        if let Some(tx) = &self.crm {
+            let event = crm::CrmEvent::from_notice(conversation_id, notice, self.redact);
+            if let Err(e) = tx.try_send(event) {
+                self.dropped("crm", &e.into_inner().id);
+            }
         }
     }
 
@@ -207,11 +243,7 @@ struct Sent {
 const KEYS_KEPT: usize = 100_000;
 
 impl AlertSender {
-    /// Runs the sender, recording what happens to each SMS in its conversation.
-    pub fn start(self, calls: Calls) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.run(calls))
-    }
-
+    /// Sends SMS and reads their delivery, recording what happens to each in its conversation.
     async fn run(mut self, calls: Calls) {
         let mut keys: (HashSet<String>, VecDeque<String>) = Default::default();
         let mut recent: HashMap<String, VecDeque<Instant>> = HashMap::new();
@@ -286,17 +318,33 @@ impl AlertSender {
     }
 
     fn record(&self, calls: &Calls, sent: &Sent, status: &str, attempts: u32, detail: Option<String>) {
-        self.metrics.notification("sms", status);
-        let event = DomainEvent::Notification {
-            channel: "sms".into(),
-            key: sent.key.clone(),
-            to: sent.to.clone(),
-            status: status.into(),
-            attempts,
-            detail,
-        };
-        calls.deliver(&sent.conversation_id, WorkerMsg::Note(event));
+        let outcome = Outcome { channel: "sms", key: &sent.key, to: &sent.to, status, attempts, detail };
+        record(calls, &self.metrics, &sent.conversation_id, outcome);
     }
+}
+
+/// What happened to one alert.
+struct Outcome<'a> {
+    channel: &'static str,
+    key: &'a str,
+    to: &'a str,
+    status: &'a str,
+    attempts: u32,
+    detail: Option<String>,
+}
+
+/// Counts an alert's outcome and records it in its conversation.
+fn record(calls: &Calls, metrics: &Metrics, conversation_id: &str, o: Outcome<'_>) {
+    metrics.notification(o.channel, o.status);
+    let event = DomainEvent::Notification {
+        channel: o.channel.into(),
+        key: o.key.into(),
+        to: o.to.into(),
+        status: o.status.into(),
+        attempts: o.attempts,
+        detail: o.detail,
+    };
+    calls.deliver(conversation_id, WorkerMsg::Note(event));
 }
 
 /// Remembers `key`; false when it was already there.
@@ -356,7 +404,7 @@ mod tests {
         );
         assert_eq!(Incident::from_notice("c1", &notice(NoticeKind::Decided)).unwrap(), i, "same decision, same key");
         let f = Incident::from_notice("c1", &notice(NoticeKind::Failed)).unwrap();
-        assert_eq!((f.key.as_str(), f.kind), ("c1:transfer-failed", IncidentKind::TransferFailed));
+        assert!(f.key.starts_with("c1:failed:") && f.kind == IncidentKind::TransferFailed, "{}", f.key);
         assert!(Incident::from_notice("c1", &notice(NoticeKind::Connected)).is_none());
         assert!(Incident::from_notice("c1", &notice(NoticeKind::Abandoned)).is_none());
         let text = f.sms_text(true);
