@@ -10,7 +10,7 @@
 //!   received is checked, strictly: no field the definition lacks.
 //! - Every webhook the sandbox emits: those calls, plus a tour of the commands
 //!   ivrx does not use (playback by media name, streaming, recording, custom
-//!   and SIP headers, conferences), each envelope checked against its event model.
+//!   and SIP headers, conferences, an SMS), each envelope checked against its event model.
 //! - `tests/interop/refusals.json`: bodies the definition refuses, covering
 //!   every action ivrx uses; the SDK's types must refuse each, and the sandbox
 //!   must answer each with 422, the same error code and `source.pointer`.
@@ -334,6 +334,14 @@ fn tour() -> Vec<Value> {
     post(&path(&d, "hangup"), json!({}));
     seen(&d, "conference.ended");
     seen(&d, "call.hangup");
+
+    // An SMS, with its delivery webhooks.
+    let m = post(
+        "/messages",
+        json!({"from": "+18005550100", "to": "+18005550177", "text": "Transfer decided", "type": "SMS",
+               "messaging_profile_id": "40017f4c-1f4e-4d8b-9e2c-0b5d6a7f8e90"}),
+    );
+    seen(m["data"]["id"].as_str().unwrap(), "message.finalized");
     c.sandbox.webhook_log().into_iter().map(|d| d.body).collect()
 }
 

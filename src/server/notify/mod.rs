@@ -391,7 +391,7 @@ mod tests {
             attempt: 2,
             target: Some("+18005550202".into()),
             detail: (kind == NoticeKind::Failed).then(|| "no agent answered".into()),
-            at: chrono::Utc::now(),
+            at: chrono::DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
         }
     }
 
@@ -400,11 +400,11 @@ mod tests {
         let i = Incident::from_notice("c1", &notice(NoticeKind::Decided)).unwrap();
         assert_eq!(
             (i.key.as_str(), i.kind, i.reason.as_str()),
-            ("c1:decision", IncidentKind::Decided, "asked_for_human")
+            ("c1:decided:1700000000123", IncidentKind::Decided, "asked_for_human")
         );
         assert_eq!(Incident::from_notice("c1", &notice(NoticeKind::Decided)).unwrap(), i, "same decision, same key");
         let f = Incident::from_notice("c1", &notice(NoticeKind::Failed)).unwrap();
-        assert!(f.key.starts_with("c1:failed:") && f.kind == IncidentKind::TransferFailed, "{}", f.key);
+        assert_eq!((f.key.as_str(), f.kind), ("c1:failed:1700000000123", IncidentKind::TransferFailed));
         assert!(Incident::from_notice("c1", &notice(NoticeKind::Connected)).is_none());
         assert!(Incident::from_notice("c1", &notice(NoticeKind::Abandoned)).is_none());
         let text = f.sms_text(true);
