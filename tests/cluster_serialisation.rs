@@ -35,7 +35,7 @@ use ivrx::telnyx::{ClientConfig, TelnyxClient, WebhookSigner};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Schedules generated from the fixed seed, besides the hand-written ones.
-const GENERATED: u32 = 48;
+const GENERATED: u32 = 32;
 
 /// The commands the stand-in for the command API received: leg, action, body.
 #[derive(Clone, Default)]
