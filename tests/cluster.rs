@@ -194,7 +194,7 @@ fn side_by_side_throughput_where_ack_p99_passes_50_ms() {
     let mut passed: Vec<(String, f64)> = Vec::new();
     for (name, db, n) in [("sqlite x1", None, 1), ("postgres x1", Some(()), 1), ("postgres x3", Some(()), 3)] {
         let mut at = f64::NAN;
-        for concurrency in [40u32, 80, 160, 320] {
+        for concurrency in [10u32, 20, 40, 80, 160, 320] {
             let db = db.map(|()| pg.fresh_database());
             let cluster = Cluster::start_on(db.as_deref(), n);
             let report = cluster.report(cluster.load(concurrency * 2, concurrency));
@@ -217,7 +217,8 @@ fn side_by_side_throughput_where_ack_p99_passes_50_ms() {
         passed.push((name.to_string(), at));
     }
     for (name, at) in &passed {
-        eprintln!("{name:12} ack p99 passes 50 ms at {at:.0} webhooks/s (NaN: not within the steps; ratio to sqlite x1 {:.2})", at / passed[0].1);
+        let ratio = at / passed[0].1;
+        eprintln!("{name:12} ack p99 passes 50 ms at {at:.0} webhooks/s (ratio to sqlite x1 {ratio:.2}; NaN: not by 320 at once)");
     }
 }
 
