@@ -179,6 +179,49 @@ fn side_by_side_one_sqlite_one_and_three_postgres_instances() {
     }
 }
 
+/// Side by side in one run (`cargo test --release --test cluster -- --ignored
+/// --nocapture side_by_side`): for one instance on SQLite, one on
+/// PostgreSQL and three on PostgreSQL, the load doubled (more calls at once)
+/// until the acknowledgement p99 passes 50 ms: the webhooks per second and
+/// latencies at each step.
+#[test]
+#[ignore = "a measurement, not a check; run on demand"]
+fn side_by_side_throughput_where_ack_p99_passes_50_ms() {
+    let Some(pg) = ivrx_testkit::postgres::cluster() else { return };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    ivrx::http::tls::install_crypto_provider();
+    let f = |r: &Value, p: &str| r.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let mut passed: Vec<(String, f64)> = Vec::new();
+    for (name, db, n) in [("sqlite x1", None, 1), ("postgres x1", Some(()), 1), ("postgres x3", Some(()), 3)] {
+        let mut at = f64::NAN;
+        for concurrency in [10u32, 20, 40, 80, 160, 320] {
+            let db = db.map(|()| pg.fresh_database());
+            let cluster = Cluster::start_on(db.as_deref(), n);
+            let report = cluster.report(cluster.load(concurrency * 2, concurrency));
+            let n = |p: &str| report.pointer(p).and_then(Value::as_u64);
+            assert_eq!((n("/lost_events"), n("/double_transfers")), (Some(0), Some(0)), "{report:#}");
+            eprintln!(
+                "{name:12} {concurrency:>3} at once: {:>6.0} webhooks/s | ack p50 ms {:.1} p99 {:.1} | decision p50 ms {:.1} p99 {:.1} | ok {}",
+                f(&report, "/webhooks/per_sec"),
+                f(&report, "/ack_latency/p50_ms"),
+                f(&report, "/ack_latency/p99_ms"),
+                f(&report, "/decision_latency/p50_ms"),
+                f(&report, "/decision_latency/p99_ms"),
+                report["ok"],
+            );
+            if f(&report, "/ack_latency/p99_ms") > 50.0 {
+                at = f(&report, "/webhooks/per_sec");
+                break;
+            }
+        }
+        passed.push((name.to_string(), at));
+    }
+    for (name, at) in &passed {
+        let ratio = at / passed[0].1;
+        eprintln!("{name:12} ack p99 passes 50 ms at {at:.0} webhooks/s (ratio to sqlite x1 {ratio:.2}; NaN: not by 320 at once)");
+    }
+}
+
 /// Places a call playing `script`; once its caller has spoken, its
 /// call_control_id, the instance that handles it (the owner lists it) and
 /// its conversation id.

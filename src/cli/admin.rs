@@ -36,6 +36,13 @@ pub enum AdminError {
     /// 409.
     #[error("{message}")]
     Refused { code: String, message: String },
+    /// 504 from a cluster: the request is stored, but the call's owning
+    /// instance did not answer in time.
+    #[error(
+        "{0}; the request stays stored: watch the call (`ivrx watch`) to see it decided, and do not send it again \
+         (a second one is refused once the first is decided)"
+    )]
+    Unanswered(String),
     /// Anything else.
     #[error("server answered {status}: {message}")]
     Other { status: u16, message: String },
@@ -50,6 +57,7 @@ impl AdminError {
             AdminError::NotFound(_) => "not_found",
             AdminError::Ambiguous(_) => "ambiguous_id",
             AdminError::Unreachable { .. } => "unreachable",
+            AdminError::Unanswered(_) => "unanswered",
             AdminError::Unauthorized | AdminError::NoToken(_) | AdminError::Other { .. } => "error",
         }
     }
@@ -124,6 +132,7 @@ impl AdminClient {
             400 if body["code"] == "ambiguous_id" => AdminError::Ambiguous(message),
             404 => AdminError::NotFound(if message.is_empty() { "not found".into() } else { message }),
             409 => AdminError::Refused { code: body["code"].as_str().unwrap_or("").into(), message },
+            504 if body["code"] == "unanswered" => AdminError::Unanswered(message),
             _ => AdminError::Other { status, message },
         })
     }

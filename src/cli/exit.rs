@@ -20,9 +20,12 @@ pub const REFUSED: u8 = 4;
 pub const UNREACHABLE: u8 = 5;
 /// Gave up waiting.
 pub const TIMEOUT: u8 = 6;
+/// The request was stored, but the call's owning instance did not answer in
+/// time (several instances); it still decides it.
+pub const UNANSWERED: u8 = 7;
 
 /// Every exit code with its meaning, for `--help` and the man pages.
-pub const CODES: [(u8, &str); 7] = [
+pub const CODES: [(u8, &str); 8] = [
     (OK, "success"),
     (ERROR, "error (the message says what and how to fix it)"),
     (USAGE, "bad command line (a missing or wrong argument, an ambiguous id prefix)"),
@@ -30,6 +33,7 @@ pub const CODES: [(u8, &str); 7] = [
     (REFUSED, "refused (e.g. a transfer already under way)"),
     (UNREACHABLE, "server unreachable, or it went away"),
     (TIMEOUT, "gave up waiting"),
+    (UNANSWERED, "stored but not answered in time (a cluster's owning instance decides it later)"),
 ];
 
 /// The exit codes as a `--help` section.
@@ -90,6 +94,7 @@ pub fn of_admin(e: &AdminError) -> u8 {
         AdminError::Unreachable { .. } => UNREACHABLE,
         AdminError::NotFound(_) => NOT_FOUND,
         AdminError::Refused { .. } => REFUSED,
+        AdminError::Unanswered(_) => UNANSWERED,
         AdminError::Ambiguous(_) => USAGE,
         AdminError::Unauthorized | AdminError::NoToken(_) | AdminError::Other { .. } => ERROR,
     }
@@ -113,10 +118,11 @@ mod tests {
         let unreachable = AdminError::Unreachable { url: "u".into(), message: "m".into() };
         assert_eq!(of_error(&unreachable.into()), UNREACHABLE);
         assert_eq!(of_error(&AdminError::Ambiguous("a".into()).into()), USAGE);
+        assert_eq!(of_error(&AdminError::Unanswered("u".into()).into()), UNANSWERED);
         assert_eq!(of_error(&ControlError::NotFound("n".into()).into()), NOT_FOUND);
         assert_eq!(of_error(&usage("watch", "no id")), USAGE);
         assert_eq!(of_error(&anyhow::anyhow!("other")), ERROR);
         let documented: Vec<u8> = CODES.iter().map(|(c, _)| *c).collect();
-        assert_eq!(documented, (OK..=TIMEOUT).collect::<Vec<u8>>(), "every code is documented, in order");
+        assert_eq!(documented, (OK..=UNANSWERED).collect::<Vec<u8>>(), "every code is documented, in order");
     }
 }

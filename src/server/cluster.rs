@@ -25,6 +25,9 @@ use crate::telnyx::events::Event;
 
 /// The longest wait for a webhook to be committed before it is refused (503).
 const STORE_WAIT: Duration = Duration::from_secs(5);
+/// How long an answered request whose asker never took the answer is kept
+/// (its asker waits far less: [`ANSWER_WAIT`](super::calls::registry::ANSWER_WAIT)).
+const FORGET_ANSWERED: Duration = Duration::from_secs(60);
 
 /// The conversation a webhook belongs to when this instance's registry does
 /// not know its leg: the one the store does (another instance recorded it).
@@ -81,7 +84,8 @@ fn not_stored(app: &App, event_id: &str, event_type: &str, why: &str) -> Respons
 /// Wakes this instance's workers when another instance stored webhooks for
 /// them, tells followers here of calls handled elsewhere that events were
 /// committed, and takes over the conversations whose owner stopped renewing its
-/// lease (at once at start, then every half term).
+/// lease (at once at start, then every half term), forgetting then the
+/// answered requests nobody took.
 pub(super) async fn run(calls: Calls) {
     let shared = calls.shared().clone();
     let (Some(ownership), Some(cluster)) = (shared.ownership.clone(), shared.store.cluster()) else { return };
@@ -103,16 +107,21 @@ pub(super) async fn run(calls: Calls) {
                 Some(None) => shared.live.committed(None, 0),
                 None => return,
             },
-            _ = sweep.tick() => match cluster.orphans().await {
-                Ok(orphans) => {
-                    for conv in orphans {
-                        if !calls.poke(&conv) {
-                            calls.deliver(&conv, WorkerMsg::Pending);
+            _ = sweep.tick() => {
+                match cluster.orphans().await {
+                    Ok(orphans) => {
+                        for conv in orphans {
+                            if !calls.poke(&conv) {
+                                calls.deliver(&conv, WorkerMsg::Pending);
+                            }
                         }
                     }
+                    Err(e) => tracing::debug!(error = %e, "cannot look for conversations without an owner"),
                 }
-                Err(e) => tracing::debug!(error = %e, "cannot look for conversations without an owner"),
-            },
+                if let Err(e) = cluster.forget_answered(FORGET_ANSWERED).await {
+                    tracing::debug!(error = %e, "cannot forget the answered requests nobody took");
+                }
+            }
         }
     }
 }

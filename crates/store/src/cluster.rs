@@ -6,8 +6,8 @@
 //!
 //! A lease is a row per conversation with an owner, an epoch and an expiry.
 //! Taking a lease that is free, expired or the taker's own raises the epoch;
-//! a checkpoint locks the lease row (`FOR UPDATE`) and commits only if the
-//! epoch is still the one its worker was given, so a worker that lost its
+//! a checkpoint locks the lease row (it extends it first thing) and commits
+//! only if the epoch is still the one its worker was given, so a worker that lost its
 //! lease (its instance was slow, partitioned or presumed dead) can never
 //! commit again, whatever the timing. Only a backend shared by several
 //! instances implements this (PostgreSQL); SQLite is one instance.
@@ -104,8 +104,13 @@ pub trait Cluster: Send + Sync {
     /// `conversation_id`'s requests not answered yet, in the order they were stored.
     async fn requests(&self, conversation_id: &str) -> Result<Vec<Request>, StoreError>;
 
-    /// A request's answer, once its owner committed one.
-    async fn answer_of(&self, request_id: i64) -> Result<Option<String>, StoreError>;
+    /// A request's answer, once its owner committed one; the answered
+    /// request is forgotten as it is taken (its asker reads it once).
+    async fn take_answer(&self, request_id: i64) -> Result<Option<String>, StoreError>;
+
+    /// Forgets the requests answered more than `age` ago whose asker never
+    /// took the answer (it gave up waiting, or its instance stopped).
+    async fn forget_answered(&self, age: Duration) -> Result<u64, StoreError>;
 
     /// Tells every instance that `conversation_id` has work waiting (storing
     /// an accepted webhook for a conversation does so by itself).
@@ -117,8 +122,9 @@ pub trait Cluster: Send + Sync {
     fn wake_ups(&self) -> BoxStream<'static, Option<String>>;
 
     /// The conversations whose checkpoints other instances (or this one)
-    /// committed events in, with the last event's number, as they commit;
-    /// `None` after a reconnection (some may have been missed).
+    /// committed events or answers in, with the last event's number (0 when
+    /// only answers were committed), as they commit; `None` after a
+    /// reconnection (some may have been missed).
     fn committed(&self) -> BoxStream<'static, Option<(String, u64)>>;
 
     /// Conversations with work (a session not ended, an accepted webhook

@@ -137,21 +137,30 @@ async fn a_request_stored_anywhere_is_answered_once_under_the_current_lease() {
     let pending = ca.requests("c1").await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!((pending[0].id, pending[0].body.as_str()), (id, "{\"queue\":\"sales\"}"));
-    assert_eq!(cb.answer_of(id).await.unwrap(), None);
+    assert_eq!(cb.take_answer(id).await.unwrap(), None);
 
     // A stale owner's answer is refused with its checkpoint.
     ca.release(&la).await.unwrap();
     let lb = owned(cb.acquire("c1", "b", TERM).await.unwrap());
     let stale = [Answer { request_id: id, body: "stale".into() }];
     assert_eq!(ca.checkpoint(&la, None, &stale, TERM).await.unwrap(), Fence::Lost);
-    assert_eq!(cb.answer_of(id).await.unwrap(), None);
+    assert_eq!(cb.take_answer(id).await.unwrap(), None);
 
     let answer = [Answer { request_id: id, body: "done".into() }];
     assert_eq!(cb.checkpoint(&lb, None, &answer, TERM).await.unwrap(), Fence::Committed);
     let again = [Answer { request_id: id, body: "again".into() }];
     cb.checkpoint(&lb, None, &again, TERM).await.unwrap();
-    assert_eq!(ca.answer_of(id).await.unwrap().as_deref(), Some("done"), "answered once");
     assert!(ca.requests("c1").await.unwrap().is_empty());
+    assert_eq!(ca.take_answer(id).await.unwrap().as_deref(), Some("done"), "answered once");
+    assert_eq!(ca.take_answer(id).await.unwrap(), None, "taken once, then forgotten");
+
+    // An answer nobody took is forgotten once old enough.
+    let id = cb.request("c1", "{}").await.unwrap();
+    let answer = [Answer { request_id: id, body: "late".into() }];
+    cb.checkpoint(&lb, None, &answer, TERM).await.unwrap();
+    assert_eq!(cb.forget_answered(Duration::from_secs(60)).await.unwrap(), 0, "too young");
+    assert_eq!(cb.forget_answered(Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(ca.take_answer(id).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,9 +53,10 @@ pub enum ManualError {
 }
 
 /// Several instances: the longest wait for the owner's answer to a manual transfer.
-const ANSWER_WAIT: Duration = Duration::from_secs(10);
-/// How often the answer is looked for meanwhile.
-const ANSWER_POLL: Duration = Duration::from_millis(50);
+pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(10);
+/// How often the answer is looked for meanwhile without being told it was
+/// committed (a notification may be lost with its connection).
+const ANSWER_RECHECK: Duration = Duration::from_millis(500);
 
 /// A conversation's inbox has no room for one more message from outside
 /// (see [`INBOX`]): the message was not taken, and may be offered again.
@@ -274,6 +275,8 @@ impl Calls {
             return Err(not_found());
         }
         let body = serde_json::to_string(&req).map_err(|_| ManualError::Gone)?;
+        // Told of the owner's checkpoints from before the request is stored.
+        let mut committed = self.shared.live.follow_stored(&conv);
         let request = cluster.request(&conv, &body).await.map_err(|e| {
             tracing::warn!(conversation = %conv, error = %e, "cannot store a manual transfer");
             ManualError::Gone
@@ -281,15 +284,20 @@ impl Calls {
         self.wake_owner(&conv, WorkerMsg::Pending);
         let deadline = Instant::now() + ANSWER_WAIT;
         loop {
-            if let Ok(Some(answer)) = cluster.answer_of(request).await {
+            if let Ok(Some(answer)) = cluster.take_answer(request).await {
                 let outcome: Result<(), TransferRefused> =
                     serde_json::from_str(&answer).map_err(|_| ManualError::Gone)?;
                 return outcome.map(|()| conv).map_err(ManualError::from);
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Err(ManualError::Unanswered(ANSWER_WAIT));
             }
-            tokio::time::sleep(ANSWER_POLL).await;
+            let wait = ANSWER_RECHECK.min(deadline - now);
+            match committed.as_mut() {
+                Some(c) => drop(tokio::time::timeout(wait, c.changed()).await),
+                None => tokio::time::sleep(wait).await,
+            }
         }
     }
 

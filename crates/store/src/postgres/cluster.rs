@@ -125,17 +125,20 @@ impl Cluster for PgCluster {
         if !ours {
             return Ok(Fence::Lost); // rolled back as the transaction drops
         }
+        let mut last = None;
         if let Some(transition) = &transition {
             write::apply_transition(&tx, transition).await.map_err(db.err())?;
-            if let Some(last) = transition.events.last() {
-                let payload = format!("{} {}", lease.conversation_id, last.n);
-                tx.execute("SELECT pg_notify($1, $2)", &[&COMMITTED, &payload]).await.map_err(db.err())?;
-            }
+            last = transition.events.last().map(|r| r.n);
         }
         for a in answers {
             tx.execute("UPDATE requests SET answer = $2 WHERE id = $1 AND answer IS NULL", &[&a.request_id, &a.body])
                 .await
                 .map_err(db.err())?;
+        }
+        // Followers read the new events; askers, their answers.
+        if last.is_some() || !answers.is_empty() {
+            let payload = format!("{} {}", lease.conversation_id, last.unwrap_or(0));
+            tx.execute("SELECT pg_notify($1, $2)", &[&COMMITTED, &payload]).await.map_err(db.err())?;
         }
         tx.execute(
             "UPDATE leases SET expires_at = now() + make_interval(secs => $2) WHERE conversation_id = $1",
@@ -174,13 +177,24 @@ impl Cluster for PgCluster {
         Ok(rows.iter().map(|r| Request { id: r.get(0), body: r.get(1) }).collect())
     }
 
-    async fn answer_of(&self, request_id: i64) -> Result<Option<String>, StoreError> {
+    async fn take_answer(&self, request_id: i64) -> Result<Option<String>, StoreError> {
         let client = self.db.get().await?;
         let row = client
-            .query_opt("SELECT answer FROM requests WHERE id = $1", &[&request_id])
+            .query_opt("DELETE FROM requests WHERE id = $1 AND answer IS NOT NULL RETURNING answer", &[&request_id])
             .await
             .map_err(self.db.err())?;
         Ok(row.and_then(|r| r.get(0)))
+    }
+
+    async fn forget_answered(&self, age: Duration) -> Result<u64, StoreError> {
+        let client = self.db.get().await?;
+        client
+            .execute(
+                "DELETE FROM requests WHERE answer IS NOT NULL AND created_at < now() - make_interval(secs => $1)",
+                &[&secs(age)],
+            )
+            .await
+            .map_err(self.db.err())
     }
 
     async fn wake(&self, conversation_id: &str) -> Result<(), StoreError> {
