@@ -97,6 +97,7 @@ async fn fixture() -> Fixture {
         signature_tolerance: Duration::from_secs(300),
         load_audit: false,
         lease_term: Duration::from_secs(5),
+        redact_pii: true,
     })
     .await
     .unwrap();

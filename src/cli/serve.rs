@@ -110,6 +110,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         signature_tolerance: Duration::from_secs(config.telnyx.signature_tolerance_secs),
         load_audit,
         lease_term: Duration::from_millis(config.storage.lease_ms),
+        redact_pii: config.storage.redact_pii,
     };
     match mode {
         Mode::Live => {

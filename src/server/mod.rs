@@ -97,6 +97,8 @@ pub struct ServerOptions {
     /// with an instance that stops renewing its lease (how soon another
     /// takes over the calls of one that died).
     pub lease_term: Duration,
+    /// The board shows the caller's words redacted, as the store keeps them.
+    pub redact_pii: bool,
 }
 
 /// A running server.
@@ -150,6 +152,7 @@ pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize, limits: 
         .route("/api/v1/conversations/{id}/transfer", post(api::transfer))
         .route("/api/v1/calls", post(api::dial))
         .route("/api/v1/calls/{id}/report", get(api::call_report))
+        .route("/api/v1/board/events", get(api::board_events))
         .route("/api/v1/stats", get(api::stats));
     if load_audit {
         admin = admin.merge(crate::loadtest::audit::routes());
@@ -176,7 +179,7 @@ pub async fn start(options: ServerOptions) -> std::io::Result<ServerHandle> {
 /// see [`reconcile`]). Clients must send a request's headers and body within `limits`.
 pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Result<ServerHandle> {
     let metrics = Arc::new(Metrics::new());
-    let live = Arc::new(LiveHub::default());
+    let live = Arc::new(LiveHub::new(options.redact_pii));
     let calls = Calls::new(Shared {
         settings: options.settings,
         client: options.client,
