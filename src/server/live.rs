@@ -42,8 +42,12 @@ pub struct ActiveConversation {
     pub trackers: Vec<String>,
     /// How much the call needs a supervisor's eye, 0 to 1: see [`ActiveConversation::risk_of`].
     pub risk: f64,
-    /// When the event behind this row's last change happened (RFC 3339).
+    /// When the event behind this row's last change happened, on the
+    /// conversation's clock (RFC 3339).
     pub updated_at: Option<String>,
+    /// When the server sent this row to the boards, on its wall clock (RFC 3339,
+    /// milliseconds): how late a board is.
+    pub sent_at: Option<String>,
 }
 
 impl ActiveConversation {
@@ -199,6 +203,7 @@ impl LiveHub {
             summary: ActiveConversation { conversation_id: r.conversation_id.clone(), ..Default::default() },
         });
         if self.update(&mut e.summary, r) && self.board.receiver_count() > 0 {
+            e.summary.sent_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
             let _ = self.board.send(Arc::new(BoardChange::Call { call: e.summary.clone() }));
         }
         let interim = matches!(r.event, DomainEvent::Interim { .. });

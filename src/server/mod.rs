@@ -5,6 +5,7 @@
 //! scores utterances, sends commands in order and checkpoints to the store.
 
 pub mod api;
+pub mod board;
 pub mod calls;
 mod cluster;
 pub mod dedupe;
@@ -160,6 +161,9 @@ pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize, limits: 
     let admin = admin.route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token));
     Router::new()
         .route(webhook_path, post(webhook::receive))
+        .route("/board", get(board::page))
+        .route("/board/board.js", get(board::script))
+        .route("/board/style.css", get(board::style))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
