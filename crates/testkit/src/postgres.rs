@@ -56,7 +56,7 @@ fn start(flags: &[&str]) -> Result<Cluster, String> {
 ///
 /// # Panics
 /// Under CI, when it could not be started.
-fn or_skip<C>(started: Result<C, impl std::fmt::Display>, needed: &str, what: &str) -> Option<C> {
+pub(crate) fn or_skip<C>(started: Result<C, impl std::fmt::Display>, needed: &str, what: &str) -> Option<C> {
     match started {
         Ok(c) => Some(c),
         Err(e) if in_ci() => panic!("{needed} is needed by this test under CI and could not be started: {e}"),
