@@ -131,9 +131,10 @@ async fn the_board_follows_live_calls_and_transfers_once() {
     // The transfer moment: the row is marked, the decision shown and announced.
     until(&mut page, "document.querySelector('#calls tr.transfer td.bad')").await;
     until(&mut page, "document.getElementById('status').textContent.startsWith('Transfer:')").await;
-    page.screenshot(&out.join("board.png")).await.unwrap();
+    page.viewport(1200, 420, false).await.unwrap();
+    page.screenshot(&out.join("board.png"), false).await.unwrap();
     page.viewport(390, 844, true).await.unwrap();
-    page.screenshot(&out.join("board-phone.png")).await.unwrap();
+    page.screenshot(&out.join("board-phone.png"), true).await.unwrap();
     let overflow = "document.documentElement.scrollWidth <= window.innerWidth";
     assert_eq!(js(&mut page, overflow).await, true, "the page fits a phone (its table scrolls)");
     page.viewport(1280, 860, false).await.unwrap();
@@ -159,7 +160,7 @@ async fn the_board_follows_live_calls_and_transfers_once() {
     assert!(result.as_str().unwrap().starts_with("Transfer requested"), "{result}");
     until(&mut page, "document.getElementById('transfer').disabled").await;
     until(&mut page, "document.querySelector('#transcript li.decision')").await;
-    page.screenshot(&out.join("call.png")).await.unwrap();
+    page.screenshot(&out.join("call.png"), true).await.unwrap();
     // A second request (another supervisor, a double click) is refused.
     let again = format!(
         "fetch('/api/v1/conversations/{id}/transfer', {{method: 'POST', headers: {{Authorization: 'Bearer ' + \
@@ -230,7 +231,8 @@ async fn the_report_reads_well_in_a_browser() {
     let mut page = chromium.page().await.unwrap();
     page.viewport(1280, 900, false).await.unwrap();
     page.goto(&format!("file://{}", report.display())).await.unwrap();
-    page.screenshot(&artefacts().join("report.png")).await.unwrap();
+    page.screenshot(&artefacts().join("report.png"), true).await.unwrap();
+    page.screenshot(&artefacts().join("report-top.png"), false).await.unwrap();
 
     // The histogram (the lower part) counts calls: whole, distinct ticks down to 0.
     let ticks = y_ticks(&mut page, 470.0).await;
@@ -251,6 +253,6 @@ async fn the_report_reads_well_in_a_browser() {
     assert_eq!(js(&mut page, legend).await, true);
 
     page.viewport(390, 844, true).await.unwrap();
-    page.screenshot(&artefacts().join("report-phone.png")).await.unwrap();
+    page.screenshot(&artefacts().join("report-phone.png"), true).await.unwrap();
     assert_eq!(js(&mut page, "document.documentElement.scrollWidth <= window.innerWidth").await, true);
 }

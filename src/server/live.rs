@@ -74,7 +74,7 @@ impl ActiveConversation {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BoardChange {
     /// A conversation's row, new or changed.
-    Call { call: ActiveConversation },
+    Call { call: Box<ActiveConversation> },
     /// A conversation left memory.
     Removed { conversation_id: String },
 }
@@ -204,7 +204,7 @@ impl LiveHub {
         });
         if self.update(&mut e.summary, r) && self.board.receiver_count() > 0 {
             e.summary.sent_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-            let _ = self.board.send(Arc::new(BoardChange::Call { call: e.summary.clone() }));
+            let _ = self.board.send(Arc::new(BoardChange::Call { call: Box::new(e.summary.clone()) }));
         }
         let interim = matches!(r.event, DomainEvent::Interim { .. });
         if interim && e.tx.is_none() {

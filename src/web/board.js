@@ -148,12 +148,13 @@ function render() {
   body.replaceChildren(...sorted.map((r) => {
     const link = el("a", { href: "#/call/" + encodeURIComponent(r.conversation_id), "data-id": r.conversation_id },
       r.caller || r.conversation_id.slice(0, 8));
-    const lv = el("td", { class: "n " + (r.level != null && r.level < -0.2 ? "bad" : "") }, level(r.level));
+    const cell = (label, cls, ...content) => el("td", { "data-label": label, class: cls }, ...content);
     const tr = el("tr", { "data-id": r.conversation_id, class: r.ended ? "ended" : r.decision ? "transfer" : "" },
-      el("td", {}, link), el("td", { class: "n" }, duration(r)), el("td", {}, words(r.phase)), lv,
-      el("td", { class: "spark" }, sparkline(r.scores || [])), el("td", { class: "words" }, r.last_utterance || ""),
-      el("td", {}, (r.trackers || []).map(words).join(", ")),
-      el("td", { class: r.decision ? "bad" : "" }, r.decision ? words(r.decision) : ""));
+      el("td", {}, link), cell("duration", "n", duration(r)), cell("phase", "", words(r.phase)),
+      cell("level", "n " + (r.level != null && r.level < -0.2 ? "bad" : ""), level(r.level)),
+      el("td", { class: "spark" }, sparkline(r.scores || [])), cell("said", "words", r.last_utterance || ""),
+      cell("trackers", "", (r.trackers || []).map(words).join(", ")),
+      cell("decision", r.decision ? "bad" : "", r.decision ? words(r.decision) : "–"));
     tr.addEventListener("click", (e) => { if (e.target.tagName !== "A") location.hash = link.getAttribute("href"); });
     return tr;
   }));

@@ -203,10 +203,10 @@ impl Page {
         self.call("Emulation.setDeviceMetricsOverride", params).await.map(|_| ())
     }
 
-    /// Saves a PNG of the whole page.
-    pub async fn screenshot(&mut self, path: &Path) -> Result<(), String> {
+    /// Saves a PNG of the whole page (`whole`) or of what the viewport shows.
+    pub async fn screenshot(&mut self, path: &Path, whole: bool) -> Result<(), String> {
         use base64::Engine as _;
-        let r = self.call("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true})).await?;
+        let r = self.call("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": whole})).await?;
         let png = base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().ok_or("no screenshot data")?)
             .map_err(|e| e.to_string())?;
