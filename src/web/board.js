@@ -114,7 +114,9 @@ const level = (x) => (x == null ? "–" : (x > 0 ? "+" : "") + x.toFixed(2));
 
 function duration(row) {
   if (!row.started_at) return "–";
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(row.started_at)) / 1000));
+  // An ended call's duration stops at its last event.
+  const end = row.ended && row.updated_at ? Date.parse(row.updated_at) : Date.now();
+  const s = Math.max(0, Math.round((end - Date.parse(row.started_at)) / 1000));
   return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
 }
 
