@@ -84,7 +84,7 @@ impl Chromium {
     /// # Panics
     /// Under CI, when it could not be started.
     pub fn start_or_skip() -> Option<Chromium> {
-        crate::postgres::or_skip(Chromium::start(), "Chromium", "Chromium")
+        crate::or_skip(Chromium::start(), "Chromium", "Chromium")
     }
 
     /// A new tab.
