@@ -86,6 +86,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Replay an ended conversation from this database (a SQLite file or a postgres:// URL), without a server')
             [CompletionResult]::new('--latest', '--latest', [CompletionResultType]::ParameterName, 'Follow the newest active conversation (waits for one to start)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'The board: every call in progress, riskiest first (the default without an id)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print NDJSON events for scripts')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -611,7 +611,7 @@ _ivrx() {
             return 0
             ;;
         ivrx__subcmd__watch)
-            opts="-h -V --latest --server --token --token-file --db --json --help --version"
+            opts="-h -V --latest --all --server --token --token-file --db --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -80,6 +80,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --token-file 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]'
             cand --db 'Replay an ended conversation from this database (a SQLite file or a postgres:// URL), without a server'
             cand --latest 'Follow the newest active conversation (waits for one to start)'
+            cand --all 'The board: every call in progress, riskiest first (the default without an id)'
             cand --json 'Print NDJSON events for scripts'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

@@ -74,6 +74,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token -d 'Admin toke
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l db -d 'Replay an ended conversation from this database (a SQLite file or a postgres:// URL), without a server' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l latest -d 'Follow the newest active conversation (waits for one to start)'
+complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l all -d 'The board: every call in progress, riskiest first (the default without an id)'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -l json -d 'Print NDJSON events for scripts'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ivrx -n "__fish_ivrx_using_subcommand watch" -s V -l version -d 'Print version'

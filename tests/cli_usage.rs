@@ -44,15 +44,20 @@ fn usage_mistakes_exit_2_with_the_fix() {
 }
 
 #[test]
-fn watch_without_an_id_mentions_latest_in_its_usage_and_error() {
+fn watch_without_an_id_opens_the_board_which_needs_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     ivrx(dir.path())
         .arg("watch")
         .assert()
         .code(2)
-        .stderr(contains("<CONVERSATION_ID|--latest>"))
-        .stderr(contains("Usage: ivrx watch <CONVERSATION_ID|--latest>"));
-    ivrx(dir.path()).args(["watch", "--help"]).assert().success().stdout(contains("<CONVERSATION_ID|--latest>"));
+        .stderr(contains("the board needs a terminal; use --json for scripts"));
+    ivrx(dir.path())
+        .args(["watch", "--help"])
+        .assert()
+        .success()
+        .stdout(contains("--all"))
+        .stdout(contains("--latest"));
+    ivrx(dir.path()).args(["watch", "--all", "--latest"]).assert().code(2).stderr(contains("cannot be used with"));
 }
 
 #[test]

@@ -166,3 +166,94 @@ fn an_unreachable_or_vanishing_server_is_reported() {
     let _ = dial.kill();
     let _ = dial.wait();
 }
+
+/// Reads `child`'s stdout until `done` says so (or fails after a minute).
+fn read_until(child: &mut std::process::Child, mut done: impl FnMut(&str) -> bool) -> String {
+    use std::io::Read;
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen.extend(chunk);
+            if done(&String::from_utf8_lossy(&seen)) {
+                return String::from_utf8_lossy(&seen).into_owned();
+            }
+        }
+    }
+    let _ = child.kill();
+    panic!("not seen within a minute:\n{}", String::from_utf8_lossy(&seen));
+}
+
+const SLOW_ANGRY: &str = "say my internet has been dropping every few minutes since yesterday\npause 20\n\
+say this is ridiculous i am so sick of this terrible service it never works\npause 20\n\
+say i just need someone to actually fix it today\npause 20\nhangup\n";
+
+#[test]
+fn the_board_streams_rows_as_ndjson_for_scripts() {
+    let s = Serve::start("", &[]);
+    let mut board = watch_cmd(&s, &["--all", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let caller = {
+        let path = s.script("angry", SLOW_ANGRY);
+        s.command(&["dial", "--sandbox", "--json", "--script", path.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let text = read_until(&mut board, |t| {
+        t.contains("\"decision\":\"sentiment_floor\"") || t.contains("\"phase\":\"transferring\"")
+    });
+    let _ = board.kill();
+    let mut caller = Some(caller);
+    serve_support::kill9(&mut caller);
+    let lines: Vec<Value> =
+        text.lines().filter(|l| l.ends_with('}')).map(|l| serde_json::from_str(l).expect("NDJSON")).collect();
+    assert_eq!(lines[0]["type"], "snapshot", "{text}");
+    let rows: Vec<&Value> = lines.iter().filter(|l| l["type"] == "call").map(|l| &l["call"]).collect();
+    assert!(rows.iter().any(|r| r["last_utterance"].as_str().is_some_and(|u| u.contains("ridiculous"))), "{text}");
+    assert!(rows.iter().any(|r| r["scores"].as_array().is_some_and(|s| s.len() >= 2)), "{text}");
+}
+
+#[test]
+fn the_terminal_board_runs_in_a_pseudo_terminal_and_quits_on_q() {
+    use std::io::Write as _;
+    let s = Serve::start("", &[]);
+    let path = s.script("angry", SLOW_ANGRY);
+    let mut caller = Some(
+        s.command(&["dial", "--sandbox", "--json", "--script", path.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The pseudo-terminal gets a size first (script(1) gives it none without a terminal).
+    let cmd = format!("stty cols 80 rows 24; {} watch --all", serve_support::bin());
+    let mut term = Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .env("IVRX_SERVER", &s.server)
+        .env("IVRX_ADMIN_TOKEN", s.token())
+        .env("NO_COLOR", "1")
+        .env("HOME", s.dir.path())
+        .env("COLUMNS", "80")
+        .env("LINES", "24")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    // The screen is redrawn by difference: the first frame is whole, then the call's row.
+    let shown = read_until(&mut term, |t| t.contains("ivrx board · ") && t.contains("▶ +1555"));
+    assert!(shown.contains("ivrx board") && shown.contains("q quit"), "{shown}");
+    term.stdin.as_mut().unwrap().write_all(b"q").unwrap();
+    let out = serve_support::output_within(term, Duration::from_secs(30), "ivrx watch --all");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serve_support::kill9(&mut caller);
+}

@@ -98,6 +98,7 @@ async fn fixture() -> Fixture {
         load_audit: false,
         lease_term: Duration::from_secs(5),
         notify: Default::default(),
+        redact_pii: true,
     })
     .await
     .unwrap();

@@ -12,7 +12,7 @@ use crate::store::Conversation;
 
 /// What one call looked like. Also the row of `--format csv` and an element
 /// of `calls` in `--format json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CallMetrics {
     /// Conversation id.
     pub conversation_id: String,

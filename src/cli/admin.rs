@@ -83,6 +83,7 @@ pub fn resolve_token(target: &ServerArgs) -> anyhow::Result<Option<String>> {
 }
 
 /// The client.
+#[derive(Clone)]
 pub struct AdminClient {
     http: reqwest::Client,
     base: String,

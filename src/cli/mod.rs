@@ -10,6 +10,7 @@ use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand, V
 
 mod admin;
 mod analyze;
+mod board;
 mod demo;
 mod dial;
 pub mod docs;
@@ -264,13 +265,16 @@ pub struct DialArgs {
 
 /// `ivrx watch`
 #[derive(Debug, Clone, Args)]
-#[command(group(ArgGroup::new("which").args(["conversation_id", "latest"]).required(true)))]
+#[command(group(ArgGroup::new("which").args(["conversation_id", "latest", "all"])))]
 pub struct WatchArgs {
-    /// Conversation to follow: its id, a unique prefix of it (as `ivrx analyze` prints), or a call_control_id
+    /// Conversation to follow: its id, a unique prefix of it (as `ivrx analyze` prints), or a call_control_id; without one (or with --all), the board of every call in progress
     pub conversation_id: Option<String>,
     /// Follow the newest active conversation (waits for one to start)
     #[arg(long)]
     pub latest: bool,
+    /// The board: every call in progress, riskiest first (the default without an id)
+    #[arg(long, conflicts_with = "db")]
+    pub all: bool,
     // The running `ivrx serve`.
     #[command(flatten)]
     pub target: ServerArgs,

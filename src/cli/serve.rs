@@ -121,6 +121,7 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         load_audit,
         lease_term: Duration::from_millis(config.storage.lease_ms),
         notify,
+        redact_pii: config.storage.redact_pii,
     };
     match mode {
         Mode::Live => {

@@ -1,5 +1,6 @@
 //! `ivrx watch`: follow a conversation live (from the server's event stream) or
-//! replay an ended one (from the server, or from `--db` without a server).
+//! replay an ended one (from the server, or from `--db` without a server);
+//! without an id, the board of every call in progress ([`super::board`]).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -86,7 +87,8 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(&args.target)?;
     let id = match (&args.conversation_id, args.latest) {
         (Some(id), _) => id.clone(),
-        (None, _) => wait_for_latest(&client, args.json).await?,
+        (None, true) => wait_for_latest(&client, args.json).await?,
+        (None, false) => return super::board::run(client, args.json, output.color).await,
     };
     follow(&client, &id, &mut printer).await
 }

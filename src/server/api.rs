@@ -8,6 +8,7 @@
 //! | POST | `/api/v1/conversations/{id}/transfer` | manual transfer `{"queue"}` or `{"to"}` (id may be a call_control_id) |
 //! | POST | `/api/v1/calls` | place an outbound call through the IVR `{"to", "from"?}` |
 //! | GET | `/api/v1/calls/{call_control_id}/report?wait_secs=N` | wait for the call to end, then its report |
+//! | GET | `/api/v1/board/events` | SSE: every conversation in memory (`snapshot`), then each row as it changes (`call`, `removed`) |
 //! | GET | `/api/v1/stats` | latency percentiles, counts, store health, memory (`?latency=false`: without percentiles, cheap) |
 //! | POST | `/api/v1/stats/reset`, `/api/v1/audit/…` | load runs against the embedded sandbox only: see [`audit`](crate::loadtest::audit) |
 //! | GET | `/healthz`, `/readyz`, `/metrics` | liveness, readiness, Prometheus (no token) |
@@ -30,6 +31,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::calls::ManualError;
+use super::live::{BoardChange, BoardSubscription};
 use super::App;
 use crate::session::{DomainEvent, ManualTransfer, Recorded};
 use crate::store::IdMatch;
@@ -348,6 +350,41 @@ pub async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resp
         Ok(_) => error(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id:?}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
     }
+}
+
+fn board_event(kind: &str, data: &impl serde::Serialize) -> SseEvent {
+    SseEvent::default().event(kind).data(serde_json::to_string(data).unwrap_or_else(|_| "{}".into()))
+}
+
+fn board_snapshot(sub: &BoardSubscription) -> SseEvent {
+    board_event("snapshot", &json!({ "calls": sub.snapshot, "at": chrono::Utc::now().to_rfc3339() }))
+}
+
+/// `GET /api/v1/board/events`: Server-Sent Events for the boards: first
+/// `snapshot` (`{"calls": [row, …]}`, riskiest first), then `call` (`{"call":
+/// row}`) each time a row changes and `removed` (`{"conversation_id"}`) when
+/// a conversation leaves memory. A board that falls behind gets a new snapshot.
+/// Rows are serialised here, by each board's task, never on the call's path.
+pub async fn board_events(State(app): State<Arc<App>>) -> Response {
+    let sub = app.live.board();
+    let first = board_snapshot(&sub);
+    let changes = stream::unfold((app, sub.rx), |(app, mut rx)| async move {
+        match rx.recv().await {
+            Ok(change) => {
+                let kind = match &*change {
+                    BoardChange::Call { .. } => "call",
+                    BoardChange::Removed { .. } => "removed",
+                };
+                Some((Ok(board_event(kind, &*change)), (app, rx)))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                let sub = app.live.board();
+                Some((Ok(board_snapshot(&sub)), (app, sub.rx)))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+        }
+    });
+    sse(stream::once(async { Ok(first) }).chain(changes))
 }
 
 /// How often a follower of a call handled elsewhere looks in the store

@@ -5,6 +5,7 @@
 //! scores utterances, sends commands in order and checkpoints to the store.
 
 pub mod api;
+pub mod board;
 pub mod calls;
 mod cluster;
 pub mod dedupe;
@@ -100,6 +101,8 @@ pub struct ServerOptions {
     pub lease_term: Duration,
     /// Alerts when a call turns (`[notify]`).
     pub notify: notify::NotifySettings,
+    /// The board shows the caller's words redacted, as the store keeps them.
+    pub redact_pii: bool,
 }
 
 /// A running server.
@@ -157,6 +160,7 @@ pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize, limits: 
         .route("/api/v1/conversations/{id}/transfer", post(api::transfer))
         .route("/api/v1/calls", post(api::dial))
         .route("/api/v1/calls/{id}/report", get(api::call_report))
+        .route("/api/v1/board/events", get(api::board_events))
         .route("/api/v1/stats", get(api::stats));
     if load_audit {
         admin = admin.merge(crate::loadtest::audit::routes());
@@ -164,6 +168,9 @@ pub fn router(app: Arc<App>, webhook_path: &str, max_body_bytes: usize, limits: 
     let admin = admin.route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token));
     Router::new()
         .route(webhook_path, post(webhook::receive))
+        .route("/board", get(board::page))
+        .route("/board/board.js", get(board::script))
+        .route("/board/style.css", get(board::style))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
@@ -183,10 +190,10 @@ pub async fn start(options: ServerOptions) -> std::io::Result<ServerHandle> {
 /// see [`reconcile`]). Clients must send a request's headers and body within `limits`.
 pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Result<ServerHandle> {
     let metrics = Arc::new(Metrics::new());
-    let live = Arc::new(LiveHub::default());
     let sms_retry = RetryPolicy { max_attempts: options.notify.config.max_attempts, ..options.client.retry().clone() };
     let sms_client = options.client.clone().with_retry(sms_retry);
     let (alerts, alert_senders) = notify::Alerts::new(options.notify, sms_client, metrics.clone());
+    let live = Arc::new(LiveHub::new(options.redact_pii));
     let calls = Calls::new(Shared {
         settings: options.settings,
         client: options.client,

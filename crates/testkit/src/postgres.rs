@@ -7,6 +7,7 @@
 //! without root), tests that need it skip with a message, except under CI
 //! (`CI` set), where they fail.
 
+use crate::or_skip;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -21,11 +22,6 @@ pub struct Cluster {
 /// The script that runs clusters.
 pub fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test-cluster")
-}
-
-/// True when tests run under CI, where a missing PostgreSQL is a failure.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
 fn run(args: &[&str]) -> Result<String, String> {
@@ -48,22 +44,6 @@ fn start(flags: &[&str]) -> Result<Cluster, String> {
     match (lines.next(), lines.next()) {
         (Some(url), Some(dir)) => Ok(Cluster { url: url.to_string(), dir: PathBuf::from(dir) }),
         _ => Err(format!("unexpected output from pg-test-cluster start: {out:?}")),
-    }
-}
-
-/// A started cluster, or `None` after saying on stderr why tests skip;
-/// `needed` and `what` name the kind of PostgreSQL in the two messages.
-///
-/// # Panics
-/// Under CI, when it could not be started.
-fn or_skip<C>(started: Result<C, impl std::fmt::Display>, needed: &str, what: &str) -> Option<C> {
-    match started {
-        Ok(c) => Some(c),
-        Err(e) if in_ci() => panic!("{needed} is needed by this test under CI and could not be started: {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED: {what} could not be started for this test ({e})");
-            None
-        }
     }
 }
 

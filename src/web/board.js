@@ -1,0 +1,310 @@
+// The supervisors' board: every call in memory, live from the board stream
+// (/api/v1/board/events), and one call's transcript, sentiment and transfer
+// button. The admin token is kept in sessionStorage (this tab only) and sent
+// as a header, so it never appears in a URL or a log.
+"use strict";
+
+const KEY = "ivrx-admin-token";
+const $ = (id) => document.getElementById(id);
+const rows = new Map(); // conversation_id -> row
+const latency = []; // ms from the server sending a row to it being shown here (last 1000)
+let streamAbort = null;
+let view = null; // the open call, if any
+
+function token() { return sessionStorage.getItem(KEY); }
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+class AuthError extends Error {}
+
+// Server-sent events over fetch (EventSource cannot send a header).
+async function stream(path, onEvent, signal) {
+  const res = await fetch(path, {
+    headers: { Authorization: "Bearer " + token(), Accept: "text/event-stream" },
+    cache: "no-store",
+    signal,
+  });
+  if (res.status === 401) throw new AuthError("The admin token is wrong.");
+  if (!res.ok) throw new Error("the server answered " + res.status);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value.replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      let type = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) type = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (data.length) onEvent(type, JSON.parse(data.join("\n")));
+    }
+  }
+}
+
+function say(text) { $("status").textContent = text; }
+
+function signOut(message) {
+  sessionStorage.removeItem(KEY);
+  if (streamAbort) streamAbort.abort();
+  rows.clear();
+  $("signout").hidden = true;
+  $("board").hidden = true;
+  $("call").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+  say("Not connected");
+  $("token").focus();
+}
+
+// The board stream, reconnecting (with a growing pause) until signed out.
+async function follow() {
+  if (streamAbort) streamAbort.abort();
+  const abort = new AbortController();
+  streamAbort = abort;
+  let pause = 500;
+  while (!abort.signal.aborted) {
+    try {
+      await stream("/api/v1/board/events", onBoard, abort.signal);
+      say("The server closed the stream; reconnecting…");
+    } catch (e) {
+      if (abort.signal.aborted) return;
+      if (e instanceof AuthError) return signOut(e.message);
+      say("Connection lost (" + e.message + "); reconnecting…");
+    }
+    await new Promise((r) => setTimeout(r, pause));
+    pause = Math.min(pause * 2, 10000);
+  }
+}
+
+function onBoard(type, data) {
+  if (type === "snapshot") {
+    rows.clear();
+    for (const c of data.calls) rows.set(c.conversation_id, c);
+  } else if (type === "call") {
+    const before = rows.get(data.call.conversation_id);
+    rows.set(data.call.conversation_id, data.call);
+    if (data.call.decision && !(before && before.decision)) {
+      say("Transfer: " + (data.call.caller || data.call.conversation_id) + " (" + words(data.call.decision) + ")");
+    }
+  } else if (type === "removed") {
+    rows.delete(data.conversation_id);
+  }
+  if (type !== "call" || !data.call.decision) say("Live · " + rows.size + " call" + (rows.size === 1 ? "" : "s"));
+  render();
+  if (view && type === "call" && data.call.conversation_id === view.id) facts(data.call);
+  if (type === "call" && data.call.sent_at) {
+    latency.push(Date.now() - Date.parse(data.call.sent_at));
+    if (latency.length > 1000) latency.shift();
+  }
+}
+
+const words = (s) => (s || "").replace(/_/g, " ");
+const level = (x) => (x == null ? "–" : (x > 0 ? "+" : "") + x.toFixed(2));
+
+function duration(row) {
+  if (!row.started_at) return "–";
+  // An ended call's duration stops at its last event.
+  const end = row.ended && row.updated_at ? Date.parse(row.updated_at) : Date.now();
+  const s = Math.max(0, Math.round((end - Date.parse(row.started_at)) / 1000));
+  return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+}
+
+// A sparkline of scores in [-1, 1].
+function sparkline(scores) {
+  const w = 96, h = 24;
+  const s = svg("svg", { width: w, height: h, viewBox: `0 0 ${w} ${h}`, class: "spark", role: "img",
+    "aria-label": "recent scores " + scores.map((x) => x.toFixed(1)).join(", ") });
+  s.append(svg("line", { x1: 0, x2: w, y1: h / 2, y2: h / 2, stroke: "#9aa0a6", "stroke-width": 1 }));
+  if (scores.length) {
+    const step = scores.length > 1 ? w / (scores.length - 1) : 0;
+    const pts = scores.map((v, i) => `${(i * step).toFixed(1)},${((1 - v) * (h - 2) / 2 + 1).toFixed(1)}`);
+    s.append(svg("polyline", { points: pts.join(" "), fill: "none", stroke: "#0b57a4", "stroke-width": 1.5 }));
+  }
+  return s;
+}
+
+function render() {
+  const body = $("calls").tBodies[0];
+  const sorted = [...rows.values()].sort((a, b) => b.risk - a.risk || (a.started_at || "").localeCompare(b.started_at || ""));
+  $("no-calls").hidden = sorted.length > 0;
+  $("calls").hidden = sorted.length === 0;
+  const focused = document.activeElement && document.activeElement.dataset && document.activeElement.dataset.id;
+  body.replaceChildren(...sorted.map((r) => {
+    const link = el("a", { href: "#/call/" + encodeURIComponent(r.conversation_id), "data-id": r.conversation_id },
+      r.caller || r.conversation_id.slice(0, 8));
+    const cell = (label, cls, ...content) => el("td", { "data-label": label, class: cls }, ...content);
+    const tr = el("tr", { "data-id": r.conversation_id, class: r.ended ? "ended" : r.decision ? "transfer" : "" },
+      el("td", {}, link), cell("duration", "n", duration(r)), cell("phase", "", words(r.phase)),
+      cell("level", "n " + (r.level != null && r.level < -0.2 ? "bad" : ""), level(r.level)),
+      el("td", { class: "spark" }, sparkline(r.scores || [])), cell("said", "words", r.last_utterance || ""),
+      cell("trackers", "", (r.trackers || []).map(words).join(", ")),
+      cell("decision", r.decision ? "bad" : "", r.decision ? words(r.decision) : "–"));
+    tr.addEventListener("click", (e) => { if (e.target.tagName !== "A") location.hash = link.getAttribute("href"); });
+    return tr;
+  }));
+  if (focused) { const again = body.querySelector(`a[data-id="${CSS.escape(focused)}"]`); if (again) again.focus(); }
+}
+
+function facts(row) {
+  const dl = $("call-facts");
+  const items = [["caller", row.caller || "–"], ["conversation", row.conversation_id], ["phase", words(row.phase)],
+    ["level", level(row.level)], ["decision", row.decision ? words(row.decision) : "none yet"],
+    ["transfer", words(row.transfer_status) || "–"]];
+  dl.replaceChildren(...items.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("transfer").disabled = row.ended || !!row.decision;
+}
+
+// One call: its events so far, then live.
+async function openCall(id) {
+  if (view) view.abort.abort();
+  view = { id, abort: new AbortController(), scores: [], decisionAt: null };
+  $("board").hidden = true;
+  $("call").hidden = false;
+  $("call-title").textContent = "Call " + id;
+  $("transcript").replaceChildren();
+  $("transfer-result").textContent = "";
+  $("confirm").hidden = true;
+  $("transfer").hidden = false;
+  chart();
+  if (rows.has(id)) facts(rows.get(id));
+  $("call-title").setAttribute("tabindex", "-1");
+  $("call-title").focus();
+  const v = view;
+  try {
+    await stream("/api/v1/conversations/" + encodeURIComponent(id) + "/events", (type, e) => onCallEvent(v, type, e), v.abort.signal);
+  } catch (e) {
+    if (e instanceof AuthError) return signOut(e.message);
+    if (!v.abort.signal.aborted) $("transfer-result").textContent = "The call's stream stopped: " + e.message;
+  }
+}
+
+function onCallEvent(v, type, e) {
+  if (v !== view) return;
+  const list = $("transcript");
+  if (type === "utterance") {
+    const li = el("li", { "data-seq": e.seq, "data-speaker": e.speaker }, el("span", { class: "who" }, e.speaker + ": "), e.text);
+    list.append(li);
+  } else if (type === "ivr_said") {
+    list.append(el("li", {}, el("span", { class: "who" }, "ivr: "), e.text));
+  } else if (type === "scored" && e.speaker === "caller") {
+    v.scores.push(e.score);
+    const li = list.querySelector(`li[data-seq="${e.seq}"][data-speaker="caller"]`);
+    if (li) li.append(el("span", { class: "score " + (e.score < 0 ? "bad" : "") }, level(e.score)));
+    chart();
+  } else if (type === "decision") {
+    v.decisionAt = Math.max(0, v.scores.length - 1);
+    const reason = (e.decision && e.decision.reason) || "";
+    const by = e.source && e.source !== reason ? " (" + words(e.source) + ")" : "";
+    list.append(el("li", { class: "decision" }, "Transfer decided: " + words(reason) + by));
+    chart();
+  } else if (type === "transfer") {
+    list.append(el("li", {}, "Transfer " + words(e.status) + (e.target ? " → " + e.target : "")));
+  } else if (type === "call_ended") {
+    list.append(el("li", {}, "Call ended (" + words(e.reason) + ")"));
+  }
+}
+
+// The caller's scores, one point per utterance, with the decision marked.
+function chart() {
+  const v = view, w = 600, h = 200, pad = 30;
+  const n = Math.max(v.scores.length, 2);
+  const x = (i) => pad + (i * (w - pad - 10)) / (n - 1);
+  const y = (s) => 10 + ((1 - s) * (h - 40)) / 2;
+  const s = svg("svg", { viewBox: `0 0 ${w} ${h}`, role: "img",
+    "aria-label": "caller sentiment: " + (v.scores.map((x) => x.toFixed(2)).join(", ") || "no scores yet") });
+  for (const t of [1, 0, -1]) {
+    s.append(svg("line", { x1: pad, x2: w - 10, y1: y(t), y2: y(t), stroke: t === 0 ? "#4d4d4d" : "#d9dce1" }));
+    const label = svg("text", { x: pad - 4, y: y(t) + 4, "text-anchor": "end", "font-size": 11, fill: "#1a1a1a" });
+    label.textContent = t > 0 ? "+1" : String(t);
+    s.append(label);
+  }
+  if (v.scores.length) {
+    s.append(svg("polyline", { points: v.scores.map((p, i) => `${x(i)},${y(p)}`).join(" "), fill: "none", stroke: "#0b57a4", "stroke-width": 2 }));
+  }
+  if (v.decisionAt != null) {
+    s.append(svg("line", { x1: x(v.decisionAt), x2: x(v.decisionAt), y1: 5, y2: h - 25, stroke: "#a4001d", "stroke-width": 2, "stroke-dasharray": "4 3" }));
+    const left = x(v.decisionAt) > w - 80;
+    const t = svg("text", { x: x(v.decisionAt) + (left ? -4 : 4), y: h - 28, "font-size": 11, fill: "#a4001d",
+      "text-anchor": left ? "end" : "start" });
+    t.textContent = "transfer";
+    s.append(t);
+  }
+  const xl = svg("text", { x: w / 2, y: h - 6, "text-anchor": "middle", "font-size": 11, fill: "#1a1a1a" });
+  xl.textContent = "caller utterances";
+  s.append(xl);
+  $("chart").replaceChildren(s);
+}
+
+async function transfer() {
+  $("confirm").hidden = true;
+  $("transfer").disabled = true;
+  const out = $("transfer-result");
+  out.textContent = "Transferring…";
+  try {
+    const res = await fetch("/api/v1/conversations/" + encodeURIComponent(view.id) + "/transfer", {
+      method: "POST",
+      headers: { Authorization: "Bearer " + token(), "Content-Type": "application/json" },
+      body: "{}",
+    });
+    const body = await res.json().catch(() => ({}));
+    if (res.status === 401) return signOut("The admin token is wrong.");
+    out.textContent = res.ok ? "Transfer requested: the caller is being put through." : "Not transferred: " + (body.error || res.status);
+    out.className = res.ok ? "good" : "bad";
+  } catch (e) {
+    out.textContent = "Not transferred: " + e.message;
+    out.className = "bad";
+  }
+}
+
+function route() {
+  if (!token()) return signOut();
+  $("login").hidden = true;
+  $("signout").hidden = false;
+  const m = location.hash.match(/^#\/call\/(.+)$/);
+  if (m) return openCall(decodeURIComponent(m[1]));
+  if (view) { view.abort.abort(); view = null; }
+  $("call").hidden = true;
+  $("board").hidden = false;
+  render();
+}
+
+window.ivrxBoard = { rows, latency };
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(KEY, $("token").value.trim());
+    $("token").value = "";
+    follow();
+    route();
+  });
+  $("signout").addEventListener("click", () => signOut());
+  $("transfer").addEventListener("click", () => { $("confirm").hidden = false; $("confirm-yes").focus(); });
+  $("confirm-no").addEventListener("click", () => { $("confirm").hidden = true; $("transfer").focus(); });
+  $("confirm-yes").addEventListener("click", transfer);
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && view) location.hash = "#/";
+  });
+  window.addEventListener("hashchange", route);
+  setInterval(() => { if (!$("board").hidden) render(); }, 1000);
+  if (token()) follow();
+  route();
+});

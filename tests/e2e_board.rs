@@ -1,0 +1,258 @@
+//! The browser board and the analytics report in a real browser: headless
+//! Chromium, driven over the DevTools protocol, against `ivrx serve --sandbox`
+//! with simulated calls in progress. Screenshots are kept under
+//! `target/board-artefacts/`. Without Chromium the test skips, except under
+//! CI, where it fails.
+
+mod serve_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use ivrx_testkit::chromium::{Chromium, Page};
+use serde_json::Value;
+use serve_support::{ivrx, Serve};
+
+/// Longest wait for something the board should show (a busy machine).
+const SHOWN: Duration = Duration::from_secs(60);
+
+fn artefacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("board-artefacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A simulated call placed in the background (`ivrx dial --sandbox`).
+struct Call(Option<Child>);
+
+impl Call {
+    fn place(s: &Serve, name: &str, script: &str) -> Call {
+        let path = s.script(name, script);
+        let child = s
+            .command(&["dial", "--sandbox", "--json", "--script", path.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Call(Some(child))
+    }
+
+    /// Its report, once it has ended.
+    fn report(mut self) -> Value {
+        let out = serve_support::output_within(self.0.take().unwrap(), SHOWN, "ivrx dial");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        serve_support::kill9(&mut self.0);
+    }
+}
+
+/// A caller who gets angrier line by line, with pauses, so the board sees
+/// each line arrive, then the automatic transfer.
+const ANGRY: &str = "say my internet has been dropping every few minutes since yesterday\npause 20\n\
+say i already restarted the router twice and it still keeps disconnecting\npause 20\n\
+say this is ridiculous i am so sick of this terrible service it never works\npause 20\n\
+say i just need someone to actually fix it today\npause 20\nhangup\n";
+
+/// A calm caller who stays on the line (for the manual transfer).
+const PATIENT: &str = "say hi there i have a quick question about my last bill\npause 20\n\
+say there is a charge from the fourteenth and i just want to know what it is for\npause 1200\nhangup\n";
+
+async fn js(page: &mut Page, expression: &str) -> Value {
+    page.eval(expression).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn until(page: &mut Page, expression: &str) -> Value {
+    page.wait_for(expression, SHOWN).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn sign_in(page: &mut Page, token: &str) {
+    let token = serde_json::to_string(token).unwrap();
+    js(
+        page,
+        &format!("document.getElementById('token').value = {token}; document.querySelector('#login button').click()"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_follows_live_calls_and_transfers_once() {
+    let Some(chromium) = Chromium::start_or_skip() else { return };
+    let s = Serve::start("", &[]);
+    let out = artefacts();
+    let mut page = chromium.page().await.unwrap();
+    page.viewport(1280, 860, false).await.unwrap();
+    let board = format!("{}/board", s.server);
+
+    // A wrong token is refused, and the page asks again.
+    page.goto(&board).await.unwrap();
+    until(&mut page, "!document.getElementById('login').hidden").await;
+    sign_in(&mut page, "not-the-token").await;
+    let said = until(&mut page, "document.getElementById('login-error').textContent").await;
+    assert_eq!(said, "The admin token is wrong.");
+    assert_eq!(js(&mut page, "sessionStorage.getItem('ivrx-admin-token')").await, Value::Null);
+    assert_eq!(js(&mut page, "document.getElementById('board').hidden").await, true);
+    let status = "fetch('/api/v1/board/events', {headers: {Authorization: 'Bearer wrong'}}).then(r => r.status)";
+    assert_eq!(js(&mut page, status).await, 401);
+
+    // The right one opens the board; nothing is in progress yet.
+    sign_in(&mut page, &s.token()).await;
+    until(&mut page, "document.getElementById('status').textContent.startsWith('Live')").await;
+    assert_eq!(js(&mut page, "document.getElementById('no-calls').hidden").await, false);
+    assert_eq!(js(&mut page, "sessionStorage.getItem('ivrx-admin-token') !== null").await, true);
+
+    // Live calls appear, one row each.
+    let patient = Call::place(&s, "patient", PATIENT);
+    let angry = Call::place(&s, "angry", ANGRY);
+    let human = Call::place(
+        &s,
+        "human",
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/asks_for_human.ivrx")).unwrap(),
+    );
+    until(&mut page, "document.querySelectorAll('#calls tbody tr').length >= 3").await;
+
+    // Rows change as the callers speak: the angry caller's words arrive line by line.
+    let words = "[...window.ivrxBoard.rows.values()].map(r => r.last_utterance || '').join('|')";
+    until(&mut page, &format!("{words}.includes('restarted the router')")).await;
+    let cell = "[...document.querySelectorAll('#calls td.words')].map(td => td.textContent).join('|')";
+    until(&mut page, &format!("{cell}.includes('restarted the router')")).await;
+    until(&mut page, &format!("{cell}.includes('this is ridiculous')")).await;
+    let scores = "Math.max(...[...window.ivrxBoard.rows.values()].map(r => r.scores.length))";
+    assert!(js(&mut page, scores).await.as_u64().unwrap() >= 3);
+
+    // The transfer moment: the row is marked, the decision shown and announced.
+    until(&mut page, "document.querySelector('#calls tr.transfer td.bad')").await;
+    until(&mut page, "document.getElementById('status').textContent.startsWith('Transfer:')").await;
+    page.viewport(1200, 420, false).await.unwrap();
+    page.screenshot(&out.join("board.png"), false).await.unwrap();
+    page.viewport(390, 844, true).await.unwrap();
+    page.screenshot(&out.join("board-phone.png"), true).await.unwrap();
+    let overflow = "document.documentElement.scrollWidth <= window.innerWidth";
+    assert_eq!(js(&mut page, overflow).await, true, "the page fits a phone (its table scrolls)");
+    page.viewport(1280, 860, false).await.unwrap();
+
+    // Keyboard: the patient caller's row is a link; Enter opens the call.
+    let find = "[...window.ivrxBoard.rows.values()].find(r => (r.last_utterance || '').includes('charge from the fourteenth'))";
+    let id = until(&mut page, &format!("({find} || {{}}).conversation_id")).await;
+    let id = id.as_str().unwrap().to_string();
+    js(&mut page, &format!("document.querySelector('#calls a[data-id=\"{id}\"]').focus()")).await;
+    for kind in ["keyDown", "keyUp"] {
+        let key = serde_json::json!({"type": kind, "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13});
+        page.call("Input.dispatchKeyEvent", key).await.unwrap();
+    }
+    until(&mut page, "!document.getElementById('call').hidden").await;
+    until(&mut page, "document.querySelectorAll('#transcript li').length >= 2").await;
+    until(&mut page, "document.querySelector('#chart svg polyline')").await;
+
+    // The transfer button asks first, then transfers once.
+    js(&mut page, "document.getElementById('transfer').click()").await;
+    assert_eq!(js(&mut page, "document.getElementById('confirm').hidden").await, false);
+    js(&mut page, "document.getElementById('confirm-yes').click()").await;
+    let result = until(&mut page, "document.getElementById('transfer-result').className && document.getElementById('transfer-result').textContent").await;
+    assert!(result.as_str().unwrap().starts_with("Transfer requested"), "{result}");
+    until(&mut page, "document.getElementById('transfer').disabled").await;
+    until(&mut page, "document.querySelector('#transcript li.decision')").await;
+    page.screenshot(&out.join("call.png"), true).await.unwrap();
+    // A second request (another supervisor, a double click) is refused.
+    let again = format!(
+        "fetch('/api/v1/conversations/{id}/transfer', {{method: 'POST', headers: {{Authorization: 'Bearer ' + \
+         sessionStorage.getItem('ivrx-admin-token'), 'Content-Type': 'application/json'}}, body: '{{}}'}}).then(r => r.status)"
+    );
+    let refused = again.replace("r.status", "r.status + ' ' + r.headers.get('content-type')");
+    let refused = js(&mut page, &refused).await;
+    assert!(refused.as_str().unwrap().starts_with("409 application/json"), "{refused}");
+    // The record: one decision (the manual one), one transfer, its agent connected.
+    let report = format!(
+        "fetch('/api/v1/conversations/{id}', {{headers: {{Authorization: 'Bearer ' + sessionStorage.getItem('ivrx-admin-token')}}}})\
+         .then(r => r.json()).then(r => r.transfer_status === 'connected' && JSON.stringify(r))"
+    );
+    let report: Value = serde_json::from_str(until(&mut page, &report).await.as_str().unwrap()).unwrap();
+    assert_eq!(report["reason"], "manual", "{report}");
+    let first_attempts = report["transfers"].as_array().unwrap().iter().filter(|t| t["attempt"] == 1).count();
+    assert_eq!(first_attempts, 1, "{report}");
+
+    // Escape returns to the board.
+    for kind in ["keyDown", "keyUp"] {
+        let key = serde_json::json!({"type": kind, "key": "Escape", "code": "Escape", "windowsVirtualKeyCode": 27});
+        page.call("Input.dispatchKeyEvent", key).await.unwrap();
+    }
+    until(&mut page, "!document.getElementById('board').hidden").await;
+
+    let angry = angry.report();
+    assert!(angry["reason"].is_string() && angry["decision_ms"].is_number(), "{angry}");
+    assert_eq!(human.report()["reason"], "asked_for_human");
+    drop(patient);
+    let latency = js(&mut page, "JSON.stringify(window.ivrxBoard.latency)").await;
+    let mut ms: Vec<f64> = serde_json::from_str(latency.as_str().unwrap()).unwrap();
+    ms.sort_by(f64::total_cmp);
+    assert!(!ms.is_empty());
+    eprintln!(
+        "board latency (server sent → row shown), {} rows: median {:.0} ms, max {:.0} ms",
+        ms.len(),
+        ms[ms.len() / 2],
+        ms[ms.len() - 1]
+    );
+    assert!(page.errors().is_empty(), "page errors: {:?}", page.errors());
+}
+
+/// `[(y, text)]` of the `<text>` elements right-aligned at the left edge of
+/// the SVG in the page, below `from_y`.
+async fn y_ticks(page: &mut Page, from_y: f64) -> Vec<String> {
+    let q = format!(
+        "JSON.stringify([...document.querySelectorAll('figure svg text')].filter(t => t.getAttribute('text-anchor') === 'end' \
+         && +t.getAttribute('x') < 80 && +t.getAttribute('y') >= {from_y}).sort((a, b) => a.getAttribute('y') - b.getAttribute('y'))\
+         .map(t => t.textContent.trim()))"
+    );
+    serde_json::from_str(js(page, &q).await.as_str().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_reads_well_in_a_browser() {
+    let Some(chromium) = Chromium::start_or_skip() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let report = home.path().join("report.html");
+    let started = Instant::now();
+    let run = ivrx(home.path())
+        .current_dir(home.path())
+        .args(["analyze", "--synthetic", "40", "--seed", "7", "--html"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    eprintln!("report made in {:?}", started.elapsed());
+    let mut page = chromium.page().await.unwrap();
+    page.viewport(1280, 900, false).await.unwrap();
+    page.goto(&format!("file://{}", report.display())).await.unwrap();
+    page.screenshot(&artefacts().join("report.png"), true).await.unwrap();
+    page.screenshot(&artefacts().join("report-top.png"), false).await.unwrap();
+
+    // The histogram (the lower part) counts calls: whole, distinct ticks down to 0.
+    let ticks = y_ticks(&mut page, 470.0).await;
+    let counts: Vec<u64> = ticks.iter().map(|t| t.parse().unwrap_or_else(|_| panic!("{t:?} in {ticks:?}"))).collect();
+    assert!(counts.len() >= 2 && counts.windows(2).all(|w| w[0] > w[1]) && counts.last() == Some(&0), "{ticks:?}");
+    // The sentiment axis: no "-0".
+    let all = y_ticks(&mut page, 0.0).await;
+    assert!(all.iter().all(|t| t != "-0" && t != "-0.0"), "{all:?}");
+    // The page fits; wide tables scroll inside it, ids and times on one line.
+    assert_eq!(js(&mut page, "document.documentElement.scrollWidth <= window.innerWidth").await, true);
+    let one_line = "[...document.querySelectorAll('td.id, td.t')].every(td => { const r = document.createRange(); \
+                    r.selectNodeContents(td); return r.getClientRects().length === 1 })";
+    assert_eq!(js(&mut page, one_line).await, true);
+    // The legend is right of the data.
+    let legend =
+        "[...document.querySelectorAll('figure svg text')].filter(t => t.textContent.trim() === 'transfer decided')\
+                  .every(t => +t.getAttribute('x') >= 750)";
+    assert_eq!(js(&mut page, legend).await, true);
+
+    page.viewport(390, 844, true).await.unwrap();
+    page.screenshot(&artefacts().join("report-phone.png"), true).await.unwrap();
+    assert_eq!(js(&mut page, "document.documentElement.scrollWidth <= window.innerWidth").await, true);
+}
