@@ -133,6 +133,8 @@ impl Deployment {
                 signature_tolerance: Duration::from_secs(300),
                 load_audit: false,
                 lease_term: Duration::from_secs(5),
+                notify: Default::default(),
+                redact_pii: true,
             })
             .await
             .unwrap();
