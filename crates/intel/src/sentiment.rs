@@ -192,7 +192,7 @@ impl SentimentScorer {
                 }
             }
         }
-        if negated_before(norm, start) || subject_negated(norm, start) {
+        if negated_before(norm, start) || (v > 0.0 && subject_negated(norm, start)) {
             v *= NEGATION_SCALAR;
         }
         v
@@ -237,7 +237,7 @@ impl SentimentScorer {
             });
         }
         if subject_negated {
-            view = negate_after_subjects(&view);
+            view = negate_after_subjects(&view, |w| self.vader.polarity_scores(w).compound > 0.0);
         }
         let view = view.iter().filter(|(_, kept)| *kept).map(|(w, _)| *w).collect::<Vec<_>>().join(" ");
         self.vader.polarity_scores(&view).compound
@@ -283,13 +283,13 @@ fn bare(word: &str) -> String {
 
 /// VADER only negates the three words after a negator and does not count
 /// "nobody" or "no one" as one. Rewrites the view (each word, and whether
-/// VADER sees it) so that every word of the clause after such a subject, up
-/// to [`SUBJECT_REACH`] words, has exactly one negator within its reach: the
-/// subject becomes "not" (seen by VADER even where a domain phrase took it)
-/// and a "not" goes before every fourth word after it. A clause with another
-/// negator is left alone (no double negation), as is one cut by a clause
-/// break.
-fn negate_after_subjects<'a>(words: &[(&'a str, bool)]) -> Vec<(&'a str, bool)> {
+/// VADER sees it) so that in the clause after such a subject, up to
+/// [`SUBJECT_REACH`] words, every positive word (`positive`) has exactly one
+/// negator within its reach: a "not" before it, unless an earlier one still
+/// reaches it. Negative words are left alone ("no one bothered to call" is not
+/// praise). A clause with another negator is left alone (no double
+/// negation); a clause break or a punctuation mark ends it.
+fn negate_after_subjects<'a>(words: &[(&'a str, bool)], positive: impl Fn(&str) -> bool) -> Vec<(&'a str, bool)> {
     let mut out = Vec::with_capacity(words.len() + 4);
     let mut i = 0;
     while i < words.len() {
@@ -300,10 +300,10 @@ fn negate_after_subjects<'a>(words: &[(&'a str, bool)]) -> Vec<(&'a str, bool)> 
             i += 1;
             continue;
         }
-        let start = if two_words { i + 2 } else { i + 1 };
-        // The clause: up to a clause break, a punctuation mark or the reach.
-        let mut end = start;
-        while end < words.len() && end - start < SUBJECT_REACH {
+        // "no" would negate on its own in VADER: the subject stays, minus it.
+        let start = if two_words { i + 1 } else { i };
+        let mut end = start + 1;
+        while end < words.len() && end - start <= SUBJECT_REACH {
             if CLAUSE_BREAKS.contains(&bare(words[end].0).as_str()) {
                 break;
             }
@@ -312,22 +312,29 @@ fn negate_after_subjects<'a>(words: &[(&'a str, bool)]) -> Vec<(&'a str, bool)> 
                 break;
             }
         }
-        let negated_already = words[start..end].iter().any(|(w, _)| {
+        let negated_already = words[start + 1..end].iter().any(|(w, _)| {
             let b = bare(w);
             is_negator(&b) || CONTRACTED_NEGATIONS.contains(&b.as_str())
         });
-        if negated_already || end == start {
+        if negated_already {
             out.extend_from_slice(&words[i..end]);
             i = end;
             continue;
         }
-        out.push(("not", true));
-        for (k, &word) in words[start..end].iter().enumerate() {
-            // Only words VADER sees count toward its reach.
-            if k > 0 && k % VADER_REACH == 0 {
-                out.push(("not", true));
+        out.push(words[start]);
+        // Words VADER sees since the last "not" put in.
+        let mut since: Option<usize> = None;
+        for &word in &words[start + 1..end] {
+            if word.1 {
+                if since.is_none_or(|n| n >= VADER_REACH) && positive(&bare(word.0)) {
+                    out.push(("not", true));
+                    since = Some(0);
+                }
+                out.push(word);
+                since = since.map(|n| n + 1);
+            } else {
+                out.push(word);
             }
-            out.push(word);
         }
         i = end;
     }
@@ -498,8 +505,10 @@ mod tests {
         assert!(score("nobody here can not help") < -0.2);
         assert!(score("nobody was home but the engineer was great") > 0.3);
         let view: Vec<_> = ["nobody", "at", "your", "company", "seems", "to", "care"].map(|w| (w, true)).to_vec();
-        let negated: Vec<_> = negate_after_subjects(&view).into_iter().map(|(w, _)| w).collect();
-        assert_eq!(negated.join(" "), "not at your company not seems to care");
+        let negated: Vec<_> = negate_after_subjects(&view, |w| w == "care").into_iter().map(|(w, _)| w).collect();
+        assert_eq!(negated.join(" "), "nobody at your company seems to not care");
+        // A negative verb stays negative.
+        assert!(score("no one has bothered to call me back") < 0.0);
     }
 
     #[test]
