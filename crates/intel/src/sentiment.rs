@@ -11,7 +11,9 @@
 //!    domain phrases took over, so no word counts twice and VADER keeps what
 //!    it does well (punctuation and capitals emphasis, its idioms, negation of
 //!    its own words). Speech-recognition forms it would misread are fixed
-//!    first ("ill call back" is not illness).
+//!    first ("ill call back" is not illness). A subject negator ("nobody",
+//!    "no one") negates the positive words of its clause, however far they
+//!    stand, where VADER's negation reaches only three words.
 //! 4. Both sums are added on VADER's valence scale and normalised like
 //!    VADER's compound: `x / sqrt(x² + 15)`, in -1..1.
 //!
