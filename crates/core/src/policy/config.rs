@@ -384,9 +384,9 @@ impl PolicyConfig {
     }
 
     /// These settings with the escalation signals off: no phrasing cues, no
-    /// corrections or repeats, no incline, no complaint check on sales, and
-    /// bot frustration back to transferring when sentiment agrees. The policy
-    /// as it was before them, for comparison.
+    /// corrections or repeats, no incline, no mounting anger, no complaint
+    /// check on sales, and bot frustration back to transferring when sentiment
+    /// agrees. The policy as it was before them, for comparison.
     pub fn without_signals(mut self) -> Self {
         self.person_phrasing = false;
         self.leaving_phrasing = false;
