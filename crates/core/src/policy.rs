@@ -14,6 +14,7 @@
 //! | signs of frustration: tracker `bot_frustration`, a correction, a repeat of an earlier utterance (content words, Jaccard ≥ 0.6) | a second sign or a negative utterance (≤ -0.05) within 2 utterances; at once when the sign's utterance ≤ -0.7 | `bot_frustration`, `correction`, `repetition` | support |
 //! | tracker `buying_signal` | a hit, the utterance ≥ 0, the level ≥ -0.3 and no problem named in the utterance | `buying_signal` | sales |
 //! | rapid incline | the level rose ≥ 0.2 above its lowest in the window, the utterance ≥ 0.1 and wants something ("tell me more"), no problem named | `rapid_incline` | sales |
+//! | mounting anger | the utterance ≤ -0.5 and worse than every earlier one, after an earlier one ≤ -0.15 or naming a problem, or a fall of the level ≥ 0.5 below its peak | `mounting_anger` | support |
 //! | rapid decline | the level fell ≥ 0.5 below its peak over the last 3 utterances and is ≤ -0.2 | `rapid_decline` | support |
 //! | floor | the level (EWMA, weight 0.5, from neutral) ≤ -0.35 | `sentiment_floor` | support |
 //! | consecutive negatives | 3 utterances ≤ -0.35 in a row (mildly negative ones between them neither count nor break the run; one ≥ 0 breaks it) | `consecutive_negatives` | support |
@@ -63,6 +64,10 @@ pub struct PolicyState {
     pub recent_words: Vec<Vec<String>>,
     /// The latest sign of frustration not yet acted on.
     pub sign: Option<Sign>,
+    /// The lowest utterance score so far (0 before any negative one).
+    pub lowest_score: f64,
+    /// The utterance (count) that last named a problem, 0 for none.
+    pub last_complaint: u32,
 }
 
 /// A sign of frustration that waits for one more utterance of evidence.
@@ -153,6 +158,9 @@ pub enum Reason {
     Repetition,
     /// Sentiment rose quickly and the caller wants something: route to sales.
     RapidIncline,
+    /// A complaint worse than every earlier one, after an earlier complaint
+    /// or a fall from a good mood: anger building in plain words.
+    MountingAnger,
     /// The caller pressed 0.
     Operator,
     /// The caller chose a queue from the IVR menu.
@@ -176,6 +184,7 @@ impl Reason {
             Reason::Correction => "correction",
             Reason::Repetition => "repetition",
             Reason::RapidIncline => "rapid_incline",
+            Reason::MountingAnger => "mounting_anger",
             Reason::Operator => "operator",
             Reason::MenuChoice => "menu_choice",
             Reason::Manual => "manual",
@@ -196,6 +205,7 @@ impl Reason {
             Reason::Correction => "the caller corrected the system and stayed unhappy",
             Reason::Repetition => "the caller repeated the same request",
             Reason::RapidIncline => "the caller warmed up quickly and wants to buy",
+            Reason::MountingAnger => "the caller's complaints are getting stronger",
             Reason::Operator => "the caller pressed 0 for an operator",
             Reason::MenuChoice => "the caller chose this queue from the menu",
             Reason::Manual => "a supervisor transferred the call",
@@ -241,6 +251,7 @@ pub struct Observation {
 /// returned: it is the call's.
 pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utterance<'_>) -> Observation {
     let norm = config.reads_words().then(|| Normalized::new(utterance.text));
+    let lowest_before = state.lowest_score;
     let snapshot = track_normalized(config, state, utterance, norm.as_ref());
     let decision = if state.decided {
         None
@@ -249,8 +260,12 @@ pub fn observe(config: &PolicyConfig, state: &mut PolicyState, utterance: &Utter
         let found = tracker_decision(config, state, utterance, &snapshot, &cues)
             .or_else(|| phrasing_decision(config, utterance, &snapshot, &cues))
             .or_else(|| frustration_decision(config, state, utterance, &snapshot, &cues))
-            .or_else(|| incline_decision(config, utterance, &snapshot, &cues))
-            .or_else(|| sentiment_decision(config, state, utterance, &snapshot));
+            .or_else(|| incline_decision(config, state, utterance, &snapshot, &cues))
+            .or_else(|| sentiment_decision(config, state, utterance, &snapshot))
+            .or_else(|| mounting_decision(config, state, lowest_before, utterance, &snapshot, &cues));
+        if cues.has(Cue::Complaint) {
+            state.last_complaint = state.utterances;
+        }
         found.and_then(|d| claim(state, d))
     };
     Observation { snapshot, decision }
@@ -324,6 +339,7 @@ fn update(config: &PolicyConfig, state: &mut PolicyState, score: f64) -> PolicyS
     let alpha = config.smoothing.clamp(f64::MIN_POSITIVE, 1.0);
     state.level = alpha * score + (1.0 - alpha) * state.level;
     state.utterances = state.utterances.saturating_add(1);
+    state.lowest_score = state.lowest_score.min(score);
     if score <= config.negative_score {
         state.consecutive_negatives = state.consecutive_negatives.saturating_add(1);
     } else if score >= config.negatives_reset_at {
@@ -382,7 +398,8 @@ fn tracker_decision(
     let before = state.recent_levels.last().copied().unwrap_or(0.0);
     let low = before.min(state.level);
     let negative = score <= config.agree_negative_score || low <= config.agree_negative_level;
-    let not_negative = score >= config.sales_min_score && low >= config.sales_min_level && !blocks_sales(config, cues);
+    let not_negative =
+        score >= config.sales_min_score && low >= config.sales_min_level && !blocks_sales(config, state, cues);
     for action in [TrackerAction::Transfer, TrackerAction::WhenNegative, TrackerAction::WhenNotNegative] {
         let agrees = match action {
             TrackerAction::Transfer => true,
@@ -409,9 +426,12 @@ fn tracker_decision(
     None
 }
 
-/// True when the utterance names a problem and that keeps it from sales.
-fn blocks_sales(config: &PolicyConfig, cues: &Cues) -> bool {
-    config.complaint_blocks_sales && cues.has(Cue::Complaint)
+/// True when the utterance, or the one before it, names a problem and that
+/// keeps it from sales ("my bill is higher than it should be", then "i was
+/// told the discount would carry on").
+fn blocks_sales(config: &PolicyConfig, state: &PolicyState, cues: &Cues) -> bool {
+    let just_before = state.last_complaint > 0 && state.utterances.saturating_sub(state.last_complaint) <= 1;
+    config.complaint_blocks_sales && (cues.has(Cue::Complaint) || just_before)
 }
 
 /// The queue of a built-in tracker's rule, else the default.
@@ -511,6 +531,7 @@ fn frustration_decision(
 /// Sentiment rose quickly and the caller wants something.
 fn incline_decision(
     config: &PolicyConfig,
+    state: &PolicyState,
     utterance: &Utterance<'_>,
     snapshot: &PolicySnapshot,
     cues: &Cues,
@@ -518,7 +539,7 @@ fn incline_decision(
     if config.incline_rise <= 0.0
         || snapshot.rise < config.incline_rise
         || snapshot.score < config.incline_min_score
-        || blocks_sales(config, cues)
+        || blocks_sales(config, state, cues)
     {
         return None;
     }
@@ -584,6 +605,31 @@ fn sentiment_decision(
         return None;
     };
     Some(decision_for(reason, &config.support_queue, utterance, None, snapshot))
+}
+
+/// Anger building in plain words: an utterance at or below
+/// `mounting_score`, worse than every earlier one (`lowest_before`), after an
+/// earlier utterance at or below `mounting_prior` or naming a problem, or a
+/// fall of the level by `rapid_drop` from its peak (praise, then a complaint).
+/// A correction is left to the frustration rule, which waits for more.
+fn mounting_decision(
+    config: &PolicyConfig,
+    state: &PolicyState,
+    lowest_before: f64,
+    utterance: &Utterance<'_>,
+    snapshot: &PolicySnapshot,
+    cues: &Cues,
+) -> Option<Decision> {
+    if cues.has(Cue::Correction) {
+        return None;
+    }
+    let score = snapshot.score;
+    let on = config.mounting_score < 0.0;
+    let worse = score <= config.mounting_score && score < lowest_before;
+    let named = state.last_complaint > 0 && state.last_complaint < state.utterances;
+    let after = lowest_before <= config.mounting_prior || named || snapshot.drop >= config.rapid_drop;
+    (on && worse && after && snapshot.utterances > 1)
+        .then(|| decision_for(Reason::MountingAnger, &config.support_queue, utterance, None, snapshot))
 }
 
 #[cfg(test)]

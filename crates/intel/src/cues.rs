@@ -216,6 +216,7 @@ const CLASSES: &[(Class, &[&str])] = &[
             "stopped working",
             "went|gone|go up",
             "disappeared|missing|vanished",
+            "higher|more than it should|usual|normal|expected",
         ],
     ),
 ];
@@ -223,6 +224,17 @@ const CLASSES: &[(Class, &[&str])] = &[
 /// How far a request may stand before its person ("let me speak with your
 /// billing department": 3 words between).
 const REQUEST_REACH: usize = 4;
+/// True when the object ending at token `end` belongs to someone else: "my
+/// account at the bank", "my account with my bank" (but "with you").
+fn elsewhere(text: &Normalized, end: usize) -> bool {
+    let word = |i: usize| if i < text.len() { text.word(i) } else { "" };
+    match word(end) {
+        "at" => true,
+        "with" | "from" => !matches!(word(end + 1), "you" | "your" | "yours" | "this" | "all" | "everything" | ""),
+        _ => false,
+    }
+}
+
 /// How far a verb of leaving may stand before its object.
 const LEAVE_REACH: usize = 3;
 
@@ -294,7 +306,7 @@ pub fn detect_normalized(text: &Normalized) -> Cues {
             break;
         }
         for (os, oe) in of(Class::Relationship) {
-            if os >= le && os <= le + LEAVE_REACH {
+            if os >= le && os <= le + LEAVE_REACH && !elsewhere(text, oe) {
                 cues.push(Cue::Leaving, text, ls, oe);
                 break 'leave;
             }
@@ -376,6 +388,7 @@ mod tests {
             "i want to stop paying for this service",
             "i am moving away from you",
             "get me out of this contract",
+            "thats it im closing everything with you",
         ] {
             assert!(has(Cue::Leaving, text), "{text}");
         }
@@ -386,6 +399,8 @@ mod tests {
             "the line keeps dropping",
             "i am not cancelling anything",
             "when does my contract end",
+            "i am closing my business account at the bank",
+            "i cancelled my contract with my old provider",
         ] {
             assert!(!has(Cue::Leaving, text), "{text}");
         }
@@ -408,6 +423,7 @@ mod tests {
         assert!(!has(Cue::Interest, "thanks that fixed it"));
         assert!(has(Cue::Complaint, "i like the phone but the bill is wrong"));
         assert!(has(Cue::Complaint, "my discount disappeared"));
+        assert!(has(Cue::Complaint, "my bill is higher than it should be"));
         assert!(!has(Cue::Complaint, "no problem at all"));
     }
 }

@@ -31,7 +31,7 @@ pub fn is_negator(word: &str) -> bool {
 pub const NEGATION_WINDOW: usize = 3;
 
 /// Words that end the reach of a negator ("i dont care just get me an agent").
-const CLAUSE_BREAKS: &[&str] = &["but", "just", "and", "so", "because", "then", "please", "instead", "only"];
+pub const CLAUSE_BREAKS: &[&str] = &["but", "just", "and", "so", "because", "then", "please", "instead", "only"];
 
 /// Words that, right after a negator, make it a question or an answer rather
 /// than a negation ("cant i talk to someone", "no i want an agent").

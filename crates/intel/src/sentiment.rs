@@ -11,7 +11,9 @@
 //!    domain phrases took over, so no word counts twice and VADER keeps what
 //!    it does well (punctuation and capitals emphasis, its idioms, negation of
 //!    its own words). Speech-recognition forms it would misread are fixed
-//!    first ("ill call back" is not illness).
+//!    first ("ill call back" is not illness). A subject negator ("nobody",
+//!    "no one") negates the positive words of its clause, however far they
+//!    stand, where VADER's negation reaches only three words.
 //! 4. Both sums are added on VADER's valence scale and normalised like
 //!    VADER's compound: `x / sqrt(x² + 15)`, in -1..1.
 //!
@@ -20,7 +22,7 @@
 use vader_parity::SentimentIntensityAnalyzer;
 
 use super::lexicon::{DomainEntry, DomainKind, BOOSTERS, DAMPENERS, DOMAIN_LEXICON};
-use super::normalize::{negated_before, Normalized, MAX_INPUT_BYTES};
+use super::normalize::{is_negator, negated_before, Normalized, CLAUSE_BREAKS, MAX_INPUT_BYTES};
 use super::phrases::PhraseMatcher;
 
 /// VADER's negation factor.
@@ -192,7 +194,7 @@ impl SentimentScorer {
                 }
             }
         }
-        if negated_before(norm, start) {
+        if negated_before(norm, start) || (v > 0.0 && subject_negated(norm, start)) {
             v *= NEGATION_SCALAR;
         }
         v
@@ -219,25 +221,126 @@ impl SentimentScorer {
         }
         let dropped = |r: usize| r < words && produced[r] > 0 && taken[r] >= produced[r];
         let fixes = norm.raw_fixes();
-        if fixes.is_empty() && !(0..words).any(dropped) {
+        let subject_negated = (0..norm.len()).any(|i| {
+            let w = norm.word(i);
+            is_subject_negator(w) || (w == "no" && i + 1 < norm.len() && matches!(norm.word(i + 1), "one" | "body"))
+        });
+        if fixes.is_empty() && !subject_negated && !(0..words).any(dropped) {
             return self.vader.polarity_scores(raw).compound;
         }
-        let mut view = String::with_capacity(raw.len());
+        // Each original word, and whether VADER sees it.
+        let mut view: Vec<(&str, bool)> = Vec::with_capacity(words + 4);
         for (r, word) in raw.split_whitespace().enumerate() {
             let replacement = fixes.iter().find(|f| f.raw as usize == r).map(|f| f.replacement);
-            let word = match replacement {
-                Some(None) => continue,
-                Some(Some(w)) => w,
-                None if dropped(r) => continue,
-                None => word,
-            };
-            if !view.is_empty() {
-                view.push(' ');
-            }
-            view.push_str(word);
+            view.push(match replacement {
+                Some(None) => (word, false),
+                Some(Some(w)) => (w, true),
+                None => (word, !dropped(r)),
+            });
         }
+        if subject_negated {
+            view = negate_after_subjects(&view, |w| self.vader.polarity_scores(w).compound > 0.0);
+        }
+        let view = view.iter().filter(|(_, kept)| *kept).map(|(w, _)| *w).collect::<Vec<_>>().join(" ");
         self.vader.polarity_scores(&view).compound
     }
+}
+
+/// Subject negators: "nobody at your company seems to care" denies the
+/// caring, however far the verb is.
+const SUBJECT_NEGATORS: &[&str] = &["nobody", "noone", "no-one", "nobodys"];
+/// Negations VADER counts, as speech recognition writes them.
+const CONTRACTED_NEGATIONS: &[&str] = &[
+    "dont", "cant", "wont", "didnt", "isnt", "doesnt", "wasnt", "arent", "havent", "hasnt", "hadnt", "couldnt",
+    "wouldnt", "shouldnt", "werent", "aint", "cannot", "neednt", "mustnt",
+];
+/// How many words after a subject negator its negation still reaches.
+const SUBJECT_REACH: usize = 8;
+/// VADER's negation reach: a negator counts for the three words after it.
+const VADER_REACH: usize = 3;
+
+fn is_subject_negator(word: &str) -> bool {
+    SUBJECT_NEGATORS.contains(&word)
+}
+
+/// True when a subject negator ("nobody", "no one") opens the clause of the
+/// phrase at token `start`, within [`SUBJECT_REACH`] words.
+fn subject_negated(norm: &Normalized, start: usize) -> bool {
+    for j in (start.saturating_sub(SUBJECT_REACH)..start).rev() {
+        let w = norm.word(j);
+        if CLAUSE_BREAKS.contains(&w) {
+            return false;
+        }
+        if is_subject_negator(w) || (matches!(w, "one" | "body") && j > 0 && norm.word(j - 1) == "no") {
+            return true;
+        }
+    }
+    false
+}
+
+/// A word with its punctuation and case stripped, for comparisons.
+fn bare(word: &str) -> String {
+    word.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'').to_lowercase().replace(['\'', '\u{2019}'], "")
+}
+
+/// VADER only negates the three words after a negator and does not count
+/// "nobody" or "no one" as one. Rewrites the view (each word, and whether
+/// VADER sees it) so that in the clause after such a subject, up to
+/// [`SUBJECT_REACH`] words, every positive word (`positive`) has exactly one
+/// negator within its reach: a "not" before it, unless an earlier one still
+/// reaches it. Negative words are left alone ("no one bothered to call" is not
+/// praise). A clause with another negator is left alone (no double
+/// negation); a clause break or a punctuation mark ends it.
+fn negate_after_subjects<'a>(words: &[(&'a str, bool)], positive: impl Fn(&str) -> bool) -> Vec<(&'a str, bool)> {
+    let mut out = Vec::with_capacity(words.len() + 4);
+    let mut i = 0;
+    while i < words.len() {
+        let w = bare(words[i].0);
+        let two_words = w == "no" && words.get(i + 1).is_some_and(|(n, _)| matches!(bare(n).as_str(), "one" | "body"));
+        if !(is_subject_negator(&w) || two_words) {
+            out.push(words[i]);
+            i += 1;
+            continue;
+        }
+        // "no" would negate on its own in VADER: the subject stays, minus it.
+        let start = if two_words { i + 1 } else { i };
+        let mut end = start + 1;
+        while end < words.len() && end - start <= SUBJECT_REACH {
+            if CLAUSE_BREAKS.contains(&bare(words[end].0).as_str()) {
+                break;
+            }
+            end += 1;
+            if words[end - 1].0.ends_with(['.', ',', ';', '!', '?']) {
+                break;
+            }
+        }
+        let negated_already = words[start + 1..end].iter().any(|(w, _)| {
+            let b = bare(w);
+            is_negator(&b) || CONTRACTED_NEGATIONS.contains(&b.as_str())
+        });
+        if negated_already {
+            out.extend_from_slice(&words[i..end]);
+            i = end;
+            continue;
+        }
+        out.push(words[start]);
+        // Words VADER sees since the last "not" put in.
+        let mut since: Option<usize> = None;
+        for &word in &words[start + 1..end] {
+            if word.1 {
+                if since.is_none_or(|n| n >= VADER_REACH) && positive(&bare(word.0)) {
+                    out.push(("not", true));
+                    since = Some(0);
+                }
+                out.push(word);
+                since = since.map(|n| n + 1);
+            } else {
+                out.push(word);
+            }
+        }
+        i = end;
+    }
+    out
 }
 
 fn truncate(text: &str) -> &str {
@@ -392,6 +495,22 @@ mod tests {
     fn praise_opening_a_complaint_is_sarcasm() {
         assert!(score("wonderful so youre telling me to wait another week") < -0.5);
         assert!(score("great thanks bye") > 0.5);
+    }
+
+    #[test]
+    fn subject_negators_reach_the_verb() {
+        assert!(score("nobody at your company seems to care") < -0.2);
+        assert!(score("no one at that shop could help me") < -0.2);
+        assert!(score("nobody cares") < 0.0);
+        assert!(score("somebody at your company seems to care") > 0.2);
+        // Not twice: a verb already negated is left as VADER reads it.
+        assert!(score("nobody here can not help") < -0.2);
+        assert!(score("nobody was home but the engineer was great") > 0.3);
+        let view: Vec<_> = ["nobody", "at", "your", "company", "seems", "to", "care"].map(|w| (w, true)).to_vec();
+        let negated: Vec<_> = negate_after_subjects(&view, |w| w == "care").into_iter().map(|(w, _)| w).collect();
+        assert_eq!(negated.join(" "), "nobody at your company seems to not care");
+        // A negative verb stays negative.
+        assert!(score("no one has bothered to call me back") < 0.0);
     }
 
     #[test]

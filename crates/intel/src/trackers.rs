@@ -388,6 +388,10 @@ const DEFAULT_TRACKERS: &[(&str, &[&str])] = &[
             "cheaper plan|deal|tariff|package",
             "a quote, free trial",
             "bundle|bundles",
+            // Wanting more than one has, without a buying word.
+            "anything|something faster|quicker|cheaper|better|bigger than",
+            "phone|line|sim|mobile|tablet of her|his|their|my|our own",
+            "will|would|going to need a|another|more|extra|new phone|phones|line|lines|sim|sims|mobile|mobiles",
             // Billing talk that mentions money without wanting to buy.
             "-price|prices rise|rises|increase|increases|hike|hikes|change|changes",
             "-same|current|my|usual|normal|old|monthly price|prices, price i|we pay, price i am paying",
@@ -537,6 +541,9 @@ mod tests {
             "id like to add another line for my daughter",
             "any discount for new customers",
             "whats the cheapest plan",
+            "is there anything faster than what we have",
+            "she will need a phone of her own",
+            "we are going to need more lines",
         ] {
             assert!(tracker(BUYING_SIGNAL, t), "{t}");
         }
@@ -550,6 +557,8 @@ mod tests {
             "so it carries on at the same price",
             "my current price is fine",
             "im not interested in any offers",
+            "my son has a phone on my account",
+            "i will not need a new phone",
         ] {
             assert!(!tracker(BUYING_SIGNAL, t), "{t}");
         }

@@ -98,6 +98,14 @@ pub struct PolicyConfig {
     pub incline_rise: f64,
     /// The utterance's own score for a rapid incline. Default 0.1.
     pub incline_min_score: f64,
+    /// Mounting anger: an utterance at or below this, worse than every
+    /// earlier one, transfers after an earlier utterance at or below
+    /// `mounting_prior` or one that named a problem, or a fall of the level
+    /// by `rapid_drop` from its peak.
+    /// 0 turns it off. Default -0.5.
+    pub mounting_score: f64,
+    /// The earlier complaint mounting anger needs. Default -0.15.
+    pub mounting_prior: f64,
     /// An utterance that names a problem ("but the bill is wrong") is not a
     /// sales lead, whatever its praise or buying words. Default true.
     pub complaint_blocks_sales: bool,
@@ -162,6 +170,8 @@ impl Default for PolicyConfig {
             frustration_alone_score: -0.7,
             incline_rise: 0.2,
             incline_min_score: 0.1,
+            mounting_score: -0.5,
+            mounting_prior: -0.15,
             complaint_blocks_sales: true,
             operator_digit: "0".into(),
             trackers: default_tracker_rules(),
@@ -341,6 +351,8 @@ impl PolicyConfig {
         in_range("frustration_alone_score", self.frustration_alone_score, -1.0, 0.0)?;
         in_range("incline_rise", self.incline_rise, 0.0, 2.0)?;
         in_range("incline_min_score", self.incline_min_score, -1.0, 1.0)?;
+        in_range("mounting_score", self.mounting_score, -1.0, 0.0)?;
+        in_range("mounting_prior", self.mounting_prior, -1.0, 0.0)?;
         digit("operator_digit", &self.operator_digit)?;
         for (name, rule) in &self.trackers {
             let key = |field: &str| format!("trackers.{name}.{field}");
@@ -372,15 +384,16 @@ impl PolicyConfig {
     }
 
     /// These settings with the escalation signals off: no phrasing cues, no
-    /// corrections or repeats, no incline, no complaint check on sales, and
-    /// bot frustration back to transferring when sentiment agrees. The policy
-    /// as it was before them, for comparison.
+    /// corrections or repeats, no incline, no mounting anger, no complaint
+    /// check on sales, and bot frustration back to transferring when sentiment
+    /// agrees. The policy as it was before them, for comparison.
     pub fn without_signals(mut self) -> Self {
         self.person_phrasing = false;
         self.leaving_phrasing = false;
         self.corrections = false;
         self.repeat_similarity = 0.0;
         self.incline_rise = 0.0;
+        self.mounting_score = 0.0;
         self.complaint_blocks_sales = false;
         if let Some(rule) = self.trackers.get_mut(BOT_FRUSTRATION).filter(|r| r.action == TrackerAction::Evidence) {
             rule.action = TrackerAction::WhenNegative;
@@ -436,6 +449,7 @@ mod tests {
             (|c| c.frustration_alone_score = 0.2, "frustration_alone_score", "between -1 and 0"),
             (|c| c.incline_rise = -0.1, "incline_rise", "between 0 and 2"),
             (|c| c.incline_min_score = f64::INFINITY, "incline_min_score", "between -1 and 1"),
+            (|c| c.mounting_score = 0.2, "mounting_score", "between -1 and 0"),
             (
                 |c| {
                     c.trackers.insert("legal".into(), TrackerRule::new(TrackerAction::Transfer));

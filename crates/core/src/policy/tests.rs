@@ -237,6 +237,50 @@ fn praise_with_a_complaint_is_not_a_sales_lead() {
 }
 
 #[test]
+fn a_problem_named_just_before_keeps_a_price_word_from_sales() {
+    let c = PolicyConfig::default();
+    let mut state = PolicyState::default();
+    let plain = score(0.0);
+    let bill = "my bill is higher than it should be";
+    assert!(observe(&c, &mut state, &Utterance { index: 1, text: bill, score: &plain, offset_ms: 0 })
+        .decision
+        .is_none());
+    let s = with_hit(0.0, "buying_signal", "discount");
+    let told = "i was told the discount would carry on";
+    let o = observe(&c, &mut state, &Utterance { index: 2, text: told, score: &s, offset_ms: 0 });
+    assert!(o.decision.is_none(), "a complaint is not a sales lead");
+    let mut state = PolicyState::default();
+    let o = observe(&c, &mut state, &Utterance { index: 1, text: told, score: &s, offset_ms: 0 });
+    assert_eq!(o.decision.unwrap().reason, Reason::BuyingSignal);
+}
+
+#[test]
+fn anger_mounting_in_plain_words() {
+    // A complaint worse than every earlier one, after an earlier complaint.
+    let d = decide(&[-0.3, 0.0, 0.1, -0.55]).unwrap();
+    assert_eq!((d.reason, d.trigger_index, d.queue.as_str()), (Reason::MountingAnger, 4, "support"));
+    // …or after praise: the level fell from its peak.
+    let d = decide(&[0.9, -0.6]).unwrap();
+    assert_eq!((d.reason, d.trigger_index), (Reason::MountingAnger, 2));
+    // Not alone, not milder than before, not on a plain problem.
+    assert!(decide(&[-0.6]).is_none());
+    assert!(decide(&[0.0, -0.6]).is_none());
+    assert!(decide(&[-0.2, -0.45]).is_none());
+    assert!(decide(&[-0.6, 0.3, -0.55, 0.4]).is_none());
+    // After a problem named in words, though it scored neutral.
+    let c = PolicyConfig::default();
+    let (d, _) = said(&c, &[("my bill is higher than it should be", 0.0), ("i am not pleased at all", -0.55)]);
+    assert_eq!(d.unwrap().reason, Reason::MountingAnger);
+    // A first correction waits for more, however it scored.
+    let (d, _) = said(&c, &[("i need to report a fault", -0.1), ("no a fault on my line", -0.53)]);
+    assert!(d.is_none());
+    let off = PolicyConfig { mounting_score: 0.0, ..c.clone() };
+    assert!(decide(&[-0.3, 0.1, -0.55]).is_some());
+    assert!(run(&off, &[score(-0.3), score(0.1), score(-0.55)]).0.is_none());
+    assert!(PolicyConfig::default().without_signals().mounting_score == 0.0);
+}
+
+#[test]
 fn a_positive_buying_signal_routes_to_sales() {
     let (d, _) = run(&PolicyConfig::default(), &[with_hit(0.1, "buying_signal", "upgrade")]);
     let d = d.unwrap();
