@@ -1,9 +1,9 @@
 //! Headless Chromium driven over the DevTools protocol, for the browser tests.
 //!
-//! Chromium comes from the distribution's packages (`apt-get install
-//! chromium`; `.ci/run` installs it). When it is missing, tests that need it
-//! skip with a message, except under CI (`CI` set), where they fail.
-//! `IVRX_CHROMIUM` names another binary.
+//! Chromium comes from the distribution's packages: `scripts/chromium-for-tests`
+//! finds it, or installs it when it runs as root with apt-get. When it cannot
+//! be had, tests that need it skip with a message, except under CI (`CI`
+//! set), where they fail. `IVRX_CHROMIUM` names another binary.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -24,20 +24,22 @@ pub struct Chromium {
     _profile: tempfile::TempDir,
 }
 
-fn binary() -> Option<String> {
-    if let Ok(b) = std::env::var("IVRX_CHROMIUM") {
-        return Some(b);
+/// The Chromium binary, installed first when missing and installable
+/// (`scripts/chromium-for-tests`), or why there is none.
+fn binary() -> Result<String, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/chromium-for-tests");
+    let out = Command::new("bash").arg(script).output().map_err(|e| format!("cannot run chromium-for-tests: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
-    ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
-        .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .map(str::to_string)
 }
 
 impl Chromium {
     /// Starts Chromium, or says why it could not.
     pub fn start() -> Result<Chromium, String> {
-        let bin = binary().ok_or("no chromium binary on PATH (apt-get install chromium)")?;
+        let bin = binary()?;
         let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
         let mut child = Command::new(&bin)
             .args([
