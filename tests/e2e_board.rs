@@ -256,3 +256,162 @@ async fn the_report_reads_well_in_a_browser() {
     page.screenshot(&artefacts().join("report-phone.png"), true).await.unwrap();
     assert_eq!(js(&mut page, "document.documentElement.scrollWidth <= window.innerWidth").await, true);
 }
+
+/// The page's JS heap in use after a forced collection, MiB.
+async fn heap(page: &mut Page) -> f64 {
+    page.call("HeapProfiler.collectGarbage", serde_json::json!({})).await.unwrap();
+    let usage = page.call("Runtime.getHeapUsage", serde_json::json!({})).await.unwrap();
+    usage["usedSize"].as_f64().unwrap() / 1048576.0
+}
+
+/// `(median, p99, max)` of `ms`, sorted here.
+fn spread(ms: &mut [f64]) -> (f64, f64, f64) {
+    if ms.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99), ms[ms.len() - 1])
+}
+
+/// A board reading the stream as the terminal board does; it records, for
+/// each row, the time from the server sending it to its arrival here.
+fn stream_board(
+    server: &str,
+    token: &str,
+    latency: std::sync::Arc<std::sync::Mutex<Vec<f64>>>,
+) -> tokio::task::JoinHandle<()> {
+    let (url, token) = (format!("{server}/api/v1/board/events"), token.to_string());
+    tokio::spawn(async move {
+        let mut r = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+        let mut pending = String::new();
+        while let Ok(Some(chunk)) = r.chunk().await {
+            let now = chrono::Utc::now();
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = pending.find('\n') {
+                let line: String = pending.drain(..=end).collect();
+                let Some(data) = line.trim_end().strip_prefix("data:") else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(data.trim()) else { continue };
+                let Some(sent) = v.pointer("/call/sent_at").and_then(Value::as_str) else { continue };
+                if let Ok(sent) = chrono::DateTime::parse_from_rfc3339(sent) {
+                    latency
+                        .lock()
+                        .unwrap()
+                        .push((now - sent.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0) as f64 / 1e3);
+                }
+            }
+        }
+    })
+}
+
+/// Side by side in one run (`cargo test --release --test e2e_board --
+/// --ignored --nocapture`): 50 simulated calls at once, load runs alternated
+/// with no board attached and with five (the browser page and four stream
+/// readers); the delay from the server sending a row to the browser showing
+/// it and to a stream reader receiving it, the server's decision p99 of each
+/// run, and the page's JS heap (after a forced collection) sampled over
+/// `IVRX_BOARD_MINUTES` (default 10) of calls with the page open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check; run on demand"]
+async fn side_by_side_boards_under_fifty_calls() {
+    let Some(chromium) = Chromium::start_or_skip() else { return };
+    ivrx::http::tls::install_crypto_provider();
+    let minutes: f64 = std::env::var("IVRX_BOARD_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(10.0);
+    let (calls, concurrency) = ("100", "50");
+    let s = Serve::start("", &[]);
+    let token = s.token();
+    let mut page = chromium.page().await.unwrap();
+    let board = format!("{}/board", s.server);
+    let load = || {
+        s.command(&[
+            "dial",
+            "--sandbox",
+            "--load",
+            "--json",
+            "--ramp",
+            "1",
+            "--calls",
+            calls,
+            "--concurrency",
+            concurrency,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+    };
+    let decision_p99 = |child| {
+        let out = serve_support::output_within(child, Duration::from_secs(900), "ivrx dial --sandbox --load");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report: Value =
+            serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        report.pointer("/decision_latency/p99_ms").and_then(Value::as_f64).unwrap_or(f64::NAN)
+    };
+
+    // Decision p99 with 0 and 5 boards, alternated; the delays on the 5-board runs.
+    let (mut p99, mut browser, streamed) = ([Vec::new(), Vec::new()], Vec::new(), std::sync::Arc::default());
+    for round in 0..4 {
+        let boards = round % 2 == 1;
+        let readers: Vec<_> = if boards {
+            page.goto(&board).await.unwrap();
+            let live = "document.getElementById('status').textContent.startsWith('Live')";
+            if until(&mut page, &format!("{live} ? 'live' : !document.getElementById('login').hidden && 'login'")).await
+                == "login"
+            {
+                sign_in(&mut page, &token).await;
+            }
+            until(&mut page, live).await;
+            let mine = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut r = vec![stream_board(&s.server, &token, std::sync::Arc::clone(&streamed))];
+            r.extend((0..3).map(|_| stream_board(&s.server, &token, std::sync::Arc::clone(&mine))));
+            r
+        } else {
+            page.goto("about:blank").await.unwrap();
+            Vec::new()
+        };
+        let mut run = load();
+        // The page keeps its last 1000 delays: taken every second.
+        while boards && run.try_wait().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let ms = js(&mut page, "JSON.stringify(window.ivrxBoard.latency.splice(0))").await;
+            browser.extend(serde_json::from_str::<Vec<f64>>(ms.as_str().unwrap()).unwrap());
+        }
+        p99[usize::from(boards)].push(decision_p99(run));
+        readers.iter().for_each(|r| r.abort());
+    }
+
+    // The page's heap over a run of calls.
+    page.goto(&board).await.unwrap();
+    until(&mut page, "document.getElementById('status').textContent.startsWith('Live')").await;
+    let (start, began) = (heap(&mut page).await, Instant::now());
+    let (mut peak, mut shown) = (start, 0);
+    while began.elapsed().as_secs_f64() < minutes * 60.0 {
+        let mut run = load();
+        while run.try_wait().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            peak = peak.max(heap(&mut page).await);
+        }
+        let ms = js(&mut page, "window.ivrxBoard.latency.splice(0).length").await;
+        shown += ms.as_u64().unwrap_or(0);
+    }
+    let end = heap(&mut page).await;
+
+    let mut streamed = std::mem::take(&mut *streamed.lock().unwrap());
+    let (b, t) = (spread(&mut browser), spread(&mut streamed));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    eprintln!("{calls} calls per run, {concurrency} at once; runs alternated 0, 5, 0, 5 boards");
+    eprintln!("delay server sent → shown   rows | median ms | p99 ms | max ms");
+    eprintln!("browser board             {:>6} | {:>9.1} | {:>6.1} | {:>6.1}", browser.len(), b.0, b.1, b.2);
+    eprintln!("stream (terminal) board   {:>6} | {:>9.1} | {:>6.1} | {:>6.1}", streamed.len(), t.0, t.1, t.2);
+    eprintln!(
+        "decision p99 ms: 0 boards {:?}, 5 boards {:?}; ratio of means 5/0 = {:.2}",
+        p99[0],
+        p99[1],
+        mean(&p99[1]) / mean(&p99[0])
+    );
+    eprintln!(
+        "page JS heap after GC over {:.1} min ({shown} rows shown): start {start:.2} MiB, peak {peak:.2} MiB, end {end:.2} MiB",
+        began.elapsed().as_secs_f64() / 60.0
+    );
+    assert!(page.errors().is_empty(), "page errors: {:?}", page.errors());
+}
