@@ -6,8 +6,8 @@
 //!
 //! A lease is a row per conversation with an owner, an epoch and an expiry.
 //! Taking a lease that is free, expired or the taker's own raises the epoch;
-//! a checkpoint locks the lease row (it extends it first thing) and commits
-//! only if the epoch is still the one its worker was given, so a worker that lost its
+//! a checkpoint locks the lease row (`FOR UPDATE`) and commits only if the
+//! epoch is still the one its worker was given, so a worker that lost its
 //! lease (its instance was slow, partitioned or presumed dead) can never
 //! commit again, whatever the timing. Only a backend shared by several
 //! instances implements this (PostgreSQL); SQLite is one instance.
