@@ -25,9 +25,10 @@ use crate::telnyx::events::Event;
 
 /// The longest wait for a webhook to be committed before it is refused (503).
 const STORE_WAIT: Duration = Duration::from_secs(5);
-/// How long an answered request whose asker never took the answer is kept
-/// (its asker waits far less: [`ANSWER_WAIT`](super::calls::registry::ANSWER_WAIT)).
-const FORGET_ANSWERED: Duration = Duration::from_secs(60);
+/// How long a request is kept, answered or not: its asker waits far less
+/// ([`ANSWER_WAIT`](super::calls::registry::ANSWER_WAIT)); an owner that has
+/// not answered by then drops it rather than act on it late.
+const FORGET_REQUESTS: Duration = Duration::from_secs(60);
 
 /// The conversation a webhook belongs to when this instance's registry does
 /// not know its leg: the one the store does (another instance recorded it).
@@ -118,8 +119,8 @@ pub(super) async fn run(calls: Calls) {
                     }
                     Err(e) => tracing::debug!(error = %e, "cannot look for conversations without an owner"),
                 }
-                if let Err(e) = cluster.forget_answered(FORGET_ANSWERED).await {
-                    tracing::debug!(error = %e, "cannot forget the answered requests nobody took");
+                if let Err(e) = cluster.forget_requests(FORGET_REQUESTS).await {
+                    tracing::debug!(error = %e, "cannot forget the requests nobody waits for");
                 }
             }
         }

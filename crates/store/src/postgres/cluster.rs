@@ -186,13 +186,10 @@ impl Cluster for PgCluster {
         Ok(row.and_then(|r| r.get(0)))
     }
 
-    async fn forget_answered(&self, age: Duration) -> Result<u64, StoreError> {
+    async fn forget_requests(&self, age: Duration) -> Result<u64, StoreError> {
         let client = self.db.get().await?;
         client
-            .execute(
-                "DELETE FROM requests WHERE answer IS NOT NULL AND created_at < now() - make_interval(secs => $1)",
-                &[&secs(age)],
-            )
+            .execute("DELETE FROM requests WHERE created_at < now() - make_interval(secs => $1)", &[&secs(age)])
             .await
             .map_err(self.db.err())
     }
