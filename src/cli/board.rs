@@ -28,7 +28,7 @@ use super::exit;
 use super::view::ConversationView;
 use super::watch::SseParser;
 use crate::http::url_path;
-use crate::server::live::{ActiveConversation, BoardChange};
+use crate::server::live::{ActiveConversation, BoardChange, Phase};
 use crate::session::Recorded;
 
 /// The order of the rows (`s` cycles).
@@ -318,7 +318,7 @@ impl Board {
                 Cell::from(if i == self.selected { "▶" } else { " " }),
                 Cell::from(r.caller.clone().unwrap_or_else(|| short(&r.conversation_id).to_string())),
                 Cell::from(duration(r, now)),
-                Cell::from(phase(&r.phase)),
+                Cell::from(phase(r.phase)),
                 Cell::from(r.level.map_or("-".into(), |l| format!("{l:+.2}"))).style(level_style),
                 Cell::from(sparkline(r.scores.iter().copied())),
                 Cell::from(r.decision.clone().unwrap_or_default()).style(self.style(Style::default().fg(Color::Red))),
@@ -361,11 +361,11 @@ fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-fn phase(p: &str) -> &str {
+fn phase(p: Phase) -> &'static str {
     match p {
-        "with_agent" => "agent",
-        "transferring" => "transfer",
-        other => other,
+        Phase::WithAgent => "agent",
+        Phase::Transferring => "transfer",
+        other => other.as_str(),
     }
 }
 
@@ -565,7 +565,7 @@ mod tests {
             level: Some(level),
             scores: [0.2, level].into(),
             last_utterance: Some(said.into()),
-            phase: "ivr".into(),
+            phase: Phase::Ivr,
             ..Default::default()
         };
         r.risk = r.risk_of();
