@@ -322,8 +322,9 @@ fn stream_board(
     })
 }
 
-/// Load runs of the measurement below, alternated without and with boards.
-const ROUNDS: usize = 12;
+/// Load runs of the measurement below, in turn with no board, with five
+/// (the browser among them) and with five stream readers only.
+const ROUNDS: usize = 18;
 
 /// The page's main-thread times (Chromium's `Performance.getMetrics`), s.
 const PAGE_TIME: [&str; 4] = ["TaskDuration", "ScriptDuration", "RecalcStyleDuration", "LayoutDuration"];
@@ -336,9 +337,10 @@ async fn page_time(page: &mut Page) -> Vec<f64> {
 }
 
 /// Side by side in one run (`cargo test --release --test e2e_board --
-/// --ignored --nocapture`): 50 simulated calls at once, load runs alternated
-/// with no board attached and with five (the browser page, a terminal board
-/// and three stream readers); the delay from the server taking in a row's
+/// --ignored --nocapture`): 50 simulated calls at once, load runs in turn
+/// with no board attached, with five (the browser page, a terminal board
+/// and three stream readers) and with five stream readers only (the server's
+/// side of five boards, their clients costing the machine little); the delay from the server taking in a row's
 /// change to the browser showing it, to the terminal board's screen drawn
 /// with it and to a stream reader receiving it, the server's decision p99 of
 /// each run, and the page's JS heap (after a forced collection) sampled over
@@ -380,15 +382,20 @@ async fn side_by_side_boards_under_fifty_calls() {
         report.pointer("/decision_latency/p99_ms").and_then(Value::as_f64).unwrap_or(f64::NAN)
     };
 
-    // Decision p99 with 0 and 5 boards, alternated; the delays on the 5-board
-    // runs, and where the page's main thread spent its time then.
-    let (mut p99, mut browser) = ([Vec::new(), Vec::new()], Vec::new());
+    // Decision p99 with 0 boards, 5 and 5 stream readers, in turn; the delays
+    // on the 5-board runs, and where the page's main thread spent its time then.
+    let (mut p99, mut browser) = ([Vec::new(), Vec::new(), Vec::new()], Vec::new());
     let (streamed, terminal) = (std::sync::Arc::default(), std::sync::Arc::default());
     page.call("Performance.enable", serde_json::json!({})).await.unwrap();
     let (mut busy, mut watched) = (Vec::new(), Duration::ZERO);
     for round in 0..ROUNDS {
-        let boards = round % 2 == 1;
-        let readers: Vec<_> = if boards {
+        let arm = round % 3;
+        let boards = arm == 1;
+        let readers: Vec<_> = if arm == 2 {
+            // Five boards whose clients cost the machine little: what the server's side costs.
+            let quiet = std::sync::Arc::default();
+            (0..5).map(|_| stream_board(&s.server, &token, false, std::sync::Arc::clone(&quiet))).collect()
+        } else if boards {
             page.goto(&board).await.unwrap();
             let live = "document.getElementById('status').textContent.startsWith('Live')";
             if until(&mut page, &format!("{live} ? 'live' : !document.getElementById('login').hidden && 'login'")).await
@@ -416,7 +423,7 @@ async fn side_by_side_boards_under_fifty_calls() {
             busy.push(after.iter().zip(&before).map(|(a, b)| a - b).collect::<Vec<_>>());
             watched += began.elapsed();
         }
-        p99[usize::from(boards)].push(decision_p99(run));
+        p99[arm].push(decision_p99(run));
         readers.iter().for_each(|r| r.abort());
     }
 
@@ -438,7 +445,9 @@ async fn side_by_side_boards_under_fifty_calls() {
 
     let mut streamed = std::mem::take(&mut *streamed.lock().unwrap());
     let mut terminal = std::mem::take(&mut *terminal.lock().unwrap());
-    eprintln!("{calls} calls per run, {concurrency} at once; {ROUNDS} runs alternated 0, 5, 0, 5… boards");
+    eprintln!(
+        "{calls} calls per run, {concurrency} at once; {ROUNDS} runs in turn: 0 boards, 5 boards, 5 stream readers"
+    );
     eprintln!("delay server took in → shown   rows | median ms | p99 ms | max ms");
     for (name, ms) in
         [("browser board", &mut browser), ("terminal board", &mut terminal), ("stream reader", &mut streamed)]
@@ -456,21 +465,28 @@ async fn side_by_side_boards_under_fifty_calls() {
         share(busy[2]),
         share(busy[3])
     );
-    let (mut none, mut five) = (p99[0].clone(), p99[1].clone());
-    let (none_median, five_median) = (spread(&mut none).0, spread(&mut five).0);
+    let medians: Vec<f64> = p99.iter().map(|v| spread(&mut v.clone()).0).collect();
+    let mut none = p99[0].clone();
+    spread(&mut none);
     let half = none.len() / 2;
     eprintln!(
-        "decision p99 ms, {} runs each: 0 boards {:?}, 5 boards {:?}; medians {none_median:.1} and {five_median:.1}: \
-         ratio 5 boards / 0 = {:.2}; noise band, 0-board runs against each other: lowest / highest = {:.2}, \
-         median of the second half / median of the first = {:.2}",
-        ROUNDS / 2,
+        "decision p99 ms, {} runs each: 0 boards {:?}; 5 boards (browser, terminal, 3 readers) {:?}; 5 stream readers {:?}",
+        ROUNDS / 3,
         p99[0],
         p99[1],
-        five_median / none_median,
+        p99[2]
+    );
+    eprintln!(
+        "medians {:.1}, {:.1} and {:.1} ms: ratios to 0 boards: 5 boards {:.2}, 5 stream readers {:.2}; noise band, \
+         0-board runs against each other: lowest / highest = {:.2}, median of the second half / median of the first = {:.2}",
+        medians[0],
+        medians[1],
+        medians[2],
+        medians[1] / medians[0],
+        medians[2] / medians[0],
         none[0] / none[none.len() - 1],
         spread(&mut p99[0][half..].to_vec()).0 / spread(&mut p99[0][..half].to_vec()).0,
     );
-
     eprintln!(
         "page JS heap after GC over {:.1} min ({shown} rows shown): start {start:.2} MiB, peak {peak:.2} MiB, end {end:.2} MiB",
         began.elapsed().as_secs_f64() / 60.0
