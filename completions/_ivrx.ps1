@@ -160,7 +160,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key clients must send as `Authorization: Bearer KEY`')
             [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]')
             [CompletionResult]::new('--time-scale', '--time-scale', [CompletionResultType]::ParameterName, 'Run the sandbox clock this many times faster than real time')
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy or no-answer (repeatable)')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy[:SECONDS] or no-answer (repeatable)')
             [CompletionResult]::new('--duplicate-rate', '--duplicate-rate', [CompletionResultType]::ParameterName, 'Chaos: fraction of webhooks delivered twice (0..1)')
             [CompletionResult]::new('--reorder-rate', '--reorder-rate', [CompletionResultType]::ParameterName, 'Chaos: fraction of webhooks delivered out of order (0..1)')
             [CompletionResult]::new('--max-delay-ms', '--max-delay-ms', [CompletionResultType]::ParameterName, 'Chaos: up to this many milliseconds of added delivery delay')

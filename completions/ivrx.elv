@@ -149,7 +149,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --api-key 'API key clients must send as `Authorization: Bearer KEY`'
             cand --signing-key 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]'
             cand --time-scale 'Run the sandbox clock this many times faster than real time'
-            cand --agent 'How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy or no-answer (repeatable)'
+            cand --agent 'How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy[:SECONDS] or no-answer (repeatable)'
             cand --duplicate-rate 'Chaos: fraction of webhooks delivered twice (0..1)'
             cand --reorder-rate 'Chaos: fraction of webhooks delivered out of order (0..1)'
             cand --max-delay-ms 'Chaos: up to this many milliseconds of added delivery delay'

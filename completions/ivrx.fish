@@ -127,7 +127,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l failover-url -d 'W
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-key -d 'API key clients must send as `Authorization: Bearer KEY`' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l signing-key -d 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l time-scale -d 'Run the sandbox clock this many times faster than real time' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l agent -d 'How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy or no-answer (repeatable)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l agent -d 'How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy[:SECONDS] or no-answer (repeatable)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l duplicate-rate -d 'Chaos: fraction of webhooks delivered twice (0..1)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l reorder-rate -d 'Chaos: fraction of webhooks delivered out of order (0..1)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l max-delay-ms -d 'Chaos: up to this many milliseconds of added delivery delay' -r

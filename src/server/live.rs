@@ -174,6 +174,7 @@ impl LiveHub {
                 s.decision = Some(decision.reason.as_str().to_string());
                 s.phase = "transferring".into();
             }
+            DomainEvent::Transfer { status, .. } if !status.is_conversation_status() => return false,
             DomainEvent::Transfer { status, .. } => {
                 s.transfer_status = Some(status.as_str().to_string());
                 s.phase = match status {
