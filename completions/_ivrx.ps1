@@ -63,7 +63,7 @@ Register-ArgumentCompleter -Native -CommandName 'ivrx' -ScriptBlock {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Base URL of the running `ivrx serve`')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Admin token of the server [default: read from --token-file]')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]')
-            [CompletionResult]::new('--script', '--script', [CompletionResultType]::ParameterName, 'Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller''s name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer)')
+            [CompletionResult]::new('--script', '--script', [CompletionResultType]::ParameterName, 'Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller''s name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer, waits_in_line)')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up waiting for the call to end after this many seconds (sandbox time)')
             [CompletionResult]::new('--calls', '--calls', [CompletionResultType]::ParameterName, 'Calls to play in a load test')
             [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Calls in flight at once in a load test')

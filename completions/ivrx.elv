@@ -58,7 +58,7 @@ set edit:completion:arg-completer[ivrx] = {|@words|
             cand --server 'Base URL of the running `ivrx serve`'
             cand --token 'Admin token of the server [default: read from --token-file]'
             cand --token-file 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]'
-            cand --script 'Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller''s name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer)'
+            cand --script 'Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller''s name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer, waits_in_line)'
             cand --timeout 'Give up waiting for the call to end after this many seconds (sandbox time)'
             cand --calls 'Calls to play in a load test'
             cand --concurrency 'Calls in flight at once in a load test'

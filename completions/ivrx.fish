@@ -56,7 +56,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox-api-key -d 'A
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l server -d 'Base URL of the running `ivrx serve`' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token -d 'Admin token of the server [default: read from --token-file]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script -d 'Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller\'s name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer)' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script -d 'Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller\'s name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer, waits_in_line)' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l timeout -d 'Give up waiting for the call to end after this many seconds (sandbox time)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l calls -d 'Calls to play in a load test' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l concurrency -d 'Calls in flight at once in a load test' -r

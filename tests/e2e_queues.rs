@@ -10,13 +10,8 @@ mod serve_support;
 use serde_json::Value;
 use serve_support::{attempts, conv, events, refused_at_start, Serve};
 
-/// A caller who asks for a person and waits on the line.
-const WAITS: &str = "\
-say i need to talk to a real person right now
-pause 120
-say thanks for picking up my internet keeps dropping
-hangup
-";
+/// The bundled caller who asks for a person and waits on the line.
+const WAITS: &str = include_str!("../examples/waits_in_line.ivrx");
 
 /// Both support agents on other calls for the first 40 s after they are first called.
 const AGENTS_BUSY: &str = "[sandbox.agents]\n\"+18005550201\" = \"busy:40\"\n\"+18005550202\" = \"busy:40\"\n";

@@ -229,7 +229,7 @@ pub struct DialArgs {
     // The running `ivrx serve` (live mode and load tests).
     #[command(flatten)]
     pub target: ServerArgs,
-    /// Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller's name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer)
+    /// Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller's name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer, waits_in_line)
     #[arg(long, value_name = "FILE|NAME")]
     pub script: Option<PathBuf>,
     /// Type the caller's lines yourself
