@@ -56,7 +56,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l sandbox-api-key -d 'A
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l server -d 'Base URL of the running `ivrx serve`' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token -d 'Admin token of the server [default: read from --token-file]' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l token-file -d 'File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]' -r -F
-complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script -d 'Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller\'s name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer)' -r -F
+complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l script -d 'Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller\'s name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer, waits_in_line)' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l timeout -d 'Give up waiting for the call to end after this many seconds (sandbox time)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l calls -d 'Calls to play in a load test' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand dial" -l concurrency -d 'Calls in flight at once in a load test' -r
@@ -127,7 +127,7 @@ complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l failover-url -d 'W
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l api-key -d 'API key clients must send as `Authorization: Bearer KEY`' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l signing-key -d 'Ed25519 signing key file (base64 of 32 secret bytes) [default: a fresh key]' -r -F
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l time-scale -d 'Run the sandbox clock this many times faster than real time' -r
-complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l agent -d 'How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy or no-answer (repeatable)' -r
+complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l agent -d 'How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy[:SECONDS] or no-answer (repeatable)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l duplicate-rate -d 'Chaos: fraction of webhooks delivered twice (0..1)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l reorder-rate -d 'Chaos: fraction of webhooks delivered out of order (0..1)' -r
 complete -c ivrx -n "__fish_ivrx_using_subcommand sandbox" -l max-delay-ms -d 'Chaos: up to this many milliseconds of added delivery delay' -r

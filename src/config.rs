@@ -21,7 +21,7 @@ use crate::policy::PolicyConfig;
 use crate::sandbox::{Chaos, PartyBehavior};
 use crate::session::SessionSettings;
 use crate::settings::{default_queues, SettingError};
-pub use crate::settings::{IvrConfig, MenuItem, QueueConfig, TransferConfig, TransferMode};
+pub use crate::settings::{IvrConfig, MenuItem, QueueConfig, TransferConfig, TransferMode, WaitQueueConfig};
 use crate::store::Location;
 use crate::telnyx::transcription::TranscriptionRequest;
 pub use notify::{CrmConfig, NotifyConfig, SupervisorConfig};
@@ -56,6 +56,10 @@ pub struct Config {
     pub transcription: TranscriptionSettings,
     /// Alerts when a call turns (SMS to supervisors).
     pub notify: NotifyConfig,
+    /// `[queue]`: callers wait in a Telnyx call queue when no agent can take
+    /// their call (absent: they go back to the IVR).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<WaitQueueConfig>,
 }
 
 /// `[telnyx]`
@@ -509,6 +513,7 @@ impl Default for Config {
             sandbox: EmbeddedSandboxConfig::default(),
             transcription: TranscriptionSettings::default(),
             notify: NotifyConfig::default(),
+            queue: None,
         }
     }
 }
@@ -692,6 +697,9 @@ impl Config {
             }
         }
         self.transfer.validate()?;
+        if let Some(q) = &self.queue {
+            q.validate()?;
+        }
         self.engine.validate(mode, &self.ivr.number)?;
         self.policy.validate().map_err(|e| invalid(format!("policy.{}", e.key), e.message))?;
         validate_trackers(&self.trackers)?;
@@ -726,6 +734,7 @@ impl Config {
             // `serve` checks the configuration first; a bad one falls back to the default.
             transcription: self.transcription().unwrap_or_default(),
             redact_pii: self.storage.redact_pii,
+            wait_queue: self.queue.clone(),
         }
     }
 

@@ -105,8 +105,15 @@ fn ivrxs_field_tables_are_the_sdks() {
 
 /// The actions ivrx never sends (what the calls below really send is checked
 /// against the rest).
-const ACTIONS_IVRX_DOES_NOT_USE: &[&str] =
-    &["transcription_stop", "streaming_start", "streaming_stop", "record_start", "record_stop", "client_state_update"];
+const ACTIONS_IVRX_DOES_NOT_USE: &[&str] = &[
+    "transcription_stop",
+    "streaming_start",
+    "streaming_stop",
+    "record_start",
+    "record_stop",
+    "client_state_update",
+    "leave_queue",
+];
 
 /// Every body ivrx sends: the call actions it uses, `dial` and the conference commands.
 fn actions_ivrx_uses() -> Vec<&'static str> {
@@ -184,6 +191,7 @@ const SELF_SERVICE: &str = "press 1\npause 3\nsay ok thats all thank you\npause 
 const ASKS_FOR_HUMAN: &str = "say i want to talk to a real person please\npause 25\nsay thank you\nhangup\n";
 const CHATTY: &str = "say hello\npause 30\nsay are you there\npause 30\nhangup\n";
 const PSTN_CALLER: &str = "say my internet has been down since yesterday\nsay this is ridiculous and terrible i want to talk to a real person\npause 25\nsay thanks\nhangup\n";
+const WAITS_IN_LINE: &str = "say i want to talk to a real person please\npause 90\nsay thank you\nhangup\n";
 const BUYER: &str = "say i would like to upgrade my plan what does it cost\npause 25\nsay great\nhangup\n";
 
 /// Calls through a live `ivrx serve` with this configuration and environment;
@@ -314,6 +322,15 @@ fn tour() -> Vec<Value> {
     post(&path(&a, "hangup"), json!({}));
     seen(&a, "call.hangup");
 
+    // A call that joins a queue and leaves it.
+    let q = c.call("pause 60\nhangup\n");
+    post(&path(&q, "answer"), json!({}));
+    post(&path(&q, "enqueue"), json!({"queue_name": "tour", "max_wait_time_secs": 60, "max_size": 5}));
+    seen(&q, "call.enqueued");
+    post(&path(&q, "leave_queue"), json!({}));
+    seen(&q, "call.dequeued");
+    post(&path(&q, "hangup"), json!({}));
+
     // An outbound call with headers, put in a conference another call joins and leaves.
     let d = post(
         "/calls",
@@ -375,6 +392,13 @@ fn every_body_ivrx_builds_and_every_webhook_the_sandbox_emits_is_valid_under_the
         });
     }));
     collect(run_calls("[transfer]\nmode = \"cold\"\n", &[], &[OPERATOR, ASKS_FOR_HUMAN], |_, _| {}));
+    // Every agent busy for a while: the caller waits in a call queue and is
+    // bridged with the first agent free.
+    collect(run_calls("[queue]\nname = \"tour-wait\"\n", &[], &[WAITS_IN_LINE], |c, _| {
+        for agent in ["+18005550201", "+18005550202"] {
+            c.sandbox.set_party(agent, PartyBehavior::BusyFor { secs: 20.0 });
+        }
+    }));
     for engine in [
         "[ivr]\ntranscription_engine = \"Telnyx\"\nlanguage = \"cy-GB\"\n",
         "[ivr]\ntranscription_engine = \"Deepgram\"\n[transcription.deepgram]\ntranscription_model = \"deepgram/nova-2\"\n",
@@ -395,6 +419,7 @@ fn every_body_ivrx_builds_and_every_webhook_the_sandbox_emits_is_valid_under_the
     for action in &used {
         assert!(uses.contains(action), "ivrx sends {action}: take it off ACTIONS_IVRX_DOES_NOT_USE");
     }
+    assert!(used.contains("enqueue"), "the queued caller's bodies were checked: {used:?}");
     let emitted: BTreeSet<&str> = webhooks.iter().filter_map(|w| w["data"]["event_type"].as_str()).collect();
     for t in KNOWN_EVENT_TYPES.iter().filter(|t| !NOT_EMITTED.contains(t)) {
         assert!(emitted.contains(t), "no {t} was emitted: {emitted:?}");

@@ -114,7 +114,7 @@ fn bundled_callers_by_name_and_a_missing_script_lists_them() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr_of(&out);
     assert!(
-        err.contains("no caller script at examples/frustrated.ivrx: give a script file, or a bundled caller by name (asks_for_human, calm, dtmf, frustrated, hangs_up_during_transfer, interested_buyer); did you mean the bundled caller: --script frustrated?"),
+        err.contains("no caller script at examples/frustrated.ivrx: give a script file, or a bundled caller by name (asks_for_human, calm, dtmf, frustrated, hangs_up_during_transfer, interested_buyer, waits_in_line); did you mean the bundled caller: --script frustrated?"),
         "{err}"
     );
     ivrx(dir.path())

@@ -9,7 +9,7 @@ mod serve_support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use serve_support::{conv, events, ivrx, Serve};
+use serve_support::{conv, events, ivrx, refused_at_start, Serve};
 
 const FRUSTRATED: &str = include_str!("../examples/frustrated.ivrx");
 
@@ -147,16 +147,7 @@ fn a_bad_notify_value_is_refused_at_start_with_the_key_and_the_fix() {
         ("[transfer.headers]\nreason = \"Reason\"\n", "transfer.headers.reason", "X-"),
         ("[telnyx]\nmessaging_profile_id = \"profile-1\"\n", "telnyx.messaging_profile_id", "UUID"),
     ] {
-        let path = dir.path().join("ivrx.toml");
-        std::fs::write(&path, config).unwrap();
-        let out = ivrx(dir.path())
-            .args(["serve", "--sandbox", "--listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0", "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{config} was accepted");
-        assert!(err.contains(&format!("config key `{key}`")) && err.contains(fix), "{key}, {fix} in: {err}");
+        refused_at_start(dir.path(), config, key, fix);
     }
     // Live mode needs the messaging profile to text supervisors.
     let path = dir.path().join("ivrx.toml");

@@ -229,7 +229,7 @@ pub struct DialArgs {
     // The running `ivrx serve` (live mode and load tests).
     #[command(flatten)]
     pub target: ServerArgs,
-    /// Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller's name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer)
+    /// Caller script: a file (say/press/pause/hangup, one step per line) or a bundled caller's name (calm, frustrated, asks_for_human, interested_buyer, dtmf, hangs_up_during_transfer, waits_in_line)
     #[arg(long, value_name = "FILE|NAME")]
     pub script: Option<PathBuf>,
     /// Type the caller's lines yourself
@@ -443,7 +443,7 @@ pub struct SandboxArgs {
     /// Let the sandbox clock run on while the application is slow to answer webhooks, as a real carrier does: calls then outrun an overloaded application, which loses webhooks and caller speech (by default the clock stands still once a webhook has waited 100 ms for its answer)
     #[arg(long)]
     pub no_clock_hold: bool,
-    /// How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy or no-answer (repeatable)
+    /// How a number behaves when called: NUMBER=answer[:SECONDS], refuse, busy[:SECONDS] or no-answer (repeatable)
     #[arg(long = "agent", value_name = "NUMBER=BEHAVIOUR")]
     pub agents: Vec<String>,
     /// Chaos: fraction of webhooks delivered twice (0..1)

@@ -19,6 +19,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("frustrated", include_str!("../../examples/frustrated.ivrx")),
     ("hangs_up_during_transfer", include_str!("../../examples/hangs_up_during_transfer.ivrx")),
     ("interested_buyer", include_str!("../../examples/interested_buyer.ivrx")),
+    ("waits_in_line", include_str!("../../examples/waits_in_line.ivrx")),
 ];
 
 /// The mix used when none is given with the bundled scripts.

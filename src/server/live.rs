@@ -32,6 +32,8 @@ pub enum Phase {
     Ivr,
     /// A transfer decided or under way.
     Transferring,
+    /// Waiting in a call queue for a free agent.
+    Queued,
     WithAgent,
     Ended,
 }
@@ -43,6 +45,7 @@ impl Phase {
             Phase::Ringing => "ringing",
             Phase::Ivr => "ivr",
             Phase::Transferring => "transferring",
+            Phase::Queued => "queued",
             Phase::WithAgent => "with_agent",
             Phase::Ended => "ended",
         }
@@ -344,11 +347,13 @@ fn update(s: &mut ActiveConversation, r: &Recorded) -> bool {
             s.decision = Some(decision.reason.as_str().to_string());
             s.phase = Phase::Transferring;
         }
+        DomainEvent::Transfer { status, .. } if !status.is_conversation_status() => return false,
         DomainEvent::Transfer { status, .. } => {
             s.transfer_status = Some(status.as_str().to_string());
             s.phase = match status {
                 TransferStatus::Connected => Phase::WithAgent,
                 TransferStatus::Failed => Phase::Ivr,
+                TransferStatus::Queued => Phase::Queued,
                 _ => Phase::Transferring,
             };
         }
@@ -580,7 +585,7 @@ mod tests {
         assert_eq!((row.phase, row.risk), (Phase::Ended, 0.0));
         let json = serde_json::to_value(&row).unwrap();
         assert_eq!(json["phase"], "ended", "serialised as before");
-        for p in [Phase::Ringing, Phase::Ivr, Phase::Transferring, Phase::WithAgent, Phase::Ended] {
+        for p in [Phase::Ringing, Phase::Ivr, Phase::Transferring, Phase::Queued, Phase::WithAgent, Phase::Ended] {
             assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
         }
     }

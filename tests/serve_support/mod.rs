@@ -241,6 +241,21 @@ say thanks for picking up
 hangup
 ";
 
+/// `ivrx serve --sandbox` with the configuration `config` (TOML, written in
+/// `home`) refuses to start, naming the config key `key` and saying `fix`.
+pub fn refused_at_start(home: &Path, config: &str, key: &str, fix: &str) {
+    let path = home.join("ivrx.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = ivrx(home)
+        .args(["serve", "--sandbox", "--listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{config} was accepted");
+    assert!(err.contains(&format!("config key `{key}`")) && err.contains(fix), "{key}, {fix} in: {err}");
+}
+
 /// The conversation id of a report.
 pub fn conv(report: &Value) -> String {
     report["conversation_id"].as_str().expect("conversation_id").to_string()

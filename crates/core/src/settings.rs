@@ -315,6 +315,88 @@ impl Default for TransferConfig {
     }
 }
 
+/// `[queue]`: when no agent of a transfer can take the call, the caller
+/// waits in a Telnyx call queue (`enqueue`) instead of going back to the IVR:
+/// told their place in line, with hold audio, while the agents are tried
+/// again after every `announce_every_plays` plays of it; the first agent who
+/// answers is bridged with the head of the queue (`bridge` with `queue`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WaitQueueConfig {
+    /// The Telnyx queue's name (`queue_name`), created on first use.
+    pub name: String,
+    /// Longest wait in the queue, seconds (`max_wait_time_secs`): Telnyx then
+    /// takes the call out (`call.dequeued`, reason `timeout`).
+    pub max_wait_secs: u32,
+    /// Most callers waiting at once (`max_size`, fixed when Telnyx creates the queue).
+    pub max_size: u32,
+    /// Hold audio (default: `transfer.hold_music_url`).
+    pub hold_audio_url: Option<String>,
+    /// Plays of the hold audio between two announcements (and agent rounds):
+    /// the announcement interval is this many times the audio's length.
+    pub announce_every_plays: u32,
+    /// Said when the caller joins the queue; `{position}` is their place in line.
+    pub position_line: String,
+    /// Said after every `announce_every_plays` plays while the caller waits.
+    pub waiting_line: String,
+    /// Said when the longest wait has passed and the caller is back with the IVR.
+    pub timeout_line: String,
+}
+
+impl Default for WaitQueueConfig {
+    fn default() -> Self {
+        Self {
+            name: "ivrx-waiting".into(),
+            max_wait_secs: 300,
+            max_size: 100,
+            hold_audio_url: None,
+            announce_every_plays: 2,
+            position_line: "All our agents are busy. You are number {position} in line. Please stay on the line."
+                .into(),
+            waiting_line: "Thank you for waiting. All our agents are still busy; you keep your place in line.".into(),
+            timeout_line: "I'm sorry, nobody could take your call in time.".into(),
+        }
+    }
+}
+
+impl WaitQueueConfig {
+    /// Checks the section.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.len() > 64 || name != self.name {
+            return Err(invalid(
+                "queue.name",
+                "give the Telnyx queue a name of 1 to 64 characters, e.g. \"ivrx-waiting\"",
+            ));
+        }
+        if !(10..=3600).contains(&self.max_wait_secs) {
+            return Err(invalid("queue.max_wait_secs", "must be between 10 and 3600 seconds, e.g. 300"));
+        }
+        if !(1..=1000).contains(&self.max_size) {
+            return Err(invalid("queue.max_size", "must be between 1 and 1000 callers (Telnyx's default is 100)"));
+        }
+        if !(1..=100).contains(&self.announce_every_plays) {
+            return Err(invalid("queue.announce_every_plays", "must be between 1 and 100 plays of the hold audio"));
+        }
+        if let Some(url) = &self.hold_audio_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid("queue.hold_audio_url", "must be an http:// or https:// URL Telnyx can fetch"));
+            }
+        }
+        check_spoken("queue.position_line", &self.position_line)?;
+        check_spoken("queue.waiting_line", &self.waiting_line)?;
+        check_spoken("queue.timeout_line", &self.timeout_line)
+    }
+
+    /// The line said on joining the queue at `position`.
+    pub fn position_line_for(&self, position: Option<u32>) -> String {
+        match position {
+            Some(p) => self.position_line.replace("{position}", &p.to_string()),
+            None => self.position_line.replace(" You are number {position} in line.", "").replace("{position}", "a"),
+        }
+    }
+}
+
 /// A setting that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
@@ -474,6 +556,24 @@ mod tests {
         assert!(!open.iter().any(|(n, _)| n == "X-Ivrx-Score"), "an empty name is left out");
         let off = ContextHeaders { enabled: false, ..h };
         assert!(off.for_decision("conv-1", &decision(None), false).is_empty());
+    }
+
+    #[test]
+    fn a_bad_queue_value_is_refused_with_its_key() {
+        WaitQueueConfig::default().validate().unwrap();
+        for (c, key) in [
+            (WaitQueueConfig { name: " ".into(), ..Default::default() }, "queue.name"),
+            (WaitQueueConfig { max_wait_secs: 5, ..Default::default() }, "queue.max_wait_secs"),
+            (WaitQueueConfig { max_size: 0, ..Default::default() }, "queue.max_size"),
+            (WaitQueueConfig { announce_every_plays: 0, ..Default::default() }, "queue.announce_every_plays"),
+            (WaitQueueConfig { hold_audio_url: Some("hold.mp3".into()), ..Default::default() }, "queue.hold_audio_url"),
+            (WaitQueueConfig { waiting_line: String::new(), ..Default::default() }, "queue.waiting_line"),
+        ] {
+            assert_eq!(c.validate().unwrap_err().key, key);
+        }
+        let q = WaitQueueConfig::default();
+        assert!(q.position_line_for(Some(3)).contains("You are number 3 in line."));
+        assert!(!q.position_line_for(None).contains('{'));
     }
 
     #[test]

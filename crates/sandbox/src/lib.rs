@@ -79,6 +79,7 @@ mod media;
 mod messaging;
 pub mod offline;
 mod party;
+mod queues;
 pub mod stats;
 mod timers;
 pub mod timing;

@@ -28,6 +28,12 @@ pub enum PartyBehavior {
     Refuse,
     /// Answers busy at once (`user_busy`).
     Busy,
+    /// Busy to every call in the `secs` (virtual) after the first call to
+    /// the number, then the standard agent: an agent on another call for a while.
+    BusyFor {
+        /// How long the agent stays busy.
+        secs: f64,
+    },
     /// Rings until the command's `timeout_secs`, then `timeout`.
     NoAnswer,
 }
@@ -86,6 +92,7 @@ pub struct BehaviorError(pub String);
 /// | `answer:SECONDS` | `answer:2.5s` | answers after SECONDS, 0 to 600 |
 /// | `refuse` | `reject` | rings, then rejects the call |
 /// | `busy` | | is busy at once |
+/// | `busy:SECONDS` | `busy:40s` | is busy for SECONDS (0 to 86400) from the first call to it, then answers as the standard agent |
 /// | `no-answer` | `no_answer`, `noanswer` | rings until the ring timeout |
 ///
 /// [`Display`](fmt::Display) writes the first column.
@@ -111,6 +118,14 @@ impl FromStr for PartyBehavior {
             };
             return Ok(PartyBehavior::Answer { after_secs, script: None });
         }
+        if let Some(n) = lower.strip_prefix("busy:") {
+            return match n.trim().trim_end_matches('s').parse::<f64>() {
+                Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(PartyBehavior::BusyFor { secs: v }),
+                _ => Err(BehaviorError(format!(
+                    "{s:?}: the busy time after `busy:` must be seconds between 0 and 86400, e.g. busy:40"
+                ))),
+            };
+        }
         match lower.as_str() {
             "refuse" | "reject" => Ok(PartyBehavior::Refuse),
             "busy" => Ok(PartyBehavior::Busy),
@@ -122,7 +137,7 @@ impl FromStr for PartyBehavior {
 
 fn unknown(s: &str) -> BehaviorError {
     BehaviorError(format!(
-        "unknown behaviour {:?}: use answer, answer:SECONDS, refuse, busy or no-answer",
+        "unknown behaviour {:?}: use answer, answer:SECONDS, refuse, busy, busy:SECONDS or no-answer",
         s.chars().take(40).collect::<String>()
     ))
 }
@@ -139,6 +154,7 @@ impl fmt::Display for PartyBehavior {
             }
             PartyBehavior::Refuse => f.write_str("refuse"),
             PartyBehavior::Busy => f.write_str("busy"),
+            PartyBehavior::BusyFor { secs } => write!(f, "busy:{secs}"),
             PartyBehavior::NoAnswer => f.write_str("no-answer"),
         }
     }
@@ -428,6 +444,10 @@ mod tests {
         assert_eq!("refuse".parse(), Ok(PartyBehavior::Refuse));
         assert_eq!("reject".parse(), Ok(PartyBehavior::Refuse));
         assert_eq!("busy".parse(), Ok(PartyBehavior::Busy));
+        assert_eq!("busy:40".parse(), Ok(PartyBehavior::BusyFor { secs: 40.0 }));
+        assert_eq!(" Busy:2.5s".parse(), Ok(PartyBehavior::BusyFor { secs: 2.5 }));
+        assert!("busy:-1".parse::<PartyBehavior>().unwrap_err().0.contains("busy:40"));
+        assert_eq!(PartyBehavior::BusyFor { secs: 40.0 }.to_string(), "busy:40");
         assert_eq!("no-answer".parse(), Ok(PartyBehavior::NoAnswer));
         assert_eq!("no_answer".parse(), Ok(PartyBehavior::NoAnswer));
     }

@@ -1034,3 +1034,62 @@ fn a_leg_dialled_with_link_to_shares_the_session_and_is_audited_after_its_call_e
     s.ok(&a3, "hangup", json!({}));
     assert!(s.w.leg_audit().left_up.is_empty());
 }
+
+#[test]
+fn queues_serve_first_in_first_out_and_say_why_a_call_left() {
+    let mut s = Sim::new(&[("+1agent", PartyBehavior::Answer { after_secs: 1.0, script: None })]);
+    let (a, b, c) = (s.place("pause 100\nhangup"), s.place("pause 100\nhangup"), s.place("pause 45\nhangup"));
+    for leg in [&a, &b, &c] {
+        s.ok(leg, "answer", json!({}));
+    }
+    // A call in no queue cannot leave one; a full queue takes no more.
+    assert!(matches!(s.cmd(&a, "leave_queue", json!({})), Err(CommandError::Unprocessable(_))));
+    s.ok(&a, "enqueue", json!({"queue_name": "support", "max_size": 2}));
+    s.ok(&b, "enqueue", json!({"queue_name": "support", "max_wait_time_secs": 30}));
+    assert!(
+        matches!(s.cmd(&c, "enqueue", json!({"queue_name": "support"})), Err(CommandError::Unprocessable(m)) if m.contains("full"))
+    );
+    let positions: Vec<_> =
+        [&a, &b].iter().map(|l| s.events(l, "call.enqueued")[0].1["current_position"].as_u64()).collect();
+    assert_eq!(positions, [Some(1), Some(2)]);
+    assert_eq!(s.events(&a, "call.enqueued")[0].1["queue"], "support");
+
+    // An agent bridged with the queue gets its head; the next waits on, then times out.
+    let info =
+        s.w.dial(
+            s.now(),
+            Dial { connection_id: "1".into(), from: "+1".into(), to: "+1agent".into(), ..Default::default() },
+        )
+        .unwrap();
+    s.drain();
+    let agent = info.call_control_id;
+    s.until(&agent, "call.answered", 10.0);
+    s.ok(&agent, "bridge", json!({"queue": "support"}));
+    let left = s.events(&a, "call.dequeued")[0].1.clone();
+    assert_eq!((left["reason"].as_str(), left["queue_position"].as_u64()), (Some("bridged"), Some(1)));
+    assert_eq!(s.state(&a), LegState::Bridged);
+    assert_eq!(s.w.status(&a).unwrap().bridged_with.as_deref(), Some(agent.as_str()));
+    let (t, left) = s.until(&b, "call.dequeued", 40.0);
+    assert_eq!((left["reason"].as_str(), left["wait_time_secs"].as_u64()), (Some("timeout"), Some(30)));
+    assert!(close(t, 30.0), "{t}");
+    assert_eq!(s.state(&b), LegState::Answered, "out of the queue, still on the line");
+
+    // An empty queue: the bridge is refused. A queued call that hangs up leaves it.
+    let other =
+        s.w.dial(
+            s.now(),
+            Dial { connection_id: "1".into(), from: "+1".into(), to: "+1agent".into(), ..Default::default() },
+        )
+        .unwrap();
+    s.drain();
+    s.until(&other.call_control_id, "call.answered", 50.0);
+    assert!(
+        matches!(s.cmd(&other.call_control_id, "bridge", json!({"queue": "support"})), Err(CommandError::Unprocessable(m)) if m.contains("empty"))
+    );
+    s.ok(&c, "enqueue", json!({"queue_name": "support"}));
+    let (_, left) = s.until(&c, "call.dequeued", 120.0);
+    assert_eq!(left["reason"], "hangup");
+    let types = s.types(&c);
+    let (dq, hu) = (types.iter().position(|t| *t == "call.dequeued"), types.iter().position(|t| *t == "call.hangup"));
+    assert!(dq < hu, "dequeued before the hangup: {types:?}");
+}

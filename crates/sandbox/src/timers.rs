@@ -16,12 +16,14 @@ pub(crate) enum Slot {
     GatherOverall = 3,
     Playback = 4,
     Party = 5,
+    /// The `max_wait_time_secs` of the queue the leg waits in.
+    Queue = 6,
 }
 
 /// A leg's slot generations: setting or cancelling a slot's timer moves its
 /// generation on, so an older timer in the slot no longer fires.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct SlotGens([u32; 6]);
+pub(crate) struct SlotGens([u32; 7]);
 
 impl SlotGens {
     /// Invalidates the slot's pending timer; the new generation.

@@ -32,6 +32,7 @@ use super::ids;
 use super::legs::{self, AnswerOutcome, CommandIds, LegState, Refusal};
 use super::media::Media;
 use super::party::{Party, PartyBehavior};
+use super::queues::Queues;
 use super::timers::{Due, Slot, SlotGens, Timer, Timers};
 use super::timing::{secs, TimingModel};
 use super::PlaceCall;
@@ -39,6 +40,7 @@ use super::PlaceCall;
 mod conference;
 mod media;
 mod party;
+mod queue;
 
 /// Virtual time since the sandbox started.
 pub(crate) type VTime = Duration;
@@ -403,6 +405,10 @@ pub(crate) struct World {
     confs: Conferences,
     /// Legs someone listens to ([`super::SandboxHandle::listen`]).
     listeners: Listeners,
+    /// Call queues (`enqueue`).
+    queues: Queues,
+    /// When each `busy:SECONDS` number was first called.
+    busy_since: HashMap<String, VTime>,
 }
 
 impl World {
@@ -420,6 +426,8 @@ impl World {
             hung_up: Vec::new(),
             confs: Conferences::default(),
             listeners: Listeners::default(),
+            queues: Queues::default(),
+            busy_since: HashMap::new(),
         }
     }
 
@@ -494,6 +502,7 @@ impl World {
                 Slot::GatherOverall => self.gather_due(id, at, true),
                 Slot::Playback => self.playback_due(id, at),
                 Slot::Party => self.party_due(id, at),
+                Slot::Queue => self.queue_wait_due(id, at),
             },
         }
     }
@@ -641,8 +650,21 @@ impl World {
         })
     }
 
-    fn behavior_for(&self, number: &str) -> PartyBehavior {
-        self.cfg.parties.get(number).cloned().unwrap_or_else(|| self.cfg.default_agent.clone())
+    /// How `number` behaves when called at `at`: a `busy:SECONDS` number is
+    /// busy for SECONDS from the first call to it, then answers as the
+    /// standard agent.
+    fn behavior_for(&mut self, number: &str, at: VTime) -> PartyBehavior {
+        match self.cfg.parties.get(number).cloned().unwrap_or_else(|| self.cfg.default_agent.clone()) {
+            PartyBehavior::BusyFor { secs: s } => {
+                let since = *self.busy_since.entry(number.to_string()).or_insert(at);
+                if at < since.saturating_add(secs(s)) {
+                    PartyBehavior::Busy
+                } else {
+                    PartyBehavior::default_agent()
+                }
+            }
+            b => b,
+        }
     }
 
     /// Sets how a number behaves when dialled or transferred to.
@@ -799,7 +821,7 @@ impl World {
             self.next_session += 1;
             (self.next_session - 1, uuid, began)
         });
-        let behavior = self.behavior_for(&d.to);
+        let behavior = self.behavior_for(&d.to, at);
         let url: Arc<str> = d.webhook_url.as_deref().map_or_else(|| self.cfg.webhook_url.clone(), Arc::from);
         let id = self.new_leg(
             NewLeg {
@@ -853,7 +875,9 @@ impl World {
             }
             PartyBehavior::NoAnswer => (RingOutcome::HangUp("timeout"), timeout),
             PartyBehavior::Refuse => (RingOutcome::HangUp("call_rejected"), t.agent_ring.min(timeout)),
-            PartyBehavior::Busy => (RingOutcome::HangUp("user_busy"), t.busy_after.min(timeout)),
+            PartyBehavior::Busy | PartyBehavior::BusyFor { .. } => {
+                (RingOutcome::HangUp("user_busy"), t.busy_after.min(timeout))
+            }
         };
         if let Some(leg) = self.legs.get_mut(&id) {
             leg.ring_outcome = outcome;
@@ -955,6 +979,7 @@ impl World {
             self.cancel_timer(id, slot);
         }
         self.end_media_on_hangup(id, at);
+        self.leave_queue_on_hangup(id, at);
         let Some(leg) = self.legs.get_mut(&id) else { return };
         leg.phase = Phase::HungUp;
         leg.ended_at = Some(at);
@@ -1025,7 +1050,18 @@ impl World {
         };
         // Checks that need more than the leg's own state.
         let bridge_peer = match &action {
+            Action::Bridge(b) if b.queue.is_some() && b.call_control_id.is_none() => {
+                self.check_bridge_from(id)?;
+                self.queue_head(id, b.queue.as_deref().unwrap_or_default())?;
+                None
+            }
             Action::Bridge(b) => Some(self.check_bridge(id, b)?),
+            Action::Enqueue(_) if self.queues.queue_of(id).is_some() => {
+                return Err(CommandError::Unprocessable("the call is already in a queue".into()))
+            }
+            Action::LeaveQueue(_) if self.queues.queue_of(id).is_none() => {
+                return Err(CommandError::Unprocessable("the call is not in a queue".into()))
+            }
             Action::Answer(_) if legs::answer(state) == AnswerOutcome::NotInbound => {
                 return Err(CommandError::Unprocessable(
                     "an outgoing call is answered by the called party, not with the answer command".into(),
@@ -1062,10 +1098,17 @@ impl World {
             }
             Action::Transfer(b) => self.transfer(id, at, &b),
             Action::Bridge(b) => {
-                if let Some(peer) = bridge_peer {
-                    self.bridge(id, peer, at, b.park_after_unbridge.as_deref() == Some("self"));
+                let parks = b.park_after_unbridge.as_deref() == Some("self");
+                let peer = match b.queue.as_deref() {
+                    Some(queue) if bridge_peer.is_none() => self.take_queue_head(queue, at),
+                    _ => bridge_peer,
+                };
+                if let Some(peer) = peer {
+                    self.bridge(id, peer, at, parks);
                 }
             }
+            Action::Enqueue(b) => self.enqueue(id, at, &b)?,
+            Action::LeaveQueue(_) => self.leave_queue(id, at)?,
             Action::Hangup(_) => {
                 let (cause, source) = match self.legs.get(&id) {
                     Some(l) if l.phase == Phase::Ringing => ("originator_cancel", l.app_side()),
@@ -1118,14 +1161,26 @@ impl World {
         }
         let p = self.legs.get(&peer).ok_or(CommandError::NotFound)?;
         legs::check_command(p.state(), ActionKind::Bridge)?;
-        let me = self.legs.get(&id).ok_or(CommandError::NotFound)?;
-        if self.confs.conference_of(id).is_some() || self.confs.conference_of(peer).is_some() {
+        self.check_bridge_from(id)?;
+        if self.confs.conference_of(peer).is_some() {
             return Err(CommandError::Unprocessable("one of the calls is in a conference".into()));
         }
-        if me.bridge.is_some() || p.bridge.is_some() {
+        if p.bridge.is_some() {
             return Err(CommandError::Unprocessable("one of the calls is already bridged".into()));
         }
         Ok(peer)
+    }
+
+    /// `id` may be bridged: in no conference, bridged with no one.
+    fn check_bridge_from(&self, id: u64) -> Result<(), CommandError> {
+        let me = self.legs.get(&id).ok_or(CommandError::NotFound)?;
+        if self.confs.conference_of(id).is_some() {
+            return Err(CommandError::Unprocessable("one of the calls is in a conference".into()));
+        }
+        if me.bridge.is_some() {
+            return Err(CommandError::Unprocessable("one of the calls is already bridged".into()));
+        }
+        Ok(())
     }
 
     fn bridge(&mut self, x: u64, y: u64, at: VTime, x_parks: bool) {
@@ -1145,7 +1200,7 @@ impl World {
 
     fn transfer(&mut self, a: u64, at: VTime, b: &Transfer) {
         let to = b.to.clone().unwrap_or_default();
-        let behavior = self.behavior_for(&to);
+        let behavior = self.behavior_for(&to, at);
         let timeout = b.timeout_secs.map(|s| secs(f64::from(s))).unwrap_or(self.cfg.timing.ring_timeout);
         let Some(a_leg) = self.legs.get(&a) else { return };
         let session = Some((a_leg.session, a_leg.session_uuid.clone(), a_leg.began));

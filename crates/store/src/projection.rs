@@ -24,7 +24,11 @@ pub(crate) fn transfer_times(status: TransferStatus, offset_ms: i64) -> (Option<
         TransferStatus::AttemptFailed | TransferStatus::Failed | TransferStatus::Abandoned => {
             (None, None, Some(offset_ms))
         }
-        TransferStatus::Dialing | TransferStatus::Ringing | TransferStatus::Bridging => (None, None, None),
+        TransferStatus::Dialing
+        | TransferStatus::Ringing
+        | TransferStatus::Bridging
+        | TransferStatus::Queued
+        | TransferStatus::Dequeued => (None, None, None),
     }
 }
 

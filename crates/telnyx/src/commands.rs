@@ -141,11 +141,31 @@ body!(
 );
 
 body!(
-    /// `bridge`: connect this leg with another live leg.
+    /// `bridge`: connect this leg with another live leg, or with the first
+    /// call waiting in a queue (`ActionBridgeParams`).
     Bridge {
-        /// Required: the other leg.
+        /// The other leg; required unless `queue` is given.
         call_control_id: String,
+        /// A queue's name: bridge with the call at its head, which leaves the
+        /// queue whether the bridge succeeds or not (an error when it is empty).
+        queue: String,
         park_after_unbridge: String,
+    }
+);
+
+body!(
+    /// `enqueue`: put the call in a queue, created on first use
+    /// (`ActionEnqueueParams`); `call.enqueued` follows.
+    Enqueue {
+        /// Required: the queue's name.
+        queue_name: String,
+        /// Seconds after which the call is removed from the queue
+        /// (`call.dequeued` with reason `timeout`).
+        max_wait_time_secs: u32,
+        /// Most calls in the queue at once (default 100); fixed when the queue is created.
+        max_size: u32,
+        /// The call stays in the queue after it hangs up (bridging with it then fails).
+        keep_after_hangup: bool,
     }
 );
 
@@ -249,6 +269,9 @@ pub enum Action {
     TranscriptionStop(Plain),
     Transfer(Transfer),
     Bridge(Bridge),
+    Enqueue(Enqueue),
+    /// `leave_queue` (`ActionLeaveQueueParams`): `call.dequeued` with reason `leave`.
+    LeaveQueue(Plain),
     Hangup(Plain),
     PlaybackStart(PlaybackStart),
     PlaybackStop(Plain),
@@ -294,6 +317,8 @@ pub enum ActionKind {
     TranscriptionStop,
     Transfer,
     Bridge,
+    Enqueue,
+    LeaveQueue,
     Hangup,
     PlaybackStart,
     PlaybackStop,
@@ -306,7 +331,7 @@ pub enum ActionKind {
 
 impl ActionKind {
     /// Every action, in declaration order.
-    pub const ALL: [ActionKind; 17] = [
+    pub const ALL: [ActionKind; 19] = [
         ActionKind::Answer,
         ActionKind::Speak,
         ActionKind::GatherUsingSpeak,
@@ -316,6 +341,8 @@ impl ActionKind {
         ActionKind::TranscriptionStop,
         ActionKind::Transfer,
         ActionKind::Bridge,
+        ActionKind::Enqueue,
+        ActionKind::LeaveQueue,
         ActionKind::Hangup,
         ActionKind::PlaybackStart,
         ActionKind::PlaybackStop,
@@ -338,6 +365,8 @@ impl ActionKind {
             ActionKind::TranscriptionStop => "transcription_stop",
             ActionKind::Transfer => "transfer",
             ActionKind::Bridge => "bridge",
+            ActionKind::Enqueue => "enqueue",
+            ActionKind::LeaveQueue => "leave_queue",
             ActionKind::Hangup => "hangup",
             ActionKind::PlaybackStart => "playback_start",
             ActionKind::PlaybackStop => "playback_stop",
@@ -367,6 +396,7 @@ impl ActionKind {
                 | ActionKind::RecordStart
                 | ActionKind::Bridge
                 | ActionKind::Transfer
+                | ActionKind::Enqueue
         )
     }
 
@@ -429,6 +459,8 @@ impl Action {
             Action::TranscriptionStop(_) => ActionKind::TranscriptionStop,
             Action::Transfer(_) => ActionKind::Transfer,
             Action::Bridge(_) => ActionKind::Bridge,
+            Action::Enqueue(_) => ActionKind::Enqueue,
+            Action::LeaveQueue(_) => ActionKind::LeaveQueue,
             Action::Hangup(_) => ActionKind::Hangup,
             Action::PlaybackStart(_) => ActionKind::PlaybackStart,
             Action::PlaybackStop(_) => ActionKind::PlaybackStop,
@@ -469,11 +501,13 @@ impl Action {
             Action::TranscriptionStart(b) => &b.common,
             Action::Transfer(b) => &b.common,
             Action::Bridge(b) => &b.common,
+            Action::Enqueue(b) => &b.common,
             Action::PlaybackStart(b) => &b.common,
             Action::StreamingStart(b) => &b.common,
             Action::RecordStart(b) => &b.common,
             Action::GatherStop(b)
             | Action::TranscriptionStop(b)
+            | Action::LeaveQueue(b)
             | Action::Hangup(b)
             | Action::PlaybackStop(b)
             | Action::StreamingStop(b)
@@ -491,11 +525,13 @@ impl Action {
             Action::TranscriptionStart(b) => &mut b.common,
             Action::Transfer(b) => &mut b.common,
             Action::Bridge(b) => &mut b.common,
+            Action::Enqueue(b) => &mut b.common,
             Action::PlaybackStart(b) => &mut b.common,
             Action::StreamingStart(b) => &mut b.common,
             Action::RecordStart(b) => &mut b.common,
             Action::GatherStop(b)
             | Action::TranscriptionStop(b)
+            | Action::LeaveQueue(b)
             | Action::Hangup(b)
             | Action::PlaybackStop(b)
             | Action::StreamingStop(b)
@@ -546,11 +582,13 @@ impl Action {
             Action::TranscriptionStart(b) => serde_json::to_value(b),
             Action::Transfer(b) => serde_json::to_value(b),
             Action::Bridge(b) => serde_json::to_value(b),
+            Action::Enqueue(b) => serde_json::to_value(b),
             Action::PlaybackStart(b) => serde_json::to_value(b),
             Action::StreamingStart(b) => serde_json::to_value(b),
             Action::RecordStart(b) => serde_json::to_value(b),
             Action::GatherStop(b)
             | Action::TranscriptionStop(b)
+            | Action::LeaveQueue(b)
             | Action::Hangup(b)
             | Action::PlaybackStop(b)
             | Action::StreamingStop(b)
@@ -571,7 +609,9 @@ impl Action {
         };
         let kind = ActionKind::from_name(name)
             .ok_or_else(|| ValidationError::BadRequest(format!("unknown action {name:?}")))?;
-        if let Some(fields) = super::spec::body(name) {
+        if kind == ActionKind::Bridge {
+            super::spec::check(&super::spec::bridge_fields(&body), &body, "")?;
+        } else if let Some(fields) = super::spec::body(name) {
             super::spec::check(fields, &body, "")?;
         }
         let action = match kind {
@@ -613,6 +653,8 @@ impl Action {
                 Action::Transfer(b)
             }
             ActionKind::Bridge => Action::Bridge(typed(body)?),
+            ActionKind::Enqueue => Action::Enqueue(typed(body)?),
+            ActionKind::LeaveQueue => Action::LeaveQueue(typed(body)?),
             ActionKind::Hangup => Action::Hangup(typed(body)?),
             ActionKind::PlaybackStart => {
                 if ["audio_url", "media_name", "playback_content"].iter().all(|f| body.get(*f).is_none()) {
@@ -729,6 +771,7 @@ mod tests {
                 "speak" | "gather_using_speak" => json!({"payload": "hi", "voice": "female"}),
                 "transfer" => json!({"to": "+15550001"}),
                 "bridge" => json!({"call_control_id": "v3:x"}),
+                "enqueue" => json!({"queue_name": "support", "max_wait_time_secs": 600}),
                 "playback_start" => json!({"audio_url": "https://x/a.mp3", "loop": "infinity"}),
                 "record_start" => json!({"format": "mp3", "channels": "single"}),
                 "client_state_update" => json!({"client_state": "aGk="}),
@@ -754,6 +797,7 @@ mod tests {
                 "transcription_start",
                 "transfer",
                 "bridge",
+                "enqueue",
                 "playback_start",
                 "record_start"
             ]
@@ -782,6 +826,7 @@ mod tests {
             ("transfer", json!({}), "/to"),
             ("transfer", json!({"to": ""}), "/to"),
             ("bridge", json!({}), "/call_control_id"),
+            ("enqueue", json!({"max_size": 10}), "/queue_name"),
             ("record_start", json!({"channels": "single"}), "/format"),
             ("client_state_update", json!({}), "/client_state"),
         ];

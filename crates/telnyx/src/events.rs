@@ -419,6 +419,61 @@ pub struct ConferenceNotice {
     pub extra: Map<String, Value>,
 }
 
+/// `call.enqueued` (`CallEnqueued` in the SDK's types): the call is in a queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallEnqueued {
+    #[serde(flatten)]
+    pub ids: CallIds,
+    /// The queue's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// The call's position in the queue (1: next).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_position: Option<u32>,
+    /// How long calls spend in the queue on average, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_avg_wait_time_secs: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `call.dequeued` (`CallLeftQueueWebhookEvent` in the SDK's types): the call left a queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallDequeued {
+    #[serde(flatten)]
+    pub ids: CallIds,
+    /// The queue's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// The call's last position in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u32>,
+    /// Why it left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DequeueReason>,
+    /// Seconds it spent in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_time_secs: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+string_enum! {
+    /// Why a call left a queue (`reason` of `call.dequeued`).
+    pub enum DequeueReason {
+        /// Bridged with the call that took it from the queue (`bridge` with `queue`).
+        Bridged => "bridged",
+        /// A bridge is being set up.
+        BridgingInProcess => "bridging-in-process",
+        /// The call hung up.
+        Hangup => "hangup",
+        /// `leave_queue`.
+        Leave => "leave",
+        /// It waited `max_wait_time_secs`.
+        Timeout => "timeout",
+    }
+}
+
 /// A typed Call Control event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -442,6 +497,8 @@ pub enum Event {
     ConferenceEnded(ConferenceNotice),
     ConferenceParticipantJoined(ConferenceNotice),
     ConferenceParticipantLeft(ConferenceNotice),
+    CallEnqueued(CallEnqueued),
+    CallDequeued(CallDequeued),
     /// An event type this version does not know; logged and ignored.
     Unknown {
         /// The `event_type` as received.
@@ -476,11 +533,13 @@ pub enum EventType {
     ConferenceEnded,
     ConferenceParticipantJoined,
     ConferenceParticipantLeft,
+    CallEnqueued,
+    CallDequeued,
 }
 
 impl EventType {
     /// Every event type, in the order of the protocol reference.
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 22] = [
         EventType::CallInitiated,
         EventType::CallAnswered,
         EventType::CallHangup,
@@ -501,6 +560,8 @@ impl EventType {
         EventType::ConferenceEnded,
         EventType::ConferenceParticipantJoined,
         EventType::ConferenceParticipantLeft,
+        EventType::CallEnqueued,
+        EventType::CallDequeued,
     ];
 
     /// The `event_type` on the wire.
@@ -526,6 +587,8 @@ impl EventType {
             EventType::ConferenceEnded => "conference.ended",
             EventType::ConferenceParticipantJoined => "conference.participant.joined",
             EventType::ConferenceParticipantLeft => "conference.participant.left",
+            EventType::CallEnqueued => "call.enqueued",
+            EventType::CallDequeued => "call.dequeued",
         }
     }
 
@@ -570,6 +633,8 @@ impl Event {
             Some(EventType::ConferenceEnded) => Event::ConferenceEnded(p(t, payload)?),
             Some(EventType::ConferenceParticipantJoined) => Event::ConferenceParticipantJoined(p(t, payload)?),
             Some(EventType::ConferenceParticipantLeft) => Event::ConferenceParticipantLeft(p(t, payload)?),
+            Some(EventType::CallEnqueued) => Event::CallEnqueued(p(t, payload)?),
+            Some(EventType::CallDequeued) => Event::CallDequeued(p(t, payload)?),
             None => Event::Unknown { event_type: t.to_string(), payload: payload.clone() },
         })
     }
@@ -596,6 +661,8 @@ impl Event {
             Event::ConferenceEnded(_) => EventType::ConferenceEnded,
             Event::ConferenceParticipantJoined(_) => EventType::ConferenceParticipantJoined,
             Event::ConferenceParticipantLeft(_) => EventType::ConferenceParticipantLeft,
+            Event::CallEnqueued(_) => EventType::CallEnqueued,
+            Event::CallDequeued(_) => EventType::CallDequeued,
             Event::Unknown { .. } => return None,
         })
     }
@@ -626,6 +693,8 @@ impl Event {
             | Event::ConferenceEnded(e)
             | Event::ConferenceParticipantJoined(e)
             | Event::ConferenceParticipantLeft(e) => &e.ids,
+            Event::CallEnqueued(e) => &e.ids,
+            Event::CallDequeued(e) => &e.ids,
             Event::Unknown { .. } => return None,
         })
     }
@@ -660,6 +729,8 @@ impl Event {
             | Event::ConferenceEnded(e)
             | Event::ConferenceParticipantJoined(e)
             | Event::ConferenceParticipantLeft(e) => serde_json::to_value(e),
+            Event::CallEnqueued(e) => serde_json::to_value(e),
+            Event::CallDequeued(e) => serde_json::to_value(e),
             Event::Unknown { payload, .. } => return payload.clone(),
         };
         // Serialising plain data structs with string keys cannot fail.

@@ -56,7 +56,14 @@ impl Session {
                     self.on_bridged(role, at, out);
                 }
             }
-            Event::PlaybackEnded(_) if role == Some(Role::Caller) => self.hold_music = false,
+            Event::PlaybackEnded(e) if role == Some(Role::Caller) => {
+                self.hold_music = false;
+                if e.status.as_deref() == Some("completed") {
+                    self.on_hold_played(at, out);
+                }
+            }
+            Event::CallEnqueued(e) if role == Some(Role::Caller) => self.on_enqueued(&e, at, out),
+            Event::CallDequeued(e) if role == Some(Role::Caller) => self.on_dequeued(&e, at, out),
             _ => {}
         }
     }
@@ -250,6 +257,7 @@ impl Session {
             }
             SpeakPurpose::Bridging => self.on_bridging_line_done(out),
             SpeakPurpose::Briefing => self.on_briefing_done(at, out),
+            SpeakPurpose::Queue => self.on_queue_line_done(out),
         }
     }
 

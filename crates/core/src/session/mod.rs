@@ -23,6 +23,7 @@ pub mod symbl_leg;
 mod symbl_link;
 pub mod text;
 mod transfer;
+mod waiting;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -36,7 +37,7 @@ use ivrx_telnyx::transcription::TranscriptionRequest;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{Decision, PolicyConfig, PolicySnapshot, PolicyState, Reason};
-use crate::settings::{default_queues, IvrConfig, QueueConfig, TransferConfig, TransferMode};
+use crate::settings::{default_queues, IvrConfig, QueueConfig, TransferConfig, TransferMode, WaitQueueConfig};
 
 pub use agent_legs::{check_one_agent_at_a_time, LegCheck, ENDED_UNOBSERVED};
 pub use symbl_link::SymblInput;
@@ -137,6 +138,9 @@ pub struct SessionSettings {
     pub transcription: TranscriptionRequest,
     /// No word of the caller's leaves ivrx in headers (`[storage] redact_pii`).
     pub redact_pii: bool,
+    /// `[queue]`: when no agent answers, the caller waits in a Telnyx call
+    /// queue (`None`: back to the IVR).
+    pub wait_queue: Option<WaitQueueConfig>,
 }
 
 impl Default for SessionSettings {
@@ -152,6 +156,7 @@ impl Default for SessionSettings {
             symbl_pstn: false,
             transcription: TranscriptionRequest::default(),
             redact_pii: true,
+            wait_queue: None,
         }
     }
 }
@@ -457,6 +462,12 @@ pub enum TransferStatus {
     Failed,
     /// The caller hung up before an agent was connected.
     Abandoned,
+    /// No agent could take the call: the caller waits in a call queue
+    /// (`enqueue`; the detail gives the place in line).
+    Queued,
+    /// The caller left the queue (`call.dequeued`; the detail gives why and
+    /// after how long).
+    Dequeued,
 }
 
 impl TransferStatus {
@@ -471,7 +482,17 @@ impl TransferStatus {
             TransferStatus::AttemptFailed => "attempt_failed",
             TransferStatus::Failed => "failed",
             TransferStatus::Abandoned => "abandoned",
+            TransferStatus::Queued => "queued",
+            TransferStatus::Dequeued => "dequeued",
         }
+    }
+
+    /// Whether the status becomes the conversation's (stored, shown on the
+    /// board): leaving the queue does not — what follows it says how the
+    /// transfer went, and the caller's `call.dequeued` may come after the
+    /// agent's `call.bridged`.
+    pub fn is_conversation_status(self) -> bool {
+        self != TransferStatus::Dequeued
     }
 }
 
@@ -642,6 +663,8 @@ enum SpeakPurpose {
     Bridging,
     Briefing,
     Goodbye,
+    /// A line to a caller waiting in the queue; hold audio follows.
+    Queue,
 }
 
 /// An utterance waiting for its score.

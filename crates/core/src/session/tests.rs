@@ -824,3 +824,6 @@ fn keys_are_routed_by_the_menu_in_either_case() {
 
 #[path = "agent_legs_tests.rs"]
 mod agent_legs;
+
+#[path = "waiting_tests.rs"]
+mod waiting;

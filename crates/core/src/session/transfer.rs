@@ -37,6 +37,9 @@ pub(super) struct TransferProgress {
     /// its agent leg's tag carries; 0 in sessions saved before it existed.
     #[serde(default)]
     pub leg_tag: u32,
+    /// The caller was sent to the call queue (`[queue]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<super::waiting::Queued>,
 }
 
 /// A supervisor's request (`ivrx transfer`).
@@ -154,6 +157,7 @@ impl Session {
                 attempt: 0,
                 status: TransferStatus::Failed,
                 leg_tag: 0,
+                queued: None,
             });
             self.fail_transfer("the queue has no agents", at, out);
             return;
@@ -166,6 +170,7 @@ impl Session {
             attempt: 1,
             status: TransferStatus::Dialing,
             leg_tag: 0,
+            queued: None,
         });
         // Reach the agent first: it is the slow part, and the latency that matters.
         self.dial_attempt(at, out);
@@ -300,6 +305,12 @@ impl Session {
         }
     }
 
+    /// How the transfer under way reaches its agents (the configured mode,
+    /// but always warm once the caller waits in the queue).
+    fn transfer_mode(&self) -> TransferMode {
+        self.transfer.as_ref().map_or(self.settings.transfer.mode, |t| t.mode)
+    }
+
     /// The current attempt's agent number.
     pub(super) fn current_target(&self) -> Option<String> {
         let t = self.transfer.as_ref()?;
@@ -332,14 +343,14 @@ impl Session {
         if self.phase != Phase::Transferring {
             return;
         }
-        if self.in_conference() && self.settings.transfer.mode == TransferMode::Cold {
+        if self.in_conference() && self.transfer_mode() == TransferMode::Cold {
             // Cold in a conference: no briefing, straight in.
             self.record_transfer(TransferStatus::Answered, None, at, out);
             self.start_transcription(Role::Agent, out);
             self.join_agent(at, out);
             return;
         }
-        match self.settings.transfer.mode {
+        match self.transfer_mode() {
             TransferMode::Warm => {
                 self.record_transfer(TransferStatus::Answered, None, at, out);
                 // Listen from the start: the agent may speak as soon as the caller is bridged in.
@@ -366,19 +377,26 @@ impl Session {
             self.join_agent(at, out);
             return;
         }
+        if !self.bridge_from_queue(at, out) {
+            let body = Bridge { call_control_id: Some(agent_ccid), ..Default::default() };
+            self.bridge(Role::Caller, body, at, out);
+        }
+    }
+
+    /// Ends the hold music and sends the bridge of caller and agent from `from`'s leg.
+    pub(super) fn bridge(&mut self, from: Role, body: Bridge, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         if self.hold_music {
             self.send(Role::Caller, Action::PlaybackStop(Plain::default()), out);
             self.hold_music = false;
         }
-        let body = Bridge { call_control_id: Some(agent_ccid), ..Default::default() };
-        self.send(Role::Caller, Action::Bridge(body), out);
+        self.send(from, Action::Bridge(body), out);
         self.record_transfer(TransferStatus::Bridging, None, at, out);
     }
 
     /// The bridging line has been said: play hold music until an agent is bridged in.
     pub(super) fn on_bridging_line_done(&mut self, out: &mut Vec<Effect>) {
         let waiting = self.phase == Phase::Transferring
-            && (self.settings.transfer.mode == TransferMode::Warm || self.in_conference())
+            && (self.transfer_mode() == TransferMode::Warm || self.in_conference())
             && self.transfer.as_ref().is_some_and(|t| {
                 matches!(t.status, TransferStatus::Dialing | TransferStatus::Ringing | TransferStatus::Answered)
             });
@@ -397,7 +415,7 @@ impl Session {
         if self.phase != Phase::Transferring {
             return;
         }
-        match self.settings.transfer.mode {
+        match self.transfer_mode() {
             TransferMode::Warm => self.connected(at, out),
             TransferMode::Cold => {
                 // Telnyx bridges the B leg while it still rings; connected on answer.
@@ -438,13 +456,19 @@ impl Session {
         if (t.attempt as usize) < t.targets.len() {
             t.attempt += 1;
             self.dial_attempt(at, out);
-        } else {
+        } else if !self.wait_instead_of_failing(at, out) {
             self.fail_transfer("no agent answered", at, out);
         }
     }
 
     /// No agent could be reached: tell the caller and keep them with the IVR.
     fn fail_transfer(&mut self, detail: &str, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        let line = self.settings.transfer.failure_line.clone();
+        self.fail_transfer_with(&line, detail, at, out);
+    }
+
+    /// [`fail_transfer`](Self::fail_transfer), saying `line` before the menu.
+    pub(super) fn fail_transfer_with(&mut self, line: &str, detail: &str, at: DateTime<Utc>, out: &mut Vec<Effect>) {
         self.record_transfer(TransferStatus::Failed, Some(detail.to_string()), at, out);
         self.release_current(out);
         crate::policy::reopen(&mut self.policy);
@@ -457,7 +481,7 @@ impl Session {
             self.hold_music = false;
         }
         self.reprompts = 0;
-        let prompt = format!("{} {}", self.settings.transfer.failure_line, self.settings.ivr.menu_prompt);
+        let prompt = format!("{line} {}", self.settings.ivr.menu_prompt);
         self.gather_with_prompt(prompt, at, out);
     }
 
@@ -512,6 +536,12 @@ impl Session {
                 self.give_up_attempt(error, at, out)
             }
             "bridge" if self.phase == Phase::Transferring && !call_gone => self.give_up_attempt(error, at, out),
+            "enqueue" if self.phase == Phase::Transferring => {
+                if let Some(t) = self.transfer.as_mut() {
+                    t.queued = None;
+                }
+                self.fail_transfer(&format!("the caller could not wait in the queue: {error}"), at, out);
+            }
             "speak" => {
                 if let Some(pos) = self.speaks.iter().position(|(r, _)| *r == role) {
                     if let Some((_, purpose)) = self.speaks.remove(pos) {

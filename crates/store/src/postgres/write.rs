@@ -242,8 +242,10 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
                 ],
             )
             .await?;
-            let transferred = *status == TransferStatus::Connected;
-            run(tx, sql::CONVERSATION_TRANSFER, &[&conv, &status.as_str(), &transferred, &connected]).await?;
+            if status.is_conversation_status() {
+                let transferred = *status == TransferStatus::Connected;
+                run(tx, sql::CONVERSATION_TRANSFER, &[&conv, &status.as_str(), &transferred, &connected]).await?;
+            }
         }
         DomainEvent::CallEnded { reason } => {
             run(tx, sql::CALL_ENDED, &[&conv, &r.at, &text(reason), &off]).await?;

@@ -175,13 +175,15 @@ fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> rusqlite::Result<()> {
                 connected,
                 ended
             ])?;
-            let transferred = *status == TransferStatus::Connected;
-            statement(tx, sql::CONVERSATION_TRANSFER)?.execute(params![
-                conv,
-                status.as_str(),
-                transferred as i64,
-                connected
-            ])?;
+            if status.is_conversation_status() {
+                let transferred = *status == TransferStatus::Connected;
+                statement(tx, sql::CONVERSATION_TRANSFER)?.execute(params![
+                    conv,
+                    status.as_str(),
+                    transferred as i64,
+                    connected
+                ])?;
+            }
         }
         DomainEvent::CallEnded { reason } => {
             statement(tx, sql::CALL_ENDED)?.execute(params![conv, r.at.to_rfc3339(), reason, off])?;

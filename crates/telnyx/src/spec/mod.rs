@@ -88,6 +88,8 @@ pub static BODIES: &[(&str, &[Field])] = &[
     ("transcription_stop", TRANSCRIPTION_STOP),
     ("transfer", TRANSFER),
     ("bridge", BRIDGE),
+    ("enqueue", ENQUEUE),
+    ("leave_queue", LEAVE_QUEUE),
     ("hangup", HANGUP),
     ("playback_start", PLAYBACK_START),
     ("playback_stop", PLAYBACK_STOP),
@@ -126,6 +128,14 @@ pub const DEFAULT_ENGINE: &str = "Google";
 /// The fields of a body, by name (see [`BODIES`]).
 pub fn body(name: &str) -> Option<&'static [Field]> {
     BODIES.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
+/// The fields of a `bridge` body: the SDK marks `call_control_id` required,
+/// and its own description says it "can't be used together with queue
+/// parameter or video_room_id parameter", so with either of those it is not.
+pub fn bridge_fields(body: &Map<String, Value>) -> Vec<Field> {
+    let other = ["queue", "video_room_id"].iter().any(|f| body.get(*f).is_some_and(|v| !v.is_null()));
+    BRIDGE.iter().map(|f| if other && f.name == "call_control_id" { opt(f.name, f.kind) } else { *f }).collect()
 }
 
 /// The field of that name.

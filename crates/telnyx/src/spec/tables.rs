@@ -863,6 +863,19 @@ pub static BRIDGE: &[Field] = &[
     opt("video_room_id", Str),
 ];
 
+/// `enqueue`: `ActionEnqueueParams` (action_enqueue_params.py).
+pub static ENQUEUE: &[Field] = &[
+    req("queue_name", Str),
+    opt("client_state", Base64),
+    opt("command_id", Str),
+    opt("keep_after_hangup", Bool),
+    opt("max_size", Int),
+    opt("max_wait_time_secs", Int),
+];
+
+/// `leave_queue`: `ActionLeaveQueueParams` (action_leave_queue_params.py).
+pub static LEAVE_QUEUE: &[Field] = &[opt("client_state", Base64), opt("command_id", Str)];
+
 /// `hangup`: `ActionHangupParams` (action_hangup_params.py).
 pub static HANGUP: &[Field] =
     &[opt("client_state", Base64), opt("command_id", Str), opt("custom_headers", CustomHeaders)];

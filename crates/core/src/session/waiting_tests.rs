@@ -1,0 +1,161 @@
+//! Every agent busy: the caller waits in the call queue, hears their place
+//! in line and hold audio, and is bridged with the first agent free; or,
+//! after the longest wait, is back with the IVR.
+
+use super::*;
+use crate::settings::WaitQueueConfig;
+
+const A1: &str = "v3:agent-1";
+const A2: &str = "v3:agent-2";
+/// The first agent's leg of the third attempt (every dial is a new leg).
+const A1_AGAIN: &str = "v3:agent-1-again";
+
+fn queued_call() -> Call {
+    let queue = WaitQueueConfig { name: "support-wait".into(), max_wait_secs: 120, ..Default::default() };
+    let s = SessionSettings { wait_queue: Some(queue), ..Default::default() };
+    let mut c = Call::with(Arc::new(s));
+    c.start();
+    c
+}
+
+/// Presses 0; both support agents are busy. The caller's enqueue.
+fn every_agent_busy(c: &mut Call) -> Vec<Effect> {
+    c.press("0");
+    c.speak_ended(CALLER); // the bridging line: hold music while the agents are tried
+    c.on_agent(A1, 1, "call.initiated", json!({}));
+    c.on_agent(A1, 1, "call.hangup", json!({"hangup_cause": "user_busy"}));
+    c.on_agent(A2, 2, "call.initiated", json!({}));
+    c.on_agent(A2, 2, "call.hangup", json!({"hangup_cause": "user_busy"}))
+}
+
+/// The queue's record (attempt 0) among the effects: `(status, detail)`.
+fn queue_record(fx: &[Effect]) -> Vec<(TransferStatus, Option<String>)> {
+    events(fx)
+        .into_iter()
+        .filter_map(|e| match e {
+            DomainEvent::Transfer { attempt: 0, status, detail, .. } => Some((status, detail)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn with_every_agent_busy_the_caller_waits_in_line_and_the_first_agent_free_is_bridged_with_the_queue() {
+    let mut c = queued_call();
+    let fx = every_agent_busy(&mut c);
+    let enqueue = actions(&fx)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Enqueue(e) => Some(e),
+            _ => None,
+        })
+        .expect("the caller is put in the queue");
+    assert_eq!(
+        (enqueue.queue_name.as_deref(), enqueue.max_wait_time_secs, enqueue.max_size),
+        (Some("support-wait"), Some(120), Some(100))
+    );
+    assert!(!transfer_statuses(&fx).contains(&TransferStatus::Failed), "not back to the IVR");
+    assert_eq!(names(&fx).iter().filter(|n| **n == "playback_stop").count(), 1, "hold music stops first");
+    assert_eq!(c.s.phase(), Phase::Transferring);
+
+    let enqueued = json!({"queue": "support-wait", "current_position": 2, "queue_avg_wait_time_secs": 30});
+    let fx = c.on_caller("call.enqueued", enqueued.clone());
+    assert_eq!(queue_record(&fx), [(TransferStatus::Queued, Some("number 2 in line in support-wait".into()))]);
+    let Some(Action::Speak(line)) = actions(&fx).into_iter().next() else { panic!("{fx:?}") };
+    assert!(line.payload.unwrap().contains("You are number 2 in line."));
+    assert!(c.on_caller("call.enqueued", enqueued).is_empty(), "a repeat changes nothing");
+
+    let fx = c.speak_ended(CALLER);
+    let Some(Action::PlaybackStart(hold)) = actions(&fx).into_iter().next() else { panic!("{fx:?}") };
+    assert_eq!(hold.loop_, Some(json!(2)), "announce_every_plays");
+    // A cancelled playback is no tick; a completed one starts the next round.
+    assert!(dials(&c.on_caller("call.playback.ended", json!({"status": "cancelled"}))).is_empty());
+    c.speak_ended(CALLER);
+    let fx = c.on_caller("call.playback.ended", json!({"status": "completed"}));
+    let d = dials(&fx);
+    assert_eq!(d.len(), 1, "{fx:?}");
+    assert_eq!(d[0].to, "+18005550201");
+    assert!(names(&fx).contains(&"speak"), "the caller hears they keep their place");
+
+    // Attempt 3, the first agent again, is free now.
+    c.on_agent(A1_AGAIN, 3, "call.initiated", json!({}));
+    let fx = c.on_agent(A1_AGAIN, 3, "call.answered", json!({}));
+    assert_eq!(names(&fx), ["speak"], "warm: briefed first");
+    let fx = c.on_agent(A1_AGAIN, 3, "call.speak.ended", json!({"status": "completed"}));
+    let bridge = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::Send(Command { role: Role::Agent, request: Request::Action(Action::Bridge(b)), .. }) => Some(b),
+            _ => None,
+        })
+        .expect("the agent's leg is bridged");
+    assert_eq!((bridge.queue.as_deref(), bridge.call_control_id.as_deref()), (Some("support-wait"), None));
+
+    // The agent's call.bridged may come before the caller's call.dequeued.
+    let fx = c.on_agent(A1_AGAIN, 3, "call.bridged", json!({}));
+    assert_eq!(transfer_statuses(&fx), [TransferStatus::Connected]);
+    let dequeued = json!({"queue": "support-wait", "queue_position": 1, "reason": "bridged", "wait_time_secs": 42});
+    let fx = c.on_caller("call.dequeued", dequeued.clone());
+    assert_eq!(queue_record(&fx), [(TransferStatus::Dequeued, Some("bridged after 42 s".into()))]);
+    assert!(c.on_caller("call.dequeued", dequeued).is_empty());
+    assert!(c.on_caller("call.bridged", json!({})).iter().all(|e| !matches!(e, Effect::Send(_))));
+    assert_eq!(c.s.phase(), Phase::WithAgent);
+    let connected = transfer_statuses(&c.log).iter().filter(|s| **s == TransferStatus::Connected).count();
+    assert_eq!(connected, 1);
+    check_one_agent_at_a_time(&c.log).unwrap();
+}
+
+#[test]
+fn after_the_longest_wait_the_transfer_fails_once_and_the_ivr_has_the_caller_again() {
+    let mut c = queued_call();
+    every_agent_busy(&mut c);
+    c.on_caller("call.enqueued", json!({"queue": "support-wait", "current_position": 1}));
+    let fx = c.on_caller(
+        "call.dequeued",
+        json!({"queue": "support-wait", "queue_position": 1, "reason": "timeout", "wait_time_secs": 120}),
+    );
+    assert_eq!(
+        transfer_statuses(&fx),
+        [TransferStatus::Dequeued, TransferStatus::Failed],
+        "the queue's record, then the transfer's outcome"
+    );
+    assert_eq!(c.s.phase(), Phase::Ivr);
+    let Some(Action::GatherUsingSpeak(menu)) = actions(&fx).into_iter().find(|a| a.name() == "gather_using_speak")
+    else {
+        panic!("{fx:?}")
+    };
+    assert!(menu.payload.unwrap().starts_with("I'm sorry, nobody could take your call in time."));
+    assert!(c.s.policy_state().reopened, "the caller may ask again");
+}
+
+#[test]
+fn a_queue_that_refuses_the_caller_fails_the_transfer() {
+    let mut c = queued_call();
+    let fx = every_agent_busy(&mut c);
+    let enqueue = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::Send(cmd) if cmd.action_name() == "enqueue" => Some(cmd.command_id().to_string()),
+            _ => None,
+        })
+        .unwrap();
+    let t = c.t;
+    let fx = c.input(Input::CommandFailed {
+        command_id: enqueue,
+        action: "enqueue".into(),
+        role: Role::Caller,
+        call_gone: false,
+        error: "queue \"support-wait\" is full".into(),
+        at: t,
+    });
+    assert!(transfer_statuses(&fx).contains(&TransferStatus::Failed), "{fx:?}");
+    assert_eq!(c.s.phase(), Phase::Ivr);
+}
+
+#[test]
+fn without_a_queue_the_caller_goes_back_to_the_ivr_as_before() {
+    let mut c = Call::answered();
+    let fx = every_agent_busy(&mut c);
+    assert!(transfer_statuses(&fx).contains(&TransferStatus::Failed));
+    assert!(!names(&fx).contains(&"enqueue"));
+}
