@@ -482,6 +482,56 @@ async fn ndjson(client: &AdminClient) -> anyhow::Result<ExitCode> {
     Ok(exit::code(exit::UNREACHABLE))
 }
 
+/// Most messages applied between two frames of the terminal board.
+const MAX_PER_FRAME: usize = 1024;
+
+/// What the terminal board's loop holds besides the board: the server, its
+/// own message queue and the call it follows.
+struct Screen {
+    client: AdminClient,
+    tx: mpsc::Sender<Msg>,
+    following: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Screen {
+    /// Applies one message to `board`; false once the board closes (`q`, or
+    /// every sender gone).
+    fn handle(&mut self, board: &mut Board, msg: Option<Msg>) -> bool {
+        match msg {
+            None => return false,
+            Some(Msg::Key(k)) => match board.key(k) {
+                Action::Quit => return false,
+                Action::Follow(id) => {
+                    self.following.take().inspect(|t| t.abort());
+                    self.following = Some(tokio::spawn(follow(self.client.clone(), id, self.tx.clone())));
+                }
+                Action::Unfollow => {
+                    self.following.take().inspect(|t| t.abort());
+                }
+                Action::Transfer(id) => {
+                    let (client, tx) = (self.client.clone(), self.tx.clone());
+                    tokio::spawn(async move {
+                        let path =
+                            format!("/api/v1/conversations/{}/transfer", url_path::encode(&id, url_path::SEGMENT));
+                        let status = match client.post(&path, &json!({})).await {
+                            Ok(_) => format!("transfer of {} requested", short(&id)),
+                            Err(e) => format!("not transferred: {e}"),
+                        };
+                        let _ = tx.send(Msg::Status(status)).await;
+                    });
+                }
+                Action::None => {}
+            },
+            Some(Msg::Resize) => {}
+            Some(Msg::Snapshot(calls)) => board.snapshot(calls),
+            Some(Msg::Change(c)) => board.apply(c),
+            Some(Msg::Status(s)) => board.status = s,
+            Some(Msg::Lines(id, lines)) => board.follow_lines(&id, lines),
+        }
+        true
+    }
+}
+
 /// Runs the board until `q`.
 pub async fn run(client: AdminClient, json: bool, color: bool) -> anyhow::Result<ExitCode> {
     if json {
@@ -505,7 +555,7 @@ pub async fn run(client: AdminClient, json: bool, color: bool) -> anyhow::Result
         }
     });
     let stream = tokio::spawn(board_stream(client.clone(), tx.clone()));
-    let mut following: Option<tokio::task::JoinHandle<()>> = None;
+    let mut screen = Screen { client, tx, following: None };
     let mut board = Board::new(color);
     let mut terminal = ratatui::init();
     let result = loop {
@@ -513,41 +563,26 @@ pub async fn run(client: AdminClient, json: bool, color: bool) -> anyhow::Result
             break Err(e.into());
         }
         let Ok(msg) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await else { continue };
-        match msg {
-            None => break Ok(()),
-            Some(Msg::Key(k)) => match board.key(k) {
-                Action::Quit => break Ok(()),
-                Action::Follow(id) => {
-                    following.take().inspect(|t| t.abort());
-                    following = Some(tokio::spawn(follow(client.clone(), id, tx.clone())));
-                }
-                Action::Unfollow => {
-                    following.take().inspect(|t| t.abort());
-                }
-                Action::Transfer(id) => {
-                    let (client, tx) = (client.clone(), tx.clone());
-                    tokio::spawn(async move {
-                        let path =
-                            format!("/api/v1/conversations/{}/transfer", url_path::encode(&id, url_path::SEGMENT));
-                        let status = match client.post(&path, &json!({})).await {
-                            Ok(_) => format!("transfer of {} requested", short(&id)),
-                            Err(e) => format!("not transferred: {e}"),
-                        };
-                        let _ = tx.send(Msg::Status(status)).await;
-                    });
-                }
-                Action::None => {}
-            },
-            Some(Msg::Resize) => {}
-            Some(Msg::Snapshot(calls)) => board.snapshot(calls),
-            Some(Msg::Change(c)) => board.apply(c),
-            Some(Msg::Status(s)) => board.status = s,
-            Some(Msg::Lines(id, lines)) => board.follow_lines(&id, lines),
+        let mut open = screen.handle(&mut board, msg);
+        // What is already waiting is applied before the next frame: a burst
+        // of changes costs one draw, and the screen never falls behind.
+        for _ in 0..MAX_PER_FRAME {
+            if !open {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(msg) => open = screen.handle(&mut board, Some(msg)),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+            }
+        }
+        if !open {
+            break Ok(());
         }
     };
     ratatui::restore();
     stream.abort();
-    following.inspect(|t| t.abort());
+    screen.following.inspect(|t| t.abort());
     result.map(|()| exit::code(exit::OK))
 }
 
