@@ -57,13 +57,19 @@ fn a_rapid_decline_from_a_good_start() {
 #[test]
 fn a_gradual_decline_is_caught() {
     assert!(decide(&[0.1, -0.1, -0.2, -0.4]).is_none());
-    let d = decide(&[0.1, -0.1, -0.2, -0.4, -0.4, -0.45]).unwrap();
+    // The floor, by itself…
+    let c = PolicyConfig { grievance: 0.0, ..PolicyConfig::default() };
+    let scores: Vec<Score> = [0.1, -0.1, -0.2, -0.4, -0.4, -0.45].into_iter().map(score).collect();
+    let d = run(&c, &scores).0.unwrap();
     assert_eq!((d.reason, d.trigger_index), (Reason::SentimentFloor, 6));
+    // …and a line earlier the grievance (1.1) of complaints piling up.
+    let d = run(&PolicyConfig::default(), &scores).0.unwrap();
+    assert_eq!((d.reason, d.trigger_index), (Reason::MountingAnger, 5));
 }
 
 #[test]
 fn consecutive_negatives() {
-    let c = PolicyConfig { floor: -1.0, ..PolicyConfig::default() };
+    let c = PolicyConfig { floor: -1.0, grievance: 0.0, ..PolicyConfig::default() };
     let (d, _) = run(&c, &[score(-0.4), score(-0.4), score(-0.4)]);
     let d = d.unwrap();
     assert_eq!((d.reason, d.trigger_index, d.numbers.consecutive_negatives), (Reason::ConsecutiveNegatives, 3, 3));
@@ -73,7 +79,7 @@ fn consecutive_negatives() {
 
 #[test]
 fn mildly_negative_asides_do_not_break_a_run() {
-    let c = PolicyConfig { floor: -1.0, ..PolicyConfig::default() };
+    let c = PolicyConfig { floor: -1.0, grievance: 0.0, ..PolicyConfig::default() };
     let d = run(&c, &[score(-0.4), score(-0.4), score(-0.1), score(-0.4)]).0.unwrap();
     assert_eq!((d.reason, d.trigger_index), (Reason::ConsecutiveNegatives, 4));
     assert!(run(&c, &[score(-0.4), score(-0.4), score(0.1), score(-0.4)]).0.is_none());
@@ -82,7 +88,13 @@ fn mildly_negative_asides_do_not_break_a_run() {
 #[test]
 fn a_caller_who_recovers_is_not_escalated() {
     assert!(decide(&[-0.5, -0.4, 0.4, 0.6, 0.7]).is_none());
-    assert!(decide(&[-0.4, -0.4, 0.0, -0.4, -0.4, 0.3]).is_none());
+    assert!(decide(&[-0.4, -0.4, 0.4, -0.4, -0.1, 0.3]).is_none());
+    // Four complaints with only a neutral line between them are no recovery:
+    // their grievance (1.2) transfers at the fourth; the rules before it waited.
+    let scores: Vec<Score> = [-0.4, -0.4, 0.0, -0.4, -0.4, 0.3].into_iter().map(score).collect();
+    let d = run(&PolicyConfig::default(), &scores).0.unwrap();
+    assert_eq!((d.reason, d.trigger_index), (Reason::MountingAnger, 4));
+    assert!(run(&PolicyConfig { grievance: 0.0, ..PolicyConfig::default() }, &scores).0.is_none());
 }
 
 #[test]
@@ -278,6 +290,35 @@ fn anger_mounting_in_plain_words() {
     assert!(decide(&[-0.3, 0.1, -0.55]).is_some());
     assert!(run(&off, &[score(-0.3), score(0.1), score(-0.55)]).0.is_none());
     assert!(PolicyConfig::default().without_signals().mounting_score == 0.0);
+}
+
+#[test]
+fn complaints_that_pile_up_without_one_being_strong() {
+    // Sums to 1.0 at the fourth, which is itself a complaint.
+    let d = decide(&[-0.3, -0.3, -0.1, -0.3]).unwrap();
+    assert_eq!((d.reason, d.trigger_index, d.queue.as_str()), (Reason::MountingAnger, 4, "support"));
+    // Not when the one that takes it there is mild, nor after relief.
+    assert!(decide(&[-0.3, -0.3, -0.3, -0.1]).is_none());
+    assert!(decide(&[-0.3, -0.3, 0.4, -0.2, -0.3]).is_none());
+    // The neutral and the positive add nothing.
+    assert!(decide(&[-0.3, 0.0, 0.2, -0.3, 0.0, -0.3]).is_none());
+    let off = PolicyConfig { grievance: 0.0, ..PolicyConfig::default() };
+    assert!(run(&off, &[score(-0.3), score(-0.3), score(-0.1), score(-0.3)]).0.is_none());
+    assert_eq!(PolicyConfig::default().without_signals().grievance, 0.0);
+}
+
+#[test]
+fn a_repeat_in_other_forms_of_the_same_words() {
+    let c = PolicyConfig::default();
+    let lines = [
+        ("i want to change my payment date", 0.0),
+        ("i want to change the date i pay", 0.0),
+        ("i just want to change my payment date why is this so hard", -0.1),
+    ];
+    let (d, _) = said(&c, &lines);
+    assert_eq!(d.map(|d| (d.reason, d.trigger_index)), Some((Reason::Repetition, 3)));
+    assert_eq!((stem("payment"), stem("paying"), stem("pay")), ("pay", "pay", "pay"));
+    assert_eq!((stem("changed"), stem("change"), stem("bus")), ("chang", "chang", "bus"));
 }
 
 #[test]
