@@ -12,8 +12,9 @@
 //! | tracker `asks_for_human`, `abuse`, `churn_risk` | any hit | its own | support |
 //! | a request for a person or leaving, in other words ([`cues`]) | a hit | `asked_for_human`, `churn_risk` | support |
 //! | signs of frustration: tracker `bot_frustration`, a correction, a repeat of an earlier utterance (content words, Jaccard ≥ 0.6) | a second sign or a negative utterance (≤ -0.05) within 2 utterances; at once when the sign's utterance ≤ -0.7 | `bot_frustration`, `correction`, `repetition` | support |
-//! | tracker `buying_signal` | a hit, the utterance ≥ 0, the level ≥ -0.3 and no problem named in the utterance | `buying_signal` | sales |
+//! | tracker `buying_signal` | a hit that is more than a price or offers question ("how much does", "what deals"), the utterance ≥ 0, the level ≥ -0.3 and no problem named in the utterance | `buying_signal` | sales |
 //! | rapid incline | the level rose ≥ 0.2 above its lowest in the window, the utterance ≥ 0.1 and wants something ("tell me more"), no problem named | `rapid_incline` | sales |
+//! | plain interest | the utterance wants something ("i would like to get", "we want something faster"), scores above -0.15, the level ≥ -0.3, no problem named | `buying_signal` | sales |
 //! | mounting anger | the utterance ≤ -0.5 and worse than every earlier one, after an earlier one ≤ -0.15 or naming a problem, or a fall of the level ≥ 0.5 below its peak; or the grievance (negative scores summed since the last utterance ≥ 0.3) ≥ 1.0 and the utterance ≤ -0.15 | `mounting_anger` | support |
 //! | rapid decline | the level fell ≥ 0.5 below its peak over the last 3 utterances and is ≤ -0.2 | `rapid_decline` | support |
 //! | floor | the level (EWMA, weight 0.5, from neutral) ≤ -0.35 | `sentiment_floor` | support |
@@ -421,6 +422,9 @@ fn tracker_decision(
             let Some(rule) = config.tracker_rule(&hit.tracker).filter(|r| r.action == action) else {
                 continue;
             };
+            if config.price_needs_interest && hit.tracker == BUYING_SIGNAL && asks_a_price(hit.said()) {
+                continue;
+            }
             let Some(reason) = rule.reason.or_else(|| builtin_reason(&hit.tracker)) else {
                 continue;
             };
@@ -431,6 +435,18 @@ fn tracker_decision(
         }
     }
     None
+}
+
+/// Words that open a question about money rather than a wish to buy.
+const PRICE_WORDS: &[&str] =
+    &["price", "prices", "pricing", "how", "any", "what", "your", "deals", "offers", "special", "better", "best"];
+
+/// True when a buying-signal hit asks what something costs or what is on
+/// offer ("how much does it cost to use my phone abroad", "what deals"):
+/// information, not yet a wish to buy. Sales takes it with a rise in mood
+/// (a rapid incline) or words of wanting.
+fn asks_a_price(said: &str) -> bool {
+    said.split(' ').next().is_some_and(|w| PRICE_WORDS.contains(&w))
 }
 
 /// True when the utterance, or the one before it, names a problem and that
@@ -535,7 +551,10 @@ fn frustration_decision(
     })
 }
 
-/// Sentiment rose quickly and the caller wants something.
+/// Sentiment rose quickly and the caller wants something; or, with
+/// `interest_sales`, the caller wants something in plain words ("i would
+/// like to get my son his own phone") and neither the utterance nor the call
+/// is a complaint.
 fn incline_decision(
     config: &PolicyConfig,
     state: &PolicyState,
@@ -543,20 +562,26 @@ fn incline_decision(
     snapshot: &PolicySnapshot,
     cues: &Cues,
 ) -> Option<Decision> {
-    if config.incline_rise <= 0.0
-        || snapshot.rise < config.incline_rise
-        || snapshot.score < config.incline_min_score
-        || blocks_sales(config, state, cues)
-    {
+    if blocks_sales(config, state, cues) {
         return None;
     }
-    let buying = config.tracker_rule(BUYING_SIGNAL).is_some_and(|r| r.action != TrackerAction::Ignore);
-    let wants = cues.get(Cue::Interest).map(|h| h.matched.clone()).or_else(|| {
-        let hit = utterance.score.trackers.iter().find(|h| buying && h.tracker == BUYING_SIGNAL)?;
-        Some(hit.said().to_string())
-    })?;
     let queue = tracker_queue(config, BUYING_SIGNAL, &config.sales_queue);
-    Some(cue_decision(Reason::RapidIncline, queue, utterance, &wants, snapshot))
+    let interest = cues.get(Cue::Interest).map(|h| h.matched.clone());
+    let rising =
+        config.incline_rise > 0.0 && snapshot.rise >= config.incline_rise && snapshot.score >= config.incline_min_score;
+    if rising {
+        let buying = config.tracker_rule(BUYING_SIGNAL).is_some_and(|r| r.action != TrackerAction::Ignore);
+        let wants = interest.clone().or_else(|| {
+            let hit = utterance.score.trackers.iter().find(|h| buying && h.tracker == BUYING_SIGNAL)?;
+            Some(hit.said().to_string())
+        });
+        if let Some(wants) = wants {
+            return Some(cue_decision(Reason::RapidIncline, queue, utterance, &wants, snapshot));
+        }
+    }
+    let calm = snapshot.score > config.mounting_prior && snapshot.level >= config.sales_min_level;
+    let wants = interest.filter(|_| config.interest_sales && calm)?;
+    Some(cue_decision(Reason::BuyingSignal, queue, utterance, &wants, snapshot))
 }
 
 /// Words that carry no request of their own: what a repeat is not made of.

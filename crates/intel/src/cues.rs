@@ -223,7 +223,9 @@ const CLASSES: &[(Class, &[&str])] = &[
         &[
             "tell me more",
             "how do|can i get|order|apply|join",
-            "i would love|like to get|have|try|order",
+            "i would love|like to get|have|try|order|join",
+            "want|need|like something|anything|a|an faster|bigger|larger|better",
+            "want|need|like faster|bigger|larger|better",
             "i would love|like one",
             "would love|like one",
             "i will take it|that|one",
@@ -496,6 +498,9 @@ mod tests {
     fn interest_and_complaints() {
         assert!(has(Cue::Interest, "how do i get one of those"));
         assert!(has(Cue::Interest, "sounds lovely sign me up"));
+        assert!(has(Cue::Interest, "we work from home now so we want something faster"));
+        assert!(has(Cue::Interest, "i would like a bigger allowance"));
+        assert!(!has(Cue::Interest, "i do not want anything faster"));
         assert!(!has(Cue::Interest, "thanks that fixed it"));
         assert!(has(Cue::Complaint, "i like the phone but the bill is wrong"));
         assert!(has(Cue::Complaint, "my discount disappeared"));

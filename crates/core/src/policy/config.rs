@@ -98,6 +98,15 @@ pub struct PolicyConfig {
     pub incline_rise: f64,
     /// The utterance's own score for a rapid incline. Default 0.1.
     pub incline_min_score: f64,
+    /// Wanting something in plain words ("i would like to get my son his
+    /// own phone") routes to sales when the utterance is above
+    /// `mounting_prior`, the level at least `sales_min_level` and no problem
+    /// was named, without a rise. Default true.
+    pub interest_sales: bool,
+    /// A buying-signal hit that only asks a price or what is on offer ("how
+    /// much does it cost", "what deals") does not route to sales alone: it
+    /// needs a rapid incline or words of wanting. Default true.
+    pub price_needs_interest: bool,
     /// Mounting anger: an utterance at or below this, worse than every
     /// earlier one, transfers after an earlier utterance at or below
     /// `mounting_prior` or one that named a problem, or a fall of the level
@@ -178,6 +187,8 @@ impl Default for PolicyConfig {
             frustration_alone_score: -0.7,
             incline_rise: 0.2,
             incline_min_score: 0.1,
+            interest_sales: true,
+            price_needs_interest: true,
             mounting_score: -0.5,
             mounting_prior: -0.15,
             grievance: 1.0,
@@ -405,6 +416,8 @@ impl PolicyConfig {
         self.corrections = false;
         self.repeat_similarity = 0.0;
         self.incline_rise = 0.0;
+        self.interest_sales = false;
+        self.price_needs_interest = false;
         self.mounting_score = 0.0;
         self.grievance = 0.0;
         self.complaint_blocks_sales = false;
@@ -422,6 +435,7 @@ impl PolicyConfig {
             || self.corrections
             || self.repeat_similarity > 0.0
             || self.incline_rise > 0.0
+            || self.interest_sales
             || self.complaint_blocks_sales
     }
 

@@ -225,10 +225,13 @@ fn a_rapid_incline_with_interest_routes_to_sales() {
     assert_eq!(d.trigger_phrase.as_deref(), Some("how do i get"));
     // Relief is an incline too, but wants nothing.
     assert!(said(&c, &[("my router is down", -0.4), ("oh that fixed it", 0.4), ("brilliant thanks", 0.7)]).0.is_none());
-    // Interest without a rise is not a surge; the incline can be turned off.
+    // Interest without a rise is not a surge (plain interest is its own rule,
+    // below); the incline can be turned off.
+    let plain = PolicyConfig { interest_sales: false, ..c.clone() };
     let warm = [("great", 0.6), ("lovely", 0.6), ("perfect", 0.6), ("how do i get it", 0.3)];
-    assert!(said(&c, &warm).0.is_none());
-    let off = PolicyConfig { incline_rise: 0.0, ..c };
+    assert!(said(&plain, &warm).0.is_none());
+    assert_eq!(said(&c, &warm).0.map(|d| d.reason), Some(Reason::BuyingSignal));
+    let off = PolicyConfig { incline_rise: 0.0, ..plain };
     assert!(said(&off, &[("i got your letter", 0.0), ("that sounds great", 0.5), ("how do i get it", 0.3)])
         .0
         .is_none());
@@ -319,6 +322,34 @@ fn a_repeat_in_other_forms_of_the_same_words() {
     assert_eq!(d.map(|d| (d.reason, d.trigger_index)), Some((Reason::Repetition, 3)));
     assert_eq!((stem("payment"), stem("paying"), stem("pay")), ("pay", "pay", "pay"));
     assert_eq!((stem("changed"), stem("change"), stem("bus")), ("chang", "chang", "bus"));
+}
+
+#[test]
+fn wanting_something_in_plain_words_is_a_sales_lead() {
+    let c = PolicyConfig::default();
+    let (d, _) = said(&c, &[("hello i would like to get my son his own phone on my account", -0.06)]);
+    let d = d.unwrap();
+    assert_eq!(
+        (d.reason, d.queue.as_str(), d.trigger_phrase.as_deref()),
+        (Reason::BuyingSignal, "sales", Some("i would like to get"))
+    );
+    // Not from a complaint, nor in an unhappy call.
+    assert!(said(&c, &[("my bill is wrong", -0.3), ("i would like to get it fixed", 0.0)]).0.is_none());
+    assert!(said(&c, &[("i want something faster", -0.3)]).0.is_none());
+    let off = PolicyConfig { interest_sales: false, ..c };
+    assert!(said(&off, &[("we want something faster", 0.2)]).0.is_none());
+}
+
+#[test]
+fn asking_a_price_is_not_yet_a_sales_lead() {
+    let c = PolicyConfig::default();
+    let roaming = [with_hit(0.0, BUYING_SIGNAL, "how much does")];
+    assert!(run(&c, &roaming).0.is_none());
+    assert!(run(&PolicyConfig { price_needs_interest: false, ..c.clone() }, &roaming).0.is_some());
+    // A buying word other than a price still routes at once.
+    let d = run(&c, &[with_hit(0.0, BUYING_SIGNAL, "upgrading")]).0.unwrap();
+    assert_eq!((d.reason, d.queue.as_str()), (Reason::BuyingSignal, "sales"));
+    assert!(asks_a_price("price") && asks_a_price("what deals") && !asks_a_price("cheapest"));
 }
 
 #[test]
