@@ -64,22 +64,10 @@ pub struct App {
 
 /// Everything the server needs.
 pub struct ServerOptions {
-    /// Where to listen.
-    pub listener: TcpListener,
+    /// What comes from outside the configuration.
+    pub parts: ServerParts,
     /// Path of the webhook endpoint.
     pub webhook_path: String,
-    /// Webhook signature verifier (live key, or the sandbox's).
-    pub verifier: WebhookVerifier,
-    /// Command client (Telnyx, or the sandbox).
-    pub client: TelnyxClient,
-    /// The engine.
-    pub engine: Engine,
-    /// The store.
-    pub store: SharedStore,
-    /// Session settings.
-    pub settings: Arc<SessionSettings>,
-    /// Admin token.
-    pub admin_token: String,
     /// Largest accepted webhook body.
     pub max_body_bytes: usize,
     /// How long ended conversations wait for late webhooks.
@@ -128,17 +116,10 @@ impl ServerOptions {
     /// A server with `parts` and the limits, windows and redaction of
     /// `config`; no alerts and no load-run audit.
     pub fn new(parts: ServerParts, config: &crate::config::Config) -> Self {
-        let ServerParts { listener, verifier, client, engine, store, settings, admin_token } = parts;
         let server = &config.server;
         Self {
-            listener,
+            parts,
             webhook_path: server.webhook_path.clone(),
-            verifier,
-            client,
-            engine,
-            store,
-            settings,
-            admin_token,
             max_body_bytes: server.max_body_bytes,
             grace: Duration::from_secs(server.ended_call_grace_secs),
             retry_window: Duration::from_millis(config.telnyx.retry_window_ms),
@@ -236,42 +217,43 @@ pub async fn start(options: ServerOptions) -> std::io::Result<ServerHandle> {
 /// Telnyx the legs whose end the record does not show (then periodically,
 /// see [`reconcile`]). Clients must send a request's headers and body within `limits`.
 pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Result<ServerHandle> {
+    let ServerParts { listener, verifier, client, engine, store, settings, admin_token } = options.parts;
     let metrics = Arc::new(Metrics::new());
-    let sms_retry = RetryPolicy { max_attempts: options.notify.config.max_attempts, ..options.client.retry().clone() };
-    let sms_client = options.client.clone().with_retry(sms_retry);
+    let sms_retry = RetryPolicy { max_attempts: options.notify.config.max_attempts, ..client.retry().clone() };
+    let sms_client = client.clone().with_retry(sms_retry);
     let (alerts, alert_senders) = notify::Alerts::new(options.notify, options.redact_pii, sms_client, metrics.clone());
     let live = Arc::new(LiveHub::new(options.redact_pii));
     let calls = Calls::new(Shared {
-        settings: options.settings,
-        client: options.client,
-        engine: options.engine,
-        store: options.store.clone(),
+        settings,
+        client,
+        engine,
+        store: store.clone(),
         live: live.clone(),
         metrics: metrics.clone(),
         grace: options.grace,
         retry_window: options.retry_window,
-        ownership: options.store.cluster().map(|_| Ownership::new(options.lease_term)),
+        ownership: store.cluster().map(|_| Ownership::new(options.lease_term)),
         alerts,
     });
     let alert_tasks = alert_senders.start(calls.clone());
     let seen = RecentSet::new(Duration::from_secs(3600), 1_000_000);
     // Remember the webhooks of the last hour, so a retry after a restart is still a repeat.
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
-    if let Ok(ids) = options.store.recent_event_ids(since).await {
+    if let Ok(ids) = store.recent_event_ids(since).await {
         let now = std::time::Instant::now();
         for id in ids {
             seen.insert(&id, now);
         }
     }
     let app = Arc::new(App {
-        verifier: options.verifier.with_tolerance(options.signature_tolerance),
+        verifier: verifier.with_tolerance(options.signature_tolerance),
         signatures: RecentSet::new(options.signature_tolerance * 2, 1_000_000),
         seen,
         calls: calls.clone(),
-        store: options.store,
+        store,
         live,
         metrics,
-        admin_token: options.admin_token,
+        admin_token,
         ack_wait: Duration::from_millis(250),
         dispatch_order: std::sync::Mutex::new(()),
     });
@@ -279,12 +261,12 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
         calls.restore().await;
     }
     let router = router(app.clone(), &options.webhook_path, options.max_body_bytes, limits, options.load_audit);
-    let addr = options.listener.local_addr()?;
+    let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let stopped = async {
         let _ = rx.await;
     };
-    let task = tokio::spawn(crate::http::serve::serve(options.listener, router, limits, stopped));
+    let task = tokio::spawn(crate::http::serve::serve(listener, router, limits, stopped));
     let (reconciled_tx, reconciled) = tokio::sync::watch::channel(None);
     let cluster = tokio::spawn(cluster::run(calls.clone()));
     let reconciler = tokio::spawn(reconcile::run(calls, options.reconcile_every, reconciled_tx));
