@@ -242,6 +242,9 @@ impl Worker {
             self.webhook(webhook);
         }
         self.scoring.end_replay(was_local_only);
+        if let Some((queue, since, at_head)) = self.session.waiting_in_queue() {
+            self.calls.rejoin_line(self.session.id(), &queue, since, at_head);
+        }
         if self.session.awaits_symbl() {
             // The link to Symbl did not survive the restart.
             let failed =
@@ -270,6 +273,7 @@ impl Worker {
                     | Input::ConferenceReady { at, .. }
                     | Input::Dialled { at, .. }
                     | Input::LegChecked(LegCheck { at, .. })
+                    | Input::QueueHead { at }
                     | Input::Symbl(SymblInput::LegArrived { at, .. }) => *at = self.last_at,
                     _ => {}
                 }
@@ -342,6 +346,7 @@ impl Worker {
 
     fn webhook(&mut self, Webhook { event, event_id, occurred_at, received_at, received }: Webhook) {
         self.last_at = occurred_at.unwrap_or(received_at);
+        self.calls.queue_moved(self.session.id(), &event, self.last_at);
         let fx = self.session.handle(Input::Webhook { event, occurred_at, received_at });
         self.processed.push(event_id);
         self.run(fx, Some(received));

@@ -209,6 +209,12 @@ pub enum Input {
     /// (`GET /v2/calls/{call_control_id}`), asked when ivrx may have missed
     /// its end: after a restart, and periodically.
     LegChecked(LegCheck),
+    /// The caller waiting in the call queue is now at its head (the calls
+    /// ahead of them left it): their session may try the agents.
+    QueueHead {
+        /// When the call ahead left.
+        at: DateTime<Utc>,
+    },
     /// A command the session asked for failed for good (after retries).
     CommandFailed {
         /// The command's id.
@@ -848,6 +854,7 @@ impl Session {
                 self.on_dialled(&command_id, call_control_id, call_leg_id, call_session_id, at, &mut out)
             }
             Input::LegChecked(check) => self.on_leg_checked(check, &mut out),
+            Input::QueueHead { at } => self.on_queue_head(at, &mut out),
             Input::CommandFailed { command_id, action, role, call_gone, error, at } => {
                 self.on_command_failed(&command_id, &action, role, call_gone, error, at, &mut out)
             }

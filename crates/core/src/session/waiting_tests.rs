@@ -72,10 +72,16 @@ fn with_every_agent_busy_the_caller_waits_in_line_and_the_first_agent_free_is_br
     assert!(dials(&c.on_caller("call.playback.ended", json!({"status": "cancelled"}))).is_empty());
     c.speak_ended(CALLER);
     let fx = c.on_caller("call.playback.ended", json!({"status": "completed"}));
+    assert!(names(&fx).contains(&"speak"), "the caller hears they keep their place");
+    // Number 2: an agent bridged with the queue would get number 1, so no agent is dialled yet.
+    assert!(dials(&fx).is_empty(), "{fx:?}");
+    // The caller ahead left: this one is first, and the next round starts at once (once).
+    let t = c.t;
+    let fx = c.input(Input::QueueHead { at: t });
     let d = dials(&fx);
     assert_eq!(d.len(), 1, "{fx:?}");
     assert_eq!(d[0].to, "+18005550201");
-    assert!(names(&fx).contains(&"speak"), "the caller hears they keep their place");
+    assert!(c.input(Input::QueueHead { at: t }).is_empty(), "told once is enough");
 
     // Attempt 3, the first agent again, is free now.
     c.on_agent(A1_AGAIN, 3, "call.initiated", json!({}));
@@ -158,4 +164,20 @@ fn without_a_queue_the_caller_goes_back_to_the_ivr_as_before() {
     let fx = every_agent_busy(&mut c);
     assert!(transfer_statuses(&fx).contains(&TransferStatus::Failed));
     assert!(!names(&fx).contains(&"enqueue"));
+}
+
+#[test]
+fn the_first_in_line_tries_the_agents_at_each_announcement_and_says_where_it_waits() {
+    let mut c = queued_call();
+    every_agent_busy(&mut c);
+    assert_eq!(c.s.waiting_in_queue(), None, "not in line until Telnyx says so");
+    c.on_caller("call.enqueued", json!({"queue": "support-wait", "current_position": 1}));
+    let (queue, _, at_head) = c.s.waiting_in_queue().expect("in line");
+    assert_eq!((queue.as_str(), at_head), ("support-wait", true));
+    c.speak_ended(CALLER);
+    c.speak_ended(CALLER);
+    let fx = c.on_caller("call.playback.ended", json!({"status": "completed"}));
+    assert_eq!(dials(&fx).len(), 1, "{fx:?}");
+    let t = c.t;
+    assert!(dials(&c.input(Input::QueueHead { at: t })).is_empty(), "a round is under way");
 }
