@@ -38,7 +38,8 @@ impl Cluster {
         let carrier = Carrier::start(home.path(), &urls);
         let key = tokio::runtime::Runtime::new().unwrap().block_on(carrier.public_key());
         let config = config.to_string_lossy().into_owned();
-        let envs = [("IVRX_ADMIN_TOKEN", TOKEN), ("IVRX_CONFIG", config.as_str())];
+        let log = std::env::var(BENCH_LOG).unwrap_or_default();
+        let envs = [("IVRX_ADMIN_TOKEN", TOKEN), ("IVRX_CONFIG", config.as_str()), ("RUST_LOG", log.as_str())];
         let instances = ports.iter().map(|p| Instance::start_on(&carrier, &key, *p, db, &envs)).collect();
         Cluster { _home: home, carrier, instances }
     }
@@ -91,6 +92,12 @@ fn check(report: &Value, calls: u64, logs: &dyn Fn() -> String) {
     assert_eq!(n("/transfers/mismatched"), 0, "{report:#}");
     assert_eq!(report["ok"], true, "{report:#}");
 }
+
+/// The instances' log filter in the measurements (e.g.
+/// `info,ivrx::latency=debug`: the time each webhook takes to be stored and
+/// each decision to be read and committed), whose `ivrx::latency` lines are
+/// then printed.
+const BENCH_LOG: &str = "BENCH_LOG";
 
 /// The tests of this file take turns: one of them restarts the database.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -161,6 +168,11 @@ fn side_by_side_one_sqlite_one_and_three_postgres_instances() {
         let cluster = Cluster::start_on(db.as_deref(), n);
         let report = cluster.report(cluster.load(calls, concurrency));
         check(&report, calls.into(), &|| cluster.logs());
+        if std::env::var_os(BENCH_LOG).is_some() {
+            for line in cluster.logs().lines().filter(|l| l.contains("ivrx::latency")) {
+                eprintln!("[{name}] {line}");
+            }
+        }
         rows.push((name.to_string(), report));
     }
     let f = |r: &Value, p: &str| r.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN);

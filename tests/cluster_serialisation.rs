@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use ivrx::intel::LocalEngine;
-use ivrx::server::{self, ServerHandle, ServerOptions};
+use ivrx::server::{self, ServerHandle, ServerOptions, ServerParts};
 use ivrx::session::SessionSettings;
 use ivrx::settings::TransferMode;
 use ivrx::store::{Location, SharedStore, SqliteStore, StoreOptions};
@@ -118,23 +118,21 @@ impl Deployment {
         let mut servers = Vec::new();
         for _ in 0..instances {
             let server = server::start(ServerOptions {
-                listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-                webhook_path: "/webhooks/telnyx".into(),
-                verifier: signer.verifier(),
-                client: TelnyxClient::new(ClientConfig::new(base.clone(), "KEY")).unwrap(),
-                engine: ivrx::server::calls::Engine::Local(Arc::new(LocalEngine::default())),
-                store: store.clone(),
-                settings: settings.clone(),
-                admin_token: "a-token-for-the-model-check".into(),
                 max_body_bytes: 64 * 1024,
                 grace: Duration::from_millis(100),
-                retry_window: Duration::from_secs(30),
                 reconcile_every: None,
-                signature_tolerance: Duration::from_secs(300),
-                load_audit: false,
-                lease_term: Duration::from_secs(5),
-                notify: Default::default(),
-                redact_pii: true,
+                ..ServerOptions::new(
+                    ServerParts {
+                        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                        verifier: signer.verifier(),
+                        client: TelnyxClient::new(ClientConfig::new(base.clone(), "KEY")).unwrap(),
+                        engine: ivrx::server::calls::Engine::Local(Arc::new(LocalEngine::default())),
+                        store: store.clone(),
+                        settings: settings.clone(),
+                        admin_token: "a-token-for-the-model-check".into(),
+                    },
+                    &ivrx::config::Config::default(),
+                )
             })
             .await
             .unwrap();

@@ -274,42 +274,76 @@ fn spread(ms: &mut [f64]) -> (f64, f64, f64) {
     (at(0.5), at(0.99), ms[ms.len() - 1])
 }
 
-/// A board reading the stream as the terminal board does; it records, for
-/// each row, the time from the server sending it to its arrival here.
+/// Milliseconds from the server taking in a row's change (its `changed_at`)
+/// to now.
+fn since_changed(row: &Value) -> Option<f64> {
+    let at = chrono::DateTime::parse_from_rfc3339(row.get("changed_at")?.as_str()?).ok()?;
+    Some((chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_microseconds()? as f64 / 1e3)
+}
+
+/// A board reading the stream; it records, for each row, the time from the
+/// server taking in its change to its arrival here, or, as `terminal`, to
+/// the terminal board's screen drawn with it (its state and drawing, into
+/// ratatui's test backend at 120×40 instead of a terminal).
 fn stream_board(
     server: &str,
     token: &str,
+    terminal: bool,
     latency: std::sync::Arc<std::sync::Mutex<Vec<f64>>>,
 ) -> tokio::task::JoinHandle<()> {
+    use ivrx::cli::board::Board;
+    use ivrx::server::live::BoardChange;
     let (url, token) = (format!("{server}/api/v1/board/events"), token.to_string());
     tokio::spawn(async move {
         let mut r = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+        let mut screen = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+        let mut board = Board::new(true);
         let mut pending = String::new();
         while let Ok(Some(chunk)) = r.chunk().await {
-            let now = chrono::Utc::now();
             pending.push_str(&String::from_utf8_lossy(&chunk));
+            let mut rows = Vec::new();
             while let Some(end) = pending.find('\n') {
                 let line: String = pending.drain(..=end).collect();
                 let Some(data) = line.trim_end().strip_prefix("data:") else { continue };
                 let Ok(v) = serde_json::from_str::<Value>(data.trim()) else { continue };
-                let Some(sent) = v.pointer("/call/sent_at").and_then(Value::as_str) else { continue };
-                if let Ok(sent) = chrono::DateTime::parse_from_rfc3339(sent) {
-                    latency
-                        .lock()
-                        .unwrap()
-                        .push((now - sent.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0) as f64 / 1e3);
+                if terminal {
+                    match serde_json::from_value::<BoardChange>(v.clone()) {
+                        Ok(change) => board.apply(change),
+                        Err(_) => board.snapshot(serde_json::from_value(v["calls"].clone()).unwrap_or_default()),
+                    }
                 }
+                rows.extend(v.get("call").cloned());
             }
+            if terminal {
+                screen.draw(|f| board.draw(f, chrono::Utc::now())).unwrap();
+            }
+            latency.lock().unwrap().extend(rows.iter().filter_map(since_changed));
         }
     })
 }
 
+/// Load runs of the measurement below, in turn with no board, with five
+/// (the browser among them) and with five stream readers only.
+const ROUNDS: usize = 18;
+
+/// The page's main-thread times (Chromium's `Performance.getMetrics`), s.
+const PAGE_TIME: [&str; 4] = ["TaskDuration", "ScriptDuration", "RecalcStyleDuration", "LayoutDuration"];
+
+async fn page_time(page: &mut Page) -> Vec<f64> {
+    let m = page.call("Performance.getMetrics", serde_json::json!({})).await.unwrap();
+    let metrics = m["metrics"].as_array().cloned().unwrap_or_default();
+    let of = |name: &str| metrics.iter().find(|x| x["name"] == name).and_then(|x| x["value"].as_f64()).unwrap_or(0.0);
+    PAGE_TIME.iter().map(|n| of(n)).collect()
+}
+
 /// Side by side in one run (`cargo test --release --test e2e_board --
-/// --ignored --nocapture`): 50 simulated calls at once, load runs alternated
-/// with no board attached and with five (the browser page and four stream
-/// readers); the delay from the server sending a row to the browser showing
-/// it and to a stream reader receiving it, the server's decision p99 of each
-/// run, and the page's JS heap (after a forced collection) sampled over
+/// --ignored --nocapture`): 50 simulated calls at once, load runs in turn
+/// with no board attached, with five (the browser page, a terminal board
+/// and three stream readers) and with five stream readers only (the server's
+/// side of five boards, their clients costing the machine little); the delay from the server taking in a row's
+/// change to the browser showing it, to the terminal board's screen drawn
+/// with it and to a stream reader receiving it, the server's decision p99 of
+/// each run, and the page's JS heap (after a forced collection) sampled over
 /// `IVRX_BOARD_MINUTES` (default 10) of calls with the page open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a check; run on demand"]
@@ -348,11 +382,20 @@ async fn side_by_side_boards_under_fifty_calls() {
         report.pointer("/decision_latency/p99_ms").and_then(Value::as_f64).unwrap_or(f64::NAN)
     };
 
-    // Decision p99 with 0 and 5 boards, alternated; the delays on the 5-board runs.
-    let (mut p99, mut browser, streamed) = ([Vec::new(), Vec::new()], Vec::new(), std::sync::Arc::default());
-    for round in 0..4 {
-        let boards = round % 2 == 1;
-        let readers: Vec<_> = if boards {
+    // Decision p99 with 0 boards, 5 and 5 stream readers, in turn; the delays
+    // on the 5-board runs, and where the page's main thread spent its time then.
+    let (mut p99, mut browser) = ([Vec::new(), Vec::new(), Vec::new()], Vec::new());
+    let (streamed, terminal) = (std::sync::Arc::default(), std::sync::Arc::default());
+    page.call("Performance.enable", serde_json::json!({})).await.unwrap();
+    let (mut busy, mut watched) = (Vec::new(), Duration::ZERO);
+    for round in 0..ROUNDS {
+        let arm = round % 3;
+        let boards = arm == 1;
+        let readers: Vec<_> = if arm == 2 {
+            // Five boards whose clients cost the machine little: what the server's side costs.
+            let quiet = std::sync::Arc::default();
+            (0..5).map(|_| stream_board(&s.server, &token, false, std::sync::Arc::clone(&quiet))).collect()
+        } else if boards {
             page.goto(&board).await.unwrap();
             let live = "document.getElementById('status').textContent.startsWith('Live')";
             if until(&mut page, &format!("{live} ? 'live' : !document.getElementById('login').hidden && 'login'")).await
@@ -361,22 +404,26 @@ async fn side_by_side_boards_under_fifty_calls() {
                 sign_in(&mut page, &token).await;
             }
             until(&mut page, live).await;
-            let mine = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-            let mut r = vec![stream_board(&s.server, &token, std::sync::Arc::clone(&streamed))];
-            r.extend((0..3).map(|_| stream_board(&s.server, &token, std::sync::Arc::clone(&mine))));
+            let mut r = vec![stream_board(&s.server, &token, true, std::sync::Arc::clone(&terminal))];
+            r.extend((0..3).map(|_| stream_board(&s.server, &token, false, std::sync::Arc::clone(&streamed))));
             r
         } else {
             page.goto("about:blank").await.unwrap();
             Vec::new()
         };
-        let mut run = load();
+        let (mut run, before, began) = (load(), page_time(&mut page).await, Instant::now());
         // The page keeps its last 1000 delays: taken every second.
         while boards && run.try_wait().unwrap().is_none() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let ms = js(&mut page, "JSON.stringify(window.ivrxBoard.latency.splice(0))").await;
             browser.extend(serde_json::from_str::<Vec<f64>>(ms.as_str().unwrap()).unwrap());
         }
-        p99[usize::from(boards)].push(decision_p99(run));
+        if boards {
+            let after = page_time(&mut page).await;
+            busy.push(after.iter().zip(&before).map(|(a, b)| a - b).collect::<Vec<_>>());
+            watched += began.elapsed();
+        }
+        p99[arm].push(decision_p99(run));
         readers.iter().for_each(|r| r.abort());
     }
 
@@ -397,17 +444,48 @@ async fn side_by_side_boards_under_fifty_calls() {
     let end = heap(&mut page).await;
 
     let mut streamed = std::mem::take(&mut *streamed.lock().unwrap());
-    let (b, t) = (spread(&mut browser), spread(&mut streamed));
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    eprintln!("{calls} calls per run, {concurrency} at once; runs alternated 0, 5, 0, 5 boards");
-    eprintln!("delay server sent → shown   rows | median ms | p99 ms | max ms");
-    eprintln!("browser board             {:>6} | {:>9.1} | {:>6.1} | {:>6.1}", browser.len(), b.0, b.1, b.2);
-    eprintln!("stream (terminal) board   {:>6} | {:>9.1} | {:>6.1} | {:>6.1}", streamed.len(), t.0, t.1, t.2);
+    let mut terminal = std::mem::take(&mut *terminal.lock().unwrap());
     eprintln!(
-        "decision p99 ms: 0 boards {:?}, 5 boards {:?}; ratio of means 5/0 = {:.2}",
+        "{calls} calls per run, {concurrency} at once; {ROUNDS} runs in turn: 0 boards, 5 boards, 5 stream readers"
+    );
+    eprintln!("delay server took in → shown   rows | median ms | p99 ms | max ms");
+    for (name, ms) in
+        [("browser board", &mut browser), ("terminal board", &mut terminal), ("stream reader", &mut streamed)]
+    {
+        let (median, p99, max) = spread(ms);
+        eprintln!("{name:<28} {:>7} | {median:>9.1} | {p99:>6.1} | {max:>6.1}", ms.len());
+    }
+    let busy: Vec<f64> = (0..PAGE_TIME.len()).map(|i| busy.iter().map(|b| b[i]).sum()).collect();
+    let share = |s: f64| 100.0 * s / watched.as_secs_f64();
+    eprintln!(
+        "the page's main thread over the 5-board runs ({:.0} s): busy {:.0}% (script {:.0}%, style {:.0}%, layout {:.0}%)",
+        watched.as_secs_f64(),
+        share(busy[0]),
+        share(busy[1]),
+        share(busy[2]),
+        share(busy[3])
+    );
+    let medians: Vec<f64> = p99.iter().map(|v| spread(&mut v.clone()).0).collect();
+    let mut none = p99[0].clone();
+    spread(&mut none);
+    let half = none.len() / 2;
+    eprintln!(
+        "decision p99 ms, {} runs each: 0 boards {:?}; 5 boards (browser, terminal, 3 readers) {:?}; 5 stream readers {:?}",
+        ROUNDS / 3,
         p99[0],
         p99[1],
-        mean(&p99[1]) / mean(&p99[0])
+        p99[2]
+    );
+    eprintln!(
+        "medians {:.1}, {:.1} and {:.1} ms: ratios to 0 boards: 5 boards {:.2}, 5 stream readers {:.2}; noise band, \
+         0-board runs against each other: lowest / highest = {:.2}, median of the second half / median of the first = {:.2}",
+        medians[0],
+        medians[1],
+        medians[2],
+        medians[1] / medians[0],
+        medians[2] / medians[0],
+        none[0] / none[none.len() - 1],
+        spread(&mut p99[0][half..].to_vec()).0 / spread(&mut p99[0][..half].to_vec()).0,
     );
     eprintln!(
         "page JS heap after GC over {:.1} min ({shown} rows shown): start {start:.2} MiB, peak {peak:.2} MiB, end {end:.2} MiB",

@@ -168,7 +168,11 @@ fn an_unreachable_or_vanishing_server_is_reported() {
 }
 
 /// Reads `child`'s stdout until `done` says so (or fails after a minute).
-fn read_until(child: &mut std::process::Child, mut done: impl FnMut(&str) -> bool) -> String {
+/// Reads the child's output until `done` holds of it; the receiver gives what follows.
+fn read_until(
+    child: &mut std::process::Child,
+    mut done: impl FnMut(&str) -> bool,
+) -> (String, std::sync::mpsc::Receiver<Vec<u8>>) {
     use std::io::Read;
     let mut out = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -186,7 +190,7 @@ fn read_until(child: &mut std::process::Child, mut done: impl FnMut(&str) -> boo
         if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
             seen.extend(chunk);
             if done(&String::from_utf8_lossy(&seen)) {
-                return String::from_utf8_lossy(&seen).into_owned();
+                return (String::from_utf8_lossy(&seen).into_owned(), rx);
             }
         }
     }
@@ -209,7 +213,7 @@ fn the_board_streams_rows_as_ndjson_for_scripts() {
             .spawn()
             .unwrap()
     };
-    let text = read_until(&mut board, |t| {
+    let (text, _) = read_until(&mut board, |t| {
         t.contains("\"decision\":\"sentiment_floor\"") || t.contains("\"phase\":\"transferring\"")
     });
     let _ = board.kill();
@@ -250,10 +254,17 @@ fn the_terminal_board_runs_in_a_pseudo_terminal_and_quits_on_q() {
         .spawn()
         .expect("script(1) from util-linux");
     // The screen is redrawn by difference: the first frame is whole, then the call's row.
-    let shown = read_until(&mut term, |t| t.contains("ivrx board · ") && t.contains("▶ +1555"));
+    let (shown, rest) = read_until(&mut term, |t| t.contains("ivrx board · ") && t.contains("▶ +1555"));
     assert!(shown.contains("ivrx board") && shown.contains("q quit"), "{shown}");
     term.stdin.as_mut().unwrap().write_all(b"q").unwrap();
     let out = serve_support::output_within(term, Duration::from_secs(30), "ivrx watch --all");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let after: Vec<u8> = rest.try_iter().flatten().collect();
+    assert!(
+        out.status.success(),
+        "{}; the terminal after q:\n{}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&after),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serve_support::kill9(&mut caller);
 }

@@ -10,8 +10,9 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
+use ivrx::config::Config;
 use ivrx::intel::LocalEngine;
-use ivrx::server::{self, ServerHandle, ServerOptions};
+use ivrx::server::{self, ServerHandle, ServerOptions, ServerParts};
 use ivrx::session::SessionSettings;
 use ivrx::store::{SqliteStore, StoreOptions};
 use ivrx::telnyx::{ClientConfig, TelnyxClient, WebhookSigner};
@@ -82,23 +83,21 @@ async fn fixture() -> Fixture {
     let store = Arc::new(SqliteStore::open(&dir.path().join("ivrx.db"), StoreOptions::default()).unwrap());
     let signer = WebhookSigner::generate();
     let server = server::start(ServerOptions {
-        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        webhook_path: "/webhooks/telnyx".into(),
-        verifier: signer.verifier(),
-        client: TelnyxClient::new(ClientConfig::new(base, "KEY")).unwrap(),
-        engine: ivrx::server::calls::Engine::Local(Arc::new(LocalEngine::default())),
-        store,
-        settings: Arc::new(SessionSettings::default()),
-        admin_token: TOKEN.into(),
         max_body_bytes: 16 * 1024,
         grace: Duration::from_secs(5),
-        retry_window: Duration::from_secs(30),
         reconcile_every: None,
-        signature_tolerance: Duration::from_secs(300),
-        load_audit: false,
-        lease_term: Duration::from_secs(5),
-        notify: Default::default(),
-        redact_pii: true,
+        ..ServerOptions::new(
+            ServerParts {
+                listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                verifier: signer.verifier(),
+                client: TelnyxClient::new(ClientConfig::new(base, "KEY")).unwrap(),
+                engine: ivrx::server::calls::Engine::Local(Arc::new(LocalEngine::default())),
+                store,
+                settings: Arc::new(SessionSettings::default()),
+                admin_token: TOKEN.into(),
+            },
+            &Config::default(),
+        )
     })
     .await
     .unwrap();

@@ -39,8 +39,8 @@ pub enum AdminError {
     /// 504 from a cluster: the request is stored, but the call's owning
     /// instance did not answer in time.
     #[error(
-        "{0}; the request stays stored: watch the call (`ivrx watch`) to see it decided, and do not send it again \
-         (a second one is refused once the first is decided)"
+        "{0}; the request stays stored for a minute: watch the call (`ivrx watch`) to see it decided, and do not \
+         send it again (a second one is refused once the first is decided)"
     )]
     Unanswered(String),
     /// Anything else.

@@ -28,7 +28,7 @@ use super::exit;
 use super::view::ConversationView;
 use super::watch::SseParser;
 use crate::http::url_path;
-use crate::server::live::{ActiveConversation, BoardChange};
+use crate::server::live::{ActiveConversation, BoardChange, Phase};
 use crate::session::Recorded;
 
 /// The order of the rows (`s` cycles).
@@ -318,7 +318,7 @@ impl Board {
                 Cell::from(if i == self.selected { "▶" } else { " " }),
                 Cell::from(r.caller.clone().unwrap_or_else(|| short(&r.conversation_id).to_string())),
                 Cell::from(duration(r, now)),
-                Cell::from(phase(&r.phase)),
+                Cell::from(phase(r.phase)),
                 Cell::from(r.level.map_or("-".into(), |l| format!("{l:+.2}"))).style(level_style),
                 Cell::from(sparkline(r.scores.iter().copied())),
                 Cell::from(r.decision.clone().unwrap_or_default()).style(self.style(Style::default().fg(Color::Red))),
@@ -361,11 +361,11 @@ fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-fn phase(p: &str) -> &str {
+fn phase(p: Phase) -> &'static str {
     match p {
-        "with_agent" => "agent",
-        "transferring" => "transfer",
-        other => other,
+        Phase::WithAgent => "agent",
+        Phase::Transferring => "transfer",
+        other => other.as_str(),
     }
 }
 
@@ -482,6 +482,56 @@ async fn ndjson(client: &AdminClient) -> anyhow::Result<ExitCode> {
     Ok(exit::code(exit::UNREACHABLE))
 }
 
+/// Most messages applied between two frames of the terminal board.
+const MAX_PER_FRAME: usize = 1024;
+
+/// What the terminal board's loop holds besides the board: the server, its
+/// own message queue and the call it follows.
+struct Screen {
+    client: AdminClient,
+    tx: mpsc::Sender<Msg>,
+    following: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Screen {
+    /// Applies one message to `board`; false once the board closes (`q`, or
+    /// every sender gone).
+    fn handle(&mut self, board: &mut Board, msg: Option<Msg>) -> bool {
+        match msg {
+            None => return false,
+            Some(Msg::Key(k)) => match board.key(k) {
+                Action::Quit => return false,
+                Action::Follow(id) => {
+                    self.following.take().inspect(|t| t.abort());
+                    self.following = Some(tokio::spawn(follow(self.client.clone(), id, self.tx.clone())));
+                }
+                Action::Unfollow => {
+                    self.following.take().inspect(|t| t.abort());
+                }
+                Action::Transfer(id) => {
+                    let (client, tx) = (self.client.clone(), self.tx.clone());
+                    tokio::spawn(async move {
+                        let path =
+                            format!("/api/v1/conversations/{}/transfer", url_path::encode(&id, url_path::SEGMENT));
+                        let status = match client.post(&path, &json!({})).await {
+                            Ok(_) => format!("transfer of {} requested", short(&id)),
+                            Err(e) => format!("not transferred: {e}"),
+                        };
+                        let _ = tx.send(Msg::Status(status)).await;
+                    });
+                }
+                Action::None => {}
+            },
+            Some(Msg::Resize) => {}
+            Some(Msg::Snapshot(calls)) => board.snapshot(calls),
+            Some(Msg::Change(c)) => board.apply(c),
+            Some(Msg::Status(s)) => board.status = s,
+            Some(Msg::Lines(id, lines)) => board.follow_lines(&id, lines),
+        }
+        true
+    }
+}
+
 /// Runs the board until `q`.
 pub async fn run(client: AdminClient, json: bool, color: bool) -> anyhow::Result<ExitCode> {
     if json {
@@ -505,7 +555,7 @@ pub async fn run(client: AdminClient, json: bool, color: bool) -> anyhow::Result
         }
     });
     let stream = tokio::spawn(board_stream(client.clone(), tx.clone()));
-    let mut following: Option<tokio::task::JoinHandle<()>> = None;
+    let mut screen = Screen { client, tx, following: None };
     let mut board = Board::new(color);
     let mut terminal = ratatui::init();
     let result = loop {
@@ -513,41 +563,26 @@ pub async fn run(client: AdminClient, json: bool, color: bool) -> anyhow::Result
             break Err(e.into());
         }
         let Ok(msg) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await else { continue };
-        match msg {
-            None => break Ok(()),
-            Some(Msg::Key(k)) => match board.key(k) {
-                Action::Quit => break Ok(()),
-                Action::Follow(id) => {
-                    following.take().inspect(|t| t.abort());
-                    following = Some(tokio::spawn(follow(client.clone(), id, tx.clone())));
-                }
-                Action::Unfollow => {
-                    following.take().inspect(|t| t.abort());
-                }
-                Action::Transfer(id) => {
-                    let (client, tx) = (client.clone(), tx.clone());
-                    tokio::spawn(async move {
-                        let path =
-                            format!("/api/v1/conversations/{}/transfer", url_path::encode(&id, url_path::SEGMENT));
-                        let status = match client.post(&path, &json!({})).await {
-                            Ok(_) => format!("transfer of {} requested", short(&id)),
-                            Err(e) => format!("not transferred: {e}"),
-                        };
-                        let _ = tx.send(Msg::Status(status)).await;
-                    });
-                }
-                Action::None => {}
-            },
-            Some(Msg::Resize) => {}
-            Some(Msg::Snapshot(calls)) => board.snapshot(calls),
-            Some(Msg::Change(c)) => board.apply(c),
-            Some(Msg::Status(s)) => board.status = s,
-            Some(Msg::Lines(id, lines)) => board.follow_lines(&id, lines),
+        let mut open = screen.handle(&mut board, msg);
+        // What is already waiting is applied before the next frame: a burst
+        // of changes costs one draw, and the screen never falls behind.
+        for _ in 0..MAX_PER_FRAME {
+            if !open {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(msg) => open = screen.handle(&mut board, Some(msg)),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+            }
+        }
+        if !open {
+            break Ok(());
         }
     };
     ratatui::restore();
     stream.abort();
-    following.inspect(|t| t.abort());
+    screen.following.inspect(|t| t.abort());
     result.map(|()| exit::code(exit::OK))
 }
 
@@ -565,7 +600,7 @@ mod tests {
             level: Some(level),
             scores: [0.2, level].into(),
             last_utterance: Some(said.into()),
-            phase: "ivr".into(),
+            phase: Phase::Ivr,
             ..Default::default()
         };
         r.risk = r.risk_of();
@@ -673,6 +708,121 @@ mod tests {
         assert!(buf.content().iter().all(|c| c.fg == Color::Reset && c.bg == Color::Reset), "a coloured cell");
         let (_, coloured) = screen(&board(), 120, 24);
         assert!(coloured.content().iter().any(|c| c.fg == Color::Red));
+    }
+
+    /// A screen as SVG: one `<text>` per run of cells alike, each placed on
+    /// the character grid, in a dark terminal's colours.
+    fn svg(buf: &ratatui::buffer::Buffer) -> String {
+        const CELL: (u16, u16) = (9, 20);
+        let colour = |c: Color, default: &'static str| match c {
+            Color::Red => "#f26d6d",
+            Color::Yellow => "#e5c07b",
+            _ => default,
+        };
+        let (w, h) = (buf.area.width, buf.area.height);
+        let mut out = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {0} {1}\" \
+             font-family=\"DejaVu Sans Mono, Menlo, Consolas, monospace\" font-size=\"15\">\n\
+             <rect width=\"100%\" height=\"100%\" fill=\"#1d1f21\"/>\n",
+            w * CELL.0 + 16,
+            h * CELL.1 + 16
+        );
+        for y in 0..h {
+            let mut x = 0;
+            while x < w {
+                let first = &buf[(x, y)];
+                let mut run = String::new();
+                let start = x;
+                while x < w && {
+                    let c = &buf[(x, y)];
+                    c.fg == first.fg && c.modifier == first.modifier
+                } {
+                    run.push_str(buf[(x, y)].symbol());
+                    x += 1;
+                }
+                let reversed = first.modifier.contains(Modifier::REVERSED);
+                let (mut fg, bg) = (colour(first.fg, "#d7dae0"), "#1d1f21");
+                let (px, py) = (8 + start * CELL.0, 8 + y * CELL.1);
+                if reversed {
+                    let width = (x - start) * CELL.0;
+                    out.push_str(&format!(
+                        "<rect x=\"{px}\" y=\"{py}\" width=\"{width}\" height=\"{}\" fill=\"{fg}\"/>\n",
+                        CELL.1
+                    ));
+                    fg = bg;
+                }
+                // Trailing blanks drawn as nothing, unless underlined.
+                let cols = if first.modifier.contains(Modifier::UNDERLINED) {
+                    x - start
+                } else {
+                    run.truncate(run.trim_end().len());
+                    run.chars().count() as u16
+                };
+                if cols == 0 {
+                    continue;
+                }
+                let mut attrs = format!("fill=\"{fg}\"");
+                if first.modifier.contains(Modifier::BOLD) {
+                    attrs.push_str(" font-weight=\"bold\"");
+                }
+                if first.modifier.contains(Modifier::DIM) {
+                    attrs.push_str(" opacity=\"0.6\"");
+                }
+                if first.modifier.contains(Modifier::UNDERLINED) {
+                    attrs.push_str(" text-decoration=\"underline\"");
+                }
+                let text = run.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+                out.push_str(&format!(
+                    "<text x=\"{px}\" y=\"{}\" textLength=\"{}\" lengthAdjust=\"spacingAndGlyphs\" xml:space=\"preserve\" {attrs}>{text}</text>\n",
+                    py + 15,
+                    cols * CELL.0
+                ));
+            }
+        }
+        out.push_str("</svg>\n");
+        out
+    }
+
+    /// The README's picture of the terminal board (`docs/board-terminal.svg`),
+    /// drawn from a realistic board: it must match what the board draws now
+    /// (`IVRX_UPDATE_DOCS=1` writes it anew).
+    #[test]
+    fn the_readme_picture_is_what_the_board_draws() {
+        let mut b = Board::new(true);
+        let mut calls = vec![
+            row("3f2a9c41-77d0", "+15550142", -0.74, "this is ridiculous i am so sick of this terrible service"),
+            row("8c1d07b2-1e55", "+15550187", -0.31, "i already restarted the router twice"),
+            row("a9e4410f-c2b8", "+15550123", 0.05, "there is a charge from the fourteenth"),
+            row("51b7e2d0-94aa", "+15550166", 0.42, "great that fixed it thank you"),
+            row("d04c8e5a-0b13", "+15550109", -0.12, "can i speak to a real person"),
+            row("e7f35a90-6c21", "+15550175", 0.0, ""),
+        ];
+        calls[0].scores = [0.1, -0.2, -0.45, -0.6, -0.74].into();
+        calls[0].decision = Some("sentiment_drop".into());
+        calls[0].phase = Phase::Transferring;
+        calls[0].trackers = vec!["churn_risk".into()];
+        calls[1].scores = [0.0, -0.1, -0.3, -0.31].into();
+        calls[1].trackers = vec!["repeat_issue".into()];
+        calls[4].decision = Some("asked_for_human".into());
+        calls[4].phase = Phase::WithAgent;
+        calls[4].scores = [0.2, 0.0, -0.12].into();
+        calls[5].phase = Phase::Ringing;
+        (calls[5].level, calls[5].scores, calls[5].last_utterance) = (None, [].into(), None);
+        for (i, c) in calls.iter_mut().enumerate() {
+            c.started_at = Some(format!("2026-03-01T09:{:02}:{:02}Z", 55 + i / 2, (i * 17) % 60));
+            c.risk = c.risk_of();
+        }
+        b.snapshot(calls);
+        b.status = "live".into();
+        b.key(key(KeyCode::Down));
+        let (_, buf) = screen(&b, 120, 10);
+        let drawn = svg(&buf);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/board-terminal.svg");
+        if std::env::var_os("IVRX_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &drawn).unwrap();
+        }
+        let kept = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(kept == drawn, "{} is not what the board draws now: IVRX_UPDATE_DOCS=1 writes it", path.display());
     }
 
     #[test]

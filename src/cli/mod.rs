@@ -10,7 +10,7 @@ use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand, V
 
 mod admin;
 mod analyze;
-mod board;
+pub mod board;
 mod demo;
 mod dial;
 pub mod docs;

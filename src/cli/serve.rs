@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use super::{exit, ServeArgs};
 use crate::config::{Config, Mode};
 use crate::sandbox::{CallReporter, Sandbox, SandboxConfig, SandboxHandle};
-use crate::server::{self, App, ServerHandle, ServerOptions};
+use crate::server::{self, App, ServerHandle, ServerOptions, ServerParts};
 use crate::store::{Location, SharedStore, StoreOptions};
 use crate::symbl::SymblConfig;
 use crate::telnyx::{ClientConfig, RetryPolicy, TelnyxClient, WebhookSigner, WebhookVerifier};
@@ -102,26 +102,14 @@ pub async fn start(args: &ServeArgs, config: Config, mode: Mode) -> anyhow::Resu
         messaging_profile_id: config.telnyx.messaging_profile_id.clone(),
         // Delivery webhooks come to the voice webhook URL (else the messaging profile's).
         webhook_url: public_webhook_url.clone(),
-        redact: config.storage.redact_pii,
     };
     let options = |client, verifier, settings, load_audit| ServerOptions {
-        listener,
-        webhook_path: config.server.webhook_path.clone(),
-        verifier,
-        client,
-        engine,
-        store: store.clone(),
-        settings,
-        admin_token,
-        max_body_bytes: config.server.max_body_bytes,
-        grace: Duration::from_secs(config.server.ended_call_grace_secs),
-        retry_window: Duration::from_millis(config.telnyx.retry_window_ms),
-        reconcile_every: (config.server.reconcile_secs > 0).then(|| Duration::from_secs(config.server.reconcile_secs)),
-        signature_tolerance: Duration::from_secs(config.telnyx.signature_tolerance_secs),
         load_audit,
-        lease_term: Duration::from_millis(config.storage.lease_ms),
         notify,
-        redact_pii: config.storage.redact_pii,
+        ..ServerOptions::new(
+            ServerParts { listener, verifier, client, engine, store: store.clone(), settings, admin_token },
+            &config,
+        )
     };
     match mode {
         Mode::Live => {

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::calls::ManualError;
-use super::live::{BoardChange, BoardSubscription};
+use super::live::BoardSubscription;
 use super::App;
 use crate::session::{DomainEvent, ManualTransfer, Recorded};
 use crate::store::IdMatch;
@@ -352,31 +352,23 @@ pub async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resp
     }
 }
 
-fn board_event(kind: &str, data: &impl serde::Serialize) -> SseEvent {
-    SseEvent::default().event(kind).data(serde_json::to_string(data).unwrap_or_else(|_| "{}".into()))
-}
-
 fn board_snapshot(sub: &BoardSubscription) -> SseEvent {
-    board_event("snapshot", &json!({ "calls": sub.snapshot, "at": chrono::Utc::now().to_rfc3339() }))
+    let data = json!({ "calls": sub.snapshot, "at": chrono::Utc::now().to_rfc3339() });
+    SseEvent::default().event("snapshot").data(data.to_string())
 }
 
 /// `GET /api/v1/board/events`: Server-Sent Events for the boards: first
 /// `snapshot` (`{"calls": [row, …]}`, riskiest first), then `call` (`{"call":
 /// row}`) each time a row changes and `removed` (`{"conversation_id"}`) when
 /// a conversation leaves memory. A board that falls behind gets a new snapshot.
-/// Rows are serialised here, by each board's task, never on the call's path.
+/// Rows are redacted and serialised once for every board by the hub's board
+/// feed, never on the calls' path.
 pub async fn board_events(State(app): State<Arc<App>>) -> Response {
     let sub = app.live.board();
     let first = board_snapshot(&sub);
     let changes = stream::unfold((app, sub.rx), |(app, mut rx)| async move {
         match rx.recv().await {
-            Ok(change) => {
-                let kind = match &*change {
-                    BoardChange::Call { .. } => "call",
-                    BoardChange::Removed { .. } => "removed",
-                };
-                Some((Ok(board_event(kind, &*change)), (app, rx)))
-            }
+            Ok(frame) => Some((Ok(SseEvent::default().event(frame.kind).data(&frame.json)), (app, rx))),
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                 let sub = app.live.board();
                 Some((Ok(board_snapshot(&sub)), (app, sub.rx)))

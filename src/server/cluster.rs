@@ -8,7 +8,8 @@
 //! carrier (or the load balancer) sends it again. The conversation's owner
 //! is then told: the worker here when this instance owns the call, else a
 //! new worker here that takes the lease if it is free, and every other
-//! instance through `NOTIFY`. Each instance also sweeps, every half lease
+//! instance through `NOTIFY` (committed with the webhook, and left out when a
+//! worker here holds the lease: the others have nothing to do with it). Each instance also sweeps, every half lease
 //! term, for conversations whose owner stopped renewing, and takes them over.
 
 use std::time::Duration;
@@ -25,9 +26,10 @@ use crate::telnyx::events::Event;
 
 /// The longest wait for a webhook to be committed before it is refused (503).
 const STORE_WAIT: Duration = Duration::from_secs(5);
-/// How long an answered request whose asker never took the answer is kept
-/// (its asker waits far less: [`ANSWER_WAIT`](super::calls::registry::ANSWER_WAIT)).
-const FORGET_ANSWERED: Duration = Duration::from_secs(60);
+/// How long a request is kept, answered or not: its asker waits far less
+/// ([`ANSWER_WAIT`](super::calls::registry::ANSWER_WAIT)); an owner that has
+/// not answered by then drops it rather than act on it late.
+const FORGET_REQUESTS: Duration = Duration::from_secs(60);
 
 /// The conversation a webhook belongs to when this instance's registry does
 /// not know its leg: the one the store does (another instance recorded it).
@@ -47,12 +49,19 @@ pub(super) async fn route_stored(app: &App, event: &Event) -> Option<Route> {
 
 /// Stores a verified, routed webhook and acknowledges it once committed;
 /// then tells its conversation's owner.
-pub(super) async fn accept(app: &App, record: WebhookRecord, route: Route, webhook: Webhook) -> Response {
+pub(super) async fn accept(app: &App, mut record: WebhookRecord, route: Route, webhook: Webhook) -> Response {
+    // The owner here takes it without a wake-up (see [`Calls::wake_owner`]).
+    if let (Route::To(conv) | Route::New(conv), Some(o)) = (&route, &app.calls.shared().ownership) {
+        record.wake_others = !o.holds(conv);
+    }
     let (event_id, outcome) = (record.event_id.clone(), record.outcome);
     let event_type = webhook.event.event_type().to_string();
     // While the database is failing, the webhook is refused soon rather than late.
     let wait = if app.store.health().is_failing() { app.ack_wait } else { STORE_WAIT };
-    let receipt = match tokio::time::timeout(wait, app.store.record_webhook(record)).await {
+    let began = std::time::Instant::now();
+    let stored = tokio::time::timeout(wait, app.store.record_webhook(record)).await;
+    tracing::debug!(target: "ivrx::latency", stage = "accept", event_type = %event_type, queued_ms = began.saturating_duration_since(webhook.received).as_secs_f64() * 1e3, store_ms = began.elapsed().as_secs_f64() * 1e3);
+    let receipt = match stored {
         Ok(Ok(receipt)) => receipt,
         Ok(Err(e)) => return not_stored(app, &event_id, &event_type, &e.to_string()),
         Err(_) => return not_stored(app, &event_id, &event_type, "timed out"),
@@ -62,9 +71,9 @@ pub(super) async fn accept(app: &App, record: WebhookRecord, route: Route, webho
     match (route, outcome) {
         (Route::DialIn, WebhookOutcome::Accepted) if !repeat => app.calls.dial_in(&webhook.event),
         (Route::To(conv) | Route::New(conv), WebhookOutcome::Accepted) => {
-            // Storing it woke the owner (NOTIFY). A repeat was stored by an
-            // earlier attempt, perhaps refused here after all (503): the
-            // worker looks in the store.
+            // Storing it woke an owner elsewhere (NOTIFY); one here is told
+            // now. A repeat was stored by an earlier attempt, perhaps refused
+            // here after all (503): the worker looks in the store.
             let msg = if repeat { WorkerMsg::Pending } else { WorkerMsg::Webhook(webhook) };
             app.calls.wake_owner(&conv, msg);
         }
@@ -118,8 +127,8 @@ pub(super) async fn run(calls: Calls) {
                     }
                     Err(e) => tracing::debug!(error = %e, "cannot look for conversations without an owner"),
                 }
-                if let Err(e) = cluster.forget_answered(FORGET_ANSWERED).await {
-                    tracing::debug!(error = %e, "cannot forget the answered requests nobody took");
+                if let Err(e) = cluster.forget_requests(FORGET_REQUESTS).await {
+                    tracing::debug!(error = %e, "cannot forget the requests nobody waits for");
                 }
             }
         }

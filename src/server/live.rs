@@ -3,17 +3,54 @@
 //! conversation so far and then follows it without a gap. The board stream
 //! carries one row per conversation in memory (its snapshot, then each row
 //! as it changes) for the supervisors' boards.
+//!
+//! The calls' path only updates a row's raw fields and, while a board is
+//! attached, marks the row changed. The board feed, a task of its own,
+//! redacts and serialises each changed row once for every board, however
+//! many times it changed since its last batch.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
 
 use crate::session::{DomainEvent, Recorded, Role, Speaker, TransferStatus};
 
 /// Caller scores kept per conversation, for the board's sparkline.
 pub const RECENT_SCORES: usize = 24;
+
+/// Where a call is, as the boards show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    #[default]
+    Ringing,
+    /// Answered, in the IVR.
+    Ivr,
+    /// A transfer decided or under way.
+    Transferring,
+    /// Waiting in a call queue for a free agent.
+    Queued,
+    WithAgent,
+    Ended,
+}
+
+impl Phase {
+    /// Its name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Ringing => "ringing",
+            Phase::Ivr => "ivr",
+            Phase::Transferring => "transferring",
+            Phase::Queued => "queued",
+            Phase::WithAgent => "with_agent",
+            Phase::Ended => "ended",
+        }
+    }
+}
 
 /// One active conversation, as listed by the admin API and shown on the
 /// boards.
@@ -32,8 +69,7 @@ pub struct ActiveConversation {
     pub decision: Option<String>,
     pub transfer_status: Option<String>,
     pub ended: bool,
-    /// `ringing`, `ivr`, `transferring`, `with_agent` or `ended`.
-    pub phase: String,
+    pub phase: Phase,
     /// The caller's last scores, oldest first (at most [`RECENT_SCORES`]).
     pub scores: VecDeque<f64>,
     /// The caller's last utterance, redacted as the store keeps it.
@@ -45,9 +81,9 @@ pub struct ActiveConversation {
     /// When the event behind this row's last change happened, on the
     /// conversation's clock (RFC 3339).
     pub updated_at: Option<String>,
-    /// When the server sent this row to the boards, on its wall clock (RFC 3339,
-    /// milliseconds): how late a board is.
-    pub sent_at: Option<String>,
+    /// When the server took in the event behind this row's last change, on
+    /// its wall clock (RFC 3339, milliseconds): how late a board is.
+    pub changed_at: Option<String>,
 }
 
 impl ActiveConversation {
@@ -61,7 +97,7 @@ impl ActiveConversation {
         let level = (1.0 - self.level.unwrap_or(0.0)) / 2.0;
         let tracker = if self.trackers.iter().any(|t| t != "buying_signal") { 0.25 } else { 0.0 };
         let risk = (level + tracker).clamp(0.0, 1.0);
-        if self.phase == "with_agent" {
+        if self.phase == Phase::WithAgent {
             risk / 2.0
         } else {
             risk
@@ -79,16 +115,48 @@ pub enum BoardChange {
     Removed { conversation_id: String },
 }
 
+impl BoardChange {
+    /// Its event name on the board stream.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BoardChange::Call { .. } => "call",
+            BoardChange::Removed { .. } => "removed",
+        }
+    }
+}
+
+/// A board change as sent to every board: serialised once.
+#[derive(Debug)]
+pub struct BoardFrame {
+    /// [`BoardChange::kind`].
+    pub kind: &'static str,
+    /// The change as JSON.
+    pub json: String,
+}
+
+impl BoardFrame {
+    fn of(change: &BoardChange) -> Self {
+        Self { kind: change.kind(), json: serde_json::to_string(change).unwrap_or_else(|_| "{}".into()) }
+    }
+}
+
 /// Board changes a lagging board may fall behind by (it then starts again
 /// from a snapshot).
 const BOARD_BUFFER: usize = 4096;
+
+/// The board feed sends its changes in batches at most this often: a row
+/// that changes several times meanwhile is sent once.
+const BOARD_BATCH: Duration = Duration::from_millis(25);
+
+/// How often the board feed looks whether any board is left, with no change.
+const BOARD_IDLE: Duration = Duration::from_secs(60);
 
 /// A board: every conversation in memory, then the changes.
 pub struct BoardSubscription {
     /// The rows now, riskiest first.
     pub snapshot: Vec<ActiveConversation>,
     /// The changes after the snapshot.
-    pub rx: broadcast::Receiver<Arc<BoardChange>>,
+    pub rx: broadcast::Receiver<Arc<BoardFrame>>,
 }
 
 /// Events a lagging follower may fall behind by.
@@ -99,19 +167,134 @@ struct Entry {
     /// and the channel's buffer is allocated in full up front.
     tx: Option<broadcast::Sender<Arc<Recorded>>>,
     history: Vec<Arc<Recorded>>,
+    /// The row, its caller's words not yet redacted and its times not yet
+    /// written out (see [`Rows::render`]).
     summary: ActiveConversation,
+    /// When the last event behind the row happened.
+    updated: Option<DateTime<Utc>>,
+    /// When the server took that event in.
+    changed: Option<DateTime<Utc>>,
+}
+
+/// The conversations in memory, shared with the board feed.
+struct Rows {
+    convs: Mutex<HashMap<String, Entry>>,
+    /// Redact the caller's words on the board as the store does.
+    redact_pii: bool,
+}
+
+impl Rows {
+    /// Rows of `ids` (all with `None`) as shown: the caller's words redacted,
+    /// times written out. Done off the calls' path, outside the lock.
+    fn rendered(&self, ids: Option<&HashSet<String>>) -> Vec<ActiveConversation> {
+        let raw: Vec<_> = {
+            let Ok(g) = self.convs.lock() else { return Vec::new() };
+            let row = |e: &Entry| (e.summary.clone(), e.updated, e.changed);
+            match ids {
+                None => g.values().map(row).collect(),
+                Some(ids) => ids.iter().filter_map(|id| g.get(id)).map(row).collect(),
+            }
+        };
+        raw.into_iter().map(|(row, updated, changed)| self.render(row, updated, changed)).collect()
+    }
+
+    fn render(
+        &self,
+        mut row: ActiveConversation,
+        updated: Option<DateTime<Utc>>,
+        changed: Option<DateTime<Utc>>,
+    ) -> ActiveConversation {
+        if self.redact_pii {
+            if let Some(said) = &mut row.last_utterance {
+                if let std::borrow::Cow::Owned(redacted) = crate::store::redact::redact(said) {
+                    *said = redacted;
+                }
+            }
+        }
+        row.updated_at = updated.map(|t| t.to_rfc3339());
+        row.changed_at = changed.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true));
+        row
+    }
+}
+
+/// What the calls' path hands the board feed.
+#[derive(Default)]
+struct FeedState {
+    /// The feed's task is running.
+    running: bool,
+    /// Conversations changed (or removed) since the last batch.
+    changed: HashSet<String>,
+}
+
+/// The board feed: rows changed while a board is attached, redacted and
+/// serialised once by the feed's own task and broadcast to every board.
+struct BoardFeed {
+    state: Mutex<FeedState>,
+    wake: Notify,
+    tx: broadcast::Sender<Arc<BoardFrame>>,
+}
+
+impl BoardFeed {
+    /// Marks a row changed, if a board is attached (the calls' path).
+    fn changed(&self, id: &str) {
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        if let Ok(mut s) = self.state.lock() {
+            if !s.changed.contains(id) {
+                s.changed.insert(id.to_string());
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Starts the feed's task unless it is running (a board has just subscribed).
+    fn start(self: &Arc<Self>, rows: &Arc<Rows>) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if s.running {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        s.running = true;
+        runtime.spawn(Arc::clone(self).run(Arc::clone(rows)));
+    }
+
+    /// Sends the changed rows in batches until no board is left.
+    async fn run(self: Arc<Self>, rows: Arc<Rows>) {
+        loop {
+            let _ = tokio::time::timeout(BOARD_IDLE, self.wake.notified()).await;
+            let changed = {
+                let Ok(mut s) = self.state.lock() else { return };
+                if self.tx.receiver_count() == 0 {
+                    s.running = false;
+                    s.changed.clear();
+                    return;
+                }
+                std::mem::take(&mut s.changed)
+            };
+            if changed.is_empty() {
+                continue;
+            }
+            let mut gone = changed.clone();
+            for row in rows.rendered(Some(&changed)) {
+                gone.remove(&row.conversation_id);
+                let _ = self.tx.send(Arc::new(BoardFrame::of(&BoardChange::Call { call: Box::new(row) })));
+            }
+            for conversation_id in gone {
+                let _ = self.tx.send(Arc::new(BoardFrame::of(&BoardChange::Removed { conversation_id })));
+            }
+            tokio::time::sleep(BOARD_BATCH).await;
+        }
+    }
 }
 
 /// The hub. Cheap to share.
 pub struct LiveHub {
-    convs: Mutex<HashMap<String, Entry>>,
+    rows: Arc<Rows>,
     /// Several instances: followers here of conversations another instance
     /// handles, told the last event number each checkpoint there committed.
     elsewhere: Mutex<HashMap<String, watch::Sender<u64>>>,
-    /// Row changes, sent only while a board is attached.
-    board: broadcast::Sender<Arc<BoardChange>>,
-    /// Redact the caller's words on the board as the store does.
-    redact_pii: bool,
+    board: Arc<BoardFeed>,
 }
 
 impl Default for LiveHub {
@@ -130,82 +313,88 @@ pub struct Subscription {
     pub ended: bool,
 }
 
+/// Updates a conversation's row with an event (the caller's words kept as
+/// said: they are redacted when rendered); false when the row is unchanged.
+fn update(s: &mut ActiveConversation, r: &Recorded) -> bool {
+    match &r.event {
+        DomainEvent::CallStarted { from, call_control_id, .. } => {
+            s.started_at = Some(r.at.to_rfc3339());
+            s.caller = from.clone();
+            s.caller_call_control_id = Some(call_control_id.clone());
+            s.phase = Phase::Ringing;
+        }
+        DomainEvent::LegAnswered { role: Role::Caller, .. } if s.phase == Phase::Ringing => s.phase = Phase::Ivr,
+        DomainEvent::Utterance { speaker: Speaker::Caller, text, .. } => {
+            s.utterances += 1;
+            let said = s.last_utterance.get_or_insert_with(String::new);
+            said.clear();
+            said.push_str(text);
+        }
+        DomainEvent::Scored { speaker: Speaker::Caller, score, policy, trackers, .. } => {
+            s.last_score = Some(*score);
+            s.level = policy.as_ref().map(|p| p.level);
+            if s.scores.len() == RECENT_SCORES {
+                s.scores.pop_front();
+            }
+            s.scores.push_back(*score);
+            for t in trackers {
+                if !s.trackers.contains(&t.tracker) {
+                    s.trackers.push(t.tracker.clone());
+                }
+            }
+        }
+        DomainEvent::Decision { decision, .. } => {
+            s.decision = Some(decision.reason.as_str().to_string());
+            s.phase = Phase::Transferring;
+        }
+        DomainEvent::Transfer { status, .. } if !status.is_conversation_status() => return false,
+        DomainEvent::Transfer { status, .. } => {
+            s.transfer_status = Some(status.as_str().to_string());
+            s.phase = match status {
+                TransferStatus::Connected => Phase::WithAgent,
+                TransferStatus::Failed => Phase::Ivr,
+                TransferStatus::Queued => Phase::Queued,
+                _ => Phase::Transferring,
+            };
+        }
+        DomainEvent::CallEnded { .. } => {
+            s.ended = true;
+            s.phase = Phase::Ended;
+        }
+        _ => return false,
+    }
+    s.risk = s.risk_of();
+    true
+}
+
 impl LiveHub {
     /// A hub; with `redact_pii`, the board shows the caller's words redacted.
     pub fn new(redact_pii: bool) -> Self {
         Self {
-            convs: Mutex::default(),
+            rows: Arc::new(Rows { convs: Mutex::default(), redact_pii }),
             elsewhere: Mutex::default(),
-            board: broadcast::channel(BOARD_BUFFER).0,
-            redact_pii,
+            board: Arc::new(BoardFeed {
+                state: Mutex::default(),
+                wake: Notify::new(),
+                tx: broadcast::channel(BOARD_BUFFER).0,
+            }),
         }
-    }
-
-    /// Updates a conversation's row with an event; false when the row is
-    /// unchanged.
-    fn update(&self, s: &mut ActiveConversation, r: &Recorded) -> bool {
-        match &r.event {
-            DomainEvent::CallStarted { from, call_control_id, .. } => {
-                s.started_at = Some(r.at.to_rfc3339());
-                s.caller = from.clone();
-                s.caller_call_control_id = Some(call_control_id.clone());
-                s.phase = "ringing".into();
-            }
-            DomainEvent::LegAnswered { role: Role::Caller, .. } if s.phase == "ringing" => s.phase = "ivr".into(),
-            DomainEvent::Utterance { speaker: Speaker::Caller, text, .. } => {
-                s.utterances += 1;
-                let text = if self.redact_pii { crate::store::redact::redact(text) } else { text.into() };
-                s.last_utterance = Some(text.into_owned());
-            }
-            DomainEvent::Scored { speaker: Speaker::Caller, score, policy, trackers, .. } => {
-                s.last_score = Some(*score);
-                s.level = policy.as_ref().map(|p| p.level);
-                if s.scores.len() == RECENT_SCORES {
-                    s.scores.pop_front();
-                }
-                s.scores.push_back(*score);
-                for t in trackers {
-                    if !s.trackers.contains(&t.tracker) {
-                        s.trackers.push(t.tracker.clone());
-                    }
-                }
-            }
-            DomainEvent::Decision { decision, .. } => {
-                s.decision = Some(decision.reason.as_str().to_string());
-                s.phase = "transferring".into();
-            }
-            DomainEvent::Transfer { status, .. } if !status.is_conversation_status() => return false,
-            DomainEvent::Transfer { status, .. } => {
-                s.transfer_status = Some(status.as_str().to_string());
-                s.phase = match status {
-                    TransferStatus::Connected => "with_agent",
-                    TransferStatus::Failed => "ivr",
-                    _ => "transferring",
-                }
-                .into();
-            }
-            DomainEvent::CallEnded { .. } => {
-                s.ended = true;
-                s.phase = "ended".into();
-            }
-            _ => return false,
-        }
-        s.risk = s.risk_of();
-        s.updated_at = Some(r.at.to_rfc3339());
-        true
     }
 
     /// Publishes an event (and creates the conversation's entry on first use).
     pub fn publish(&self, r: &Recorded) {
-        let Ok(mut g) = self.convs.lock() else { return };
+        let Ok(mut g) = self.rows.convs.lock() else { return };
         let e = g.entry(r.conversation_id.clone()).or_insert_with(|| Entry {
             tx: None,
             history: Vec::new(),
             summary: ActiveConversation { conversation_id: r.conversation_id.clone(), ..Default::default() },
+            updated: None,
+            changed: None,
         });
-        if self.update(&mut e.summary, r) && self.board.receiver_count() > 0 {
-            e.summary.sent_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-            let _ = self.board.send(Arc::new(BoardChange::Call { call: Box::new(e.summary.clone()) }));
+        if update(&mut e.summary, r) {
+            e.updated = Some(r.at);
+            e.changed = Some(Utc::now());
+            self.board.changed(&r.conversation_id);
         }
         let interim = matches!(r.event, DomainEvent::Interim { .. });
         if interim && e.tx.is_none() {
@@ -222,7 +411,7 @@ impl LiveHub {
 
     /// Follows a conversation, if it is in memory.
     pub fn subscribe(&self, id: &str) -> Option<Subscription> {
-        let mut g = self.convs.lock().ok()?;
+        let mut g = self.rows.convs.lock().ok()?;
         let e = g.get_mut(id)?;
         let rx = e.tx.get_or_insert_with(|| broadcast::channel(FOLLOW_BUFFER).0).subscribe();
         Some(Subscription { history: e.history.clone(), rx, ended: e.summary.ended })
@@ -249,34 +438,35 @@ impl LiveHub {
 
     /// Forgets a conversation (its worker has finished).
     pub fn remove(&self, id: &str) {
-        if let Ok(mut g) = self.convs.lock() {
-            if g.remove(id).is_some() && self.board.receiver_count() > 0 {
-                let _ = self.board.send(Arc::new(BoardChange::Removed { conversation_id: id.to_string() }));
+        if let Ok(mut g) = self.rows.convs.lock() {
+            if g.remove(id).is_some() {
+                self.board.changed(id);
             }
         }
     }
 
     /// Attaches a board: the rows now (riskiest first), then their changes,
-    /// with nothing missed in between.
+    /// with nothing missed in between (a row may come again unchanged).
+    /// Needs a Tokio runtime: the feed is a task of its own.
     pub fn board(&self) -> BoardSubscription {
-        let g = self.convs.lock();
-        let rx = self.board.subscribe();
-        let mut snapshot: Vec<_> = g.map(|g| g.values().map(|e| e.summary.clone()).collect()).unwrap_or_default();
+        // Subscribed before the snapshot is read: a change after is sent too.
+        let rx = self.board.tx.subscribe();
+        self.board.start(&self.rows);
+        let mut snapshot = self.rows.rendered(None);
         snapshot.sort_by(|a, b| b.risk.total_cmp(&a.risk).then_with(|| a.started_at.cmp(&b.started_at)));
         BoardSubscription { snapshot, rx }
     }
 
     /// Conversations in memory, newest first.
     pub fn list(&self) -> Vec<ActiveConversation> {
-        let Ok(g) = self.convs.lock() else { return Vec::new() };
-        let mut v: Vec<_> = g.values().map(|e| e.summary.clone()).collect();
+        let mut v = self.rows.rendered(None);
         v.sort_by(|a, b| b.started_at.cmp(&a.started_at));
         v
     }
 
     /// The summary of one conversation in memory.
     pub fn summary(&self, id: &str) -> Option<ActiveConversation> {
-        self.convs.lock().ok()?.get(id).map(|e| e.summary.clone())
+        self.rows.rendered(Some(&HashSet::from([id.to_string()]))).pop()
     }
 }
 
@@ -328,12 +518,15 @@ mod tests {
         at(conv, n, event)
     }
 
-    fn next(rx: &mut broadcast::Receiver<Arc<BoardChange>>) -> BoardChange {
-        (*rx.try_recv().expect("a change")).clone()
+    async fn next(rx: &mut broadcast::Receiver<Arc<BoardFrame>>) -> BoardChange {
+        let frame = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("a change").unwrap();
+        let change: BoardChange = serde_json::from_str(&frame.json).unwrap();
+        assert_eq!(frame.kind, change.kind());
+        change
     }
 
-    #[test]
-    fn a_board_gets_a_snapshot_riskiest_first_then_each_change() {
+    #[tokio::test]
+    async fn a_board_gets_a_snapshot_riskiest_first_then_each_change_once() {
         let hub = LiveHub::new(true);
         for (conv, score) in [("calm", 0.6), ("upset", -0.7)] {
             hub.publish(&started(conv));
@@ -344,28 +537,30 @@ mod tests {
         assert_eq!(order, ["upset", "calm"]);
         assert!(board.snapshot[0].risk > board.snapshot[1].risk);
 
+        // Two changes before the feed's next batch: the row is sent once, with both.
         hub.publish(&said("calm", 3, "my card is 4111 1111 1111 1111"));
-        hub.publish(&at("calm", 4, DomainEvent::Interim { speaker: Speaker::Caller, text: "my".into() }));
         hub.publish(&scored("calm", 5, -0.9, Some("churn_risk")));
-        let BoardChange::Call { call } = next(&mut board.rx) else { panic!("a row") };
+        let BoardChange::Call { call } = next(&mut board.rx).await else { panic!("a row") };
         assert_eq!(call.last_utterance.as_deref(), Some("my card is [card]"), "redacted as stored");
-        let BoardChange::Call { call } = next(&mut board.rx) else { panic!("a row") };
         assert_eq!(call.scores, [0.6, -0.9]);
         assert_eq!(call.trackers, ["churn_risk"]);
         assert_eq!(call.risk, 1.0);
-        assert!(board.rx.try_recv().is_err(), "an interim transcript changes no row");
+        assert!(call.changed_at.is_some() && call.updated_at.is_some());
 
+        // An interim transcript changes no row: the next change is the removal.
+        hub.publish(&at("calm", 6, DomainEvent::Interim { speaker: Speaker::Caller, text: "my".into() }));
         hub.remove("upset");
-        assert_eq!(next(&mut board.rx), BoardChange::Removed { conversation_id: "upset".into() });
+        assert_eq!(next(&mut board.rx).await, BoardChange::Removed { conversation_id: "upset".into() });
+        assert_eq!(hub.list()[0].last_utterance.as_deref(), Some("my card is [card]"));
     }
 
     #[test]
     fn rows_follow_the_phase_and_keep_the_last_scores() {
         let hub = LiveHub::new(false);
         hub.publish(&started("c"));
-        assert_eq!(hub.summary("c").unwrap().phase, "ringing");
+        assert_eq!(hub.summary("c").unwrap().phase, Phase::Ringing);
         hub.publish(&at("c", 2, DomainEvent::LegAnswered { role: Role::Caller, call_control_id: "v3:c".into() }));
-        assert_eq!(hub.summary("c").unwrap().phase, "ivr");
+        assert_eq!(hub.summary("c").unwrap().phase, Phase::Ivr);
         hub.publish(&said("c", 3, "call me on 555 010 0199"));
         assert_eq!(hub.summary("c").unwrap().last_utterance.as_deref(), Some("call me on 555 010 0199"));
         for n in 0..40 {
@@ -384,10 +579,15 @@ mod tests {
             agent_call_control_id: None,
         };
         hub.publish(&at("c", 50, connected));
-        assert_eq!(hub.summary("c").unwrap().phase, "with_agent");
+        assert_eq!(hub.summary("c").unwrap().phase, Phase::WithAgent);
         hub.publish(&at("c", 51, DomainEvent::CallEnded { reason: "hangup".into() }));
         let row = hub.summary("c").unwrap();
-        assert_eq!((row.phase.as_str(), row.risk), ("ended", 0.0));
+        assert_eq!((row.phase, row.risk), (Phase::Ended, 0.0));
+        let json = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["phase"], "ended", "serialised as before");
+        for p in [Phase::Ringing, Phase::Ivr, Phase::Transferring, Phase::Queued, Phase::WithAgent, Phase::Ended] {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
     }
 
     #[test]

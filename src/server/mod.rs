@@ -101,8 +101,55 @@ pub struct ServerOptions {
     pub lease_term: Duration,
     /// Alerts when a call turns (`[notify]`).
     pub notify: notify::NotifySettings,
-    /// The board shows the caller's words redacted, as the store keeps them.
+    /// `[storage] redact_pii`: the board, alerts and CRM events show the
+    /// caller's words redacted, as the store keeps them.
     pub redact_pii: bool,
+}
+
+/// The parts of a server that come from outside the configuration.
+pub struct ServerParts {
+    /// Where to listen.
+    pub listener: TcpListener,
+    /// Webhook signature verifier.
+    pub verifier: WebhookVerifier,
+    /// Command client.
+    pub client: TelnyxClient,
+    /// The engine.
+    pub engine: Engine,
+    /// The store.
+    pub store: SharedStore,
+    /// Session settings.
+    pub settings: Arc<SessionSettings>,
+    /// Admin token.
+    pub admin_token: String,
+}
+
+impl ServerOptions {
+    /// A server with `parts` and the limits, windows and redaction of
+    /// `config`; no alerts and no load-run audit.
+    pub fn new(parts: ServerParts, config: &crate::config::Config) -> Self {
+        let ServerParts { listener, verifier, client, engine, store, settings, admin_token } = parts;
+        let server = &config.server;
+        Self {
+            listener,
+            webhook_path: server.webhook_path.clone(),
+            verifier,
+            client,
+            engine,
+            store,
+            settings,
+            admin_token,
+            max_body_bytes: server.max_body_bytes,
+            grace: Duration::from_secs(server.ended_call_grace_secs),
+            retry_window: Duration::from_millis(config.telnyx.retry_window_ms),
+            reconcile_every: (server.reconcile_secs > 0).then(|| Duration::from_secs(server.reconcile_secs)),
+            signature_tolerance: Duration::from_secs(config.telnyx.signature_tolerance_secs),
+            load_audit: false,
+            lease_term: Duration::from_millis(config.storage.lease_ms),
+            notify: notify::NotifySettings::default(),
+            redact_pii: config.storage.redact_pii,
+        }
+    }
 }
 
 /// A running server.
@@ -192,7 +239,7 @@ pub async fn start_with(options: ServerOptions, limits: Limits) -> std::io::Resu
     let metrics = Arc::new(Metrics::new());
     let sms_retry = RetryPolicy { max_attempts: options.notify.config.max_attempts, ..options.client.retry().clone() };
     let sms_client = options.client.clone().with_retry(sms_retry);
-    let (alerts, alert_senders) = notify::Alerts::new(options.notify, sms_client, metrics.clone());
+    let (alerts, alert_senders) = notify::Alerts::new(options.notify, options.redact_pii, sms_client, metrics.clone());
     let live = Arc::new(LiveHub::new(options.redact_pii));
     let calls = Calls::new(Shared {
         settings: options.settings,

@@ -146,6 +146,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &Bytes, t0: Instant) -> Re
         attempt: envelope.meta.as_ref().map(|m| m.attempt),
         outcome,
         body: String::from_utf8_lossy(body).into_owned(),
+        wake_others: true,
     };
     if cluster {
         let webhook = Webhook::new(event, &envelope, received_at, t0);
@@ -205,6 +206,7 @@ async fn message_webhook(app: &App, envelope: &Envelope, body: &Bytes, t0: Insta
         attempt: envelope.meta.as_ref().map(|m| m.attempt),
         outcome,
         body: String::from_utf8_lossy(body).into_owned(),
+        wake_others: true,
     });
     app.metrics.webhook(event_type, outcome.as_str());
     match event {

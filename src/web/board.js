@@ -7,7 +7,7 @@
 const KEY = "ivrx-admin-token";
 const $ = (id) => document.getElementById(id);
 const rows = new Map(); // conversation_id -> row
-const latency = []; // ms from the server sending a row to it being shown here (last 1000)
+const latency = []; // ms from the server taking in a change to it being shown here (last 1000)
 let streamAbort = null;
 let view = null; // the open call, if any
 
@@ -52,12 +52,13 @@ async function stream(path, onEvent, signal) {
   }
 }
 
-function say(text) { $("status").textContent = text; }
+function say(text) { if ($("status").textContent !== text) $("status").textContent = text; }
 
 function signOut(message) {
   sessionStorage.removeItem(KEY);
   if (streamAbort) streamAbort.abort();
   rows.clear();
+  everything = true;
   $("signout").hidden = true;
   $("board").hidden = true;
   $("call").hidden = true;
@@ -76,10 +77,12 @@ async function follow() {
   while (!abort.signal.aborted) {
     try {
       await stream("/api/v1/board/events", onBoard, abort.signal);
+      announce = null;
       say("The server closed the stream; reconnecting…");
     } catch (e) {
       if (abort.signal.aborted) return;
       if (e instanceof AuthError) return signOut(e.message);
+      announce = null;
       say("Connection lost (" + e.message + "); reconnecting…");
     }
     await new Promise((r) => setTimeout(r, pause));
@@ -91,39 +94,51 @@ function onBoard(type, data) {
   if (type === "snapshot") {
     rows.clear();
     for (const c of data.calls) rows.set(c.conversation_id, c);
+    everything = true;
   } else if (type === "call") {
     const before = rows.get(data.call.conversation_id);
     rows.set(data.call.conversation_id, data.call);
+    changed.add(data.call.conversation_id);
     if (data.call.decision && !(before && before.decision)) {
-      say("Transfer: " + (data.call.caller || data.call.conversation_id) + " (" + words(data.call.decision) + ")");
+      const who = data.call.caller || data.call.conversation_id;
+      announce = { text: "Transfer: " + who + " (" + words(data.call.decision) + ")", until: Date.now() + ANNOUNCE_MS };
     }
+    if (view && data.call.conversation_id === view.id) facts(data.call);
+    if (data.call.changed_at && unshown.length < 1000) unshown.push(Date.parse(data.call.changed_at));
   } else if (type === "removed") {
     rows.delete(data.conversation_id);
+    changed.add(data.conversation_id);
   }
-  if (type !== "call" || !data.call.decision) say("Live · " + rows.size + " call" + (rows.size === 1 ? "" : "s"));
-  if (view && type === "call" && data.call.conversation_id === view.id) facts(data.call);
-  if (type === "call" && data.call.sent_at && unshown.length < 1000) unshown.push(Date.parse(data.call.sent_at));
-  redraw();
+  if (!frame) frame = requestAnimationFrame(draw);
 }
 
-// Rows that came since the table was last drawn (their sent_at). The table is
-// drawn at most every DRAW_MS, however many rows came meanwhile: a busy board
-// keeps up, and costs the machine it runs on ten drawings a second at most.
-const DRAW_MS = 100;
+// What changed since the last frame: the rows (or, after a snapshot,
+// everything), the transfer to announce (for ANNOUNCE_MS), and when the server took in each
+// change (its changed_at). Each frame redraws only the rows that changed and
+// moves only the rows whose place changed; the delay recorded for a change
+// runs to the next frame's start, by which it is painted.
+const changed = new Set();
+let everything = true;
+let announce = null;
+const ANNOUNCE_MS = 5000;
 let unshown = [];
-let drawing = false;
-let drawn = 0;
-function redraw() {
-  if (drawing) return;
-  drawing = true;
-  setTimeout(() => requestAnimationFrame(() => {
-    drawing = false;
-    drawn = Date.now();
-    render();
-    for (const sent of unshown) latency.push(drawn - sent);
+let frame = 0;
+function draw() {
+  frame = 0;
+  render();
+  status();
+  const sent = unshown;
+  unshown = [];
+  if (sent.length) requestAnimationFrame(() => {
+    const drawn = Date.now();
+    for (const t of sent) latency.push(drawn - t);
     if (latency.length > 1000) latency.splice(0, latency.length - 1000);
-    unshown = [];
-  }), Math.max(0, drawn + DRAW_MS - Date.now()));
+  });
+}
+
+function status() {
+  if (announce && Date.now() > announce.until) announce = null;
+  say(announce ? announce.text : "Live · " + rows.size + " call" + (rows.size === 1 ? "" : "s"));
 }
 
 const words = (s) => (s || "").replace(/_/g, " ");
@@ -158,26 +173,61 @@ function sparkline(scores) {
   return s;
 }
 
+const trs = new Map(); // conversation_id -> its table row
+
+function rowElement(r) {
+  const link = el("a", { href: "#/call/" + encodeURIComponent(r.conversation_id), "data-id": r.conversation_id },
+    r.caller || r.conversation_id.slice(0, 8));
+  const cell = (label, cls, ...content) => el("td", { "data-label": label, class: cls }, ...content);
+  const tr = el("tr", { "data-id": r.conversation_id, class: r.ended ? "ended" : r.decision ? "transfer" : "" },
+    el("td", {}, link), cell("duration", "n duration", duration(r)), cell("phase", "", words(r.phase)),
+    cell("level", "n " + (r.level != null && r.level < -0.2 ? "bad" : ""), level(r.level)),
+    el("td", { class: "spark" }, sparkline(r.scores || [])), cell("said", "words", r.last_utterance || ""),
+    cell("trackers", "", (r.trackers || []).map(words).join(", ")),
+    cell("decision", r.decision ? "bad" : "", r.decision ? words(r.decision) : "–"));
+  tr.addEventListener("click", (e) => { if (e.target.tagName !== "A") location.hash = link.getAttribute("href"); });
+  return tr;
+}
+
+// Brings the table up to date: changed rows rebuilt, gone rows removed,
+// rows moved only where the order changed.
 function render() {
   const body = $("calls").tBodies[0];
+  const focused = document.activeElement && document.activeElement.dataset && document.activeElement.dataset.id;
+  const ids = everything ? new Set([...trs.keys(), ...rows.keys()]) : changed;
+  for (const id of ids) {
+    const old = trs.get(id);
+    const r = rows.get(id);
+    if (!r) { if (old) old.remove(); trs.delete(id); continue; }
+    const tr = rowElement(r);
+    if (old) old.replaceWith(tr);
+    trs.set(id, tr);
+  }
+  everything = false;
+  changed.clear();
   const sorted = [...rows.values()].sort((a, b) => b.risk - a.risk || (a.started_at || "").localeCompare(b.started_at || ""));
   $("no-calls").hidden = sorted.length > 0;
   $("calls").hidden = sorted.length === 0;
-  const focused = document.activeElement && document.activeElement.dataset && document.activeElement.dataset.id;
-  body.replaceChildren(...sorted.map((r) => {
-    const link = el("a", { href: "#/call/" + encodeURIComponent(r.conversation_id), "data-id": r.conversation_id },
-      r.caller || r.conversation_id.slice(0, 8));
-    const cell = (label, cls, ...content) => el("td", { "data-label": label, class: cls }, ...content);
-    const tr = el("tr", { "data-id": r.conversation_id, class: r.ended ? "ended" : r.decision ? "transfer" : "" },
-      el("td", {}, link), cell("duration", "n", duration(r)), cell("phase", "", words(r.phase)),
-      cell("level", "n " + (r.level != null && r.level < -0.2 ? "bad" : ""), level(r.level)),
-      el("td", { class: "spark" }, sparkline(r.scores || [])), cell("said", "words", r.last_utterance || ""),
-      cell("trackers", "", (r.trackers || []).map(words).join(", ")),
-      cell("decision", r.decision ? "bad" : "", r.decision ? words(r.decision) : "–"));
-    tr.addEventListener("click", (e) => { if (e.target.tagName !== "A") location.hash = link.getAttribute("href"); });
-    return tr;
-  }));
-  if (focused) { const again = body.querySelector(`a[data-id="${CSS.escape(focused)}"]`); if (again) again.focus(); }
+  let at = body.firstElementChild;
+  for (const r of sorted) {
+    const tr = trs.get(r.conversation_id);
+    if (tr === at) at = at.nextElementSibling;
+    else body.insertBefore(tr, at);
+  }
+  if (focused && document.activeElement === document.body) {
+    const again = body.querySelector(`a[data-id="${CSS.escape(focused)}"]`);
+    if (again) again.focus();
+  }
+}
+
+// The durations tick once a second; nothing else is redrawn.
+function tick() {
+  if (announce && Date.now() > announce.until) status();
+  for (const [id, tr] of trs) {
+    const r = rows.get(id);
+    const td = tr.querySelector("td.duration");
+    if (r && td) td.textContent = duration(r);
+  }
 }
 
 function facts(row) {
@@ -321,7 +371,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (e.key === "Escape" && view) location.hash = "#/";
   });
   window.addEventListener("hashchange", route);
-  setInterval(() => { if (!$("board").hidden) render(); }, 1000);
+  setInterval(() => { if (!$("board").hidden) tick(); }, 1000);
   if (token()) follow();
   route();
 });

@@ -12,9 +12,10 @@
 //! | tracker `asks_for_human`, `abuse`, `churn_risk` | any hit | its own | support |
 //! | a request for a person or leaving, in other words ([`cues`]) | a hit | `asked_for_human`, `churn_risk` | support |
 //! | signs of frustration: tracker `bot_frustration`, a correction, a repeat of an earlier utterance (content words, Jaccard ≥ 0.6) | a second sign or a negative utterance (≤ -0.05) within 2 utterances; at once when the sign's utterance ≤ -0.7 | `bot_frustration`, `correction`, `repetition` | support |
-//! | tracker `buying_signal` | a hit, the utterance ≥ 0, the level ≥ -0.3 and no problem named in the utterance | `buying_signal` | sales |
+//! | tracker `buying_signal` | a hit that is more than a price or offers question ("how much does", "what deals"), the utterance ≥ 0, the level ≥ -0.3 and no problem named in the utterance | `buying_signal` | sales |
 //! | rapid incline | the level rose ≥ 0.2 above its lowest in the window, the utterance ≥ 0.1 and wants something ("tell me more"), no problem named | `rapid_incline` | sales |
-//! | mounting anger | the utterance ≤ -0.5 and worse than every earlier one, after an earlier one ≤ -0.15 or naming a problem, or a fall of the level ≥ 0.5 below its peak | `mounting_anger` | support |
+//! | plain interest | the utterance wants something ("i would like to get", "we want something faster"), scores above -0.15, the level ≥ -0.3, no problem named | `buying_signal` | sales |
+//! | mounting anger | the utterance ≤ -0.5 and worse than every earlier one, after an earlier one ≤ -0.15 or naming a problem, or a fall of the level ≥ 0.5 below its peak; or the grievance (negative scores summed since the last utterance ≥ 0.3) ≥ 1.0 and the utterance ≤ -0.15 | `mounting_anger` | support |
 //! | rapid decline | the level fell ≥ 0.5 below its peak over the last 3 utterances and is ≤ -0.2 | `rapid_decline` | support |
 //! | floor | the level (EWMA, weight 0.5, from neutral) ≤ -0.35 | `sentiment_floor` | support |
 //! | consecutive negatives | 3 utterances ≤ -0.35 in a row (mildly negative ones between them neither count nor break the run; one ≥ 0 breaks it) | `consecutive_negatives` | support |
@@ -68,6 +69,9 @@ pub struct PolicyState {
     pub lowest_score: f64,
     /// The utterance (count) that last named a problem, 0 for none.
     pub last_complaint: u32,
+    /// The call's grievance: how negative its utterances were, summed since
+    /// the last one at or above `grievance_relief`.
+    pub grievance: f64,
 }
 
 /// A sign of frustration that waits for one more utterance of evidence.
@@ -340,6 +344,10 @@ fn update(config: &PolicyConfig, state: &mut PolicyState, score: f64) -> PolicyS
     state.level = alpha * score + (1.0 - alpha) * state.level;
     state.utterances = state.utterances.saturating_add(1);
     state.lowest_score = state.lowest_score.min(score);
+    if score >= config.grievance_relief {
+        state.grievance = 0.0;
+    }
+    state.grievance += (-score).max(0.0);
     if score <= config.negative_score {
         state.consecutive_negatives = state.consecutive_negatives.saturating_add(1);
     } else if score >= config.negatives_reset_at {
@@ -414,6 +422,9 @@ fn tracker_decision(
             let Some(rule) = config.tracker_rule(&hit.tracker).filter(|r| r.action == action) else {
                 continue;
             };
+            if config.price_needs_interest && hit.tracker == BUYING_SIGNAL && asks_a_price(hit.said()) {
+                continue;
+            }
             let Some(reason) = rule.reason.or_else(|| builtin_reason(&hit.tracker)) else {
                 continue;
             };
@@ -424,6 +435,18 @@ fn tracker_decision(
         }
     }
     None
+}
+
+/// Words that open a question about money rather than a wish to buy.
+const PRICE_WORDS: &[&str] =
+    &["price", "prices", "pricing", "how", "any", "what", "your", "deals", "offers", "special", "better", "best"];
+
+/// True when a buying-signal hit asks what something costs or what is on
+/// offer ("how much does it cost to use my phone abroad", "what deals"):
+/// information, not yet a wish to buy. Sales takes it with a rise in mood
+/// (a rapid incline) or words of wanting.
+fn asks_a_price(said: &str) -> bool {
+    said.split(' ').next().is_some_and(|w| PRICE_WORDS.contains(&w))
 }
 
 /// True when the utterance, or the one before it, names a problem and that
@@ -528,7 +551,10 @@ fn frustration_decision(
     })
 }
 
-/// Sentiment rose quickly and the caller wants something.
+/// Sentiment rose quickly and the caller wants something; or, with
+/// `interest_sales`, the caller wants something in plain words ("i would
+/// like to get my son his own phone") and neither the utterance nor the call
+/// is a complaint.
 fn incline_decision(
     config: &PolicyConfig,
     state: &PolicyState,
@@ -536,20 +562,26 @@ fn incline_decision(
     snapshot: &PolicySnapshot,
     cues: &Cues,
 ) -> Option<Decision> {
-    if config.incline_rise <= 0.0
-        || snapshot.rise < config.incline_rise
-        || snapshot.score < config.incline_min_score
-        || blocks_sales(config, state, cues)
-    {
+    if blocks_sales(config, state, cues) {
         return None;
     }
-    let buying = config.tracker_rule(BUYING_SIGNAL).is_some_and(|r| r.action != TrackerAction::Ignore);
-    let wants = cues.get(Cue::Interest).map(|h| h.matched.clone()).or_else(|| {
-        let hit = utterance.score.trackers.iter().find(|h| buying && h.tracker == BUYING_SIGNAL)?;
-        Some(hit.said().to_string())
-    })?;
     let queue = tracker_queue(config, BUYING_SIGNAL, &config.sales_queue);
-    Some(cue_decision(Reason::RapidIncline, queue, utterance, &wants, snapshot))
+    let interest = cues.get(Cue::Interest).map(|h| h.matched.clone());
+    let rising =
+        config.incline_rise > 0.0 && snapshot.rise >= config.incline_rise && snapshot.score >= config.incline_min_score;
+    if rising {
+        let buying = config.tracker_rule(BUYING_SIGNAL).is_some_and(|r| r.action != TrackerAction::Ignore);
+        let wants = interest.clone().or_else(|| {
+            let hit = utterance.score.trackers.iter().find(|h| buying && h.tracker == BUYING_SIGNAL)?;
+            Some(hit.said().to_string())
+        });
+        if let Some(wants) = wants {
+            return Some(cue_decision(Reason::RapidIncline, queue, utterance, &wants, snapshot));
+        }
+    }
+    let calm = snapshot.score > config.mounting_prior && snapshot.level >= config.sales_min_level;
+    let wants = interest.filter(|_| config.interest_sales && calm)?;
+    Some(cue_decision(Reason::BuyingSignal, queue, utterance, &wants, snapshot))
 }
 
 /// Words that carry no request of their own: what a repeat is not made of.
@@ -563,16 +595,26 @@ const FILLER: &[&str] = &[
 ];
 
 /// The words of an utterance that say what it is about (no filler, no
-/// numbers: reading out a number twice is a confirmation, not a repeat).
+/// numbers: reading out a number twice is a confirmation, not a repeat),
+/// each by its stem, so "the date i pay" repeats "my payment date".
 fn content_words(norm: &Normalized) -> Vec<String> {
     let mut words: Vec<String> = norm
         .words()
         .filter(|w| !FILLER.contains(w) && !w.bytes().all(|b| b.is_ascii_digit()))
-        .map(str::to_string)
+        .map(|w| stem(w).to_string())
         .collect();
     words.sort_unstable();
     words.dedup();
     words
+}
+
+/// Suffixes a word is compared without.
+const SUFFIXES: &[&str] = &["ments", "ment", "ings", "ing", "ed", "es", "s", "e"];
+
+/// A word without its inflection ("payment", "paying" → "pay"; "changed",
+/// "change" → "chang"), keeping at least three letters.
+fn stem(word: &str) -> &str {
+    SUFFIXES.iter().find_map(|s| word.strip_suffix(s).filter(|rest| rest.len() >= 3)).unwrap_or(word)
 }
 
 /// Jaccard overlap of two sorted, deduplicated word lists: saying
@@ -610,7 +652,10 @@ fn sentiment_decision(
 /// Anger building in plain words: an utterance at or below
 /// `mounting_score`, worse than every earlier one (`lowest_before`), after an
 /// earlier utterance at or below `mounting_prior` or naming a problem, or a
-/// fall of the level by `rapid_drop` from its peak (praise, then a complaint).
+/// fall of the level by `rapid_drop` from its peak (praise, then a complaint);
+/// or, from `min_utterances` on, an utterance at or below `mounting_prior`
+/// that takes the call's grievance to `grievance` (complaints that pile up
+/// without one being strong, "it never came", "i have rung twice already").
 /// A correction is left to the frustration rule, which waits for more.
 fn mounting_decision(
     config: &PolicyConfig,
@@ -628,7 +673,11 @@ fn mounting_decision(
     let worse = score <= config.mounting_score && score < lowest_before;
     let named = state.last_complaint > 0 && state.last_complaint < state.utterances;
     let after = lowest_before <= config.mounting_prior || named || snapshot.drop >= config.rapid_drop;
-    (on && worse && after && snapshot.utterances > 1)
+    let piled_up = config.grievance > 0.0
+        && state.grievance >= config.grievance
+        && score <= config.mounting_prior
+        && state.utterances >= config.min_utterances;
+    ((on && worse && after && snapshot.utterances > 1) || piled_up)
         .then(|| decision_for(Reason::MountingAnger, &config.support_queue, utterance, None, snapshot))
 }
 

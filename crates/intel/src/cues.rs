@@ -7,11 +7,15 @@
 //! - [`Cue::AsksForPerson`]: a request frame ("can i get", "let me speak
 //!   with", "i would like", "is there") followed within a few words by
 //!   someone who is a person or a team ("whoever runs billing", "a member
-//!   of your team", "customer service"). Not "talk to you", not "is anyone
-//!   there" (a line check), not "someone to come out" (a visit);
+//!   of your team", "customer service"), or a person followed by a call
+//!   back ("could someone from your team give me a call"). Not "talk to
+//!   you", not "is anyone there" (a line check), not "someone to come out"
+//!   (a visit);
 //! - [`Cue::Leaving`]: a verb of leaving ("close", "get out of", "done with",
 //!   "stop") with the relationship as its object ("everything", "my
-//!   contract", "you people"), or a bare "how do i leave|quit|cancel";
+//!   contract", "you people"), or a bare "how do i leave|quit|cancel"; or a
+//!   verb of moving with somewhere else as its destination ("moving my
+//!   service to another provider", "take my custom elsewhere");
 //! - [`Cue::Correction`]: the caller says the system got it wrong ("that is
 //!   not what i meant", "no i said", "wrong one");
 //! - [`Cue::Interest`]: wanting to acquire something ("tell me more", "how
@@ -26,7 +30,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::normalize::{negated_before, Normalized};
+use super::normalize::{declined_before, negated_before, Normalized};
 use super::phrases::PhraseMatcher;
 
 /// What kind of escalation cue.
@@ -104,12 +108,20 @@ enum Class {
     Request,
     /// A person or a team.
     Person,
+    /// Ringing the caller back: what a person is asked to do.
+    CallBack,
     /// A verb of leaving that needs its object.
     Leave,
     /// A verb of leaving that may stand alone at the end ("how do i quit").
     LeaveAlone,
+    /// Leaving said in full, wherever it stands ("give my notice").
+    LeaveComplete,
     /// What one leaves: the account, the contract, the company.
     Relationship,
+    /// A verb of moving something, which needs a destination.
+    Move,
+    /// Somewhere other than this company: where a leaver moves to.
+    Elsewhere,
     Correction,
     Interest,
     Complaint,
@@ -141,6 +153,7 @@ const CLASSES: &[(Class, &[&str])] = &[
             "who is in charge, someone|somebody in charge",
         ],
     ),
+    (Class::CallBack, &["call|ring|phone me", "give me a call|ring|bell", "get back to me"]),
     (
         Class::Leave,
         &[
@@ -153,17 +166,34 @@ const CLASSES: &[(Class, &[&str])] = &[
             "quit|quitting",
             "disconnect|unsubscribe",
             "shut|shutting|close|closing down",
+            "end|ending",
+            "no longer need|require|want|use",
         ],
     ),
     (Class::LeaveAlone, &["leave|quit|cancel|unsubscribe|leaving|quitting"]),
+    (
+        Class::LeaveComplete,
+        &["give|giving my|our|in notice", "give|giving in my|our notice", "hand|handing in my|our notice"],
+    ),
     (
         Class::Relationship,
         &[
             "account|accounts|everything|contract|contracts|subscription|subscriptions|membership|service|services",
             "you",
             "your|this|the company|network|business",
-            "my|the|this|all|our plan|plans|package|broadband|line|lines",
+            "my|the|this|all|our plan|plans|package|broadband|line|lines|landline|internet|tv|mobile|phone",
             "it all, all of it, with you",
+        ],
+    ),
+    (Class::Move, &["move|moving|take|taking|switch|switching|transfer|transferring|go|going|bring|bringing"]),
+    (
+        Class::Elsewhere,
+        &[
+            "another|other provider|providers|network|networks|supplier|company|firm|operator|bank|insurer",
+            "a different|new|cheaper provider|network|supplier|company|firm|operator|bank|insurer",
+            "somewhere|someone else",
+            "elsewhere",
+            "the competition",
         ],
     ),
     (
@@ -193,7 +223,9 @@ const CLASSES: &[(Class, &[&str])] = &[
         &[
             "tell me more",
             "how do|can i get|order|apply|join",
-            "i would love|like to get|have|try|order",
+            "i would love|like to get|have|try|order|join",
+            "want|need|like something|anything|a|an faster|bigger|larger|better",
+            "want|need|like faster|bigger|larger|better",
             "i would love|like one",
             "would love|like one",
             "i will take it|that|one",
@@ -237,6 +269,9 @@ fn elsewhere(text: &Normalized, end: usize) -> bool {
 
 /// How far a verb of leaving may stand before its object.
 const LEAVE_REACH: usize = 3;
+/// How far a verb of moving may stand before where it goes ("moving my
+/// whole service over to another provider": 4 words between).
+const MOVE_REACH: usize = 5;
 
 /// What follows "someone" when the caller wants a visit, not a call.
 const VISIT_VERBS: &[&str] = &["come", "fix", "visit", "repair", "install", "look", "check", "send", "deliver", "call"];
@@ -282,7 +317,7 @@ pub fn detect_normalized(text: &Normalized) -> Cues {
 
     // A request, then within reach a person who is asked for.
     'person: for (rs, re) in of(Class::Request) {
-        if negated_before(text, rs) {
+        if negated_before(text, rs) || declined_before(text, rs) {
             continue;
         }
         for (ps, pe) in of(Class::Person) {
@@ -293,15 +328,29 @@ pub fn detect_normalized(text: &Normalized) -> Cues {
             break 'person;
         }
     }
-
-    // A verb of leaving with the relationship as its object, or alone at the end.
-    'leave: for (class, (ls, le)) in
-        of(Class::Leave).map(|x| (Class::Leave, x)).chain(of(Class::LeaveAlone).map(|x| (Class::LeaveAlone, x)))
-    {
-        if negated_before(text, ls) {
+    // A person, then within reach a call back to the caller.
+    'ring: for (ps, pe) in of(Class::Person).filter(|_| !cues.has(Cue::AsksForPerson)) {
+        if negated_before(text, ps) || declined_before(text, ps) {
             continue;
         }
-        if class == Class::LeaveAlone && le == last {
+        for (cs, ce) in of(Class::CallBack) {
+            if cs >= pe && cs <= pe + REQUEST_REACH && !negated_before(text, cs) {
+                cues.push(Cue::AsksForPerson, text, ps, ce);
+                break 'ring;
+            }
+        }
+    }
+
+    // A verb of leaving with the relationship as its object, or alone at the end.
+    'leave: for (class, (ls, le)) in of(Class::Leave)
+        .map(|x| (Class::Leave, x))
+        .chain(of(Class::LeaveAlone).map(|x| (Class::LeaveAlone, x)))
+        .chain(of(Class::LeaveComplete).map(|x| (Class::LeaveComplete, x)))
+    {
+        if negated_before(text, ls) || declined_before(text, ls) {
+            continue;
+        }
+        if (class == Class::LeaveAlone && le == last) || class == Class::LeaveComplete {
             cues.push(Cue::Leaving, text, ls, le);
             break;
         }
@@ -309,6 +358,21 @@ pub fn detect_normalized(text: &Normalized) -> Cues {
             if os >= le && os <= le + LEAVE_REACH && !elsewhere(text, oe) {
                 cues.push(Cue::Leaving, text, ls, oe);
                 break 'leave;
+            }
+        }
+    }
+
+    // A verb of moving with somewhere else as its destination.
+    if !cues.has(Cue::Leaving) {
+        'moving: for (ms, me) in of(Class::Move) {
+            if negated_before(text, ms) || declined_before(text, ms) {
+                continue;
+            }
+            for (es, ee) in of(Class::Elsewhere) {
+                if es >= me && es <= me + MOVE_REACH {
+                    cues.push(Cue::Leaving, text, ms, ee);
+                    break 'moving;
+                }
             }
         }
     }
@@ -361,6 +425,8 @@ mod tests {
             "is there anyone i can actually explain this to",
             "please get hold of your complaints department",
             "can i talk with billing staff",
+            "could someone from your team give me a call about this",
+            "can somebody ring me back this afternoon",
         ] {
             assert!(has(Cue::AsksForPerson, text), "{text}");
         }
@@ -372,6 +438,9 @@ mod tests {
             "i do not want to speak to anyone",
             "a technician came round yesterday",
             "i spoke to your staff yesterday",
+            "no need to put me through to anyone",
+            "nobody ever rang me back",
+            "someone rang me yesterday about the fault",
         ] {
             assert!(!has(Cue::AsksForPerson, text), "{text}");
         }
@@ -389,6 +458,10 @@ mod tests {
             "i am moving away from you",
             "get me out of this contract",
             "thats it im closing everything with you",
+            "i will be moving my service to another provider at the end of the month",
+            "i am afraid i will be taking my business elsewhere",
+            "i no longer require the landline",
+            "i would like to give my notice",
         ] {
             assert!(has(Cue::Leaving, text), "{text}");
         }
@@ -401,6 +474,11 @@ mod tests {
             "when does my contract end",
             "i am closing my business account at the bank",
             "i cancelled my contract with my old provider",
+            "can you transfer me to another department",
+            "i am moving to a new flat next week",
+            "i am not going to another provider",
+            "the parcel went to my neighbour",
+            "i no longer need the engineer visit",
         ] {
             assert!(!has(Cue::Leaving, text), "{text}");
         }
@@ -420,6 +498,9 @@ mod tests {
     fn interest_and_complaints() {
         assert!(has(Cue::Interest, "how do i get one of those"));
         assert!(has(Cue::Interest, "sounds lovely sign me up"));
+        assert!(has(Cue::Interest, "we work from home now so we want something faster"));
+        assert!(has(Cue::Interest, "i would like a bigger allowance"));
+        assert!(!has(Cue::Interest, "i do not want anything faster"));
         assert!(!has(Cue::Interest, "thanks that fixed it"));
         assert!(has(Cue::Complaint, "i like the phone but the bill is wrong"));
         assert!(has(Cue::Complaint, "my discount disappeared"));

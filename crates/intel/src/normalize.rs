@@ -59,6 +59,14 @@ pub fn negated_before(text: &Normalized, start: usize) -> bool {
     false
 }
 
+/// True when "no need" ends within [`NEGATION_WINDOW`] words before
+/// `start`: "no need to put me through", "no need for an agent" decline what
+/// follows. Apart from [`negated_before`], which the scorers share, so
+/// scores do not move.
+pub fn declined_before(text: &Normalized, start: usize) -> bool {
+    (start.saturating_sub(NEGATION_WINDOW)..start).any(|j| j > 0 && text.word(j - 1) == "no" && text.word(j) == "need")
+}
+
 /// A normalised utterance: canonical lower-case tokens.
 #[derive(Debug, Clone, Default)]
 pub struct Normalized {

@@ -26,7 +26,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::normalize::{negated_before, Normalized};
+use super::normalize::{declined_before, negated_before, Normalized};
 use super::phrases::{PatternError, PhraseMatcher};
 
 /// One tracker as configured (`[[trackers]]` in ivrx.toml).
@@ -193,7 +193,9 @@ impl TrackerSet {
         });
         for (start, end, r) in positives {
             let excluded = exclusions.iter().any(|&(s, e, t)| t == r.tracker && s <= start && end <= e);
-            if excluded || (self.negatable[r.tracker as usize] && negated_before(text, start)) {
+            if excluded
+                || (self.negatable[r.tracker as usize] && (negated_before(text, start) || declined_before(text, start)))
+            {
                 continue;
             }
             let config = &self.trackers[r.tracker as usize];
@@ -585,6 +587,8 @@ mod tests {
     fn negation_can_be_switched() {
         let mut set = TrackerSet::new(vec![TrackerConfig { name: "x".into(), phrases: vec!["agent".into()] }]);
         assert!(!tracker_in(&set, "x", "not agent"));
+        assert!(!tracker_in(&set, "x", "no need for an agent"), "declined");
+        assert!(tracker_in(&set, "x", "no i need an agent"));
         set.set_negation("x", false);
         assert!(tracker_in(&set, "x", "not agent"));
     }

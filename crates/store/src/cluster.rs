@@ -108,9 +108,10 @@ pub trait Cluster: Send + Sync {
     /// request is forgotten as it is taken (its asker reads it once).
     async fn take_answer(&self, request_id: i64) -> Result<Option<String>, StoreError>;
 
-    /// Forgets the requests answered more than `age` ago whose asker never
-    /// took the answer (it gave up waiting, or its instance stopped).
-    async fn forget_answered(&self, age: Duration) -> Result<u64, StoreError>;
+    /// Forgets the requests stored more than `age` ago, answered or not:
+    /// their asker gave up waiting, or its instance stopped, and a request
+    /// of a conversation that ended is never answered.
+    async fn forget_requests(&self, age: Duration) -> Result<u64, StoreError>;
 
     /// Tells every instance that `conversation_id` has work waiting (storing
     /// an accepted webhook for a conversation does so by itself).

@@ -301,6 +301,10 @@ pub struct WebhookRecord {
     pub outcome: WebhookOutcome,
     /// The raw body.
     pub body: String,
+    /// Under several instances: whether the others are woken for it once
+    /// stored. Not needed when the instance storing it holds its
+    /// conversation's lease (its owner takes it without a wake-up).
+    pub wake_others: bool,
 }
 
 /// Whether a webhook was new to the store.

@@ -154,13 +154,16 @@ async fn a_request_stored_anywhere_is_answered_once_under_the_current_lease() {
     assert_eq!(ca.take_answer(id).await.unwrap().as_deref(), Some("done"), "answered once");
     assert_eq!(ca.take_answer(id).await.unwrap(), None, "taken once, then forgotten");
 
-    // An answer nobody took is forgotten once old enough.
+    // An answer nobody took, and a request nobody answered (its
+    // conversation ended), are forgotten once old enough.
     let id = cb.request("c1", "{}").await.unwrap();
     let answer = [Answer { request_id: id, body: "late".into() }];
     cb.checkpoint(&lb, None, &answer, TERM).await.unwrap();
-    assert_eq!(cb.forget_answered(Duration::from_secs(60)).await.unwrap(), 0, "too young");
-    assert_eq!(cb.forget_answered(Duration::ZERO).await.unwrap(), 1);
+    cb.request("c2", "{}").await.unwrap();
+    assert_eq!(cb.forget_requests(Duration::from_secs(60)).await.unwrap(), 0, "too young");
+    assert_eq!(cb.forget_requests(Duration::ZERO).await.unwrap(), 2);
     assert_eq!(ca.take_answer(id).await.unwrap(), None);
+    assert!(ca.requests("c2").await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

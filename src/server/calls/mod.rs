@@ -77,12 +77,31 @@ pub struct Ownership {
     /// Conversations found owned by another live instance, and when: for a
     /// lease term this instance does not try to take them on each webhook.
     pub elsewhere: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    /// Conversations whose lease a worker of this instance holds: a webhook
+    /// for one of them wakes no other instance when stored.
+    held: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Ownership {
     /// This instance, holding conversations for `term` without renewal.
     pub fn new(term: Duration) -> Self {
-        Ownership { instance: uuid::Uuid::new_v4().to_string(), term, elsewhere: Arc::default() }
+        Ownership { instance: uuid::Uuid::new_v4().to_string(), term, elsewhere: Arc::default(), held: Arc::default() }
+    }
+
+    /// Notes whether a worker of this instance holds `conv`'s lease.
+    pub fn set_held(&self, conv: &str, held: bool) {
+        if let Ok(mut g) = self.held.lock() {
+            if held {
+                g.insert(conv.to_string());
+            } else {
+                g.remove(conv);
+            }
+        }
+    }
+
+    /// True while a worker of this instance holds `conv`'s lease.
+    pub fn holds(&self, conv: &str) -> bool {
+        self.held.lock().is_ok_and(|g| g.contains(conv))
     }
 
     /// Notes that another live instance owns `conv`.

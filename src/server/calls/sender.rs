@@ -115,6 +115,18 @@ impl Commands {
         self.held.get_or_insert_with(Vec::new);
     }
 
+    /// When the webhook behind the earliest held transfer start arrived.
+    pub(super) fn held_started(&self) -> Option<Instant> {
+        self.held
+            .iter()
+            .flatten()
+            .filter_map(|h| match h {
+                Held::Ordered((_, started)) => *started,
+                Held::Release(..) => None,
+            })
+            .min()
+    }
+
     /// Sends the commands held since the last checkpoint, in order.
     pub(super) fn send_held(&mut self) {
         let Some(held) = &mut self.held else { return };

@@ -41,8 +41,6 @@ pub struct NotifySettings {
     pub messaging_profile_id: Option<String>,
     /// Where delivery webhooks go (`None`: the messaging profile's URL).
     pub webhook_url: Option<String>,
-    /// Redact PII in what is texted or posted (`[storage] redact_pii`).
-    pub redact: bool,
 }
 
 /// What an alert is about.
@@ -171,16 +169,18 @@ pub struct AlertSender {
     rx: mpsc::Receiver<Job>,
     client: TelnyxClient,
     settings: NotifySettings,
+    redact: bool,
     metrics: Arc<Metrics>,
 }
 
 impl Alerts {
     /// Alerts per `settings`: SMS when supervisors are configured, CRM
     /// events when a CRM URL is; SMS go through `client`. The senders run
-    /// once [`Senders::start`]ed.
-    pub fn new(settings: NotifySettings, client: TelnyxClient, metrics: Arc<Metrics>) -> (Self, Senders) {
+    /// once [`Senders::start`]ed. With `redact` (`[storage] redact_pii`),
+    /// what is texted or posted is redacted as the store keeps it.
+    pub fn new(settings: NotifySettings, redact: bool, client: TelnyxClient, metrics: Arc<Metrics>) -> (Self, Senders) {
         let capacity = settings.config.queue_capacity;
-        let mut alerts = Self { redact: settings.redact, metrics: Some(metrics.clone()), ..Self::default() };
+        let mut alerts = Self { redact, metrics: Some(metrics.clone()), ..Self::default() };
         let crm = crm::CrmSender::new(&settings.config.crm, capacity, metrics.clone()).map(|(sender, rx)| {
             alerts.crm = Some(sender);
             rx
@@ -188,7 +188,7 @@ impl Alerts {
         let sms = (!settings.config.supervisors.is_empty()).then(|| {
             let (tx, rx) = mpsc::channel(capacity);
             alerts.sms = Some(tx);
-            AlertSender { rx, client, settings, metrics }
+            AlertSender { rx, client, settings, redact, metrics }
         });
         (alerts, Senders { sms, crm })
     }
@@ -281,7 +281,7 @@ impl AlertSender {
                 let body = MessageCreate {
                     from: self.settings.from.clone(),
                     to: sent.to.clone(),
-                    text: incident.sms_text(self.settings.redact),
+                    text: incident.sms_text(self.redact),
                     messaging_profile_id: self.settings.messaging_profile_id.clone(),
                     webhook_url: self.settings.webhook_url.clone(),
                     kind: Some("SMS".into()),

@@ -98,6 +98,15 @@ pub struct PolicyConfig {
     pub incline_rise: f64,
     /// The utterance's own score for a rapid incline. Default 0.1.
     pub incline_min_score: f64,
+    /// Wanting something in plain words ("i would like to get my son his
+    /// own phone") routes to sales when the utterance is above
+    /// `mounting_prior`, the level at least `sales_min_level` and no problem
+    /// was named, without a rise. Default true.
+    pub interest_sales: bool,
+    /// A buying-signal hit that only asks a price or what is on offer ("how
+    /// much does it cost", "what deals") does not route to sales alone: it
+    /// needs a rapid incline or words of wanting. Default true.
+    pub price_needs_interest: bool,
     /// Mounting anger: an utterance at or below this, worse than every
     /// earlier one, transfers after an earlier utterance at or below
     /// `mounting_prior` or one that named a problem, or a fall of the level
@@ -106,6 +115,14 @@ pub struct PolicyConfig {
     pub mounting_score: f64,
     /// The earlier complaint mounting anger needs. Default -0.15.
     pub mounting_prior: f64,
+    /// Mounting anger also fires, from `min_utterances` on, when an
+    /// utterance at or below `mounting_prior` takes the call's grievance
+    /// (its negative scores summed, back to 0 at an utterance at or above
+    /// `grievance_relief`) to this: complaints that pile up without one being
+    /// strong. 0 turns it off. Default 1.0.
+    pub grievance: f64,
+    /// An utterance at or above this clears the grievance. Default 0.3.
+    pub grievance_relief: f64,
     /// An utterance that names a problem ("but the bill is wrong") is not a
     /// sales lead, whatever its praise or buying words. Default true.
     pub complaint_blocks_sales: bool,
@@ -170,8 +187,12 @@ impl Default for PolicyConfig {
             frustration_alone_score: -0.7,
             incline_rise: 0.2,
             incline_min_score: 0.1,
+            interest_sales: true,
+            price_needs_interest: true,
             mounting_score: -0.5,
             mounting_prior: -0.15,
+            grievance: 1.0,
+            grievance_relief: 0.3,
             complaint_blocks_sales: true,
             operator_digit: "0".into(),
             trackers: default_tracker_rules(),
@@ -353,6 +374,8 @@ impl PolicyConfig {
         in_range("incline_min_score", self.incline_min_score, -1.0, 1.0)?;
         in_range("mounting_score", self.mounting_score, -1.0, 0.0)?;
         in_range("mounting_prior", self.mounting_prior, -1.0, 0.0)?;
+        in_range("grievance", self.grievance, 0.0, 20.0)?;
+        in_range("grievance_relief", self.grievance_relief, -1.0, 1.0)?;
         digit("operator_digit", &self.operator_digit)?;
         for (name, rule) in &self.trackers {
             let key = |field: &str| format!("trackers.{name}.{field}");
@@ -393,7 +416,10 @@ impl PolicyConfig {
         self.corrections = false;
         self.repeat_similarity = 0.0;
         self.incline_rise = 0.0;
+        self.interest_sales = false;
+        self.price_needs_interest = false;
         self.mounting_score = 0.0;
+        self.grievance = 0.0;
         self.complaint_blocks_sales = false;
         if let Some(rule) = self.trackers.get_mut(BOT_FRUSTRATION).filter(|r| r.action == TrackerAction::Evidence) {
             rule.action = TrackerAction::WhenNegative;
@@ -409,6 +435,7 @@ impl PolicyConfig {
             || self.corrections
             || self.repeat_similarity > 0.0
             || self.incline_rise > 0.0
+            || self.interest_sales
             || self.complaint_blocks_sales
     }
 

@@ -57,13 +57,19 @@ fn a_rapid_decline_from_a_good_start() {
 #[test]
 fn a_gradual_decline_is_caught() {
     assert!(decide(&[0.1, -0.1, -0.2, -0.4]).is_none());
-    let d = decide(&[0.1, -0.1, -0.2, -0.4, -0.4, -0.45]).unwrap();
+    // The floor, by itself…
+    let c = PolicyConfig { grievance: 0.0, ..PolicyConfig::default() };
+    let scores: Vec<Score> = [0.1, -0.1, -0.2, -0.4, -0.4, -0.45].into_iter().map(score).collect();
+    let d = run(&c, &scores).0.unwrap();
     assert_eq!((d.reason, d.trigger_index), (Reason::SentimentFloor, 6));
+    // …and a line earlier the grievance (1.1) of complaints piling up.
+    let d = run(&PolicyConfig::default(), &scores).0.unwrap();
+    assert_eq!((d.reason, d.trigger_index), (Reason::MountingAnger, 5));
 }
 
 #[test]
 fn consecutive_negatives() {
-    let c = PolicyConfig { floor: -1.0, ..PolicyConfig::default() };
+    let c = PolicyConfig { floor: -1.0, grievance: 0.0, ..PolicyConfig::default() };
     let (d, _) = run(&c, &[score(-0.4), score(-0.4), score(-0.4)]);
     let d = d.unwrap();
     assert_eq!((d.reason, d.trigger_index, d.numbers.consecutive_negatives), (Reason::ConsecutiveNegatives, 3, 3));
@@ -73,7 +79,7 @@ fn consecutive_negatives() {
 
 #[test]
 fn mildly_negative_asides_do_not_break_a_run() {
-    let c = PolicyConfig { floor: -1.0, ..PolicyConfig::default() };
+    let c = PolicyConfig { floor: -1.0, grievance: 0.0, ..PolicyConfig::default() };
     let d = run(&c, &[score(-0.4), score(-0.4), score(-0.1), score(-0.4)]).0.unwrap();
     assert_eq!((d.reason, d.trigger_index), (Reason::ConsecutiveNegatives, 4));
     assert!(run(&c, &[score(-0.4), score(-0.4), score(0.1), score(-0.4)]).0.is_none());
@@ -82,7 +88,13 @@ fn mildly_negative_asides_do_not_break_a_run() {
 #[test]
 fn a_caller_who_recovers_is_not_escalated() {
     assert!(decide(&[-0.5, -0.4, 0.4, 0.6, 0.7]).is_none());
-    assert!(decide(&[-0.4, -0.4, 0.0, -0.4, -0.4, 0.3]).is_none());
+    assert!(decide(&[-0.4, -0.4, 0.4, -0.4, -0.1, 0.3]).is_none());
+    // Four complaints with only a neutral line between them are no recovery:
+    // their grievance (1.2) transfers at the fourth; the rules before it waited.
+    let scores: Vec<Score> = [-0.4, -0.4, 0.0, -0.4, -0.4, 0.3].into_iter().map(score).collect();
+    let d = run(&PolicyConfig::default(), &scores).0.unwrap();
+    assert_eq!((d.reason, d.trigger_index), (Reason::MountingAnger, 4));
+    assert!(run(&PolicyConfig { grievance: 0.0, ..PolicyConfig::default() }, &scores).0.is_none());
 }
 
 #[test]
@@ -213,10 +225,13 @@ fn a_rapid_incline_with_interest_routes_to_sales() {
     assert_eq!(d.trigger_phrase.as_deref(), Some("how do i get"));
     // Relief is an incline too, but wants nothing.
     assert!(said(&c, &[("my router is down", -0.4), ("oh that fixed it", 0.4), ("brilliant thanks", 0.7)]).0.is_none());
-    // Interest without a rise is not a surge; the incline can be turned off.
+    // Interest without a rise is not a surge (plain interest is its own rule,
+    // below); the incline can be turned off.
+    let plain = PolicyConfig { interest_sales: false, ..c.clone() };
     let warm = [("great", 0.6), ("lovely", 0.6), ("perfect", 0.6), ("how do i get it", 0.3)];
-    assert!(said(&c, &warm).0.is_none());
-    let off = PolicyConfig { incline_rise: 0.0, ..c };
+    assert!(said(&plain, &warm).0.is_none());
+    assert_eq!(said(&c, &warm).0.map(|d| d.reason), Some(Reason::BuyingSignal));
+    let off = PolicyConfig { incline_rise: 0.0, ..plain };
     assert!(said(&off, &[("i got your letter", 0.0), ("that sounds great", 0.5), ("how do i get it", 0.3)])
         .0
         .is_none());
@@ -278,6 +293,63 @@ fn anger_mounting_in_plain_words() {
     assert!(decide(&[-0.3, 0.1, -0.55]).is_some());
     assert!(run(&off, &[score(-0.3), score(0.1), score(-0.55)]).0.is_none());
     assert!(PolicyConfig::default().without_signals().mounting_score == 0.0);
+}
+
+#[test]
+fn complaints_that_pile_up_without_one_being_strong() {
+    // Sums to 1.0 at the fourth, which is itself a complaint.
+    let d = decide(&[-0.3, -0.3, -0.1, -0.3]).unwrap();
+    assert_eq!((d.reason, d.trigger_index, d.queue.as_str()), (Reason::MountingAnger, 4, "support"));
+    // Not when the one that takes it there is mild, nor after relief.
+    assert!(decide(&[-0.3, -0.3, -0.3, -0.1]).is_none());
+    assert!(decide(&[-0.3, -0.3, 0.4, -0.2, -0.3]).is_none());
+    // The neutral and the positive add nothing.
+    assert!(decide(&[-0.3, 0.0, 0.2, -0.3, 0.0, -0.3]).is_none());
+    let off = PolicyConfig { grievance: 0.0, ..PolicyConfig::default() };
+    assert!(run(&off, &[score(-0.3), score(-0.3), score(-0.1), score(-0.3)]).0.is_none());
+    assert_eq!(PolicyConfig::default().without_signals().grievance, 0.0);
+}
+
+#[test]
+fn a_repeat_in_other_forms_of_the_same_words() {
+    let c = PolicyConfig::default();
+    let lines = [
+        ("i want to change my payment date", 0.0),
+        ("i want to change the date i pay", 0.0),
+        ("i just want to change my payment date why is this so hard", -0.1),
+    ];
+    let (d, _) = said(&c, &lines);
+    assert_eq!(d.map(|d| (d.reason, d.trigger_index)), Some((Reason::Repetition, 3)));
+    assert_eq!((stem("payment"), stem("paying"), stem("pay")), ("pay", "pay", "pay"));
+    assert_eq!((stem("changed"), stem("change"), stem("bus")), ("chang", "chang", "bus"));
+}
+
+#[test]
+fn wanting_something_in_plain_words_is_a_sales_lead() {
+    let c = PolicyConfig::default();
+    let (d, _) = said(&c, &[("hello i would like to get my son his own phone on my account", -0.06)]);
+    let d = d.unwrap();
+    assert_eq!(
+        (d.reason, d.queue.as_str(), d.trigger_phrase.as_deref()),
+        (Reason::BuyingSignal, "sales", Some("i would like to get"))
+    );
+    // Not from a complaint, nor in an unhappy call.
+    assert!(said(&c, &[("my bill is wrong", -0.3), ("i would like to get it fixed", 0.0)]).0.is_none());
+    assert!(said(&c, &[("i want something faster", -0.3)]).0.is_none());
+    let off = PolicyConfig { interest_sales: false, ..c };
+    assert!(said(&off, &[("we want something faster", 0.2)]).0.is_none());
+}
+
+#[test]
+fn asking_a_price_is_not_yet_a_sales_lead() {
+    let c = PolicyConfig::default();
+    let roaming = [with_hit(0.0, BUYING_SIGNAL, "how much does")];
+    assert!(run(&c, &roaming).0.is_none());
+    assert!(run(&PolicyConfig { price_needs_interest: false, ..c.clone() }, &roaming).0.is_some());
+    // A buying word other than a price still routes at once.
+    let d = run(&c, &[with_hit(0.0, BUYING_SIGNAL, "upgrading")]).0.unwrap();
+    assert_eq!((d.reason, d.queue.as_str()), (Reason::BuyingSignal, "sales"));
+    assert!(asks_a_price("price") && asks_a_price("what deals") && !asks_a_price("cheapest"));
 }
 
 #[test]

@@ -21,6 +21,8 @@ use crate::{redact, StoreError};
 const CHANNEL: &str = "ivrx_work";
 /// The channel checkpoints announce their events on: `<conversation> <last n>`.
 const COMMITTED: &str = "ivrx_events";
+/// Sends a notification (`channel`, `payload`) when the transaction commits.
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 /// How long the listener waits before connecting again after losing its connection.
 const RECONNECT: Duration = Duration::from_millis(500);
 
@@ -65,12 +67,15 @@ impl Cluster for PgCluster {
 
     async fn renew(&self, lease: &Lease, term: Duration) -> Result<bool, StoreError> {
         let client = self.db.get().await?;
-        let n = client
-            .execute(
+        let stmt = client
+            .prepare_cached(
                 "UPDATE leases SET expires_at = now() + make_interval(secs => $4)
                  WHERE conversation_id = $1 AND owner = $2 AND epoch = $3",
-                &[&lease.conversation_id, &lease.owner, &lease.epoch, &secs(term)],
             )
+            .await
+            .map_err(self.db.err())?;
+        let n = client
+            .execute(&stmt, &[&lease.conversation_id, &lease.owner, &lease.epoch, &secs(term)])
             .await
             .map_err(self.db.err())?;
         Ok(n == 1)
@@ -111,16 +116,17 @@ impl Cluster for PgCluster {
             t => t,
         };
         let db = &self.db;
+        let began = std::time::Instant::now();
+        let decision = transition.as_ref().is_some_and(|t| t.events.iter().any(|r| r.event.kind() == "decision"));
         let mut client = db.get().await?;
+        let pool_ms = began.elapsed().as_secs_f64() * 1e3;
         let tx = client.transaction().await.map_err(db.err())?;
         tx.batch_execute(&db.set_lock_timeout).await.map_err(db.err())?;
-        let current = tx
-            .query_opt(
-                "SELECT owner, epoch FROM leases WHERE conversation_id = $1 FOR UPDATE",
-                &[&lease.conversation_id],
-            )
+        let lock = tx
+            .prepare_cached("SELECT owner, epoch FROM leases WHERE conversation_id = $1 FOR UPDATE")
             .await
             .map_err(db.err())?;
+        let current = tx.query_opt(&lock, &[&lease.conversation_id]).await.map_err(db.err())?;
         let ours = current.is_some_and(|r| r.get::<_, String>(0) == lease.owner && r.get::<_, i64>(1) == lease.epoch);
         if !ours {
             return Ok(Fence::Lost); // rolled back as the transaction drops
@@ -131,22 +137,21 @@ impl Cluster for PgCluster {
             last = transition.events.last().map(|r| r.n);
         }
         for a in answers {
-            tx.execute("UPDATE requests SET answer = $2 WHERE id = $1 AND answer IS NULL", &[&a.request_id, &a.body])
-                .await
-                .map_err(db.err())?;
+            let answer = "UPDATE requests SET answer = $2 WHERE id = $1 AND answer IS NULL";
+            write::run(&tx, answer, &[&a.request_id, &a.body]).await.map_err(db.err())?;
         }
         // Followers read the new events; askers, their answers.
         if last.is_some() || !answers.is_empty() {
             let payload = format!("{} {}", lease.conversation_id, last.unwrap_or(0));
-            tx.execute("SELECT pg_notify($1, $2)", &[&COMMITTED, &payload]).await.map_err(db.err())?;
+            write::run(&tx, NOTIFY, &[&COMMITTED, &payload]).await.map_err(db.err())?;
         }
-        tx.execute(
-            "UPDATE leases SET expires_at = now() + make_interval(secs => $2) WHERE conversation_id = $1",
-            &[&lease.conversation_id, &secs(term)],
-        )
-        .await
-        .map_err(db.err())?;
+        let extend = "UPDATE leases SET expires_at = now() + make_interval(secs => $2) WHERE conversation_id = $1";
+        write::run(&tx, extend, &[&lease.conversation_id, &secs(term)]).await.map_err(db.err())?;
+        let before_commit = began.elapsed().as_secs_f64() * 1e3;
         tx.commit().await.map_err(db.err())?;
+        if decision {
+            tracing::debug!(target: "ivrx::latency", stage = "checkpoint", pool_ms, before_commit, total_ms = began.elapsed().as_secs_f64() * 1e3);
+        }
         Ok(Fence::Committed)
     }
 
@@ -167,13 +172,9 @@ impl Cluster for PgCluster {
 
     async fn requests(&self, conversation_id: &str) -> Result<Vec<Request>, StoreError> {
         let client = self.db.get().await?;
-        let rows = client
-            .query(
-                "SELECT id, body FROM requests WHERE conversation_id = $1 AND answer IS NULL ORDER BY id",
-                &[&conversation_id],
-            )
-            .await
-            .map_err(self.db.err())?;
+        let pending = "SELECT id, body FROM requests WHERE conversation_id = $1 AND answer IS NULL ORDER BY id";
+        let stmt = client.prepare_cached(pending).await.map_err(self.db.err())?;
+        let rows = client.query(&stmt, &[&conversation_id]).await.map_err(self.db.err())?;
         Ok(rows.iter().map(|r| Request { id: r.get(0), body: r.get(1) }).collect())
     }
 
@@ -186,13 +187,10 @@ impl Cluster for PgCluster {
         Ok(row.and_then(|r| r.get(0)))
     }
 
-    async fn forget_answered(&self, age: Duration) -> Result<u64, StoreError> {
+    async fn forget_requests(&self, age: Duration) -> Result<u64, StoreError> {
         let client = self.db.get().await?;
         client
-            .execute(
-                "DELETE FROM requests WHERE answer IS NOT NULL AND created_at < now() - make_interval(secs => $1)",
-                &[&secs(age)],
-            )
+            .execute("DELETE FROM requests WHERE created_at < now() - make_interval(secs => $1)", &[&secs(age)])
             .await
             .map_err(self.db.err())
     }
@@ -240,8 +238,7 @@ impl Cluster for PgCluster {
 /// Wakes every instance for `conversation_id` once `tx` commits (an
 /// accepted webhook stored for it wakes its owner this way).
 pub(super) async fn notify(tx: &Transaction<'_>, conversation_id: &str) -> Result<(), tokio_postgres::Error> {
-    let stmt = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
-    tx.execute(&stmt, &[&CHANNEL, &conversation_id]).await.map(drop)
+    write::run(tx, NOTIFY, &[&CHANNEL, &conversation_id]).await.map(drop)
 }
 
 /// The notifications on `channel`, read by `parse`, from a connection of

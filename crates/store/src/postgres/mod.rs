@@ -100,8 +100,14 @@ async fn run_writer(db: Db, mut batcher: Batcher) {
                 continue;
             }
         }
+        let began = std::time::Instant::now();
         let result = match db.get().await {
-            Ok(mut client) => write::commit(&mut client, &db.set_lock_timeout, batcher.ops()).await.map_err(db.err()),
+            Ok(mut client) => {
+                let pool_ms = began.elapsed().as_secs_f64() * 1e3;
+                let r = write::commit(&mut client, &db.set_lock_timeout, batcher.ops()).await.map_err(db.err());
+                tracing::debug!(target: "ivrx::latency", stage = "write_batch", ops = batcher.ops().len(), pool_ms, total_ms = began.elapsed().as_secs_f64() * 1e3);
+                r
+            }
             Err(e) => Err(e),
         };
         if let Some(wait) = batcher.settle(result) {

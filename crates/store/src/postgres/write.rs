@@ -34,8 +34,8 @@ fn int(v: impl Into<i64>) -> i64 {
     v.into()
 }
 
-/// Runs one cached statement.
-async fn run(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+/// Runs one cached statement (prepared once per connection, then one round trip).
+pub(super) async fn run(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
     let stmt = tx.prepare_cached(sql).await?;
     tx.execute(&stmt, params).await
 }
@@ -109,7 +109,7 @@ async fn record_webhook(tx: &Transaction<'_>, w: &WebhookRecord) -> Result<bool>
     )
     .await?;
     if inserted > 0 {
-        if let (Some(conv), WebhookOutcome::Accepted) = (&w.conversation_id, w.outcome) {
+        if let (Some(conv), WebhookOutcome::Accepted, true) = (&w.conversation_id, w.outcome, w.wake_others) {
             super::cluster::notify(tx, conv).await?;
         }
         return Ok(true);

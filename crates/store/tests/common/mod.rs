@@ -120,5 +120,6 @@ pub fn transcription(id: &str, text: &str) -> WebhookRecord {
         attempt: Some(1),
         outcome: WebhookOutcome::Accepted,
         body: body.to_string(),
+        wake_others: true,
     }
 }

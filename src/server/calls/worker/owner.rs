@@ -67,6 +67,7 @@ pub(in crate::server::calls) async fn run(mut w: Worker, conv: String, mut rx: m
         }
     };
     tracing::debug!(conversation = %conv, epoch = lease.epoch, "owns this conversation");
+    ownership.set_held(&conv, true);
     w.commands.hold();
     w.owned = Some(Owned {
         lease,
@@ -77,13 +78,14 @@ pub(in crate::server::calls) async fn run(mut w: Worker, conv: String, mut rx: m
         lost: false,
     });
     w.restore().await;
+    take_requests(&mut w).await;
     let mut renew = tokio::time::interval(ownership.term / 3);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     renew.reset();
     let mut idle_since = Instant::now();
     let mut lost = lost_lease(&w);
     while !lost {
-        let mut pull = false;
+        let mut pull = Pull::default();
         tokio::select! {
             m = rx.recv() => match m {
                 Some(m) => {
@@ -105,7 +107,7 @@ pub(in crate::server::calls) async fn run(mut w: Worker, conv: String, mut rx: m
                     Err(e) => tracing::debug!(conversation = %conv, error = %e, "cannot renew the lease"),
                 }
                 // A wake-up may have been missed: look anyway.
-                pull = true;
+                pull = Pull::ALL;
             }
         }
         for _ in 0..BATCH {
@@ -114,23 +116,30 @@ pub(in crate::server::calls) async fn run(mut w: Worker, conv: String, mut rx: m
                 Err(_) => break,
             }
         }
-        if pull {
-            take_stored(&mut w).await;
-        }
+        let woke = Instant::now();
+        take_stored(&mut w, pull).await;
+        let read = woke.elapsed();
+        let started = w.commands.held_started();
         lost = !w.checkpoint().await;
+        if let Some(t) = started {
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            tracing::debug!(target: "ivrx::latency", stage = "decision", waited_ms = ms(woke.saturating_duration_since(t)), read_ms = ms(read), checkpoint_ms = ms(woke.elapsed() - read), total_ms = ms(t.elapsed()));
+        }
     }
+    // Webhooks stored from now on wake whichever instance owns the conversation next.
+    ownership.set_held(&conv, false);
     calls.leave(&conv);
     if lost {
         tracing::warn!(conversation = %conv, "another instance took this conversation over; its worker here stops");
     } else {
         // Finish whatever was sent, or is sent with a slot held, before we
         // left; then give the conversation up.
-        let mut pull = true;
+        let mut pull = Pull::ALL;
         rx.close();
         while let Some(m) = rx.recv().await {
             take(&mut w, m, &mut pull);
         }
-        take_stored(&mut w).await;
+        take_stored(&mut w, pull).await;
         let fx = w.scoring.score_waiting_locally(&mut w.session, w.last_at);
         w.run(fx, None);
         let committed = w.checkpoint().await;
@@ -151,23 +160,47 @@ fn lost_lease(w: &Worker) -> bool {
     w.owned.as_ref().is_none_or(|o| o.lost)
 }
 
-/// Handles a message; a webhook (or a wake-up) means: take the stored ones.
-fn take(w: &mut Worker, msg: WorkerMsg, pull: &mut bool) {
+/// What the owner reads from the store before its next checkpoint.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pull {
+    /// The webhooks not consumed yet.
+    webhooks: bool,
+    /// The requests not answered yet.
+    requests: bool,
+}
+
+impl Pull {
+    const ALL: Pull = Pull { webhooks: true, requests: true };
+}
+
+/// Handles a message. A webhook this instance received means: take the
+/// stored ones. A wake-up (another instance stored webhooks or a request)
+/// means: take both.
+fn take(w: &mut Worker, msg: WorkerMsg, pull: &mut Pull) {
     match msg {
         WorkerMsg::Webhook(webhook) => {
             if let Some(o) = &mut w.owned {
                 o.received.insert(webhook.event_id.clone(), webhook);
             }
-            *pull = true;
+            pull.webhooks = true;
         }
-        WorkerMsg::Pending => *pull = true,
+        WorkerMsg::Pending => *pull = Pull::ALL,
         other => w.handle(other),
     }
 }
 
-/// Takes the conversation's stored webhooks not consumed yet, in the order
-/// they were stored.
-async fn take_stored(w: &mut Worker) {
+/// Takes what `pull` names: the conversation's stored webhooks not consumed
+/// yet, in the order they were stored, then its requests.
+async fn take_stored(w: &mut Worker, pull: Pull) {
+    if pull.webhooks {
+        take_webhooks(w).await;
+    }
+    if pull.requests {
+        take_requests(w).await;
+    }
+}
+
+async fn take_webhooks(w: &mut Worker) {
     let store = w.shared().store.clone();
     let Some(stored) = or_later(w, "webhooks", store.unprocessed_webhooks(w.session.id()).await) else { return };
     for stored in stored {
@@ -185,7 +218,6 @@ async fn take_stored(w: &mut Worker) {
         let taken = &o.taken;
         o.received.retain(|id, _| !taken.contains(id));
     }
-    take_requests(w).await;
 }
 
 /// What was read from the store, or `None` (it is read again at the next wake-up or renewal).
