@@ -164,6 +164,10 @@ pub(super) async fn run(
         // Once the call is over and no agent leg is left, late webhooks get a grace period.
         let next = if w.session.is_settled() {
             tokio::time::timeout(shared.grace, rx.recv()).await.unwrap_or_default()
+        } else if let Some(every) = w.session.callback_retry() {
+            // A pending callback: its next round of agents when nothing else comes first.
+            let due = WorkerMsg::Input(Input::CallbackDue { at: w.last_at });
+            tokio::time::timeout(every, rx.recv()).await.unwrap_or(Some(due))
         } else {
             rx.recv().await
         };
@@ -274,6 +278,7 @@ impl Worker {
                     | Input::Dialled { at, .. }
                     | Input::LegChecked(LegCheck { at, .. })
                     | Input::QueueHead { at }
+                    | Input::CallbackDue { at }
                     | Input::Symbl(SymblInput::LegArrived { at, .. }) => *at = self.last_at,
                     _ => {}
                 }
@@ -380,6 +385,7 @@ impl Worker {
                 }
                 Effect::Decided(reason) => self.shared().metrics.decision(reason.as_str()),
                 Effect::Notify(notice) => self.shared().alerts.notice(self.session.id(), &notice),
+                Effect::TextCaller(text) => self.shared().alerts.text_caller(&self.calls, &text),
                 Effect::FinishScoring => self.scoring.finish(),
                 Effect::SymblJoined => self.scoring.pstn_arrived(),
                 Effect::StartSymbl => {

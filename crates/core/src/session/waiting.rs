@@ -201,7 +201,10 @@ impl Session {
         match e.reason {
             Some(DequeueReason::Timeout) | Some(DequeueReason::Leave) if self.phase == Phase::Transferring => {
                 let line = self.wait_queue().map(|q| q.timeout_line.clone()).unwrap_or_default();
-                self.fail_transfer_with(&line, "nobody took the call within the longest wait", at, out);
+                let detail = "nobody took the call within the longest wait";
+                if !self.offer_callback(&line, detail, at, out) {
+                    self.fail_transfer_with(&line, detail, at, out);
+                }
             }
             _ => {}
         }
