@@ -202,3 +202,50 @@ fn caller_ccid_of(ev: &[Value], n: usize) -> String {
     let joined: Vec<&Value> = ev.iter().filter(|e| e["type"] == "leg_joined" && e["role"] == "caller").collect();
     joined[n]["call_control_id"].as_str().unwrap().to_string()
 }
+
+#[test]
+fn a_pending_callback_is_placed_after_a_restart() {
+    // Agents busy for 200 s: the callback is still pending when the server is killed.
+    let config = CONFIG.replace("busy:90", "busy:200");
+    let mut s = start(&config);
+    let script = s.script("callback", CALLBACK);
+    let mut caller = s
+        .command(&["dial", "--sandbox", "--json", "--script", script.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the caller accepted and was hung up on.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let id = loop {
+        let accepted = rusqlite::Connection::open(s.db()).ok().and_then(|c| {
+            c.query_row("SELECT conversation_id FROM events WHERE kind = 'callback' LIMIT 1", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .ok()
+        });
+        if let Some(id) = accepted {
+            let ev = events(&s.db(), &id);
+            let hung_up = ev.iter().any(|e| e["type"] == "leg_ended" && e["role"] == "caller");
+            if hung_up && ev.iter().any(|e| e["type"] == "callback" && e["status"] == "requested") {
+                break id;
+            }
+        }
+        assert!(Instant::now() < deadline, "the callback was never requested");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = caller.kill();
+    let _ = caller.wait();
+    let before = events(&s.db(), &id);
+    assert!(!before.iter().any(|e| e["type"] == "call_ended" || e["status"] == "placed"), "pending: {before:#?}");
+
+    s.restart();
+    party(&s, ivrx::sandbox::DEFAULT_CALLER, "say hello yes thanks for calling me back\npause 8\nhangup\n");
+    let ended = until(&s, &id, "call_ended", |e| !e.is_empty());
+    assert_eq!(ended[0]["reason"], "completed_with_agent", "{ended:#?}");
+    let ev = events(&s.db(), &id);
+    let statuses: Vec<&str> =
+        ev.iter().filter(|e| e["type"] == "callback").map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["offered", "requested", "placed", "answered"], "{ev:#?}");
+    assert!(leg_audit(&s)["left_up"].as_array().unwrap().is_empty());
+}
