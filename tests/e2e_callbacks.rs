@@ -191,6 +191,19 @@ fn once_an_agent_is_free_the_agent_is_dialled_then_the_caller_and_both_are_bridg
     let connected_count = ev.iter().filter(|e| e["type"] == "transfer" && e["status"] == "connected").count();
     assert_eq!(connected_count, 1, "one agent");
 
+    // `ivrx analyze` counts it, with its wait from the request to the caller answering.
+    let out = s.command(&["analyze", "--db", s.db().to_str().unwrap(), "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cb = &report["callbacks"];
+    assert_eq!((cb["requested"].as_u64(), cb["placed"].as_u64(), cb["answered"].as_u64()), (Some(1), Some(1), Some(1)));
+    // (Each simulated call keeps its own clock, so the sandbox's wait is not compared to a figure.)
+    assert_eq!(cb["wait"]["count"], 1, "{cb}");
+    assert!(cb["wait"]["median_ms"].is_number(), "{cb}");
+    let out = s.command(&["analyze", "--db", s.db().to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Callbacks") && text.contains("wait to answer"), "{text}");
+
     // The carrier saw the agent's leg bridged with the caller's, and nothing left up.
     let audit = leg_audit(&s);
     assert!(audit["left_up"].as_array().unwrap().is_empty(), "{audit:#}");
