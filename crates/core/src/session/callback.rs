@@ -174,9 +174,8 @@ impl Session {
     /// callback (none under way, the original call over); `None` otherwise.
     /// The driver then hands the session [`Input::CallbackDue`](super::Input::CallbackDue).
     pub fn callback_retry(&self) -> Option<std::time::Duration> {
-        let cb = self.callback.as_ref().filter(|c| c.requested_at.is_some() && !c.done && !c.placing)?;
-        let _ = cb;
-        if self.phase != Phase::Ended || self.agent.is_some() || !self.dialling.is_empty() {
+        let waiting = self.callback.as_ref().is_some_and(|c| c.requested_at.is_some() && !c.done && !c.placing);
+        if !waiting || self.phase != Phase::Ended || self.agent.is_some() || !self.dialling.is_empty() {
             return None;
         }
         Some(std::time::Duration::from_secs(u64::from(self.callback_config()?.retry_secs)))

@@ -410,3 +410,38 @@ fn a_caller_who_does_not_answer_the_callback_ends_it_unanswered() {
     assert!(ended, "{:#?}", events(&c.log));
     assert_eq!(c.s.callback_retry(), None);
 }
+
+#[test]
+fn a_callback_whose_call_to_the_caller_cannot_be_placed_ends_unanswered_and_lets_the_agent_go() {
+    let mut c = callback_requested();
+    let t = c.t;
+    c.input(Input::CallbackDue { at: t });
+    c.on_agent("v3:cb-1", 3, "call.initiated", json!({}));
+    c.on_agent("v3:cb-1", 3, "call.answered", json!({}));
+    let fx = c.on_agent("v3:cb-1", 3, "call.speak.ended", json!({"status": "completed"}));
+    let dial = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::Send(cmd) if cmd.role == Role::Caller && matches!(cmd.request, Request::Dial(_)) => {
+                Some(cmd.command_id().to_string())
+            }
+            _ => None,
+        })
+        .expect("the caller is dialled");
+    let t = c.t;
+    let fx = c.input(Input::CommandFailed {
+        command_id: dial,
+        action: "dial".into(),
+        role: Role::Caller,
+        call_gone: false,
+        error: "invalid number".into(),
+        at: t,
+    });
+    assert_eq!(
+        callbacks(&fx).iter().map(|c| (c.0.as_str(), c.2.as_deref())).collect::<Vec<_>>(),
+        [("unanswered", Some("invalid number"))]
+    );
+    assert!(releases(&fx).iter().any(|(ccid, _, _)| ccid == "v3:cb-1"), "{fx:?}");
+    c.on_agent("v3:cb-1", 3, "call.hangup", json!({"hangup_cause": "normal_clearing"}));
+    assert!(events(&c.log).contains(&DomainEvent::CallEnded { reason: "callback_unanswered".into() }));
+}
