@@ -396,8 +396,11 @@ impl Calls {
     pub(super) fn queue_moved(&self, conv: &str, event: &Event, at: chrono::DateTime<Utc>) {
         match event {
             Event::CallEnqueued(e) => {
-                if let Some(q) = &e.queue {
-                    self.lines.joined(q, conv, at);
+                // Telnyx may have counted callers who left before this webhook
+                // was handled: first in the line here, the caller is told so.
+                let ahead = e.current_position.is_some_and(|p| p > 1);
+                if e.queue.as_deref().is_some_and(|q| self.lines.joined(q, conv, at)) && ahead {
+                    self.tell_head(conv);
                 }
             }
             Event::CallDequeued(e) => {
