@@ -161,8 +161,9 @@ fn dequeued_rank(s: &Serve, ccid: &str) -> i64 {
 
 #[test]
 fn several_callers_waiting_at_once_are_each_bridged_once_with_their_own_agent_first_in_first_out() {
-    // Every agent busy for 90 s; three callers get in line one after the other.
-    let config = "[queue]\nname = \"support-wait\"\n[sandbox.agents]\n\"+18005550201\" = \"busy:90\"\n\"+18005550202\" = \"busy:90\"\n";
+    // One agent, busy for 90 s; three callers get in line one after the other.
+    let config = "[queues.support]\nagents = [\"+18005550201\"]\n[queues.sales]\nagents = [\"+18005550301\"]\n[queue]\nname = \"support-wait\"\n\
+[sandbox.agents]\n\"+18005550201\" = \"busy:90\"\n";
     let s = Serve::start(config, &[]);
     let caller = "say i need to talk to a real person right now\npause 300\nsay thanks for picking up my internet keeps dropping\nhangup\n";
     let reports: Vec<Value> = std::thread::scope(|scope| {
