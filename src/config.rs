@@ -699,6 +699,9 @@ impl Config {
         self.transfer.validate()?;
         if let Some(q) = &self.queue {
             q.validate()?;
+            if let Some(cb) = &q.callback {
+                cb.validate(&crate::keypad::Keypad::new(&self.ivr, &self.policy).valid_digits())?;
+            }
         }
         self.engine.validate(mode, &self.ivr.number)?;
         self.policy.validate().map_err(|e| invalid(format!("policy.{}", e.key), e.message))?;

@@ -127,3 +127,86 @@ fn a_bad_queue_value_is_refused_at_start_with_the_key_and_the_fix() {
         refused_at_start(dir.path(), config, key, fix);
     }
 }
+
+/// How many `call.enqueued` webhooks the server has stored.
+fn enqueued_count(s: &Serve) -> usize {
+    let Ok(db) = rusqlite::Connection::open(s.db()) else { return 0 };
+    db.query_row("SELECT count(*) FROM webhooks WHERE event_type = 'call.enqueued'", [], |r| r.get::<_, i64>(0))
+        .map_or(0, |n| n as usize)
+}
+
+/// Waits (on the server's record, not a guess of time) until `n` callers are in line.
+fn until_in_line(s: &Serve, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while enqueued_count(s) < n {
+        assert!(std::time::Instant::now() < deadline, "{n} callers never got in line");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Where the `call.dequeued` of a caller's leg came among the webhooks the
+/// server took (each simulated call keeps its own clock, so their times are
+/// not compared).
+fn dequeued_rank(s: &Serve, ccid: &str) -> i64 {
+    let db = rusqlite::Connection::open(s.db()).unwrap();
+    let mut q =
+        db.prepare("SELECT rowid, body FROM webhooks WHERE event_type = 'call.dequeued' ORDER BY rowid").unwrap();
+    let rows: Vec<(i64, String)> =
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    rows.into_iter()
+        .find(|(_, b)| serde_json::from_str::<Value>(b).unwrap()["data"]["payload"]["call_control_id"] == ccid)
+        .map(|(rowid, _)| rowid)
+        .unwrap_or_else(|| panic!("{ccid} never left the line"))
+}
+
+#[test]
+fn several_callers_waiting_at_once_are_each_bridged_once_with_their_own_agent_first_in_first_out() {
+    // One agent, busy for 90 s; three callers get in line one after the other.
+    let config = "[queues.support]\nagents = [\"+18005550201\"]\n[queues.sales]\nagents = [\"+18005550301\"]\n[queue]\nname = \"support-wait\"\n\
+[sandbox.agents]\n\"+18005550201\" = \"busy:90\"\n";
+    let s = Serve::start(config, &[]);
+    let caller = "say i need to talk to a real person right now\npause 300\nsay thanks for picking up my internet keeps dropping\nhangup\n";
+    let reports: Vec<Value> = std::thread::scope(|scope| {
+        let mut calls = Vec::new();
+        for n in 1..=3 {
+            let s = &s;
+            calls.push(scope.spawn(move || s.dial(caller)));
+            until_in_line(s, n);
+        }
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+
+    let mut out_of_line = Vec::new();
+    for (n, r) in reports.iter().enumerate() {
+        let place = n + 1;
+        assert_eq!(
+            (r["transferred"].as_bool(), r["transfer_status"].as_str()),
+            (Some(true), Some("connected")),
+            "caller {place}: {r}"
+        );
+        let ev = events(&s.db(), &conv(r));
+        let queue = queue_record(&ev);
+        assert_eq!(queue[1].1, format!("number {place} in line in support-wait"), "caller {place}: {queue:?}");
+        let connected = attempts(r).into_iter().filter(|(_, st)| st == "connected").count();
+        assert_eq!(connected, 1, "caller {place} bridged once: {:?}", attempts(r));
+        // Telnyx took this caller out of the line once, bridged.
+        let ccid = caller_ccid(&ev);
+        let hooks = webhook_types(&s, &ccid);
+        let dequeued: Vec<&Value> = hooks.iter().filter(|(t, _)| t == "call.dequeued").map(|(_, p)| p).collect();
+        assert_eq!(dequeued.len(), 1, "caller {place}: {hooks:#?}");
+        assert_eq!(dequeued[0]["reason"], "bridged", "caller {place}");
+        assert!(queue.last().unwrap().1.starts_with("bridged after "), "caller {place}: {queue:?}");
+        out_of_line.push(dequeued_rank(&s, &ccid));
+    }
+    // First in, first out.
+    let mut sorted = out_of_line.clone();
+    sorted.sort();
+    assert_eq!(out_of_line, sorted, "bridged in the order they got in line");
+
+    // The carrier's side: every agent leg bridged with the caller it was
+    // dialled for, nobody bridged with two, no leg left up.
+    let audit = leg_audit(&s);
+    assert!(audit["bridged_elsewhere"].as_array().unwrap().is_empty(), "{audit:#}");
+    assert!(audit["bridged_to_several"].as_array().unwrap().is_empty(), "{audit:#}");
+    assert!(audit["left_up"].as_array().unwrap().is_empty(), "{audit:#}");
+}

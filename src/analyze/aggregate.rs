@@ -74,6 +74,26 @@ pub struct TimeToTransfer {
     pub connected_histogram: Vec<Bin>,
 }
 
+/// Callbacks callers accepted after the longest wait in the queue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Callbacks {
+    /// Callers who accepted one.
+    pub requested: u64,
+    /// … called back (an agent on the line, the caller dialled).
+    pub placed: u64,
+    /// … who answered.
+    pub answered: u64,
+    /// From the request to the caller answering.
+    pub wait: Distribution,
+}
+
+impl Callbacks {
+    /// No call had a callback.
+    pub fn is_empty(&self) -> bool {
+        self.requested == 0 && self.placed == 0 && self.answered == 0
+    }
+}
+
 /// Calls that started in one hour of the day (UTC).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HourRow {
@@ -124,6 +144,10 @@ pub struct Aggregates {
     pub sources: BTreeMap<String, u64>,
     /// Waiting times.
     pub time_to_transfer: TimeToTransfer,
+    /// Callbacks requested, placed and answered, and their wait (left out
+    /// when no call had one, so stores without callbacks read as before).
+    #[serde(skip_serializing_if = "Callbacks::is_empty")]
+    pub callbacks: Callbacks,
     /// 24 rows, hour 0 to 23 (UTC).
     pub hours: Vec<HourRow>,
     /// Trackers, most calls first.
@@ -193,6 +217,8 @@ pub struct Aggregator {
     sources: BTreeMap<String, u64>,
     decision_ms: Vec<f64>,
     connected_ms: Vec<f64>,
+    callbacks: [u64; 3],
+    callback_wait_ms: Vec<f64>,
     hours: [(u64, u64); 24],
     trackers: BTreeMap<String, (u64, u64)>,
     topics: TopicCounter,
@@ -218,6 +244,8 @@ impl Aggregator {
             sources: BTreeMap::new(),
             decision_ms: Vec::new(),
             connected_ms: Vec::new(),
+            callbacks: [0; 3],
+            callback_wait_ms: Vec::new(),
             hours: [(0, 0); 24],
             trackers: BTreeMap::new(),
             topics: TopicCounter::new(options.window),
@@ -262,6 +290,13 @@ impl Aggregator {
         if let Some(h) = m.hour.filter(|h| *h < 24) {
             self.hours[h as usize].0 += 1;
             self.hours[h as usize].1 += u64::from(m.transferred);
+        }
+        if let Some(cb) = &call.callback {
+            let marks = [cb.requested_at.is_some(), cb.placed_at.is_some(), cb.answered_at.is_some()];
+            for (n, hit) in self.callbacks.iter_mut().zip(marks) {
+                *n += u64::from(hit);
+            }
+            self.callback_wait_ms.extend(cb.wait_ms().map(|ms| ms.max(0) as f64));
         }
         self.count_trackers(call);
         self.topics.add_call(call, decline);
@@ -343,6 +378,12 @@ impl Aggregator {
             decision: Distribution::of(&mut self.decision_ms),
             connected: Distribution::of(&mut self.connected_ms),
         };
+        let callbacks = Callbacks {
+            requested: self.callbacks[0],
+            placed: self.callbacks[1],
+            answered: self.callbacks[2],
+            wait: Distribution::of(&mut self.callback_wait_ms),
+        };
         // Half escalated calls and half others, the rest from the other group
         // when one is short. A prefix of a reservoir is a uniform sample too.
         let n = self.options.samples;
@@ -368,6 +409,7 @@ impl Aggregator {
             reasons,
             sources: std::mem::take(&mut self.sources),
             time_to_transfer,
+            callbacks,
             hours: self
                 .hours
                 .iter()
@@ -404,7 +446,7 @@ mod tests {
     use crate::intel::TrackerHit;
     use crate::session::{DecisionSource, Speaker};
     use crate::store::model::parse_enum;
-    use crate::store::{ConversationStatus, StoredDecision, Utterance};
+    use crate::store::{CallbackTimes, ConversationStatus, StoredDecision, Utterance};
     use chrono::TimeZone;
 
     fn call(i: u32, reason: Option<&str>, transferred: bool, hour: u32) -> Conversation {
@@ -441,6 +483,28 @@ mod tests {
             }],
             ..Conversation::default()
         }
+    }
+
+    #[test]
+    fn callbacks_are_counted_requested_placed_answered_with_their_wait() {
+        let options = AggregateOptions { window: 2, min_count: 1, top: 0, samples: 0 };
+        let mut agg = Aggregator::new(options);
+        let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let at = |s: i64| Some(t0 + chrono::Duration::seconds(s));
+        let times = [
+            Some(CallbackTimes { requested_at: at(0), placed_at: at(50), answered_at: at(60) }),
+            Some(CallbackTimes { requested_at: at(0), placed_at: at(100), answered_at: at(120) }),
+            Some(CallbackTimes { requested_at: at(0), placed_at: None, answered_at: None }),
+            None,
+        ];
+        for (i, cb) in times.into_iter().enumerate() {
+            let c = Conversation { callback: cb, ..call(i as u32, None, false, 9) };
+            agg.add(&c, &metrics_of(&c), None);
+        }
+        let cb = agg.finish().callbacks;
+        assert_eq!((cb.requested, cb.placed, cb.answered), (3, 2, 2));
+        assert_eq!(cb.wait.count, 2);
+        assert_eq!(cb.wait.median_ms, Some(90_000.0));
     }
 
     #[test]

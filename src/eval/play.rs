@@ -138,6 +138,7 @@ impl Call<'_> {
                     | Effect::RouteLeg { .. }
                     | Effect::Decided(_)
                     | Effect::Notify(_)
+                    | Effect::TextCaller(_)
                     | Effect::FinishScoring => {}
                 }
             }

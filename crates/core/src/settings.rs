@@ -341,6 +341,95 @@ pub struct WaitQueueConfig {
     pub waiting_line: String,
     /// Said when the longest wait has passed and the caller is back with the IVR.
     pub timeout_line: String,
+    /// `[queue.callback]`: after the longest wait the caller is offered a
+    /// callback (absent: they are back with the IVR).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackConfig>,
+}
+
+/// `[queue.callback]`: after the longest wait in the queue the caller is
+/// offered a callback. They accept with a key (`accept_keys`) or by saying
+/// one of `accept_phrases`; ivrx records it, texts them `sms_text` and says
+/// `accepted_line` before hanging up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbackConfig {
+    /// Keys that accept the callback (any one of them), e.g. `"9"`; not a key of the IVR menu.
+    pub accept_keys: String,
+    /// Words that accept it when the caller says them (lower case).
+    pub accept_phrases: Vec<String>,
+    /// Said after `queue.timeout_line`, before the menu.
+    pub offer_line: String,
+    /// Said once the callback is accepted; then the call ends.
+    pub accepted_line: String,
+    /// The confirmation SMS; `{number}` is the number called back.
+    pub sms_text: String,
+    /// Seconds between two rounds of agents for a pending callback.
+    pub retry_secs: u32,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        Self {
+            accept_keys: "9".into(),
+            accept_phrases: vec!["call me back".into(), "callback".into()],
+            offer_line: "Press 9 or say call me back, and we will call you back as soon as an agent is free.".into(),
+            accepted_line: "Thank you. We will call you back as soon as an agent is free. Goodbye.".into(),
+            sms_text: "We will call you back at {number} as soon as an agent is free.".into(),
+            retry_secs: 30,
+        }
+    }
+}
+
+impl CallbackConfig {
+    /// Checks the section; `menu_keys` are the IVR menu's keys, which a
+    /// callback key must not take.
+    pub fn validate(&self, menu_keys: &str) -> Result<(), SettingError> {
+        let keys = self.accept_keys.as_str();
+        let keypad = |c: char| c.is_ascii_digit() || c == '*' || c == '#';
+        if keys.is_empty() || keys.len() > 4 || !keys.chars().all(keypad) {
+            return Err(invalid(
+                "queue.callback.accept_keys",
+                "must be 1 to 4 keypad keys (0-9, * or #) the menu does not use, e.g. \"9\"",
+            ));
+        }
+        if let Some(k) = keys.chars().find(|k| menu_keys.contains(*k)) {
+            return Err(invalid(
+                "queue.callback.accept_keys",
+                format!("{k:?} is a key of the IVR menu (ivr.menu): choose a key the menu does not use, e.g. \"9\""),
+            ));
+        }
+        if self.accept_phrases.is_empty() || self.accept_phrases.iter().any(|p| p.trim().is_empty()) {
+            return Err(invalid(
+                "queue.callback.accept_phrases",
+                "list at least one phrase, none empty, e.g. [\"call me back\"]",
+            ));
+        }
+        check_spoken("queue.callback.offer_line", &self.offer_line)?;
+        check_spoken("queue.callback.accepted_line", &self.accepted_line)?;
+        if !(1..=3600).contains(&self.retry_secs) {
+            return Err(invalid("queue.callback.retry_secs", "must be between 1 and 3600 seconds, e.g. 30"));
+        }
+        if self.sms_text.trim().is_empty() || self.sms_text.chars().count() > 1600 {
+            return Err(invalid("queue.callback.sms_text", "must be 1 to 1600 characters: the SMS the caller gets"));
+        }
+        Ok(())
+    }
+
+    /// The key or phrase in `heard` (keys pressed, or words said) that
+    /// accepts the callback.
+    pub fn accepts(&self, pressed: Option<&str>, said: Option<&str>) -> Option<String> {
+        if let Some(d) = pressed.filter(|d| !d.is_empty() && d.chars().all(|c| self.accept_keys.contains(c))) {
+            return Some(format!("pressed {d}"));
+        }
+        let said = said?.to_lowercase();
+        let words: String = said.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+        let words = format!(" {} ", words.split_whitespace().collect::<Vec<_>>().join(" "));
+        self.accept_phrases
+            .iter()
+            .find(|p| words.contains(&format!(" {} ", p.trim().to_lowercase())))
+            .map(|p| format!("said {:?}", p.trim()))
+    }
 }
 
 impl Default for WaitQueueConfig {
@@ -355,6 +444,7 @@ impl Default for WaitQueueConfig {
                 .into(),
             waiting_line: "Thank you for waiting. All our agents are still busy; you keep your place in line.".into(),
             timeout_line: "I'm sorry, nobody could take your call in time.".into(),
+            callback: None,
         }
     }
 }
@@ -602,5 +692,43 @@ mod tests {
             queue.validate("sales").unwrap_err().to_string(),
             "queues.sales.agents: list at least one agent number"
         );
+    }
+
+    #[test]
+    fn a_callback_key_must_be_a_keypad_key_the_menu_does_not_use() {
+        let ok = CallbackConfig::default();
+        assert_eq!(ok.validate("1230"), Ok(()));
+        for (cb, key, fix) in [
+            (
+                CallbackConfig { accept_keys: "1".into(), ..ok.clone() },
+                "queue.callback.accept_keys",
+                "key of the IVR menu",
+            ),
+            (CallbackConfig { accept_keys: "a".into(), ..ok.clone() }, "queue.callback.accept_keys", "keypad keys"),
+            (CallbackConfig { accept_keys: String::new(), ..ok.clone() }, "queue.callback.accept_keys", "keypad keys"),
+            (
+                CallbackConfig { accept_phrases: vec![" ".into()], ..ok.clone() },
+                "queue.callback.accept_phrases",
+                "phrase",
+            ),
+            (CallbackConfig { sms_text: String::new(), ..ok.clone() }, "queue.callback.sms_text", "1600"),
+            (CallbackConfig { offer_line: String::new(), ..ok.clone() }, "queue.callback.offer_line", "hears"),
+        ] {
+            let e = cb.validate("1230").unwrap_err();
+            assert_eq!(e.key, key);
+            assert!(e.message.contains(fix), "{fix} in {}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_callback_is_accepted_by_its_keys_or_its_phrases_said_as_whole_words() {
+        let cb = CallbackConfig::default();
+        assert_eq!(cb.accepts(Some("9"), None).as_deref(), Some("pressed 9"));
+        assert_eq!(cb.accepts(Some("1"), None), None);
+        assert_eq!(cb.accepts(None, Some("Yes, CALL me back please.")).as_deref(), Some("said \"call me back\""));
+        assert_eq!(cb.accepts(None, Some("i want a callback")).as_deref(), Some("said \"callback\""));
+        assert_eq!(cb.accepts(None, Some("i will call back later myself")), None, "the caller calls, not ivrx");
+        assert_eq!(cb.accepts(None, Some("my callbacks never work")), None, "whole words only");
+        assert_eq!(cb.accepts(None, Some("no thanks")), None);
     }
 }

@@ -142,6 +142,10 @@ pub struct LegAudit {
     pub left_up: Vec<LeftUp>,
     /// Calls bridged, one after the other or at once, with more than one leg placed for them.
     pub bridged_to_several: Vec<String>,
+    /// Legs placed for one call and bridged with another (an agent dialled
+    /// for one waiting caller who got a different one).
+    #[serde(default)]
+    pub bridged_elsewhere: Vec<String>,
 }
 
 /// A leg left up after the call it was placed for hung up.
@@ -619,9 +623,13 @@ impl World {
             if placed_for_it.count() > 1 {
                 audit.bridged_to_several.push(leg.ccid.to_string());
             }
+            if leg.link.is_some_and(|l| leg.peers.iter().any(|p| *p != l)) {
+                audit.bridged_elsewhere.push(leg.ccid.to_string());
+            }
         }
         audit.left_up.sort_by(|a, b| a.call_control_id.cmp(&b.call_control_id));
         audit.bridged_to_several.sort();
+        audit.bridged_elsewhere.sort();
         audit
     }
 

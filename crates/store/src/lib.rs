@@ -31,7 +31,7 @@ pub use ids::IdMatch;
 pub use journal::StoreHealth;
 pub use location::{is_postgres_url, Location, PostgresUrl};
 pub use model::{
-    CallAudit, CallReport, Conversation, ConversationStatus, Filters, OpenLeg, PendingWebhook, Receipt,
+    CallAudit, CallReport, CallbackTimes, Conversation, ConversationStatus, Filters, OpenLeg, PendingWebhook, Receipt,
     ReportUtterance, SessionState, StoredDecision, TransferAttempt, Transition, Utterance, WebhookOutcome,
     WebhookRecord,
 };

@@ -66,6 +66,41 @@ pub struct Conversation {
     pub connected_ms: Option<i64>,
     /// Every utterance, in order.
     pub utterances: Vec<Utterance>,
+    /// The callback the caller accepted, if any.
+    pub callback: Option<CallbackTimes>,
+}
+
+/// When a conversation's callback was requested, placed (an agent on the
+/// line, the caller dialled) and answered by the caller (its `callback` events).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackTimes {
+    /// The caller accepted it.
+    pub requested_at: Option<DateTime<Utc>>,
+    /// The caller was called back.
+    pub placed_at: Option<DateTime<Utc>>,
+    /// The caller answered.
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
+impl CallbackTimes {
+    /// Folds one stored `callback` event (its body, and when it happened) in;
+    /// false when it is none of the three.
+    pub fn mark(&mut self, body: &str, at: DateTime<Utc>) -> bool {
+        let status = serde_json::from_str::<serde_json::Value>(body).ok();
+        let slot = match status.as_ref().and_then(|v| v["status"].as_str()) {
+            Some("requested") => &mut self.requested_at,
+            Some("placed") => &mut self.placed_at,
+            Some("answered") => &mut self.answered_at,
+            _ => return false,
+        };
+        slot.get_or_insert(at);
+        true
+    }
+
+    /// From the request to the caller answering.
+    pub fn wait_ms(&self) -> Option<i64> {
+        Some((self.answered_at? - self.requested_at?).num_milliseconds())
+    }
 }
 
 impl Conversation {

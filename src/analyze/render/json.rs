@@ -8,6 +8,7 @@
 //!  "summary": {...}, "reasons": [...], "sources": {...},
 //!  "time_to_transfer": {"decision": {...}, "connected": {...},
 //!                       "decision_histogram": [...], "connected_histogram": [...]},
+//!  "callbacks": {"requested", "placed", "answered", "wait": {...}} (when a call had one),
 //!  "hours": [...], "trackers": [...], "topics": {..., "terms": [...]},
 //!  "samples": [...], "replay": {...} (with --replay-policy)}
 //! ```

@@ -125,6 +125,16 @@ pub fn render(report: &Report, style: TableStyle) -> String {
     keep_whole(&mut t, [1]);
     let _ = writeln!(out, "{t}");
 
+    let cb = &a.callbacks;
+    if cb.requested > 0 {
+        heading(&mut out, style, "Callbacks");
+        let mut t = table(style, &["requested", "placed", "answered", "wait to answer: median / p90"]);
+        let wait = format!("{} / {}", secs(cb.wait.median_ms), secs(cb.wait.p90_ms));
+        t.add_row(one_line(vec![num(cb.requested), num(cb.placed), num(cb.answered), num(wait)]));
+        keep_whole(&mut t, [0, 1, 2, 3]);
+        let _ = writeln!(out, "{t}");
+    }
+
     if !a.reasons.is_empty() {
         heading(&mut out, style, "Transfer decisions by reason");
         let mut t = table(style, &["reason", "decided", "share", "connected", "median time to decision"]);

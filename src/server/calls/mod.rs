@@ -25,6 +25,7 @@
 pub mod registry;
 pub mod scoring;
 pub mod sender;
+pub mod wait_lines;
 pub mod worker;
 
 use std::sync::Arc;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
+use super::wait_lines::WaitLines;
 use super::worker::{self, WorkerInbox, WorkerMsg};
 use super::{sender, Shared};
 use crate::server::symbl_link::DialIns;
@@ -98,13 +99,21 @@ pub struct Calls {
     /// The conversation of each known leg, by call_control_id (and call_leg_id).
     legs: Arc<Mutex<HashMap<String, String>>>,
     dial_ins: Arc<DialIns>,
+    /// Who waits in each call queue.
+    lines: Arc<WaitLines>,
 }
 
 impl Calls {
     /// An empty registry.
     pub fn new(shared: Shared) -> Self {
         let dial_ins = Arc::new(shared.engine.dial_ins());
-        Self { shared: Arc::new(shared), workers: Arc::default(), legs: Arc::default(), dial_ins }
+        Self {
+            shared: Arc::new(shared),
+            workers: Arc::default(),
+            legs: Arc::default(),
+            dial_ins,
+            lines: Arc::default(),
+        }
     }
 
     /// What the workers share.
@@ -382,8 +391,50 @@ impl Calls {
         }
     }
 
-    /// Forgets the legs of a conversation that has left.
+    /// What a caller's `call.enqueued` / `call.dequeued` says of the line in
+    /// its queue; a caller who becomes first in line is told so.
+    pub(super) fn queue_moved(&self, conv: &str, event: &Event, at: chrono::DateTime<Utc>) {
+        match event {
+            Event::CallEnqueued(e) => {
+                // Telnyx may have counted callers who left before this webhook
+                // was handled: first in the line here, the caller is told so.
+                let ahead = e.current_position.is_some_and(|p| p > 1);
+                if e.queue.as_deref().is_some_and(|q| self.lines.joined(q, conv, at)) && ahead {
+                    self.tell_head(conv);
+                }
+            }
+            Event::CallDequeued(e) => {
+                if let Some(head) = e.queue.as_deref().and_then(|q| self.lines.left(q, conv)) {
+                    self.tell_head(&head);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A restored caller who waits in `queue` since `since` takes their place
+    /// in line again; told when they are first and did not know.
+    pub(super) fn rejoin_line(&self, conv: &str, queue: &str, since: chrono::DateTime<Utc>, knew_head: bool) {
+        if self.lines.joined(queue, conv, since) && !knew_head {
+            self.tell_head(conv);
+        }
+    }
+
+    /// Tells a conversation its caller is first in its queue's line. Under
+    /// several instances only a conversation this instance runs is told.
+    fn tell_head(&self, conv: &str) {
+        let here = self.workers.lock().is_ok_and(|w| w.contains_key(conv));
+        if here || self.shared.ownership.is_none() {
+            self.deliver(conv, WorkerMsg::Input(Input::QueueHead { at: Utc::now() }));
+        }
+    }
+
+    /// Forgets the legs of a conversation that has left, and its place in
+    /// any queue's line.
     pub(super) fn forget(&self, conv: &str, legs: &[String]) {
+        for head in self.lines.ended(conv) {
+            self.tell_head(&head);
+        }
         if let Ok(mut g) = self.legs.lock() {
             for l in legs {
                 if g.get(l).map(String::as_str) == Some(conv) {

@@ -164,6 +164,10 @@ pub(super) async fn run(
         // Once the call is over and no agent leg is left, late webhooks get a grace period.
         let next = if w.session.is_settled() {
             tokio::time::timeout(shared.grace, rx.recv()).await.unwrap_or_default()
+        } else if let Some(every) = w.session.callback_retry() {
+            // A pending callback: its next round of agents when nothing else comes first.
+            let due = WorkerMsg::Input(Input::CallbackDue { at: w.last_at });
+            tokio::time::timeout(every, rx.recv()).await.unwrap_or(Some(due))
         } else {
             rx.recv().await
         };
@@ -242,6 +246,9 @@ impl Worker {
             self.webhook(webhook);
         }
         self.scoring.end_replay(was_local_only);
+        if let Some((queue, since, at_head)) = self.session.waiting_in_queue() {
+            self.calls.rejoin_line(self.session.id(), &queue, since, at_head);
+        }
         if self.session.awaits_symbl() {
             // The link to Symbl did not survive the restart.
             let failed =
@@ -270,6 +277,8 @@ impl Worker {
                     | Input::ConferenceReady { at, .. }
                     | Input::Dialled { at, .. }
                     | Input::LegChecked(LegCheck { at, .. })
+                    | Input::QueueHead { at }
+                    | Input::CallbackDue { at }
                     | Input::Symbl(SymblInput::LegArrived { at, .. }) => *at = self.last_at,
                     _ => {}
                 }
@@ -342,6 +351,7 @@ impl Worker {
 
     fn webhook(&mut self, Webhook { event, event_id, occurred_at, received_at, received }: Webhook) {
         self.last_at = occurred_at.unwrap_or(received_at);
+        self.calls.queue_moved(self.session.id(), &event, self.last_at);
         let fx = self.session.handle(Input::Webhook { event, occurred_at, received_at });
         self.processed.push(event_id);
         self.run(fx, Some(received));
@@ -375,6 +385,7 @@ impl Worker {
                 }
                 Effect::Decided(reason) => self.shared().metrics.decision(reason.as_str()),
                 Effect::Notify(notice) => self.shared().alerts.notice(self.session.id(), &notice),
+                Effect::TextCaller(text) => self.shared().alerts.text_caller(&self.calls, &text),
                 Effect::FinishScoring => self.scoring.finish(),
                 Effect::SymblJoined => self.scoring.pstn_arrived(),
                 Effect::StartSymbl => {

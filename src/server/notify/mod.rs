@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use super::calls::{Calls, WorkerMsg};
 use super::metrics::Metrics;
 use crate::config::NotifyConfig;
-use crate::session::{DomainEvent, Notice, NoticeKind};
+use crate::session::{CallerText, DomainEvent, Notice, NoticeKind};
 use crate::telnyx::messaging::{MessageCreate, MessageEvent, MessageEventType};
 use crate::telnyx::TelnyxClient;
 
@@ -138,6 +138,8 @@ enum Job {
 #[derive(Clone, Default)]
 pub struct Alerts {
     sms: Option<mpsc::Sender<Job>>,
+    /// Texts to callers (a callback's confirmation): the client and where they come from.
+    callers: Option<Arc<(TelnyxClient, NotifySettings)>>,
     crm: Option<mpsc::Sender<crm::CrmEvent>>,
     redact: bool,
     metrics: Option<Arc<Metrics>>,
@@ -180,7 +182,8 @@ impl Alerts {
     /// what is texted or posted is redacted as the store keeps it.
     pub fn new(settings: NotifySettings, redact: bool, client: TelnyxClient, metrics: Arc<Metrics>) -> (Self, Senders) {
         let capacity = settings.config.queue_capacity;
-        let mut alerts = Self { redact, metrics: Some(metrics.clone()), ..Self::default() };
+        let callers = Some(Arc::new((client.clone(), settings.clone())));
+        let mut alerts = Self { redact, metrics: Some(metrics.clone()), callers, ..Self::default() };
         let crm = crm::CrmSender::new(&settings.config.crm, capacity, metrics.clone()).map(|(sender, rx)| {
             alerts.crm = Some(sender);
             rx
@@ -224,6 +227,35 @@ impl Alerts {
                 self.dropped("crm", &e.into_inner().id);
             }
         }
+    }
+
+    /// Texts a caller (a callback's confirmation) in the background; what
+    /// happens to the SMS is recorded in their conversation as a
+    /// `notification`, and the call never waits for it.
+    pub fn text_caller(&self, calls: &Calls, text: &CallerText) {
+        let (Some(callers), Some(metrics)) = (self.callers.clone(), self.metrics.clone()) else { return };
+        let (calls, text) = (calls.clone(), text.clone());
+        tokio::spawn(async move {
+            let (client, settings) = &*callers;
+            let body = MessageCreate {
+                from: settings.from.clone(),
+                to: text.to.clone(),
+                text: text.text.clone(),
+                messaging_profile_id: settings.messaging_profile_id.clone(),
+                webhook_url: settings.webhook_url.clone(),
+                kind: Some("SMS".into()),
+                ..Default::default()
+            };
+            let (status, attempts, detail) = match client.send_message(&body).await {
+                Ok(m) => ("sent", 1, Some(format!("message {}", m.id))),
+                Err(e) => {
+                    tracing::warn!(conversation = %text.conversation_id, error = %e, "SMS to the caller not sent");
+                    ("failed", attempts_of(&e), Some(e.to_string()))
+                }
+            };
+            let outcome = Outcome { channel: "sms", key: &text.key, to: &text.to, status, attempts, detail };
+            record(&calls, &metrics, &text.conversation_id, outcome);
+        });
     }
 
     /// Queues a delivery webhook of an SMS.

@@ -24,6 +24,11 @@ impl Session {
         if role == Some(Role::Agent) && self.on_agent_event(&event, tag.as_ref(), at, out) {
             return;
         }
+        if let (Event::CallInitiated(e), Some(Role::Caller)) = (&event, role) {
+            if self.callback_leg_joined(e, at, out) {
+                return;
+            }
+        }
         match event {
             Event::CallInitiated(e) => match tag.as_ref().map(|t| t.role) {
                 Some(Role::Agent | Role::Symbl) => {} // Symbl's leg arrives identified (SymblInput::LegArrived)
@@ -164,6 +169,9 @@ impl Session {
         leg.answered = true;
         let ccid = leg.call_control_id.clone();
         self.record(at, DomainEvent::LegAnswered { role: Role::Caller, call_control_id: ccid }, out);
+        if self.callback_answered(at, out) {
+            return;
+        }
         if self.phase != Phase::Ringing {
             return;
         }
@@ -223,6 +231,7 @@ impl Session {
         };
         self.end_reason = Some(reason);
         self.on_caller_gone(at, out);
+        self.callback_caller_gone(None, at, out);
         self.symbl_done(out);
         self.phase = Phase::Ended;
         self.maybe_end(at, out);
@@ -232,7 +241,12 @@ impl Session {
     /// up or being released, no agent dial unanswered) and every utterance has its score (an external engine answers, or fails, within
     /// its deadline), so the record is complete when it says the call ended.
     pub(super) fn maybe_end(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
-        if self.phase != Phase::Ended || !self.agent_legs_settled() || self.end_recorded || !self.pending.is_empty() {
+        if self.phase != Phase::Ended
+            || !self.agent_legs_settled()
+            || self.end_recorded
+            || !self.pending.is_empty()
+            || self.callback_pending()
+        {
             return;
         }
         self.end_recorded = true;
@@ -277,6 +291,9 @@ impl Session {
     }
 
     fn on_digits(&mut self, digits: &str, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        if self.callback_key(digits, at, out) {
+            return;
+        }
         let settings = self.settings.clone();
         let route = Keypad::new(&settings.ivr, &settings.policy).route(digits);
         let choice = route.choice().map(str::to_string);
@@ -319,7 +336,8 @@ impl Session {
     }
 
     fn menu_digits(&self) -> String {
-        Keypad::new(&self.settings.ivr, &self.settings.policy).valid_digits()
+        let menu = Keypad::new(&self.settings.ivr, &self.settings.policy).valid_digits();
+        menu + &self.callback_keys()
     }
 
     /// Plays a prompt and listens for one key.
@@ -442,7 +460,10 @@ impl Session {
         let offset_ms = self.offset(at);
         self.record(at, DomainEvent::Utterance { seq, speaker, text: text.clone(), confidence, caller_index }, out);
         self.pending.insert(seq, PendingUtterance { speaker, text: text.clone(), caller_index, offset_ms });
-        out.push(Effect::Score(ScoreRequest { seq, speaker, text, refs }));
+        out.push(Effect::Score(ScoreRequest { seq, speaker, text: text.clone(), refs }));
+        if speaker == Speaker::Caller {
+            self.callback_said(&text, at, out);
+        }
     }
 
     pub(super) fn on_scored(&mut self, seq: u32, score: Score, at: DateTime<Utc>, out: &mut Vec<Effect>) {

@@ -18,6 +18,7 @@
 //! [`agent_legs`]).
 
 mod agent_legs;
+mod callback;
 mod flow;
 pub mod symbl_leg;
 mod symbl_link;
@@ -209,6 +210,18 @@ pub enum Input {
     /// (`GET /v2/calls/{call_control_id}`), asked when ivrx may have missed
     /// its end: after a restart, and periodically.
     LegChecked(LegCheck),
+    /// The caller waiting in the call queue is now at its head (the calls
+    /// ahead of them left it): their session may try the agents.
+    QueueHead {
+        /// When the call ahead left.
+        at: DateTime<Utc>,
+    },
+    /// Time for a pending callback's next round of agents (see
+    /// [`Session::callback_retry`]).
+    CallbackDue {
+        /// Now, on the conversation's clock.
+        at: DateTime<Utc>,
+    },
     /// A command the session asked for failed for good (after retries).
     CommandFailed {
         /// The command's id.
@@ -338,6 +351,9 @@ pub enum Effect {
     /// People outside the call are told (supervisor alerts, a CRM): the
     /// transfer was decided, or reached its outcome.
     Notify(Box<Notice>),
+    /// Text the caller (a callback's confirmation); what happens to the SMS
+    /// comes back as a [`DomainEvent::Notification`] to record.
+    TextCaller(CallerText),
     /// Every utterance is scored and none will come any more (the end is
     /// recorded): the scoring backend finishes, storing the external engine's
     /// summary of the call if it makes one (Symbl in text mode).
@@ -356,6 +372,19 @@ pub enum Effect {
         /// Symbl failed for this call.
         fallback: bool,
     },
+}
+
+/// An SMS to the caller ([`Effect::TextCaller`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerText {
+    /// The conversation it is about.
+    pub conversation_id: String,
+    /// Names what it is about (`{conversation}:callback`): once per conversation.
+    pub key: String,
+    /// The caller's number.
+    pub to: String,
+    /// What it says.
+    pub text: String,
 }
 
 /// What a [`Effect::Notify`] tells.
@@ -585,6 +614,21 @@ pub enum DomainEvent {
         /// Why it failed, or the carrier's message id.
         detail: Option<String>,
     },
+    /// A callback: `offered` after the longest wait in the queue,
+    /// `requested` when the caller accepts it (a key, or words), `placed`
+    /// when an agent is on the line and the caller is called, `answered`
+    /// or `unanswered`.
+    Callback {
+        /// `offered` or `requested`.
+        status: String,
+        /// The number to call back.
+        number: Option<String>,
+        /// How it was accepted (`pressed 1`, `said "call me back"`), or placed.
+        detail: Option<String>,
+        /// The leg of the call the caller accepted it on.
+        #[serde(default)]
+        original_call_control_id: Option<String>,
+    },
     /// The conversation ended.
     CallEnded { reason: String },
 }
@@ -607,6 +651,7 @@ impl DomainEvent {
             DomainEvent::CommandFailed { .. } => "command_failed",
             DomainEvent::EngineFallback { .. } => "engine_fallback",
             DomainEvent::Notification { .. } => "notification",
+            DomainEvent::Callback { .. } => "callback",
             DomainEvent::CallEnded { .. } => "call_ended",
         }
     }
@@ -725,6 +770,9 @@ pub struct Session {
     /// The caller's number (the far end of the caller's leg).
     #[serde(default)]
     caller_number: Option<String>,
+    /// A callback offered to the caller, or accepted.
+    #[serde(default)]
+    callback: Option<callback::Callback>,
 }
 
 impl Session {
@@ -760,6 +808,7 @@ impl Session {
             dialling: Vec::new(),
             attempts_made: 0,
             caller_number: None,
+            callback: None,
         }
     }
 
@@ -848,6 +897,8 @@ impl Session {
                 self.on_dialled(&command_id, call_control_id, call_leg_id, call_session_id, at, &mut out)
             }
             Input::LegChecked(check) => self.on_leg_checked(check, &mut out),
+            Input::QueueHead { at } => self.on_queue_head(at, &mut out),
+            Input::CallbackDue { at } => self.on_callback_due(at, &mut out),
             Input::CommandFailed { command_id, action, role, call_gone, error, at } => {
                 self.on_command_failed(&command_id, &action, role, call_gone, error, at, &mut out)
             }

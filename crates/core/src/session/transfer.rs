@@ -145,6 +145,7 @@ impl Session {
         let targets =
             targets.or_else(|| self.settings.queues.get(&decision.queue).map(|q| q.agents.clone())).unwrap_or_default();
         let (queue, reason) = (decision.queue.clone(), decision.reason);
+        self.withdraw_callback();
         self.record(at, DomainEvent::Decision { source, decision: decision.clone() }, out);
         out.push(Effect::Decided(reason));
         self.notify(NoticeKind::Decided, decision, None, at, out);
@@ -276,7 +277,7 @@ impl Session {
                     client_state: Some(tag),
                     command_id: Some(command_id),
                     // The agent's leg joins the caller's call session.
-                    link_to: self.leg(Role::Caller).map(|l| l.call_control_id.clone()),
+                    link_to: self.leg(Role::Caller).filter(|l| !l.ended).map(|l| l.call_control_id.clone()),
                     webhook_url: self.settings.webhook_url.clone(),
                     timeout_secs: Some(ring),
                     transcription: Some(true),
@@ -370,6 +371,9 @@ impl Session {
         if self.phase != Phase::Transferring {
             return;
         }
+        if self.callback_call_caller(at, out) {
+            return;
+        }
         let caller_up = self.caller.as_ref().is_some_and(|l| !l.ended);
         let Some(agent) = self.agent.as_ref().filter(|l| !l.ended && caller_up) else { return };
         let agent_ccid = agent.call_control_id.clone();
@@ -456,6 +460,8 @@ impl Session {
         if (t.attempt as usize) < t.targets.len() {
             t.attempt += 1;
             self.dial_attempt(at, out);
+        } else if self.callback_round_failed(out) {
+            // The callback waits for its next round.
         } else if !self.wait_instead_of_failing(at, out) {
             self.fail_transfer("no agent answered", at, out);
         }
@@ -529,6 +535,15 @@ impl Session {
             DomainEvent::CommandFailed { action: action.to_string(), role, call_gone, error: error.clone() },
             out,
         );
+        if action == "dial" && role == Role::Caller {
+            // The callback's call to the caller could not be placed.
+            self.callback_caller_gone(Some(error.clone()), at, out);
+            if self.phase == Phase::Transferring && self.callback.as_ref().is_some_and(|c| c.done) {
+                self.phase = Phase::Ended;
+            }
+            self.maybe_end(at, out);
+            return;
+        }
         match action {
             "dial" if current_dial && self.phase == Phase::Transferring => self.give_up_attempt(error, at, out),
             "dial" => self.maybe_end(at, out),

@@ -4,12 +4,16 @@
 //!
 //! The caller's leg is put in the queue (`enqueue`, with the longest wait as
 //! `max_wait_time_secs`); `call.enqueued` gives their place in line, which is
-//! said to them, and hold audio follows. Each time the hold audio has played
+//! said to them, and hold audio follows. Telnyx bridges an agent with the
+//! head of the queue only (`bridge` with `queue` on the agent's leg), so only
+//! the caller at the head tries the agents: first in line at `call.enqueued`,
+//! or told so ([`Input::QueueHead`](super::Input::QueueHead)) once the calls
+//! ahead have left. Each time the head's hold audio has played
 //! `announce_every_plays` times the agents are tried again (a new round, with
 //! attempts numbered on from the last) and the caller hears that they keep
 //! their place. The agent who answers is briefed, then bridged with the head
-//! of the queue (`bridge` with `queue` on the agent's leg), which takes the
-//! caller out of it (`call.dequeued`, reason `bridged`). When Telnyx takes the
+//! of the queue — this caller — which takes them out of it (`call.dequeued`,
+//! reason `bridged`). When Telnyx takes the
 //! caller out after the longest wait (`timeout`) the transfer has failed and
 //! the caller is back with the IVR.
 //!
@@ -33,6 +37,14 @@ pub(super) struct Queued {
     pub position: Option<u32>,
     /// Hold audio plays since the last announcement.
     pub plays: u32,
+    /// First in line: the agent Telnyx bridges with the queue gets this
+    /// caller, so this caller's session may dial agents.
+    #[serde(default)]
+    pub at_head: bool,
+    /// When Telnyx put the caller in line (`call.enqueued`): their place
+    /// among the others waiting.
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl Session {
@@ -43,6 +55,13 @@ impl Session {
     /// The caller is waiting in the queue (sent there, not taken out yet).
     pub(super) fn queued(&self) -> Option<&Queued> {
         self.transfer.as_ref().and_then(|t| t.queued.as_ref())
+    }
+
+    /// The queue this caller waits in, when they joined it, and whether they
+    /// are first in line; `None` unless Telnyx has them in the queue.
+    pub fn waiting_in_queue(&self) -> Option<(String, DateTime<Utc>, bool)> {
+        let q = self.queued().filter(|q| q.in_queue && self.phase == Phase::Transferring)?;
+        Some((self.wait_queue()?.name.clone(), q.since?, q.at_head))
     }
 
     /// No agent of the round could take the call. With a queue configured the
@@ -85,6 +104,8 @@ impl Session {
         };
         queued.in_queue = true;
         queued.position = e.current_position;
+        queued.at_head = queued.at_head || e.current_position.is_none_or(|p| p <= 1);
+        queued.since = Some(at);
         let detail = match e.current_position {
             Some(p) => format!("number {p} in line in {}", q.name),
             None => format!("in line in {}", q.name),
@@ -118,11 +139,30 @@ impl Session {
         if !waiting {
             return;
         }
+        self.try_agents_at_head(at, out);
+        self.say(Role::Caller, q.waiting_line.clone(), SpeakPurpose::Queue, at, out);
+    }
+
+    /// The calls ahead left the queue: this caller is at its head, and tries
+    /// the agents at once.
+    pub(super) fn on_queue_head(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        let waiting = self.phase == Phase::Transferring && self.queued().is_some_and(|q| q.in_queue);
+        let Some(queued) = self.transfer.as_mut().and_then(|t| t.queued.as_mut()) else { return };
+        if !waiting || queued.at_head {
+            return;
+        }
+        queued.at_head = true;
+        self.try_agents_at_head(at, out);
+    }
+
+    /// A new round of agents, when this caller is at the queue's head and no
+    /// round is under way: an agent bridged with the queue gets the head.
+    fn try_agents_at_head(&mut self, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        let at_head = self.queued().is_some_and(|q| q.at_head);
         let round_over = self.agent.is_none() && self.dialling.is_empty();
-        if round_over {
+        if at_head && round_over {
             self.next_round(at, out);
         }
-        self.say(Role::Caller, q.waiting_line.clone(), SpeakPurpose::Queue, at, out);
     }
 
     /// Tries the decision's queue's agents again, numbering on.
@@ -161,7 +201,10 @@ impl Session {
         match e.reason {
             Some(DequeueReason::Timeout) | Some(DequeueReason::Leave) if self.phase == Phase::Transferring => {
                 let line = self.wait_queue().map(|q| q.timeout_line.clone()).unwrap_or_default();
-                self.fail_transfer_with(&line, "nobody took the call within the longest wait", at, out);
+                let detail = "nobody took the call within the longest wait";
+                if !self.offer_callback(&line, detail, at, out) {
+                    self.fail_transfer_with(&line, detail, at, out);
+                }
             }
             _ => {}
         }

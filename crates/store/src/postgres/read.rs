@@ -12,8 +12,8 @@ use tokio_postgres::Row;
 use super::connect::Db;
 use crate::ids::{as_given, is_prefix_candidate, IdMatch, MAX_CANDIDATES, SHORT_ID};
 use crate::model::{
-    parse_enum, CallAudit, Conversation, ConversationStatus, Filters, OpenLeg, PendingWebhook, StoredDecision,
-    TransferAttempt, Utterance,
+    parse_enum, CallAudit, CallbackTimes, Conversation, ConversationStatus, Filters, OpenLeg, PendingWebhook,
+    StoredDecision, TransferAttempt, Utterance,
 };
 use crate::StoreError;
 
@@ -21,6 +21,11 @@ use crate::StoreError;
 const CONVERSATION_COLUMNS: &str = "id, started_at, ended_at, direction, caller, callee, caller_call_control_id, \
      status, end_reason, duration_ms, decision_reason, decision_source, queue, trigger_index, trigger_text, \
      trigger_phrase, decision_ms, transfer_status, transferred, connected_ms";
+
+/// The `callback` events of several conversations: conversation, when, the event.
+const CALLBACKS: &str =
+    "SELECT conversation_id, at, body FROM events WHERE conversation_id = ANY($1) AND kind = 'callback' \
+     ORDER BY conversation_id, n";
 
 /// Utterances of several conversations, in [`utterance_from_row`]'s columns after the conversation id.
 const UTTERANCES: &str = "SELECT conversation_id, seq, speaker, caller_index, offset_ms, text, confidence, score, \
@@ -111,6 +116,7 @@ fn conversation_from_row(r: &Row) -> Conversation {
         transferred: get(r, 18).unwrap_or(false),
         connected_ms: get(r, 19),
         utterances: Vec::new(),
+        callback: None,
     }
 }
 
@@ -145,7 +151,7 @@ impl Db {
         Ok(self.strings(sql, params).await?.into_iter().next())
     }
 
-    /// Conversations with their utterances, in the order of `rows`.
+    /// Conversations with their utterances and callbacks, in the order of `rows`.
     async fn with_utterances(&self, rows: Vec<Row>) -> Result<Vec<Conversation>, StoreError> {
         let mut calls: Vec<Conversation> = rows.iter().map(conversation_from_row).collect();
         if calls.is_empty() {
@@ -157,8 +163,21 @@ impl Db {
             let Some(conv) = get::<String>(&r, 0) else { continue };
             by_id.entry(conv).or_default().extend(utterance_from_row(&r));
         }
+        let mut callbacks: HashMap<String, CallbackTimes> = HashMap::new();
+        for r in self.rows(CALLBACKS, &[&ids]).await? {
+            let (Some(conv), Some(at), Some(body)) =
+                (get::<String>(&r, 0), get::<DateTime<Utc>>(&r, 1), get::<String>(&r, 2))
+            else {
+                continue;
+            };
+            let mut times = callbacks.remove(&conv).unwrap_or_default();
+            if times.mark(&body, at) || times != CallbackTimes::default() {
+                callbacks.insert(conv, times);
+            }
+        }
         for c in &mut calls {
             c.utterances = by_id.remove(&c.id).unwrap_or_default();
+            c.callback = callbacks.remove(&c.id);
         }
         Ok(calls)
     }

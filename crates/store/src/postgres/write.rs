@@ -255,7 +255,8 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
         | DomainEvent::Interim { .. }
         | DomainEvent::CommandFailed { .. }
         | DomainEvent::EngineFallback { .. }
-        | DomainEvent::Notification { .. } => {}
+        | DomainEvent::Notification { .. }
+        | DomainEvent::Callback { .. } => {}
     }
     Ok(())
 }

@@ -14,8 +14,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Statement};
 
 use crate::model::{
-    parse_enum, CallAudit, CallReport, Conversation, ConversationStatus, Filters, OpenLeg, PendingWebhook,
-    StoredDecision, TransferAttempt, Utterance,
+    parse_enum, CallAudit, CallReport, CallbackTimes, Conversation, ConversationStatus, Filters, OpenLeg,
+    PendingWebhook, StoredDecision, TransferAttempt, Utterance,
 };
 use crate::StoreError;
 
@@ -31,6 +31,9 @@ pub struct Reader {
 const CONVERSATION_COLUMNS: &str = "id, started_at, ended_at, direction, caller, callee, caller_call_control_id, \
      status, end_reason, duration_ms, decision_reason, decision_source, queue, trigger_index, trigger_text, \
      trigger_phrase, decision_ms, transfer_status, transferred, connected_ms";
+
+/// A conversation's `callback` events in order: when, and the event.
+const CALLBACKS: &str = "SELECT at, body FROM events WHERE conversation_id = ?1 AND kind = 'callback' ORDER BY n";
 
 /// A conversation's utterances in order, in [`utterance_from_row`]'s columns.
 const UTTERANCES: &str = "SELECT seq, speaker, caller_index, offset_ms, text, confidence, score, label, trackers, \
@@ -72,6 +75,8 @@ impl Reader {
         let Some(mut c) = found else { return Ok(None) };
         let mut stmt = conn.prepare(UTTERANCES).map_err(self.err())?;
         c.utterances = self.utterances_with(&mut stmt, id)?;
+        let mut stmt = conn.prepare(CALLBACKS).map_err(self.err())?;
+        c.callback = self.callback_with(&mut stmt, id)?;
         Ok(Some(c))
     }
 
@@ -80,6 +85,19 @@ impl Reader {
         let conn = self.connection()?;
         let mut stmt = conn.prepare(UTTERANCES).map_err(self.err())?;
         self.utterances_with(&mut stmt, id)
+    }
+
+    /// Runs the prepared [`CALLBACKS`] query for one conversation.
+    fn callback_with(&self, stmt: &mut Statement<'_>, id: &str) -> Result<Option<CallbackTimes>, StoreError> {
+        let mut rows = stmt.query([id]).map_err(self.err())?;
+        let mut times = CallbackTimes::default();
+        let mut any = false;
+        while let Some(row) = rows.next().map_err(self.err())? {
+            let (Ok(at), Ok(body)) = (row.get::<_, String>(0), row.get::<_, String>(1)) else { continue };
+            let Ok(at) = DateTime::parse_from_rfc3339(&at) else { continue };
+            any |= times.mark(&body, at.with_timezone(&Utc));
+        }
+        Ok(any.then_some(times))
     }
 
     /// Runs the prepared [`UTTERANCES`] query for one conversation. (Prepared
@@ -279,10 +297,12 @@ impl Reader {
             .prepare(&format!("SELECT {CONVERSATION_COLUMNS} FROM conversations {clause} ORDER BY started_at, id"))
             .map_err(self.err())?;
         let mut utterances = conn.prepare(UTTERANCES).map_err(self.err())?;
+        let mut callbacks = conn.prepare(CALLBACKS).map_err(self.err())?;
         let mut rows = calls.query(rusqlite::params_from_iter(params)).map_err(self.err())?;
         while let Some(row) = rows.next().map_err(self.err())? {
             let mut call = conversation_from_row(row);
             call.utterances = self.utterances_with(&mut utterances, &call.id)?;
+            call.callback = self.callback_with(&mut callbacks, &call.id)?;
             if !f(call) {
                 break;
             }
@@ -423,6 +443,7 @@ fn conversation_from_row(r: &Row<'_>) -> Conversation {
         transferred: c.int(18).unwrap_or(0) != 0,
         connected_ms: c.int(19),
         utterances: Vec::new(),
+        callback: None,
     }
 }
 

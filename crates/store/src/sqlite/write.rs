@@ -193,7 +193,8 @@ fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> rusqlite::Result<()> {
         | DomainEvent::Interim { .. }
         | DomainEvent::CommandFailed { .. }
         | DomainEvent::EngineFallback { .. }
-        | DomainEvent::Notification { .. } => {}
+        | DomainEvent::Notification { .. }
+        | DomainEvent::Callback { .. } => {}
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{Webhook, Worker, WorkerMsg, BATCH};
-use crate::session::{ManualTransfer, TransferRefused};
+use crate::session::{Input, ManualTransfer, TransferRefused};
 use crate::store::cluster::{Acquired, Answer, Fence, Lease};
 use crate::store::StoreError;
 use crate::telnyx::events::Envelope;
@@ -86,6 +86,7 @@ pub(in crate::server::calls) async fn run(mut w: Worker, conv: String, mut rx: m
     let mut lost = lost_lease(&w);
     while !lost {
         let mut pull = Pull::default();
+        let callback = w.session.callback_retry();
         tokio::select! {
             m = rx.recv() => match m {
                 Some(m) => {
@@ -96,6 +97,12 @@ pub(in crate::server::calls) async fn run(mut w: Worker, conv: String, mut rx: m
             },
             // Once the call is over and no agent leg is left, late webhooks get a grace period.
             _ = tokio::time::sleep_until((idle_since + shared.grace).into()), if w.session.is_settled() => break,
+            // A pending callback: its next round of agents when nothing else comes first.
+            _ = tokio::time::sleep_until((idle_since + callback.unwrap_or_default()).into()), if callback.is_some() => {
+                idle_since = Instant::now();
+                let due = WorkerMsg::Input(Input::CallbackDue { at: w.last_at });
+                take(&mut w, due, &mut pull);
+            }
             _ = renew.tick() => {
                 let lease = &w.owned.as_ref().expect("owned").lease;
                 match cluster.renew(lease, ownership.term).await {
