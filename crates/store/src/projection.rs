@@ -99,16 +99,15 @@ pub(crate) mod sql {
          trigger_text = $6, trigger_phrase = $7, decision_ms = $8
          WHERE id = $1";
 
-    /// The decision a transfer belongs to: the conversation's latest (0 before any).
-    pub(crate) const LATEST_DECISION: &str =
-        "SELECT CAST(COALESCE(max(n), 0) AS BIGINT) FROM decisions WHERE conversation_id = $1";
-
-    /// A transfer attempt's row: a later status replaces an earlier one
-    /// (except that a failed transfer stays failed), times are filled once.
+    /// A transfer attempt's row, under the decision it belongs to: the
+    /// conversation's latest (0 before any). A later status replaces an
+    /// earlier one (except that a failed transfer stays failed), times are
+    /// filled once.
     pub(crate) const TRANSFER: &str =
         "INSERT INTO transfers (conversation_id, decision_n, attempt, queue, target, mode, status, detail,
          agent_call_control_id, requested_ms, answered_ms, connected_ms, ended_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         VALUES ($1, (SELECT CAST(COALESCE(max(n), 0) AS BIGINT) FROM decisions WHERE conversation_id = $1),
+           $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (conversation_id, decision_n, attempt) DO UPDATE SET
            status = CASE WHEN transfers.status = 'failed' AND excluded.status = 'attempt_failed'
                          THEN transfers.status ELSE excluded.status END,

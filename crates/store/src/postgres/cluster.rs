@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 
 use super::connect::{tls, Db};
+use super::pipeline::{params, Reply, Step, Tx};
 use super::write;
 use crate::cluster::{Acquired, Answer, Cluster, Fence, Lease, Request};
 use crate::journal::WriteOp;
@@ -18,11 +19,17 @@ use crate::model::Transition;
 use crate::{redact, StoreError};
 
 /// The notification channel wake-ups go through.
-const CHANNEL: &str = "ivrx_work";
+pub(super) const CHANNEL: &str = "ivrx_work";
 /// The channel checkpoints announce their events on: `<conversation> <last n>`.
 const COMMITTED: &str = "ivrx_events";
 /// Sends a notification (`channel`, `payload`) when the transaction commits.
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+/// Locks a conversation's lease row: its owner and epoch.
+const LOCK: &str = "SELECT owner, epoch FROM leases WHERE conversation_id = $1 FOR UPDATE";
+/// Answers a request (once).
+const ANSWER: &str = "UPDATE requests SET answer = $2 WHERE id = $1 AND answer IS NULL";
+/// Extends a lease (its row locked by its owner's checkpoint).
+const EXTEND: &str = "UPDATE leases SET expires_at = now() + make_interval(secs => $2) WHERE conversation_id = $1";
 /// How long the listener waits before connecting again after losing its connection.
 const RECONNECT: Duration = Duration::from_millis(500);
 
@@ -118,37 +125,56 @@ impl Cluster for PgCluster {
         let db = &self.db;
         let began = std::time::Instant::now();
         let decision = transition.as_ref().is_some_and(|t| t.events.iter().any(|r| r.event.kind() == "decision"));
-        let mut client = db.get().await?;
+        let client = db.get().await?;
         let pool_ms = began.elapsed().as_secs_f64() * 1e3;
-        let tx = client.transaction().await.map_err(db.err())?;
-        tx.batch_execute(&db.set_lock_timeout).await.map_err(db.err())?;
-        let lock = tx
-            .prepare_cached("SELECT owner, epoch FROM leases WHERE conversation_id = $1 FOR UPDATE")
-            .await
-            .map_err(db.err())?;
-        let current = tx.query_opt(&lock, &[&lease.conversation_id]).await.map_err(db.err())?;
-        let ours = current.is_some_and(|r| r.get::<_, String>(0) == lease.owner && r.get::<_, i64>(1) == lease.epoch);
-        if !ours {
-            return Ok(Fence::Lost); // rolled back as the transaction drops
-        }
+        // First round trip: the lease row locked, and behind the lock
+        // everything whose statements do not depend on another's result.
+        let mut first = vec![Step::Query(LOCK, params![lease.conversation_id.as_str()])];
+        let mut events = Vec::new();
         let mut last = None;
         if let Some(transition) = &transition {
-            write::apply_transition(&tx, transition).await.map_err(db.err())?;
+            events = write::store_transition(&mut first, transition);
             last = transition.events.last().map(|r| r.n);
         }
         for a in answers {
-            let answer = "UPDATE requests SET answer = $2 WHERE id = $1 AND answer IS NULL";
-            write::run(&tx, answer, &[&a.request_id, &a.body]).await.map_err(db.err())?;
+            first.push(Step::Execute(ANSWER, params![a.request_id, a.body.as_str()]));
         }
         // Followers read the new events; askers, their answers.
         if last.is_some() || !answers.is_empty() {
             let payload = format!("{} {}", lease.conversation_id, last.unwrap_or(0));
-            write::run(&tx, NOTIFY, &[&COMMITTED, &payload]).await.map_err(db.err())?;
+            first.push(Step::Execute(NOTIFY, params![COMMITTED, payload]));
         }
-        let extend = "UPDATE leases SET expires_at = now() + make_interval(secs => $2) WHERE conversation_id = $1";
-        write::run(&tx, extend, &[&lease.conversation_id, &secs(term)]).await.map_err(db.err())?;
+        first.push(Step::Execute(EXTEND, params![lease.conversation_id.as_str(), secs(term)]));
+        let mut tx = Tx::new(client);
+        let mut replies = tx.begin(&db.set_lock_timeout, first).await.map_err(db.failed())?.into_iter();
+        // The fence: nothing of this transaction commits unless the lease,
+        // locked before anything else ran, is still ours.
+        let ours = match replies.next() {
+            Some(Ok(lock)) => lock.first_row().is_some_and(|r| {
+                r.try_get::<_, &str>(0).ok() == Some(lease.owner.as_str())
+                    && r.try_get::<_, i64>(1).ok() == Some(lease.epoch)
+            }),
+            Some(Err(e)) => {
+                tx.rollback().await;
+                return Err(db.failed()(e));
+            }
+            None => false,
+        };
+        if !ours {
+            tx.rollback().await;
+            return Ok(Fence::Lost);
+        }
+        // A stand-in for the lock's reply, taken above: the events' indexes count it.
+        let replies = match std::iter::once(Ok(Reply::Done)).chain(replies).collect::<Result<Vec<_>, _>>() {
+            Ok(replies) => replies,
+            Err(e) => {
+                tx.rollback().await;
+                return Err(db.failed()(e));
+            }
+        };
         let before_commit = began.elapsed().as_secs_f64() * 1e3;
-        tx.commit().await.map_err(db.err())?;
+        // Second: what the new events mean for the other tables, and COMMIT.
+        tx.commit(write::project_new(&replies, &events)).await.map_err(db.failed())?;
         if decision {
             tracing::debug!(target: "ivrx::latency", stage = "checkpoint", pool_ms, before_commit, total_ms = began.elapsed().as_secs_f64() * 1e3);
         }

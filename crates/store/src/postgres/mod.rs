@@ -3,8 +3,10 @@
 //!
 //! Writes go through the shared write queue (see [`crate::journal`]): one
 //! task per store commits the queued writes in batches, one transaction per
-//! batch, so the webhook path never waits on the database; a transition's
-//! events, session state and consumed webhooks commit together. While no
+//! batch (its statements pipelined, see [`pipeline`]: a batch of webhooks
+//! commits in one round trip), so the webhook path never waits on the
+//! database; a transition's events, session state and consumed webhooks
+//! commit together. While no
 //! write is waiting, the task checks every [`PROBE_EVERY`] that the database
 //! answers, so an unreachable database shows in the store's health (and
 //! `/readyz`) before a write has to fail. Reads take a connection from the
@@ -12,6 +14,7 @@
 
 mod cluster;
 mod connect;
+mod pipeline;
 mod read;
 mod schema;
 mod write;
@@ -102,9 +105,9 @@ async fn run_writer(db: Db, mut batcher: Batcher) {
         }
         let began = std::time::Instant::now();
         let result = match db.get().await {
-            Ok(mut client) => {
+            Ok(client) => {
                 let pool_ms = began.elapsed().as_secs_f64() * 1e3;
-                let r = write::commit(&mut client, &db.set_lock_timeout, batcher.ops()).await.map_err(db.err());
+                let r = write::commit(client, &db.set_lock_timeout, batcher.ops()).await.map_err(db.failed());
                 tracing::debug!(target: "ivrx::latency", stage = "write_batch", ops = batcher.ops().len(), pool_ms, total_ms = began.elapsed().as_secs_f64() * 1e3);
                 r
             }

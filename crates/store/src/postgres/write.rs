@@ -2,19 +2,26 @@
 //! statements SQLite runs too (see [`crate::projection::sql`]): every
 //! statement is idempotent, so a replayed event changes nothing, and an
 //! event id is stored once (its primary key) whichever instance receives it.
+//!
+//! The statements are pipelined (see [`super::pipeline`]): a batch of
+//! webhooks commits in one round trip; a transition's events, session state
+//! and consumed webhooks go in the first, and what the events found new
+//! mean for the other tables, with the `COMMIT`, in the second.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
-use chrono::{DateTime, Utc};
-use deadpool_postgres::Transaction;
+use chrono::Utc;
+use deadpool_postgres::{Object, Transaction};
 use ivrx_core::session::{DomainEvent, Recorded, TransferStatus};
 use tokio_postgres::types::ToSql;
 
+use super::pipeline::{params, Error, Reply, Step, Tx};
 use crate::journal::WriteOp;
 use crate::model::{enum_name, Transition, WebhookOutcome, WebhookRecord};
 use crate::projection::{self, sql};
 
-type Result<T> = std::result::Result<T, tokio_postgres::Error>;
+type Result<T> = std::result::Result<T, Error>;
 
 /// Text as PostgreSQL stores it: it refuses NUL characters, which network
 /// input may carry, so they become U+FFFD.
@@ -30,225 +37,297 @@ fn opt_text(s: &Option<String>) -> Option<Cow<'_, str>> {
     s.as_deref().map(text)
 }
 
+fn owned_text(s: String) -> String {
+    match text(&s) {
+        Cow::Owned(clean) => clean,
+        Cow::Borrowed(_) => s,
+    }
+}
+
 fn int(v: impl Into<i64>) -> i64 {
     v.into()
 }
 
 /// Runs one cached statement (prepared once per connection, then one round trip).
-pub(super) async fn run(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+pub(super) async fn run(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> std::result::Result<u64, tokio_postgres::Error> {
     let stmt = tx.prepare_cached(sql).await?;
     tx.execute(&stmt, params).await
 }
 
+/// Stores a webhook once ([`sql::WEBHOOK`]) and, when it is new and `$9`,
+/// wakes every instance for its conversation on channel `$10` once
+/// committed (as [`super::cluster::notify`] does): one row when it is new.
+static WEBHOOK_WAKING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH stored AS ({} RETURNING conversation_id)
+         SELECT CASE WHEN $9 THEN pg_notify($10, conversation_id) END FROM stored",
+        sql::WEBHOOK
+    )
+});
+
+/// Whether the webhook stored under `$1` is this write's own: received at `$2`.
+const OWN_WEBHOOK: &str = "SELECT received_at = $2 FROM webhooks WHERE event_id = $1";
+
 /// Commits a batch in one transaction. For each write: whether it was new
 /// (only a webhook can be a repeat).
-pub(super) async fn commit(
-    client: &mut deadpool_postgres::Object,
-    set_lock_timeout: &str,
-    batch: &[WriteOp],
-) -> Result<Vec<bool>> {
-    let tx = client.transaction().await?;
-    tx.batch_execute(set_lock_timeout).await?;
-    let mut new = Vec::with_capacity(batch.len());
-    for op in batch {
-        new.push(match op {
-            WriteOp::Transition(t) => {
-                apply_transition(&tx, t).await?;
-                true
-            }
-            WriteOp::Webhook(w) => record_webhook(&tx, w).await?,
-            WriteOp::Insights { conversation_id, source, insights } => {
-                run(
-                    &tx,
-                    sql::INSIGHTS,
-                    &[&text(conversation_id), &text(source), &text(&insights.to_string()), &Utc::now()],
-                )
-                .await?;
-                true
-            }
-        });
+pub(super) async fn commit(conn: Object, set_lock_timeout: &str, batch: &[WriteOp]) -> Result<Vec<bool>> {
+    enum Kind<'a> {
+        Webhook(usize),
+        Transition(Vec<(usize, &'a Recorded)>),
+        Insights,
     }
-    tx.commit().await?;
-    Ok(new)
+    let mut first = Vec::new();
+    let kinds: Vec<Kind> = batch
+        .iter()
+        .map(|op| match op {
+            WriteOp::Transition(t) => Kind::Transition(store_transition(&mut first, t)),
+            WriteOp::Webhook(w) => Kind::Webhook(record_webhook(&mut first, w)),
+            WriteOp::Insights { conversation_id, source, insights } => {
+                first.push(Step::Execute(
+                    sql::INSIGHTS,
+                    params![text(conversation_id), text(source), owned_text(insights.to_string()), Utc::now()],
+                ));
+                Kind::Insights
+            }
+        })
+        .collect();
+    let events: Vec<(usize, &Recorded)> = kinds
+        .iter()
+        .flat_map(|k| match k {
+            Kind::Transition(events) => events.as_slice(),
+            Kind::Webhook(_) | Kind::Insights => &[],
+        })
+        .copied()
+        .collect();
+    let tx = Tx::new(conn);
+    let replies = if events.is_empty() {
+        tx.once(set_lock_timeout, first).await?
+    } else {
+        let mut tx = tx;
+        let replies = tx.begin(set_lock_timeout, first).await?;
+        let replies = match replies.into_iter().collect::<Result<Vec<_>>>() {
+            Ok(replies) => replies,
+            Err(e) => {
+                tx.rollback().await;
+                return Err(e);
+            }
+        };
+        tx.commit(project_new(&replies, &events)).await?;
+        replies
+    };
+    Ok(kinds
+        .iter()
+        .map(|k| match k {
+            Kind::Webhook(i) => webhook_was_new(&replies, *i),
+            Kind::Transition(_) | Kind::Insights => true,
+        })
+        .collect())
 }
 
-/// Applies one conversation's transition: its events, its session's state
-/// and the webhooks it consumed.
-pub(super) async fn apply_transition(tx: &Transaction<'_>, t: &Transition) -> Result<()> {
-    for r in &t.events {
-        apply_event(tx, r).await?;
+/// The steps that store a webhook once; see [`webhook_was_new`] for what
+/// their replies, from index `at`, mean.
+fn record_webhook<'a>(steps: &mut Vec<Step<'a>>, w: &'a WebhookRecord) -> usize {
+    let wake = matches!((&w.conversation_id, w.outcome, w.wake_others), (Some(_), WebhookOutcome::Accepted, true));
+    let at = steps.len();
+    steps.push(Step::Execute(
+        WEBHOOK_WAKING.as_str(),
+        params![
+            text(&w.event_id),
+            w.received_at,
+            text(&w.event_type),
+            opt_text(&w.call_control_id),
+            opt_text(&w.conversation_id),
+            w.attempt.map(int),
+            w.outcome.as_str(),
+            text(&w.body),
+            wake,
+            super::cluster::CHANNEL,
+        ],
+    ));
+    steps.push(Step::Query(OWN_WEBHOOK, params![text(&w.event_id), w.received_at]));
+    at
+}
+
+/// Whether the webhook whose steps' replies start at `at` was new. A
+/// webhook found already stored with this very receipt time is this
+/// write's own, committed by an attempt whose answer was lost (the
+/// connection dropped during COMMIT): it is still new to the caller.
+fn webhook_was_new(replies: &[Reply], at: usize) -> bool {
+    let inserted = replies.get(at).is_some_and(|r| r.changed() > 0);
+    let own = replies
+        .get(at + 1)
+        .and_then(Reply::first_row)
+        .is_some_and(|row| row.try_get::<_, Option<bool>>(0).ok().flatten() == Some(true));
+    inserted || own
+}
+
+/// The first part of a transition's steps: its events (each stored once,
+/// keyed by conversation and `n`), its session's state and the webhooks it
+/// consumed. Returns the index of each stored event's step, whose reply
+/// says whether the event is new (see [`project_new`]).
+pub(super) fn store_transition<'a>(steps: &mut Vec<Step<'a>>, t: &'a Transition) -> Vec<(usize, &'a Recorded)> {
+    let mut events = Vec::with_capacity(t.events.len());
+    for r in t.events.iter().filter(|r| projection::is_stored(r)) {
+        events.push((steps.len(), r));
+        steps.push(Step::Execute(
+            sql::EVENT,
+            params![
+                text(&r.conversation_id),
+                r.n as i64,
+                r.event.kind(),
+                r.at,
+                r.offset_ms as i64,
+                owned_text(projection::body(r))
+            ],
+        ));
     }
     if let Some(s) = &t.session {
-        run(tx, sql::SESSION, &[&text(&t.conversation_id), &text(&s.state), &s.ended, &Utc::now()]).await?;
+        steps.push(Step::Execute(sql::SESSION, params![text(&t.conversation_id), text(&s.state), s.ended, Utc::now()]));
     }
     for id in &t.processed {
-        run(tx, sql::WEBHOOK_PROCESSED, &[&text(id)]).await?;
+        steps.push(Step::Execute(sql::WEBHOOK_PROCESSED, params![text(id)]));
     }
-    Ok(())
+    events
 }
 
-/// Stores a webhook once; true when it is new. A webhook found already
-/// stored with this very receipt time is this write's own, committed by an
-/// attempt whose answer was lost (the connection dropped during COMMIT): it
-/// is still new to the caller.
-async fn record_webhook(tx: &Transaction<'_>, w: &WebhookRecord) -> Result<bool> {
-    let received_at: DateTime<Utc> = w.received_at;
-    let inserted = run(
-        tx,
-        sql::WEBHOOK,
-        &[
-            &text(&w.event_id),
-            &received_at,
-            &text(&w.event_type),
-            &opt_text(&w.call_control_id),
-            &opt_text(&w.conversation_id),
-            &w.attempt.map(int),
-            &w.outcome.as_str(),
-            &text(&w.body),
-        ],
-    )
-    .await?;
-    if inserted > 0 {
-        if let (Some(conv), WebhookOutcome::Accepted, true) = (&w.conversation_id, w.outcome, w.wake_others) {
-            super::cluster::notify(tx, conv).await?;
+/// The second part of the transitions' steps: for each event its first
+/// part stored as new (its reply at its index says so), what it means for
+/// the other tables; a replayed event changes nothing.
+pub(super) fn project_new<'a>(replies: &[Reply], events: &[(usize, &'a Recorded)]) -> Vec<Step<'a>> {
+    let mut steps = Vec::new();
+    for (at, r) in events {
+        if replies.get(*at).is_some_and(|reply| reply.changed() > 0) {
+            project(&mut steps, r);
         }
-        return Ok(true);
     }
-    let stmt = tx.prepare_cached("SELECT received_at = $2 FROM webhooks WHERE event_id = $1").await?;
-    let own = tx.query_opt(&stmt, &[&text(&w.event_id), &received_at]).await?;
-    Ok(own.is_some_and(|r| r.get::<_, bool>(0)))
+    steps
 }
 
-async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
-    if !projection::is_stored(r) {
-        return Ok(());
-    }
-    let conv = text(&r.conversation_id);
+/// What a new event means for the tables other than the event log.
+fn project<'a>(steps: &mut Vec<Step<'a>>, r: &'a Recorded) {
+    let conv = || text(&r.conversation_id);
     let off = r.offset_ms as i64;
     let n = r.n as i64;
-    let inserted = run(tx, sql::EVENT, &[&conv, &n, &r.event.kind(), &r.at, &off, &text(&projection::body(r))]).await?;
-    if inserted == 0 {
-        return Ok(()); // already applied
-    }
     match &r.event {
         DomainEvent::CallStarted { call_control_id, direction, from, to } => {
-            run(
-                tx,
+            steps.push(Step::Execute(
                 sql::CALL_STARTED,
-                &[&conv, &r.at, &text(direction), &opt_text(from), &opt_text(to), &text(call_control_id)],
-            )
-            .await?;
+                params![conv(), r.at, text(direction), opt_text(from), opt_text(to), text(call_control_id)],
+            ));
         }
         DomainEvent::LegJoined { role, call_control_id, call_leg_id, call_session_id, from, to } => {
-            run(
-                tx,
+            steps.push(Step::Execute(
                 sql::LEG_JOINED,
-                &[
-                    &text(call_control_id),
-                    &conv,
-                    &role.as_str(),
-                    &opt_text(call_leg_id),
-                    &opt_text(call_session_id),
-                    &opt_text(from),
-                    &opt_text(to),
-                    &off,
+                params![
+                    text(call_control_id),
+                    conv(),
+                    role.as_str(),
+                    opt_text(call_leg_id),
+                    opt_text(call_session_id),
+                    opt_text(from),
+                    opt_text(to),
+                    off,
                 ],
-            )
-            .await?;
+            ));
         }
         DomainEvent::LegAnswered { call_control_id, .. } => {
-            run(tx, sql::LEG_ANSWERED, &[&text(call_control_id), &off]).await?;
+            steps.push(Step::Execute(sql::LEG_ANSWERED, params![text(call_control_id), off]));
         }
         DomainEvent::LegEnded { call_control_id, cause, source, .. } => {
-            run(tx, sql::LEG_ENDED, &[&text(call_control_id), &off, &opt_text(cause), &opt_text(source)]).await?;
+            steps.push(Step::Execute(
+                sql::LEG_ENDED,
+                params![text(call_control_id), off, opt_text(cause), opt_text(source)],
+            ));
         }
         DomainEvent::Utterance { seq, speaker, text: said, confidence, caller_index } => {
-            run(
-                tx,
+            steps.push(Step::Execute(
                 sql::UTTERANCE,
-                &[&conv, &int(*seq), &speaker.as_str(), &caller_index.map(int), &off, &text(said), confidence],
-            )
-            .await?;
+                params![conv(), int(*seq), speaker.as_str(), caller_index.map(int), off, text(said), *confidence],
+            ));
         }
         DomainEvent::Scored { seq, score, label, trackers, engine, policy, .. } => {
             let trackers = projection::json(trackers).unwrap_or_else(|| "[]".into());
             let policy = policy.as_ref().and_then(projection::json);
-            run(
-                tx,
+            steps.push(Step::Execute(
                 sql::SCORED,
-                &[&conv, &int(*seq), score, &label.as_str(), &text(&trackers), &text(engine), &opt_text(&policy)],
-            )
-            .await?;
+                params![
+                    conv(),
+                    int(*seq),
+                    *score,
+                    label.as_str(),
+                    owned_text(trackers),
+                    text(engine),
+                    policy.map(owned_text)
+                ],
+            ));
         }
         DomainEvent::Decision { source, decision } => {
             let source = enum_name(source);
             let numbers = projection::json(&decision.numbers);
             let trigger_index = projection::trigger_index(decision).map(int);
-            run(
-                tx,
+            steps.push(Step::Execute(
                 sql::DECISION,
-                &[
-                    &conv,
-                    &n,
-                    &off,
-                    &opt_text(&source),
-                    &decision.reason.as_str(),
-                    &text(&decision.queue),
-                    &trigger_index,
-                    &text(&decision.trigger_text),
-                    &opt_text(&decision.trigger_phrase),
-                    &opt_text(&decision.tracker),
-                    &opt_text(&numbers),
+                params![
+                    conv(),
+                    n,
+                    off,
+                    source.clone().map(owned_text),
+                    decision.reason.as_str(),
+                    text(&decision.queue),
+                    trigger_index,
+                    text(&decision.trigger_text),
+                    opt_text(&decision.trigger_phrase),
+                    opt_text(&decision.tracker),
+                    numbers.map(owned_text),
                 ],
-            )
-            .await?;
-            run(
-                tx,
+            ));
+            steps.push(Step::Execute(
                 sql::CONVERSATION_DECISION,
-                &[
-                    &conv,
-                    &decision.reason.as_str(),
-                    &opt_text(&source),
-                    &text(&decision.queue),
-                    &trigger_index,
-                    &text(&decision.trigger_text),
-                    &opt_text(&decision.trigger_phrase),
-                    &off,
+                params![
+                    conv(),
+                    decision.reason.as_str(),
+                    source.map(owned_text),
+                    text(&decision.queue),
+                    trigger_index,
+                    text(&decision.trigger_text),
+                    opt_text(&decision.trigger_phrase),
+                    off,
                 ],
-            )
-            .await?;
+            ));
         }
         DomainEvent::Transfer { attempt, queue, target, mode, status, detail, agent_call_control_id } => {
-            let stmt = tx.prepare_cached(sql::LATEST_DECISION).await?;
-            let decision_n: i64 = tx.query_one(&stmt, &[&conv]).await?.get(0);
             let (answered, connected, ended) = projection::transfer_times(*status, off);
-            run(
-                tx,
+            steps.push(Step::Execute(
                 sql::TRANSFER,
-                &[
-                    &conv,
-                    &decision_n,
-                    &int(*attempt),
-                    &text(queue),
-                    &text(target),
-                    &enum_name(mode),
-                    &status.as_str(),
-                    &opt_text(detail),
-                    &opt_text(agent_call_control_id),
-                    &off,
-                    &answered,
-                    &connected,
-                    &ended,
+                params![
+                    conv(),
+                    int(*attempt),
+                    text(queue),
+                    text(target),
+                    enum_name(mode).map(owned_text),
+                    status.as_str(),
+                    opt_text(detail),
+                    opt_text(agent_call_control_id),
+                    off,
+                    answered,
+                    connected,
+                    ended,
                 ],
-            )
-            .await?;
+            ));
             if status.is_conversation_status() {
                 let transferred = *status == TransferStatus::Connected;
-                run(tx, sql::CONVERSATION_TRANSFER, &[&conv, &status.as_str(), &transferred, &connected]).await?;
+                steps.push(Step::Execute(
+                    sql::CONVERSATION_TRANSFER,
+                    params![conv(), status.as_str(), transferred, connected],
+                ));
             }
         }
         DomainEvent::CallEnded { reason } => {
-            run(tx, sql::CALL_ENDED, &[&conv, &r.at, &text(reason), &off]).await?;
+            steps.push(Step::Execute(sql::CALL_ENDED, params![conv(), r.at, text(reason), off]));
         }
         DomainEvent::IvrSaid { .. }
         | DomainEvent::Dtmf { .. }
@@ -258,7 +337,6 @@ async fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> Result<()> {
         | DomainEvent::Notification { .. }
         | DomainEvent::Callback { .. } => {}
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -269,5 +347,6 @@ mod tests {
     fn nul_characters_do_not_reach_the_database() {
         assert_eq!(text("a\0b"), "a\u{FFFD}b");
         assert!(matches!(text("plain"), Cow::Borrowed("plain")));
+        assert_eq!(owned_text("a\0b".to_string()), "a\u{FFFD}b");
     }
 }

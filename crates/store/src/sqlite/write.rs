@@ -158,11 +158,9 @@ fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> rusqlite::Result<()> {
             ])?;
         }
         DomainEvent::Transfer { attempt, queue, target, mode, status, detail, agent_call_control_id } => {
-            let decision_n: i64 = statement(tx, sql::LATEST_DECISION)?.query_row([conv], |row| row.get(0))?;
             let (answered, connected, ended) = projection::transfer_times(*status, off);
             statement(tx, sql::TRANSFER)?.execute(params![
                 conv,
-                decision_n,
                 attempt,
                 queue,
                 target,
