@@ -111,7 +111,7 @@ function onBoard(type, data) {
     rows.delete(data.conversation_id);
     changed.add(data.conversation_id);
   }
-  if (!frame) frame = requestAnimationFrame(draw);
+  schedule();
 }
 
 // What changed since the last frame: the rows (or, after a snapshot,
@@ -124,7 +124,16 @@ let everything = true;
 let announce = null;
 const ANNOUNCE_MS = 5000;
 let unshown = [];
-let frame = 0;
+// A frame costs the page its style, layout and paint however little it draws, so frames with
+// changes are at least FRAME_MS apart: what arrives meanwhile is drawn together.
+const FRAME_MS = 100;
+let frame = 0; // a frame (or the wait for one) is pending
+let drawnAt = -FRAME_MS;
+function schedule() {
+  if (frame) return;
+  const wait = drawnAt + FRAME_MS - performance.now();
+  frame = wait > 0 ? setTimeout(() => { frame = requestAnimationFrame(draw); }, wait) : requestAnimationFrame(draw);
+}
 // A frame whose oldest change is older than this is behind: it draws the rows' text and
 // nothing that can wait (the order, the durations).
 const BUDGET_MS = 250;
@@ -134,6 +143,7 @@ let sortedAt = 0;
 let behind = 0; // ms the last frame's oldest change had waited
 function draw() {
   frame = 0;
+  drawnAt = performance.now();
   const now = Date.now();
   behind = unshown.length ? now - Math.min(...unshown) : 0;
   render(now);
@@ -266,7 +276,7 @@ function render(now) {
   $("calls").hidden = rows.size === 0;
   const due = now - sortedAt >= (behind > BUDGET_MS ? 5 * SORT_MS : SORT_MS);
   if (due) sort(body, now);
-  else if (!sortTimer) sortTimer = setTimeout(() => { sortTimer = 0; if (!frame) frame = requestAnimationFrame(draw); }, SORT_MS);
+  else if (!sortTimer) sortTimer = setTimeout(() => { sortTimer = 0; schedule(); }, SORT_MS);
 }
 let sortTimer = 0;
 
