@@ -283,8 +283,10 @@ fn since_changed(row: &Value) -> Option<f64> {
 
 /// A board reading the stream; it records, for each row, the time from the
 /// server taking in its change to its arrival here, or, as `terminal`, to
-/// the terminal board's screen drawn with it (its state and drawing, into
-/// ratatui's test backend at 120×40 instead of a terminal).
+/// the terminal board's screen drawn with it. The terminal board is run as
+/// `ivrx watch` runs it: the stream read into a queue, and before each frame
+/// every change waiting in it (at most 1024) applied to the board, which then
+/// draws, into ratatui's test backend at 120×40 instead of a terminal.
 fn stream_board(
     server: &str,
     token: &str,
@@ -292,39 +294,86 @@ fn stream_board(
     latency: std::sync::Arc<std::sync::Mutex<Vec<f64>>>,
 ) -> tokio::task::JoinHandle<()> {
     use ivrx::cli::board::Board;
-    use ivrx::server::live::BoardChange;
+    use ivrx::server::live::{ActiveConversation, BoardChange};
+    enum Msg {
+        Snapshot(Vec<ActiveConversation>),
+        Change(BoardChange),
+    }
     let (url, token) = (format!("{server}/api/v1/board/events"), token.to_string());
-    tokio::spawn(async move {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(1024);
+    let received = std::sync::Arc::clone(&latency);
+    let reader = async move {
         let mut r = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
-        let mut screen = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
-        let mut board = Board::new(true);
         let mut pending = String::new();
         while let Ok(Some(chunk)) = r.chunk().await {
             pending.push_str(&String::from_utf8_lossy(&chunk));
             let mut rows = Vec::new();
-            while let Some(end) = pending.find('\n') {
-                let line: String = pending.drain(..=end).collect();
-                let Some(data) = line.trim_end().strip_prefix("data:") else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(data.trim()) else { continue };
+            let mut start = 0;
+            while let Some(end) = pending[start..].find('\n') {
+                let line = &pending[start..start + end];
+                start += end + 1;
+                let Some(data) = line.strip_prefix("data:") else { continue };
                 if terminal {
-                    match serde_json::from_value::<BoardChange>(v.clone()) {
-                        Ok(change) => board.apply(change),
-                        Err(_) => board.snapshot(serde_json::from_value(v["calls"].clone()).unwrap_or_default()),
+                    let msg = match serde_json::from_str::<BoardChange>(data.trim()) {
+                        Ok(change) => Msg::Change(change),
+                        Err(_) => {
+                            let v: Value = serde_json::from_str(data.trim()).unwrap_or_default();
+                            Msg::Snapshot(serde_json::from_value(v["calls"].clone()).unwrap_or_default())
+                        }
+                    };
+                    if tx.send(msg).await.is_err() {
+                        return;
                     }
+                } else if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                    rows.extend(v.get("call").cloned());
                 }
-                rows.extend(v.get("call").cloned());
             }
-            if terminal {
-                screen.draw(|f| board.draw(f, chrono::Utc::now())).unwrap();
-            }
-            latency.lock().unwrap().extend(rows.iter().filter_map(since_changed));
+            pending.drain(..start);
+            received.lock().unwrap().extend(rows.iter().filter_map(since_changed));
         }
+    };
+    if !terminal {
+        return tokio::spawn(reader);
+    }
+    tokio::spawn(async move {
+        let reading = tokio::spawn(reader);
+        let mut screen = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+        let mut board = Board::new(true);
+        let mut shown = Vec::new();
+        let apply = |board: &mut Board, shown: &mut Vec<Value>, msg: Msg| match msg {
+            Msg::Snapshot(calls) => board.snapshot(calls),
+            Msg::Change(change) => {
+                if let BoardChange::Call { call } = &change {
+                    shown.push(serde_json::json!({"changed_at": call.changed_at}));
+                }
+                board.apply(change);
+            }
+        };
+        while let Some(msg) = rx.recv().await {
+            apply(&mut board, &mut shown, msg);
+            for _ in 0..1024 {
+                let Ok(msg) = rx.try_recv() else { break };
+                apply(&mut board, &mut shown, msg);
+            }
+            screen.draw(|f| board.draw(f, chrono::Utc::now())).unwrap();
+            latency.lock().unwrap().extend(shown.drain(..).filter_map(|r| since_changed(&r)));
+        }
+        reading.abort();
     })
 }
 
 /// Load runs of the measurement below, in turn with no board, with five
-/// (the browser among them) and with five stream readers only.
+/// (the browser among them) and with five stream readers only
+/// (`IVRX_BOARD_ROUNDS`, rounded up to a multiple of 3).
 const ROUNDS: usize = 18;
+
+/// The machine's load average over the last minute.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
 
 /// The page's main-thread times (Chromium's `Performance.getMetrics`), s.
 const PAGE_TIME: [&str; 4] = ["TaskDuration", "ScriptDuration", "RecalcStyleDuration", "LayoutDuration"];
@@ -351,6 +400,9 @@ async fn side_by_side_boards_under_fifty_calls() {
     let Some(chromium) = Chromium::start_or_skip() else { return };
     ivrx::http::tls::install_crypto_provider();
     let minutes: f64 = std::env::var("IVRX_BOARD_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(10.0);
+    let rounds: usize = std::env::var("IVRX_BOARD_ROUNDS").ok().and_then(|m| m.parse().ok()).unwrap_or(ROUNDS);
+    let rounds = rounds.div_ceil(3).max(1) * 3;
+    let mut loads = Vec::new();
     let (calls, concurrency) = ("100", "50");
     let s = Serve::start("", &[]);
     let token = s.token();
@@ -388,7 +440,7 @@ async fn side_by_side_boards_under_fifty_calls() {
     let (streamed, terminal) = (std::sync::Arc::default(), std::sync::Arc::default());
     page.call("Performance.enable", serde_json::json!({})).await.unwrap();
     let (mut busy, mut watched) = (Vec::new(), Duration::ZERO);
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let arm = round % 3;
         let boards = arm == 1;
         let readers: Vec<_> = if arm == 2 {
@@ -424,6 +476,7 @@ async fn side_by_side_boards_under_fifty_calls() {
             watched += began.elapsed();
         }
         p99[arm].push(decision_p99(run));
+        loads.push(load_average());
         readers.iter().for_each(|r| r.abort());
     }
 
@@ -446,7 +499,10 @@ async fn side_by_side_boards_under_fifty_calls() {
     let mut streamed = std::mem::take(&mut *streamed.lock().unwrap());
     let mut terminal = std::mem::take(&mut *terminal.lock().unwrap());
     eprintln!(
-        "{calls} calls per run, {concurrency} at once; {ROUNDS} runs in turn: 0 boards, 5 boards, 5 stream readers"
+        "{calls} calls per run, {concurrency} at once; {rounds} runs in turn: 0 boards, 5 boards, 5 stream readers; \
+         load average (1 min) at the runs' ends: {:.1} to {:.1}",
+        loads.iter().copied().fold(f64::INFINITY, f64::min),
+        loads.iter().copied().fold(f64::NEG_INFINITY, f64::max)
     );
     eprintln!("delay server took in → shown   rows | median ms | p99 ms | max ms");
     for (name, ms) in
@@ -471,7 +527,7 @@ async fn side_by_side_boards_under_fifty_calls() {
     let half = none.len() / 2;
     eprintln!(
         "decision p99 ms, {} runs each: 0 boards {:?}; 5 boards (browser, terminal, 3 readers) {:?}; 5 stream readers {:?}",
-        ROUNDS / 3,
+        rounds / 3,
         p99[0],
         p99[1],
         p99[2]

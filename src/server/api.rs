@@ -20,8 +20,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header::AUTHORIZATION, StatusCode};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -352,31 +354,40 @@ pub async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resp
     }
 }
 
-fn board_snapshot(sub: &BoardSubscription) -> SseEvent {
+/// The board stream's `snapshot` event.
+fn board_snapshot(sub: &BoardSubscription) -> Bytes {
     let data = json!({ "calls": sub.snapshot, "at": chrono::Utc::now().to_rfc3339() });
-    SseEvent::default().event("snapshot").data(data.to_string())
+    Bytes::from(format!("event: snapshot\ndata: {data}\n\n"))
 }
+
+/// How long the board stream may be silent before a comment keeps it open.
+const BOARD_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// `GET /api/v1/board/events`: Server-Sent Events for the boards: first
 /// `snapshot` (`{"calls": [row, …]}`, riskiest first), then `call` (`{"call":
 /// row}`) each time a row changes and `removed` (`{"conversation_id"}`) when
 /// a conversation leaves memory. A board that falls behind gets a new snapshot.
 /// Rows are redacted and serialised once for every board by the hub's board
-/// feed, never on the calls' path.
+/// feed, never on the calls' path, and each of its batches is written out
+/// once and sent as it is to every board: one write per batch per board.
 pub async fn board_events(State(app): State<Arc<App>>) -> Response {
     let sub = app.live.board();
     let first = board_snapshot(&sub);
     let changes = stream::unfold((app, sub.rx), |(app, mut rx)| async move {
-        match rx.recv().await {
-            Ok(frame) => Some((Ok(SseEvent::default().event(frame.kind).data(&frame.json)), (app, rx))),
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+        let next = match tokio::time::timeout(BOARD_KEEP_ALIVE, rx.recv()).await {
+            Err(_) => Bytes::from_static(b":\n\n"),
+            Ok(Ok(batch)) => batch,
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
                 let sub = app.live.board();
-                Some((Ok(board_snapshot(&sub)), (app, sub.rx)))
+                let snapshot = board_snapshot(&sub);
+                return Some((Ok::<_, Infallible>(snapshot), (app, sub.rx)));
             }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-        }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+        };
+        Some((Ok(next), (app, rx)))
     });
-    sse(stream::once(async { Ok(first) }).chain(changes))
+    let body = axum::body::Body::from_stream(stream::once(async { Ok::<_, Infallible>(first) }).chain(changes));
+    ([(CONTENT_TYPE, "text/event-stream"), (CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
 /// How often a follower of a call handled elsewhere looks in the store

@@ -125,24 +125,30 @@ impl BoardChange {
     }
 }
 
-/// A board change as sent to every board: serialised once.
-#[derive(Debug)]
-pub struct BoardFrame {
-    /// [`BoardChange::kind`].
-    pub kind: &'static str,
-    /// The change as JSON.
-    pub json: String,
-}
+/// A batch of board changes as sent to every board: each changed row
+/// serialised once, the whole batch written out once as Server-Sent Events
+/// (`event: call` or `removed`, one `data:` line each), and shared by every
+/// board's connection.
+pub type BoardBatch = axum::body::Bytes;
 
-impl BoardFrame {
-    fn of(change: &BoardChange) -> Self {
-        Self { kind: change.kind(), json: serde_json::to_string(change).unwrap_or_else(|_| "{}".into()) }
+/// Appends `change` to `out` as one Server-Sent Event.
+fn push_event(out: &mut Vec<u8>, change: &BoardChange) {
+    let start = out.len();
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(change.kind().as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    // Compact JSON has no line break (those in strings are escaped): one data line.
+    if serde_json::to_writer(&mut *out, change).is_ok() {
+        out.extend_from_slice(b"\n\n");
+    } else {
+        out.truncate(start);
     }
 }
 
-/// Board changes a lagging board may fall behind by (it then starts again
-/// from a snapshot).
-const BOARD_BUFFER: usize = 4096;
+/// Batches a lagging board may fall behind by (it then starts again from a
+/// snapshot): at least 6 s of changes, batches being at least
+/// [`BOARD_BATCH`] apart.
+const BOARD_BUFFER: usize = 256;
 
 /// The board feed sends its changes in batches at most this often: a row
 /// that changes several times meanwhile is sent once.
@@ -156,7 +162,7 @@ pub struct BoardSubscription {
     /// The rows now, riskiest first.
     pub snapshot: Vec<ActiveConversation>,
     /// The changes after the snapshot.
-    pub rx: broadcast::Receiver<Arc<BoardFrame>>,
+    pub rx: broadcast::Receiver<BoardBatch>,
 }
 
 /// Events a lagging follower may fall behind by.
@@ -231,7 +237,7 @@ struct FeedState {
 struct BoardFeed {
     state: Mutex<FeedState>,
     wake: Notify,
-    tx: broadcast::Sender<Arc<BoardFrame>>,
+    tx: broadcast::Sender<BoardBatch>,
 }
 
 impl BoardFeed {
@@ -276,13 +282,15 @@ impl BoardFeed {
                 continue;
             }
             let mut gone = changed.clone();
+            let mut batch = Vec::with_capacity(changed.len() * 768);
             for row in rows.rendered(Some(&changed)) {
                 gone.remove(&row.conversation_id);
-                let _ = self.tx.send(Arc::new(BoardFrame::of(&BoardChange::Call { call: Box::new(row) })));
+                push_event(&mut batch, &BoardChange::Call { call: Box::new(row) });
             }
             for conversation_id in gone {
-                let _ = self.tx.send(Arc::new(BoardFrame::of(&BoardChange::Removed { conversation_id })));
+                push_event(&mut batch, &BoardChange::Removed { conversation_id });
             }
+            let _ = self.tx.send(BoardBatch::from(batch));
             tokio::time::sleep(BOARD_BATCH).await;
         }
     }
@@ -518,11 +526,21 @@ mod tests {
         at(conv, n, event)
     }
 
-    async fn next(rx: &mut broadcast::Receiver<Arc<BoardFrame>>) -> BoardChange {
-        let frame = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("a change").unwrap();
-        let change: BoardChange = serde_json::from_str(&frame.json).unwrap();
-        assert_eq!(frame.kind, change.kind());
-        change
+    /// The changes of the next batch, read back from its Server-Sent Events.
+    async fn next(rx: &mut broadcast::Receiver<BoardBatch>) -> Vec<BoardChange> {
+        let batch = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("a batch").unwrap();
+        let text = std::str::from_utf8(&batch).unwrap();
+        assert!(text.ends_with("\n\n"), "{text}");
+        text.trim_end()
+            .split("\n\n")
+            .map(|event| {
+                let (kind, data) = event.split_once('\n').unwrap();
+                assert!(!data.contains('\n'), "one data line: {event}");
+                let change: BoardChange = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                assert_eq!(kind, format!("event: {}", change.kind()));
+                change
+            })
+            .collect()
     }
 
     #[tokio::test]
@@ -540,7 +558,9 @@ mod tests {
         // Two changes before the feed's next batch: the row is sent once, with both.
         hub.publish(&said("calm", 3, "my card is 4111 1111 1111 1111"));
         hub.publish(&scored("calm", 5, -0.9, Some("churn_risk")));
-        let BoardChange::Call { call } = next(&mut board.rx).await else { panic!("a row") };
+        let mut batch = next(&mut board.rx).await;
+        assert_eq!(batch.len(), 1, "{batch:?}");
+        let Some(BoardChange::Call { call }) = batch.pop() else { panic!("a row") };
         assert_eq!(call.last_utterance.as_deref(), Some("my card is [card]"), "redacted as stored");
         assert_eq!(call.scores, [0.6, -0.9]);
         assert_eq!(call.trackers, ["churn_risk"]);
@@ -550,8 +570,32 @@ mod tests {
         // An interim transcript changes no row: the next change is the removal.
         hub.publish(&at("calm", 6, DomainEvent::Interim { speaker: Speaker::Caller, text: "my".into() }));
         hub.remove("upset");
-        assert_eq!(next(&mut board.rx).await, BoardChange::Removed { conversation_id: "upset".into() });
+        assert_eq!(next(&mut board.rx).await, [BoardChange::Removed { conversation_id: "upset".into() }]);
         assert_eq!(hub.list()[0].last_utterance.as_deref(), Some("my card is [card]"));
+    }
+
+    #[tokio::test]
+    async fn a_batch_carries_every_changed_row_once_in_one_piece() {
+        let hub = LiveHub::new(false);
+        let mut board = hub.board();
+        // Three rows changed, one of them twice, before the feed's next batch.
+        for conv in ["a", "b", "c"] {
+            hub.publish(&started(conv));
+        }
+        hub.publish(&said("b", 2, "line one\nline two"));
+        let mut ids: Vec<String> = Vec::new();
+        while ids.len() < 3 {
+            for change in next(&mut board.rx).await {
+                let BoardChange::Call { call } = change else { panic!("a row") };
+                assert!(!ids.contains(&call.conversation_id), "{} sent twice", call.conversation_id);
+                if call.conversation_id == "b" {
+                    assert_eq!(call.last_utterance.as_deref(), Some("line one\nline two"));
+                }
+                ids.push(call.conversation_id);
+            }
+        }
+        ids.sort();
+        assert_eq!(ids, ["a", "b", "c"]);
     }
 
     #[test]

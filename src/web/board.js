@@ -32,15 +32,16 @@ async function stream(path, onEvent, signal) {
   if (res.status === 401) throw new AuthError("The admin token is wrong.");
   if (!res.ok) throw new Error("the server answered " + res.status);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  // A read brings what has arrived: the board stream sends each batch of changes at once.
   let buf = "";
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
-    buf += value.replace(/\r\n?/g, "\n");
-    let end;
-    while ((end = buf.indexOf("\n\n")) >= 0) {
-      const block = buf.slice(0, end);
-      buf = buf.slice(end + 2);
+    buf += value.includes("\r") ? value.replace(/\r\n?/g, "\n") : value;
+    let start = 0, end;
+    while ((end = buf.indexOf("\n\n", start)) >= 0) {
+      const block = buf.slice(start, end);
+      start = end + 2;
       let type = "message";
       const data = [];
       for (const line of block.split("\n")) {
@@ -49,6 +50,7 @@ async function stream(path, onEvent, signal) {
       }
       if (data.length) onEvent(type, JSON.parse(data.join("\n")));
     }
+    buf = buf.slice(start);
   }
 }
 
@@ -109,23 +111,42 @@ function onBoard(type, data) {
     rows.delete(data.conversation_id);
     changed.add(data.conversation_id);
   }
-  if (!frame) frame = requestAnimationFrame(draw);
+  schedule();
 }
 
 // What changed since the last frame: the rows (or, after a snapshot,
 // everything), the transfer to announce (for ANNOUNCE_MS), and when the server took in each
-// change (its changed_at). Each frame redraws only the rows that changed and
-// moves only the rows whose place changed; the delay recorded for a change
-// runs to the next frame's start, by which it is painted.
+// change (its changed_at). All changes pending at a frame are drawn in it, each row once in
+// its newest state (the states it went through meanwhile are never drawn); the delay recorded
+// for a change runs to the next frame's start, by which it is painted.
 const changed = new Set();
 let everything = true;
 let announce = null;
 const ANNOUNCE_MS = 5000;
 let unshown = [];
-let frame = 0;
+// A frame costs the page its style, layout and paint however little it draws, so frames with
+// changes are at least FRAME_MS apart: what arrives meanwhile is drawn together.
+const FRAME_MS = 100;
+let frame = 0; // a frame (or the wait for one) is pending
+let drawnAt = -FRAME_MS;
+function schedule() {
+  if (frame) return;
+  const wait = drawnAt + FRAME_MS - performance.now();
+  frame = wait > 0 ? setTimeout(() => { frame = requestAnimationFrame(draw); }, wait) : requestAnimationFrame(draw);
+}
+// A frame whose oldest change is older than this is behind: it draws the rows' text and
+// nothing that can wait (the order, the durations).
+const BUDGET_MS = 250;
+// The rows are put in order at most this often, since moving rows lays out the whole table.
+const SORT_MS = 1000;
+let sortedAt = 0;
+let behind = 0; // ms the last frame's oldest change had waited
 function draw() {
   frame = 0;
-  render();
+  drawnAt = performance.now();
+  const now = Date.now();
+  behind = unshown.length ? now - Math.min(...unshown) : 0;
+  render(now);
   status();
   const sent = unshown;
   unshown = [];
@@ -159,74 +180,133 @@ function svg(tag, attrs) {
   return e;
 }
 
-// A sparkline of scores in [-1, 1].
-function sparkline(scores) {
-  const w = 96, h = 24;
-  const s = svg("svg", { width: w, height: h, viewBox: `0 0 ${w} ${h}`, class: "spark", role: "img",
-    "aria-label": "recent scores " + scores.map((x) => x.toFixed(1)).join(", ") });
-  s.append(svg("line", { x1: 0, x2: w, y1: h / 2, y2: h / 2, stroke: "#9aa0a6", "stroke-width": 1 }));
-  if (scores.length) {
-    const step = scores.length > 1 ? w / (scores.length - 1) : 0;
-    const pts = scores.map((v, i) => `${(i * step).toFixed(1)},${((1 - v) * (h - 2) / 2 + 1).toFixed(1)}`);
-    s.append(svg("polyline", { points: pts.join(" "), fill: "none", stroke: "#0b57a4", "stroke-width": 1.5 }));
+// A sparkline of scores in [-1, 1]: its points and label.
+const SPARK_W = 96, SPARK_H = 24;
+function sparkPoints(scores) {
+  if (!scores.length) return "";
+  const step = scores.length > 1 ? SPARK_W / (scores.length - 1) : 0;
+  return scores.map((v, i) => `${(i * step).toFixed(1)},${((1 - v) * (SPARK_H - 2) / 2 + 1).toFixed(1)}`).join(" ");
+}
+const sparkLabel = (scores) => "recent scores " + scores.map((x) => x.toFixed(1)).join(", ");
+
+// One table row, made once per call; a change writes only the text nodes and
+// attributes whose value differs. Each cell's value sits in a box of fixed
+// size (style.css: #calls .v), so a changed value is laid out alone.
+class Row {
+  constructor(id) {
+    this.tr = el("tr", { "data-id": id });
+    const cell = (label, cls, content) => {
+      const td = el("td", label ? { "data-label": label, class: cls } : { class: cls }, el("div", { class: "v" }, content));
+      this.tr.append(td);
+      return td;
+    };
+    const text = () => document.createTextNode("");
+    this.link = el("a", { href: "#/call/" + encodeURIComponent(id), "data-id": id });
+    this.caller = text();
+    this.link.append(this.caller);
+    cell("", "", this.link);
+    this.duration = text();
+    cell("duration", "n duration", this.duration);
+    this.phase = text();
+    cell("phase", "", this.phase);
+    this.level = text();
+    this.levelCell = cell("level", "n", this.level);
+    this.spark = svg("svg", { width: SPARK_W, height: SPARK_H, viewBox: `0 0 ${SPARK_W} ${SPARK_H}`, class: "spark", role: "img" });
+    this.spark.append(svg("line", { x1: 0, x2: SPARK_W, y1: SPARK_H / 2, y2: SPARK_H / 2, stroke: "#9aa0a6", "stroke-width": 1 }));
+    this.line = svg("polyline", { fill: "none", stroke: "#0b57a4", "stroke-width": 1.5 });
+    this.spark.append(this.line);
+    cell("", "spark", this.spark);
+    this.said = text();
+    this.saidCell = cell("said", "words", this.said);
+    this.trackers = text();
+    cell("trackers", "", this.trackers);
+    this.decision = text();
+    this.decisionCell = cell("decision", "", this.decision);
+    this.shown = {};
+    this.tr.addEventListener("click", (e) => { if (e.target.tagName !== "A") location.hash = this.link.getAttribute("href"); });
   }
-  return s;
+
+  // Writes `value` where `put` does, if it differs from what is shown under `key`.
+  put(key, value, write) {
+    if (this.shown[key] === value) return;
+    this.shown[key] = value;
+    write(value);
+  }
+
+  update(r) {
+    const text = (node) => (v) => { node.data = v; };
+    this.put("row", r.ended ? "ended" : r.decision ? "transfer" : "", (v) => { this.tr.className = v; });
+    this.put("caller", r.caller || r.conversation_id.slice(0, 8), text(this.caller));
+    this.put("duration", duration(r), text(this.duration));
+    this.put("phase", words(r.phase), text(this.phase));
+    this.put("level", level(r.level), text(this.level));
+    this.put("levelClass", "n " + (r.level != null && r.level < -0.2 ? "bad" : ""), (v) => { this.levelCell.className = v; });
+    const scores = r.scores || [];
+    this.put("points", sparkPoints(scores), (v) => this.line.setAttribute("points", v));
+    this.put("scores", sparkLabel(scores), (v) => this.spark.setAttribute("aria-label", v));
+    this.put("said", r.last_utterance || "", (v) => { this.said.data = v; this.saidCell.title = v; });
+    this.put("trackers", (r.trackers || []).map(words).join(", "), text(this.trackers));
+    this.put("decision", r.decision ? words(r.decision) : "–", text(this.decision));
+    this.put("decisionClass", r.decision ? "bad" : "", (v) => { this.decisionCell.className = v; });
+  }
 }
 
-const trs = new Map(); // conversation_id -> its table row
+const trs = new Map(); // conversation_id -> its Row
 
-function rowElement(r) {
-  const link = el("a", { href: "#/call/" + encodeURIComponent(r.conversation_id), "data-id": r.conversation_id },
-    r.caller || r.conversation_id.slice(0, 8));
-  const cell = (label, cls, ...content) => el("td", { "data-label": label, class: cls }, ...content);
-  const tr = el("tr", { "data-id": r.conversation_id, class: r.ended ? "ended" : r.decision ? "transfer" : "" },
-    el("td", {}, link), cell("duration", "n duration", duration(r)), cell("phase", "", words(r.phase)),
-    cell("level", "n " + (r.level != null && r.level < -0.2 ? "bad" : ""), level(r.level)),
-    el("td", { class: "spark" }, sparkline(r.scores || [])), cell("said", "words", r.last_utterance || ""),
-    cell("trackers", "", (r.trackers || []).map(words).join(", ")),
-    cell("decision", r.decision ? "bad" : "", r.decision ? words(r.decision) : "–"));
-  tr.addEventListener("click", (e) => { if (e.target.tagName !== "A") location.hash = link.getAttribute("href"); });
-  return tr;
-}
-
-// Brings the table up to date: changed rows rebuilt, gone rows removed,
-// rows moved only where the order changed.
-function render() {
+// Brings the table up to date: changed rows written in place, new rows added
+// at the end, gone rows removed; the order is put right at most every SORT_MS,
+// and not while the page is behind (unless it has waited 5 s).
+function render(now) {
   const body = $("calls").tBodies[0];
-  const focused = document.activeElement && document.activeElement.dataset && document.activeElement.dataset.id;
   const ids = everything ? new Set([...trs.keys(), ...rows.keys()]) : changed;
   for (const id of ids) {
-    const old = trs.get(id);
     const r = rows.get(id);
-    if (!r) { if (old) old.remove(); trs.delete(id); continue; }
-    const tr = rowElement(r);
-    if (old) old.replaceWith(tr);
-    trs.set(id, tr);
+    let row = trs.get(id);
+    if (!r) { if (row) row.tr.remove(); trs.delete(id); continue; }
+    if (!row) {
+      row = new Row(id);
+      trs.set(id, row);
+      body.append(row.tr);
+    }
+    row.update(r);
   }
   everything = false;
   changed.clear();
+  $("no-calls").hidden = rows.size > 0;
+  $("calls").hidden = rows.size === 0;
+  const due = now - sortedAt >= (behind > BUDGET_MS ? 5 * SORT_MS : SORT_MS);
+  if (due) sort(body, now);
+  else if (!sortTimer) sortTimer = setTimeout(() => { sortTimer = 0; schedule(); }, SORT_MS);
+}
+let sortTimer = 0;
+
+// Puts the rows in order of risk, moving only the rows whose place changed
+// (and keeping the keyboard focus on the row it was on).
+function sort(body, now) {
+  sortedAt = now;
+  const focused = document.activeElement && document.activeElement.dataset && document.activeElement.dataset.id;
   const sorted = [...rows.values()].sort((a, b) => b.risk - a.risk || (a.started_at || "").localeCompare(b.started_at || ""));
-  $("no-calls").hidden = sorted.length > 0;
-  $("calls").hidden = sorted.length === 0;
   let at = body.firstElementChild;
   for (const r of sorted) {
-    const tr = trs.get(r.conversation_id);
+    const row = trs.get(r.conversation_id);
+    if (!row) continue;
+    const tr = row.tr;
     if (tr === at) at = at.nextElementSibling;
     else body.insertBefore(tr, at);
   }
   if (focused && document.activeElement === document.body) {
-    const again = body.querySelector(`a[data-id="${CSS.escape(focused)}"]`);
-    if (again) again.focus();
+    const again = trs.get(focused);
+    if (again) again.link.focus();
   }
 }
 
-// The durations tick once a second; nothing else is redrawn.
+// The durations tick once a second; a tick is skipped when the last frame was behind.
 function tick() {
   if (announce && Date.now() > announce.until) status();
-  for (const [id, tr] of trs) {
+  if (behind > BUDGET_MS) { behind = 0; return; }
+  for (const [id, row] of trs) {
     const r = rows.get(id);
-    const td = tr.querySelector("td.duration");
-    if (r && td) td.textContent = duration(r);
+    if (r) row.put("duration", duration(r), (v) => { row.duration.data = v; });
   }
 }
 
@@ -350,10 +430,10 @@ function route() {
   if (view) { view.abort.abort(); view = null; }
   $("call").hidden = true;
   $("board").hidden = false;
-  render();
+  render(Date.now());
 }
 
-window.ivrxBoard = { rows, latency };
+window.ivrxBoard = { rows, latency, behind: () => behind };
 
 document.addEventListener("DOMContentLoaded", () => {
   $("login").addEventListener("submit", (e) => {
