@@ -198,7 +198,8 @@ pub struct ServerArgs {
     #[arg(long, default_value = DEFAULT_SERVER, env = "IVRX_SERVER")]
     pub server: String,
     /// Admin token of the server [default: read from --token-file]
-    #[arg(long, env = "IVRX_ADMIN_TOKEN", hide_env_values = true)]
+    // A token may begin with '-' (URL-safe base64): it is still the value.
+    #[arg(long, env = "IVRX_ADMIN_TOKEN", hide_env_values = true, allow_hyphen_values = true)]
     pub token: Option<String>,
     /// File holding the admin token, as `ivrx serve` writes it beside its --db (--token wins) [default: admin-token beside the default database]
     #[arg(long, value_name = "FILE", env = "IVRX_ADMIN_TOKEN_FILE")]
@@ -536,5 +537,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             docs::write_completion(args.shell, &mut std::io::stdout())?;
             Ok(exit::code(exit::OK))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn a_token_that_begins_with_a_hyphen_is_the_tokens_value() {
+        let cli = Cli::try_parse_from(["ivrx", "watch", "abc", "--token", "-5qK_x", "--json"]).unwrap();
+        let Command::Watch(args) = cli.command else { panic!("not watch") };
+        assert_eq!(args.target.token.as_deref(), Some("-5qK_x"));
+        assert!(args.json);
     }
 }
