@@ -90,7 +90,7 @@ pub(super) struct Joined {
 }
 
 impl Joined {
-    fn of(e: &CallInitiated) -> Self {
+    pub(super) fn of(e: &CallInitiated) -> Self {
         Self {
             call_leg_id: e.ids.call_leg_id.clone(),
             call_session_id: e.ids.call_session_id.clone(),
@@ -171,16 +171,7 @@ impl Session {
         let Some(leg) = self.agent_leg_mut(which).filter(|l| !l.joined) else { return };
         leg.joined = true;
         let call_control_id = leg.call_control_id.clone();
-        let j = joined.unwrap_or_default();
-        let event = DomainEvent::LegJoined {
-            role: Role::Agent,
-            call_control_id,
-            call_leg_id: j.call_leg_id,
-            call_session_id: j.call_session_id,
-            from: j.from,
-            to: j.to,
-        };
-        self.leg_joined(at, event, out);
+        self.leg_joined(Role::Agent, call_control_id, joined.unwrap_or_default(), at, out);
         if which == Which::Current {
             self.agent_ringing(at, out);
         }

@@ -21,6 +21,7 @@ use ivrx_telnyx::commands::{Bridge, Dial};
 use ivrx_telnyx::events::CallInitiated;
 use serde::{Deserialize, Serialize};
 
+use super::agent_legs::Joined;
 use super::{
     CallerText, Command, DomainEvent, Effect, Leg, Phase, Request, Role, Session, SpeakPurpose, TransferStatus,
 };
@@ -258,18 +259,7 @@ impl Session {
             return calling;
         }
         self.caller = Some(Leg { call_control_id: ccid.clone(), transcribing: true, ..Leg::default() });
-        self.leg_joined(
-            at,
-            DomainEvent::LegJoined {
-                role: Role::Caller,
-                call_control_id: ccid,
-                call_leg_id: e.ids.call_leg_id.clone(),
-                call_session_id: e.ids.call_session_id.clone(),
-                from: e.from.clone(),
-                to: e.to.clone(),
-            },
-            out,
-        );
+        self.leg_joined(Role::Caller, ccid, Joined::of(e), at, out);
         true
     }
 

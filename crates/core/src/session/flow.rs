@@ -9,6 +9,7 @@ use ivrx_telnyx::events::{
     TranscriptionTrack,
 };
 
+use super::agent_legs::Joined;
 use super::text::{contains_phrase, normalize};
 use super::{
     DecisionSource, DomainEvent, Effect, Leg, LegTag, PendingUtterance, Phase, Role, ScoreRequest, Session,
@@ -112,18 +113,7 @@ impl Session {
             },
             out,
         );
-        self.leg_joined(
-            at,
-            DomainEvent::LegJoined {
-                role: Role::Caller,
-                call_control_id: ccid,
-                call_leg_id: e.ids.call_leg_id.clone(),
-                call_session_id: e.ids.call_session_id.clone(),
-                from: e.from.clone(),
-                to: e.to.clone(),
-            },
-            out,
-        );
+        self.leg_joined(Role::Caller, ccid, Joined::of(e), at, out);
         let incoming = e.direction.as_ref().is_none_or(|d| *d == Direction::Incoming);
         if incoming && !tagged {
             if self.settings.symbl_pstn {

@@ -37,6 +37,7 @@ use ivrx_telnyx::events::Event;
 use ivrx_telnyx::transcription::TranscriptionRequest;
 use serde::{Deserialize, Serialize};
 
+use self::agent_legs::Joined;
 use crate::policy::{Decision, PolicyConfig, PolicySnapshot, PolicyState, Reason};
 use crate::settings::{default_queues, IvrConfig, QueueConfig, TransferConfig, TransferMode, WaitQueueConfig};
 
@@ -924,17 +925,13 @@ impl Session {
         }));
     }
 
-    /// Records that a leg joined the conversation (a [`DomainEvent::LegJoined`])
-    /// and routes its webhooks here.
-    fn leg_joined(&mut self, at: DateTime<Utc>, joined: DomainEvent, out: &mut Vec<Effect>) {
-        let route = match &joined {
-            DomainEvent::LegJoined { call_control_id, call_leg_id, .. } => {
-                Some(Effect::RouteLeg { call_control_id: call_control_id.clone(), call_leg_id: call_leg_id.clone() })
-            }
-            _ => None,
-        };
-        self.record(at, joined, out);
-        out.extend(route);
+    /// Records that a leg joined the conversation in `role` (a
+    /// [`DomainEvent::LegJoined`]) and routes its webhooks here.
+    fn leg_joined(&mut self, role: Role, call_control_id: String, j: Joined, at: DateTime<Utc>, out: &mut Vec<Effect>) {
+        let route = Effect::RouteLeg { call_control_id: call_control_id.clone(), call_leg_id: j.call_leg_id.clone() };
+        let Joined { call_leg_id, call_session_id, from, to } = j;
+        self.record(at, DomainEvent::LegJoined { role, call_control_id, call_leg_id, call_session_id, from, to }, out);
+        out.push(route);
     }
 
     fn next_command_id(&mut self) -> String {

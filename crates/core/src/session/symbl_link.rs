@@ -36,6 +36,7 @@ use ivrx_telnyx::conferences::{ConferenceCommand, ConferenceCreate, ConferenceJo
 use ivrx_telnyx::events::{CallHangup, ConferenceNotice};
 use serde::{Deserialize, Serialize};
 
+use super::agent_legs::Joined;
 use super::text::normalize;
 use super::{Command, DomainEvent, Effect, Leg, Phase, Request, Role, Session, Speaker, TransferStatus};
 
@@ -203,11 +204,7 @@ impl Session {
             return;
         }
         self.pstn.symbl = Some(Leg { call_control_id: ccid.clone(), answered: true, ..Leg::default() });
-        self.leg_joined(
-            at,
-            DomainEvent::LegJoined { role: Role::Symbl, call_control_id: ccid, call_leg_id, call_session_id, from, to },
-            out,
-        );
+        self.leg_joined(Role::Symbl, ccid, Joined { call_leg_id, call_session_id, from, to }, at, out);
         out.push(Effect::SymblJoined);
         if self.phase == Phase::Ringing && self.caller.as_ref().is_some_and(|l| !l.answered && !l.ended) {
             self.answer_caller(out);
