@@ -9,7 +9,7 @@ mod serve_support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use serve_support::{conv, events, ivrx, refused_at_start, Serve};
+use serve_support::{block_on, conv, events, ivrx, refused_at_start, Serve};
 
 const FRUSTRATED: &str = include_str!("../examples/frustrated.ivrx");
 
@@ -23,21 +23,6 @@ queues = ["support"]
 number = "+15555550178"
 queues = ["sales"]
 "#;
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    ivrx::http::tls::install_crypto_provider();
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
-}
-
-/// Every SMS the sandbox took.
-fn messages(s: &Serve) -> Vec<Value> {
-    let url = format!("{}/sandbox/v1/messages", s.sandbox);
-    block_on(async {
-        let r = reqwest::Client::new().get(url).bearer_auth("sandbox").send().await.unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-        r.json::<Value>().await.unwrap()["data"].as_array().cloned().unwrap()
-    })
-}
 
 /// The conversation's `notification` events, once `done` holds for them.
 fn notifications(s: &Serve, conv: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -69,7 +54,7 @@ fn a_transfer_texts_its_supervisor_exactly_once_even_with_every_webhook_duplicat
     assert!(key.starts_with(&format!("{id}:decided:")), "keyed by the decision: {key}");
     assert!(n.iter().all(|e| e["to"] == "+15555550177" && e["key"] == key), "{n:#?}");
 
-    let texts = messages(&s);
+    let texts = s.messages();
     assert_eq!(texts.len(), 1, "one SMS for one decision: {texts:#?}");
     let sms = &texts[0];
     assert_eq!((sms["to"].as_str(), sms["from"].as_str()), (Some("+15555550177"), Some("+18005550100")));
@@ -106,7 +91,7 @@ fn failing_sms(chaos: &str, detail: &str, taken: usize) {
     let failed = n.iter().find(|e| e["status"] == "failed").unwrap();
     assert!(failed["detail"].as_str().unwrap_or_default().contains(detail), "{detail} in {failed:#}");
     assert_eq!(failed["to"], "+15555550177");
-    assert_eq!(messages(&s).len(), taken, "SMS the carrier took");
+    assert_eq!(s.messages().len(), taken, "SMS the carrier took");
     let metrics =
         block_on(async { reqwest::get(format!("{}/metrics", s.server)).await.unwrap().text().await.unwrap() });
     assert!(metrics.contains(r#"ivrx_notifications_total{channel="sms",outcome="failed"} 1"#), "{metrics}");
@@ -180,7 +165,7 @@ fn a_failed_transfer_texts_again_and_the_rate_limit_holds_per_supervisor() {
     let keys: Vec<&str> = n.iter().filter(|e| e["status"] == "sent").map(|e| e["key"].as_str().unwrap()).collect();
     assert!(keys.len() == 2 && keys[0].starts_with(&format!("{id}:decided:")), "{n:#?}");
     assert!(keys[1].starts_with(&format!("{id}:failed:")), "{n:#?}");
-    let texts = messages(&s);
+    let texts = s.messages();
     assert_eq!(texts.len(), 2, "{texts:#?}");
     let failed = texts[1]["text"].as_str().unwrap();
     assert!(
@@ -193,5 +178,5 @@ fn a_failed_transfer_texts_again_and_the_rate_limit_holds_per_supervisor() {
     let next = conv(&r);
     let n = notifications(&s, &next, |n| !n.is_empty());
     assert_eq!(statuses(&n)[0], "rate_limited", "{n:#?}");
-    assert_eq!(messages(&s).len(), 2);
+    assert_eq!(s.messages().len(), 2);
 }

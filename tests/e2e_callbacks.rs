@@ -12,7 +12,7 @@ mod serve_support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use serve_support::{conv, events, refused_at_start, Serve};
+use serve_support::{block_on, conv, events, refused_at_start, Serve};
 
 /// The bundled caller who waits, then presses 9 to be called back.
 const CALLBACK: &str = include_str!("../examples/waits_then_callback.ivrx");
@@ -28,21 +28,6 @@ fn start(config: &str) -> Serve {
     let s = Serve::start(config, &[]);
     party(&s, ivrx::sandbox::DEFAULT_CALLER, "say hello yes thanks for calling me back\npause 8\nhangup\n");
     s
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    ivrx::http::tls::install_crypto_provider();
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
-}
-
-/// Every SMS the sandbox took.
-fn messages(s: &Serve) -> Vec<Value> {
-    let url = format!("{}/sandbox/v1/messages", s.sandbox);
-    block_on(async {
-        let r = reqwest::Client::new().get(url).bearer_auth("sandbox").send().await.unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-        r.json::<Value>().await.unwrap()["data"].as_array().cloned().unwrap()
-    })
 }
 
 /// The conversation's events of `kind`, once `done` holds for them (an
@@ -114,7 +99,7 @@ fn after_the_longest_wait_the_caller_accepts_a_callback_with_a_key_and_is_texted
         "{sent:#?}"
     );
     assert_eq!(sent[0]["key"], format!("{id}:callback"));
-    let texts: Vec<Value> = messages(&s).into_iter().filter(|m| m["to"] == number.as_str()).collect();
+    let texts: Vec<Value> = s.messages().into_iter().filter(|m| m["to"] == number.as_str()).collect();
     assert_eq!(texts.len(), 1, "{texts:#?}");
     assert_eq!(texts[0]["text"], format!("We will call you back at {number} as soon as an agent is free."));
 }
@@ -143,7 +128,7 @@ fn a_confirmation_the_carrier_refuses_is_recorded_and_the_call_ends_the_same() {
     let statuses: Vec<&str> =
         ev.iter().filter(|e| e["type"] == "callback").map(|e| e["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["offered", "requested", "placed", "answered"], "still recorded and called back");
-    assert!(messages(&s).is_empty());
+    assert!(s.messages().is_empty());
 }
 
 #[test]

@@ -14,6 +14,12 @@ use serde_json::Value;
 
 pub mod live;
 
+/// Runs `f` to its end on a runtime of its own (for the tests' HTTP reads).
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    ivrx::http::tls::install_crypto_provider();
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
 /// The time scale e2e tests run the sandbox clock at.
 pub const TIME_SCALE: &str = "20";
 
@@ -158,6 +164,16 @@ impl Serve {
         let p = self.dir.path().join(format!("{name}.ivrx"));
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    /// Every SMS the sandbox carrier took (`GET /sandbox/v1/messages`).
+    pub fn messages(&self) -> Vec<Value> {
+        let url = format!("{}/sandbox/v1/messages", self.sandbox);
+        block_on(async {
+            let r = reqwest::Client::new().get(url).bearer_auth("sandbox").send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.json::<Value>().await.unwrap()["data"].as_array().cloned().unwrap()
+        })
     }
 
     /// Places a simulated call with `ivrx dial --sandbox --json` and returns its report.
