@@ -22,12 +22,19 @@ const CALLBACK: &str = include_str!("../examples/waits_then_callback.ivrx");
 const CONFIG: &str = "[queue]\nmax_wait_secs = 20\n[queue.callback]\naccept_keys = \"9\"\nretry_secs = 1\n\
 [sandbox.agents]\n\"+18005550201\" = \"busy:90\"\n\"+18005550202\" = \"busy:90\"\n";
 
-/// The server with `config`; the caller, called back, answers, talks with
-/// the agent and hangs up.
+/// The caller called back: answers, talks with the agent and hangs up.
+const CALLED_BACK: &str = "say hello yes thanks for calling me back\npause 8\nhangup\n";
+
+/// The server with `config`, and the caller's part when called back.
 fn start(config: &str) -> Serve {
     let s = Serve::start(config, &[]);
-    party(&s, ivrx::sandbox::DEFAULT_CALLER, "say hello yes thanks for calling me back\npause 8\nhangup\n");
+    party(&s, ivrx::sandbox::DEFAULT_CALLER, CALLED_BACK);
     s
+}
+
+/// The statuses of the conversation's `callback` events, in order.
+fn callback_statuses(ev: &[Value]) -> Vec<&str> {
+    ev.iter().filter(|e| e["type"] == "callback").map(|e| e["status"].as_str().unwrap()).collect()
 }
 
 /// The conversation's events of `kind`, once `done` holds for them (an
@@ -125,9 +132,11 @@ fn a_confirmation_the_carrier_refuses_is_recorded_and_the_call_ends_the_same() {
     assert_eq!(failed[0]["status"], "failed", "{failed:#?}");
     assert!(failed[0]["detail"].as_str().unwrap_or_default().contains("40001"), "{failed:#?}");
     let ev = events(&s.db(), &id);
-    let statuses: Vec<&str> =
-        ev.iter().filter(|e| e["type"] == "callback").map(|e| e["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["offered", "requested", "placed", "answered"], "still recorded and called back");
+    assert_eq!(
+        callback_statuses(&ev),
+        ["offered", "requested", "placed", "answered"],
+        "still recorded and called back"
+    );
     assert!(s.messages().is_empty());
 }
 
@@ -152,9 +161,7 @@ fn once_an_agent_is_free_the_agent_is_dialled_then_the_caller_and_both_are_bridg
     let ended = until(&s, &id, "call_ended", |e| !e.is_empty());
     assert_eq!(ended[0]["reason"], "completed_with_agent", "{ended:#?}");
     let ev = events(&s.db(), &id);
-    let statuses: Vec<&str> =
-        ev.iter().filter(|e| e["type"] == "callback").map(|e| e["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["offered", "requested", "placed", "answered"], "{ev:#?}");
+    assert_eq!(callback_statuses(&ev), ["offered", "requested", "placed", "answered"], "{ev:#?}");
     let original = caller_ccid_of(&ev, 0);
     for cb in ev.iter().filter(|e| e["type"] == "callback") {
         assert_eq!(cb["original_call_control_id"], original.as_str(), "linked to the original call: {cb}");
@@ -238,12 +245,10 @@ fn a_pending_callback_is_placed_after_a_restart() {
     assert!(!before.iter().any(|e| e["type"] == "call_ended" || e["status"] == "placed"), "pending: {before:#?}");
 
     s.restart();
-    party(&s, ivrx::sandbox::DEFAULT_CALLER, "say hello yes thanks for calling me back\npause 8\nhangup\n");
+    party(&s, ivrx::sandbox::DEFAULT_CALLER, CALLED_BACK);
     let ended = until(&s, &id, "call_ended", |e| !e.is_empty());
     assert_eq!(ended[0]["reason"], "completed_with_agent", "{ended:#?}");
     let ev = events(&s.db(), &id);
-    let statuses: Vec<&str> =
-        ev.iter().filter(|e| e["type"] == "callback").map(|e| e["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["offered", "requested", "placed", "answered"], "{ev:#?}");
+    assert_eq!(callback_statuses(&ev), ["offered", "requested", "placed", "answered"], "{ev:#?}");
     assert!(leg_audit(&s)["left_up"].as_array().unwrap().is_empty());
 }
