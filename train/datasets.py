@@ -56,6 +56,11 @@ VADER = "cjhutto/vaderSentiment", "44fc044cd877310ee8278a0eadf34bcd50d41d06"
 EMOBANK = "JULIELab/EmoBank", "248ce2a43e165a66d31aeaed83cff9641d6654e0"
 MELD = "declare-lab/MELD", "2d2011b409d3ca2d7e94460cd007d434b1d0a102"
 USS = "sunnweiwei/user-satisfaction-simulation", "8ba06bd92570fd94d3ec0cb828aad45172be71b2"
+# A verbatim copy of UCI's "Sentiment Labelled Sentences" (Kotzias et al.,
+# KDD 2015; UCI dataset 331, CC-BY-4.0): 1000 sentences each from Amazon
+# phone reviews and Yelp, 990 from IMDB, positive or negative.
+UCI = "Sudarshan-gurav/NLP", "915886f7804d6fd224159805b915a14e510cf0cc"
+CC_BY_UCI = "CC-BY-4.0 (UCI Machine Learning Repository, dataset 331)"
 
 APACHE_GOEMOTIONS = "Apache-2.0 (GoEmotions, google-research; copied verbatim by this repository, also Apache-2.0)"
 
@@ -66,6 +71,9 @@ SOURCES: dict[str, Source] = {
     "goemotions_labels": Source(*GOEMOTIONS, "data/original/labels.txt", "45c3ef86782d2a4d7fedcd6d8c111aa0d0e94720689bd164fac94fefb4495a89", APACHE_GOEMOTIONS),
     "xed": Source(*XED, "AnnotatedData/en-annotated.tsv", "26ac0254fbdb8b09cf2b00d44041d9084ece31bd200ae7c0e0662fbd8b037d98", "CC-BY-4.0"),
     "xed_neutral": Source(*XED, "AnnotatedData/neu_en.txt", "6e8b38af83b80fb64ec1139007973b1f09ec16d48549e82de22423cdba259f08", "CC-BY-4.0"),
+    "uci_amazon": Source(*UCI, "amazon_cells_labelled.txt", "16b1872aba98fb5f40e21ac76fc57615058010bba6c9388d101ec415995b638d", CC_BY_UCI),
+    "uci_imdb": Source(*UCI, "imdb_labelled.txt", "a42450a6f0b2af9bd3738ca2a9af355678e90e5a0f8b83f849d60b59235faaa7", CC_BY_UCI),
+    "uci_yelp": Source(*UCI, "yelp_labelled.txt", "b1428e7e7452834f99401a1be3cc6abc778f92c1c8a12cad9adac2add9e714b3", CC_BY_UCI),
     "vader": Source(*VADER, "additional_resources/hutto_ICWSM_2014.tar.gz", "d5bb07d87474b3eb8d30b4deccbc23f19d742a6c5718fbacc65485b70b95c5fa", "MIT"),
     "emobank": Source(*EMOBANK, "corpus/emobank.csv", "1ade4a4a453e880c0f39d0536d2b355e8a716e0cf88236c64cdb4d438cf9605b", "CC-BY-SA-4.0"),
     "meld_test": Source(*MELD, "data/MELD/test_sent_emo.csv", "8d37103938f7067600839fe29d5a114a6cd1bcdafb75bec101e06464c5006888", "GPL-3.0"),
@@ -126,7 +134,9 @@ def goemotions(split: str) -> list[Example]:
         names = [labels[int(i)] for i in ids.split(",")]
         v = sum(1 if n in GOEMOTIONS_POSITIVE else -1 if n in GOEMOTIONS_NEGATIVE else 0 for n in names) / len(names)
         neg = int(any(n in GOEMOTIONS_NEGATIVE for n in names) and not any(n in GOEMOTIONS_POSITIVE for n in names))
-        out.append(Example(text, v, neg, int(any(n in DISSATISFIED for n in names)), f"goemotions_{split}"))
+        out.append(
+            Example(text, v, neg, int(any(n in DISSATISFIED for n in names)), f"goemotions_{split}", {"emotions": names})
+        )
     return out
 
 
@@ -150,18 +160,37 @@ def xed() -> list[Example]:
         v = sum(1 if n in XED_POSITIVE else -1 if n in XED_NEGATIVE else 0 for n in names) / len(names)
         neg = int(any(n in XED_NEGATIVE for n in names) and not any(n in XED_POSITIVE for n in names))
         dis = int(any(n in ("anger", "disgust") for n in names))
-        out.append(Example(text, v, neg, dis, f"xed_{_split_of(text)}"))
+        out.append(Example(text, v, neg, dis, f"xed_{_split_of(text)}", {"emotions": names}))
     for row in SOURCES["xed_neutral"].read_text().splitlines():
         if "\t" not in row:
             continue
         _, text = row.split("\t", 1)
-        out.append(Example(text, 0.0, 0, 0, f"xed_{_split_of(text)}"))
+        out.append(Example(text, 0.0, 0, 0, f"xed_{_split_of(text)}", {"emotions": ["neutral"]}))
     return out
 
 
-def training_sets() -> list[Example]:
+def uci_sentences() -> list[Example]:
+    """UCI's labelled review sentences (valence only: no emotion labels, so
+    no dissatisfaction label). A sentence whose speech-recognition form
+    equals an utterance of any evaluation set is dropped."""
+    seen = {e.asr for rows in evaluation_sets().values() for e in rows}
+    out = []
+    for key in ("uci_amazon", "uci_imdb", "uci_yelp"):
+        for row in SOURCES[key].read_bytes().decode("latin-1").splitlines():
+            if "\t" not in row:
+                continue
+            text, label = row.rsplit("\t", 1)
+            text = text.strip().strip('"').strip()
+            ex = Example(text, 1.0 if label.strip() == "1" else -1.0, int(label.strip() == "0"), None)
+            if ex.asr and ex.asr not in seen:
+                ex.group = f"uci_{_split_of(text)}"
+                out.append(ex)
+    return out
+
+
+def training_sets(uci: bool = False) -> list[Example]:
     """Everything the weights may be trained on, with its split in `group`."""
-    return goemotions("train") + goemotions("dev") + goemotions("test") + xed()
+    return goemotions("train") + goemotions("dev") + goemotions("test") + xed() + (uci_sentences() if uci else [])
 
 
 # -------------------------------------------------------------- evaluation

@@ -49,6 +49,11 @@ VALENCE_READS_LEXICON = True  # the valence head sees the lexicon score (`--swee
 GATE_PHRASES = True  # but is silent when a lexicon phrase matched (sarcasm stays the lexicon's call)
 VALENCE_ITERS = 300
 DISSATISFIED_ITERS = 100  # MultiWOZ dissatisfaction AUC falls as the emotion fit goes on
+# What the dissatisfaction head is fitted to (`--dis-targets` compares them).
+DIS_TARGET = "dissatisfied"
+# Whether the valence head also learns from UCI's labelled review sentences
+# (`--valence-data` compares). They are in the vocabulary either way.
+VALENCE_UCI = True
 # The development split alone picks 0.2 (the largest dead zone costing at
 # most 0.005 of Pearson); the development caller corpus needs 0.5: at 0.3
 # and 0.4 "am i talking to a computer" and a plain price question score
@@ -103,16 +108,47 @@ def embeddings(words: list[str]) -> np.ndarray:
     return e
 
 
+def dis_target(examples, kind: str) -> np.ndarray:
+    """The dissatisfaction head's target for each training example.
+
+    - dissatisfied: anger, annoyance, disappointment, disapproval or disgust
+      among the labels (XED: anger or disgust);
+    - negative: a negative emotion and no positive one;
+    - soft: the mean of those two;
+    - confused: dissatisfied, or GoEmotions' confusion;
+    - negative_valence: the label valence's negative part, 0..1.
+    """
+    dis = np.array([np.nan if e.dissatisfied is None else e.dissatisfied for e in examples])
+    neg = np.array([e.negative for e in examples], dtype=float)
+    neg[np.isnan(dis)] = np.nan  # sets without emotion labels are left out of this head
+    if kind == "dissatisfied":
+        return dis
+    if kind == "negative":
+        return neg
+    if kind == "soft":
+        return (dis + neg) / 2
+    if kind == "confused":
+        return np.maximum(dis, [float("confusion" in e.extra.get("emotions", ())) for e in examples])  # NaN stays
+    if kind == "negative_valence":
+        return np.where(np.isnan(dis), np.nan, np.clip(-np.array([e.valence for e in examples]), 0.0, 1.0))
+    raise ValueError(kind)
+
+
+DIS_TARGETS = ("dissatisfied", "negative", "soft", "confused", "negative_valence")
+
+
 class Data:
     """The training sets scored by the engine, and the development set."""
 
     def __init__(self) -> None:
-        self.examples = datasets.training_sets()
+        self.examples = datasets.training_sets(uci=True)
+        self.uci = np.array([e.group.startswith("uci_") for e in self.examples])
         self.scored = engine.score([e.asr for e in self.examples], "train")
         self.split = np.array([e.group.rsplit("_", 1)[1] for e in self.examples])
         self.y_val = np.array([e.valence for e in self.examples])
         self.y_neg = np.array([e.negative for e in self.examples])
-        self.y_dis = np.array([e.dissatisfied for e in self.examples], dtype=float)
+        self.y_dis = np.array([np.nan if e.dissatisfied is None else e.dissatisfied for e in self.examples])
+        self.y_fit = dis_target(self.examples, DIS_TARGET)  # what the dissatisfaction head is fitted to
         words, pairs = model.count_tokens([s for s, f in zip(self.scored, self.split == "train") if f])
         vocab_words = embedding_vocab(words)
         self.vocab = model.Vocab(
@@ -178,8 +214,8 @@ SWEEP = [
 def sweep(d: Data, iters: int, only: list[int] | None) -> None:
     """Fits each setting of `SWEEP` (or those numbered in `only`) on the
     training rows and prints the development figures every 50 iterations."""
-    train_rows = d.split == "train"
-    dev_rows = d.split == "dev"
+    train_rows = (d.split == "train") & ~d.uci
+    dev_rows = (d.split == "dev") & ~d.uci
     for i, s in enumerate(SWEEP):
         if only and i not in only:
             continue
@@ -201,11 +237,93 @@ def sweep(d: Data, iters: int, only: list[int] | None) -> None:
         )
 
 
+def dis_targets(d: Data, iters: int) -> None:
+    """Fits the dissatisfaction head to each of `DIS_TARGETS` on the training
+    rows (the chosen settings otherwise) and prints the development figures
+    every 25 iterations: MultiWOZ dissatisfied AUC and, on the training
+    sets' dev rows, the AUC for the `dissatisfied` labels."""
+    rows = d.split == "train"
+    dev_rows = d.split == "dev"
+    _, _, inp, dev_inp = d.inputs(K, INCLUDE_COVERED, GATE_PHRASES)
+    dev_part = inp.rows(dev_rows)
+    neg_mwoz = np.array([e.negative for e in d.dev_external])
+    dev_rows = dev_rows & ~d.uci
+    dev_part = inp.rows(dev_rows)
+    for kind in DIS_TARGETS:
+        y = dis_target(d.examples, kind)
+        fit_rows = rows & ~np.isnan(y)
+        step = [0]
+
+        def show(network, theta, mu, sd, kind=kind):
+            step[0] += 1
+            if step[0] % 25 == 0:
+                _, dis = net.predict(network, theta, dev_part, mu, sd)
+                _, ddis = net.predict(network, theta, dev_inp, mu, sd)
+                print(
+                    json.dumps(
+                        {
+                            "target": kind,
+                            "iter": step[0],
+                            "mwoz_auc_dissatisfied": round(float(roc_auc_score(neg_mwoz, ddis)), 4),
+                            "dev_auc_dissatisfied": round(float(roc_auc_score(d.y_dis[dev_rows], dis)), 4),
+                            "dev_auc_negative": round(float(roc_auc_score(d.y_neg[dev_rows], dis)), 4),
+                        }
+                    ),
+                    flush=True,
+                )
+
+        net.fit(
+            inp.rows(fit_rows), d.y_val[fit_rows], y[fit_rows], HIDDEN, model.Params(), LAM_HEAD, 1.0, iters,
+            callback=show, val_weight=0.0, lexicon_inputs=True,
+        )
+
+
+def valence_data(d: Data, iters: int) -> None:
+    """Fits the valence head on the training rows without and with UCI's
+    sentences and prints the development figures every 50 iterations: the
+    emotion sets' dev rows, UCI's dev rows and MultiWOZ."""
+    _, _, inp, dev_inp = d.inputs(K, INCLUDE_COVERED, GATE_PHRASES)
+    dev_rows = (d.split == "dev") & ~d.uci
+    uci_dev = (d.split == "dev") & d.uci
+    dev_part, uci_part = inp.rows(dev_rows), inp.rows(uci_dev)
+    y_mwoz = np.array([e.valence for e in d.dev_external])
+    neg_mwoz = np.array([e.negative for e in d.dev_external])
+    for uci in (False, True):
+        rows = (d.split == "train") & (uci | ~d.uci)
+        step = [0]
+
+        def show(network, theta, mu, sd, uci=uci):
+            step[0] += 1
+            if step[0] % 50 == 0:
+                val, _ = net.predict(network, theta, dev_part, mu, sd)
+                uval, _ = net.predict(network, theta, uci_part, mu, sd)
+                dval, _ = net.predict(network, theta, dev_inp, mu, sd)
+                print(
+                    json.dumps(
+                        {
+                            "uci": uci,
+                            "iter": step[0],
+                            "dev_pearson": round(float(pearsonr(val, d.y_val[dev_rows])[0]), 4),
+                            "dev_auc_negative": round(float(roc_auc_score(d.y_neg[dev_rows], -val)), 4),
+                            "uci_dev_auc_negative": round(float(roc_auc_score(d.y_neg[uci_dev], -uval)), 4),
+                            "mwoz_spearman": round(float(spearmanr(dval, y_mwoz)[0]), 4),
+                            "mwoz_auc_valence": round(float(roc_auc_score(neg_mwoz, -dval)), 4),
+                        }
+                    ),
+                    flush=True,
+                )
+
+        net.fit(
+            inp.rows(rows), d.y_val[rows], np.zeros(rows.sum()), HIDDEN, model.Params(), LAM_HEAD, 0.0, iters,
+            callback=show, val_weight=1.0, lexicon_inputs=VALENCE_READS_LEXICON,
+        )
+
+
 def dead_zones(d: Data) -> None:
     """Fits the chosen settings on the training rows and prints the
     development figures of the exported model for each dead zone."""
     rows = d.split == "train"
-    dev_rows = d.split == "dev"
+    dev_rows = (d.split == "dev") & ~d.uci
     table, scale, inp, _ = d.inputs(K, INCLUDE_COVERED, GATE_PHRASES)
     exported = net.Exported(shipped(d, inp, table, scale, rows, 0.0))
     dev = [exported.parts(s) for s, f in zip(d.scored, dev_rows) if f]
@@ -239,11 +357,14 @@ def shipped(d: Data, inp, table, scale, rows: np.ndarray, dead: float) -> bytes:
 
 def fit_heads(inp, d: Data, rows: np.ndarray):
     """Both heads with the chosen settings, fitted on `rows`, as one net."""
-    part = inp.rows(rows)
-
     def head(kind: str, iters: int):
+        if kind == "valence":
+            r = rows & (VALENCE_UCI | ~d.uci)
+        else:
+            r = rows & ~np.isnan(d.y_fit)
+        y_fit = np.nan_to_num(d.y_fit[r])
         return net.fit(
-            part, d.y_val[rows], d.y_dis[rows], HIDDEN, model.Params(), LAM_HEAD,
+            inp.rows(r), d.y_val[r], y_fit, HIDDEN, model.Params(), LAM_HEAD,
             float(kind == "dissatisfied"), iters, val_weight=float(kind == "valence"),
             lexicon_inputs=kind == "dissatisfied" or VALENCE_READS_LEXICON,
         )
@@ -256,7 +377,8 @@ def report(name: str, y_val, y_neg, y_dis, preds: dict[str, np.ndarray], dis: np
     for engine_name, p in preds.items():
         row[f"{engine_name}_pearson"] = float(pearsonr(p, y_val)[0])
         row[f"{engine_name}_auc_negative"] = float(roc_auc_score(y_neg, -p))
-    row["learned_dissatisfied_auc"] = float(roc_auc_score(y_dis, dis))
+    if not np.isnan(y_dis).any():
+        row["learned_dissatisfied_auc"] = float(roc_auc_score(y_dis, dis))
     return row
 
 
@@ -267,10 +389,20 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--dead-zones", action="store_true", help="compare dead zones on the development data")
     ap.add_argument("--only", type=int, nargs="*", help="only these settings of SWEEP (by position)")
+    ap.add_argument("--dis-targets", type=int, metavar="ITERS", help="compare the dissatisfaction targets")
+    ap.add_argument("--valence-data", type=int, metavar="ITERS", help="compare the valence head without and with UCI")
     args = ap.parse_args()
     d = Data()
     if args.sweep:
         sweep(d, args.iters, args.only)
+        return
+
+    if args.valence_data:
+        valence_data(d, args.valence_data)
+        return
+
+    if args.dis_targets:
+        dis_targets(d, args.dis_targets)
         return
 
     if args.dead_zones:
@@ -283,7 +415,7 @@ def main() -> None:
 
     test_rows = d.split == "test"
     rows = []
-    for name in ("goemotions_test", "xed_test"):
+    for name in ("goemotions_test", "xed_test", "uci_test"):
         m = np.array([e.group == name for e in d.examples]) & test_rows
         pairs = [exported.score(s) for s, f in zip(d.scored, m) if f]
         preds = {
