@@ -13,7 +13,9 @@ Every engine scores the same speech-recognition form of each utterance
 - `linear`: the local engine with the first learned model (the word and
   bigram table alone, `benches/learned-v1.bin`), read by `model.Exported`,
   which reproduces the engine;
-- `learned`: the local engine as it ships (the second learned model), run in
+- `second`: the local engine with the second learned model (the weights of
+  commit `SECOND`, read from git), read by `net.Exported`;
+- `learned`: the local engine as it ships (the third learned model), run in
   the engine itself and checked against `net.Exported`.
 
 For context only, `vader_orig` is Python vaderSentiment on the original,
@@ -36,6 +38,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +54,8 @@ import net
 HERE = Path(__file__).parent
 WEIGHTS = HERE.parent / "crates" / "intel" / "src" / "learned" / "weights.bin"
 WEIGHTS_V1 = HERE.parent / "benches" / "learned-v1.bin"
+# The second learned model: the weights as this commit left them.
+SECOND = "4ad4a4cd6ae0802cd6e64ed3c80d59e9cae91553"
 
 DESCRIPTIONS = {
     "uss_sgd": ("Schema-Guided Dialogue user turns, turn-level satisfaction 1-5", "conversational, task-oriented"),
@@ -66,7 +71,7 @@ DESCRIPTIONS = {
 }
 SATISFACTION = ("uss_sgd", "uss_mwoz", "uss_redial", "uss_ccpe")
 DEVELOPMENT = ("uss_mwoz",)
-ENGINES = ("vader", "lexicon", "linear", "learned")
+ENGINES = ("vader", "lexicon", "linear", "second", "learned")
 
 
 def primary(name: str) -> tuple[str, str]:
@@ -85,6 +90,12 @@ def main() -> None:
     all_sets = list(DESCRIPTIONS)
     wanted = args.sets or all_sets
     linear = model.Exported(WEIGHTS_V1.read_bytes())
+    second = net.Exported(
+        subprocess.run(
+            ["git", "show", f"{SECOND}:crates/intel/src/learned/weights.bin"],
+            cwd=HERE.parent, capture_output=True, check=True,
+        ).stdout
+    )
     shipped = net.Exported(WEIGHTS.read_bytes())
     py_vader = SentimentIntensityAnalyzer()
     results = []
@@ -103,10 +114,12 @@ def main() -> None:
         y = np.array([e.valence for e in examples])
         neg = np.array([e.negative for e in examples])
         lin = [linear.score(s) for s in scored]
+        sec = [second.score(s) for s in scored]
         preds = {
             "vader": np.array([s.vader for s in scored]),
             "lexicon": np.array([s.lexicon for s in scored]),
             "linear": np.array([p[0] for p in lin]),
+            "second": np.array([p[0] for p in sec]),
             "learned": np.array([s.learned for s in scored]),
             "vader_orig": np.array([py_vader.polarity_scores(e.text)["compound"] for e in examples]),
         }
@@ -114,6 +127,7 @@ def main() -> None:
             "vader": -preds["vader"],
             "lexicon": -preds["lexicon"],
             "linear": np.array([p[1] for p in lin]),
+            "second": np.array([p[1] for p in sec]),
             "learned": np.array([s.dissatisfied for s in scored]),
         }
         # The engine reproduces the exported model, and vader-parity matches
@@ -158,8 +172,8 @@ def main() -> None:
 def table(results: list[dict]) -> str:
     lines = [
         "| set | role | kind | n (negative) | metric | VADER | lexicon engine | first learned (linear) "
-        "| new learned | new − VADER | bar | VADER on original text |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| second learned | third learned | third − VADER | third − second | bar | VADER on original text |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         key, label = primary(r["set"])
@@ -169,12 +183,12 @@ def table(results: list[dict]) -> str:
             others[2] = ("auc", "AUC dissatisfied (valence)")
         metrics += [m for m in others if m[0] != key]
         for k, lab in metrics:
-            v, lx, li, le = (r[f"{e}_{k}"] for e in ENGINES)
+            v, lx, li, se, le = (r[f"{e}_{k}"] for e in ENGINES)
             vo = r.get(f"vader_orig_{k}")
             bar = ("met" if r["bar_met"] else "**missed**") if k == key else ""
             lines.append(
                 f"| {r['set']} | {r['role'] if k == key else ''} | {r['kind'] if k == key else ''} | "
-                f"{r['n']} ({r['negative']}) | {lab} | {v:.3f} | {lx:.3f} | {li:.3f} | {le:.3f} | {le - v:+.3f} | {bar} | "
+                f"{r['n']} ({r['negative']}) | {lab} | {v:.3f} | {lx:.3f} | {li:.3f} | {se:.3f} | {le:.3f} | {le - v:+.3f} | {le - se:+.3f} | {bar} | "
                 f"{'' if vo is None else f'{vo:.3f}'} |"
             )
     return "\n".join(lines) + "\n"
