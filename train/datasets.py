@@ -56,7 +56,7 @@ VADER = "cjhutto/vaderSentiment", "44fc044cd877310ee8278a0eadf34bcd50d41d06"
 EMOBANK = "JULIELab/EmoBank", "248ce2a43e165a66d31aeaed83cff9641d6654e0"
 MELD = "declare-lab/MELD", "2d2011b409d3ca2d7e94460cd007d434b1d0a102"
 USS = "sunnweiwei/user-satisfaction-simulation", "8ba06bd92570fd94d3ec0cb828aad45172be71b2"
-# A verbatim copy of UCI's "Sentiment Labelled Sentences" (Kotzias et al.,
+# A copy of UCI's "Sentiment Labelled Sentences" (Kotzias et al.,
 # KDD 2015; UCI dataset 331, CC-BY-4.0): 1000 sentences each from Amazon
 # phone reviews and Yelp, 990 from IMDB, positive or negative.
 UCI = "Sudarshan-gurav/NLP", "915886f7804d6fd224159805b915a14e510cf0cc"
