@@ -2,8 +2,10 @@
 
     python train/train.py                 # fit with the chosen settings, report, export
     python train/train.py --sweep         # compare settings on the development data
+    python train/train.py --valence-data 300 / --dis-targets 200   # the third model's choices
 
-Training data: GoEmotions (Apache-2.0) and XED English (CC-BY-4.0) only; see
+Training data: GoEmotions (Apache-2.0), XED English (CC-BY-4.0) and, for the
+valence head, UCI's labelled review sentences (CC-BY-4.0) only; see
 datasets.py and README.md. Text is put in speech-recognition form and
 normalised by ivrx itself (engine.py). Settings are chosen on the
 development data only (the training sets' dev splits and MultiWOZ
