@@ -242,7 +242,8 @@ BEGIN
         VALUES (v_conv, v_n, e_kinds[i], v_at, v_off, e_bodies[i])
         ON CONFLICT (conversation_id, n) DO NOTHING;
         CONTINUE WHEN NOT FOUND;
-        FOR step IN SELECT value FROM jsonb_array_elements(steps -> (i - 1)) LOOP
+        FOR j IN 0 .. jsonb_array_length(steps -> (i - 1)) - 1 LOOP
+            step := steps -> (i - 1) -> j;
             CASE step ->> 0
             WHEN 'call_started' THEN
                 INSERT INTO conversations (id, started_at, direction, caller, callee, caller_call_control_id)
