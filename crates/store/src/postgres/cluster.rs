@@ -1,6 +1,7 @@
 //! Several instances on one PostgreSQL database (see [`crate::cluster`]):
 //! a lease row per conversation, checkpoints fenced by the lease's epoch
-//! under a row lock, wake-ups and committed events through `LISTEN`/`NOTIFY`.
+//! under a row lock (one statement each, see [`write::CHECKPOINT`]),
+//! wake-ups and committed events through `LISTEN`/`NOTIFY`.
 
 use std::time::Duration;
 
@@ -11,8 +12,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 
 use super::connect::{tls, Db};
-use super::pipeline::{params, Reply, Step, Tx};
-use super::write;
+use super::{pipeline, write};
 use crate::cluster::{Acquired, Answer, Cluster, Fence, Lease, Request};
 use crate::journal::WriteOp;
 use crate::model::Transition;
@@ -24,12 +24,6 @@ pub(super) const CHANNEL: &str = "ivrx_work";
 const COMMITTED: &str = "ivrx_events";
 /// Sends a notification (`channel`, `payload`) when the transaction commits.
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
-/// Locks a conversation's lease row: its owner and epoch.
-const LOCK: &str = "SELECT owner, epoch FROM leases WHERE conversation_id = $1 FOR UPDATE";
-/// Answers a request (once).
-const ANSWER: &str = "UPDATE requests SET answer = $2 WHERE id = $1 AND answer IS NULL";
-/// Extends a lease (its row locked by its owner's checkpoint).
-const EXTEND: &str = "UPDATE leases SET expires_at = now() + make_interval(secs => $2) WHERE conversation_id = $1";
 /// How long the listener waits before connecting again after losing its connection.
 const RECONNECT: Duration = Duration::from_millis(500);
 
@@ -125,60 +119,26 @@ impl Cluster for PgCluster {
         let db = &self.db;
         let began = std::time::Instant::now();
         let decision = transition.as_ref().is_some_and(|t| t.events.iter().any(|r| r.event.kind() == "decision"));
+        let last = transition.as_ref().and_then(|t| t.events.last()).map(|r| r.n);
+        // Followers read the new events; askers, their answers.
+        let notify = (last.is_some() || !answers.is_empty())
+            .then(|| (COMMITTED, format!("{} {}", lease.conversation_id, last.unwrap_or(0))));
+        let fence = write::Fence { lease, term: secs(term), lock_timeout: &db.lock_timeout_ms };
+        let params = write::checkpoint(Some(fence), transition.as_ref(), answers, notify);
         let client = db.get().await?;
         let pool_ms = began.elapsed().as_secs_f64() * 1e3;
-        // First round trip: the lease row locked, and behind the lock
-        // everything whose statements do not depend on another's result.
-        let mut first = vec![Step::Query(LOCK, params![lease.conversation_id.as_str()])];
-        let mut events = Vec::new();
-        let mut last = None;
-        if let Some(transition) = &transition {
-            events = write::store_transition(&mut first, transition);
-            last = transition.events.last().map(|r| r.n);
-        }
-        for a in answers {
-            first.push(Step::Execute(ANSWER, params![a.request_id, a.body.as_str()]));
-        }
-        // Followers read the new events; askers, their answers.
-        if last.is_some() || !answers.is_empty() {
-            let payload = format!("{} {}", lease.conversation_id, last.unwrap_or(0));
-            first.push(Step::Execute(NOTIFY, params![COMMITTED, payload]));
-        }
-        first.push(Step::Execute(EXTEND, params![lease.conversation_id.as_str(), secs(term)]));
-        let mut tx = Tx::new(client);
-        let mut replies = tx.begin(&db.set_lock_timeout, first).await.map_err(db.failed())?.into_iter();
-        // The fence: nothing of this transaction commits unless the lease,
-        // locked before anything else ran, is still ours.
-        let ours = match replies.next() {
-            Some(Ok(lock)) => lock.first_row().is_some_and(|r| {
-                r.try_get::<_, &str>(0).ok() == Some(lease.owner.as_str())
-                    && r.try_get::<_, i64>(1).ok() == Some(lease.epoch)
-            }),
-            Some(Err(e)) => {
-                tx.rollback().await;
-                return Err(db.failed()(e));
-            }
-            None => false,
+        let statement = client.prepare_cached(write::CHECKPOINT).await.map_err(db.err())?;
+        // One statement, so one transaction: nothing of it commits unless
+        // the lease, locked before anything else runs, is still ours.
+        let outcome = match client.execute(&statement, &pipeline::refs(&params)).await {
+            Ok(_) => Fence::Committed,
+            Err(e) if e.code().is_some_and(|c| c.code() == write::FENCE_LOST) => Fence::Lost,
+            Err(e) => return Err(db.classify(e)),
         };
-        if !ours {
-            tx.rollback().await;
-            return Ok(Fence::Lost);
-        }
-        // A stand-in for the lock's reply, taken above: the events' indexes count it.
-        let replies = match std::iter::once(Ok(Reply::Done)).chain(replies).collect::<Result<Vec<_>, _>>() {
-            Ok(replies) => replies,
-            Err(e) => {
-                tx.rollback().await;
-                return Err(db.failed()(e));
-            }
-        };
-        let before_commit = began.elapsed().as_secs_f64() * 1e3;
-        // Second: what the new events mean for the other tables, and COMMIT.
-        tx.commit(write::project_new(&replies, &events)).await.map_err(db.failed())?;
         if decision {
-            tracing::debug!(target: "ivrx::latency", stage = "checkpoint", pool_ms, before_commit, total_ms = began.elapsed().as_secs_f64() * 1e3);
+            tracing::debug!(target: "ivrx::latency", stage = "checkpoint", pool_ms, total_ms = began.elapsed().as_secs_f64() * 1e3);
         }
-        Ok(Fence::Committed)
+        Ok(outcome)
     }
 
     async fn request(&self, conversation_id: &str, body: &str) -> Result<i64, StoreError> {

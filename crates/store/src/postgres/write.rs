@@ -2,11 +2,12 @@
 //! statements SQLite runs too (see [`crate::projection::sql`]): every
 //! statement is idempotent, so a replayed event changes nothing, and an
 //! event id is stored once (its primary key) whichever instance receives it.
+//! A transition is one statement, [`CHECKPOINT`]: a function of the schema
+//! runs those statements in the database, applying what the new events
+//! mean for the other tables without a round trip in between.
 //!
-//! The statements are pipelined (see [`super::pipeline`]): a batch of
-//! webhooks commits in one round trip; a transition's events, session state
-//! and consumed webhooks go in the first, and what the events found new
-//! mean for the other tables, with the `COMMIT`, in the second.
+//! The statements are pipelined (see [`super::pipeline`]): a batch commits
+//! in one round trip.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -14,9 +15,11 @@ use std::sync::LazyLock;
 use chrono::Utc;
 use deadpool_postgres::{Object, Transaction};
 use ivrx_core::session::{DomainEvent, Recorded, TransferStatus};
+use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
 
-use super::pipeline::{params, Error, Reply, Step, Tx};
+use super::pipeline::{params, Error, Param, Reply, Step, Tx};
+use crate::cluster::{Answer, Lease};
 use crate::journal::WriteOp;
 use crate::model::{enum_name, Transition, WebhookOutcome, WebhookRecord};
 use crate::projection::{self, sql};
@@ -60,80 +63,49 @@ pub(super) async fn run(
 
 /// Stores a webhook once ([`sql::WEBHOOK`]) and, when it is new and `$9`,
 /// wakes every instance for its conversation on channel `$10` once
-/// committed (as [`super::cluster::notify`] does): one row when it is new.
+/// committed (as [`super::cluster::notify`] does). Its rows say whether the
+/// webhook is new: `true` when stored now; and, when it was stored before,
+/// whether that was this write's own, received at `$2`.
 static WEBHOOK_WAKING: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH stored AS ({} RETURNING conversation_id)
-         SELECT CASE WHEN $9 THEN pg_notify($10, conversation_id) END FROM stored",
+         SELECT true, CASE WHEN $9 THEN pg_notify($10, conversation_id)::text END FROM stored
+         UNION ALL
+         SELECT received_at = $2, NULL FROM webhooks WHERE event_id = $1",
         sql::WEBHOOK
     )
 });
 
-/// Whether the webhook stored under `$1` is this write's own: received at `$2`.
-const OWN_WEBHOOK: &str = "SELECT received_at = $2 FROM webhooks WHERE event_id = $1";
-
-/// Commits a batch in one transaction. For each write: whether it was new
-/// (only a webhook can be a repeat).
+/// Commits a batch in one transaction, in one round trip. For each write:
+/// whether it was new (only a webhook can be a repeat).
 pub(super) async fn commit(conn: Object, set_lock_timeout: &str, batch: &[WriteOp]) -> Result<Vec<bool>> {
-    enum Kind<'a> {
-        Webhook(usize),
-        Transition(Vec<(usize, &'a Recorded)>),
-        Insights,
-    }
-    let mut first = Vec::new();
-    let kinds: Vec<Kind> = batch
+    let mut steps = Vec::new();
+    let webhooks: Vec<Option<usize>> = batch
         .iter()
         .map(|op| match op {
-            WriteOp::Transition(t) => Kind::Transition(store_transition(&mut first, t)),
-            WriteOp::Webhook(w) => Kind::Webhook(record_webhook(&mut first, w)),
+            WriteOp::Transition(t) => {
+                steps.push(Step::Execute(CHECKPOINT, checkpoint(None, Some(t), &[], None)));
+                None
+            }
+            WriteOp::Webhook(w) => Some(record_webhook(&mut steps, w)),
             WriteOp::Insights { conversation_id, source, insights } => {
-                first.push(Step::Execute(
+                steps.push(Step::Execute(
                     sql::INSIGHTS,
                     params![text(conversation_id), text(source), owned_text(insights.to_string()), Utc::now()],
                 ));
-                Kind::Insights
+                None
             }
         })
         .collect();
-    let events: Vec<(usize, &Recorded)> = kinds
-        .iter()
-        .flat_map(|k| match k {
-            Kind::Transition(events) => events.as_slice(),
-            Kind::Webhook(_) | Kind::Insights => &[],
-        })
-        .copied()
-        .collect();
-    let tx = Tx::new(conn);
-    let replies = if events.is_empty() {
-        tx.once(set_lock_timeout, first).await?
-    } else {
-        let mut tx = tx;
-        let replies = tx.begin(set_lock_timeout, first).await?;
-        let replies = match replies.into_iter().collect::<Result<Vec<_>>>() {
-            Ok(replies) => replies,
-            Err(e) => {
-                tx.rollback().await;
-                return Err(e);
-            }
-        };
-        tx.commit(project_new(&replies, &events)).await?;
-        replies
-    };
-    Ok(kinds
-        .iter()
-        .map(|k| match k {
-            Kind::Webhook(i) => webhook_was_new(&replies, *i),
-            Kind::Transition(_) | Kind::Insights => true,
-        })
-        .collect())
+    let replies = Tx::new(conn).once(set_lock_timeout, steps).await?;
+    Ok(webhooks.iter().map(|at| at.is_none_or(|at| webhook_was_new(&replies, at))).collect())
 }
 
-/// The steps that store a webhook once; see [`webhook_was_new`] for what
-/// their replies, from index `at`, mean.
+/// The step that stores a webhook once; its reply, at the index returned,
+/// says whether it was new (see [`webhook_was_new`]).
 fn record_webhook<'a>(steps: &mut Vec<Step<'a>>, w: &'a WebhookRecord) -> usize {
     let wake = matches!((&w.conversation_id, w.outcome, w.wake_others), (Some(_), WebhookOutcome::Accepted, true));
-    let at = steps.len();
-    steps.push(Step::Execute(
+    steps.push(Step::Query(
         WEBHOOK_WAKING.as_str(),
         params![
             text(&w.event_id),
@@ -148,194 +120,181 @@ fn record_webhook<'a>(steps: &mut Vec<Step<'a>>, w: &'a WebhookRecord) -> usize 
             super::cluster::CHANNEL,
         ],
     ));
-    steps.push(Step::Query(OWN_WEBHOOK, params![text(&w.event_id), w.received_at]));
-    at
+    steps.len() - 1
 }
 
-/// Whether the webhook whose steps' replies start at `at` was new. A
-/// webhook found already stored with this very receipt time is this
-/// write's own, committed by an attempt whose answer was lost (the
-/// connection dropped during COMMIT): it is still new to the caller.
+/// Whether the webhook whose step's reply is at `at` was new. A webhook
+/// found already stored with this very receipt time is this write's own,
+/// committed by an attempt whose answer was lost (the connection dropped
+/// during COMMIT): it is still new to the caller.
 fn webhook_was_new(replies: &[Reply], at: usize) -> bool {
-    let inserted = replies.get(at).is_some_and(|r| r.changed() > 0);
-    let own = replies
-        .get(at + 1)
-        .and_then(Reply::first_row)
-        .is_some_and(|row| row.try_get::<_, Option<bool>>(0).ok().flatten() == Some(true));
-    inserted || own
+    replies.get(at).is_some_and(|reply| {
+        reply.rows().iter().any(|row| row.try_get::<_, Option<bool>>(0).ok().flatten() == Some(true))
+    })
 }
 
-/// The first part of a transition's steps: its events (each stored once,
-/// keyed by conversation and `n`), its session's state and the webhooks it
-/// consumed. Returns the index of each stored event's step, whose reply
-/// says whether the event is new (see [`project_new`]).
-pub(super) fn store_transition<'a>(steps: &mut Vec<Step<'a>>, t: &'a Transition) -> Vec<(usize, &'a Recorded)> {
-    let mut events = Vec::with_capacity(t.events.len());
-    for r in t.events.iter().filter(|r| projection::is_stored(r)) {
-        events.push((steps.len(), r));
-        steps.push(Step::Execute(
-            sql::EVENT,
-            params![
-                text(&r.conversation_id),
-                r.n as i64,
-                r.event.kind(),
-                r.at,
-                r.offset_ms as i64,
-                owned_text(projection::body(r))
-            ],
-        ));
-    }
-    if let Some(s) = &t.session {
-        steps.push(Step::Execute(sql::SESSION, params![text(&t.conversation_id), text(&s.state), s.ended, Utc::now()]));
-    }
-    for id in &t.processed {
-        steps.push(Step::Execute(sql::WEBHOOK_PROCESSED, params![text(id)]));
-    }
-    events
+/// Commits a transition in one statement: `ivrx_checkpoint` (schema
+/// migration 4) stores its events once and applies what the new ones mean
+/// for the other tables, its session's state and consumed webhooks, and,
+/// when fenced, first checks and then extends the lease.
+pub(super) const CHECKPOINT: &str = "SELECT ivrx_checkpoint($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+     $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+
+/// The SQLSTATE `ivrx_checkpoint` raises when the lease is not the fence's any more.
+pub(super) const FENCE_LOST: &str = "IX001";
+
+/// The lease a checkpoint commits under.
+pub(super) struct Fence<'a> {
+    pub(super) lease: &'a Lease,
+    /// How long the lease runs on once committed, in seconds.
+    pub(super) term: f64,
+    /// How long to wait for the lease's row lock, in milliseconds.
+    pub(super) lock_timeout: &'a str,
 }
 
-/// The second part of the transitions' steps: for each event its first
-/// part stored as new (its reply at its index says so), what it means for
-/// the other tables; a replayed event changes nothing.
-pub(super) fn project_new<'a>(replies: &[Reply], events: &[(usize, &'a Recorded)]) -> Vec<Step<'a>> {
-    let mut steps = Vec::new();
-    for (at, r) in events {
-        if replies.get(*at).is_some_and(|reply| reply.changed() > 0) {
-            project(&mut steps, r);
-        }
-    }
-    steps
+/// The parameters of [`CHECKPOINT`]: `transition` (interim transcripts
+/// left out), the `answers` to requests, and a notification (channel,
+/// payload) sent once committed; fenced by `fence` if any.
+pub(super) fn checkpoint<'a>(
+    fence: Option<Fence<'a>>,
+    transition: Option<&'a Transition>,
+    answers: &'a [Answer],
+    notify: Option<(&'static str, String)>,
+) -> Vec<Param<'a>> {
+    let stored: Vec<&Recorded> =
+        transition.map(|t| t.events.iter().filter(|r| projection::is_stored(r)).collect()).unwrap_or_default();
+    let steps: Vec<Vec<Value>> = stored.iter().map(|r| project(r)).collect();
+    let session = transition.and_then(|t| t.session.as_ref().map(|s| (t, s)));
+    let (notify_channel, payload) = notify.unzip();
+    params![
+        fence.as_ref().map(|f| f.lease.conversation_id.as_str()),
+        fence.as_ref().map(|f| f.lease.owner.as_str()),
+        fence.as_ref().map(|f| f.lease.epoch),
+        fence.as_ref().map(|f| f.term),
+        fence.as_ref().map(|f| f.lock_timeout),
+        stored.iter().map(|r| text(&r.conversation_id)).collect::<Vec<_>>(),
+        stored.iter().map(|r| r.n as i64).collect::<Vec<_>>(),
+        stored.iter().map(|r| r.event.kind()).collect::<Vec<_>>(),
+        stored.iter().map(|r| r.at).collect::<Vec<_>>(),
+        stored.iter().map(|r| r.offset_ms as i64).collect::<Vec<_>>(),
+        stored.iter().map(|r| owned_text(projection::body(r))).collect::<Vec<_>>(),
+        Value::from(steps).to_string(),
+        session.map(|(t, _)| text(&t.conversation_id)),
+        session.map(|(_, s)| text(&s.state)),
+        session.map(|(_, s)| s.ended),
+        session.map(|_| Utc::now()),
+        transition.map(|t| t.processed.iter().map(|id| text(id)).collect::<Vec<_>>()).unwrap_or_default(),
+        answers.iter().map(|a| a.request_id).collect::<Vec<_>>(),
+        answers.iter().map(|a| a.body.as_str()).collect::<Vec<_>>(),
+        notify_channel,
+        payload,
+    ]
 }
 
-/// What a new event means for the tables other than the event log.
-fn project<'a>(steps: &mut Vec<Step<'a>>, r: &'a Recorded) {
-    let conv = || text(&r.conversation_id);
-    let off = r.offset_ms as i64;
-    let n = r.n as i64;
+/// A float as JSON text, exactly as PostgreSQL reads it back (NaN and
+/// infinities included).
+fn float(v: f64) -> Value {
+    Value::from(v.to_string())
+}
+
+/// What a new event means for the tables other than the event log: the
+/// steps of `ivrx_checkpoint`, each its name and its values (the event's
+/// conversation, `n`, time and offset are the function's own).
+fn project(r: &Recorded) -> Vec<Value> {
     match &r.event {
         DomainEvent::CallStarted { call_control_id, direction, from, to } => {
-            steps.push(Step::Execute(
-                sql::CALL_STARTED,
-                params![conv(), r.at, text(direction), opt_text(from), opt_text(to), text(call_control_id)],
-            ));
+            vec![json!(["call_started", text(direction), opt_text(from), opt_text(to), text(call_control_id)])]
         }
-        DomainEvent::LegJoined { role, call_control_id, call_leg_id, call_session_id, from, to } => {
-            steps.push(Step::Execute(
-                sql::LEG_JOINED,
-                params![
-                    text(call_control_id),
-                    conv(),
-                    role.as_str(),
-                    opt_text(call_leg_id),
-                    opt_text(call_session_id),
-                    opt_text(from),
-                    opt_text(to),
-                    off,
-                ],
-            ));
-        }
-        DomainEvent::LegAnswered { call_control_id, .. } => {
-            steps.push(Step::Execute(sql::LEG_ANSWERED, params![text(call_control_id), off]));
-        }
+        DomainEvent::LegJoined { role, call_control_id, call_leg_id, call_session_id, from, to } => vec![json!([
+            "leg_joined",
+            text(call_control_id),
+            role.as_str(),
+            opt_text(call_leg_id),
+            opt_text(call_session_id),
+            opt_text(from),
+            opt_text(to),
+        ])],
+        DomainEvent::LegAnswered { call_control_id, .. } => vec![json!(["leg_answered", text(call_control_id)])],
         DomainEvent::LegEnded { call_control_id, cause, source, .. } => {
-            steps.push(Step::Execute(
-                sql::LEG_ENDED,
-                params![text(call_control_id), off, opt_text(cause), opt_text(source)],
-            ));
+            vec![json!(["leg_ended", text(call_control_id), opt_text(cause), opt_text(source)])]
         }
-        DomainEvent::Utterance { seq, speaker, text: said, confidence, caller_index } => {
-            steps.push(Step::Execute(
-                sql::UTTERANCE,
-                params![conv(), int(*seq), speaker.as_str(), caller_index.map(int), off, text(said), *confidence],
-            ));
-        }
+        DomainEvent::Utterance { seq, speaker, text: said, confidence, caller_index } => vec![json!([
+            "utterance",
+            int(*seq),
+            speaker.as_str(),
+            caller_index.map(int),
+            text(said),
+            confidence.map(float),
+        ])],
         DomainEvent::Scored { seq, score, label, trackers, engine, policy, .. } => {
             let trackers = projection::json(trackers).unwrap_or_else(|| "[]".into());
             let policy = policy.as_ref().and_then(projection::json);
-            steps.push(Step::Execute(
-                sql::SCORED,
-                params![
-                    conv(),
-                    int(*seq),
-                    *score,
-                    label.as_str(),
-                    owned_text(trackers),
-                    text(engine),
-                    policy.map(owned_text)
-                ],
-            ));
+            vec![json!([
+                "scored",
+                int(*seq),
+                float(*score),
+                label.as_str(),
+                owned_text(trackers),
+                text(engine),
+                policy.map(owned_text),
+            ])]
         }
         DomainEvent::Decision { source, decision } => {
-            let source = enum_name(source);
-            let numbers = projection::json(&decision.numbers);
+            let source = enum_name(source).map(owned_text);
+            let numbers = projection::json(&decision.numbers).map(owned_text);
             let trigger_index = projection::trigger_index(decision).map(int);
-            steps.push(Step::Execute(
-                sql::DECISION,
-                params![
-                    conv(),
-                    n,
-                    off,
-                    source.clone().map(owned_text),
+            vec![
+                json!([
+                    "decision",
+                    source,
                     decision.reason.as_str(),
                     text(&decision.queue),
                     trigger_index,
                     text(&decision.trigger_text),
                     opt_text(&decision.trigger_phrase),
                     opt_text(&decision.tracker),
-                    numbers.map(owned_text),
-                ],
-            ));
-            steps.push(Step::Execute(
-                sql::CONVERSATION_DECISION,
-                params![
-                    conv(),
+                    numbers,
+                ]),
+                json!([
+                    "conversation_decision",
                     decision.reason.as_str(),
-                    source.map(owned_text),
+                    source,
                     text(&decision.queue),
                     trigger_index,
                     text(&decision.trigger_text),
                     opt_text(&decision.trigger_phrase),
-                    off,
-                ],
-            ));
+                ]),
+            ]
         }
         DomainEvent::Transfer { attempt, queue, target, mode, status, detail, agent_call_control_id } => {
-            let (answered, connected, ended) = projection::transfer_times(*status, off);
-            steps.push(Step::Execute(
-                sql::TRANSFER,
-                params![
-                    conv(),
-                    int(*attempt),
-                    text(queue),
-                    text(target),
-                    enum_name(mode).map(owned_text),
-                    status.as_str(),
-                    opt_text(detail),
-                    opt_text(agent_call_control_id),
-                    off,
-                    answered,
-                    connected,
-                    ended,
-                ],
-            ));
+            let (answered, connected, ended) = projection::transfer_times(*status, r.offset_ms as i64);
+            let mut steps = vec![json!([
+                "transfer",
+                int(*attempt),
+                text(queue),
+                text(target),
+                enum_name(mode).map(owned_text),
+                status.as_str(),
+                opt_text(detail),
+                opt_text(agent_call_control_id),
+                answered,
+                connected,
+                ended,
+            ])];
             if status.is_conversation_status() {
                 let transferred = *status == TransferStatus::Connected;
-                steps.push(Step::Execute(
-                    sql::CONVERSATION_TRANSFER,
-                    params![conv(), status.as_str(), transferred, connected],
-                ));
+                steps.push(json!(["conversation_transfer", status.as_str(), transferred, connected]));
             }
+            steps
         }
-        DomainEvent::CallEnded { reason } => {
-            steps.push(Step::Execute(sql::CALL_ENDED, params![conv(), r.at, text(reason), off]));
-        }
+        DomainEvent::CallEnded { reason } => vec![json!(["call_ended", text(reason)])],
         DomainEvent::IvrSaid { .. }
         | DomainEvent::Dtmf { .. }
         | DomainEvent::Interim { .. }
         | DomainEvent::CommandFailed { .. }
         | DomainEvent::EngineFallback { .. }
         | DomainEvent::Notification { .. }
-        | DomainEvent::Callback { .. } => {}
+        | DomainEvent::Callback { .. } => Vec::new(),
     }
 }
 

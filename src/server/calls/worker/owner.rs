@@ -44,6 +44,9 @@ pub(in crate::server::calls) struct Owned {
     answers: Vec<Answer>,
     /// The lease was lost: the worker stops.
     lost: bool,
+    /// When the last committed checkpoint was sent: it ran the lease on for
+    /// a term from then.
+    extended: Instant,
 }
 
 /// Runs the worker while this instance owns the conversation; steps aside at
@@ -76,6 +79,7 @@ pub(in crate::server::calls) async fn run(mut w: Worker, conv: String, mut rx: m
         asked: HashSet::new(),
         answers: Vec::new(),
         lost: false,
+        extended: Instant::now(),
     });
     w.restore().await;
     take_requests(&mut w).await;
@@ -104,14 +108,18 @@ pub(in crate::server::calls) async fn run(mut w: Worker, conv: String, mut rx: m
                 take(&mut w, due, &mut pull);
             }
             _ = renew.tick() => {
-                let lease = &w.owned.as_ref().expect("owned").lease;
-                match cluster.renew(lease, ownership.term).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        lost = true;
-                        break;
+                let o = w.owned.as_ref().expect("owned");
+                // A checkpoint committed within the last third of a term ran
+                // the lease on already: it has two thirds of a term left.
+                if o.extended.elapsed() >= ownership.term / 3 {
+                    match cluster.renew(&o.lease, ownership.term).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            lost = true;
+                            break;
+                        }
+                        Err(e) => tracing::debug!(conversation = %conv, error = %e, "cannot renew the lease"),
                     }
-                    Err(e) => tracing::debug!(conversation = %conv, error = %e, "cannot renew the lease"),
                 }
                 // A wake-up may have been missed: look anyway.
                 pull = Pull::ALL;
@@ -272,9 +280,10 @@ pub(in crate::server::calls) async fn checkpoint(w: &mut Worker) -> bool {
     let Some(o) = &w.owned else { return false };
     if transition.is_some() || !o.answers.is_empty() {
         let mut backoff = Duration::from_millis(50);
-        loop {
+        let sent = loop {
+            let sent = Instant::now();
             match cluster.checkpoint(&o.lease, transition.clone(), &o.answers, term).await {
-                Ok(Fence::Committed) => break,
+                Ok(Fence::Committed) => break sent,
                 Ok(Fence::Lost) => {
                     if let Some(o) = &mut w.owned {
                         o.lost = true;
@@ -287,11 +296,12 @@ pub(in crate::server::calls) async fn checkpoint(w: &mut Worker) -> bool {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
-        }
+        };
         if let Some(o) = &mut w.owned {
             o.taken.clear();
             o.asked.clear();
             o.answers.clear();
+            o.extended = sent;
         }
         w.replayed.clear();
     }
