@@ -250,7 +250,6 @@ def dis_targets(d: Data, iters: int) -> None:
     rows = d.split == "train"
     dev_rows = d.split == "dev"
     _, _, inp, dev_inp = d.inputs(K, INCLUDE_COVERED, GATE_PHRASES)
-    dev_part = inp.rows(dev_rows)
     neg_mwoz = np.array([e.negative for e in d.dev_external])
     dev_rows = dev_rows & ~d.uci
     dev_part = inp.rows(dev_rows)
