@@ -101,8 +101,8 @@ pub(super) enum Reply {
 }
 
 impl Reply {
-    /// The rows changed (0 for anything else).
-    #[cfg(test)]
+    /// The rows changed (0 for anything else); only the tests read it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) fn changed(&self) -> u64 {
         match self {
             Reply::Changed(n) => *n,
