@@ -54,6 +54,40 @@ async fn open_owned(url: String) -> Result<PostgresStore, StoreError> {
     open(&url).await
 }
 
+/// The checkpoint function is built from the statements SQLite runs: a
+/// database holding another version of it (an earlier ivrx's) gets this
+/// version's at start, once.
+#[tokio::test]
+async fn another_version_of_the_checkpoint_function_is_replaced_at_start() {
+    let Some(pg) = pg() else { return };
+    let url = pg.fresh_database();
+    drop(open(&url).await.unwrap());
+    let client = psql(&url).await;
+    let body = || async {
+        let row = client.query_one("SELECT prosrc FROM pg_proc WHERE proname = 'ivrx_checkpoint'", &[]).await.unwrap();
+        row.get::<_, String>(0)
+    };
+    let ours = body().await;
+    assert!(ours.contains("WHEN 'transfer' THEN"), "{ours}");
+    let signature: String = client
+        .query_one("SELECT pg_get_function_identity_arguments(oid) FROM pg_proc WHERE proname = 'ivrx_checkpoint'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute(&format!(
+            "CREATE OR REPLACE FUNCTION ivrx_checkpoint({signature}) RETURNS VOID LANGUAGE plpgsql AS $$ BEGIN END $$"
+        ))
+        .await
+        .unwrap();
+    assert_ne!(body().await, ours);
+    drop(open(&url).await.unwrap());
+    assert_eq!(body().await, ours);
+    let versions: i64 =
+        client.query_one("SELECT count(*) FROM pg_proc WHERE proname = 'ivrx_checkpoint'", &[]).await.unwrap().get(0);
+    assert_eq!(versions, 1, "replaced, not overloaded");
+}
+
 #[tokio::test]
 async fn a_database_from_a_newer_ivrx_is_refused() {
     let Some(pg) = pg() else { return };

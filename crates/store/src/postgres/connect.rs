@@ -56,8 +56,8 @@ pub(crate) struct Db {
     pub(crate) name: String,
     user: String,
     dbname: String,
-    /// `SET LOCAL lock_timeout` for each write transaction.
-    pub(crate) set_lock_timeout: String,
+    /// What starts a write transaction: `BEGIN` and its lock timeout.
+    pub(crate) begin: String,
     /// The same timeout in milliseconds, for a statement that sets it itself.
     pub(crate) lock_timeout_ms: String,
     /// The driver's settings, for a connection of its own outside the pool (`LISTEN`).
@@ -76,7 +76,7 @@ impl Db {
         // Set per transaction, not per session, so that it holds through a
         // pooler in transaction mode.
         let lock_timeout_ms = lock_timeout.as_millis().max(1).to_string();
-        let set_lock_timeout = format!("SET LOCAL lock_timeout = {lock_timeout_ms}");
+        let begin = format!("BEGIN; SET LOCAL lock_timeout = {lock_timeout_ms}");
         let manager =
             Manager::from_config(config.clone(), tls(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
@@ -87,7 +87,7 @@ impl Db {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::database(name.clone(), e))?;
-        Ok(Db { pool, name, user, dbname, set_lock_timeout, lock_timeout_ms, config })
+        Ok(Db { pool, name, user, dbname, begin, lock_timeout_ms, config })
     }
 
     /// A connection from the pool, or the error that names what to fix.

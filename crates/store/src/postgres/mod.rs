@@ -12,6 +12,7 @@
 //! `/readyz`) before a write has to fail. Reads take a connection from the
 //! pool. Migrations run at open under an advisory lock ([`schema`]).
 
+mod checkpoint;
 mod cluster;
 mod connect;
 mod pipeline;
@@ -107,7 +108,7 @@ async fn run_writer(db: Db, mut batcher: Batcher) {
         let result = match db.get().await {
             Ok(client) => {
                 let pool_ms = began.elapsed().as_secs_f64() * 1e3;
-                let r = write::commit(client, &db.set_lock_timeout, batcher.ops()).await.map_err(db.failed());
+                let r = write::commit(client, &db.begin, batcher.ops()).await.map_err(db.failed());
                 tracing::debug!(target: "ivrx::latency", stage = "write_batch", ops = batcher.ops().len(), pool_ms, total_ms = began.elapsed().as_secs_f64() * 1e3);
                 r
             }

@@ -83,7 +83,7 @@ pub(super) use params;
 pub(super) enum Step<'a> {
     /// A statement without parameters, sent as a simple query.
     Simple(&'a str),
-    /// A prepared statement: the number of rows it changed (or returned).
+    /// A prepared statement whose rows are not read.
     Execute(&'static str, Vec<Param<'a>>),
     /// A prepared statement: the rows it returned.
     Query(&'static str, Vec<Param<'a>>),
@@ -92,29 +92,18 @@ pub(super) enum Step<'a> {
 /// What the server answered to a step.
 #[derive(Debug)]
 pub(super) enum Reply {
-    /// A simple statement ran.
+    /// A simple statement or an `Execute` ran.
     Done,
-    /// A prepared statement changed (or returned) this many rows.
-    Changed(u64),
     /// A prepared statement returned these rows.
     Rows(Vec<Row>),
 }
 
 impl Reply {
-    /// The rows changed (0 for anything else); only the tests read it.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(super) fn changed(&self) -> u64 {
-        match self {
-            Reply::Changed(n) => *n,
-            Reply::Done | Reply::Rows(_) => 0,
-        }
-    }
-
     /// The rows returned (none for anything else).
     pub(super) fn rows(&self) -> &[Row] {
         match self {
             Reply::Rows(rows) => rows,
-            Reply::Done | Reply::Changed(_) => &[],
+            Reply::Done => &[],
         }
     }
 }
@@ -151,12 +140,12 @@ impl Tx {
         }
     }
 
-    /// `BEGIN` with the prelude (one message), `steps` and `COMMIT` in one
-    /// round trip (no step depends on another's result).
-    pub(super) async fn once(mut self, prelude: &str, steps: Vec<Step<'_>>) -> Result<Vec<Reply>> {
-        let begin = format!("BEGIN; {prelude}");
+    /// `begin` (`BEGIN` and what sets the transaction up, one message),
+    /// `steps` and `COMMIT` in one round trip (no step depends on another's
+    /// result).
+    pub(super) async fn once(mut self, begin: &str, steps: Vec<Step<'_>>) -> Result<Vec<Reply>> {
         let mut all = Vec::with_capacity(steps.len() + 2);
-        all.push(Step::Simple(&begin));
+        all.push(Step::Simple(begin));
         all.extend(steps);
         all.push(Step::Simple("COMMIT"));
         self.open = true;
@@ -227,7 +216,7 @@ fn step_future<'a>(
         Step::Simple(sql) => Box::pin(async move { Ok(client.batch_execute(sql).await.map(|()| Reply::Done)?) }),
         Step::Execute(sql, params) => {
             let statement = encodable(statements, sql, &params)?;
-            Box::pin(async move { Ok(client.execute(&statement, &refs(&params)).await.map(Reply::Changed)?) })
+            Box::pin(async move { Ok(client.execute(&statement, &refs(&params)).await.map(|_| Reply::Done)?) })
         }
         Step::Query(sql, params) => {
             let statement = encodable(statements, sql, &params)?;
@@ -304,7 +293,7 @@ mod tests {
     const INSERT: &str = "INSERT INTO t (n) VALUES ($1)";
     /// Each row sees how many rows the statements before it stored.
     const SEEN: &str = "UPDATE t SET seen = (SELECT count(*) FROM t) WHERE n = $1";
-    const SET: &str = "SET LOCAL lock_timeout = 500";
+    const SET: &str = "BEGIN; SET LOCAL lock_timeout = 500";
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn statements_run_in_the_order_given_and_commit_together() {
@@ -316,13 +305,13 @@ mod tests {
         }
         let replies = Tx::new(db.get().await.unwrap()).once(SET, steps).await.unwrap();
         assert_eq!(replies.len(), 80);
-        assert!(replies.iter().all(|r| r.changed() == 1));
+        assert!(replies.iter().all(|r| matches!(r, Reply::Done)), "{replies:?}");
         let expected: Vec<(i64, Option<i64>)> = (1..=40).map(|n| (n, Some(n))).collect();
         assert_eq!(rows(&db).await, expected);
         // A second transaction on the same connections.
         let steps = vec![Step::Execute(INSERT, params![41_i64]), Step::Execute(SEEN, params![41_i64])];
         let replies = Tx::new(db.get().await.unwrap()).once(SET, steps).await.unwrap();
-        assert!(matches!(replies.as_slice(), [Reply::Changed(1), Reply::Changed(1)]));
+        assert!(matches!(replies.as_slice(), [Reply::Done, Reply::Done]));
         assert_eq!(rows(&db).await.last(), Some(&(41, Some(41))));
     }
 

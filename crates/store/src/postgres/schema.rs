@@ -192,142 +192,9 @@ CREATE TABLE requests (
 CREATE INDEX requests_pending ON requests(conversation_id) WHERE answer IS NULL;
 "#,
     },
-    Migration {
-        version: 4,
-        name: "a checkpoint in one statement: ivrx_checkpoint",
-        sql: r#"
--- A transition's events, what the new ones mean for the other tables (the
--- statements of projection::sql, applied once per event), its session's
--- state, the webhooks it consumed and the requests it answered, in one
--- statement. With an owner, the conversation's lease row is locked first
--- and nothing is written unless the lease is still that owner's at that
--- epoch (SQLSTATE IX001 otherwise); the lease is then extended by p_term
--- seconds. e_steps holds, for each event, its projection steps as JSON
--- arrays: the step's name, then its values.
-CREATE FUNCTION ivrx_checkpoint(
-    p_conversation TEXT, p_owner TEXT, p_epoch BIGINT, p_term DOUBLE PRECISION, p_lock_timeout TEXT,
-    e_conversations TEXT[], e_ns BIGINT[], e_kinds TEXT[], e_ats TIMESTAMPTZ[], e_offsets BIGINT[],
-    e_bodies TEXT[], e_steps TEXT,
-    s_conversation TEXT, s_state TEXT, s_ended BOOLEAN, s_updated TIMESTAMPTZ,
-    p_processed TEXT[], a_ids BIGINT[], a_bodies TEXT[], p_channel TEXT, p_payload TEXT
-) RETURNS VOID LANGUAGE plpgsql AS $checkpoint$
-DECLARE
-    held RECORD;
-    steps JSONB;
-    step JSONB;
-    v_conv TEXT;
-    v_n BIGINT;
-    v_at TIMESTAMPTZ;
-    v_off BIGINT;
-BEGIN
-    IF p_lock_timeout IS NOT NULL THEN
-        PERFORM set_config('lock_timeout', p_lock_timeout, true);
-    END IF;
-    IF p_owner IS NOT NULL THEN
-        SELECT owner, epoch INTO held FROM leases WHERE conversation_id = p_conversation FOR UPDATE;
-        IF NOT FOUND OR held.owner <> p_owner OR held.epoch <> p_epoch THEN
-            RAISE EXCEPTION 'the lease on conversation % is no longer held by % at epoch %',
-                p_conversation, p_owner, p_epoch USING ERRCODE = 'IX001';
-        END IF;
-    END IF;
-    IF cardinality(e_ns) > 0 THEN
-        steps := e_steps::jsonb;
-    END IF;
-    FOR i IN 1 .. coalesce(cardinality(e_ns), 0) LOOP
-        v_conv := e_conversations[i];
-        v_n := e_ns[i];
-        v_at := e_ats[i];
-        v_off := e_offsets[i];
-        INSERT INTO events (conversation_id, n, kind, at, offset_ms, body)
-        VALUES (v_conv, v_n, e_kinds[i], v_at, v_off, e_bodies[i])
-        ON CONFLICT (conversation_id, n) DO NOTHING;
-        CONTINUE WHEN NOT FOUND;
-        FOR j IN 0 .. jsonb_array_length(steps -> (i - 1)) - 1 LOOP
-            step := steps -> (i - 1) -> j;
-            CASE step ->> 0
-            WHEN 'call_started' THEN
-                INSERT INTO conversations (id, started_at, direction, caller, callee, caller_call_control_id)
-                VALUES (v_conv, v_at, step ->> 1, step ->> 2, step ->> 3, step ->> 4)
-                ON CONFLICT (id) DO NOTHING;
-            WHEN 'leg_joined' THEN
-                INSERT INTO legs (call_control_id, conversation_id, role, call_leg_id, call_session_id,
-                    from_number, to_number, joined_ms)
-                VALUES (step ->> 1, v_conv, step ->> 2, step ->> 3, step ->> 4, step ->> 5, step ->> 6, v_off)
-                ON CONFLICT (call_control_id) DO NOTHING;
-            WHEN 'leg_answered' THEN
-                UPDATE legs SET answered_ms = v_off WHERE call_control_id = step ->> 1 AND answered_ms IS NULL;
-            WHEN 'leg_ended' THEN
-                UPDATE legs SET ended_ms = v_off, hangup_cause = step ->> 2, hangup_source = step ->> 3
-                WHERE call_control_id = step ->> 1 AND ended_ms IS NULL;
-            WHEN 'utterance' THEN
-                INSERT INTO utterances (conversation_id, seq, speaker, caller_index, offset_ms, text, confidence)
-                VALUES (v_conv, (step ->> 1)::bigint, step ->> 2, (step ->> 3)::bigint, v_off, step ->> 4,
-                    (step ->> 5)::double precision)
-                ON CONFLICT (conversation_id, seq) DO NOTHING;
-            WHEN 'scored' THEN
-                UPDATE utterances SET score = (step ->> 2)::double precision, label = step ->> 3,
-                    trackers = step ->> 4, engine = step ->> 5, policy = step ->> 6
-                WHERE conversation_id = v_conv AND seq = (step ->> 1)::bigint;
-            WHEN 'decision' THEN
-                INSERT INTO decisions (conversation_id, n, offset_ms, source, reason, queue, trigger_index,
-                    trigger_text, trigger_phrase, tracker, numbers)
-                VALUES (v_conv, v_n, v_off, step ->> 1, step ->> 2, step ->> 3, (step ->> 4)::bigint,
-                    step ->> 5, step ->> 6, step ->> 7, step ->> 8)
-                ON CONFLICT (conversation_id, n) DO NOTHING;
-            WHEN 'conversation_decision' THEN
-                UPDATE conversations SET decision_reason = step ->> 1, decision_source = step ->> 2,
-                    queue = step ->> 3, trigger_index = (step ->> 4)::bigint, trigger_text = step ->> 5,
-                    trigger_phrase = step ->> 6, decision_ms = v_off
-                WHERE id = v_conv;
-            WHEN 'transfer' THEN
-                INSERT INTO transfers (conversation_id, decision_n, attempt, queue, target, mode, status, detail,
-                    agent_call_control_id, requested_ms, answered_ms, connected_ms, ended_ms)
-                VALUES (v_conv,
-                    (SELECT CAST(COALESCE(max(d.n), 0) AS BIGINT) FROM decisions d WHERE d.conversation_id = v_conv),
-                    (step ->> 1)::bigint, step ->> 2, step ->> 3, step ->> 4, step ->> 5, step ->> 6, step ->> 7,
-                    v_off, (step ->> 8)::bigint, (step ->> 9)::bigint, (step ->> 10)::bigint)
-                ON CONFLICT (conversation_id, decision_n, attempt) DO UPDATE SET
-                    status = CASE WHEN transfers.status = 'failed' AND excluded.status = 'attempt_failed'
-                                  THEN transfers.status ELSE excluded.status END,
-                    detail = COALESCE(excluded.detail, transfers.detail),
-                    agent_call_control_id = COALESCE(excluded.agent_call_control_id, transfers.agent_call_control_id),
-                    answered_ms = COALESCE(transfers.answered_ms, excluded.answered_ms),
-                    connected_ms = COALESCE(transfers.connected_ms, excluded.connected_ms),
-                    ended_ms = COALESCE(transfers.ended_ms, excluded.ended_ms);
-            WHEN 'conversation_transfer' THEN
-                UPDATE conversations SET transfer_status = step ->> 1,
-                    transferred = transferred OR (step ->> 2)::boolean,
-                    connected_ms = COALESCE(connected_ms, (step ->> 3)::bigint)
-                WHERE id = v_conv;
-            WHEN 'call_ended' THEN
-                UPDATE conversations SET status = 'ended', ended_at = v_at, end_reason = step ->> 1,
-                    duration_ms = v_off
-                WHERE id = v_conv AND status != 'ended';
-            END CASE;
-        END LOOP;
-    END LOOP;
-    IF s_state IS NOT NULL THEN
-        INSERT INTO sessions (conversation_id, state, ended, updated_at)
-        VALUES (s_conversation, s_state, s_ended, s_updated)
-        ON CONFLICT (conversation_id) DO UPDATE SET state = excluded.state, ended = excluded.ended,
-            updated_at = excluded.updated_at;
-    END IF;
-    IF cardinality(p_processed) > 0 THEN
-        UPDATE webhooks SET processed = true WHERE event_id = ANY (p_processed);
-    END IF;
-    FOR i IN 1 .. coalesce(cardinality(a_ids), 0) LOOP
-        UPDATE requests SET answer = a_bodies[i] WHERE id = a_ids[i] AND answer IS NULL;
-    END LOOP;
-    IF p_payload IS NOT NULL THEN
-        PERFORM pg_notify(p_channel, p_payload);
-    END IF;
-    IF p_owner IS NOT NULL THEN
-        UPDATE leases SET expires_at = now() + make_interval(secs => p_term) WHERE conversation_id = p_conversation;
-    END IF;
-END
-$checkpoint$;
-"#,
-    },
+    // The function is created at every start from the statements SQLite
+    // runs (see super::checkpoint), so that they are written once.
+    Migration { version: 4, name: "a checkpoint in one statement: ivrx_checkpoint", sql: "" },
 ];
 
 /// The newest schema version this build knows.
@@ -399,13 +266,19 @@ pub(super) async fn migrate(db: &Db) -> Result<Vec<i64>, StoreError> {
     };
     let mut applied = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| m.version > found) {
-        tx.batch_execute(m.sql).await.map_err(db.err())?;
+        if !m.sql.is_empty() {
+            tx.batch_execute(m.sql).await.map_err(db.err())?;
+        }
         tx.execute(&format!("INSERT INTO {MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)"), &[&m.version, &m.name])
             .await
             .map_err(db.err())?;
         applied.push(m.version);
     }
+    let replaced = super::checkpoint::install(&tx, db).await?;
     tx.commit().await.map_err(db.err())?;
+    if replaced && found >= 4 {
+        tracing::info!(db = %db.name, "the checkpoint function was replaced by this version's");
+    }
     if !applied.is_empty() {
         tracing::info!(db = %db.name, versions = ?applied, "database schema migrated");
     }

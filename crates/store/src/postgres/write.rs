@@ -12,17 +12,17 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use chrono::Utc;
+use chrono::{SecondsFormat, Utc};
 use deadpool_postgres::{Object, Transaction};
-use ivrx_core::session::{DomainEvent, Recorded, TransferStatus};
-use serde_json::{json, Value};
+use ivrx_core::session::Recorded;
+use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
 use super::pipeline::{params, Error, Param, Reply, Step, Tx};
 use crate::cluster::{Answer, Lease};
 use crate::journal::WriteOp;
-use crate::model::{enum_name, Transition, WebhookOutcome, WebhookRecord};
-use crate::projection::{self, sql};
+use crate::model::{Transition, WebhookOutcome, WebhookRecord};
+use crate::projection::{self, sql, Arg};
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -78,7 +78,7 @@ static WEBHOOK_WAKING: LazyLock<String> = LazyLock::new(|| {
 
 /// Commits a batch in one transaction, in one round trip. For each write:
 /// whether it was new (only a webhook can be a repeat).
-pub(super) async fn commit(conn: Object, set_lock_timeout: &str, batch: &[WriteOp]) -> Result<Vec<bool>> {
+pub(super) async fn commit(conn: Object, begin: &str, batch: &[WriteOp]) -> Result<Vec<bool>> {
     let mut steps = Vec::new();
     let webhooks: Vec<Option<usize>> = batch
         .iter()
@@ -97,7 +97,7 @@ pub(super) async fn commit(conn: Object, set_lock_timeout: &str, batch: &[WriteO
             }
         })
         .collect();
-    let replies = Tx::new(conn).once(set_lock_timeout, steps).await?;
+    let replies = Tx::new(conn).once(begin, steps).await?;
     Ok(webhooks.iter().map(|at| at.is_none_or(|at| webhook_was_new(&replies, at))).collect())
 }
 
@@ -133,8 +133,8 @@ fn webhook_was_new(replies: &[Reply], at: usize) -> bool {
     })
 }
 
-/// Commits a transition in one statement: `ivrx_checkpoint` (schema
-/// migration 4) stores its events once and applies what the new ones mean
+/// Commits a transition in one statement: `ivrx_checkpoint` (see
+/// [`super::checkpoint`]) stores its events once and applies what the new ones mean
 /// for the other tables, its session's state and consumed webhooks, and,
 /// when fenced, first checks and then extends the lease.
 pub(super) const CHECKPOINT: &str = "SELECT ivrx_checkpoint($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
@@ -191,111 +191,25 @@ pub(super) fn checkpoint<'a>(
     ]
 }
 
-/// A float as JSON text, exactly as PostgreSQL reads it back (NaN and
-/// infinities included).
-fn float(v: f64) -> Value {
-    Value::from(v.to_string())
-}
-
-/// What a new event means for the tables other than the event log: the
-/// steps of `ivrx_checkpoint`, each its name and its values (the event's
-/// conversation, `n`, time and offset are the function's own).
+/// A new event's projection steps as `ivrx_checkpoint` reads them: each
+/// the statement's name, then its parameters as JSON (a float as its text,
+/// which PostgreSQL reads back exactly, NaN and infinities included; a time
+/// to the microsecond, as PostgreSQL keeps it).
 fn project(r: &Recorded) -> Vec<Value> {
-    match &r.event {
-        DomainEvent::CallStarted { call_control_id, direction, from, to } => {
-            vec![json!(["call_started", text(direction), opt_text(from), opt_text(to), text(call_control_id)])]
-        }
-        DomainEvent::LegJoined { role, call_control_id, call_leg_id, call_session_id, from, to } => vec![json!([
-            "leg_joined",
-            text(call_control_id),
-            role.as_str(),
-            opt_text(call_leg_id),
-            opt_text(call_session_id),
-            opt_text(from),
-            opt_text(to),
-        ])],
-        DomainEvent::LegAnswered { call_control_id, .. } => vec![json!(["leg_answered", text(call_control_id)])],
-        DomainEvent::LegEnded { call_control_id, cause, source, .. } => {
-            vec![json!(["leg_ended", text(call_control_id), opt_text(cause), opt_text(source)])]
-        }
-        DomainEvent::Utterance { seq, speaker, text: said, confidence, caller_index } => vec![json!([
-            "utterance",
-            int(*seq),
-            speaker.as_str(),
-            caller_index.map(int),
-            text(said),
-            confidence.map(float),
-        ])],
-        DomainEvent::Scored { seq, score, label, trackers, engine, policy, .. } => {
-            let trackers = projection::json(trackers).unwrap_or_else(|| "[]".into());
-            let policy = policy.as_ref().and_then(projection::json);
-            vec![json!([
-                "scored",
-                int(*seq),
-                float(*score),
-                label.as_str(),
-                owned_text(trackers),
-                text(engine),
-                policy.map(owned_text),
-            ])]
-        }
-        DomainEvent::Decision { source, decision } => {
-            let source = enum_name(source).map(owned_text);
-            let numbers = projection::json(&decision.numbers).map(owned_text);
-            let trigger_index = projection::trigger_index(decision).map(int);
-            vec![
-                json!([
-                    "decision",
-                    source,
-                    decision.reason.as_str(),
-                    text(&decision.queue),
-                    trigger_index,
-                    text(&decision.trigger_text),
-                    opt_text(&decision.trigger_phrase),
-                    opt_text(&decision.tracker),
-                    numbers,
-                ]),
-                json!([
-                    "conversation_decision",
-                    decision.reason.as_str(),
-                    source,
-                    text(&decision.queue),
-                    trigger_index,
-                    text(&decision.trigger_text),
-                    opt_text(&decision.trigger_phrase),
-                ]),
-            ]
-        }
-        DomainEvent::Transfer { attempt, queue, target, mode, status, detail, agent_call_control_id } => {
-            let (answered, connected, ended) = projection::transfer_times(*status, r.offset_ms as i64);
-            let mut steps = vec![json!([
-                "transfer",
-                int(*attempt),
-                text(queue),
-                text(target),
-                enum_name(mode).map(owned_text),
-                status.as_str(),
-                opt_text(detail),
-                opt_text(agent_call_control_id),
-                answered,
-                connected,
-                ended,
-            ])];
-            if status.is_conversation_status() {
-                let transferred = *status == TransferStatus::Connected;
-                steps.push(json!(["conversation_transfer", status.as_str(), transferred, connected]));
-            }
-            steps
-        }
-        DomainEvent::CallEnded { reason } => vec![json!(["call_ended", text(reason)])],
-        DomainEvent::IvrSaid { .. }
-        | DomainEvent::Dtmf { .. }
-        | DomainEvent::Interim { .. }
-        | DomainEvent::CommandFailed { .. }
-        | DomainEvent::EngineFallback { .. }
-        | DomainEvent::Notification { .. }
-        | DomainEvent::Callback { .. } => Vec::new(),
-    }
+    projection::steps(r)
+        .iter()
+        .map(|step| {
+            let args = step.args.iter().map(|a| match a {
+                Arg::Null => Value::Null,
+                Arg::Text(s) => Value::from(text(s).into_owned()),
+                Arg::Int(v) => Value::from(*v),
+                Arg::Float(v) => Value::from(v.to_string()),
+                Arg::Bool(v) => Value::from(*v),
+                Arg::Time(t) => Value::from(t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            });
+            std::iter::once(Value::from(step.statement.name)).chain(args).collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]

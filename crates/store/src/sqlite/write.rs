@@ -3,12 +3,12 @@
 //! statements PostgreSQL runs too (see [`crate::projection::sql`]). Every
 //! statement is idempotent, so a replayed event changes nothing.
 
-use ivrx_core::session::{DomainEvent, Recorded, TransferStatus};
-use rusqlite::{params, CachedStatement, Connection, Transaction};
+use ivrx_core::session::Recorded;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{params, CachedStatement, Connection, ToSql, Transaction};
 
 use crate::journal::WriteOp;
-use crate::model::enum_name;
-use crate::projection::{self, sql};
+use crate::projection::{self, sql, Arg};
 
 /// Commits a batch in one transaction. For each write: whether it was new
 /// (only a webhook can be a repeat).
@@ -71,128 +71,29 @@ fn apply_event(tx: &Transaction<'_>, r: &Recorded) -> rusqlite::Result<()> {
     if !projection::is_stored(r) {
         return Ok(());
     }
-    let conv = &r.conversation_id;
-    let off = r.offset_ms as i64;
-    let inserted = statement(tx, sql::EVENT)?.execute(params![
-        conv,
-        r.n as i64,
-        r.event.kind(),
-        r.at.to_rfc3339(),
-        off,
-        projection::body(r)
-    ])?;
-    if inserted == 0 {
+    if run(tx, sql::EVENT, &projection::event(r))? == 0 {
         return Ok(()); // already applied
     }
-    match &r.event {
-        DomainEvent::CallStarted { call_control_id, direction, from, to } => {
-            statement(tx, sql::CALL_STARTED)?.execute(params![
-                conv,
-                r.at.to_rfc3339(),
-                direction,
-                from,
-                to,
-                call_control_id
-            ])?;
-        }
-        DomainEvent::LegJoined { role, call_control_id, call_leg_id, call_session_id, from, to } => {
-            statement(tx, sql::LEG_JOINED)?.execute(params![
-                call_control_id,
-                conv,
-                role.as_str(),
-                call_leg_id,
-                call_session_id,
-                from,
-                to,
-                off
-            ])?;
-        }
-        DomainEvent::LegAnswered { call_control_id, .. } => {
-            statement(tx, sql::LEG_ANSWERED)?.execute(params![call_control_id, off])?;
-        }
-        DomainEvent::LegEnded { call_control_id, cause, source, .. } => {
-            statement(tx, sql::LEG_ENDED)?.execute(params![call_control_id, off, cause, source])?;
-        }
-        DomainEvent::Utterance { seq, speaker, text, confidence, caller_index } => {
-            statement(tx, sql::UTTERANCE)?.execute(params![
-                conv,
-                seq,
-                speaker.as_str(),
-                caller_index,
-                off,
-                text,
-                confidence
-            ])?;
-        }
-        DomainEvent::Scored { seq, score, label, trackers, engine, policy, .. } => {
-            let trackers = projection::json(trackers).unwrap_or_else(|| "[]".into());
-            let policy = policy.as_ref().and_then(projection::json);
-            statement(tx, sql::SCORED)?.execute(params![conv, seq, score, label.as_str(), trackers, engine, policy])?;
-        }
-        DomainEvent::Decision { source, decision } => {
-            let source = enum_name(source);
-            let numbers = projection::json(&decision.numbers);
-            let trigger_index = projection::trigger_index(decision);
-            statement(tx, sql::DECISION)?.execute(params![
-                conv,
-                r.n as i64,
-                off,
-                source,
-                decision.reason.as_str(),
-                decision.queue,
-                trigger_index,
-                decision.trigger_text,
-                decision.trigger_phrase,
-                decision.tracker,
-                numbers
-            ])?;
-            statement(tx, sql::CONVERSATION_DECISION)?.execute(params![
-                conv,
-                decision.reason.as_str(),
-                source,
-                decision.queue,
-                trigger_index,
-                decision.trigger_text,
-                decision.trigger_phrase,
-                off
-            ])?;
-        }
-        DomainEvent::Transfer { attempt, queue, target, mode, status, detail, agent_call_control_id } => {
-            let (answered, connected, ended) = projection::transfer_times(*status, off);
-            statement(tx, sql::TRANSFER)?.execute(params![
-                conv,
-                attempt,
-                queue,
-                target,
-                enum_name(mode),
-                status.as_str(),
-                detail,
-                agent_call_control_id,
-                off,
-                answered,
-                connected,
-                ended
-            ])?;
-            if status.is_conversation_status() {
-                let transferred = *status == TransferStatus::Connected;
-                statement(tx, sql::CONVERSATION_TRANSFER)?.execute(params![
-                    conv,
-                    status.as_str(),
-                    transferred as i64,
-                    connected
-                ])?;
-            }
-        }
-        DomainEvent::CallEnded { reason } => {
-            statement(tx, sql::CALL_ENDED)?.execute(params![conv, r.at.to_rfc3339(), reason, off])?;
-        }
-        DomainEvent::IvrSaid { .. }
-        | DomainEvent::Dtmf { .. }
-        | DomainEvent::Interim { .. }
-        | DomainEvent::CommandFailed { .. }
-        | DomainEvent::EngineFallback { .. }
-        | DomainEvent::Notification { .. }
-        | DomainEvent::Callback { .. } => {}
+    for step in projection::steps(r) {
+        run(tx, step.statement.sql, &step.args)?;
     }
     Ok(())
+}
+
+/// Runs a statement of [`sql`]; the rows it changed.
+fn run(tx: &Transaction<'_>, sql: &str, args: &[Arg<'_>]) -> rusqlite::Result<usize> {
+    statement(tx, sql)?.execute(rusqlite::params_from_iter(args))
+}
+
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Arg::Null => ToSqlOutput::Owned(Value::Null),
+            Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Arg::Int(v) => ToSqlOutput::Owned(Value::Integer(*v)),
+            Arg::Float(v) => return v.to_sql(),
+            Arg::Bool(v) => ToSqlOutput::Owned(Value::Integer(*v as i64)),
+            Arg::Time(t) => ToSqlOutput::Owned(Value::Text(t.to_rfc3339())),
+        })
+    }
 }
