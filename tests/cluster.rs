@@ -50,9 +50,14 @@ impl Cluster {
 
     /// Starts a load run through instance 0; returns the child.
     fn load(&self, calls: u32, concurrency: u32) -> std::process::Child {
+        self.load_ramped(calls, concurrency, 1.0)
+    }
+
+    /// A load run whose first `concurrency` calls start over `ramp` seconds.
+    fn load_ramped(&self, calls: u32, concurrency: u32, ramp: f64) -> std::process::Child {
         let a = &self.instances[0];
         ivrx(self._home.path())
-            .args(["dial", "--sandbox", "--load", "--json", "--ramp", "1"])
+            .args(["dial", "--sandbox", "--load", "--json", "--ramp", &ramp.to_string()])
             .args(["--calls", &calls.to_string(), "--concurrency", &concurrency.to_string()])
             .args(["--sandbox-url", &self.carrier.base, "--server", &a.url, "--token", TOKEN])
             .stdout(Stdio::piped())
@@ -98,6 +103,9 @@ fn check(report: &Value, calls: u64, logs: &dyn Fn() -> String) {
 /// each decision to be read and committed), whose `ivrx::latency` lines are
 /// then printed.
 const BENCH_LOG: &str = "BENCH_LOG";
+
+/// About one simulated call's length in real seconds, at the test carrier's clock.
+const CALL_SECS: f64 = 4.0;
 
 /// The tests of this file take turns: one of them restarts the database.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -151,14 +159,18 @@ fn calls_survive_a_killed_instance_a_stopped_one_and_a_database_restart() {
 /// Side by side in one run (`cargo test --release --test cluster -- --ignored
 /// --nocapture`): the same load on one instance on SQLite, one on
 /// PostgreSQL and three on PostgreSQL, with the ratios of their wall times
-/// and latencies to SQLite's.
+/// and latencies to SQLite's. The calls start spread over about one call's
+/// length, so the webhooks arrive at a steady rate rather than in waves of
+/// calls that started together. `BENCH_CALLS` (480) and `BENCH_CONCURRENCY`
+/// (40: about 450 webhooks a second) size it.
 #[test]
 #[ignore = "a measurement, not a check; run on demand"]
 fn side_by_side_one_sqlite_one_and_three_postgres_instances() {
     let Some(pg) = ivrx_testkit::postgres::cluster() else { return };
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     ivrx::http::tls::install_crypto_provider();
-    let (calls, concurrency) = (120, 40);
+    let sized = |var: &str, default: u32| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (calls, concurrency) = (sized("BENCH_CALLS", 480), sized("BENCH_CONCURRENCY", 40));
     let mut rows: Vec<(String, Value)> = Vec::new();
     for (name, db, n) in [
         ("sqlite x1", None, 1),
@@ -166,7 +178,7 @@ fn side_by_side_one_sqlite_one_and_three_postgres_instances() {
         ("postgres x3", Some(pg.fresh_database()), 3),
     ] {
         let cluster = Cluster::start_on(db.as_deref(), n);
-        let report = cluster.report(cluster.load(calls, concurrency));
+        let report = cluster.report(cluster.load_ramped(calls, concurrency, CALL_SECS));
         check(&report, calls.into(), &|| cluster.logs());
         if std::env::var_os(BENCH_LOG).is_some() {
             for line in cluster.logs().lines().filter(|l| l.contains("ivrx::latency")) {
@@ -181,8 +193,9 @@ fn side_by_side_one_sqlite_one_and_three_postgres_instances() {
     for (name, r) in &rows {
         let cell = |p: &str| format!("{:.1} ({:.2})", f(r, p), f(r, p) / f(&base, p));
         eprintln!(
-            "{name:12} wall s {} | ack p50 ms {} p99 {} | decision p50 ms {} p99 {}",
+            "{name:12} wall s {} | {:.0} webhooks/s | ack p50 ms {} p99 {} | decision p50 ms {} p99 {}",
             cell("/wall_secs"),
+            f(r, "/webhooks/per_sec"),
             cell("/ack_latency/p50_ms"),
             cell("/ack_latency/p99_ms"),
             cell("/decision_latency/p50_ms"),
