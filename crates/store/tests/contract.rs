@@ -187,7 +187,8 @@ async fn store_everything(kind: Kind, redact_pii: bool) -> Fixture {
 async fn no_stored_text_keeps_pii_when_redaction_is_on(kind: Kind) {
     let f = store_everything(kind, true).await;
     let all = f.everything_stored().await;
-    assert!(!all.contains("4111"), "a card number was stored:\n{all}");
+    // Its groups, not one of them alone: a stored time's nanoseconds may hold "4111".
+    assert!(!all.contains("4111 1111") && !all.contains("1111 1111"), "a card number was stored:\n{all}");
     assert!(!all.contains("jane at example"), "an e-mail address was stored:\n{all}");
     assert!(all.contains("[card]") && all.contains("[email]"));
 }
